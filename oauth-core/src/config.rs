@@ -1,0 +1,285 @@
+//! The engine's configuration: plain data, built by the embedder.
+//!
+//! The core never reads environment variables, files or globals; the service (or any embedder) builds a
+//! [`ServerConfig`] and hands it over by value. Defaults are the values a person running one instance in front of
+//! their MCP servers would pick; [`ServerConfig::new`] needs only the issuer and the protected resources.
+
+use std::time::Duration;
+
+/// Configuration of an [`AuthServer`](crate::AuthServer).
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct ServerConfig {
+    /// The issuer identifier (RFC 8414 §2): an https URL (http on loopback for development) without a trailing
+    /// slash, query or fragment. Used byte for byte in the AS metadata `issuer`, the PRM `authorization_servers`,
+    /// the RFC 9207 `iss` parameter and the JWT `iss` claim.
+    pub issuer: String,
+    /// Paths of the endpoints below the issuer.
+    pub endpoints: EndpointPaths,
+    /// The protected resources (MCP servers) tokens may be issued for (RFC 8707).
+    pub resources: Vec<ResourceConfig>,
+    /// Every scope the server knows (AS metadata `scopes_supported`, without `offline_access`).
+    pub scopes_supported: Vec<String>,
+    /// Scopes granted when an authorization request carries no `scope` (RFC 6749 §3.3).
+    pub default_scopes: Vec<String>,
+    /// Lifetime of access tokens.
+    pub access_token_ttl: Duration,
+    /// Lifetime of a refresh token (each rotation issues a new one with this lifetime).
+    pub refresh_token_ttl: Duration,
+    /// Lifetime of an authorization code.
+    pub code_ttl: Duration,
+    /// How long a pending authorization (login and consent in progress) lives.
+    pub pending_ttl: Duration,
+    /// How long after a rotation a retry with the old refresh token returns the same new pair instead of being
+    /// treated as reuse. Zero disables the grace window.
+    pub refresh_grace: Duration,
+    /// Clock skew tolerated on `exp`/`nbf`/`iat`.
+    pub leeway: Duration,
+    /// Signing algorithm for new access-token keys.
+    pub signing_alg: SigningAlg,
+    /// Dynamic client registration policy.
+    pub registration: RegistrationPolicy,
+    /// How many verified tokens `/verify` keeps in memory.
+    pub verify_cache_capacity: usize,
+}
+
+impl ServerConfig {
+    /// A configuration with defaults for everything but the issuer and the protected resources.
+    pub fn new(issuer: impl Into<String>, resources: Vec<ResourceConfig>) -> Self {
+        let mut scopes: Vec<String> = Vec::new();
+        for r in &resources {
+            for s in &r.scopes_supported {
+                if !scopes.contains(s) {
+                    scopes.push(s.clone());
+                }
+            }
+        }
+        ServerConfig {
+            issuer: issuer.into(),
+            endpoints: EndpointPaths::default(),
+            resources,
+            default_scopes: scopes.clone(),
+            scopes_supported: scopes,
+            access_token_ttl: Duration::from_secs(3600),
+            refresh_token_ttl: Duration::from_secs(30 * 24 * 3600),
+            code_ttl: Duration::from_secs(60),
+            pending_ttl: Duration::from_secs(600),
+            refresh_grace: Duration::from_secs(30),
+            leeway: Duration::from_secs(30),
+            signing_alg: SigningAlg::Es256,
+            registration: RegistrationPolicy::default(),
+            verify_cache_capacity: 100_000,
+        }
+    }
+
+    /// Checks the invariants the engine relies on. Embedders call this (the service does at startup) to fail
+    /// early with a message naming the field.
+    ///
+    /// # Errors
+    /// A description of the first invalid field.
+    pub fn validate(&self) -> Result<(), String> {
+        let issuer =
+            url::Url::parse(&self.issuer).map_err(|e| format!("issuer: not a URL: {e}"))?;
+        if issuer.scheme() != "https" && !(issuer.scheme() == "http" && is_loopback_host(&issuer)) {
+            return Err("issuer: must be https (http only on a loopback host)".into());
+        }
+        if self.issuer.ends_with('/') || issuer.query().is_some() || issuer.fragment().is_some() {
+            return Err("issuer: must not end with `/` nor carry a query or fragment".into());
+        }
+        if self.resources.is_empty() {
+            return Err("resources: at least one protected resource is required".into());
+        }
+        for (i, r) in self.resources.iter().enumerate() {
+            let u = url::Url::parse(&r.resource)
+                .map_err(|e| format!("resources[{i}].resource: not a URL: {e}"))?;
+            if u.fragment().is_some() || r.resource.contains('#') {
+                return Err(format!(
+                    "resources[{i}].resource: must not contain a fragment"
+                ));
+            }
+            if u.path() != "/" && r.resource.ends_with('/') {
+                return Err(format!("resources[{i}].resource: must not end with `/`"));
+            }
+            for s in r.required_scopes.iter().chain(&r.scopes_supported) {
+                if !self.scopes_supported.contains(s) {
+                    return Err(format!(
+                        "resources[{i}]: scope `{s}` is not in scopes_supported"
+                    ));
+                }
+            }
+        }
+        for s in &self.default_scopes {
+            if !self.scopes_supported.contains(s) {
+                return Err(format!("default_scopes: `{s}` is not in scopes_supported"));
+            }
+        }
+        if self.access_token_ttl.is_zero()
+            || self.code_ttl.is_zero()
+            || self.refresh_token_ttl.is_zero()
+        {
+            return Err("token lifetimes must be greater than zero".into());
+        }
+        Ok(())
+    }
+
+    /// The absolute URL of an endpoint path below the issuer.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.issuer, path)
+    }
+}
+
+/// Paths of the authorization server's endpoints, relative to the issuer.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct EndpointPaths {
+    /// Authorization endpoint (RFC 6749 §3.1).
+    pub authorize: String,
+    /// Token endpoint (RFC 6749 §3.2).
+    pub token: String,
+    /// Registration endpoint (RFC 7591 §3); client configuration URIs are `{register}/{client_id}`.
+    pub register: String,
+    /// Revocation endpoint (RFC 7009).
+    pub revoke: String,
+    /// Introspection endpoint (RFC 7662).
+    pub introspect: String,
+    /// JWK set (RFC 8414 `jwks_uri`).
+    pub jwks: String,
+}
+
+impl Default for EndpointPaths {
+    fn default() -> Self {
+        EndpointPaths {
+            authorize: "/authorize".into(),
+            token: "/token".into(),
+            register: "/register".into(),
+            revoke: "/revoke".into(),
+            introspect: "/introspect".into(),
+            jwks: "/jwks.json".into(),
+        }
+    }
+}
+
+/// One protected resource (an MCP server endpoint) in RFC 9728 terms.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ResourceConfig {
+    /// The canonical resource URI, exactly as MCP clients are configured with it (no trailing slash unless it is
+    /// an origin, no fragment). It is the `aud` of tokens issued for it.
+    pub resource: String,
+    /// Human-readable name (RFC 9728 `resource_name`).
+    pub name: Option<String>,
+    /// Scopes this resource understands (PRM `scopes_supported`).
+    pub scopes_supported: Vec<String>,
+    /// Scopes a token must carry to pass `/verify` for this resource.
+    pub required_scopes: Vec<String>,
+}
+
+impl ResourceConfig {
+    /// A resource with the given canonical URI and supported scopes; nothing is required by default.
+    pub fn new(resource: impl Into<String>, scopes_supported: Vec<String>) -> Self {
+        ResourceConfig {
+            resource: resource.into(),
+            name: None,
+            scopes_supported,
+            required_scopes: Vec::new(),
+        }
+    }
+
+    /// Sets the scopes `/verify` requires.
+    pub fn require(mut self, scopes: Vec<String>) -> Self {
+        self.required_scopes = scopes;
+        self
+    }
+
+    /// Sets the human-readable name.
+    pub fn named(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// The RFC 9728 §3.1 metadata URL: `/.well-known/oauth-protected-resource` inserted between the origin and the
+    /// resource's path.
+    pub fn metadata_url(&self) -> String {
+        match url::Url::parse(&self.resource) {
+            Ok(u) => {
+                let origin = u.origin().ascii_serialization();
+                let path = u.path().trim_end_matches('/');
+                format!("{origin}/.well-known/oauth-protected-resource{path}")
+            }
+            Err(_) => String::new(),
+        }
+    }
+}
+
+/// Signing algorithm for access tokens.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum SigningAlg {
+    /// ECDSA P-256 with SHA-256 (the default: small keys, small tokens, fast).
+    #[default]
+    Es256,
+    /// RSASSA-PKCS1-v1_5 with SHA-256, 2048-bit keys.
+    Rs256,
+    /// Ed25519.
+    EdDsa,
+}
+
+impl SigningAlg {
+    /// The JWS `alg` name.
+    pub fn name(self) -> &'static str {
+        match self {
+            SigningAlg::Es256 => "ES256",
+            SigningAlg::Rs256 => "RS256",
+            SigningAlg::EdDsa => "EdDSA",
+        }
+    }
+
+    /// Parses a JWS `alg` name.
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "ES256" => Some(SigningAlg::Es256),
+            "RS256" => Some(SigningAlg::Rs256),
+            "EdDSA" => Some(SigningAlg::EdDsa),
+            _ => None,
+        }
+    }
+}
+
+/// Dynamic client registration policy (RFC 7591).
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct RegistrationPolicy {
+    /// Whether `POST /register` needs an initial access token (RFC 7591 §3), given here by its hash.
+    pub initial_access_tokens: Vec<crate::TokenHash>,
+    /// Private-use URI schemes (RFC 8252 §7.1) accepted as redirect URIs, e.g. `cursor`.
+    pub allowed_schemes: Vec<String>,
+    /// Maximum number of redirect URIs per client.
+    pub max_redirect_uris: usize,
+    /// Maximum size of a registration request body, in bytes.
+    pub max_metadata_bytes: usize,
+    /// If a client asks for `client_secret_basic`/`client_secret_post`, register it as a public client
+    /// (`none`) instead and say so in the response.
+    pub downgrade_secret_to_none: bool,
+}
+
+impl Default for RegistrationPolicy {
+    fn default() -> Self {
+        RegistrationPolicy {
+            initial_access_tokens: Vec::new(),
+            allowed_schemes: vec!["cursor".into(), "vscode".into()],
+            max_redirect_uris: 10,
+            max_metadata_bytes: 16 * 1024,
+            downgrade_secret_to_none: false,
+        }
+    }
+}
+
+/// Whether the URL's host is a loopback host (`127.0.0.1`, `[::1]` or `localhost`).
+pub(crate) fn is_loopback_host(u: &url::Url) -> bool {
+    match u.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        None => false,
+    }
+}

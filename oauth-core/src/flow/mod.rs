@@ -1,0 +1,9 @@
+//! One module per endpoint, each taking a wire request to a domain outcome (mini-redis's `cmd/` layout).
+//! Each adds its `AuthServer` methods in an `impl` block of its own.
+
+pub(crate) mod authorize;
+pub(crate) mod introspect;
+pub(crate) mod register;
+pub(crate) mod revoke;
+pub(crate) mod token;
+pub(crate) mod verify;

@@ -1,0 +1,138 @@
+//! Token revocation (RFC 7009) and the administrative revocations built on the same mechanism.
+//!
+//! A refresh token is revoked with its whole grant (RFC 7009 §2.1: "SHOULD also invalidate all access tokens
+//! based on the same authorization grant"); an access token alone by its `jti`. Every revocation is appended to the
+//! store's log and applied to this instance's in-memory set at once, so `/verify` refuses it on the next call.
+//! Revoking an invalid or unknown token, or another client's, is not an error (RFC 7009 §2.2) and changes nothing.
+
+use crate::Error;
+use crate::error::{ErrorCode, OAuthError};
+use crate::flow::token::ClientCredentials;
+use crate::jwt::{self, AccessTokenClaims};
+use crate::server::AuthServer;
+use crate::store::{RefreshState, Revocation, RevokedKind};
+use crate::types::Secret;
+use crate::wire::RevocationRequest;
+
+impl AuthServer {
+    /// `POST /revoke` (RFC 7009 §2.1).
+    ///
+    /// # Errors
+    /// `invalid_request` without `token`; `invalid_client` (401); `unsupported_token_type` for a hint naming
+    /// another type; store failures.
+    #[tracing::instrument(skip_all)]
+    pub async fn revoke(
+        &self,
+        basic: Option<ClientCredentials>,
+        req: RevocationRequest,
+    ) -> Result<(), Error> {
+        let client = self
+            .authenticate_client(
+                basic,
+                req.client_id.as_deref(),
+                req.client_secret.as_deref(),
+            )
+            .await?;
+        let token = req
+            .token
+            .as_deref()
+            .ok_or_else(|| OAuthError::invalid_request("token is required"))?;
+        match req.token_type_hint.as_deref() {
+            None | Some("access_token" | "refresh_token") => {}
+            Some(other) => {
+                return Err(OAuthError::new(
+                    ErrorCode::UnsupportedTokenType,
+                    format!("token_type_hint `{other}` is not supported"),
+                )
+                .into());
+            }
+        }
+        if let Some(state) = self.store.refresh(&Secret::new(token).hash()).await? {
+            let (grant_id, owner) = match state {
+                RefreshState::Active(r) => (r.grant_id, r.client_id),
+                RefreshState::Rotated(m) => (m.grant_id, m.client_id),
+            };
+            if owner == client.client_id {
+                self.revoke_grant(&grant_id).await?;
+                tracing::info!(client_id = %client.client_id, "refresh token revoked with its grant");
+            }
+            return Ok(());
+        }
+        if let Some(claims) = self.decode_own_token(token)
+            && claims.client_id == client.client_id
+        {
+            self.add_revocation(Revocation {
+                kind: RevokedKind::Token,
+                id: claims.jti,
+                expires_at: claims.exp.saturating_add(self.config.leeway.as_secs()),
+            })
+            .await?;
+            tracing::info!(client_id = %client.client_id, "access token revoked");
+        }
+        Ok(())
+    }
+
+    /// Claims of a token we signed whose lifetime has not ended (signature and time only).
+    pub(crate) fn decode_own_token(&self, token: &str) -> Option<AccessTokenClaims> {
+        let claims = AccessTokenClaims::from_map(self.keys.verify(token).ok()?).ok()?;
+        jwt::validate(
+            &claims,
+            self.clock.unix(),
+            self.config.leeway.as_secs(),
+            &self.config.issuer,
+            None,
+        )
+        .ok()?;
+        Some(claims)
+    }
+
+    async fn add_revocation(&self, r: Revocation) -> Result<(), Error> {
+        self.verifier.apply_local(&r);
+        self.store.add_revocation(&r).await?;
+        Ok(())
+    }
+
+    /// Revokes a grant: every access token (by `sid`) and refresh token of it.
+    ///
+    /// # Errors
+    /// Store failures.
+    pub async fn revoke_grant(&self, grant_id: &str) -> Result<(), Error> {
+        let expires_at = self
+            .clock
+            .unix()
+            .saturating_add(self.config.access_token_ttl.as_secs())
+            .saturating_add(self.config.leeway.as_secs());
+        self.add_revocation(Revocation {
+            kind: RevokedKind::Grant,
+            id: grant_id.to_owned(),
+            expires_at,
+        })
+        .await?;
+        self.store.delete_grant(grant_id).await?;
+        Ok(())
+    }
+
+    /// Revokes every grant of a client; returns how many.
+    ///
+    /// # Errors
+    /// Store failures.
+    pub async fn revoke_client_tokens(&self, client_id: &str) -> Result<usize, Error> {
+        let grants = self.store.grants_of_client(client_id).await?;
+        for g in &grants {
+            self.revoke_grant(g).await?;
+        }
+        Ok(grants.len())
+    }
+
+    /// Revokes every grant of a user (subject); returns how many.
+    ///
+    /// # Errors
+    /// Store failures.
+    pub async fn revoke_subject_tokens(&self, subject: &str) -> Result<usize, Error> {
+        let grants = self.store.grants_of_subject(subject).await?;
+        for g in &grants {
+            self.revoke_grant(g).await?;
+        }
+        Ok(grants.len())
+    }
+}

@@ -1,0 +1,535 @@
+//! The token endpoint (RFC 6749 §3.2): the authorization-code grant (§4.1.3, with PKCE, RFC 7636 §4.6) and the
+//! refresh grant (§6) with rotation, plus client authentication (§2.3) shared with revocation and introspection.
+//!
+//! # Codes
+//! A code is consumed atomically on first redemption ([`Store::redeem_code`](crate::Store::redeem_code)); the
+//! store keeps a marker, so a second redemption is recognised, refused with `invalid_grant`, and revokes the grant
+//! the first one started (RFC 6749 §4.1.2).
+//!
+//! # Refresh tokens
+//! Every use rotates: the old token becomes a marker and a new one is issued, in one compare-and-swap. A retry
+//! with the old token within the grace window gets the very same new pair (sealed in the marker under a key only
+//! the old token's holder can derive, see [`crate::seal`]); after it, reuse revokes the whole grant (OAuth 2.1
+//! §4.3.1, "refresh token reuse detection"). Scope may narrow for the access token, never widen; the resource is
+//! kept.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+
+use super::authorize::match_resource;
+use crate::error::{ErrorCode, OAuthError};
+use crate::jwt::AccessTokenClaims;
+use crate::server::AuthServer;
+use crate::store::{
+    ClientRecord, CodeRedemption, GrantRecord, RefreshRecord, RefreshState, RotatedRefresh,
+};
+use crate::types::{ScopeSet, Secret, random_token};
+use crate::wire::{TokenRequest, TokenResponse};
+use crate::{Error, pkce, seal};
+
+/// Client credentials from an HTTP `Authorization: Basic` header (RFC 6749 §2.3.1).
+#[derive(Debug)]
+pub struct ClientCredentials {
+    /// The client identifier.
+    pub client_id: String,
+    /// The client secret.
+    pub secret: Secret,
+}
+
+impl ClientCredentials {
+    /// Parses the value of an `Authorization` header. `Ok(None)` if it is not a Basic header.
+    ///
+    /// # Errors
+    /// `invalid_client` for a malformed Basic header.
+    pub fn from_authorization_header(value: &str) -> Result<Option<Self>, OAuthError> {
+        let Some((scheme, rest)) = value.trim().split_once(' ') else {
+            return Ok(None);
+        };
+        if !scheme.eq_ignore_ascii_case("basic") {
+            return Ok(None);
+        }
+        let malformed = || OAuthError::new(ErrorCode::InvalidClient, "malformed Basic credentials");
+        let raw = STANDARD.decode(rest.trim()).map_err(|_| malformed())?;
+        let text = String::from_utf8(raw).map_err(|_| malformed())?;
+        let (id, secret) = text.split_once(':').ok_or_else(malformed)?;
+        // RFC 6749 §2.3.1: both parts are form-urlencoded before base64.
+        let decode = |s: &str| {
+            let plus: String = s.replace('+', " ");
+            percent_encoding::percent_decode_str(&plus)
+                .decode_utf8()
+                .map(|c| c.into_owned())
+        };
+        Ok(Some(ClientCredentials {
+            client_id: decode(id).map_err(|_| malformed())?,
+            secret: Secret::new(decode(secret).map_err(|_| malformed())?),
+        }))
+    }
+}
+
+/// The grant of a token request, parsed (STYLE.md §2.4).
+enum TokenGrant {
+    AuthorizationCode {
+        code: Secret,
+        redirect_uri: Option<String>,
+        verifier: String,
+    },
+    RefreshToken {
+        token: Secret,
+        scope: Option<String>,
+    },
+}
+
+impl TryFrom<&TokenRequest> for TokenGrant {
+    type Error = OAuthError;
+
+    fn try_from(req: &TokenRequest) -> Result<Self, OAuthError> {
+        let need = |v: &Option<String>, name: &str| {
+            v.clone()
+                .ok_or_else(|| OAuthError::invalid_request(format!("{name} is required")))
+        };
+        match req.grant_type.as_deref() {
+            None => Err(OAuthError::invalid_request("grant_type is required")),
+            Some("authorization_code") => Ok(TokenGrant::AuthorizationCode {
+                code: Secret::new(need(&req.code, "code")?),
+                redirect_uri: req.redirect_uri.clone(),
+                verifier: need(&req.code_verifier, "code_verifier")?,
+            }),
+            Some("refresh_token") => Ok(TokenGrant::RefreshToken {
+                token: Secret::new(need(&req.refresh_token, "refresh_token")?),
+                scope: req.scope.clone(),
+            }),
+            Some(other) => Err(OAuthError::new(
+                ErrorCode::UnsupportedGrantType,
+                format!(
+                    "grant_type `{other}` is not supported (authorization_code, refresh_token)"
+                ),
+            )),
+        }
+    }
+}
+
+fn invalid_grant(description: &'static str) -> Error {
+    OAuthError::new(ErrorCode::InvalidGrant, description).into()
+}
+
+impl AuthServer {
+    /// Authenticates the client of a token, revocation or introspection request: Basic header or form fields,
+    /// exactly one method. Unknown client and wrong secret are indistinguishable.
+    ///
+    /// # Errors
+    /// `invalid_request` when two methods are used or the ids disagree; `invalid_client` (401) otherwise.
+    pub async fn authenticate_client(
+        &self,
+        basic: Option<ClientCredentials>,
+        body_client_id: Option<&str>,
+        body_secret: Option<&str>,
+    ) -> Result<ClientRecord, Error> {
+        let failed = || OAuthError::new(ErrorCode::InvalidClient, "client authentication failed");
+        if basic.is_some() && body_secret.is_some() {
+            return Err(OAuthError::invalid_request(
+                "use exactly one client authentication method (RFC 6749 §2.3)",
+            )
+            .into());
+        }
+        let (client_id, secret) = match basic {
+            Some(b) => {
+                if body_client_id.is_some_and(|id| id != b.client_id) {
+                    return Err(OAuthError::invalid_request(
+                        "client_id does not match the Basic credentials",
+                    )
+                    .into());
+                }
+                (b.client_id, Some(b.secret))
+            }
+            None => {
+                let id = body_client_id.ok_or_else(|| {
+                    OAuthError::new(
+                        ErrorCode::InvalidClient,
+                        "client authentication is required (client_id)",
+                    )
+                })?;
+                (id.to_owned(), body_secret.map(Secret::new))
+            }
+        };
+        let client = self.store.client(&client_id).await?.ok_or_else(failed)?;
+        match (&client.secret_hash, secret) {
+            (None, None) => {}
+            (Some(hash), Some(secret)) if secret.matches(hash) => {
+                if client.secret_expires_at != 0 && client.secret_expires_at <= self.clock.unix() {
+                    return Err(failed().into());
+                }
+            }
+            _ => return Err(failed().into()),
+        }
+        Ok(client)
+    }
+
+    /// `POST /token`.
+    ///
+    /// # Errors
+    /// The RFC 6749 §5.2 codes: `invalid_request`, `invalid_client` (401), `invalid_grant`,
+    /// `unauthorized_client`, `unsupported_grant_type`, `invalid_scope`, and `invalid_target` (RFC 8707).
+    #[tracing::instrument(skip_all, fields(grant_type = req.grant_type.as_deref().unwrap_or("")))]
+    pub async fn token(
+        &self,
+        basic: Option<ClientCredentials>,
+        req: TokenRequest,
+    ) -> Result<TokenResponse, Error> {
+        let client = self
+            .authenticate_client(
+                basic,
+                req.client_id.as_deref(),
+                req.client_secret.as_deref(),
+            )
+            .await?;
+        match TokenGrant::try_from(&req)? {
+            TokenGrant::AuthorizationCode {
+                code,
+                redirect_uri,
+                verifier,
+            } => {
+                self.exchange_code(
+                    &client,
+                    code,
+                    redirect_uri,
+                    &verifier,
+                    req.resource.as_deref(),
+                )
+                .await
+            }
+            TokenGrant::RefreshToken { token, scope } => {
+                self.refresh(&client, token, scope.as_deref(), req.resource.as_deref())
+                    .await
+            }
+        }
+    }
+
+    async fn exchange_code(
+        &self,
+        client: &ClientRecord,
+        code: Secret,
+        redirect_uri: Option<String>,
+        verifier: &str,
+        resource: Option<&str>,
+    ) -> Result<TokenResponse, Error> {
+        if !client
+            .metadata
+            .grant_types
+            .iter()
+            .any(|g| g == "authorization_code")
+        {
+            return Err(OAuthError::new(
+                ErrorCode::UnauthorizedClient,
+                "the client may not use the authorization_code grant",
+            )
+            .into());
+        }
+        let replay_ttl = self
+            .config
+            .refresh_token_ttl
+            .max(self.config.access_token_ttl);
+        let record = match self.store.redeem_code(&code.hash(), replay_ttl).await? {
+            CodeRedemption::Fresh(r) => *r,
+            CodeRedemption::Replayed { grant_id } => {
+                tracing::warn!(client_id = %client.client_id, "authorization code replayed; revoking its grant");
+                self.revoke_grant(&grant_id).await?;
+                return Err(invalid_grant(
+                    "the authorization code was already used; tokens issued from it are revoked",
+                ));
+            }
+            CodeRedemption::Unknown => {
+                return Err(invalid_grant(
+                    "the authorization code is invalid or expired",
+                ));
+            }
+        };
+        let p = &record.pending;
+        if record.expires_at <= self.clock.unix() {
+            return Err(invalid_grant(
+                "the authorization code is invalid or expired",
+            ));
+        }
+        if p.client_id != client.client_id {
+            return Err(invalid_grant(
+                "the authorization code was issued to another client",
+            ));
+        }
+        match redirect_uri.as_deref() {
+            Some(r) if r == p.redirect_uri => {}
+            None if !p.redirect_uri_explicit => {}
+            _ => {
+                return Err(invalid_grant(
+                    "redirect_uri does not match the authorization request",
+                ));
+            }
+        }
+        if !pkce::verify(&p.code_challenge, verifier) {
+            return Err(invalid_grant(
+                "code_verifier does not match the code_challenge",
+            ));
+        }
+        if let Some(r) = resource
+            && match_resource(&self.config.resources, r)?.resource != p.resource
+        {
+            return Err(OAuthError::new(
+                ErrorCode::InvalidTarget,
+                "resource differs from the authorization request",
+            )
+            .into());
+        }
+        let now = self.clock.unix();
+        let grant = GrantRecord {
+            grant_id: record.grant_id.clone(),
+            client_id: client.client_id.clone(),
+            identity: record.identity.clone(),
+            scope: p.scope.clone(),
+            resource: p.resource.clone(),
+            created_at: now,
+            expires_at: now.saturating_add(self.config.refresh_token_ttl.as_secs()),
+        };
+        self.store
+            .put_grant(&grant, self.config.refresh_token_ttl)
+            .await?;
+        let access_token = self.sign_access_token(&grant, &grant.scope)?;
+        let refresh_token = if client
+            .metadata
+            .grant_types
+            .iter()
+            .any(|g| g == "refresh_token")
+        {
+            let token = Secret::generate();
+            let rec = self.refresh_record(&grant);
+            self.store
+                .put_refresh(&token.hash(), &rec, self.config.refresh_token_ttl)
+                .await?;
+            Some(token.into_exposed())
+        } else {
+            None
+        };
+        tracing::info!(client_id = %client.client_id, "tokens issued for an authorization code");
+        Ok(self.token_response(access_token, refresh_token, &grant.scope))
+    }
+
+    fn refresh_record(&self, grant: &GrantRecord) -> RefreshRecord {
+        let now = self.clock.unix();
+        RefreshRecord {
+            grant_id: grant.grant_id.clone(),
+            client_id: grant.client_id.clone(),
+            scope: grant.scope.clone(),
+            issued_at: now,
+            expires_at: now.saturating_add(self.config.refresh_token_ttl.as_secs()),
+        }
+    }
+
+    fn token_response(
+        &self,
+        access_token: String,
+        refresh_token: Option<String>,
+        scope: &ScopeSet,
+    ) -> TokenResponse {
+        TokenResponse {
+            access_token,
+            token_type: "Bearer".into(),
+            expires_in: self.config.access_token_ttl.as_secs(),
+            refresh_token,
+            scope: scope.to_string(),
+        }
+    }
+
+    pub(crate) fn sign_access_token(
+        &self,
+        grant: &GrantRecord,
+        scope: &ScopeSet,
+    ) -> Result<String, Error> {
+        let now = self.clock.unix();
+        let claims = AccessTokenClaims {
+            iss: self.config.issuer.clone(),
+            sub: grant.identity.subject.clone(),
+            aud: grant.resource.clone(),
+            client_id: grant.client_id.clone(),
+            scope: scope.to_string(),
+            exp: now.saturating_add(self.config.access_token_ttl.as_secs()),
+            iat: now,
+            jti: random_token(16),
+            sid: grant.grant_id.clone(),
+            preferred_username: grant.identity.username.clone(),
+            email: grant.identity.email.clone(),
+            name: grant.identity.name.clone(),
+            groups: grant.identity.groups.clone(),
+            nbf: None,
+        };
+        Ok(self.keys.sign(&claims.to_map())?)
+    }
+
+    async fn refresh(
+        &self,
+        client: &ClientRecord,
+        token: Secret,
+        scope: Option<&str>,
+        resource: Option<&str>,
+    ) -> Result<TokenResponse, Error> {
+        if !client
+            .metadata
+            .grant_types
+            .iter()
+            .any(|g| g == "refresh_token")
+        {
+            return Err(OAuthError::new(
+                ErrorCode::UnauthorizedClient,
+                "the client may not use the refresh_token grant",
+            )
+            .into());
+        }
+        let key = token.hash();
+        let mut state = self.store.refresh(&key).await?;
+        // At most two rounds: a lost compare-and-swap means a concurrent rotation won, and the second round sees
+        // the marker it left.
+        for _ in 0..2 {
+            match state {
+                None => {
+                    return Err(invalid_grant(
+                        "the refresh token is invalid, expired or revoked",
+                    ));
+                }
+                Some(RefreshState::Rotated(marker)) => {
+                    return self.refresh_retry(client, &token, marker).await;
+                }
+                Some(RefreshState::Active(rec)) => {
+                    if let Some(done) = self.rotate(client, &token, &rec, scope, resource).await? {
+                        return Ok(done);
+                    }
+                    state = self.store.refresh(&key).await?;
+                }
+            }
+        }
+        Err(invalid_grant(
+            "the refresh token is invalid, expired or revoked",
+        ))
+    }
+
+    /// One rotation attempt; `Ok(None)` if a concurrent rotation won the compare-and-swap.
+    async fn rotate(
+        &self,
+        client: &ClientRecord,
+        token: &Secret,
+        rec: &RefreshRecord,
+        scope: Option<&str>,
+        resource: Option<&str>,
+    ) -> Result<Option<TokenResponse>, Error> {
+        let now = self.clock.unix();
+        if rec.client_id != client.client_id {
+            return Err(invalid_grant(
+                "the refresh token was issued to another client",
+            ));
+        }
+        if rec.expires_at <= now {
+            return Err(invalid_grant(
+                "the refresh token is invalid, expired or revoked",
+            ));
+        }
+        let Some(mut grant) = self.store.grant(&rec.grant_id).await? else {
+            return Err(invalid_grant(
+                "the refresh token is invalid, expired or revoked",
+            ));
+        };
+        if self.verifier.is_grant_revoked(&grant.grant_id) {
+            return Err(invalid_grant(
+                "the refresh token is invalid, expired or revoked",
+            ));
+        }
+        let narrowed = match scope {
+            None => rec.scope.clone(),
+            Some(s) => {
+                let s = ScopeSet::parse(s)
+                    .ok_or_else(|| {
+                        OAuthError::new(
+                            ErrorCode::InvalidScope,
+                            "scope contains a character RFC 6749 §3.3 forbids",
+                        )
+                    })?
+                    .without("offline_access");
+                if !s.is_subset_of(&rec.scope) {
+                    return Err(OAuthError::new(
+                        ErrorCode::InvalidScope,
+                        "the requested scope exceeds the scope originally granted",
+                    )
+                    .into());
+                }
+                s
+            }
+        };
+        if let Some(r) = resource
+            && match_resource(&self.config.resources, r)?.resource != grant.resource
+        {
+            return Err(OAuthError::new(
+                ErrorCode::InvalidTarget,
+                "resource differs from the one the grant is for",
+            )
+            .into());
+        }
+        let access_token = self.sign_access_token(&grant, &narrowed)?;
+        let next = Secret::generate();
+        let next_rec = self.refresh_record(&grant);
+        let response = self.token_response(access_token, Some(next.expose().to_owned()), &narrowed);
+        let plaintext = serde_json::to_vec(&response)
+            .map_err(|e| crate::keys::KeyError::Material(e.to_string()))?;
+        let sealed = seal::seal(token.expose(), &plaintext)
+            .ok_or_else(|| crate::keys::KeyError::Material("sealing the rotation failed".into()))?;
+        let marker = RotatedRefresh {
+            grant_id: grant.grant_id.clone(),
+            client_id: client.client_id.clone(),
+            grace_until: now.saturating_add(self.config.refresh_grace.as_secs()),
+            sealed_response: sealed,
+        };
+        let marker_ttl = std::time::Duration::from_secs(rec.expires_at.saturating_sub(now).max(1));
+        let swapped = self
+            .store
+            .rotate_refresh(
+                &token.hash(),
+                &marker,
+                marker_ttl,
+                &next.hash(),
+                &next_rec,
+                self.config.refresh_token_ttl,
+            )
+            .await?;
+        if !swapped {
+            return Ok(None);
+        }
+        grant.expires_at = next_rec.expires_at;
+        self.store
+            .put_grant(&grant, self.config.refresh_token_ttl)
+            .await?;
+        tracing::info!(client_id = %client.client_id, "refresh token rotated");
+        Ok(Some(response))
+    }
+
+    /// A rotated token came back: the same answer within the grace window, family revocation after it.
+    async fn refresh_retry(
+        &self,
+        client: &ClientRecord,
+        token: &Secret,
+        marker: RotatedRefresh,
+    ) -> Result<TokenResponse, Error> {
+        if marker.client_id != client.client_id {
+            return Err(invalid_grant(
+                "the refresh token was issued to another client",
+            ));
+        }
+        let within_grace =
+            self.clock.unix() <= marker.grace_until && !self.config.refresh_grace.is_zero();
+        if within_grace && !self.verifier.is_grant_revoked(&marker.grant_id) {
+            let response = seal::open(token.expose(), &marker.sealed_response)
+                .and_then(|plain| serde_json::from_slice::<TokenResponse>(&plain).ok());
+            if let Some(response) = response {
+                tracing::info!(client_id = %client.client_id, "refresh retried within the grace window");
+                return Ok(response);
+            }
+        }
+        tracing::warn!(client_id = %client.client_id, "rotated refresh token reused; revoking its grant");
+        self.revoke_grant(&marker.grant_id).await?;
+        Err(invalid_grant(
+            "the refresh token was already used; every token of this grant is revoked",
+        ))
+    }
+}

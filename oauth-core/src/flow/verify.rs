@@ -1,0 +1,338 @@
+//! Bearer token → [`Principal`] for the forward-auth gate, designed for the hot path.
+//!
+//! `/verify` runs on every request to every protected MCP server, so in steady state it touches no storage:
+//! * a bounded cache of already-verified tokens (keyed by the whole token string, so a forged payload with a
+//!   borrowed signature can never hit) skips the signature check; every hit still checks `exp` against the clock,
+//!   the audience, and the revocation set, so the cache never outlives `exp` or a revocation;
+//! * the revocation set lives in memory; local revocations enter it at once, and [`AuthServer::sync`] pulls the
+//!   store's revocation log (what other instances revoked) from a cursor.
+//!
+//! Rejections say exactly what the gate must answer (RFC 6750 §3): no token → 401 with a plain `Bearer`
+//! challenge; a bad token → 401 `invalid_token`; too little scope → 403 `insufficient_scope` with the scope
+//! needed; always with the RFC 9728 `resource_metadata` URL so that MCP clients can discover the authorization
+//! server.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use parking_lot::RwLock;
+use quick_cache::sync::Cache;
+
+use crate::config::ResourceConfig;
+use crate::jwt::{self, AccessTokenClaims, ClaimsRejection};
+use crate::keys::{JosekitKeyManager, KeyError};
+use crate::store::{Revocation, RevokedKind};
+use crate::types::ScopeSet;
+
+/// Who is calling, as established from a valid access token.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Principal {
+    /// `sub`.
+    pub subject: String,
+    /// The client the token was issued to.
+    pub client_id: String,
+    /// Granted scope.
+    pub scope: ScopeSet,
+    /// The resource (`aud`).
+    pub audience: String,
+    /// Token id.
+    pub jti: String,
+    /// Grant id (`sid`).
+    pub grant_id: String,
+    /// Expiry.
+    pub expires_at: u64,
+    /// `preferred_username`.
+    pub username: Option<String>,
+    /// `email`.
+    pub email: Option<String>,
+    /// `name`.
+    pub name: Option<String>,
+    /// `groups`.
+    pub groups: Vec<String>,
+}
+
+impl Principal {
+    fn from_claims(c: AccessTokenClaims) -> Self {
+        Principal {
+            scope: ScopeSet::parse(&c.scope).unwrap_or_default(),
+            subject: c.sub,
+            client_id: c.client_id,
+            audience: c.aud,
+            jti: c.jti,
+            grant_id: c.sid,
+            expires_at: c.exp,
+            username: c.preferred_username,
+            email: c.email,
+            name: c.name,
+            groups: c.groups,
+        }
+    }
+}
+
+/// Which answer the gate must give.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RejectionKind {
+    /// No bearer token: 401 with a challenge but no error code (RFC 6750 §3.1).
+    MissingToken,
+    /// Invalid, expired, revoked or wrong-audience token: 401 `invalid_token`.
+    InvalidToken,
+    /// Valid token without the required scope: 403 `insufficient_scope`.
+    InsufficientScope,
+}
+
+/// A `/verify` rejection, with everything the gate's response needs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct VerifyRejection {
+    /// The kind.
+    pub kind: RejectionKind,
+    /// Why, for `error_description` (never contains the token).
+    pub description: &'static str,
+    /// The scope needed (for `insufficient_scope`), space-separated.
+    pub scope: Option<String>,
+    /// Absolute URL of the resource's RFC 9728 metadata.
+    pub resource_metadata: String,
+}
+
+impl VerifyRejection {
+    /// 401 or 403.
+    pub fn status(&self) -> u16 {
+        match self.kind {
+            RejectionKind::MissingToken | RejectionKind::InvalidToken => 401,
+            RejectionKind::InsufficientScope => 403,
+        }
+    }
+
+    /// The RFC 6750 §3 error code, if any.
+    pub fn error_code(&self) -> Option<&'static str> {
+        match self.kind {
+            RejectionKind::MissingToken => None,
+            RejectionKind::InvalidToken => Some("invalid_token"),
+            RejectionKind::InsufficientScope => Some("insufficient_scope"),
+        }
+    }
+
+    /// The `WWW-Authenticate` header value (RFC 6750 §3, RFC 9728 §5.1).
+    pub fn www_authenticate(&self) -> String {
+        let mut out = String::from("Bearer");
+        let mut sep = " ";
+        if let Some(code) = self.error_code() {
+            out.push_str(&format!(
+                "{sep}error=\"{code}\", error_description=\"{}\"",
+                self.description
+            ));
+            sep = ", ";
+        }
+        if let Some(scope) = &self.scope {
+            out.push_str(&format!("{sep}scope=\"{scope}\""));
+            sep = ", ";
+        }
+        out.push_str(&format!(
+            "{sep}resource_metadata=\"{}\"",
+            self.resource_metadata
+        ));
+        out
+    }
+}
+
+#[derive(Default)]
+struct RevocationSet {
+    tokens: HashMap<String, u64>,
+    grants: HashMap<String, u64>,
+    cursor: u64,
+}
+
+/// The verification state of one server instance.
+pub(crate) struct Verifier {
+    cache: Cache<String, Arc<Principal>>,
+    revoked: RwLock<RevocationSet>,
+}
+
+impl Verifier {
+    pub(crate) fn new(capacity: usize) -> Self {
+        Verifier {
+            cache: Cache::new(capacity.max(16)),
+            revoked: RwLock::new(RevocationSet::default()),
+        }
+    }
+
+    pub(crate) fn apply(&self, entries: &[(u64, Revocation)], now: u64) {
+        let mut set = self.revoked.write();
+        for (seq, r) in entries {
+            let map = match r.kind {
+                RevokedKind::Token => &mut set.tokens,
+                RevokedKind::Grant => &mut set.grants,
+            };
+            map.insert(r.id.clone(), r.expires_at);
+            set.cursor = set.cursor.max(*seq);
+        }
+        set.tokens.retain(|_, exp| *exp > now);
+        set.grants.retain(|_, exp| *exp > now);
+    }
+
+    /// Revocations applied locally before the store assigned them a sequence number.
+    pub(crate) fn apply_local(&self, r: &Revocation) {
+        let mut set = self.revoked.write();
+        match r.kind {
+            RevokedKind::Token => set.tokens.insert(r.id.clone(), r.expires_at),
+            RevokedKind::Grant => set.grants.insert(r.id.clone(), r.expires_at),
+        };
+    }
+
+    pub(crate) fn cursor(&self) -> u64 {
+        self.revoked.read().cursor
+    }
+
+    pub(crate) fn is_grant_revoked(&self, grant_id: &str) -> bool {
+        self.revoked.read().grants.contains_key(grant_id)
+    }
+
+    fn is_revoked(&self, p: &Principal) -> bool {
+        let set = self.revoked.read();
+        set.tokens.contains_key(&p.jti) || set.grants.contains_key(&p.grant_id)
+    }
+
+    /// Signature, claims and revocation, with the cache; audience and scope are the caller's.
+    pub(crate) fn principal(
+        &self,
+        token: &str,
+        keys: &JosekitKeyManager,
+        issuer: &str,
+        now: u64,
+        leeway: u64,
+    ) -> Result<Arc<Principal>, &'static str> {
+        let principal = match self.cache.get(token) {
+            Some(p) => p,
+            None => {
+                let map = keys.verify(token).map_err(|e| match e {
+                    KeyError::Rejected(why) => why,
+                    KeyError::Material(_) | KeyError::Store(_) => {
+                        "the access token could not be verified"
+                    }
+                })?;
+                let claims = AccessTokenClaims::from_map(map)?;
+                jwt::validate(&claims, now, leeway, issuer, None)
+                    .map_err(ClaimsRejection::describe)?;
+                let p = Arc::new(Principal::from_claims(claims));
+                self.cache.insert(token.to_owned(), Arc::clone(&p));
+                p
+            }
+        };
+        if now >= principal.expires_at.saturating_add(leeway) {
+            self.cache.remove(token);
+            return Err(ClaimsRejection::Expired.describe());
+        }
+        if self.is_revoked(&principal) {
+            return Err("the access token has been revoked");
+        }
+        Ok(principal)
+    }
+}
+
+/// Extracts the token from an `Authorization` header value; `None` if there is no Bearer credential.
+pub fn bearer_token(authorization: Option<&str>) -> Option<&str> {
+    let value = authorization?.trim();
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+/// The configured resource that a request URL falls under: same origin, and the resource's path equal to the
+/// request path or a parent of it on a segment boundary; the longest match wins.
+pub fn resource_for_url<'a>(
+    resources: &'a [ResourceConfig],
+    request_url: &str,
+) -> Option<&'a ResourceConfig> {
+    let req = url::Url::parse(request_url).ok()?;
+    let origin = req.origin();
+    resources
+        .iter()
+        .filter(|r| {
+            let Ok(u) = url::Url::parse(&r.resource) else {
+                return false;
+            };
+            if u.origin() != origin {
+                return false;
+            }
+            let base = u.path().trim_end_matches('/');
+            let path = req.path();
+            base.is_empty()
+                || path == base
+                || path
+                    .strip_prefix(base)
+                    .is_some_and(|rest| rest.starts_with('/'))
+        })
+        .max_by_key(|r| r.resource.len())
+}
+
+impl crate::AuthServer {
+    /// Verifies the `Authorization` header of a request to `resource` (one of the configured resources, see
+    /// [`resource_for_url`]).
+    ///
+    /// # Errors
+    /// A [`VerifyRejection`] that says exactly what to answer.
+    pub fn verify(
+        &self,
+        authorization: Option<&str>,
+        resource: &ResourceConfig,
+    ) -> Result<Arc<Principal>, VerifyRejection> {
+        let reject = |kind, description, scope| VerifyRejection {
+            kind,
+            description,
+            scope,
+            resource_metadata: resource.metadata_url(),
+        };
+        let required =
+            || (!resource.required_scopes.is_empty()).then(|| resource.required_scopes.join(" "));
+        let Some(token) = bearer_token(authorization) else {
+            return Err(reject(
+                RejectionKind::MissingToken,
+                "no bearer token",
+                required(),
+            ));
+        };
+        if token.is_empty() {
+            return Err(reject(
+                RejectionKind::InvalidToken,
+                "the bearer token is empty",
+                None,
+            ));
+        }
+        let now = self.clock.unix();
+        let principal = self
+            .verifier
+            .principal(
+                token,
+                &self.keys,
+                &self.config.issuer,
+                now,
+                self.config.leeway.as_secs(),
+            )
+            .map_err(|why| reject(RejectionKind::InvalidToken, why, None))?;
+        if principal.audience != resource.resource {
+            return Err(reject(
+                RejectionKind::InvalidToken,
+                ClaimsRejection::WrongAudience.describe(),
+                None,
+            ));
+        }
+        if !resource
+            .required_scopes
+            .iter()
+            .all(|s| principal.scope.contains(s))
+        {
+            return Err(reject(
+                RejectionKind::InsufficientScope,
+                "the access token lacks a scope this resource requires",
+                required(),
+            ));
+        }
+        Ok(principal)
+    }
+
+    /// The configured resource a request URL falls under.
+    pub fn resource_for_url(&self, request_url: &str) -> Option<&ResourceConfig> {
+        resource_for_url(&self.config.resources, request_url)
+    }
+}

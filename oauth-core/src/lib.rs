@@ -1,0 +1,65 @@
+//! # oauth-core
+//!
+//! A framework-free OAuth 2.1 authorization-server engine, made to put authorization in front of MCP servers
+//! that have none. It knows OAuth, not HTTP: every endpoint is one `async` method on [`AuthServer`] that takes
+//! the wire request (plain serde structs in [`wire`]) and returns a domain outcome or an [`Error`] carrying the RFC
+//! error code, a description and the HTTP status an adapter must use. The `forwardauth-svc` crate is one such
+//! adapter (actix-web); embedding the engine elsewhere takes a few dozen lines (see `examples/embed.rs`).
+//!
+//! ## The flow
+//!
+//! ```text
+//!  MCP client                       AuthServer                                   Store
+//!  ── POST /register ────────────▶ register()            ─ client (secret hashed) ─▶
+//!  ── GET /authorize ────────────▶ authorize()  → AuthorizationPrompt ─ pending ───▶
+//!        (login via an IdentityProvider, consent)
+//!                                  approve(handle, identity) → redirect with code ─ code (hashed) ─▶
+//!  ── POST /token (code+PKCE) ───▶ token()      → access JWT + refresh token ─ grant, refresh (hashed) ─▶
+//!  ── POST /token (refresh) ─────▶ token()      → rotated pair (CAS) ──────────────▶
+//!  ── request via the proxy ─────▶ verify()     → Principal | 401 | 403  (memory only in steady state)
+//!  ── POST /revoke ──────────────▶ revoke()     → revocation log ──────────────────▶ (other instances sync())
+//! ```
+//!
+//! ## The seams
+//!
+//! * [`Store`]: persistence with atomic single-use operations; [`EmbeddedStore`] (one redb file, or in memory)
+//!   is the default. Every backend passes the same conformance suite (`store::conformance`, feature `test-util`).
+//! * [`IdentityProvider`]: who is logging in; [`LocalUsers`] (argon2id) is built in.
+//! * [`Clock`]: time, injected; [`SystemClock`] in production, `testing::FixedClock` in tests.
+//! * Keys: [`JosekitKeyManager`] generates, persists, rotates and publishes the signing keys (ES256 by default,
+//!   RS256 and EdDSA selectable).
+//!
+//! ## Features
+//!
+//! * `test-util`: `testing::FixedClock`, fixtures and the store conformance suite, for this crate's tests and
+//!   for embedders testing their own backends.
+#![warn(missing_docs)]
+
+mod clock;
+mod config;
+mod error;
+mod flow;
+pub mod jwt;
+mod keys;
+mod metadata;
+pub mod pkce;
+mod seal;
+mod server;
+pub mod store;
+#[cfg(any(test, feature = "test-util"))]
+pub mod testing;
+mod types;
+pub mod upstream;
+pub mod wire;
+
+pub use clock::{Clock, SystemClock};
+pub use config::{EndpointPaths, RegistrationPolicy, ResourceConfig, ServerConfig, SigningAlg};
+pub use error::{AuthorizeError, Error, ErrorCode, OAuthError, Result};
+pub use flow::authorize::AuthorizationPrompt;
+pub use flow::token::ClientCredentials;
+pub use flow::verify::{Principal, RejectionKind, VerifyRejection, bearer_token, resource_for_url};
+pub use keys::{JosekitKeyManager, KeyError};
+pub use server::{AuthServer, StartError};
+pub use store::{EmbeddedStore, Store, StoreError};
+pub use types::{Identity, ScopeSet, Secret, TokenHash};
+pub use upstream::{IdentityProvider, LocalUser, LocalUsers, UpstreamError};

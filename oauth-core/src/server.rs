@@ -1,0 +1,126 @@
+//! The [`AuthServer`] facade: configuration plus the seams, one `&self` method per endpoint.
+//!
+//! Each method returns a domain outcome or an [`Error`](crate::Error), never an HTTP type; the methods live in
+//! the `flow` modules, one per endpoint. The server is `Send + Sync` and meant to be shared behind an `Arc`.
+
+use std::sync::Arc;
+
+use crate::clock::Clock;
+use crate::config::ServerConfig;
+use crate::flow::verify::Verifier;
+use crate::keys::{JosekitKeyManager, KeyError};
+use crate::store::{Store, StoreError};
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    /// The configuration is invalid; the text names the field.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    /// The signing keys could not be loaded or generated.
+    #[error(transparent)]
+    Keys(#[from] KeyError),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The OAuth 2.1 authorization server engine.
+pub struct AuthServer {
+    pub(crate) config: ServerConfig,
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) keys: JosekitKeyManager,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) verifier: Verifier,
+}
+
+impl std::fmt::Debug for AuthServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthServer")
+            .field("issuer", &self.config.issuer)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AuthServer {
+    /// Validates the configuration, loads (or on first start generates and persists) the signing keys, and loads
+    /// the revocation log into memory.
+    ///
+    /// # Errors
+    /// [`StartError`] naming what is wrong.
+    pub async fn new(
+        config: ServerConfig,
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, StartError> {
+        config.validate().map_err(StartError::Config)?;
+        let keys =
+            JosekitKeyManager::load_or_generate(store.as_ref(), config.signing_alg, clock.as_ref())
+                .await?;
+        let server = AuthServer {
+            verifier: Verifier::new(config.verify_cache_capacity),
+            config,
+            store,
+            keys,
+            clock,
+        };
+        server.sync().await?;
+        Ok(server)
+    }
+
+    /// Pulls revocations recorded since the last sync (by any instance sharing the store) into the in-memory set.
+    /// The service calls this periodically.
+    ///
+    /// # Errors
+    /// Store failures.
+    pub async fn sync(&self) -> Result<(), StoreError> {
+        let entries = self.store.revocations_since(self.verifier.cursor()).await?;
+        self.verifier.apply(&entries, self.clock.unix());
+        Ok(())
+    }
+
+    /// Makes a fresh signing key active; the old one stays published until its last token expired.
+    ///
+    /// # Errors
+    /// Key or store failures.
+    pub async fn rotate_keys(&self) -> Result<String, KeyError> {
+        let retire_after = self.config.access_token_ttl + self.config.leeway;
+        self.keys
+            .rotate(self.store.as_ref(), self.clock.as_ref(), retire_after)
+            .await
+    }
+
+    /// Re-reads the signing keys from the store (after another instance rotated them).
+    ///
+    /// # Errors
+    /// Key or store failures.
+    pub async fn reload_keys(&self) -> Result<(), KeyError> {
+        self.keys
+            .reload(self.store.as_ref(), self.clock.as_ref())
+            .await
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &ServerConfig {
+        &self.config
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// The clock.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
+    /// Whether the server can serve: the store answers and a signing key is loaded.
+    ///
+    /// # Errors
+    /// The store's failure.
+    pub async fn ready(&self) -> Result<(), StoreError> {
+        self.store.ping().await
+    }
+}

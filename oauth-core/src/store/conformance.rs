@@ -1,0 +1,387 @@
+//! The store conformance suite: one set of checks every [`Store`] backend must pass (actix-session's
+//! acceptance-test pattern). Call [`run`] from a backend's tests with a factory that makes an empty store on the
+//! given clock.
+//!
+//! It is test code compiled under the `test-util` feature, so it may unwrap and panic: a panic is a failed check.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::{
+    ClientRecord, CodeRecord, CodeRedemption, GrantRecord, KeyRecord, PendingAuthorization,
+    RefreshRecord, RefreshState, Revocation, RevokedKind, RotatedRefresh, Store, StoreError,
+};
+use crate::testing::FixedClock;
+use crate::types::{Identity, ScopeSet, TokenHash};
+use crate::wire::ClientMetadata;
+
+fn client(id: &str) -> ClientRecord {
+    ClientRecord {
+        client_id: id.into(),
+        secret_hash: Some(TokenHash::of(b"secret")),
+        secret_expires_at: 0,
+        registration_token_hash: TokenHash::of(b"rat"),
+        issued_at: 1,
+        metadata: ClientMetadata {
+            redirect_uris: vec!["https://app.example.com/cb".into()],
+            token_endpoint_auth_method: "client_secret_basic".into(),
+            grant_types: vec!["authorization_code".into()],
+            response_types: vec!["code".into()],
+            ..ClientMetadata::default()
+        },
+    }
+}
+
+fn pending(client_id: &str) -> PendingAuthorization {
+    PendingAuthorization {
+        client_id: client_id.into(),
+        redirect_uri: "https://app.example.com/cb".into(),
+        redirect_uri_explicit: true,
+        code_challenge: "c".repeat(43),
+        scope: ScopeSet::from_tokens(["mcp"]),
+        resource: "https://mcp.example.com/mcp".into(),
+        state: Some("xyz".into()),
+        expires_at: u64::MAX,
+    }
+}
+
+fn grant(id: &str, client_id: &str, subject: &str) -> GrantRecord {
+    GrantRecord {
+        grant_id: id.into(),
+        client_id: client_id.into(),
+        identity: Identity {
+            subject: subject.into(),
+            ..Identity::default()
+        },
+        scope: ScopeSet::from_tokens(["mcp"]),
+        resource: "https://mcp.example.com/mcp".into(),
+        created_at: 1,
+        expires_at: u64::MAX,
+    }
+}
+
+fn refresh(grant_id: &str) -> RefreshRecord {
+    RefreshRecord {
+        grant_id: grant_id.into(),
+        client_id: "c1".into(),
+        scope: ScopeSet::from_tokens(["mcp"]),
+        issued_at: 1,
+        expires_at: u64::MAX,
+    }
+}
+
+fn marker(grant_id: &str) -> RotatedRefresh {
+    RotatedRefresh {
+        grant_id: grant_id.into(),
+        client_id: "c1".into(),
+        grace_until: 0,
+        sealed_response: vec![1, 2, 3],
+    }
+}
+
+const MIN: Duration = Duration::from_secs(60);
+
+/// Runs every check against stores made by `make`. Panics (test failure) on the first violation.
+pub async fn run<S, F>(make: F)
+where
+    S: Store,
+    F: Fn(Arc<FixedClock>) -> S,
+{
+    clients(&make(FixedClock::new())).await;
+    pending_single_use(&make(FixedClock::new())).await;
+    let clock = FixedClock::new();
+    ttl_expiry(&make(Arc::clone(&clock)), &clock).await;
+    codes(&make(FixedClock::new())).await;
+    concurrent_take(Arc::new(make(FixedClock::new()))).await;
+    grants_and_indexes(&make(FixedClock::new())).await;
+    refresh_rotation(Arc::new(make(FixedClock::new()))).await;
+    revocation_log(&make(FixedClock::new())).await;
+    keys(&make(FixedClock::new())).await;
+    secrets_never_stored_in_plaintext_keys(&make(FixedClock::new())).await;
+}
+
+async fn clients(s: &impl Store) {
+    s.insert_client(&client("c1")).await.unwrap();
+    assert!(
+        matches!(
+            s.insert_client(&client("c1")).await,
+            Err(StoreError::Conflict)
+        ),
+        "duplicate insert must conflict"
+    );
+    assert_eq!(s.client("c1").await.unwrap(), Some(client("c1")));
+    assert_eq!(s.client("nope").await.unwrap(), None);
+    let mut changed = client("c1");
+    changed.metadata.client_name = Some("renamed".into());
+    assert!(s.replace_client(&changed).await.unwrap());
+    assert!(
+        !s.replace_client(&client("ghost")).await.unwrap(),
+        "replace of a missing client must say so"
+    );
+    assert_eq!(
+        s.client("c1")
+            .await
+            .unwrap()
+            .unwrap()
+            .metadata
+            .client_name
+            .as_deref(),
+        Some("renamed")
+    );
+    s.insert_client(&client("c2")).await.unwrap();
+    let mut ids: Vec<String> = s
+        .list_clients()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| c.client_id)
+        .collect();
+    ids.sort();
+    assert_eq!(ids, vec!["c1", "c2"]);
+    assert!(s.delete_client("c1").await.unwrap());
+    assert!(!s.delete_client("c1").await.unwrap());
+    assert_eq!(s.client("c1").await.unwrap(), None);
+}
+
+async fn pending_single_use(s: &impl Store) {
+    let k = TokenHash::of(b"handle");
+    s.put_pending(&k, &pending("c1"), MIN).await.unwrap();
+    assert_eq!(
+        s.pending(&k).await.unwrap(),
+        Some(pending("c1")),
+        "read must not consume"
+    );
+    assert_eq!(s.pending(&k).await.unwrap(), Some(pending("c1")));
+    assert_eq!(s.take_pending(&k).await.unwrap(), Some(pending("c1")));
+    assert_eq!(
+        s.take_pending(&k).await.unwrap(),
+        None,
+        "take must be single use"
+    );
+    assert_eq!(s.pending(&k).await.unwrap(), None);
+}
+
+async fn ttl_expiry(s: &impl Store, clock: &FixedClock) {
+    let k = TokenHash::of(b"short");
+    s.put_pending(&k, &pending("c1"), Duration::from_secs(10))
+        .await
+        .unwrap();
+    let r = TokenHash::of(b"refresh-short");
+    s.put_refresh(&r, &refresh("g"), Duration::from_secs(10))
+        .await
+        .unwrap();
+    clock.advance(Duration::from_secs(9));
+    assert!(
+        s.pending(&k).await.unwrap().is_some(),
+        "alive before its TTL"
+    );
+    clock.advance(Duration::from_secs(2));
+    assert_eq!(s.pending(&k).await.unwrap(), None, "expired after its TTL");
+    assert_eq!(s.take_pending(&k).await.unwrap(), None);
+    assert_eq!(s.refresh(&r).await.unwrap(), None);
+    s.purge_expired().await.unwrap();
+    assert_eq!(s.pending(&k).await.unwrap(), None);
+}
+
+async fn codes(s: &impl Store) {
+    let k = TokenHash::of(b"code");
+    let rec = CodeRecord {
+        grant_id: "g1".into(),
+        pending: pending("c1"),
+        identity: Identity {
+            subject: "local:alice".into(),
+            ..Identity::default()
+        },
+        expires_at: u64::MAX,
+    };
+    s.put_code(&k, &rec, MIN).await.unwrap();
+    assert_eq!(
+        s.redeem_code(&k, MIN).await.unwrap(),
+        CodeRedemption::Fresh(Box::new(rec))
+    );
+    assert_eq!(
+        s.redeem_code(&k, MIN).await.unwrap(),
+        CodeRedemption::Replayed {
+            grant_id: "g1".into()
+        },
+        "a second redemption must be recognised as a replay"
+    );
+    assert_eq!(
+        s.redeem_code(&TokenHash::of(b"other"), MIN).await.unwrap(),
+        CodeRedemption::Unknown
+    );
+}
+
+async fn concurrent_take<S: Store>(s: Arc<S>) {
+    let k = TokenHash::of(b"race");
+    s.put_pending(&k, &pending("c1"), MIN).await.unwrap();
+    let code = TokenHash::of(b"race-code");
+    let rec = CodeRecord {
+        grant_id: "g".into(),
+        pending: pending("c1"),
+        identity: Identity::default(),
+        expires_at: u64::MAX,
+    };
+    s.put_code(&code, &rec, MIN).await.unwrap();
+    let mut tasks = Vec::new();
+    for _ in 0..16 {
+        let s = Arc::clone(&s);
+        tasks.push(tokio::spawn(async move {
+            let took = s.take_pending(&k).await.unwrap().is_some();
+            let fresh = matches!(
+                s.redeem_code(&code, MIN).await.unwrap(),
+                CodeRedemption::Fresh(_)
+            );
+            (took, fresh)
+        }));
+    }
+    let (mut takes, mut fresh) = (0, 0);
+    for t in tasks {
+        let (a, b) = t.await.unwrap();
+        takes += usize::from(a);
+        fresh += usize::from(b);
+    }
+    assert_eq!(takes, 1, "exactly one concurrent take_pending wins");
+    assert_eq!(fresh, 1, "exactly one concurrent redeem_code wins");
+}
+
+async fn grants_and_indexes(s: &impl Store) {
+    s.put_grant(&grant("g1", "c1", "alice"), MIN).await.unwrap();
+    s.put_grant(&grant("g2", "c1", "bob"), MIN).await.unwrap();
+    s.put_grant(&grant("g3", "c2", "alice"), MIN).await.unwrap();
+    let sorted = |mut v: Vec<String>| {
+        v.sort();
+        v
+    };
+    assert_eq!(
+        sorted(s.grants_of_client("c1").await.unwrap()),
+        vec!["g1", "g2"]
+    );
+    assert_eq!(
+        sorted(s.grants_of_subject("alice").await.unwrap()),
+        vec!["g1", "g3"]
+    );
+    assert_eq!(
+        s.grant("g1").await.unwrap(),
+        Some(grant("g1", "c1", "alice"))
+    );
+    assert_eq!(
+        s.delete_grant("g1").await.unwrap(),
+        Some(grant("g1", "c1", "alice"))
+    );
+    assert_eq!(s.delete_grant("g1").await.unwrap(), None);
+    assert_eq!(
+        s.grants_of_client("c1").await.unwrap(),
+        vec!["g2"],
+        "deleting a grant removes it from the indexes"
+    );
+    assert_eq!(s.grants_of_subject("alice").await.unwrap(), vec!["g3"]);
+}
+
+async fn refresh_rotation<S: Store>(s: Arc<S>) {
+    let old = TokenHash::of(b"rt-old");
+    s.put_refresh(&old, &refresh("g1"), MIN).await.unwrap();
+    assert_eq!(
+        s.refresh(&old).await.unwrap(),
+        Some(RefreshState::Active(refresh("g1")))
+    );
+    let mut tasks = Vec::new();
+    for i in 0..8u8 {
+        let s = Arc::clone(&s);
+        tasks.push(tokio::spawn(async move {
+            let new = TokenHash::of(&[b'n', i]);
+            s.rotate_refresh(&old, &marker("g1"), MIN, &new, &refresh("g1"), MIN)
+                .await
+                .unwrap()
+        }));
+    }
+    let mut wins = 0;
+    for t in tasks {
+        wins += usize::from(t.await.unwrap());
+    }
+    assert_eq!(wins, 1, "exactly one concurrent rotation wins");
+    assert_eq!(
+        s.refresh(&old).await.unwrap(),
+        Some(RefreshState::Rotated(marker("g1")))
+    );
+    let missing = TokenHash::of(b"missing");
+    assert!(
+        !s.rotate_refresh(
+            &missing,
+            &marker("g1"),
+            MIN,
+            &TokenHash::of(b"x"),
+            &refresh("g1"),
+            MIN
+        )
+        .await
+        .unwrap()
+    );
+    assert_eq!(
+        s.refresh(&TokenHash::of(b"x")).await.unwrap(),
+        None,
+        "a failed rotation writes nothing"
+    );
+}
+
+async fn revocation_log(s: &impl Store) {
+    let r = |id: &str| Revocation {
+        kind: RevokedKind::Grant,
+        id: id.into(),
+        expires_at: u64::MAX,
+    };
+    let a = s.add_revocation(&r("a")).await.unwrap();
+    let b = s.add_revocation(&r("b")).await.unwrap();
+    assert!(b > a, "sequence numbers increase");
+    let all = s.revocations_since(0).await.unwrap();
+    assert_eq!(all, vec![(a, r("a")), (b, r("b"))]);
+    assert_eq!(s.revocations_since(a).await.unwrap(), vec![(b, r("b"))]);
+    assert!(s.revocations_since(b).await.unwrap().is_empty());
+}
+
+async fn keys(s: &impl Store) {
+    let k = |kid: &str| KeyRecord {
+        kid: kid.into(),
+        alg: "ES256".into(),
+        private_jwk: "{}".into(),
+        created_at: 1,
+        retired_at: None,
+        publish_until: None,
+    };
+    assert!(s.put_first_key(&k("k1")).await.unwrap());
+    assert!(
+        !s.put_first_key(&k("k2")).await.unwrap(),
+        "only the first instance's key is stored"
+    );
+    s.put_key(&k("k3")).await.unwrap();
+    let mut kids: Vec<String> = s.keys().await.unwrap().into_iter().map(|k| k.kid).collect();
+    kids.sort();
+    assert_eq!(kids, vec!["k1", "k3"]);
+    s.delete_key("k1").await.unwrap();
+    assert_eq!(s.keys().await.unwrap().len(), 1);
+    s.ping().await.unwrap();
+}
+
+async fn secrets_never_stored_in_plaintext_keys(s: &impl Store) {
+    // The trait only accepts hashes for secret-derived keys; this checks a hash round-trips as the key.
+    let k = TokenHash::of(b"plaintext-code");
+    s.put_pending(&k, &pending("c1"), MIN).await.unwrap();
+    assert!(
+        s.pending(&TokenHash::of(b"plaintext-code"))
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(
+        s.pending(&TokenHash::of(b"plaintext-cod"))
+            .await
+            .unwrap()
+            .is_none()
+    );
+}

@@ -1,0 +1,305 @@
+//! The persistence seam.
+//!
+//! # Contract
+//! * Keys derived from secrets are [`TokenHash`]es; a backend never sees a plaintext code, refresh token,
+//!   client secret or registration access token.
+//! * Every write that carries a TTL expires the record after it: a backend must not return an expired record
+//!   (the embedded backend compares against the injected [`Clock`](crate::Clock); Redis uses its own expiry). The
+//!   flows still compare the `expires_at` inside each record with the clock, so a backend whose clock drifts
+//!   cannot extend a lifetime.
+//! * The operations that decide single use are atomic: [`Store::take_pending`], [`Store::redeem_code`] and
+//!   [`Store::rotate_refresh`] each succeed for exactly one of any number of concurrent callers. They map onto
+//!   Redis as `GETDEL` and short Lua scripts.
+//! * "Everything of client X / subject Y" is answered from indexes ([`Store::grants_of_client`],
+//!   [`Store::grants_of_subject`]), never by scanning.
+//! * Revocations are an append-only log with increasing sequence numbers, so that every instance can keep an
+//!   in-memory revocation set current by asking only for what is new ([`Store::revocations_since`]).
+//!
+//! Every implementation must pass [`conformance::run`].
+
+#[cfg(any(test, feature = "test-util"))]
+pub mod conformance;
+mod embedded;
+
+pub use embedded::EmbeddedStore;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use crate::types::{Identity, TokenHash};
+use crate::wire::ClientMetadata;
+
+/// A storage failure. Backends map their native errors into this.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The record already exists (insert of a duplicate key).
+    #[error("record already exists")]
+    Conflict,
+    /// The backend cannot be reached or timed out; the operation may succeed later.
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
+    /// A stored record could not be decoded.
+    #[error("stored record is corrupt: {0}")]
+    Corrupt(String),
+    /// Any other backend failure.
+    #[error("storage backend error: {0}")]
+    Backend(String),
+}
+
+/// A registered client (RFC 7591).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClientRecord {
+    /// The client identifier.
+    pub client_id: String,
+    /// Hash of the client secret, for `client_secret_*` clients.
+    pub secret_hash: Option<TokenHash>,
+    /// When the secret expires (0 = never).
+    pub secret_expires_at: u64,
+    /// Hash of the RFC 7592 registration access token.
+    pub registration_token_hash: TokenHash,
+    /// When the client was registered.
+    pub issued_at: u64,
+    /// The validated metadata.
+    pub metadata: ClientMetadata,
+}
+
+/// An authorization request that passed validation and waits for login and consent.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingAuthorization {
+    /// The client.
+    pub client_id: String,
+    /// The redirect URI the code will be sent to (as requested, port included).
+    pub redirect_uri: String,
+    /// Whether the request named `redirect_uri` explicitly (then the token request must repeat it).
+    pub redirect_uri_explicit: bool,
+    /// PKCE S256 challenge.
+    pub code_challenge: String,
+    /// Scope to be granted.
+    pub scope: crate::ScopeSet,
+    /// The resource (canonical form from configuration).
+    pub resource: String,
+    /// Client state, echoed unmodified.
+    pub state: Option<String>,
+    /// When this pending authorization expires.
+    pub expires_at: u64,
+}
+
+/// An issued authorization code (stored under the code's hash).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CodeRecord {
+    /// The grant this code starts; tokens issued from it belong to this grant, and a replay revokes it.
+    pub grant_id: String,
+    /// The pending authorization it completes.
+    pub pending: PendingAuthorization,
+    /// Who approved it.
+    pub identity: Identity,
+    /// When the code expires.
+    pub expires_at: u64,
+}
+
+/// The outcome of [`Store::redeem_code`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CodeRedemption {
+    /// First redemption: the code is now consumed.
+    Fresh(Box<CodeRecord>),
+    /// The code was redeemed before; the grant it started must be revoked.
+    Replayed {
+        /// The grant issued from the first redemption.
+        grant_id: String,
+    },
+    /// No such code (never issued, or expired).
+    Unknown,
+}
+
+/// A grant: the family of tokens issued from one authorization code, revoked as a whole.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GrantRecord {
+    /// Grant identifier (the `sid` claim of its access tokens).
+    pub grant_id: String,
+    /// The client.
+    pub client_id: String,
+    /// Who authorized it.
+    pub identity: Identity,
+    /// The scope granted (refreshes may narrow, never widen).
+    pub scope: crate::ScopeSet,
+    /// The resource (token audience).
+    pub resource: String,
+    /// When the grant was created.
+    pub created_at: u64,
+    /// When the grant lapses (the latest refresh token's expiry).
+    pub expires_at: u64,
+}
+
+/// A live refresh token (stored under its hash).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefreshRecord {
+    /// The grant it belongs to.
+    pub grant_id: String,
+    /// The client it was issued to.
+    pub client_id: String,
+    /// Its scope.
+    pub scope: crate::ScopeSet,
+    /// When it was issued.
+    pub issued_at: u64,
+    /// When it expires.
+    pub expires_at: u64,
+}
+
+/// What remains of a refresh token after rotation: enough to recognise a retry within the grace window and
+/// answer it with the same new pair, and to recognise reuse after it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RotatedRefresh {
+    /// The grant it belonged to.
+    pub grant_id: String,
+    /// The client it was issued to.
+    pub client_id: String,
+    /// Until when a retry gets the same response.
+    pub grace_until: u64,
+    /// The token response of the rotation, sealed with a key only the old token's holder can derive.
+    pub sealed_response: Vec<u8>,
+}
+
+/// The state of a refresh token.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RefreshState {
+    /// Usable.
+    Active(RefreshRecord),
+    /// Already rotated.
+    Rotated(RotatedRefresh),
+}
+
+/// What a revocation applies to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum RevokedKind {
+    /// One access token, by `jti`.
+    Token,
+    /// A whole grant, by grant id (`sid`): every access and refresh token of it.
+    Grant,
+}
+
+/// An entry of the revocation log.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Revocation {
+    /// What is revoked.
+    pub kind: RevokedKind,
+    /// The `jti` or grant id.
+    pub id: String,
+    /// After this time no token it applies to can still be valid, and the entry may be dropped.
+    pub expires_at: u64,
+}
+
+/// A signing key as persisted.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyRecord {
+    /// Key identifier.
+    pub kid: String,
+    /// JWS algorithm name.
+    pub alg: String,
+    /// The private key as a JWK (JSON).
+    pub private_jwk: String,
+    /// When it was created.
+    pub created_at: u64,
+    /// When it stopped signing; `None` for the active key.
+    pub retired_at: Option<u64>,
+    /// Until when a retired key stays published (the last token it signed has expired by then).
+    pub publish_until: Option<u64>,
+}
+
+/// The persistence seam. See the module documentation for the contract.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Inserts a new client. [`StoreError::Conflict`] if the id exists.
+    async fn insert_client(&self, client: &ClientRecord) -> Result<(), StoreError>;
+    /// Looks a client up.
+    async fn client(&self, client_id: &str) -> Result<Option<ClientRecord>, StoreError>;
+    /// Replaces an existing client; `false` if there is none.
+    async fn replace_client(&self, client: &ClientRecord) -> Result<bool, StoreError>;
+    /// Deletes a client; `false` if there was none.
+    async fn delete_client(&self, client_id: &str) -> Result<bool, StoreError>;
+    /// Every client, for administration.
+    async fn list_clients(&self) -> Result<Vec<ClientRecord>, StoreError>;
+
+    /// Stores a pending authorization under the hash of its handle.
+    async fn put_pending(
+        &self,
+        key: &TokenHash,
+        p: &PendingAuthorization,
+        ttl: Duration,
+    ) -> Result<(), StoreError>;
+    /// Reads a pending authorization without consuming it.
+    async fn pending(&self, key: &TokenHash) -> Result<Option<PendingAuthorization>, StoreError>;
+    /// Atomically removes and returns a pending authorization: one caller wins.
+    async fn take_pending(
+        &self,
+        key: &TokenHash,
+    ) -> Result<Option<PendingAuthorization>, StoreError>;
+
+    /// Stores an authorization code under its hash.
+    async fn put_code(
+        &self,
+        key: &TokenHash,
+        code: &CodeRecord,
+        ttl: Duration,
+    ) -> Result<(), StoreError>;
+    /// Atomically consumes a code, leaving a marker for `replay_ttl` that recognises a second redemption.
+    async fn redeem_code(
+        &self,
+        key: &TokenHash,
+        replay_ttl: Duration,
+    ) -> Result<CodeRedemption, StoreError>;
+
+    /// Stores (or replaces) a grant and indexes it by client and subject.
+    async fn put_grant(&self, grant: &GrantRecord, ttl: Duration) -> Result<(), StoreError>;
+    /// Looks a grant up.
+    async fn grant(&self, grant_id: &str) -> Result<Option<GrantRecord>, StoreError>;
+    /// Deletes a grant and its index entries; returns it if it existed.
+    async fn delete_grant(&self, grant_id: &str) -> Result<Option<GrantRecord>, StoreError>;
+    /// Ids of the grants of a client.
+    async fn grants_of_client(&self, client_id: &str) -> Result<Vec<String>, StoreError>;
+    /// Ids of the grants of a subject.
+    async fn grants_of_subject(&self, subject: &str) -> Result<Vec<String>, StoreError>;
+
+    /// Stores a new refresh token under its hash.
+    async fn put_refresh(
+        &self,
+        key: &TokenHash,
+        r: &RefreshRecord,
+        ttl: Duration,
+    ) -> Result<(), StoreError>;
+    /// The state of a refresh token.
+    async fn refresh(&self, key: &TokenHash) -> Result<Option<RefreshState>, StoreError>;
+    /// Compare-and-swap rotation: if `old` is still [`RefreshState::Active`], replace it with `marker` (kept for
+    /// `marker_ttl`) and store `new` under `new_key` (for `new_ttl`), atomically, and return `true`. Otherwise
+    /// change nothing and return `false`.
+    async fn rotate_refresh(
+        &self,
+        old: &TokenHash,
+        marker: &RotatedRefresh,
+        marker_ttl: Duration,
+        new_key: &TokenHash,
+        new: &RefreshRecord,
+        new_ttl: Duration,
+    ) -> Result<bool, StoreError>;
+
+    /// Appends to the revocation log; returns the entry's sequence number.
+    async fn add_revocation(&self, r: &Revocation) -> Result<u64, StoreError>;
+    /// Log entries with a sequence number greater than `after`, in order, expired ones left out.
+    async fn revocations_since(&self, after: u64) -> Result<Vec<(u64, Revocation)>, StoreError>;
+
+    /// Inserts or replaces a signing key.
+    async fn put_key(&self, key: &KeyRecord) -> Result<(), StoreError>;
+    /// Inserts a signing key only if no key is stored yet; `false` if one was (another instance won).
+    async fn put_first_key(&self, key: &KeyRecord) -> Result<bool, StoreError>;
+    /// Every stored signing key.
+    async fn keys(&self) -> Result<Vec<KeyRecord>, StoreError>;
+    /// Deletes a signing key.
+    async fn delete_key(&self, kid: &str) -> Result<(), StoreError>;
+
+    /// Whether the backend answers (for readiness checks).
+    async fn ping(&self) -> Result<(), StoreError>;
+    /// Removes expired records; returns how many. Backends with native expiry may return 0.
+    async fn purge_expired(&self) -> Result<usize, StoreError>;
+}

@@ -1,0 +1,172 @@
+//! Local users with argon2id password hashes: the embedded identity source that needs nothing external.
+//!
+//! # Security
+//! Password checks run on the blocking pool (argon2 is deliberately slow). An unknown user is checked against a
+//! fixed dummy hash so that the answer takes as long as for a known user with a wrong password; both say only
+//! "login failed".
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use argon2::Argon2;
+use argon2::password_hash::rand_core::OsRng;
+use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier as _, SaltString};
+use async_trait::async_trait;
+
+use super::{Credentials, IdentityProvider, LoginStart, UpstreamError, UpstreamRequest};
+use crate::types::Identity;
+
+/// One local user.
+#[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct LocalUser {
+    /// Login name; the subject is `local:{username}`.
+    pub username: String,
+    /// PHC-format argon2id hash.
+    pub password_hash: String,
+    /// E-mail address.
+    pub email: Option<String>,
+    /// Display name.
+    pub name: Option<String>,
+    /// Groups.
+    pub groups: Vec<String>,
+}
+
+impl LocalUser {
+    /// A user with a login name and a PHC password hash (see [`LocalUsers::hash_password`]).
+    pub fn new(username: impl Into<String>, password_hash: impl Into<String>) -> Self {
+        LocalUser {
+            username: username.into(),
+            password_hash: password_hash.into(),
+            email: None,
+            name: None,
+            groups: Vec::new(),
+        }
+    }
+
+    /// Sets the e-mail address.
+    pub fn with_email(mut self, email: impl Into<String>) -> Self {
+        self.email = Some(email.into());
+        self
+    }
+
+    /// Sets the display name.
+    pub fn with_name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// Sets the groups.
+    pub fn with_groups(mut self, groups: Vec<String>) -> Self {
+        self.groups = groups;
+        self
+    }
+}
+
+impl std::fmt::Debug for LocalUser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalUser")
+            .field("username", &self.username)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The local user directory.
+#[derive(Clone, Debug, Default)]
+pub struct LocalUsers {
+    users: Arc<HashMap<String, LocalUser>>,
+}
+
+/// A valid argon2id hash of a random string nobody knows, used for unknown users.
+const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$bQbZhmQZ4kqPC9QqgNf0P3Wq7Xh3sF0OjB8o4yF8o7Y";
+
+impl LocalUsers {
+    /// A directory of the given users.
+    ///
+    /// # Errors
+    /// A message naming the user whose hash is not a valid PHC string, or a duplicate username.
+    pub fn new(users: Vec<LocalUser>) -> Result<Self, String> {
+        let mut map = HashMap::new();
+        for u in users {
+            PasswordHash::new(&u.password_hash).map_err(|e| {
+                format!(
+                    "user `{}`: password_hash is not a valid PHC hash: {e}",
+                    u.username
+                )
+            })?;
+            if map.contains_key(&u.username) {
+                return Err(format!("user `{}` is listed twice", u.username));
+            }
+            map.insert(u.username.clone(), u);
+        }
+        Ok(LocalUsers {
+            users: Arc::new(map),
+        })
+    }
+
+    /// Hashes a password with argon2id and a random salt, in PHC format.
+    ///
+    /// # Errors
+    /// A message if hashing fails.
+    pub fn hash_password(password: &str) -> Result<String, String> {
+        let salt = SaltString::generate(&mut OsRng);
+        Argon2::default()
+            .hash_password(password.as_bytes(), &salt)
+            .map(|h| h.to_string())
+            .map_err(|e| e.to_string())
+    }
+
+    /// Number of users.
+    pub fn len(&self) -> usize {
+        self.users.len()
+    }
+
+    /// Whether there are no users.
+    pub fn is_empty(&self) -> bool {
+        self.users.is_empty()
+    }
+
+    fn check(&self, username: &str, password: &str) -> Option<Identity> {
+        let user = self.users.get(username);
+        let stored = user.map_or(DUMMY_HASH, |u| u.password_hash.as_str());
+        let ok = PasswordHash::new(stored).ok().is_some_and(|h| {
+            Argon2::default()
+                .verify_password(password.as_bytes(), &h)
+                .is_ok()
+        });
+        let user = user.filter(|_| ok)?;
+        Some(Identity {
+            subject: format!("local:{}", user.username),
+            username: Some(user.username.clone()),
+            email: user.email.clone(),
+            name: user.name.clone(),
+            groups: user.groups.clone(),
+        })
+    }
+}
+
+#[async_trait]
+impl IdentityProvider for LocalUsers {
+    fn id(&self) -> &str {
+        "local"
+    }
+
+    fn display_name(&self) -> &str {
+        "Local account"
+    }
+
+    fn start(&self, _request: &UpstreamRequest) -> Result<LoginStart, UpstreamError> {
+        Ok(LoginStart::PasswordForm)
+    }
+
+    async fn authenticate(&self, credentials: Credentials<'_>) -> Result<Identity, UpstreamError> {
+        let Credentials::Password { username, password } = credentials else {
+            return Err(UpstreamError::Unsupported("upstream callbacks"));
+        };
+        let (me, username, password) = (self.clone(), username.to_owned(), password.to_owned());
+        tokio::task::spawn_blocking(move || me.check(&username, &password))
+            .await
+            .map_err(|e| UpstreamError::Unavailable(format!("password check failed: {e}")))?
+            .ok_or(UpstreamError::LoginFailed)
+    }
+}

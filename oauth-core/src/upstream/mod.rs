@@ -1,0 +1,98 @@
+//! Who is logging in: the identity-source seam.
+//!
+//! The engine does not care how a user proved who they are; it needs an [`Identity`] to put in the code and the
+//! tokens. Identity sources come in two shapes, and [`IdentityProvider`] covers both so that the service can offer
+//! several at once:
+//!
+//! * **password** sources ([`LocalUsers`]): the service shows a login form and hands the credentials over;
+//! * **redirect** sources (GitHub, any OpenID Connect provider; later issue): the service redirects to the
+//!   upstream with our own `state`, nonce and PKCE challenge, and hands the callback's code over.
+//!
+//! Library types of upstream clients (openidconnect, oauth2) never cross this boundary.
+
+mod local;
+
+pub use local::{LocalUser, LocalUsers};
+
+use async_trait::async_trait;
+
+use crate::types::Identity;
+
+/// An identity-source failure.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum UpstreamError {
+    /// The credentials or the upstream answer do not identify a user. Shown to the user as a login failure.
+    #[error("login failed")]
+    LoginFailed,
+    /// The provider does not support this kind of login.
+    #[error("this identity provider does not support {0}")]
+    Unsupported(&'static str),
+    /// The upstream could not be reached or answered nonsense; the cause is for logs.
+    #[error("upstream unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// How a provider starts a login.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LoginStart {
+    /// Show a username/password form and call [`IdentityProvider::authenticate`] with
+    /// [`Credentials::Password`].
+    PasswordForm,
+    /// Redirect the user agent here; the callback brings a code for [`Credentials::Callback`].
+    Redirect(url::Url),
+}
+
+/// What the upstream needs to bind a login to one pending authorization.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct UpstreamRequest {
+    /// Our single-use state for the upstream round trip.
+    pub state: String,
+    /// OIDC nonce.
+    pub nonce: String,
+    /// Our PKCE verifier towards the upstream.
+    pub pkce_verifier: String,
+    /// Where the upstream sends the user back.
+    pub callback_url: String,
+}
+
+/// Credentials handed to [`IdentityProvider::authenticate`].
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Credentials<'a> {
+    /// From the login form.
+    Password {
+        /// Username as typed.
+        username: &'a str,
+        /// Password as typed.
+        password: &'a str,
+    },
+    /// From the upstream's callback.
+    Callback {
+        /// The upstream's authorization code.
+        code: &'a str,
+        /// The request the login was started with.
+        request: &'a UpstreamRequest,
+    },
+}
+
+/// An identity source.
+#[async_trait]
+pub trait IdentityProvider: Send + Sync + 'static {
+    /// A short stable identifier (`local`, `github`, …), also the namespace of subject ids.
+    fn id(&self) -> &str;
+    /// A name to show on a chooser page.
+    fn display_name(&self) -> &str;
+    /// How a login with this provider starts.
+    ///
+    /// # Errors
+    /// [`UpstreamError`] if the upstream's URL cannot be built.
+    fn start(&self, request: &UpstreamRequest) -> Result<LoginStart, UpstreamError>;
+    /// Turns credentials into an identity.
+    ///
+    /// # Errors
+    /// [`UpstreamError::LoginFailed`] for wrong credentials, [`UpstreamError::Unavailable`] for upstream failures.
+    async fn authenticate(&self, credentials: Credentials<'_>) -> Result<Identity, UpstreamError>;
+}

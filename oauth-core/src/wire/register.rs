@@ -1,0 +1,118 @@
+//! RFC 7591 §2 client metadata, §3.1 registration request and §3.2.1 response; RFC 7592 read/update bodies.
+
+use serde::{Deserialize, Serialize};
+
+/// A registration (or RFC 7592 update) request body. Unknown fields are ignored (RFC 7591 §2).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+#[non_exhaustive]
+pub struct ClientRegistrationRequest {
+    /// Redirect URIs.
+    pub redirect_uris: Option<Vec<String>>,
+    /// Requested token endpoint authentication method.
+    pub token_endpoint_auth_method: Option<String>,
+    /// Grant types.
+    pub grant_types: Option<Vec<String>>,
+    /// Response types.
+    pub response_types: Option<Vec<String>>,
+    /// `native` or `web` (OpenID Connect Registration §2).
+    pub application_type: Option<String>,
+    /// Human-readable client name.
+    pub client_name: Option<String>,
+    /// Client home page.
+    pub client_uri: Option<String>,
+    /// Client logo.
+    pub logo_uri: Option<String>,
+    /// Space-separated scopes the client may request.
+    pub scope: Option<String>,
+    /// Contact e-mail addresses.
+    pub contacts: Option<Vec<String>>,
+    /// Terms of service.
+    pub tos_uri: Option<String>,
+    /// Privacy policy.
+    pub policy_uri: Option<String>,
+    /// Software identifier.
+    pub software_id: Option<String>,
+    /// Software version.
+    pub software_version: Option<String>,
+    /// RFC 7592 update: must equal the client being updated.
+    pub client_id: Option<String>,
+    /// RFC 7592 update: if present, must equal the current secret.
+    pub client_secret: Option<String>,
+    /// RFC 7592 §2.2: clients MUST NOT send this in an update.
+    pub registration_access_token: Option<String>,
+    /// RFC 7592 §2.2: clients MUST NOT send this in an update.
+    pub registration_client_uri: Option<String>,
+    /// RFC 7592 §2.2: clients MUST NOT send this in an update.
+    pub client_id_issued_at: Option<serde_json::Value>,
+    /// RFC 7592 §2.2: clients MUST NOT send this in an update.
+    pub client_secret_expires_at: Option<serde_json::Value>,
+}
+
+/// Validated client metadata, as registered and echoed.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct ClientMetadata {
+    /// Redirect URIs, exactly as registered.
+    pub redirect_uris: Vec<String>,
+    /// `none`, `client_secret_basic` or `client_secret_post`.
+    pub token_endpoint_auth_method: String,
+    /// Grant types.
+    pub grant_types: Vec<String>,
+    /// Response types.
+    pub response_types: Vec<String>,
+    /// `native` or `web`, when the client said.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub application_type: Option<String>,
+    /// Client name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_name: Option<String>,
+    /// Client home page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_uri: Option<String>,
+    /// Logo.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub logo_uri: Option<String>,
+    /// Scopes the client may request.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+    /// Contacts.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub contacts: Vec<String>,
+    /// Terms of service.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tos_uri: Option<String>,
+    /// Privacy policy.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub policy_uri: Option<String>,
+    /// Software identifier.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub software_id: Option<String>,
+    /// Software version.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub software_version: Option<String>,
+}
+
+/// RFC 7591 §3.2.1 / RFC 7592 §3 response.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct ClientRegistrationResponse {
+    /// The client identifier.
+    pub client_id: String,
+    /// The secret, only at registration (and when an update issues one), only for secret methods.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_secret: Option<String>,
+    /// When the client id was issued.
+    pub client_id_issued_at: u64,
+    /// When the secret expires (0 = never); present iff the client has a secret.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_secret_expires_at: Option<u64>,
+    /// RFC 7592 registration access token; present at registration and after an update (which rotates it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub registration_access_token: Option<String>,
+    /// RFC 7592 client configuration endpoint.
+    pub registration_client_uri: String,
+    /// The registered metadata.
+    #[serde(flatten)]
+    pub metadata: ClientMetadata,
+}

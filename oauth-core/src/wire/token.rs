@@ -1,0 +1,43 @@
+//! RFC 6749 §4.1.3 / §6 token requests and the §5.1 response.
+
+use serde::{Deserialize, Serialize};
+
+/// The form of `POST /token`, flat: the grant type decides which fields matter.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct TokenRequest {
+    /// `authorization_code` or `refresh_token`.
+    pub grant_type: Option<String>,
+    /// The authorization code (code grant).
+    pub code: Option<String>,
+    /// The redirect URI used in the authorization request (code grant).
+    pub redirect_uri: Option<String>,
+    /// The PKCE verifier (code grant).
+    pub code_verifier: Option<String>,
+    /// The refresh token (refresh grant).
+    pub refresh_token: Option<String>,
+    /// Narrowed scope (refresh grant).
+    pub scope: Option<String>,
+    /// The protected resource (RFC 8707).
+    pub resource: Option<String>,
+    /// Client identifier, for public clients and `client_secret_post`.
+    pub client_id: Option<String>,
+    /// Client secret, for `client_secret_post`.
+    pub client_secret: Option<String>,
+}
+
+/// The RFC 6749 §5.1 successful token response.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenResponse {
+    /// The access token (a JWT, RFC 9068).
+    pub access_token: String,
+    /// Always `Bearer`.
+    pub token_type: String,
+    /// Lifetime of the access token in seconds.
+    pub expires_in: u64,
+    /// A refresh token, when the client's grant types include `refresh_token`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
+    /// The granted scope.
+    pub scope: String,
+}

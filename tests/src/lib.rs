@@ -1,0 +1,1 @@
+//! End-to-end tests against real components; filled by the service, Redis and proxy issues.
