@@ -72,21 +72,21 @@ fn generate(alg: SigningAlg, now: u64) -> Result<KeyRecord, KeyError> {
             ES256
                 .generate_key_pair()
                 .map_err(material)?
-                .to_jwk_private_key()
+                .to_jwk_key_pair()
         }
         SigningAlg::Rs256 => {
             use josekit::jwk::KeyPair as _;
             RS256
                 .generate_key_pair(2048)
                 .map_err(material)?
-                .to_jwk_private_key()
+                .to_jwk_key_pair()
         }
         SigningAlg::EdDsa => {
             use josekit::jwk::KeyPair as _;
             EdDSA
                 .generate_key_pair(josekit::jwk::alg::ed::EdCurve::Ed25519)
                 .map_err(material)?
-                .to_jwk_private_key()
+                .to_jwk_key_pair()
         }
     };
     let kid = crate::types::random_token(12);

@@ -42,7 +42,8 @@ pub(crate) fn parse_request(
     let de = &mut serde_json::Deserializer::from_slice(body);
     serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
-        if path == "." || path.is_empty() {
+        let data_error = e.inner().classify() == serde_json::error::Category::Data;
+        if !data_error || path == "." || path.is_empty() {
             metadata_error(format!(
                 "the body is not a JSON object of client metadata: {}",
                 e.inner()
