@@ -170,3 +170,20 @@ impl IdentityProvider for LocalUsers {
             .ok_or(UpstreamError::LoginFailed)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_dummy_hash_is_a_real_argon2id_hash_so_unknown_users_cost_the_same() {
+        let parsed = PasswordHash::new(DUMMY_HASH).expect("dummy hash parses");
+        assert_eq!(parsed.algorithm.as_str(), "argon2id");
+        // Verifying against it does the full argon2 work and fails for any password.
+        assert!(
+            Argon2::default()
+                .verify_password(b"anything", &parsed)
+                .is_err()
+        );
+    }
+}

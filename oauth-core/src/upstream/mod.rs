@@ -58,6 +58,18 @@ pub struct UpstreamRequest {
     pub callback_url: String,
 }
 
+impl UpstreamRequest {
+    /// A request with the given state, nonce, PKCE verifier and callback URL.
+    pub fn new(state: String, nonce: String, pkce_verifier: String, callback_url: String) -> Self {
+        UpstreamRequest {
+            state,
+            nonce,
+            pkce_verifier,
+            callback_url,
+        }
+    }
+}
+
 /// Credentials handed to [`IdentityProvider::authenticate`].
 #[derive(Debug)]
 #[non_exhaustive]

@@ -20,17 +20,35 @@ async fn code_exchange_issues_a_bearer_jwt_and_a_refresh_token() {
     assert_eq!(t.scope, "mcp");
     assert_eq!(t.access_token.split('.').count(), 3, "a compact JWS");
     assert!(t.refresh_token.as_deref().is_some_and(|r| r.len() >= 43));
-    let p = h.server.verify(Some(&bearer(&t.access_token)), resource(&h)).unwrap();
-    assert_eq!((p.subject.as_str(), p.client_id.as_str()), ("local:alice", c.client_id.as_str()));
+    let p = h
+        .server
+        .verify(Some(&bearer(&t.access_token)), resource(&h))
+        .unwrap();
+    assert_eq!(
+        (p.subject.as_str(), p.client_id.as_str()),
+        ("local:alice", c.client_id.as_str())
+    );
     assert_eq!(p.email.as_deref(), Some("alice@example.com"));
 }
 
 #[tokio::test]
 async fn no_refresh_token_without_the_refresh_grant() {
     let h = harness().await;
-    let c = register(&h, json!({"redirect_uris": [LOOPBACK], "token_endpoint_auth_method": "none"})).await;
-    let t = tokens(&h, &c.client_id, &format!("{}&scope=mcp+offline_access", for_resource())).await;
-    assert_eq!(t.refresh_token, None, "refresh tokens follow grant_types, not offline_access");
+    let c = register(
+        &h,
+        json!({"redirect_uris": [LOOPBACK], "token_endpoint_auth_method": "none"}),
+    )
+    .await;
+    let t = tokens(
+        &h,
+        &c.client_id,
+        &format!("{}&scope=mcp+offline_access", for_resource()),
+    )
+    .await;
+    assert_eq!(
+        t.refresh_token, None,
+        "refresh tokens follow grant_types, not offline_access"
+    );
 }
 
 #[tokio::test]
@@ -46,28 +64,96 @@ async fn pkce_mismatch_and_missing_verifier() {
         "x".repeat(43)
     ));
     let e = h.server.token(None, wrong).await.unwrap_err();
-    assert_eq!(wire_of(&e), (400, body("invalid_grant", "code_verifier does not match the code_challenge")));
+    assert_eq!(
+        wire_of(&e),
+        (
+            400,
+            body(
+                "invalid_grant",
+                "code_verifier does not match the code_challenge"
+            )
+        )
+    );
     // The code was consumed by the failed attempt: PKCE cannot be brute-forced.
-    let e = h.server.token(None, code_request(&c.client_id, &code, LOOPBACK)).await.unwrap_err();
+    let e = h
+        .server
+        .token(None, code_request(&c.client_id, &code, LOOPBACK))
+        .await
+        .unwrap_err();
     assert_eq!(wire_of(&e).1["error"], "invalid_grant");
 
     let code = code_for(&h, &c.client_id, LOOPBACK, &for_resource()).await;
-    let missing = form(&format!("grant_type=authorization_code&client_id={}&code={}&redirect_uri={}", c.client_id, enc(&code), enc(LOOPBACK)));
-    assert_eq!(wire_of(&h.server.token(None, missing).await.unwrap_err()), (400, body("invalid_request", "code_verifier is required")));
+    let missing = form(&format!(
+        "grant_type=authorization_code&client_id={}&code={}&redirect_uri={}",
+        c.client_id,
+        enc(&code),
+        enc(LOOPBACK)
+    ));
+    assert_eq!(
+        wire_of(&h.server.token(None, missing).await.unwrap_err()),
+        (400, body("invalid_request", "code_verifier is required"))
+    );
 }
 
 #[tokio::test]
 async fn redirect_uri_must_match_the_authorization_request() {
     let h = harness().await;
     let c = public_client(&h).await;
-    let code = code_for(&h, &c.client_id, "http://127.0.0.1:4000/callback", &for_resource()).await;
-    let e = h.server.token(None, code_request(&c.client_id, &code, "http://127.0.0.1:4001/callback")).await.unwrap_err();
-    assert_eq!(wire_of(&e), (400, body("invalid_grant", "redirect_uri does not match the authorization request")));
-    let code = code_for(&h, &c.client_id, "http://127.0.0.1:4000/callback", &for_resource()).await;
-    let omitted = form(&format!("grant_type=authorization_code&client_id={}&code={}&code_verifier={VERIFIER}", c.client_id, enc(&code)));
-    assert_eq!(wire_of(&h.server.token(None, omitted).await.unwrap_err()).1["error"], "invalid_grant");
-    let code = code_for(&h, &c.client_id, "http://127.0.0.1:4000/callback", &for_resource()).await;
-    h.server.token(None, code_request(&c.client_id, &code, "http://127.0.0.1:4000/callback")).await.unwrap();
+    let code = code_for(
+        &h,
+        &c.client_id,
+        "http://127.0.0.1:4000/callback",
+        &for_resource(),
+    )
+    .await;
+    let e = h
+        .server
+        .token(
+            None,
+            code_request(&c.client_id, &code, "http://127.0.0.1:4001/callback"),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(
+        wire_of(&e),
+        (
+            400,
+            body(
+                "invalid_grant",
+                "redirect_uri does not match the authorization request"
+            )
+        )
+    );
+    let code = code_for(
+        &h,
+        &c.client_id,
+        "http://127.0.0.1:4000/callback",
+        &for_resource(),
+    )
+    .await;
+    let omitted = form(&format!(
+        "grant_type=authorization_code&client_id={}&code={}&code_verifier={VERIFIER}",
+        c.client_id,
+        enc(&code)
+    ));
+    assert_eq!(
+        wire_of(&h.server.token(None, omitted).await.unwrap_err()).1["error"],
+        "invalid_grant"
+    );
+    let code = code_for(
+        &h,
+        &c.client_id,
+        "http://127.0.0.1:4000/callback",
+        &for_resource(),
+    )
+    .await;
+    h.server
+        .token(
+            None,
+            code_request(&c.client_id, &code, "http://127.0.0.1:4000/callback"),
+        )
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
@@ -75,16 +161,45 @@ async fn code_replay_is_refused_and_revokes_the_tokens_of_the_first_redemption()
     let h = harness().await;
     let c = public_client(&h).await;
     let code = code_for(&h, &c.client_id, LOOPBACK, &for_resource()).await;
-    let first = h.server.token(None, code_request(&c.client_id, &code, LOOPBACK)).await.unwrap();
-    h.server.verify(Some(&bearer(&first.access_token)), resource(&h)).unwrap();
-    let e = h.server.token(None, code_request(&c.client_id, &code, LOOPBACK)).await.unwrap_err();
+    let first = h
+        .server
+        .token(None, code_request(&c.client_id, &code, LOOPBACK))
+        .await
+        .unwrap();
+    h.server
+        .verify(Some(&bearer(&first.access_token)), resource(&h))
+        .unwrap();
+    let e = h
+        .server
+        .token(None, code_request(&c.client_id, &code, LOOPBACK))
+        .await
+        .unwrap_err();
     assert_eq!(
         wire_of(&e),
-        (400, body("invalid_grant", "the authorization code was already used; tokens issued from it are revoked"))
+        (
+            400,
+            body(
+                "invalid_grant",
+                "the authorization code was already used; tokens issued from it are revoked"
+            )
+        )
     );
-    let rej = h.server.verify(Some(&bearer(&first.access_token)), resource(&h)).unwrap_err();
-    assert_eq!((rej.status(), rej.description), (401, "the access token has been revoked"));
-    let e = h.server.token(None, refresh_request(&c.client_id, first.refresh_token.as_deref().unwrap(), "")).await.unwrap_err();
+    let rej = h
+        .server
+        .verify(Some(&bearer(&first.access_token)), resource(&h))
+        .unwrap_err();
+    assert_eq!(
+        (rej.status(), rej.description),
+        (401, "the access token has been revoked")
+    );
+    let e = h
+        .server
+        .token(
+            None,
+            refresh_request(&c.client_id, first.refresh_token.as_deref().unwrap(), ""),
+        )
+        .await
+        .unwrap_err();
     assert_eq!(wire_of(&e).1["error"], "invalid_grant");
 }
 
@@ -94,8 +209,21 @@ async fn codes_expire_after_their_ttl() {
     let c = public_client(&h).await;
     let code = code_for(&h, &c.client_id, LOOPBACK, &for_resource()).await;
     h.clock.advance(Duration::from_secs(61));
-    let e = h.server.token(None, code_request(&c.client_id, &code, LOOPBACK)).await.unwrap_err();
-    assert_eq!(wire_of(&e), (400, body("invalid_grant", "the authorization code is invalid or expired")));
+    let e = h
+        .server
+        .token(None, code_request(&c.client_id, &code, LOOPBACK))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        wire_of(&e),
+        (
+            400,
+            body(
+                "invalid_grant",
+                "the authorization code is invalid or expired"
+            )
+        )
+    );
 }
 
 #[tokio::test]
@@ -104,8 +232,21 @@ async fn a_code_is_bound_to_its_client() {
     let a = public_client(&h).await;
     let b = public_client(&h).await;
     let code = code_for(&h, &a.client_id, LOOPBACK, &for_resource()).await;
-    let e = h.server.token(None, code_request(&b.client_id, &code, LOOPBACK)).await.unwrap_err();
-    assert_eq!(wire_of(&e), (400, body("invalid_grant", "the authorization code was issued to another client")));
+    let e = h
+        .server
+        .token(None, code_request(&b.client_id, &code, LOOPBACK))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        wire_of(&e),
+        (
+            400,
+            body(
+                "invalid_grant",
+                "the authorization code was issued to another client"
+            )
+        )
+    );
 }
 
 #[tokio::test]
@@ -117,7 +258,13 @@ async fn resource_at_the_token_endpoint_must_match() {
     req.resource = Some(OTHER_RESOURCE.into());
     assert_eq!(
         wire_of(&h.server.token(None, req).await.unwrap_err()),
-        (400, body("invalid_target", "resource differs from the authorization request"))
+        (
+            400,
+            body(
+                "invalid_target",
+                "resource differs from the authorization request"
+            )
+        )
     );
 }
 
@@ -128,14 +275,20 @@ async fn confidential_clients_authenticate_by_basic_or_post_in_constant_time() {
     let secret = c.client_secret.clone().unwrap();
     let redirect = "https://app.example.com/cb";
     let basic = |id: &str, s: &str| {
-        let header = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", enc(id), enc(s))));
+        let header = format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", enc(id), enc(s)))
+        );
         ClientCredentials::from_authorization_header(&header).unwrap()
     };
     // Basic.
     let code = code_for(&h, &c.client_id, redirect, &for_resource()).await;
     let mut req = code_request(&c.client_id, &code, redirect);
     req.client_id = None;
-    h.server.token(basic(&c.client_id, &secret), req).await.unwrap();
+    h.server
+        .token(basic(&c.client_id, &secret), req)
+        .await
+        .unwrap();
     // Post.
     let code = code_for(&h, &c.client_id, redirect, &for_resource()).await;
     let mut req = code_request(&c.client_id, &code, redirect);
@@ -146,27 +299,66 @@ async fn confidential_clients_authenticate_by_basic_or_post_in_constant_time() {
     let code = code_for(&h, &c.client_id, redirect, &for_resource()).await;
     let mut req = code_request(&c.client_id, &code, redirect);
     req.client_secret = Some("wrong".into());
-    assert_eq!(wire_of(&h.server.token(None, req.clone()).await.unwrap_err()), failed);
+    assert_eq!(
+        wire_of(&h.server.token(None, req.clone()).await.unwrap_err()),
+        failed
+    );
     req.client_secret = None;
-    assert_eq!(wire_of(&h.server.token(None, req.clone()).await.unwrap_err()), failed, "a secret client must send its secret");
+    assert_eq!(
+        wire_of(&h.server.token(None, req.clone()).await.unwrap_err()),
+        failed,
+        "a secret client must send its secret"
+    );
     req.client_id = Some("unknown".into());
     req.client_secret = Some(secret.clone());
-    assert_eq!(wire_of(&h.server.token(None, req.clone()).await.unwrap_err()), failed, "unknown client looks the same");
+    assert_eq!(
+        wire_of(&h.server.token(None, req.clone()).await.unwrap_err()),
+        failed,
+        "unknown client looks the same"
+    );
     req.client_id = Some(c.client_id.clone());
     assert_eq!(
-        wire_of(&h.server.token(basic(&c.client_id, &secret), req.clone()).await.unwrap_err()),
-        (400, body("invalid_request", "use exactly one client authentication method (RFC 6749 §2.3)"))
+        wire_of(
+            &h.server
+                .token(basic(&c.client_id, &secret), req.clone())
+                .await
+                .unwrap_err()
+        ),
+        (
+            400,
+            body(
+                "invalid_request",
+                "use exactly one client authentication method (RFC 6749 §2.3)"
+            )
+        )
     );
     req.client_secret = None;
     req.client_id = Some("other".into());
     assert_eq!(
-        wire_of(&h.server.token(basic(&c.client_id, &secret), req).await.unwrap_err()),
-        (400, body("invalid_request", "client_id does not match the Basic credentials"))
+        wire_of(
+            &h.server
+                .token(basic(&c.client_id, &secret), req)
+                .await
+                .unwrap_err()
+        ),
+        (
+            400,
+            body(
+                "invalid_request",
+                "client_id does not match the Basic credentials"
+            )
+        )
     );
     let no_client = form("grant_type=authorization_code&code=x&code_verifier=y");
     assert_eq!(
         wire_of(&h.server.token(None, no_client).await.unwrap_err()),
-        (401, body("invalid_client", "client authentication is required (client_id)"))
+        (
+            401,
+            body(
+                "invalid_client",
+                "client authentication is required (client_id)"
+            )
+        )
     );
 }
 
@@ -177,18 +369,39 @@ async fn a_public_client_must_not_send_a_secret() {
     let code = code_for(&h, &c.client_id, LOOPBACK, &for_resource()).await;
     let mut req = code_request(&c.client_id, &code, LOOPBACK);
     req.client_secret = Some("anything".into());
-    assert_eq!(wire_of(&h.server.token(None, req).await.unwrap_err()), (401, body("invalid_client", "client authentication failed")));
+    assert_eq!(
+        wire_of(&h.server.token(None, req).await.unwrap_err()),
+        (401, body("invalid_client", "client authentication failed"))
+    );
 }
 
 #[tokio::test]
 async fn basic_header_parsing() {
-    assert!(ClientCredentials::from_authorization_header("Bearer abc").unwrap().is_none());
+    assert!(
+        ClientCredentials::from_authorization_header("Bearer abc")
+            .unwrap()
+            .is_none()
+    );
     let malformed = OAuthError::new(ErrorCode::InvalidClient, "malformed Basic credentials");
-    assert_eq!(ClientCredentials::from_authorization_header("Basic !!!").unwrap_err(), malformed);
-    let no_colon = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode("abc"));
-    assert_eq!(ClientCredentials::from_authorization_header(&no_colon).unwrap_err(), malformed);
-    let encoded = format!("basic {}", base64::engine::general_purpose::STANDARD.encode("my%3Aid:p%40ss+word"));
-    let c = ClientCredentials::from_authorization_header(&encoded).unwrap().unwrap();
+    assert_eq!(
+        ClientCredentials::from_authorization_header("Basic !!!").unwrap_err(),
+        malformed
+    );
+    let no_colon = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode("abc")
+    );
+    assert_eq!(
+        ClientCredentials::from_authorization_header(&no_colon).unwrap_err(),
+        malformed
+    );
+    let encoded = format!(
+        "basic {}",
+        base64::engine::general_purpose::STANDARD.encode("my%3Aid:p%40ss+word")
+    );
+    let c = ClientCredentials::from_authorization_header(&encoded)
+        .unwrap()
+        .unwrap();
     assert_eq!(c.client_id, "my:id");
     assert_eq!(c.secret.expose(), "p@ss word");
 }
@@ -200,17 +413,45 @@ async fn grant_types_and_malformed_forms() {
     let unsupported = form(&format!("grant_type=password&client_id={}", c.client_id));
     assert_eq!(
         wire_of(&h.server.token(None, unsupported).await.unwrap_err()),
-        (400, body("unsupported_grant_type", "grant_type `password` is not supported (authorization_code, refresh_token)"))
+        (
+            400,
+            body(
+                "unsupported_grant_type",
+                "grant_type `password` is not supported (authorization_code, refresh_token)"
+            )
+        )
     );
     let missing = form(&format!("client_id={}", c.client_id));
-    assert_eq!(wire_of(&h.server.token(None, missing).await.unwrap_err()), (400, body("invalid_request", "grant_type is required")));
-    let no_code = form(&format!("grant_type=authorization_code&client_id={}&code_verifier={VERIFIER}", c.client_id));
-    assert_eq!(wire_of(&h.server.token(None, no_code).await.unwrap_err()), (400, body("invalid_request", "code is required")));
-    let dup: Result<oauth_core::wire::TokenRequest, _> = oauth_core::wire::parse_form(b"grant_type=authorization_code&code=a&code=b");
-    assert_eq!(dup.unwrap_err(), OAuthError::invalid_request("parameter `code` is repeated"));
-    let unknown = form(&format!("grant_type=authorization_code&client_id={}&code=nope&code_verifier={VERIFIER}", c.client_id));
+    assert_eq!(
+        wire_of(&h.server.token(None, missing).await.unwrap_err()),
+        (400, body("invalid_request", "grant_type is required"))
+    );
+    let no_code = form(&format!(
+        "grant_type=authorization_code&client_id={}&code_verifier={VERIFIER}",
+        c.client_id
+    ));
+    assert_eq!(
+        wire_of(&h.server.token(None, no_code).await.unwrap_err()),
+        (400, body("invalid_request", "code is required"))
+    );
+    let dup: Result<oauth_core::wire::TokenRequest, _> =
+        oauth_core::wire::parse_form(b"grant_type=authorization_code&code=a&code=b");
+    assert_eq!(
+        dup.unwrap_err(),
+        OAuthError::invalid_request("parameter `code` is repeated")
+    );
+    let unknown = form(&format!(
+        "grant_type=authorization_code&client_id={}&code=nope&code_verifier={VERIFIER}",
+        c.client_id
+    ));
     assert_eq!(
         wire_of(&h.server.token(None, unknown).await.unwrap_err()),
-        (400, body("invalid_grant", "the authorization code is invalid or expired"))
+        (
+            400,
+            body(
+                "invalid_grant",
+                "the authorization code is invalid or expired"
+            )
+        )
     );
 }

@@ -1,6 +1,14 @@
 //! Flow tests: the engine driven directly (no HTTP), with the real embedded store, real keys, and a fixed clock.
 //! One binary, one module per area (STYLE.md §2.9).
 
+// Test code: a panic is a failed check.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
 mod common;
 
 mod authorize;

@@ -10,7 +10,12 @@ use serde_json::json;
 use crate::common::*;
 
 async fn scoped_tokens(h: &Harness, client_id: &str) -> oauth_core::wire::TokenResponse {
-    tokens(h, client_id, &format!("{}&scope=mcp+mcp%3Aadmin", for_resource())).await
+    tokens(
+        h,
+        client_id,
+        &format!("{}&scope=mcp+mcp%3Aadmin", for_resource()),
+    )
+    .await
 }
 
 #[tokio::test]
@@ -19,16 +24,34 @@ async fn every_use_rotates_and_the_old_token_dies() {
     let c = public_client(&h).await;
     let t0 = tokens(&h, &c.client_id, &for_resource()).await;
     let r0 = t0.refresh_token.clone().unwrap();
-    let t1 = h.server.token(None, refresh_request(&c.client_id, &r0, "")).await.unwrap();
+    let t1 = h
+        .server
+        .token(None, refresh_request(&c.client_id, &r0, ""))
+        .await
+        .unwrap();
     let r1 = t1.refresh_token.clone().unwrap();
     assert_ne!(r1, r0);
     assert_ne!(t1.access_token, t0.access_token);
-    assert_eq!((t1.token_type.as_str(), t1.expires_in, t1.scope.as_str()), ("Bearer", 3600, "mcp"));
-    let p = h.server.verify(Some(&bearer(&t1.access_token)), resource(&h)).unwrap();
-    assert_eq!(p.audience, oauth_core::testing::RESOURCE, "the resource is kept");
+    assert_eq!(
+        (t1.token_type.as_str(), t1.expires_in, t1.scope.as_str()),
+        ("Bearer", 3600, "mcp")
+    );
+    let p = h
+        .server
+        .verify(Some(&bearer(&t1.access_token)), resource(&h))
+        .unwrap();
+    assert_eq!(
+        p.audience,
+        oauth_core::testing::RESOURCE,
+        "the resource is kept"
+    );
     // The next rotation works from the new token.
     h.clock.advance(Duration::from_secs(31));
-    let t2 = h.server.token(None, refresh_request(&c.client_id, &r1, "")).await.unwrap();
+    let t2 = h
+        .server
+        .token(None, refresh_request(&c.client_id, &r1, ""))
+        .await
+        .unwrap();
     assert_ne!(t2.refresh_token.as_deref(), Some(r1.as_str()));
 }
 
@@ -38,18 +61,54 @@ async fn reuse_after_the_grace_window_revokes_the_whole_family() {
     let c = public_client(&h).await;
     let t0 = tokens(&h, &c.client_id, &for_resource()).await;
     let r0 = t0.refresh_token.clone().unwrap();
-    let t1 = h.server.token(None, refresh_request(&c.client_id, &r0, "")).await.unwrap();
+    let t1 = h
+        .server
+        .token(None, refresh_request(&c.client_id, &r0, ""))
+        .await
+        .unwrap();
     h.clock.advance(Duration::from_secs(31));
-    let e = h.server.token(None, refresh_request(&c.client_id, &r0, "")).await.unwrap_err();
+    let e = h
+        .server
+        .token(None, refresh_request(&c.client_id, &r0, ""))
+        .await
+        .unwrap_err();
     assert_eq!(
         wire_of(&e),
-        (400, body("invalid_grant", "the refresh token was already used; every token of this grant is revoked"))
+        (
+            400,
+            body(
+                "invalid_grant",
+                "the refresh token was already used; every token of this grant is revoked"
+            )
+        )
     );
-    let e = h.server.token(None, refresh_request(&c.client_id, t1.refresh_token.as_deref().unwrap(), "")).await.unwrap_err();
-    assert_eq!(wire_of(&e), (400, body("invalid_grant", "the refresh token is invalid, expired or revoked")));
+    let e = h
+        .server
+        .token(
+            None,
+            refresh_request(&c.client_id, t1.refresh_token.as_deref().unwrap(), ""),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(
+        wire_of(&e),
+        (
+            400,
+            body(
+                "invalid_grant",
+                "the refresh token is invalid, expired or revoked"
+            )
+        )
+    );
     for at in [&t0.access_token, &t1.access_token] {
-        let rej = h.server.verify(Some(&bearer(at)), resource(&h)).unwrap_err();
-        assert_eq!((rej.status(), rej.description), (401, "the access token has been revoked"));
+        let rej = h
+            .server
+            .verify(Some(&bearer(at)), resource(&h))
+            .unwrap_err();
+        assert_eq!(
+            (rej.status(), rej.description),
+            (401, "the access token has been revoked")
+        );
     }
 }
 
@@ -57,15 +116,38 @@ async fn reuse_after_the_grace_window_revokes_the_whole_family() {
 async fn a_retry_within_the_grace_window_gets_the_same_pair() {
     let h = harness().await;
     let c = public_client(&h).await;
-    let r0 = tokens(&h, &c.client_id, &for_resource()).await.refresh_token.unwrap();
-    let first = h.server.token(None, refresh_request(&c.client_id, &r0, "")).await.unwrap();
+    let r0 = tokens(&h, &c.client_id, &for_resource())
+        .await
+        .refresh_token
+        .unwrap();
+    let first = h
+        .server
+        .token(None, refresh_request(&c.client_id, &r0, ""))
+        .await
+        .unwrap();
     h.clock.advance(Duration::from_secs(29));
-    let retry = h.server.token(None, refresh_request(&c.client_id, &r0, "")).await.unwrap();
+    let retry = h
+        .server
+        .token(None, refresh_request(&c.client_id, &r0, ""))
+        .await
+        .unwrap();
     assert_eq!(retry, first, "same access and refresh token");
     // The family is intact: the new refresh token works.
-    h.server.token(None, refresh_request(&c.client_id, first.refresh_token.as_deref().unwrap(), "")).await.unwrap();
+    h.server
+        .token(
+            None,
+            refresh_request(&c.client_id, first.refresh_token.as_deref().unwrap(), ""),
+        )
+        .await
+        .unwrap();
     // The sealed response is not readable from the store: it holds no plaintext token.
-    let raw = format!("{:?}", h.store.refresh(&oauth_core::Secret::new(r0.as_str()).hash()).await.unwrap());
+    let raw = format!(
+        "{:?}",
+        h.store
+            .refresh(&oauth_core::Secret::new(r0.as_str()).hash())
+            .await
+            .unwrap()
+    );
     assert!(!raw.contains(first.refresh_token.as_deref().unwrap()));
 }
 
@@ -75,9 +157,24 @@ async fn zero_grace_makes_any_reuse_revoke() {
     config.refresh_grace = Duration::ZERO;
     let h = harness_with(config).await;
     let c = public_client(&h).await;
-    let r0 = tokens(&h, &c.client_id, &for_resource()).await.refresh_token.unwrap();
-    h.server.token(None, refresh_request(&c.client_id, &r0, "")).await.unwrap();
-    assert_eq!(wire_of(&h.server.token(None, refresh_request(&c.client_id, &r0, "")).await.unwrap_err()).1["error"], "invalid_grant");
+    let r0 = tokens(&h, &c.client_id, &for_resource())
+        .await
+        .refresh_token
+        .unwrap();
+    h.server
+        .token(None, refresh_request(&c.client_id, &r0, ""))
+        .await
+        .unwrap();
+    assert_eq!(
+        wire_of(
+            &h.server
+                .token(None, refresh_request(&c.client_id, &r0, ""))
+                .await
+                .unwrap_err()
+        )
+        .1["error"],
+        "invalid_grant"
+    );
 }
 
 #[tokio::test]
@@ -86,19 +183,67 @@ async fn scope_may_narrow_never_widen() {
     let c = public_client(&h).await;
     let t0 = scoped_tokens(&h, &c.client_id).await;
     assert_eq!(t0.scope, "mcp mcp:admin");
-    let narrowed = h.server.token(None, refresh_request(&c.client_id, t0.refresh_token.as_deref().unwrap(), "&scope=mcp")).await.unwrap();
+    let narrowed = h
+        .server
+        .token(
+            None,
+            refresh_request(
+                &c.client_id,
+                t0.refresh_token.as_deref().unwrap(),
+                "&scope=mcp",
+            ),
+        )
+        .await
+        .unwrap();
     assert_eq!(narrowed.scope, "mcp");
     // The refresh token keeps the original grant: the next refresh may ask for the full scope again.
-    let full = h.server.token(None, refresh_request(&c.client_id, narrowed.refresh_token.as_deref().unwrap(), "&scope=mcp+mcp%3Aadmin")).await.unwrap();
+    let full = h
+        .server
+        .token(
+            None,
+            refresh_request(
+                &c.client_id,
+                narrowed.refresh_token.as_deref().unwrap(),
+                "&scope=mcp+mcp%3Aadmin",
+            ),
+        )
+        .await
+        .unwrap();
     assert_eq!(full.scope, "mcp mcp:admin");
 
     let h = harness().await;
     let c = public_client(&h).await;
     let t0 = tokens(&h, &c.client_id, &for_resource()).await;
-    let e = h.server.token(None, refresh_request(&c.client_id, t0.refresh_token.as_deref().unwrap(), "&scope=mcp+mcp%3Aadmin")).await.unwrap_err();
-    assert_eq!(wire_of(&e), (400, body("invalid_scope", "the requested scope exceeds the scope originally granted")));
+    let e = h
+        .server
+        .token(
+            None,
+            refresh_request(
+                &c.client_id,
+                t0.refresh_token.as_deref().unwrap(),
+                "&scope=mcp+mcp%3Aadmin",
+            ),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(
+        wire_of(&e),
+        (
+            400,
+            body(
+                "invalid_scope",
+                "the requested scope exceeds the scope originally granted"
+            )
+        )
+    );
     // A refused refresh does not consume the token.
-    h.server.token(None, refresh_request(&c.client_id, t0.refresh_token.as_deref().unwrap(), "")).await.unwrap();
+    h.server
+        .token(
+            None,
+            refresh_request(&c.client_id, t0.refresh_token.as_deref().unwrap(), ""),
+        )
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
@@ -108,10 +253,26 @@ async fn resource_is_bound_to_the_grant() {
     let t0 = tokens(&h, &c.client_id, &for_resource()).await;
     let e = h
         .server
-        .token(None, refresh_request(&c.client_id, t0.refresh_token.as_deref().unwrap(), &format!("&resource={}", enc(OTHER_RESOURCE))))
+        .token(
+            None,
+            refresh_request(
+                &c.client_id,
+                t0.refresh_token.as_deref().unwrap(),
+                &format!("&resource={}", enc(OTHER_RESOURCE)),
+            ),
+        )
         .await
         .unwrap_err();
-    assert_eq!(wire_of(&e), (400, body("invalid_target", "resource differs from the one the grant is for")));
+    assert_eq!(
+        wire_of(&e),
+        (
+            400,
+            body(
+                "invalid_target",
+                "resource differs from the one the grant is for"
+            )
+        )
+    );
 }
 
 #[tokio::test]
@@ -121,36 +282,103 @@ async fn refresh_tokens_are_bound_to_their_client_and_expire() {
     let b = public_client(&h).await;
     let t = tokens(&h, &a.client_id, &for_resource()).await;
     let r = t.refresh_token.clone().unwrap();
-    let e = h.server.token(None, refresh_request(&b.client_id, &r, "")).await.unwrap_err();
-    assert_eq!(wire_of(&e), (400, body("invalid_grant", "the refresh token was issued to another client")));
+    let e = h
+        .server
+        .token(None, refresh_request(&b.client_id, &r, ""))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        wire_of(&e),
+        (
+            400,
+            body(
+                "invalid_grant",
+                "the refresh token was issued to another client"
+            )
+        )
+    );
     h.clock.advance(Duration::from_secs(30 * 24 * 3600 + 1));
-    let e = h.server.token(None, refresh_request(&a.client_id, &r, "")).await.unwrap_err();
-    assert_eq!(wire_of(&e), (400, body("invalid_grant", "the refresh token is invalid, expired or revoked")));
+    let e = h
+        .server
+        .token(None, refresh_request(&a.client_id, &r, ""))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        wire_of(&e),
+        (
+            400,
+            body(
+                "invalid_grant",
+                "the refresh token is invalid, expired or revoked"
+            )
+        )
+    );
 }
 
 #[tokio::test]
 async fn clients_without_the_refresh_grant_are_unauthorized() {
     let h = harness().await;
-    let c = register(&h, json!({"redirect_uris": [LOOPBACK], "token_endpoint_auth_method": "none"})).await;
-    let e = h.server.token(None, refresh_request(&c.client_id, "whatever", "")).await.unwrap_err();
-    assert_eq!(wire_of(&e), (400, body("unauthorized_client", "the client may not use the refresh_token grant")));
+    let c = register(
+        &h,
+        json!({"redirect_uris": [LOOPBACK], "token_endpoint_auth_method": "none"}),
+    )
+    .await;
+    let e = h
+        .server
+        .token(None, refresh_request(&c.client_id, "whatever", ""))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        wire_of(&e),
+        (
+            400,
+            body(
+                "unauthorized_client",
+                "the client may not use the refresh_token grant"
+            )
+        )
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_refreshes_leave_one_family_intact() {
     let h = Arc::new(harness().await);
     let c = public_client(&h).await;
-    let r0 = tokens(&h, &c.client_id, &for_resource()).await.refresh_token.unwrap();
+    let r0 = tokens(&h, &c.client_id, &for_resource())
+        .await
+        .refresh_token
+        .unwrap();
     let mut tasks = Vec::new();
     for _ in 0..8 {
         let (h, id, r0) = (Arc::clone(&h), c.client_id.clone(), r0.clone());
-        tasks.push(tokio::spawn(async move { h.server.token(None, refresh_request(&id, &r0, "")).await.unwrap() }));
+        tasks.push(tokio::spawn(async move {
+            h.server
+                .token(None, refresh_request(&id, &r0, ""))
+                .await
+                .unwrap()
+        }));
     }
     let mut answers = Vec::new();
     for t in tasks {
         answers.push(t.await.unwrap());
     }
-    assert!(answers.windows(2).all(|w| w[0] == w[1]), "one winner; the others get its pair within the grace window");
-    let next = h.server.token(None, refresh_request(&c.client_id, answers[0].refresh_token.as_deref().unwrap(), "")).await.unwrap();
-    h.server.verify(Some(&bearer(&next.access_token)), resource(&h)).unwrap();
+    assert!(
+        answers.windows(2).all(|w| w[0] == w[1]),
+        "one winner; the others get its pair within the grace window"
+    );
+    let next = h
+        .server
+        .token(
+            None,
+            refresh_request(
+                &c.client_id,
+                answers[0].refresh_token.as_deref().unwrap(),
+                "",
+            ),
+        )
+        .await
+        .unwrap();
+    h.server
+        .verify(Some(&bearer(&next.access_token)), resource(&h))
+        .unwrap();
 }
