@@ -1,6 +1,6 @@
 //! Access-token claims in the RFC 9068 shape, and their validation.
 //!
-//! Signature checks live in [`crate::keys`]; this module decides whether a correctly signed claim set is
+//! Signature checks live in [`JosekitKeyManager`](crate::JosekitKeyManager); this module decides whether a correctly signed claim set is
 //! acceptable *now*, *here*: `iss` is ours byte for byte, `aud` is the resource being accessed, `exp`/`nbf`/`iat`
 //! hold against the injected clock with a small leeway.
 

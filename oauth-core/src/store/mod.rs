@@ -15,7 +15,7 @@
 //! * Revocations are an append-only log with increasing sequence numbers, so that every instance can keep an
 //!   in-memory revocation set current by asking only for what is new ([`Store::revocations_since`]).
 //!
-//! Every implementation must pass [`conformance::run`].
+//! Every implementation must pass `conformance::run` (feature `test-util`).
 
 #[cfg(any(test, feature = "test-util"))]
 pub mod conformance;
