@@ -62,4 +62,4 @@ pub use keys::{JosekitKeyManager, KeyError};
 pub use server::{AuthServer, StartError};
 pub use store::{EmbeddedStore, Store, StoreError};
 pub use types::{Identity, ScopeSet, Secret, TokenHash};
-pub use upstream::{IdentityProvider, LocalUser, LocalUsers, UpstreamError};
+pub use upstream::{Credentials, IdentityProvider, LocalUser, LocalUsers, UpstreamError};

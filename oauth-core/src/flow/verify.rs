@@ -83,7 +83,8 @@ pub enum RejectionKind {
 }
 
 /// A `/verify` rejection, with everything the gate's response needs.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{} ({})", self.description, self.status())]
 #[non_exhaustive]
 pub struct VerifyRejection {
     /// The kind.

@@ -1,0 +1,105 @@
+//! Embedding `oauth-core` without any web framework: one complete OAuth 2.1 flow, in process.
+//!
+//! Each call below is what an HTTP adapter does for one endpoint. The example opens the default embedded store (a
+//! redb file, here in a temporary directory), starts an [`AuthServer`], registers a public client (RFC 7591), runs
+//! the authorization-code flow with PKCE S256 for a local user, redeems the code, rotates the refresh token once,
+//! and verifies the access token as the forward-auth gate would. Nothing external is needed (no Redis, no
+//! identity provider). Tokens and secrets are never printed, only their lengths.
+//!
+//! Run with `cargo run -p examples --example embed`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use oauth_core::upstream::Credentials;
+use oauth_core::wire::parse_form;
+use oauth_core::{AuthServer, Clock, EmbeddedStore, IdentityProvider, LocalUser, LocalUsers};
+use oauth_core::{ResourceConfig, ServerConfig, SystemClock, pkce};
+
+const ISSUER: &str = "http://127.0.0.1:8080";
+const RESOURCE: &str = "http://127.0.0.1:8080/mcp";
+const REDIRECT: &str = "http://127.0.0.1:33418/callback";
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // 1. The server: the embedded store, the real clock, one MCP server (resource) that requires scope `mcp`.
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("oauth.redb");
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let store = Arc::new(EmbeddedStore::open(&path, Arc::clone(&clock))?);
+    let resource = ResourceConfig::new(RESOURCE, vec!["mcp".into()]).require(vec!["mcp".into()]);
+    let server = AuthServer::new(ServerConfig::new(ISSUER, vec![resource]), store, clock).await?;
+    println!(
+        "1. server started: issuer {ISSUER}, store {}",
+        path.display()
+    );
+
+    // 2. Dynamic client registration (POST /register): a public client with a loopback redirect URI.
+    let body = format!(
+        r#"{{"redirect_uris":["{REDIRECT}"],"token_endpoint_auth_method":"none",
+            "grant_types":["authorization_code","refresh_token"],"client_name":"embed example"}}"#
+    );
+    let client_id = server.register(body.as_bytes(), None).await?.client_id;
+    println!("2. client registered: client_id {client_id} (public, no secret)");
+
+    // 3. GET /authorize with PKCE S256: validated, then parked until the user logs in and consents.
+    let verifier = "a-pkce-verifier-of-43-to-128-characters-kept-by-the-client";
+    let query = format!(
+        "response_type=code&client_id={client_id}&redirect_uri={REDIRECT}&scope=mcp&state=xyz\
+         &code_challenge={}&code_challenge_method=S256&resource={RESOURCE}",
+        pkce::s256(verifier)
+    );
+    let prompt = server.authorize(parse_form(query.as_bytes())?).await?;
+    let (scope, handle) = (&prompt.scope, prompt.handle.len());
+    println!("3. authorization pending: scope `{scope}` (handle: {handle} chars)");
+
+    // 4. Login against the built-in argon2id user directory, then consent: the redirect carries the code.
+    let hash = LocalUsers::hash_password("wonderland")?;
+    let users = LocalUsers::new(vec![LocalUser::new("alice", hash)])?;
+    let login = Credentials::Password {
+        username: "alice",
+        password: "wonderland",
+    };
+    let identity = users.authenticate(login).await?;
+    let redirect = server.approve(&prompt.handle, identity).await?;
+    let params: HashMap<_, _> = redirect.query_pairs().into_owned().collect();
+    let code = params.get("code").ok_or("the redirect carries no code")?;
+    let to = redirect.as_str().split('?').next().unwrap_or_default();
+    let param = |name: &str| params.get(name).map_or("", String::as_str);
+    let (n, state, iss) = (code.len(), param("state"), param("iss"));
+    println!("4. approved: redirect to {to} with code ({n} chars), state {state}, iss {iss}");
+
+    // 5. POST /token: the code and the PKCE verifier buy an access JWT (RFC 9068) and a refresh token.
+    let form = format!(
+        "grant_type=authorization_code&code={code}&redirect_uri={REDIRECT}\
+         &code_verifier={verifier}&client_id={client_id}"
+    );
+    let tokens = server.token(None, parse_form(form.as_bytes())?).await?;
+    let refresh = tokens.refresh_token.ok_or("no refresh token issued")?;
+    let (access, ttl, n) = (tokens.access_token.len(), tokens.expires_in, refresh.len());
+    println!("5. tokens: access JWT ({access} chars, {ttl}s), refresh token ({n} chars)");
+
+    // 6. POST /token with the refresh token: rotated, the old one is spent.
+    let form = format!("grant_type=refresh_token&refresh_token={refresh}&client_id={client_id}");
+    let rotated = server.token(None, parse_form(form.as_bytes())?).await?;
+    let renewed = rotated.refresh_token.is_some_and(|r| r != refresh);
+    println!("6. refreshed: new access JWT, new refresh token: {renewed}");
+
+    // 7. The forward-auth gate: Authorization header + the resource the request goes to -> the caller.
+    let url = "http://127.0.0.1:8080/mcp/tools";
+    let target = server.resource_for_url(url).ok_or("no resource")?;
+    let header = format!("Bearer {}", rotated.access_token);
+    let who = server
+        .verify(Some(&header), target)
+        .map_err(|r| r.www_authenticate())?;
+    let (sub, client, scope) = (&who.subject, &who.client_id, &who.scope);
+    println!("7. verified: sub {sub}, client {client}, scope `{scope}`");
+    if let Err(no) = server.verify(None, target) {
+        println!(
+            "   without a token: {} {}",
+            no.status(),
+            no.www_authenticate()
+        );
+    }
+    Ok(())
+}
