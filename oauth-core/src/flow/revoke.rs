@@ -73,7 +73,7 @@ impl AuthServer {
     }
 
     /// Claims of a token we signed whose lifetime has not ended (signature and time only).
-    pub(crate) fn decode_own_token(&self, token: &str) -> Option<AccessTokenClaims> {
+    fn decode_own_token(&self, token: &str) -> Option<AccessTokenClaims> {
         let claims = AccessTokenClaims::from_map(self.keys.verify(token).ok()?).ok()?;
         jwt::validate(
             &claims,

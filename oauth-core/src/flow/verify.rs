@@ -42,6 +42,8 @@ pub struct Principal {
     pub grant_id: String,
     /// Expiry.
     pub expires_at: u64,
+    /// Issue time.
+    pub issued_at: u64,
     /// `preferred_username`.
     pub username: Option<String>,
     /// `email`.
@@ -62,6 +64,7 @@ impl Principal {
             jti: c.jti,
             grant_id: c.sid,
             expires_at: c.exp,
+            issued_at: c.iat,
             username: c.preferred_username,
             email: c.email,
             name: c.name,
