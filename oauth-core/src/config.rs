@@ -35,6 +35,10 @@ pub struct ServerConfig {
     pub refresh_grace: Duration,
     /// Clock skew tolerated on `exp`/`nbf`/`iat`.
     pub leeway: Duration,
+    /// How long a browser login session at the authorization server lasts.
+    pub session_ttl: Duration,
+    /// How long a remembered consent lasts.
+    pub consent_ttl: Duration,
     /// Signing algorithm for new access-token keys.
     pub signing_alg: SigningAlg,
     /// Dynamic client registration policy.
@@ -66,6 +70,8 @@ impl ServerConfig {
             pending_ttl: Duration::from_secs(600),
             refresh_grace: Duration::from_secs(30),
             leeway: Duration::from_secs(30),
+            session_ttl: Duration::from_secs(12 * 3600),
+            consent_ttl: Duration::from_secs(90 * 24 * 3600),
             signing_alg: SigningAlg::Es256,
             registration: RegistrationPolicy::default(),
             verify_cache_capacity: 100_000,

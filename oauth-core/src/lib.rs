@@ -56,6 +56,7 @@ pub use clock::{Clock, SystemClock};
 pub use config::{EndpointPaths, RegistrationPolicy, ResourceConfig, ServerConfig, SigningAlg};
 pub use error::{AuthorizeError, Error, ErrorCode, OAuthError, Result};
 pub use flow::authorize::AuthorizationPrompt;
+pub use flow::session::BrowserSession;
 pub use flow::token::ClientCredentials;
 pub use flow::verify::{Principal, RejectionKind, VerifyRejection, bearer_token, resource_for_url};
 pub use keys::{JosekitKeyManager, KeyError};

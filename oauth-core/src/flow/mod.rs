@@ -5,5 +5,6 @@ pub(crate) mod authorize;
 pub(crate) mod introspect;
 pub(crate) mod register;
 pub(crate) mod revoke;
+pub(crate) mod session;
 pub(crate) mod token;
 pub(crate) mod verify;

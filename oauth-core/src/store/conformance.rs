@@ -14,8 +14,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{
-    ClientRecord, CodeRecord, CodeRedemption, GrantRecord, KeyRecord, PendingAuthorization,
-    RefreshRecord, RefreshState, Revocation, RevokedKind, RotatedRefresh, Store, StoreError,
+    ClientRecord, CodeRecord, CodeRedemption, ConsentRecord, GrantRecord, KeyRecord,
+    PendingAuthorization, RefreshRecord, RefreshState, Revocation, RevokedKind, RotatedRefresh,
+    SessionRecord, Store, StoreError,
 };
 use crate::testing::FixedClock;
 use crate::types::{Identity, ScopeSet, TokenHash};
@@ -104,6 +105,51 @@ where
     revocation_log(&make(FixedClock::new())).await;
     keys(&make(FixedClock::new())).await;
     secrets_never_stored_in_plaintext_keys(&make(FixedClock::new())).await;
+    let clock = FixedClock::new();
+    sessions_and_consent(&make(Arc::clone(&clock)), &clock).await;
+}
+
+async fn sessions_and_consent(s: &impl Store, clock: &FixedClock) {
+    let k = TokenHash::of(b"cookie");
+    let mut rec = SessionRecord {
+        csrf: "c".into(),
+        identity: None,
+        expires_at: u64::MAX,
+    };
+    s.put_session(&k, &rec, MIN).await.unwrap();
+    assert_eq!(s.session(&k).await.unwrap(), Some(rec.clone()));
+    rec.identity = Some(Identity {
+        subject: "local:alice".into(),
+        ..Identity::default()
+    });
+    s.put_session(&k, &rec, MIN).await.unwrap();
+    assert_eq!(s.session(&k).await.unwrap(), Some(rec), "put replaces");
+    s.delete_session(&k).await.unwrap();
+    assert_eq!(s.session(&k).await.unwrap(), None);
+
+    let c = ConsentRecord {
+        scope: ScopeSet::from_tokens(["mcp"]),
+        resources: vec!["https://r".into()],
+        granted_at: 1,
+    };
+    s.put_consent("local:alice", "c1", &c, MIN).await.unwrap();
+    assert_eq!(s.consent("local:alice", "c1").await.unwrap(), Some(c));
+    assert_eq!(
+        s.consent("local:alice", "c2").await.unwrap(),
+        None,
+        "consent is per client"
+    );
+    assert_eq!(
+        s.consent("local:bob", "c1").await.unwrap(),
+        None,
+        "consent is per user"
+    );
+    clock.advance(MIN + Duration::from_secs(1));
+    assert_eq!(
+        s.consent("local:alice", "c1").await.unwrap(),
+        None,
+        "consent expires"
+    );
 }
 
 async fn clients(s: &impl Store) {

@@ -8,7 +8,7 @@
 //!
 //! # Layout
 //! * table `records` (`&str` → bytes): `client:{id}`, `pending:{hash}`, `code:{hash}`, `used:{hash}`,
-//!   `grant:{id}`, `refresh:{hash}`, `key:{kid}`. Each value is an 8-byte big-endian expiry (seconds since the
+//!   `grant:{id}`, `refresh:{hash}`, `key:{kid}`, `session:{hash}`, `consent:{subject}\0{client_id}`. Each value is an 8-byte big-endian expiry (seconds since the
 //!   epoch, 0 = never) followed by the record as JSON.
 //! * multimap `index` (`&str` → `&str`): `client:{id}` and `subject:{sub}` → grant ids.
 //! * table `revocations` (`u64` → bytes): the revocation log, keyed by sequence number.
@@ -30,8 +30,9 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::{
-    ClientRecord, CodeRecord, CodeRedemption, GrantRecord, KeyRecord, PendingAuthorization,
-    RefreshRecord, RefreshState, Revocation, RotatedRefresh, Store, StoreError,
+    ClientRecord, CodeRecord, CodeRedemption, ConsentRecord, GrantRecord, KeyRecord,
+    PendingAuthorization, RefreshRecord, RefreshState, Revocation, RotatedRefresh, SessionRecord,
+    Store, StoreError,
 };
 use crate::clock::Clock;
 use crate::types::TokenHash;
@@ -564,6 +565,55 @@ impl Store for EmbeddedStore {
             })
         })
         .await
+    }
+
+    async fn put_session(
+        &self,
+        key: &TokenHash,
+        rec: &SessionRecord,
+        ttl: Duration,
+    ) -> Result<(), StoreError> {
+        let (key, rec) = (format!("session:{}", key.to_hex()), rec.clone());
+        self.run(move |s| s.put(&key, &rec, s.expiry(ttl))).await
+    }
+
+    async fn session(&self, key: &TokenHash) -> Result<Option<SessionRecord>, StoreError> {
+        let key = format!("session:{}", key.to_hex());
+        self.run(move |s| s.get(&key)).await
+    }
+
+    async fn delete_session(&self, key: &TokenHash) -> Result<(), StoreError> {
+        let key = format!("session:{}", key.to_hex());
+        self.run(move |s| {
+            s.write(|tx| {
+                tx.open_table(RECORDS)
+                    .map_err(backend)?
+                    .remove(key.as_str())
+                    .map_err(backend)?;
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    async fn put_consent(
+        &self,
+        subject: &str,
+        client_id: &str,
+        c: &ConsentRecord,
+        ttl: Duration,
+    ) -> Result<(), StoreError> {
+        let (key, c) = (format!("consent:{subject}\0{client_id}"), c.clone());
+        self.run(move |s| s.put(&key, &c, s.expiry(ttl))).await
+    }
+
+    async fn consent(
+        &self,
+        subject: &str,
+        client_id: &str,
+    ) -> Result<Option<ConsentRecord>, StoreError> {
+        let key = format!("consent:{subject}\0{client_id}");
+        self.run(move |s| s.get(&key)).await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

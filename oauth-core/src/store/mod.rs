@@ -208,6 +208,28 @@ pub struct KeyRecord {
     pub publish_until: Option<u64>,
 }
 
+/// A browser login session at the authorization server (the service's session cookie names it by hash).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionRecord {
+    /// The CSRF token every form of this session must carry.
+    pub csrf: String,
+    /// Who is logged in, once someone is.
+    pub identity: Option<Identity>,
+    /// When the session ends.
+    pub expires_at: u64,
+}
+
+/// A user's remembered consent for one client.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConsentRecord {
+    /// Scopes consented to.
+    pub scope: crate::ScopeSet,
+    /// Resources consented to.
+    pub resources: Vec<String>,
+    /// When consent was given.
+    pub granted_at: u64,
+}
+
 /// The persistence seam. See the module documentation for the contract.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
@@ -297,6 +319,33 @@ pub trait Store: Send + Sync + 'static {
     async fn keys(&self) -> Result<Vec<KeyRecord>, StoreError>;
     /// Deletes a signing key.
     async fn delete_key(&self, kid: &str) -> Result<(), StoreError>;
+
+    /// Stores (or replaces) a login session under the hash of its cookie value.
+    async fn put_session(
+        &self,
+        key: &TokenHash,
+        s: &SessionRecord,
+        ttl: Duration,
+    ) -> Result<(), StoreError>;
+    /// Looks a session up.
+    async fn session(&self, key: &TokenHash) -> Result<Option<SessionRecord>, StoreError>;
+    /// Deletes a session.
+    async fn delete_session(&self, key: &TokenHash) -> Result<(), StoreError>;
+
+    /// Remembers a user's consent for a client.
+    async fn put_consent(
+        &self,
+        subject: &str,
+        client_id: &str,
+        c: &ConsentRecord,
+        ttl: Duration,
+    ) -> Result<(), StoreError>;
+    /// A user's remembered consent for a client.
+    async fn consent(
+        &self,
+        subject: &str,
+        client_id: &str,
+    ) -> Result<Option<ConsentRecord>, StoreError>;
 
     /// Whether the backend answers (for readiness checks).
     async fn ping(&self) -> Result<(), StoreError>;

@@ -17,6 +17,7 @@ mod metadata;
 mod refresh;
 mod register;
 mod revoke_introspect;
+mod session;
 mod store_embedded;
 mod upstream_local;
 mod verify;

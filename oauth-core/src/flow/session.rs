@@ -1,0 +1,192 @@
+//! Browser sessions at the authorization server, and remembered consent.
+//!
+//! The login and consent pages are the service's, but what they rely on is protocol state and lives here:
+//! * a session is a random cookie value whose hash names a [`SessionRecord`](crate::store::SessionRecord) holding
+//!   a CSRF token and, after login, the [`Identity`]. Logging in issues a *new* session id (the old one is
+//!   deleted), so a session id planted before login is worthless after it (session fixation);
+//! * every form carries the session's CSRF token, compared in constant time;
+//! * consent is remembered per user and client (MCP security best practices, "confused deputy"), and covers
+//!   only the scopes and resources actually consented to.
+
+use subtle::ConstantTimeEq as _;
+
+use crate::Error;
+use crate::flow::authorize::AuthorizationPrompt;
+use crate::server::AuthServer;
+use crate::store::{ConsentRecord, SessionRecord};
+use crate::types::{Identity, ScopeSet, Secret, random_token};
+
+/// A browser session, as the service needs it.
+#[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct BrowserSession {
+    /// The cookie value (secret).
+    pub id: String,
+    /// The CSRF token for this session's forms.
+    pub csrf: String,
+    /// Who is logged in, if anyone.
+    pub identity: Option<Identity>,
+    /// When the session ends.
+    pub expires_at: u64,
+    /// Whether this session was just created (the service must set the cookie).
+    pub is_new: bool,
+}
+
+impl std::fmt::Debug for BrowserSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BrowserSession")
+            .field("identity", &self.identity.as_ref().map(|i| &i.subject))
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
+}
+
+impl BrowserSession {
+    /// Whether `presented` is this session's CSRF token (constant time).
+    pub fn csrf_matches(&self, presented: &str) -> bool {
+        self.csrf.as_bytes().ct_eq(presented.as_bytes()).into()
+    }
+}
+
+impl AuthServer {
+    async fn new_session(&self, identity: Option<Identity>) -> Result<BrowserSession, Error> {
+        let id = Secret::generate();
+        let record = SessionRecord {
+            csrf: random_token(32),
+            identity,
+            expires_at: self
+                .clock
+                .unix()
+                .saturating_add(self.config.session_ttl.as_secs()),
+        };
+        self.store
+            .put_session(&id.hash(), &record, self.config.session_ttl)
+            .await?;
+        Ok(BrowserSession {
+            id: id.into_exposed(),
+            csrf: record.csrf,
+            identity: record.identity,
+            expires_at: record.expires_at,
+            is_new: true,
+        })
+    }
+
+    /// The session named by the cookie, or a new one if there is none (or it expired).
+    ///
+    /// # Errors
+    /// Store failures.
+    pub async fn browser_session(&self, cookie: Option<&str>) -> Result<BrowserSession, Error> {
+        if let Some(id) = cookie
+            && let Some(rec) = self.store.session(&Secret::new(id).hash()).await?
+            && rec.expires_at > self.clock.unix()
+        {
+            return Ok(BrowserSession {
+                id: id.to_owned(),
+                csrf: rec.csrf,
+                identity: rec.identity,
+                expires_at: rec.expires_at,
+                is_new: false,
+            });
+        }
+        self.new_session(None).await
+    }
+
+    /// The session only if it exists; never creates one (for POSTs, which must follow a page that set it).
+    ///
+    /// # Errors
+    /// Store failures.
+    pub async fn existing_session(
+        &self,
+        cookie: Option<&str>,
+    ) -> Result<Option<BrowserSession>, Error> {
+        let Some(id) = cookie else { return Ok(None) };
+        let Some(rec) = self.store.session(&Secret::new(id).hash()).await? else {
+            return Ok(None);
+        };
+        if rec.expires_at <= self.clock.unix() {
+            return Ok(None);
+        }
+        Ok(Some(BrowserSession {
+            id: id.to_owned(),
+            csrf: rec.csrf,
+            identity: rec.identity,
+            expires_at: rec.expires_at,
+            is_new: false,
+        }))
+    }
+
+    /// Records a login: the old session is deleted and a new one (new id, new CSRF token) carries the identity.
+    ///
+    /// # Errors
+    /// Store failures.
+    pub async fn log_in(
+        &self,
+        old: &BrowserSession,
+        identity: Identity,
+    ) -> Result<BrowserSession, Error> {
+        self.store
+            .delete_session(&Secret::new(old.id.as_str()).hash())
+            .await?;
+        tracing::info!(subject = %identity.subject, "user logged in");
+        self.new_session(Some(identity)).await
+    }
+
+    /// Ends a session.
+    ///
+    /// # Errors
+    /// Store failures.
+    pub async fn log_out(&self, session: &BrowserSession) -> Result<(), Error> {
+        self.store
+            .delete_session(&Secret::new(session.id.as_str()).hash())
+            .await?;
+        Ok(())
+    }
+
+    /// Whether `subject` has already consented to everything `prompt` asks of this client.
+    ///
+    /// # Errors
+    /// Store failures.
+    pub async fn has_consented(
+        &self,
+        subject: &str,
+        prompt: &AuthorizationPrompt,
+    ) -> Result<bool, Error> {
+        let Some(c) = self.store.consent(subject, &prompt.client_id).await? else {
+            return Ok(false);
+        };
+        Ok(prompt.scope.is_subset_of(&c.scope) && c.resources.contains(&prompt.resource))
+    }
+
+    /// Remembers that `subject` consented to `prompt` (merged with earlier consent for the same client).
+    ///
+    /// # Errors
+    /// Store failures.
+    pub async fn remember_consent(
+        &self,
+        subject: &str,
+        prompt: &AuthorizationPrompt,
+    ) -> Result<(), Error> {
+        let earlier = self.store.consent(subject, &prompt.client_id).await?;
+        let (mut scope, mut resources) = earlier
+            .map(|c| {
+                (
+                    c.scope.iter().map(str::to_owned).collect::<Vec<_>>(),
+                    c.resources,
+                )
+            })
+            .unwrap_or_default();
+        scope.extend(prompt.scope.iter().map(str::to_owned));
+        if !resources.contains(&prompt.resource) {
+            resources.push(prompt.resource.clone());
+        }
+        let record = ConsentRecord {
+            scope: ScopeSet::from_tokens(scope),
+            resources,
+            granted_at: self.clock.unix(),
+        };
+        self.store
+            .put_consent(subject, &prompt.client_id, &record, self.config.consent_ttl)
+            .await?;
+        Ok(())
+    }
+}

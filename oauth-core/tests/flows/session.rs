@@ -1,0 +1,152 @@
+//! Browser sessions (fixation-safe login, CSRF) and remembered consent.
+
+use std::time::Duration;
+
+use crate::common::*;
+
+#[tokio::test]
+async fn login_rotates_the_session_and_its_csrf_token() {
+    let h = harness().await;
+    let anon = h.server.browser_session(None).await.unwrap();
+    assert!(anon.is_new && anon.identity.is_none());
+    let same = h.server.browser_session(Some(&anon.id)).await.unwrap();
+    assert!(!same.is_new);
+    assert_eq!(same.csrf, anon.csrf);
+    assert!(same.csrf_matches(&anon.csrf));
+    assert!(!same.csrf_matches("forged"));
+    let logged = h.server.log_in(&same, alice()).await.unwrap();
+    assert_ne!(
+        logged.id, anon.id,
+        "a new session id after login (fixation)"
+    );
+    assert_ne!(logged.csrf, anon.csrf);
+    assert_eq!(
+        h.server.existing_session(Some(&anon.id)).await.unwrap(),
+        None,
+        "the pre-login session is gone"
+    );
+    let back = h
+        .server
+        .existing_session(Some(&logged.id))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(back.identity, Some(alice()));
+    h.server.log_out(&back).await.unwrap();
+    assert_eq!(
+        h.server.existing_session(Some(&logged.id)).await.unwrap(),
+        None
+    );
+}
+
+#[tokio::test]
+async fn sessions_expire_and_unknown_cookies_start_fresh() {
+    let h = harness().await;
+    let s = h
+        .server
+        .log_in(&h.server.browser_session(None).await.unwrap(), alice())
+        .await
+        .unwrap();
+    assert_eq!(
+        h.server.existing_session(Some("made-up")).await.unwrap(),
+        None
+    );
+    assert!(
+        h.server
+            .browser_session(Some("made-up"))
+            .await
+            .unwrap()
+            .is_new
+    );
+    h.clock.advance(Duration::from_secs(12 * 3600 + 1));
+    assert_eq!(h.server.existing_session(Some(&s.id)).await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn consent_covers_only_what_was_consented() {
+    let h = harness().await;
+    let c = public_client(&h).await;
+    let narrow = h
+        .server
+        .authorize(form(&authorize_query(
+            &c.client_id,
+            LOOPBACK,
+            &for_resource(),
+        )))
+        .await
+        .unwrap();
+    assert!(
+        !h.server
+            .has_consented("local:alice", &narrow)
+            .await
+            .unwrap()
+    );
+    h.server
+        .remember_consent("local:alice", &narrow)
+        .await
+        .unwrap();
+    assert!(
+        h.server
+            .has_consented("local:alice", &narrow)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !h.server.has_consented("local:bob", &narrow).await.unwrap(),
+        "per user"
+    );
+    let wider = h
+        .server
+        .authorize(form(&authorize_query(
+            &c.client_id,
+            LOOPBACK,
+            &format!("{}&scope=mcp+mcp%3Aadmin", for_resource()),
+        )))
+        .await
+        .unwrap();
+    assert!(
+        !h.server.has_consented("local:alice", &wider).await.unwrap(),
+        "more scope needs consent again"
+    );
+    let elsewhere = h
+        .server
+        .authorize(form(&authorize_query(
+            &c.client_id,
+            LOOPBACK,
+            &format!("&resource={}", enc(oauth_core::testing::OTHER_RESOURCE)),
+        )))
+        .await
+        .unwrap();
+    assert!(
+        !h.server
+            .has_consented("local:alice", &elsewhere)
+            .await
+            .unwrap(),
+        "another resource needs consent again"
+    );
+    let other_client = public_client(&h).await;
+    let p = h
+        .server
+        .authorize(form(&authorize_query(
+            &other_client.client_id,
+            LOOPBACK,
+            &for_resource(),
+        )))
+        .await
+        .unwrap();
+    assert!(
+        !h.server.has_consented("local:alice", &p).await.unwrap(),
+        "per client"
+    );
+    h.server
+        .remember_consent("local:alice", &wider)
+        .await
+        .unwrap();
+    assert!(
+        h.server
+            .has_consented("local:alice", &narrow)
+            .await
+            .unwrap()
+            && h.server.has_consented("local:alice", &wider).await.unwrap()
+    );
+}
