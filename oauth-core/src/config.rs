@@ -106,7 +106,13 @@ impl ServerConfig {
             if u.path() != "/" && r.resource.ends_with('/') {
                 return Err(format!("resources[{i}].resource: must not end with `/`"));
             }
-            for s in r.required_scopes.iter().chain(&r.scopes_supported) {
+            let tool = r.tool_scopes.iter().flat_map(|t| t.scopes.iter());
+            for s in r
+                .required_scopes
+                .iter()
+                .chain(&r.scopes_supported)
+                .chain(tool)
+            {
                 if !self.scopes_supported.contains(s) {
                     return Err(format!(
                         "resources[{i}]: scope `{s}` is not in scopes_supported"
@@ -178,6 +184,95 @@ pub struct ResourceConfig {
     pub scopes_supported: Vec<String>,
     /// Scopes a token must carry to pass `/verify` for this resource.
     pub required_scopes: Vec<String>,
+    /// Who may use this resource at all.
+    pub policy: AccessPolicy,
+    /// Extra scopes per MCP method (`tools/call`) or method and name (`tools/call:delete_repo`), read from the
+    /// 2026-07-28 transport's `Mcp-Method`/`Mcp-Name` request headers.
+    pub tool_scopes: Vec<ToolScope>,
+}
+
+/// Who may use a resource. Empty lists on every axis mean everyone who can log in; otherwise a user passes if
+/// any one axis matches.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct AccessPolicy {
+    /// Login names (`preferred_username`) or subjects (`sub`), compared case-insensitively.
+    pub users: Vec<String>,
+    /// E-mail addresses, compared case-insensitively.
+    pub emails: Vec<String>,
+    /// E-mail domains (`example.com`), compared case-insensitively.
+    pub email_domains: Vec<String>,
+    /// Groups.
+    pub groups: Vec<String>,
+}
+
+impl AccessPolicy {
+    /// A policy from its four lists.
+    pub fn new(
+        users: Vec<String>,
+        emails: Vec<String>,
+        email_domains: Vec<String>,
+        groups: Vec<String>,
+    ) -> Self {
+        AccessPolicy {
+            users,
+            emails,
+            email_domains,
+            groups,
+        }
+    }
+
+    /// Whether the policy restricts anything.
+    pub fn is_open(&self) -> bool {
+        self.users.is_empty()
+            && self.emails.is_empty()
+            && self.email_domains.is_empty()
+            && self.groups.is_empty()
+    }
+
+    /// Whether a user with these claims may pass.
+    pub fn allows(
+        &self,
+        subject: &str,
+        username: Option<&str>,
+        email: Option<&str>,
+        groups: &[String],
+    ) -> bool {
+        if self.is_open() {
+            return true;
+        }
+        let user_ok = self.users.iter().any(|u| {
+            u.eq_ignore_ascii_case(subject) || username.is_some_and(|n| u.eq_ignore_ascii_case(n))
+        });
+        let email_ok = email.is_some_and(|e| {
+            self.emails.iter().any(|a| a.eq_ignore_ascii_case(e))
+                || e.rsplit_once('@').is_some_and(|(_, d)| {
+                    self.email_domains.iter().any(|a| a.eq_ignore_ascii_case(d))
+                })
+        });
+        let group_ok = groups.iter().any(|g| self.groups.contains(g));
+        user_ok || email_ok || group_ok
+    }
+}
+
+/// Scopes required for one MCP method, or one method and name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ToolScope {
+    /// `tools/call` or `tools/call:delete_repo`.
+    pub key: String,
+    /// Scopes required.
+    pub scopes: Vec<String>,
+}
+
+impl ToolScope {
+    /// A rule for `key`.
+    pub fn new(key: impl Into<String>, scopes: Vec<String>) -> Self {
+        ToolScope {
+            key: key.into(),
+            scopes,
+        }
+    }
 }
 
 impl ResourceConfig {
@@ -188,12 +283,26 @@ impl ResourceConfig {
             name: None,
             scopes_supported,
             required_scopes: Vec::new(),
+            policy: AccessPolicy::default(),
+            tool_scopes: Vec::new(),
         }
     }
 
     /// Sets the scopes `/verify` requires.
     pub fn require(mut self, scopes: Vec<String>) -> Self {
         self.required_scopes = scopes;
+        self
+    }
+
+    /// Sets the access policy.
+    pub fn with_policy(mut self, policy: AccessPolicy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// Sets the per-tool scopes.
+    pub fn with_tool_scopes(mut self, tool_scopes: Vec<ToolScope>) -> Self {
+        self.tool_scopes = tool_scopes;
         self
     }
 

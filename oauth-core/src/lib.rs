@@ -53,12 +53,17 @@ pub mod upstream;
 pub mod wire;
 
 pub use clock::{Clock, SystemClock};
-pub use config::{EndpointPaths, RegistrationPolicy, ResourceConfig, ServerConfig, SigningAlg};
+pub use config::{
+    AccessPolicy, EndpointPaths, RegistrationPolicy, ResourceConfig, ServerConfig, SigningAlg,
+    ToolScope,
+};
 pub use error::{AuthorizeError, Error, ErrorCode, OAuthError, Result};
 pub use flow::authorize::AuthorizationPrompt;
 pub use flow::session::BrowserSession;
 pub use flow::token::ClientCredentials;
-pub use flow::verify::{Principal, RejectionKind, VerifyRejection, bearer_token, resource_for_url};
+pub use flow::verify::{
+    GateRequest, Principal, RejectionKind, VerifyRejection, bearer_token, resource_for_url,
+};
 pub use keys::{JosekitKeyManager, KeyError};
 pub use server::{AuthServer, StartError};
 pub use store::{EmbeddedStore, Store, StoreError};

@@ -83,6 +83,9 @@ pub enum RejectionKind {
     InvalidToken,
     /// Valid token without the required scope: 403 `insufficient_scope`.
     InsufficientScope,
+    /// Valid token of a user the resource's access policy does not admit: 403, no challenge error code, since
+    /// no other token of this user would do.
+    AccessDenied,
 }
 
 /// A `/verify` rejection, with everything the gate's response needs.
@@ -105,14 +108,14 @@ impl VerifyRejection {
     pub fn status(&self) -> u16 {
         match self.kind {
             RejectionKind::MissingToken | RejectionKind::InvalidToken => 401,
-            RejectionKind::InsufficientScope => 403,
+            RejectionKind::InsufficientScope | RejectionKind::AccessDenied => 403,
         }
     }
 
     /// The RFC 6750 §3 error code, if any.
     pub fn error_code(&self) -> Option<&'static str> {
         match self.kind {
-            RejectionKind::MissingToken => None,
+            RejectionKind::MissingToken | RejectionKind::AccessDenied => None,
             RejectionKind::InvalidToken => Some("invalid_token"),
             RejectionKind::InsufficientScope => Some("insufficient_scope"),
         }
@@ -235,6 +238,84 @@ impl Verifier {
     }
 }
 
+/// What the gate knows of the request it guards.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct GateRequest<'a> {
+    /// The `Authorization` header.
+    pub authorization: Option<&'a str>,
+    /// The HTTP method of the original request.
+    pub http_method: &'a str,
+    /// `MCP-Protocol-Version`.
+    pub mcp_protocol_version: Option<&'a str>,
+    /// `Mcp-Method` (2026-07-28 transport).
+    pub mcp_method: Option<&'a str>,
+    /// `Mcp-Name` (2026-07-28 transport).
+    pub mcp_name: Option<&'a str>,
+}
+
+impl<'a> GateRequest<'a> {
+    /// A request with an `Authorization` header (or none) and an HTTP method; no MCP headers.
+    pub fn new(authorization: Option<&'a str>, http_method: &'a str) -> Self {
+        GateRequest {
+            authorization,
+            http_method,
+            ..GateRequest::default()
+        }
+    }
+
+    /// Adds the MCP request-metadata headers.
+    pub fn with_mcp(
+        mut self,
+        protocol_version: Option<&'a str>,
+        method: Option<&'a str>,
+        name: Option<&'a str>,
+    ) -> Self {
+        self.mcp_protocol_version = protocol_version;
+        self.mcp_method = method;
+        self.mcp_name = name;
+        self
+    }
+
+    /// The MCP method and name, if the headers may be trusted: only from protocol version 2026-07-28 on, where
+    /// servers must reject a request whose headers disagree with its body (shared/mcp-auth-requirements.md RS12).
+    fn mcp_call(&self) -> Option<(&'a str, Option<&'a str>)> {
+        let version = self.mcp_protocol_version?;
+        (version >= "2026-07-28").then_some(())?;
+        Some((self.mcp_method?, self.mcp_name))
+    }
+}
+
+/// Scopes the resource's per-tool rules require for this request. Without trustworthy MCP headers on a POST
+/// (which may be any call), every rule's scopes are required: the gate fails closed.
+fn tool_scopes_needed(resource: &ResourceConfig, req: &GateRequest<'_>) -> Vec<String> {
+    if resource.tool_scopes.is_empty() {
+        return Vec::new();
+    }
+    match req.mcp_call() {
+        Some((method, name)) => {
+            let exact = name.map(|n| format!("{method}:{n}"));
+            resource
+                .tool_scopes
+                .iter()
+                .find(|t| exact.as_deref() == Some(t.key.as_str()))
+                .or_else(|| resource.tool_scopes.iter().find(|t| t.key == method))
+                .map(|t| t.scopes.clone())
+                .unwrap_or_default()
+        }
+        None if req.http_method.eq_ignore_ascii_case("POST") => {
+            let mut all: Vec<String> = Vec::new();
+            for s in resource.tool_scopes.iter().flat_map(|t| t.scopes.iter()) {
+                if !all.contains(s) {
+                    all.push(s.clone());
+                }
+            }
+            all
+        }
+        None => Vec::new(),
+    }
+}
+
 /// Extracts the token from an `Authorization` header value; `None` if there is no Bearer credential.
 pub fn bearer_token(authorization: Option<&str>) -> Option<&str> {
     let value = authorization?.trim();
@@ -331,6 +412,52 @@ impl crate::AuthServer {
                 RejectionKind::InsufficientScope,
                 "the access token lacks a scope this resource requires",
                 required(),
+            ));
+        }
+        Ok(principal)
+    }
+
+    /// The whole gate decision for a request to `resource`: the token ([`Self::verify`]), then the resource's
+    /// access policy, then its per-tool scopes.
+    ///
+    /// # Errors
+    /// A [`VerifyRejection`] that says exactly what to answer.
+    pub fn verify_request(
+        &self,
+        req: &GateRequest<'_>,
+        resource: &ResourceConfig,
+    ) -> Result<Arc<Principal>, VerifyRejection> {
+        let principal = self.verify(req.authorization, resource)?;
+        let reject = |kind, description, scope| VerifyRejection {
+            kind,
+            description,
+            scope,
+            resource_metadata: resource.metadata_url(),
+        };
+        if !resource.policy.allows(
+            &principal.subject,
+            principal.username.as_deref(),
+            principal.email.as_deref(),
+            &principal.groups,
+        ) {
+            return Err(reject(
+                RejectionKind::AccessDenied,
+                "this user may not access this resource",
+                None,
+            ));
+        }
+        let needed = tool_scopes_needed(resource, req);
+        if !needed.iter().all(|s| principal.scope.contains(s)) {
+            let mut scope: Vec<String> = principal.scope.iter().map(str::to_owned).collect();
+            for s in needed {
+                if !scope.contains(&s) {
+                    scope.push(s);
+                }
+            }
+            return Err(reject(
+                RejectionKind::InsufficientScope,
+                "the access token lacks a scope this operation requires",
+                Some(scope.join(" ")),
             ));
         }
         Ok(principal)

@@ -389,3 +389,128 @@ async fn verification_shares_no_state_between_servers_except_the_store() {
     );
     second.verify(Some(&bearer(&token)), resource(&h)).unwrap();
 }
+
+fn gated(
+    policy: oauth_core::AccessPolicy,
+    tools: Vec<oauth_core::ToolScope>,
+) -> oauth_core::ServerConfig {
+    let mut config = testing::config();
+    config.resources[0] = ResourceConfig::new(RESOURCE, vec!["mcp".into(), "mcp:admin".into()])
+        .require(vec!["mcp".into()])
+        .with_policy(policy)
+        .with_tool_scopes(tools);
+    config
+}
+
+#[tokio::test]
+async fn access_policy_admits_by_user_email_domain_or_group() {
+    use oauth_core::{AccessPolicy, GateRequest};
+    let s = |v: &[&str]| v.iter().map(|x| (*x).to_owned()).collect::<Vec<_>>();
+    let cases = [
+        (AccessPolicy::default(), true),
+        (
+            AccessPolicy::new(s(&["ALICE"]), vec![], vec![], vec![]),
+            true,
+        ),
+        (
+            AccessPolicy::new(s(&["local:alice"]), vec![], vec![], vec![]),
+            true,
+        ),
+        (
+            AccessPolicy::new(vec![], s(&["Alice@Example.com"]), vec![], vec![]),
+            true,
+        ),
+        (
+            AccessPolicy::new(vec![], vec![], s(&["example.com"]), vec![]),
+            true,
+        ),
+        (
+            AccessPolicy::new(vec![], vec![], vec![], s(&["staff"])),
+            true,
+        ),
+        (
+            AccessPolicy::new(
+                s(&["bob"]),
+                s(&["bob@example.com"]),
+                s(&["example.org"]),
+                s(&["admins"]),
+            ),
+            false,
+        ),
+    ];
+    for (policy, admitted) in cases {
+        let h = harness_with(gated(policy.clone(), vec![])).await;
+        let token = valid_token(&h).await;
+        let header = bearer(&token);
+        let got = h
+            .server
+            .verify_request(&GateRequest::new(Some(&header), "POST"), resource(&h));
+        match (admitted, got) {
+            (true, Ok(p)) => assert_eq!(p.subject, "local:alice"),
+            (false, Err(r)) => {
+                assert_eq!((r.kind, r.status()), (RejectionKind::AccessDenied, 403));
+                assert_eq!(
+                    r.www_authenticate(),
+                    format!("Bearer resource_metadata=\"{PRM}\"")
+                );
+            }
+            (want, got) => panic!("{policy:?}: wanted admitted={want}, got {got:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn tool_scopes_use_mcp_headers_only_from_2026_07_28_and_fail_closed_otherwise() {
+    use oauth_core::{GateRequest, ToolScope};
+    let tools = vec![ToolScope::new(
+        "tools/call:delete_repo",
+        vec!["mcp:admin".into()],
+    )];
+    let h = harness_with(gated(oauth_core::AccessPolicy::default(), tools)).await;
+    let token = valid_token(&h).await; // scope `mcp` only
+    let header = bearer(&token);
+    let req = GateRequest::new(Some(&header), "POST");
+    let modern = Some("2026-07-28");
+    h.server
+        .verify_request(
+            &req.with_mcp(modern, Some("tools/call"), Some("echo")),
+            resource(&h),
+        )
+        .expect("other tools need nothing extra");
+    h.server
+        .verify_request(
+            &req.with_mcp(modern, Some("tools/list"), None),
+            resource(&h),
+        )
+        .unwrap();
+    let denied = h
+        .server
+        .verify_request(
+            &req.with_mcp(modern, Some("tools/call"), Some("delete_repo")),
+            resource(&h),
+        )
+        .unwrap_err();
+    assert_eq!(denied.status(), 403);
+    assert_eq!(
+        denied.www_authenticate(),
+        format!(
+            "Bearer error=\"insufficient_scope\", error_description=\"the access token lacks a scope this operation requires\", scope=\"mcp mcp:admin\", resource_metadata=\"{PRM}\""
+        )
+    );
+    // Older protocol versions: the headers are not validated by the server, so they are not trusted.
+    let old = h
+        .server
+        .verify_request(
+            &req.with_mcp(Some("2025-11-25"), Some("tools/list"), None),
+            resource(&h),
+        )
+        .unwrap_err();
+    assert_eq!(old.kind, RejectionKind::InsufficientScope);
+    assert!(
+        h.server.verify_request(&req, resource(&h)).is_err(),
+        "a POST without headers may be any call"
+    );
+    h.server
+        .verify_request(&GateRequest::new(Some(&header), "GET"), resource(&h))
+        .expect("GET (SSE stream) calls no tool");
+}
