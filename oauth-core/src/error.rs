@@ -203,6 +203,10 @@ pub enum AuthorizeError {
         /// The error it carries, for logging.
         error: OAuthError,
     },
+    /// The user logged in but the resource's access policy does not admit them: render a 403 page; no code is
+    /// issued and the pending authorization is spent.
+    #[error("{0}")]
+    Forbidden(OAuthError),
     /// An internal failure; render a generic error page (5xx) and log the cause.
     #[error(transparent)]
     Internal(#[from] Error),

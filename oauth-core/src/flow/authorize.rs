@@ -353,6 +353,17 @@ impl AuthServer {
     #[tracing::instrument(skip_all)]
     pub async fn approve(&self, handle: &str, identity: Identity) -> Result<Url, AuthorizeError> {
         let pending = self.take_pending(handle).await?;
+        if !self.admits(&identity, &pending.resource) {
+            tracing::info!(subject = %identity.subject, "access policy refused the user; no code issued");
+            return Err(AuthorizeError::Forbidden(OAuthError::new(
+                ErrorCode::AccessDenied,
+                format!(
+                    "{} may not use {}",
+                    identity.username.as_deref().unwrap_or(&identity.subject),
+                    pending.resource
+                ),
+            )));
+        }
         let code = Secret::generate();
         let record = CodeRecord {
             grant_id: random_token(16),
@@ -372,6 +383,22 @@ impl AuthServer {
             &[("code", code.expose())],
             record.pending.state.as_deref(),
         )
+    }
+
+    /// Whether the access policy of `resource` admits `identity` (an unknown resource admits nobody).
+    pub fn admits(&self, identity: &Identity, resource: &str) -> bool {
+        self.config
+            .resources
+            .iter()
+            .find(|r| r.resource == resource)
+            .is_some_and(|r| {
+                r.policy.allows(
+                    &identity.subject,
+                    identity.username.as_deref(),
+                    identity.email.as_deref(),
+                    &identity.groups,
+                )
+            })
     }
 
     /// The user denied consent: return the `access_denied` redirect to the client.

@@ -465,3 +465,38 @@ async fn malformed_queries_are_invalid_request() {
         "empty values count as omitted (RFC 6749 §3.1)"
     );
 }
+
+#[tokio::test]
+async fn approval_of_a_user_the_policy_refuses_issues_no_code() {
+    let mut config = testing::config();
+    config.resources[0] =
+        oauth_core::ResourceConfig::new(RESOURCE, vec!["mcp".into()]).with_policy(
+            oauth_core::AccessPolicy::new(vec!["bob".into()], vec![], vec![], vec![]),
+        );
+    let h = harness_with(config).await;
+    let c = public_client(&h).await;
+    let p = h
+        .server
+        .authorize(form(&authorize_query(
+            &c.client_id,
+            LOOPBACK,
+            &for_resource(),
+        )))
+        .await
+        .unwrap();
+    assert!(!h.server.admits(&alice(), RESOURCE));
+    match h.server.approve(&p.handle, alice()).await.unwrap_err() {
+        AuthorizeError::Forbidden(e) => {
+            assert_eq!(
+                (e.status(), e.description.as_ref()),
+                (403, "alice may not use https://mcp.example.com/mcp")
+            )
+        }
+        other => panic!("expected Forbidden, got {other:?}"),
+    }
+    assert_eq!(
+        h.server.pending_authorization(&p.handle).await.unwrap(),
+        None,
+        "spent"
+    );
+}
