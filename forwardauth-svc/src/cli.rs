@@ -1,0 +1,1 @@
+//! Command-line interface (filled in by the CLI work).

@@ -1,0 +1,186 @@
+//! Reading requests: credentials, cookies, bounded bodies, and the original request behind a forward-auth call.
+//!
+//! # Forwarded headers
+//! Traefik and Caddy describe the guarded request with `X-Forwarded-Method`/`-Proto`/`-Host`/`-Uri`; nginx
+//! configs conventionally send `X-Original-URL` (or `X-Original-URI` plus `Host`) and `X-Original-Method`. These
+//! headers decide which resource is being accessed, so they are believed only from configured proxy addresses;
+//! from anywhere else their presence is refused.
+
+use actix_web::HttpRequest;
+use actix_web::http::header;
+use actix_web::web::{self, Bytes};
+use futures_util::StreamExt as _;
+use oauth_core::ClientCredentials;
+
+use crate::config::GateConfig;
+use crate::error::{ApiError, Challenge};
+
+/// A header as `&str`, if present and visible ASCII.
+pub fn header<'a>(req: &'a HttpRequest, name: &str) -> Option<&'a str> {
+    req.headers().get(name).and_then(|v| v.to_str().ok())
+}
+
+/// The `Authorization` header.
+pub fn authorization(req: &HttpRequest) -> Option<&str> {
+    header(req, header::AUTHORIZATION.as_str())
+}
+
+/// Client credentials from an `Authorization: Basic` header.
+///
+/// # Errors
+/// `invalid_client` (with a Basic challenge) for a malformed header.
+pub fn basic_credentials(req: &HttpRequest) -> Result<Option<ClientCredentials>, ApiError> {
+    match authorization(req) {
+        None => Ok(None),
+        Some(v) => ClientCredentials::from_authorization_header(v)
+            .map_err(|e| ApiError::from(e).with_challenge(Challenge::Basic)),
+    }
+}
+
+/// The bearer token of the request.
+pub fn bearer(req: &HttpRequest) -> Option<&str> {
+    oauth_core::bearer_token(authorization(req))
+}
+
+/// Reads a body of at most `limit` bytes.
+///
+/// # Errors
+/// `invalid_request` naming the limit, or the transport error.
+pub async fn read_body(mut payload: web::Payload, limit: usize) -> Result<Bytes, ApiError> {
+    let mut body = web::BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| {
+            ApiError::invalid_request(format!("could not read the request body: {e}"))
+        })?;
+        if body.len() + chunk.len() > limit {
+            return Err(ApiError::invalid_request(format!(
+                "the request body is larger than {limit} bytes"
+            )));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
+}
+
+/// Requires `Content-Type: application/x-www-form-urlencoded` (RFC 6749 §3.2).
+///
+/// # Errors
+/// `invalid_request`.
+pub fn require_form(req: &HttpRequest) -> Result<(), ApiError> {
+    let ok = header(req, header::CONTENT_TYPE.as_str())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|m| {
+            m.trim()
+                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        });
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::invalid_request(
+            "Content-Type must be application/x-www-form-urlencoded",
+        ))
+    }
+}
+
+/// Whether the connection comes from a trusted proxy.
+pub fn from_trusted_proxy(req: &HttpRequest, gate: &GateConfig) -> bool {
+    req.peer_addr().is_some_and(|peer| {
+        gate.trusted_proxies
+            .iter()
+            .any(|net| net.contains(&peer.ip()))
+    })
+}
+
+/// The request a forward-auth call is about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Original {
+    /// Its HTTP method.
+    pub method: String,
+    /// Its absolute URL.
+    pub url: String,
+    /// Its path.
+    pub path: String,
+}
+
+/// Why the original request could not be established.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OriginalError {
+    /// Forwarded headers from an address that is not a trusted proxy.
+    Untrusted,
+    /// No forwarded headers at all.
+    Missing,
+    /// The headers do not form a URL.
+    Malformed,
+}
+
+const FORWARDED: &[&str] = &[
+    "x-forwarded-method",
+    "x-forwarded-proto",
+    "x-forwarded-host",
+    "x-forwarded-uri",
+    "x-original-url",
+    "x-original-uri",
+    "x-original-method",
+];
+
+/// Reconstructs the guarded request from the proxy's headers.
+///
+/// # Errors
+/// [`OriginalError`].
+pub fn original_request(req: &HttpRequest, gate: &GateConfig) -> Result<Original, OriginalError> {
+    if !FORWARDED.iter().any(|h| req.headers().contains_key(*h)) {
+        return Err(OriginalError::Missing);
+    }
+    if !from_trusted_proxy(req, gate) {
+        return Err(OriginalError::Untrusted);
+    }
+    let method = header(req, "x-forwarded-method")
+        .or_else(|| header(req, "x-original-method"))
+        .unwrap_or("GET");
+    let url = if let Some(full) = header(req, "x-original-url") {
+        full.to_owned()
+    } else {
+        let uri = header(req, "x-forwarded-uri")
+            .or_else(|| header(req, "x-original-uri"))
+            .ok_or(OriginalError::Malformed)?;
+        let proto = header(req, "x-forwarded-proto")
+            .unwrap_or(own_scheme(req))
+            .to_owned();
+        let host = header(req, "x-forwarded-host")
+            .or_else(|| header(req, header::HOST.as_str()))
+            .ok_or(OriginalError::Malformed)?;
+        format!("{proto}://{host}{uri}")
+    };
+    let parsed = url::Url::parse(&url).map_err(|_| OriginalError::Malformed)?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err(OriginalError::Malformed);
+    }
+    Ok(Original {
+        method: method.to_ascii_uppercase(),
+        path: parsed.path().to_owned(),
+        url,
+    })
+}
+
+/// The absolute URL this service was reached at for `path`, as the client saw it: the proxy's
+/// `X-Forwarded-Proto`/`-Host` when it is trusted, else the request's own scheme and `Host`.
+pub fn public_url(req: &HttpRequest, gate: &GateConfig) -> String {
+    let trusted = from_trusted_proxy(req, gate);
+    let proto = header(req, "x-forwarded-proto")
+        .filter(|_| trusted)
+        .unwrap_or(own_scheme(req));
+    let host = header(req, "x-forwarded-host")
+        .filter(|_| trusted)
+        .or_else(|| header(req, header::HOST.as_str()))
+        .unwrap_or("localhost");
+    format!("{proto}://{host}{}", req.path())
+}
+
+/// The scheme of this listener itself. (actix's `ConnectionInfo` would believe `X-Forwarded-Proto` from anyone.)
+fn own_scheme(req: &HttpRequest) -> &'static str {
+    if req.app_config().secure() {
+        "https"
+    } else {
+        "http"
+    }
+}

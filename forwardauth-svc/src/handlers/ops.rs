@@ -1,0 +1,22 @@
+//! Operations endpoints: liveness and readiness.
+
+use actix_web::{HttpResponse, web};
+
+use crate::state::AppState;
+
+/// `GET /health`: the process is alive.
+pub async fn health() -> HttpResponse {
+    HttpResponse::Ok().json(serde_json::json!({ "status": "ok" }))
+}
+
+/// `GET /ready`: the store answers and signing keys are loaded (they are, once the state exists).
+pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
+    match state.auth.ready().await {
+        Ok(()) => HttpResponse::Ok().json(serde_json::json!({ "status": "ready" })),
+        Err(e) => {
+            tracing::warn!(error = %e, "not ready");
+            HttpResponse::ServiceUnavailable()
+                .json(serde_json::json!({ "status": "unavailable", "reason": "store unreachable" }))
+        }
+    }
+}

@@ -1,0 +1,77 @@
+//! `POST /token`, `POST /revoke`, `POST /introspect`: form bodies, client authentication by Basic header or form
+//! fields (the engine reconciles the two), `Cache-Control: no-store`.
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use oauth_core::wire::{self, IntrospectionRequest, RevocationRequest, TokenRequest};
+
+use super::no_store;
+use crate::error::{ApiError, Challenge};
+use crate::extract;
+use crate::state::AppState;
+
+const FORM_LIMIT: usize = 64 * 1024;
+
+/// Content type, Basic credentials and the parsed form; `bool` says whether Basic was used.
+async fn read<T: serde::de::DeserializeOwned>(
+    req: &HttpRequest,
+    payload: web::Payload,
+) -> Result<(Option<oauth_core::ClientCredentials>, T, Challenge), ApiError> {
+    extract::require_form(req)?;
+    let basic = extract::basic_credentials(req)?;
+    let challenge = if basic.is_some() {
+        Challenge::Basic
+    } else {
+        Challenge::None
+    };
+    let body = extract::read_body(payload, FORM_LIMIT).await?;
+    let form = wire::parse_form(&body)?;
+    Ok((basic, form, challenge))
+}
+
+/// `POST /token` (RFC 6749 §3.2).
+#[tracing::instrument(skip_all)]
+pub async fn token(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let (basic, form, challenge) = read::<TokenRequest>(&req, payload).await?;
+    let issued = state
+        .auth
+        .token(basic, form)
+        .await
+        .map_err(|e| ApiError::from(e).with_challenge(challenge))?;
+    Ok(no_store(HttpResponse::Ok()).json(issued))
+}
+
+/// `POST /revoke` (RFC 7009 §2).
+#[tracing::instrument(skip_all)]
+pub async fn revoke(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let (basic, form, challenge) = read::<RevocationRequest>(&req, payload).await?;
+    state
+        .auth
+        .revoke(basic, form)
+        .await
+        .map_err(|e| ApiError::from(e).with_challenge(challenge))?;
+    Ok(no_store(HttpResponse::Ok()).finish())
+}
+
+/// `POST /introspect` (RFC 7662 §2).
+#[tracing::instrument(skip_all)]
+pub async fn introspect(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let (basic, form, challenge) = read::<IntrospectionRequest>(&req, payload).await?;
+    let answer = state
+        .auth
+        .introspect(basic, form)
+        .await
+        .map_err(|e| ApiError::from(e).with_challenge(challenge))?;
+    Ok(no_store(HttpResponse::Ok()).json(answer))
+}

@@ -1,0 +1,86 @@
+//! # forwardauth-svc
+//!
+//! A thin actix-web adapter over [`oauth_core`]: the `/verify` gate for Traefik ForwardAuth, nginx
+//! `auth_request` and Caddy `forward_auth`, and the OAuth 2.1 endpoints MCP clients discover through it.
+//!
+//! Handlers extract, make one engine call, and shape the response; errors meet the wire in one place
+//! ([`error`]). [`routes::configure`] is the only route table: `main` and every test use it. [`run`] serves a
+//! configuration on a listener until a shutdown future resolves, so tests can bind `127.0.0.1:0`.
+
+pub mod cli;
+pub mod config;
+pub mod error;
+mod extract;
+mod handlers;
+pub mod logging;
+mod pages;
+pub mod routes;
+pub mod state;
+
+use std::future::Future;
+use std::net::TcpListener;
+use std::time::Duration;
+
+use actix_web::{App, HttpServer, web};
+
+pub use config::Config;
+pub use state::AppState;
+
+/// How often revocations from other instances are pulled and expired records purged.
+const SYNC_EVERY: Duration = Duration::from_secs(1);
+const PURGE_EVERY: Duration = Duration::from_secs(300);
+
+/// Serves `config` on `listener` until `shutdown` resolves (or SIGTERM/SIGINT), then drains gracefully.
+///
+/// # Errors
+/// Startup failures (store, engine, users) as `io::Error` with the cause in the message, and server I/O errors.
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let state = AppState::build(&config)
+        .await
+        .map_err(std::io::Error::other)?;
+    serve(state, listener, shutdown).await
+}
+
+/// Serves a prepared state (see [`run`]).
+///
+/// # Errors
+/// Server I/O errors.
+pub async fn serve(
+    state: AppState,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let auth = state.auth.clone();
+    let background = tokio::spawn(async move {
+        let mut sync = tokio::time::interval(SYNC_EVERY);
+        let mut purge = tokio::time::interval(PURGE_EVERY);
+        loop {
+            tokio::select! {
+                _ = sync.tick() => if let Err(e) = auth.sync().await { tracing::warn!(error = %e, "revocation sync failed") },
+                _ = purge.tick() => if let Err(e) = auth.store().purge_expired().await { tracing::warn!(error = %e, "purge failed") },
+            }
+        }
+    });
+    let data = web::Data::new(state);
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(data.clone())
+            .wrap_fn(routes::request_log)
+            .configure(routes::configure)
+    })
+    .listen(listener)?
+    .shutdown_timeout(10)
+    .run();
+    let handle = server.handle();
+    tokio::spawn(async move {
+        shutdown.await;
+        handle.stop(true).await;
+    });
+    let result = server.await;
+    background.abort();
+    result
+}

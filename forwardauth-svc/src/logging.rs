@@ -1,0 +1,1 @@
+//! Logging setup (filled in by the CLI work).

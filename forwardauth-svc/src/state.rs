@@ -1,0 +1,132 @@
+//! Process wiring: the one place that picks concrete backends from the configuration.
+//!
+//! Handlers see only [`AppState`]; nothing under `handlers/` names a store backend, josekit or a template
+//! engine's setup.
+
+use std::sync::Arc;
+
+use oauth_core::{
+    AuthServer, Clock, EmbeddedStore, LocalUsers, StartError, Store, StoreError, SystemClock,
+};
+
+use crate::config::{Config, GateConfig, StoreConfig};
+use crate::pages::Pages;
+
+/// Why the service could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartupError {
+    /// The store could not be opened.
+    #[error("cannot open the store at {path}: {source}")]
+    Store {
+        /// The store file.
+        path: String,
+        /// Why.
+        source: StoreError,
+    },
+    /// The engine refused to start.
+    #[error(transparent)]
+    Engine(#[from] StartError),
+    /// The users could not be loaded.
+    #[error("users: {0}")]
+    Users(String),
+    /// Creating the data directory failed.
+    #[error("cannot create the data directory {path}: {source}")]
+    DataDir {
+        /// The directory.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// Opens the configured store.
+///
+/// # Errors
+/// [`StartupError::Store`] naming the file, [`StartupError::DataDir`] if its directory cannot be created.
+pub fn open_store(config: &Config, clock: Arc<dyn Clock>) -> Result<Arc<dyn Store>, StartupError> {
+    match &config.store {
+        StoreConfig::Embedded { path } => {
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir).map_err(|source| StartupError::DataDir {
+                    path: dir.display().to_string(),
+                    source,
+                })?;
+            }
+            let store = EmbeddedStore::open(path, clock).map_err(|source| StartupError::Store {
+                path: path.display().to_string(),
+                source,
+            })?;
+            Ok(Arc::new(store))
+        }
+        StoreConfig::Memory => {
+            let store = EmbeddedStore::in_memory(clock).map_err(|source| StartupError::Store {
+                path: "(memory)".into(),
+                source,
+            })?;
+            Ok(Arc::new(store))
+        }
+    }
+}
+
+/// Builds the engine over the configured store (used by `serve` and by the admin commands).
+///
+/// # Errors
+/// [`StartupError`].
+pub async fn build_auth(config: &Config) -> Result<Arc<AuthServer>, StartupError> {
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let store = open_store(config, Arc::clone(&clock))?;
+    Ok(Arc::new(
+        AuthServer::new(config.server.clone(), store, clock).await?,
+    ))
+}
+
+/// Everything a handler needs.
+#[derive(Clone)]
+pub struct AppState {
+    /// The engine.
+    pub auth: Arc<AuthServer>,
+    /// Local users.
+    pub users: LocalUsers,
+    /// Gate settings.
+    pub gate: Arc<GateConfig>,
+    /// Login, consent and error pages.
+    pub pages: Arc<Pages>,
+    /// Whether cookies get `Secure` and the `__Host-` prefix (the issuer is https).
+    pub secure_cookies: bool,
+}
+
+impl AppState {
+    /// Builds the state from the configuration.
+    ///
+    /// # Errors
+    /// [`StartupError`].
+    pub async fn build(config: &Config) -> Result<Self, StartupError> {
+        let auth = build_auth(config).await?;
+        Self::with_auth(config, auth)
+    }
+
+    /// Builds the state around an existing engine (tests share one engine between several apps).
+    ///
+    /// # Errors
+    /// [`StartupError::Users`] if a user's hash is invalid.
+    pub fn with_auth(config: &Config, auth: Arc<AuthServer>) -> Result<Self, StartupError> {
+        let users = LocalUsers::new(config.users.clone()).map_err(StartupError::Users)?;
+        Ok(AppState {
+            secure_cookies: config.server.issuer.starts_with("https://"),
+            auth,
+            users,
+            gate: Arc::new(config.gate.clone()),
+            pages: Arc::new(Pages::new()),
+        })
+    }
+
+    /// The session cookie's name: `__Host-` prefixed on https (RFC 6265bis §4.1.3.2).
+    pub fn cookie_name(&self) -> &'static str {
+        if self.secure_cookies {
+            "__Host-fa_session"
+        } else {
+            "fa_session"
+        }
+    }
+}

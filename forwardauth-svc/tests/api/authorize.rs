@@ -1,0 +1,259 @@
+//! The authorization UI over HTTP: error pages vs redirects, login, CSRF, consent, cookies, page headers.
+
+use actix_web::test;
+use serde_json::json;
+
+use crate::common::*;
+
+#[actix_web::test]
+async fn unverified_requests_render_a_page_and_verified_ones_redirect_errors() {
+    let (app, _) = app().await;
+    let a = call(
+        &app,
+        test::TestRequest::get().uri("/authorize?client_id=nope&response_type=code"),
+    )
+    .await;
+    assert_eq!(a.status, 400);
+    assert!(
+        a.header("location").is_none(),
+        "never a redirect before the redirect URI is verified"
+    );
+    assert!(
+        a.page()
+            .contains("unknown client, or redirect_uri is not registered for this client")
+    );
+    assert_eq!(a.header("content-type"), Some("text/html; charset=utf-8"));
+    let dup = call(
+        &app,
+        test::TestRequest::get().uri("/authorize?client_id=a&client_id=b"),
+    )
+    .await;
+    assert_eq!(dup.status, 400);
+    assert!(dup.text().contains("parameter `client_id` is repeated"));
+
+    let client = register(&app, json!({})).await;
+    let uri = authorize_uri(client["client_id"].as_str().unwrap(), "")
+        .replace("code_challenge_method=S256", "code_challenge_method=plain");
+    let a = call(&app, test::TestRequest::get().uri(&uri)).await;
+    assert_eq!(a.status, 302);
+    let loc = url::Url::parse(a.header("location").unwrap()).unwrap();
+    let q: std::collections::HashMap<_, _> = loc.query_pairs().into_owned().collect();
+    assert_eq!(q["error"], "invalid_request");
+    assert_eq!(q["state"], "xyz");
+    assert_eq!(q["iss"], ISSUER);
+}
+
+#[actix_web::test]
+async fn login_page_sets_a_hardened_session_cookie_and_frame_protection() {
+    let (app, _) = app().await;
+    let client = register(&app, json!({"client_name": "<script>alert(1)</script>"})).await;
+    let a = call(
+        &app,
+        test::TestRequest::get().uri(&authorize_uri(client["client_id"].as_str().unwrap(), "")),
+    )
+    .await;
+    assert_eq!(a.status, 200);
+    assert_eq!(a.header("x-frame-options"), Some("DENY"));
+    assert!(
+        a.header("content-security-policy")
+            .unwrap()
+            .contains("frame-ancestors 'none'")
+    );
+    assert_eq!(a.header("cache-control"), Some("no-store"));
+    let cookie = a
+        .cookies()
+        .into_iter()
+        .find(|c| c.contains("fa_session="))
+        .unwrap();
+    assert!(
+        cookie.starts_with("__Host-fa_session="),
+        "https issuer: __Host- prefix: {cookie}"
+    );
+    for attr in ["HttpOnly", "SameSite=Lax", "Secure", "Path=/"] {
+        assert!(cookie.contains(attr), "{attr} missing in {cookie}");
+    }
+    let html = a.page();
+    assert!(
+        !html.contains("<script>alert(1)</script>"),
+        "client metadata is escaped"
+    );
+    assert!(
+        html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
+        "{html}"
+    );
+}
+
+#[actix_web::test]
+async fn wrong_password_csrf_and_missing_session() {
+    let (app, _) = app().await;
+    let client = register(&app, json!({})).await;
+    let page = call(
+        &app,
+        test::TestRequest::get().uri(&authorize_uri(client["client_id"].as_str().unwrap(), "")),
+    )
+    .await;
+    let cookie = session_cookie(&page);
+    let (handle, csrf) = (field(&page.text(), "handle"), field(&page.text(), "csrf"));
+    let wrong = call(
+        &app,
+        form_post(
+            "/login",
+            &format!(
+                "handle={}&csrf={}&username=alice&password=nope",
+                enc(&handle),
+                enc(&csrf)
+            ),
+        )
+        .insert_header(("Cookie", cookie.clone())),
+    )
+    .await;
+    assert_eq!(wrong.status, 401);
+    assert!(wrong.text().contains("Invalid username or password."));
+    assert_eq!(field(&wrong.text(), "username"), "alice");
+    let forged = call(
+        &app,
+        form_post(
+            "/login",
+            &format!(
+                "handle={}&csrf=forged&username=alice&password=wonderland",
+                enc(&handle)
+            ),
+        )
+        .insert_header(("Cookie", cookie.clone())),
+    )
+    .await;
+    assert_eq!(forged.status, 403);
+    assert!(
+        forged
+            .text()
+            .contains("The form is out of date or was not sent by this site.")
+    );
+    let no_cookie = call(
+        &app,
+        form_post(
+            "/login",
+            &format!(
+                "handle={}&csrf={}&username=alice&password=wonderland",
+                enc(&handle),
+                enc(&csrf)
+            ),
+        ),
+    )
+    .await;
+    assert_eq!(no_cookie.status, 400);
+    let dup = call(
+        &app,
+        form_post("/login", "handle=a&handle=b").insert_header(("Cookie", cookie.clone())),
+    )
+    .await;
+    assert_eq!(dup.status, 400);
+    assert!(dup.text().contains("parameter `handle` is repeated"));
+    assert_eq!(
+        call(&app, test::TestRequest::get().uri("/login"))
+            .await
+            .status,
+        405
+    );
+    assert_eq!(
+        call(&app, test::TestRequest::post().uri("/authorize"))
+            .await
+            .status,
+        405
+    );
+}
+
+#[actix_web::test]
+async fn consent_deny_returns_access_denied_and_remember_skips_the_page() {
+    let (app, _) = app().await;
+    let client = register(&app, json!({})).await;
+    let client_id = client["client_id"].as_str().unwrap();
+    let page = call(
+        &app,
+        test::TestRequest::get().uri(&authorize_uri(client_id, "")),
+    )
+    .await;
+    let cookie = session_cookie(&page);
+    let (handle, csrf) = (field(&page.text(), "handle"), field(&page.text(), "csrf"));
+    let login = call(
+        &app,
+        form_post(
+            "/login",
+            &format!(
+                "handle={}&csrf={}&username=alice&password=wonderland",
+                enc(&handle),
+                enc(&csrf)
+            ),
+        )
+        .insert_header(("Cookie", cookie)),
+    )
+    .await;
+    let consent_page = login.page();
+    assert!(consent_page.contains("Authorize API test client?"));
+    assert!(
+        consent_page.contains("127.0.0.1"),
+        "the redirect host is shown"
+    );
+    assert!(
+        consent_page.contains("on your own computer"),
+        "loopback warning"
+    );
+    assert!(consent_page.contains(RESOURCE));
+    let cookie = session_cookie(&login);
+    let csrf = field(&consent_page, "csrf");
+    let deny = call(
+        &app,
+        form_post(
+            "/consent",
+            &format!("handle={}&csrf={}&decision=deny", enc(&handle), enc(&csrf)),
+        )
+        .insert_header(("Cookie", cookie.clone())),
+    )
+    .await;
+    assert_eq!(deny.status, 302);
+    assert!(
+        deny.header("location")
+            .unwrap()
+            .contains("error=access_denied")
+    );
+
+    // Approve with remember: the next authorization goes straight back to the client.
+    let page = call(
+        &app,
+        test::TestRequest::get()
+            .uri(&authorize_uri(client_id, ""))
+            .insert_header(("Cookie", cookie.clone())),
+    )
+    .await;
+    assert!(
+        page.text().contains("Authorize API test client?"),
+        "logged in: consent, not login"
+    );
+    let handle = field(&page.text(), "handle");
+    let approve = call(
+        &app,
+        form_post(
+            "/consent",
+            &format!(
+                "handle={}&csrf={}&decision=approve&remember=on",
+                enc(&handle),
+                enc(&csrf)
+            ),
+        )
+        .insert_header(("Cookie", cookie.clone())),
+    )
+    .await;
+    assert_eq!(approve.status, 302);
+    let again = call(
+        &app,
+        test::TestRequest::get()
+            .uri(&authorize_uri(client_id, ""))
+            .insert_header(("Cookie", cookie)),
+    )
+    .await;
+    assert_eq!(again.status, 302);
+    let loc = again.header("location").unwrap();
+    assert!(
+        loc.starts_with(REDIRECT) && loc.contains("code=") && loc.contains("iss="),
+        "{loc}"
+    );
+}

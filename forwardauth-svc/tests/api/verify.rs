@@ -1,0 +1,274 @@
+//! `/verify`: only 200, 401 or 403; identity headers on 200; the challenge MCP clients discover from.
+
+use actix_web::test;
+use serde_json::json;
+
+use crate::common::*;
+
+#[actix_web::test]
+async fn no_token_is_401_with_resource_metadata() {
+    let (app, _) = app().await;
+    let a = call(&app, traefik("POST", "https://mcp.example.com/mcp")).await;
+    assert_eq!(a.status, 401);
+    assert_eq!(
+        a.header("www-authenticate"),
+        Some(format!("Bearer scope=\"mcp\", resource_metadata=\"{PRM}\"").as_str())
+    );
+    assert_eq!(a.header("cache-control"), Some("no-store"));
+    assert_eq!(
+        a.json(),
+        json!({"error": "unauthorized", "error_description": "no bearer token"})
+    );
+}
+
+#[actix_web::test]
+async fn a_valid_token_is_200_with_identity_headers_and_never_the_token() {
+    let (app, _) = app().await;
+    let (client_id, t) = tokens(&app, "alice").await;
+    let token = t["access_token"].as_str().unwrap();
+    // This resource has per-tool scopes, so a POST must say which call it is (2026-07-28 headers).
+    let req = traefik("POST", "https://mcp.example.com/mcp")
+        .insert_header(("Authorization", format!("Bearer {token}")))
+        .insert_header(("MCP-Protocol-Version", "2026-07-28"))
+        .insert_header(("Mcp-Method", "tools/list"));
+    let a = call(&app, req).await;
+    assert_eq!(a.status, 200, "{}", a.text());
+    assert_eq!(a.header("x-user-id"), Some("local:alice"));
+    assert_eq!(a.header("x-user-name"), Some("alice"));
+    assert_eq!(a.header("x-user-email"), Some("alice@example.com"));
+    assert_eq!(a.header("x-client-id"), Some(client_id.as_str()));
+    assert_eq!(a.header("x-scopes"), Some("mcp"));
+    for (_, v) in a.headers.iter() {
+        assert!(
+            !v.to_str().unwrap_or_default().contains(token),
+            "the token must not be echoed"
+        );
+    }
+    assert!(a.body.is_empty());
+}
+
+#[actix_web::test]
+async fn invalid_and_wrong_audience_tokens_are_401_invalid_token() {
+    let (app, _) = app().await;
+    let a = call(
+        &app,
+        traefik("GET", "https://mcp.example.com/mcp")
+            .insert_header(("Authorization", "Bearer garbage")),
+    )
+    .await;
+    assert_eq!(a.status, 401);
+    assert_eq!(
+        a.header("www-authenticate").unwrap(),
+        format!(
+            "Bearer error=\"invalid_token\", error_description=\"malformed token\", resource_metadata=\"{PRM}\""
+        )
+    );
+    assert_eq!(
+        a.json(),
+        json!({"error": "invalid_token", "error_description": "malformed token"})
+    );
+    let (_, t) = tokens(&app, "alice").await;
+    let bearer = format!("Bearer {}", t["access_token"].as_str().unwrap());
+    let a = call(
+        &app,
+        traefik("POST", "https://admin.example.com/mcp").insert_header(("Authorization", bearer)),
+    )
+    .await;
+    assert_eq!(
+        a.status, 401,
+        "a token for resource A is refused at resource B"
+    );
+    assert_eq!(
+        a.json()["error_description"],
+        "the access token was not issued for this resource"
+    );
+}
+
+#[actix_web::test]
+async fn per_tool_scope_is_403_insufficient_scope() {
+    let (app, _) = app().await;
+    let (_, t) = tokens(&app, "alice").await;
+    let bearer = format!("Bearer {}", t["access_token"].as_str().unwrap());
+    let req = || {
+        traefik("POST", "https://mcp.example.com/mcp")
+            .insert_header(("Authorization", bearer.clone()))
+            .insert_header(("MCP-Protocol-Version", "2026-07-28"))
+            .insert_header(("Mcp-Method", "tools/call"))
+    };
+    assert_eq!(
+        call(&app, req().insert_header(("Mcp-Name", "echo")))
+            .await
+            .status,
+        200
+    );
+    let a = call(&app, req().insert_header(("Mcp-Name", "delete_all"))).await;
+    assert_eq!(a.status, 403);
+    assert_eq!(
+        a.header("www-authenticate").unwrap(),
+        format!(
+            "Bearer error=\"insufficient_scope\", error_description=\"the access token lacks a scope this operation requires\", scope=\"mcp mcp:admin\", resource_metadata=\"{PRM}\""
+        )
+    );
+    assert_eq!(a.json()["error"], "insufficient_scope");
+}
+
+#[actix_web::test]
+async fn a_post_without_trustworthy_mcp_headers_needs_every_tool_scope() {
+    let (app, _) = app().await;
+    let (_, t) = tokens(&app, "alice").await;
+    let bearer = format!("Bearer {}", t["access_token"].as_str().unwrap());
+    let legacy = traefik("POST", "https://mcp.example.com/mcp")
+        .insert_header(("Authorization", bearer.clone()));
+    let a = call(&app, legacy).await;
+    assert_eq!(
+        (a.status, a.json()["error"].clone()),
+        (403, json!("insufficient_scope")),
+        "fail closed"
+    );
+    let sse =
+        traefik("GET", "https://mcp.example.com/mcp").insert_header(("Authorization", bearer));
+    assert_eq!(call(&app, sse).await.status, 200);
+}
+
+#[actix_web::test]
+async fn preflight_and_well_known_pass_unauthenticated() {
+    let (app, _) = app().await;
+    assert_eq!(
+        call(&app, traefik("OPTIONS", "https://mcp.example.com/mcp"))
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        call(
+            &app,
+            traefik(
+                "GET",
+                "https://mcp.example.com/.well-known/oauth-protected-resource/mcp"
+            )
+        )
+        .await
+        .status,
+        200
+    );
+    let with_token = traefik("OPTIONS", "https://mcp.example.com/mcp")
+        .insert_header(("Authorization", "Bearer garbage"));
+    assert_eq!(
+        call(&app, with_token).await.status,
+        401,
+        "OPTIONS with credentials is checked"
+    );
+}
+
+#[actix_web::test]
+async fn nginx_style_headers_work_too() {
+    let (app, _) = app().await;
+    let full = test::TestRequest::get()
+        .uri("/verify")
+        .peer_addr(peer(PROXY))
+        .insert_header(("X-Original-URL", "https://mcp.example.com/mcp"))
+        .insert_header(("X-Original-Method", "POST"));
+    let a = call(&app, full).await;
+    assert_eq!(
+        (
+            a.status,
+            a.header("www-authenticate").map(|h| h.contains(PRM))
+        ),
+        (401, Some(true))
+    );
+    let parts = test::TestRequest::get()
+        .uri("/verify")
+        .peer_addr(peer(PROXY))
+        .insert_header(("X-Original-URI", "/mcp"))
+        .insert_header(("Host", "mcp.example.com"))
+        .insert_header(("X-Forwarded-Proto", "https"));
+    assert_eq!(call(&app, parts).await.status, 401);
+}
+
+#[actix_web::test]
+async fn forged_headers_from_an_untrusted_address_are_refused() {
+    let (app, _) = app().await;
+    let forged = traefik("GET", "https://mcp.example.com/.well-known/x").peer_addr(peer(STRANGER));
+    let a = call(&app, forged).await;
+    assert_eq!(a.status, 403);
+    assert_eq!(
+        a.json(),
+        json!({"error": "access_denied", "error_description": "forwarded request headers are accepted only from trusted proxies"})
+    );
+    let none = test::TestRequest::get()
+        .uri("/verify")
+        .peer_addr(peer(PROXY));
+    assert_eq!(
+        call(&app, none).await.json()["error_description"],
+        "the proxy sent no X-Forwarded-* or X-Original-* headers"
+    );
+    let unknown = call(&app, traefik("GET", "https://elsewhere.example.com/mcp")).await;
+    assert_eq!(
+        (unknown.status, unknown.json()["error_description"].clone()),
+        (
+            403,
+            json!("no protected resource is configured for this URL")
+        )
+    );
+    let bad = test::TestRequest::get()
+        .uri("/verify")
+        .peer_addr(peer(PROXY))
+        .insert_header(("X-Original-URL", "javascript:alert(1)"));
+    assert_eq!(call(&app, bad).await.status, 403);
+}
+
+#[actix_web::test]
+async fn access_policy_is_403_without_a_challenge_error() {
+    let (app, state) = app().await;
+    // bob may use the admin resource; alice may not.
+    let client = register(&app, json!({})).await;
+    let client_id = client["client_id"].as_str().unwrap();
+    let uri = authorize_uri(client_id, "").replace(&enc(RESOURCE), &enc(ADMIN_RESOURCE));
+    let page = call(&app, test::TestRequest::get().uri(&uri)).await;
+    let cookie = session_cookie(&page);
+    let (handle, csrf) = (field(&page.text(), "handle"), field(&page.text(), "csrf"));
+    let login = call(
+        &app,
+        form_post(
+            "/login",
+            &format!(
+                "handle={}&csrf={}&username=alice&password=wonderland",
+                enc(&handle),
+                enc(&csrf)
+            ),
+        )
+        .insert_header(("Cookie", cookie)),
+    )
+    .await;
+    let cookie = session_cookie(&login);
+    let csrf = field(&login.text(), "csrf");
+    let consent = call(
+        &app,
+        form_post(
+            "/consent",
+            &format!(
+                "handle={}&csrf={}&decision=approve",
+                enc(&handle),
+                enc(&csrf)
+            ),
+        )
+        .insert_header(("Cookie", cookie)),
+    )
+    .await;
+    assert_eq!(consent.status, 403, "no code for a user the policy refuses");
+    assert!(
+        consent
+            .page()
+            .contains("alice may not use https://admin.example.com/mcp"),
+        "{}",
+        consent.page()
+    );
+    assert!(
+        state
+            .auth
+            .pending_authorization(&handle)
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
