@@ -1,1 +1,668 @@
-//! Command-line interface (filled in by the CLI work).
+//! The command line: `forwardauth-svc [--config PATH] [--log-format human|json] [COMMAND]`.
+//!
+//! `serve` (the default) runs the gate and the OAuth endpoints; the other commands are small administrative
+//! tools over the same configuration and store: `hash-password`, `check-config`, `clients list|show|delete`,
+//! `revoke --user|--client` and `keys rotate`. They live here rather than in `main.rs` so `main` stays a few
+//! lines of wiring and the commands can be tested with an in-memory store.
+//!
+//! Output meant for people or scripts (the `serve` banner, listings, hashes) goes to stdout; logs go to stderr.
+//! With the embedded store the administrative commands open the store file themselves, so run them while the
+//! server is stopped (the file is locked while it runs).
+
+use std::io::{BufRead, IsTerminal as _, Write};
+use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use oauth_core::store::ClientRecord;
+use oauth_core::{AuthServer, KeyError, LocalUsers, StoreError};
+
+use crate::config::{self, Config, ConfigError, LogFormat, StoreConfig};
+use crate::state::StartupError;
+
+/// `forwardauth-svc`: an OAuth 2.1 authorization server and forward-auth gate for MCP servers.
+#[derive(Clone, Debug, Parser)]
+#[command(name = "forwardauth-svc", version, about)]
+pub struct Cli {
+    /// Configuration file (TOML). Without one, the built-in defaults and the FORWARDAUTH_* variables apply.
+    #[arg(
+        long,
+        short = 'c',
+        value_name = "PATH",
+        env = "FORWARDAUTH_CONFIG",
+        global = true
+    )]
+    pub config: Option<PathBuf>,
+    /// Log format; wins over `log_format` in the file and FORWARDAUTH_LOG_FORMAT.
+    #[arg(long, value_enum, value_name = "FORMAT", global = true)]
+    pub log_format: Option<LogFormatArg>,
+    /// What to do (default: serve).
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+impl Cli {
+    /// The command to run: the one given, or `serve`.
+    pub fn command(&self) -> Command {
+        self.command
+            .clone()
+            .unwrap_or_else(|| Command::Serve(ServeArgs::default()))
+    }
+}
+
+/// `--log-format` values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormatArg {
+    /// Human-readable lines.
+    Human,
+    /// One JSON object per line.
+    Json,
+}
+
+impl From<LogFormatArg> for LogFormat {
+    fn from(f: LogFormatArg) -> Self {
+        match f {
+            LogFormatArg::Human => LogFormat::Human,
+            LogFormatArg::Json => LogFormat::Json,
+        }
+    }
+}
+
+/// The commands.
+#[derive(Clone, Debug, PartialEq, Eq, Subcommand)]
+pub enum Command {
+    /// Serve the gate and the OAuth endpoints (the default).
+    Serve(ServeArgs),
+    /// Read a password from stdin (one line) and print its argon2id hash for the users file.
+    HashPassword,
+    /// Load and validate the configuration, then print a summary.
+    CheckConfig,
+    /// Registered OAuth clients.
+    #[command(subcommand)]
+    Clients(ClientsCommand),
+    /// Revoke every grant (access and refresh tokens) of a user or of a client.
+    Revoke(RevokeArgs),
+    /// Access-token signing keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+/// `serve` options.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Args)]
+pub struct ServeArgs {
+    /// Address to listen on; wins over `listen` and FORWARDAUTH_LISTEN.
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+}
+
+/// `clients` subcommands.
+#[derive(Clone, Debug, PartialEq, Eq, Subcommand)]
+pub enum ClientsCommand {
+    /// List the registered clients: id, name, authentication method, redirect URIs.
+    List,
+    /// Show one client's registered metadata as JSON (never secrets).
+    Show {
+        /// The client id.
+        id: String,
+    },
+    /// Revoke a client's tokens and delete its registration.
+    Delete {
+        /// The client id.
+        id: String,
+    },
+}
+
+/// `revoke` options: exactly one of `--user` or `--client`.
+#[derive(Clone, Debug, PartialEq, Eq, Args)]
+#[group(required = true, multiple = false)]
+pub struct RevokeArgs {
+    /// The user's subject, e.g. `local:alice` for the local user `alice`.
+    #[arg(long, value_name = "SUBJECT")]
+    pub user: Option<String>,
+    /// The client id.
+    #[arg(long, value_name = "ID")]
+    pub client: Option<String>,
+}
+
+/// `keys` subcommands.
+#[derive(Clone, Debug, PartialEq, Eq, Subcommand)]
+pub enum KeysCommand {
+    /// Make a fresh signing key active; the old one stays published until its last token has expired.
+    Rotate,
+}
+
+/// Why a command failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CliError {
+    /// The configuration is invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The store or the engine could not be started.
+    #[error(transparent)]
+    Startup(#[from] StartupError),
+    /// The listening socket could not be bound.
+    #[error("cannot listen on {addr}: {reason}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The I/O error.
+        reason: std::io::Error,
+    },
+    /// The server stopped with an I/O error.
+    #[error("server failed: {0}")]
+    Serve(std::io::Error),
+    /// Reading stdin or writing stdout failed.
+    #[error("I/O error: {0}")]
+    Io(#[from] std::io::Error),
+    /// The password read from stdin was empty.
+    #[error("empty password: type the password on stdin, then Enter")]
+    EmptyPassword,
+    /// Hashing the password failed.
+    #[error("cannot hash the password: {0}")]
+    Hash(String),
+    /// No client with that id.
+    #[error("no client `{0}`")]
+    UnknownClient(String),
+    /// The command needs the persistent store.
+    #[error(
+        "the store backend is `memory`, which starts empty in every process; `{0}` needs the embedded store"
+    )]
+    MemoryStore(&'static str),
+    /// A store operation failed.
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    /// An engine operation failed.
+    #[error("{0}")]
+    Engine(#[from] oauth_core::Error),
+    /// Key rotation failed.
+    #[error("signing keys: {0}")]
+    Keys(#[from] KeyError),
+    /// JSON encoding failed.
+    #[error("cannot encode JSON: {0}")]
+    Json(#[from] serde_json::Error),
+}
+
+/// The error and its causes on one line, skipping causes the message already quotes.
+pub fn report(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(c) = cause {
+        let s = c.to_string();
+        if !text.contains(&s) {
+            text = format!("{text}: {s}");
+        }
+        cause = c.source();
+    }
+    text
+}
+
+/// Loads the configuration named by `--config` (or `FORWARDAUTH_CONFIG`), with `serve --listen` and
+/// `--log-format` applied on top of the file and the environment.
+///
+/// # Errors
+/// [`CliError::Config`].
+pub fn load_config(cli: &Cli, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, CliError> {
+    let listen = match cli.command() {
+        Command::Serve(args) => args.listen,
+        _ => None,
+    };
+    load_with_listen(cli, listen, env)
+}
+
+fn load_with_listen(
+    cli: &Cli,
+    listen: Option<SocketAddr>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Config, CliError> {
+    // `--listen` goes in as FORWARDAUTH_LISTEN so the default issuer follows it.
+    let env = |k: &str| match listen {
+        Some(addr) if k == config::ENV_LISTEN => Some(addr.to_string()),
+        _ => env(k),
+    };
+    let mut config = config::load(cli.config.as_deref(), &env)?;
+    if let Some(f) = cli.log_format {
+        config.log_format = f.into();
+    }
+    Ok(config)
+}
+
+/// Runs every command but `hash-password` (which needs no configuration; see [`hash_password`]).
+///
+/// # Errors
+/// [`CliError`].
+pub async fn execute(
+    cli: &Cli,
+    config: Config,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<(), CliError> {
+    let mut out = std::io::stdout();
+    match cli.command() {
+        Command::Serve(_) => serve(cli, config, env, &mut out).await,
+        Command::HashPassword => hash_password_stdin(),
+        Command::CheckConfig => check_config(&config, &mut out),
+        Command::Clients(c) => {
+            let auth = admin_auth(&config, "clients").await?;
+            match c {
+                ClientsCommand::List => clients_list(&auth, &mut out).await,
+                ClientsCommand::Show { id } => clients_show(&auth, &id, &mut out).await,
+                ClientsCommand::Delete { id } => clients_delete(&auth, &id, &mut out).await,
+            }
+        }
+        Command::Revoke(args) => {
+            let auth = admin_auth(&config, "revoke").await?;
+            revoke(&auth, &args, &mut out).await
+        }
+        Command::Keys(KeysCommand::Rotate) => {
+            let auth = admin_auth(&config, "keys rotate").await?;
+            let kid = auth.rotate_keys().await?;
+            writeln!(out, "new signing key: {kid}")?;
+            Ok(())
+        }
+    }
+}
+
+/// Opens the configured store and engine for an administrative command.
+async fn admin_auth(
+    config: &Config,
+    command: &'static str,
+) -> Result<std::sync::Arc<AuthServer>, CliError> {
+    if config.store == StoreConfig::Memory {
+        return Err(CliError::MemoryStore(command));
+    }
+    Ok(crate::state::build_auth(config).await?)
+}
+
+/// `serve`: binds, prints the banner (and, on a fresh setup, what to do next), then serves until SIGTERM/SIGINT.
+///
+/// With port 0 the configuration is loaded again with the port actually bound, so a default issuer names it.
+async fn serve(
+    cli: &Cli,
+    config: Config,
+    env: &dyn Fn(&str) -> Option<String>,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
+    let listener = TcpListener::bind(config.listen).map_err(|reason| CliError::Bind {
+        addr: config.listen,
+        reason,
+    })?;
+    let addr = listener.local_addr()?;
+    let config = if config.listen.port() == 0 {
+        load_with_listen(cli, Some(addr), env)?
+    } else {
+        config
+    };
+    writeln!(out, "forwardauth-svc listening on http://{addr}")?;
+    if config.source.is_none() || config.users.is_empty() {
+        write!(out, "{}", next_steps(&config))?;
+    }
+    out.flush()?;
+    tracing::info!(%addr, issuer = %config.server.issuer, "listening");
+    crate::run(config, listener, std::future::pending())
+        .await
+        .map_err(CliError::Serve)
+}
+
+/// What to do after a first start: the issuer and its metadata URL, and how to add a user.
+pub fn next_steps(config: &Config) -> String {
+    let issuer = &config.server.issuer;
+    let mut s = String::new();
+    s.push_str(&format!("\nIssuer:                        {issuer}\n"));
+    s.push_str(&format!(
+        "Authorization server metadata: {issuer}/.well-known/oauth-authorization-server\n"
+    ));
+    for r in &config.server.resources {
+        s.push_str(&format!("Protected resource:            {}\n", r.resource));
+    }
+    if config.users.is_empty() {
+        s.push_str(concat!(
+            "\nNo users yet, so nobody can log in. To add one:\n",
+            "  1. forwardauth-svc hash-password          (type the password, then Enter)\n",
+            "  2. put the hash in a users file, e.g. users.toml:\n",
+            "       [[users]]\n",
+            "       username = \"alice\"\n",
+            "       password_hash = \"$argon2id$...\"\n",
+            "  3. point the configuration at it: [users] file = \"users.toml\"\n",
+            "     (or set FORWARDAUTH_USERS_FILE=users.toml), then restart.\n",
+        ));
+    }
+    if config.source.is_none() {
+        s.push_str("\nRunning on built-in defaults; examples/quickstart.toml is a complete starting point.\n");
+    }
+    s.push_str("See README.md for putting Traefik, nginx or Caddy in front of your MCP server.\n");
+    s
+}
+
+/// `hash-password` on the process's stdin and stdout, with a prompt on stderr when stdin is a terminal.
+///
+/// # Errors
+/// As [`hash_password`].
+pub fn hash_password_stdin() -> Result<(), CliError> {
+    let stdin = std::io::stdin();
+    if stdin.is_terminal() {
+        eprint!("Password (shown as you type): ");
+    }
+    hash_password(&mut stdin.lock(), &mut std::io::stdout())
+}
+
+/// `hash-password`: one line from `input` (trailing newline stripped), its argon2id PHC hash to `out`.
+///
+/// # Errors
+/// [`CliError::EmptyPassword`] for an empty line or no input, I/O and hashing failures.
+pub fn hash_password(input: &mut dyn BufRead, out: &mut dyn Write) -> Result<(), CliError> {
+    let mut line = String::new();
+    input.read_line(&mut line)?;
+    let password = line
+        .strip_suffix('\n')
+        .map_or(line.as_str(), |l| l.strip_suffix('\r').unwrap_or(l));
+    if password.is_empty() {
+        return Err(CliError::EmptyPassword);
+    }
+    let hash = LocalUsers::hash_password(password).map_err(CliError::Hash)?;
+    writeln!(out, "{hash}")?;
+    out.flush()?;
+    Ok(())
+}
+
+/// `check-config`: a short summary of a configuration that loaded.
+///
+/// # Errors
+/// I/O.
+pub fn check_config(config: &Config, out: &mut dyn Write) -> Result<(), CliError> {
+    let source = config.source.as_ref().map_or_else(
+        || "built-in defaults".to_owned(),
+        |p| p.display().to_string(),
+    );
+    writeln!(out, "configuration OK ({source})")?;
+    writeln!(out, "  issuer:    {}", config.server.issuer)?;
+    writeln!(out, "  listen:    {}", config.listen)?;
+    let store = match &config.store {
+        StoreConfig::Embedded { path } => format!("embedded, {}", path.display()),
+        StoreConfig::Memory => "memory (lost at exit)".to_owned(),
+    };
+    writeln!(out, "  store:     {store}")?;
+    for r in &config.server.resources {
+        let name = r
+            .name
+            .as_deref()
+            .map(|n| format!(" ({n})"))
+            .unwrap_or_default();
+        let required = if r.required_scopes.is_empty() {
+            "none".to_owned()
+        } else {
+            r.required_scopes.join(" ")
+        };
+        let policy = if r.policy.is_open() {
+            "every user"
+        } else {
+            "restricted"
+        };
+        writeln!(
+            out,
+            "  resource:  {}{name}; requires scope: {required}; access: {policy}",
+            r.resource
+        )?;
+    }
+    writeln!(out, "  users:     {}", config.users.len())?;
+    Ok(())
+}
+
+/// `clients list`.
+async fn clients_list(auth: &AuthServer, out: &mut dyn Write) -> Result<(), CliError> {
+    let mut clients = auth.store().list_clients().await?;
+    if clients.is_empty() {
+        writeln!(out, "no clients registered")?;
+        return Ok(());
+    }
+    clients.sort_by_key(|c| c.issued_at);
+    let rows: Vec<[String; 4]> = clients
+        .iter()
+        .map(|c| {
+            [
+                c.client_id.clone(),
+                c.metadata.client_name.clone().unwrap_or_else(|| "-".into()),
+                c.metadata.token_endpoint_auth_method.clone(),
+                c.metadata.redirect_uris.join(" "),
+            ]
+        })
+        .collect();
+    let header = ["CLIENT ID", "NAME", "AUTH METHOD", "REDIRECT URIS"].map(String::from);
+    let width = |i: usize| {
+        std::iter::once(&header)
+            .chain(&rows)
+            .map(|r| r.get(i).map_or(0, |c| c.chars().count()))
+            .max()
+            .unwrap_or(0)
+    };
+    let (w0, w1, w2) = (width(0), width(1), width(2));
+    for [id, name, method, uris] in std::iter::once(&header).chain(&rows) {
+        writeln!(out, "{id:w0$}  {name:w1$}  {method:w2$}  {uris}")?;
+    }
+    Ok(())
+}
+
+/// The JSON `clients show` prints: ids, timestamps and metadata; the stored hashes stay out.
+pub fn client_json(c: &ClientRecord) -> serde_json::Value {
+    serde_json::json!({
+        "client_id": c.client_id,
+        "client_id_issued_at": c.issued_at,
+        "has_client_secret": c.secret_hash.is_some(),
+        "client_secret_expires_at": c.secret_hash.is_some().then_some(c.secret_expires_at),
+        "metadata": c.metadata,
+    })
+}
+
+/// `clients show ID`.
+async fn clients_show(auth: &AuthServer, id: &str, out: &mut dyn Write) -> Result<(), CliError> {
+    let client = auth
+        .store()
+        .client(id)
+        .await?
+        .ok_or_else(|| CliError::UnknownClient(id.to_owned()))?;
+    writeln!(
+        out,
+        "{}",
+        serde_json::to_string_pretty(&client_json(&client))?
+    )?;
+    Ok(())
+}
+
+/// `clients delete ID`: revokes the client's grants, then deletes the registration.
+async fn clients_delete(auth: &AuthServer, id: &str, out: &mut dyn Write) -> Result<(), CliError> {
+    if auth.store().client(id).await?.is_none() {
+        return Err(CliError::UnknownClient(id.to_owned()));
+    }
+    let grants = auth.revoke_client_tokens(id).await?;
+    auth.store().delete_client(id).await?;
+    writeln!(out, "deleted client {id}; revoked {grants} grant(s)")?;
+    Ok(())
+}
+
+/// `revoke --user SUBJECT | --client ID`.
+async fn revoke(auth: &AuthServer, args: &RevokeArgs, out: &mut dyn Write) -> Result<(), CliError> {
+    match (&args.user, &args.client) {
+        (Some(subject), _) => {
+            let n = auth.revoke_subject_tokens(subject).await?;
+            writeln!(out, "revoked {n} grant(s) of user {subject}")?;
+        }
+        (None, Some(id)) => {
+            let n = auth.revoke_client_tokens(id).await?;
+            writeln!(out, "revoked {n} grant(s) of client {id}")?;
+        }
+        // clap's argument group requires one of the two.
+        (None, None) => {}
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Cli {
+        Cli::try_parse_from(std::iter::once("forwardauth-svc").chain(args.iter().copied())).unwrap()
+    }
+
+    #[test]
+    fn the_command_defaults_to_serve_and_global_options_go_anywhere() {
+        let cli = parse(&["--config", "x.toml"]);
+        assert_eq!(cli.config, Some(PathBuf::from("x.toml")));
+        assert_eq!(cli.command(), Command::Serve(ServeArgs::default()));
+
+        let cli = parse(&["check-config", "--config", "y.toml", "--log-format", "json"]);
+        assert_eq!(cli.config, Some(PathBuf::from("y.toml")));
+        assert_eq!(cli.log_format, Some(LogFormatArg::Json));
+        assert_eq!(cli.command(), Command::CheckConfig);
+
+        let cli = parse(&["serve", "--listen", "127.0.0.1:0"]);
+        assert_eq!(
+            cli.command(),
+            Command::Serve(ServeArgs {
+                listen: Some("127.0.0.1:0".parse().unwrap())
+            })
+        );
+    }
+
+    #[test]
+    fn revoke_needs_exactly_one_of_user_and_client() {
+        assert!(Cli::try_parse_from(["forwardauth-svc", "revoke"]).is_err());
+        assert!(
+            Cli::try_parse_from(["forwardauth-svc", "revoke", "--user", "a", "--client", "b"])
+                .is_err()
+        );
+        let cli = parse(&["revoke", "--user", "local:alice"]);
+        assert_eq!(
+            cli.command(),
+            Command::Revoke(RevokeArgs {
+                user: Some("local:alice".into()),
+                client: None
+            })
+        );
+    }
+
+    #[test]
+    fn serve_listen_wins_over_the_environment_and_moves_the_default_issuer() {
+        let cli = parse(&["serve", "--listen", "127.0.0.1:9999"]);
+        let env = |k: &str| (k == config::ENV_LISTEN).then(|| "127.0.0.1:7777".to_owned());
+        let config = load_config(&cli, &env).unwrap();
+        assert_eq!(config.listen, "127.0.0.1:9999".parse().unwrap());
+        assert_eq!(config.server.issuer, "http://127.0.0.1:9999");
+    }
+
+    #[test]
+    fn hash_password_strips_the_newline_and_prints_an_argon2id_hash() {
+        let mut out = Vec::new();
+        hash_password(&mut &b"s3cret\r\n"[..], &mut out).unwrap();
+        let hash = String::from_utf8(out).unwrap();
+        assert!(hash.starts_with("$argon2id$"), "{hash}");
+        assert!(hash.ends_with('\n'));
+        let user = oauth_core::LocalUser::new("u", hash.trim_end());
+        assert!(LocalUsers::new(vec![user]).is_ok());
+    }
+
+    #[test]
+    fn hash_password_refuses_an_empty_password() {
+        for input in [&b"\n"[..], &b""[..], &b"\r\n"[..]] {
+            let err = hash_password(&mut &input[..], &mut Vec::new()).unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                "empty password: type the password on stdin, then Enter"
+            );
+        }
+    }
+
+    #[test]
+    fn report_does_not_repeat_a_cause_the_message_already_quotes() {
+        let err = CliError::Bind {
+            addr: "127.0.0.1:1".parse().unwrap(),
+            reason: std::io::Error::other("in use"),
+        };
+        assert_eq!(report(&err), "cannot listen on 127.0.0.1:1: in use");
+    }
+
+    async fn memory_auth() -> std::sync::Arc<AuthServer> {
+        let mut config = Config::defaults("127.0.0.1:8080".parse().unwrap());
+        config.store = StoreConfig::Memory;
+        crate::state::build_auth(&config).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn clients_list_show_and_delete() {
+        let auth = memory_auth().await;
+        let mut out = Vec::new();
+        clients_list(&auth, &mut out).await.unwrap();
+        assert_eq!(String::from_utf8(out).unwrap(), "no clients registered\n");
+
+        let body = br#"{"client_name":"Demo","redirect_uris":["http://127.0.0.1:3000/cb"],"token_endpoint_auth_method":"client_secret_basic"}"#;
+        let reg = auth.register(body, None).await.unwrap();
+        let id = reg.client_id.clone();
+
+        let mut out = Vec::new();
+        clients_list(&auth, &mut out).await.unwrap();
+        let text = String::from_utf8(out).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 2);
+        assert!(lines[0].starts_with("CLIENT ID"));
+        let row: Vec<&str> = lines[1].split_whitespace().collect();
+        assert_eq!(
+            row,
+            [
+                id.as_str(),
+                "Demo",
+                "client_secret_basic",
+                "http://127.0.0.1:3000/cb"
+            ]
+        );
+
+        let mut out = Vec::new();
+        clients_show(&auth, &id, &mut out).await.unwrap();
+        let shown: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(shown["client_id"], id.as_str());
+        assert_eq!(shown["has_client_secret"], true);
+        assert_eq!(shown["metadata"]["client_name"], "Demo");
+        assert_eq!(
+            shown["metadata"]["redirect_uris"][0],
+            "http://127.0.0.1:3000/cb"
+        );
+        let text = String::from_utf8(out).unwrap();
+        let secret = reg.client_secret.unwrap();
+        assert!(!text.contains(&secret));
+        assert!(!text.contains("hash"), "{text}");
+
+        let mut out = Vec::new();
+        clients_delete(&auth, &id, &mut out).await.unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            format!("deleted client {id}; revoked 0 grant(s)\n")
+        );
+        assert!(auth.store().client(&id).await.unwrap().is_none());
+        let err = clients_show(&auth, &id, &mut Vec::new()).await.unwrap_err();
+        assert_eq!(err.to_string(), format!("no client `{id}`"));
+    }
+
+    #[tokio::test]
+    async fn revoke_reports_the_number_of_grants() {
+        let auth = memory_auth().await;
+        let mut out = Vec::new();
+        let args = RevokeArgs {
+            user: Some("local:alice".into()),
+            client: None,
+        };
+        revoke(&auth, &args, &mut out).await.unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "revoked 0 grant(s) of user local:alice\n"
+        );
+    }
+
+    #[test]
+    fn check_config_summarises_the_defaults() {
+        let config = Config::defaults("127.0.0.1:8080".parse().unwrap());
+        let mut out = Vec::new();
+        check_config(&config, &mut out).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "configuration OK (built-in defaults)\n  issuer:    http://127.0.0.1:8080\n  listen:    127.0.0.1:8080\n  store:     embedded, data/oauth.redb\n  resource:  http://127.0.0.1:8080/mcp; requires scope: none; access: every user\n  users:     0\n"
+        );
+    }
+}

@@ -1,1 +1,25 @@
-fn main() {}
+//! The `forwardauth-svc` binary: parse the command line, load the configuration, set up logging, dispatch.
+//!
+//! Everything with logic lives in the library ([`forwardauth_svc::cli`], [`forwardauth_svc::run`]) so tests reach
+//! it; this is the only place `anyhow` is used.
+
+use clap::Parser as _;
+use forwardauth_svc::cli::{self, Cli, CliError, Command};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let env = |k: &str| std::env::var(k).ok();
+    if cli.command() == Command::HashPassword {
+        // Needs no configuration, so a broken one cannot get in the way.
+        return cli::hash_password_stdin().map_err(fail);
+    }
+    let config = cli::load_config(&cli, &env).map_err(fail)?;
+    forwardauth_svc::logging::init(config.log_format);
+    cli::execute(&cli, config, &env).await.map_err(fail)
+}
+
+/// The error with its causes on one line; `main` prints it as `Error: …` and exits with status 1.
+fn fail(e: CliError) -> anyhow::Error {
+    anyhow::anyhow!(cli::report(&e))
+}

@@ -440,7 +440,19 @@ async fn access_policy_admits_by_user_email_domain_or_group() {
     ];
     for (policy, admitted) in cases {
         let h = harness_with(gated(policy.clone(), vec![])).await;
-        let token = valid_token(&h).await;
+        // Tokens come from an instance without the policy (approve would refuse the user), sharing the store.
+        let issuer = Harness {
+            server: AuthServer::new(
+                gated(oauth_core::AccessPolicy::default(), vec![]),
+                h.store.clone(),
+                h.clock.clone(),
+            )
+            .await
+            .unwrap(),
+            clock: h.clock.clone(),
+            store: h.store.clone(),
+        };
+        let token = valid_token(&issuer).await;
         let header = bearer(&token);
         let got = h
             .server
