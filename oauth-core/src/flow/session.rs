@@ -76,19 +76,10 @@ impl AuthServer {
     /// # Errors
     /// Store failures.
     pub async fn browser_session(&self, cookie: Option<&str>) -> Result<BrowserSession, Error> {
-        if let Some(id) = cookie
-            && let Some(rec) = self.store.session(&Secret::new(id).hash()).await?
-            && rec.expires_at > self.clock.unix()
-        {
-            return Ok(BrowserSession {
-                id: id.to_owned(),
-                csrf: rec.csrf,
-                identity: rec.identity,
-                expires_at: rec.expires_at,
-                is_new: false,
-            });
+        match self.existing_session(cookie).await? {
+            Some(session) => Ok(session),
+            None => self.new_session(None).await,
         }
-        self.new_session(None).await
     }
 
     /// The session only if it exists; never creates one (for POSTs, which must follow a page that set it).

@@ -163,6 +163,17 @@ impl Inner {
         })
     }
 
+    fn remove(&self, key: &str) -> Result<bool, StoreError> {
+        self.write(|tx| {
+            Ok(tx
+                .open_table(RECORDS)
+                .map_err(backend)?
+                .remove(key)
+                .map_err(backend)?
+                .is_some())
+        })
+    }
+
     fn write<T>(
         &self,
         f: impl FnOnce(&WriteTransaction) -> Result<T, StoreError>,
@@ -272,14 +283,7 @@ impl Store for EmbeddedStore {
 
     async fn delete_client(&self, client_id: &str) -> Result<bool, StoreError> {
         let key = format!("client:{client_id}");
-        self.run(move |s| {
-            s.write(|tx| {
-                let mut t = tx.open_table(RECORDS).map_err(backend)?;
-                let existed = t.remove(key.as_str()).map_err(backend)?.is_some();
-                Ok(existed)
-            })
-        })
-        .await
+        self.run(move |s| s.remove(&key)).await
     }
 
     async fn list_clients(&self) -> Result<Vec<ClientRecord>, StoreError> {
@@ -555,16 +559,7 @@ impl Store for EmbeddedStore {
 
     async fn delete_key(&self, kid: &str) -> Result<(), StoreError> {
         let key = format!("key:{kid}");
-        self.run(move |s| {
-            s.write(|tx| {
-                tx.open_table(RECORDS)
-                    .map_err(backend)?
-                    .remove(key.as_str())
-                    .map_err(backend)?;
-                Ok(())
-            })
-        })
-        .await
+        self.run(move |s| s.remove(&key).map(|_| ())).await
     }
 
     async fn put_session(
@@ -584,16 +579,7 @@ impl Store for EmbeddedStore {
 
     async fn delete_session(&self, key: &TokenHash) -> Result<(), StoreError> {
         let key = format!("session:{}", key.to_hex());
-        self.run(move |s| {
-            s.write(|tx| {
-                tx.open_table(RECORDS)
-                    .map_err(backend)?
-                    .remove(key.as_str())
-                    .map_err(backend)?;
-                Ok(())
-            })
-        })
-        .await
+        self.run(move |s| s.remove(&key).map(|_| ())).await
     }
 
     async fn put_consent(
