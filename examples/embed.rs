@@ -60,7 +60,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         username: "alice",
         password: "wonderland",
     };
-    let identity = users.authenticate(login).await?;
+    let identity = users.authenticate(login).await?.identity;
     let redirect = server.approve(&prompt.handle, identity).await?;
     let params: HashMap<_, _> = redirect.query_pairs().into_owned().collect();
     let code = params.get("code").ok_or("the redirect carries no code")?;

@@ -43,6 +43,8 @@ pub struct ServerConfig {
     pub signing_alg: SigningAlg,
     /// Dynamic client registration policy.
     pub registration: RegistrationPolicy,
+    /// Who may use any resource at all (each resource may restrict further).
+    pub policy: AccessPolicy,
     /// How many verified tokens `/verify` keeps in memory.
     pub verify_cache_capacity: usize,
 }
@@ -74,6 +76,7 @@ impl ServerConfig {
             consent_ttl: Duration::from_secs(90 * 24 * 3600),
             signing_alg: SigningAlg::Es256,
             registration: RegistrationPolicy::default(),
+            policy: AccessPolicy::default(),
             verify_cache_capacity: 100_000,
         }
     }
@@ -196,7 +199,8 @@ pub struct ResourceConfig {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct AccessPolicy {
-    /// Login names (`preferred_username`) or subjects (`sub`), compared case-insensitively.
+    /// Login names (`preferred_username`), subjects (`github:12345`), or a subject's provider-local part (`12345`,
+    /// a GitHub numeric id), compared case-insensitively.
     pub users: Vec<String>,
     /// E-mail addresses, compared case-insensitively.
     pub emails: Vec<String>,
@@ -241,8 +245,12 @@ impl AccessPolicy {
         if self.is_open() {
             return true;
         }
+        // `github:12345` is matched by `github:12345` and by `12345` (a GitHub numeric id).
+        let local_part = subject.rsplit_once(':').map_or(subject, |(_, id)| id);
         let user_ok = self.users.iter().any(|u| {
-            u.eq_ignore_ascii_case(subject) || username.is_some_and(|n| u.eq_ignore_ascii_case(n))
+            u.eq_ignore_ascii_case(subject)
+                || u.eq_ignore_ascii_case(local_part)
+                || username.is_some_and(|n| u.eq_ignore_ascii_case(n))
         });
         let email_ok = email.is_some_and(|e| {
             self.emails.iter().any(|a| a.eq_ignore_ascii_case(e))

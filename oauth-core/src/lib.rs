@@ -61,11 +61,14 @@ pub use error::{AuthorizeError, Error, ErrorCode, OAuthError, Result};
 pub use flow::authorize::AuthorizationPrompt;
 pub use flow::session::BrowserSession;
 pub use flow::token::ClientCredentials;
+pub use flow::upstream::UpstreamCallback;
 pub use flow::verify::{
     GateRequest, Principal, RejectionKind, VerifyRejection, bearer_token, resource_for_url,
 };
 pub use keys::{JosekitKeyManager, KeyError};
 pub use server::{AuthServer, StartError};
 pub use store::{EmbeddedStore, Store, StoreError};
-pub use types::{Identity, ScopeSet, Secret, TokenHash};
-pub use upstream::{Credentials, IdentityProvider, LocalUser, LocalUsers, UpstreamError};
+pub use types::{Identity, ScopeSet, Secret, TokenHash, UpstreamSession};
+pub use upstream::{
+    Credentials, IdentityProvider, LocalUser, LocalUsers, Login, LoginStart, UpstreamError,
+};

@@ -10,6 +10,7 @@ use crate::config::ServerConfig;
 use crate::flow::verify::Verifier;
 use crate::keys::{JosekitKeyManager, KeyError};
 use crate::store::{Store, StoreError};
+use crate::upstream::IdentityProvider;
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -33,6 +34,7 @@ pub struct AuthServer {
     pub(crate) keys: JosekitKeyManager,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) verifier: Verifier,
+    pub(crate) providers: Vec<Arc<dyn IdentityProvider>>,
 }
 
 impl std::fmt::Debug for AuthServer {
@@ -64,9 +66,28 @@ impl AuthServer {
             store,
             keys,
             clock,
+            providers: Vec::new(),
         };
         server.sync().await?;
         Ok(server)
+    }
+
+    /// Registers the identity providers users log in with (local users, GitHub, OIDC…). The engine needs them to
+    /// start upstream logins, finish callbacks, and re-check users at refresh.
+    #[must_use]
+    pub fn with_providers(mut self, providers: Vec<Arc<dyn IdentityProvider>>) -> Self {
+        self.providers = providers;
+        self
+    }
+
+    /// The registered identity providers, in configuration order.
+    pub fn providers(&self) -> &[Arc<dyn IdentityProvider>] {
+        &self.providers
+    }
+
+    /// The provider with this id.
+    pub fn provider(&self, id: &str) -> Option<&Arc<dyn IdentityProvider>> {
+        self.providers.iter().find(|p| p.id() == id)
     }
 
     /// Pulls revocations recorded since the last sync (by any instance sharing the store) into the in-memory set.

@@ -219,3 +219,30 @@ pub struct Identity {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub groups: Vec<String>,
 }
+
+/// What we hold of a user's session at an upstream identity provider, to re-check them later (at refresh).
+///
+/// # Security
+/// These are the upstream's live credentials: they never leave the server (no token passthrough), are never
+/// logged (`Debug` is redacted), and live only in the grant they belong to.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UpstreamSession {
+    /// The provider's id.
+    pub provider: String,
+    /// The upstream access token.
+    pub access_token: String,
+    /// The upstream refresh token, if one was issued.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
+    /// When the upstream access token expires, if known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<u64>,
+}
+
+impl fmt::Debug for UpstreamSession {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UpstreamSession")
+            .field("provider", &self.provider)
+            .finish_non_exhaustive()
+    }
+}

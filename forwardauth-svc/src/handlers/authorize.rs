@@ -132,7 +132,11 @@ async fn after_login(
         .await
         .map_err(|e| internal(state, &e))?;
     if remembered {
-        return match state.auth.approve(&prompt.handle, identity.clone()).await {
+        return match state
+            .auth
+            .approve_with(&prompt.handle, identity.clone(), session.upstream.clone())
+            .await
+        {
             Ok(to) => Ok(redirect(to.as_str())),
             Err(e) => authorize_error(state, e),
         };
@@ -258,10 +262,10 @@ pub async fn login(
         password: form.password.as_deref().unwrap_or_default(),
     };
     match state.users.authenticate(credentials).await {
-        Ok(identity) => {
+        Ok(login) => {
             let session = state
                 .auth
-                .log_in(&session, identity)
+                .log_in(&session, login)
                 .await
                 .map_err(|e| internal(&state, &e))?;
             let res = after_login(&state, &session, &prompt).await?;
@@ -318,7 +322,10 @@ pub async fn consent(
                     .await
                     .map_err(|e| internal(&state, &e))?;
             }
-            state.auth.approve(&prompt.handle, identity).await
+            state
+                .auth
+                .approve_with(&prompt.handle, identity, session.upstream.clone())
+                .await
         }
         Some("deny") => state.auth.deny(&prompt.handle).await,
         _ => {

@@ -15,7 +15,7 @@ use crate::config::{ResourceConfig, is_loopback_host};
 use crate::error::{AuthorizeError, ErrorCode, OAuthError};
 use crate::server::AuthServer;
 use crate::store::{ClientRecord, CodeRecord, PendingAuthorization};
-use crate::types::{Identity, ScopeSet, Secret, random_token};
+use crate::types::{Identity, ScopeSet, Secret, UpstreamSession, random_token};
 use crate::wire::AuthorizationRequest;
 use crate::{Error, pkce};
 
@@ -124,7 +124,7 @@ impl AuthServer {
         Ok(url)
     }
 
-    fn redirect_error(
+    pub(crate) fn redirect_error(
         &self,
         redirect_uri: &str,
         error: OAuthError,
@@ -300,6 +300,7 @@ impl AuthServer {
             resource,
             state: req.state.clone(),
             expires_at,
+            upstream: None,
         };
         let handle = Secret::generate();
         self.store
@@ -352,6 +353,21 @@ impl AuthServer {
     /// [`AuthorizeError::Render`] if the handle is unknown, expired or already used.
     #[tracing::instrument(skip_all)]
     pub async fn approve(&self, handle: &str, identity: Identity) -> Result<Url, AuthorizeError> {
+        self.approve_with(handle, identity, None).await
+    }
+
+    /// [`Self::approve`] for a login that has an upstream session: the session goes into the grant, so that the
+    /// user can be re-checked upstream at every refresh.
+    ///
+    /// # Errors
+    /// As [`Self::approve`].
+    #[tracing::instrument(skip_all)]
+    pub async fn approve_with(
+        &self,
+        handle: &str,
+        identity: Identity,
+        upstream: Option<UpstreamSession>,
+    ) -> Result<Url, AuthorizeError> {
         let pending = self.take_pending(handle).await?;
         if !self.admits(&identity, &pending.resource) {
             tracing::info!(subject = %identity.subject, "access policy refused the user; no code issued");
@@ -368,6 +384,7 @@ impl AuthServer {
         let record = CodeRecord {
             grant_id: random_token(16),
             identity,
+            upstream,
             expires_at: self
                 .clock
                 .unix()
@@ -385,20 +402,24 @@ impl AuthServer {
         )
     }
 
-    /// Whether the access policy of `resource` admits `identity` (an unknown resource admits nobody).
+    /// Whether the global access policy and that of `resource` both admit `identity` (an unknown resource admits
+    /// nobody).
     pub fn admits(&self, identity: &Identity, resource: &str) -> bool {
-        self.config
-            .resources
-            .iter()
-            .find(|r| r.resource == resource)
-            .is_some_and(|r| {
-                r.policy.allows(
-                    &identity.subject,
-                    identity.username.as_deref(),
-                    identity.email.as_deref(),
-                    &identity.groups,
-                )
-            })
+        let allows = |p: &crate::AccessPolicy| {
+            p.allows(
+                &identity.subject,
+                identity.username.as_deref(),
+                identity.email.as_deref(),
+                &identity.groups,
+            )
+        };
+        allows(&self.config.policy)
+            && self
+                .config
+                .resources
+                .iter()
+                .find(|r| r.resource == resource)
+                .is_some_and(|r| allows(&r.policy))
     }
 
     /// The user denied consent: return the `access_denied` redirect to the client.

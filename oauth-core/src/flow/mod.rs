@@ -7,4 +7,5 @@ pub(crate) mod register;
 pub(crate) mod revoke;
 pub(crate) mod session;
 pub(crate) mod token;
+pub(crate) mod upstream;
 pub(crate) mod verify;

@@ -14,7 +14,8 @@ use crate::Error;
 use crate::flow::authorize::AuthorizationPrompt;
 use crate::server::AuthServer;
 use crate::store::{ConsentRecord, SessionRecord};
-use crate::types::{Identity, ScopeSet, Secret, random_token};
+use crate::types::{Identity, ScopeSet, Secret, UpstreamSession, random_token};
+use crate::upstream::Login;
 
 /// A browser session, as the service needs it.
 #[derive(Clone, PartialEq, Eq)]
@@ -26,6 +27,8 @@ pub struct BrowserSession {
     pub csrf: String,
     /// Who is logged in, if anyone.
     pub identity: Option<Identity>,
+    /// The upstream session of that login, if any.
+    pub upstream: Option<UpstreamSession>,
     /// When the session ends.
     pub expires_at: u64,
     /// Whether this session was just created (the service must set the cookie).
@@ -49,11 +52,13 @@ impl BrowserSession {
 }
 
 impl AuthServer {
-    async fn new_session(&self, identity: Option<Identity>) -> Result<BrowserSession, Error> {
+    async fn new_session(&self, login: Option<Login>) -> Result<BrowserSession, Error> {
         let id = Secret::generate();
+        let (identity, upstream) = login.map_or((None, None), |l| (Some(l.identity), l.session));
         let record = SessionRecord {
             csrf: random_token(32),
             identity,
+            upstream,
             expires_at: self
                 .clock
                 .unix()
@@ -66,6 +71,7 @@ impl AuthServer {
             id: id.into_exposed(),
             csrf: record.csrf,
             identity: record.identity,
+            upstream: record.upstream,
             expires_at: record.expires_at,
             is_new: true,
         })
@@ -101,6 +107,7 @@ impl AuthServer {
             id: id.to_owned(),
             csrf: rec.csrf,
             identity: rec.identity,
+            upstream: rec.upstream,
             expires_at: rec.expires_at,
             is_new: false,
         }))
@@ -113,13 +120,13 @@ impl AuthServer {
     pub async fn log_in(
         &self,
         old: &BrowserSession,
-        identity: Identity,
+        login: Login,
     ) -> Result<BrowserSession, Error> {
         self.store
             .delete_session(&Secret::new(old.id.as_str()).hash())
             .await?;
-        tracing::info!(subject = %identity.subject, "user logged in");
-        self.new_session(Some(identity)).await
+        tracing::info!(subject = %login.identity.subject, "user logged in");
+        self.new_session(Some(login)).await
     }
 
     /// Ends a session.

@@ -286,6 +286,7 @@ impl AuthServer {
             resource: p.resource.clone(),
             created_at: now,
             expires_at: now.saturating_add(self.config.refresh_token_ttl.as_secs()),
+            upstream: record.upstream.clone(),
         };
         self.store
             .put_grant(&grant, self.config.refresh_token_ttl)
@@ -427,7 +428,7 @@ impl AuthServer {
                 "the refresh token is invalid, expired or revoked",
             ));
         }
-        let Some(mut grant) = self.store.grant(&rec.grant_id).await? else {
+        let Some(grant) = self.store.grant(&rec.grant_id).await? else {
             return Err(invalid_grant(
                 "the refresh token is invalid, expired or revoked",
             ));
@@ -437,6 +438,7 @@ impl AuthServer {
                 "the refresh token is invalid, expired or revoked",
             ));
         }
+        let mut grant = self.recheck(grant).await?;
         let narrowed = match scope {
             None => rec.scope.clone(),
             Some(s) => {
@@ -502,6 +504,53 @@ impl AuthServer {
             .await?;
         tracing::info!(client_id = %client.client_id, "refresh token rotated");
         Ok(Some(response))
+    }
+
+    /// Re-checks the user of a grant before a refresh: still known to their identity provider (which may renew
+    /// the identity and the upstream session), and still admitted by the access policy. A user who is gone or no
+    /// longer admitted loses the whole grant; an upstream that cannot answer now refuses this refresh only.
+    async fn recheck(&self, mut grant: GrantRecord) -> Result<GrantRecord, Error> {
+        let provider_id = match &grant.upstream {
+            Some(u) => Some(u.provider.as_str()),
+            None => grant.identity.subject.split_once(':').map(|(p, _)| p),
+        };
+        if let Some(provider) = provider_id.and_then(|id| self.provider(id)).cloned() {
+            match provider
+                .recheck(&grant.identity, grant.upstream.as_ref())
+                .await
+            {
+                Ok(Some(login)) => {
+                    grant.identity = login.identity;
+                    if login.session.is_some() {
+                        grant.upstream = login.session;
+                    }
+                }
+                Ok(None) => {
+                    tracing::info!(subject = %grant.identity.subject, "user gone upstream; revoking the grant");
+                    self.revoke_grant(&grant.grant_id).await?;
+                    return Err(invalid_grant(
+                        "the user is no longer known to the identity provider; sign in again",
+                    ));
+                }
+                Err(crate::UpstreamError::Unavailable(cause)) => {
+                    return Err(crate::UpstreamError::Unavailable(cause).into());
+                }
+                Err(_) => {
+                    self.revoke_grant(&grant.grant_id).await?;
+                    return Err(invalid_grant(
+                        "the identity provider no longer vouches for this user; sign in again",
+                    ));
+                }
+            }
+        }
+        if !self.admits(&grant.identity, &grant.resource) {
+            tracing::info!(subject = %grant.identity.subject, "access policy no longer admits the user; revoking the grant");
+            self.revoke_grant(&grant.grant_id).await?;
+            return Err(invalid_grant(
+                "this user may no longer use this resource; sign in again",
+            ));
+        }
+        Ok(grant)
     }
 
     /// A rotated token came back: the same answer within the grace window, family revocation after it.

@@ -19,7 +19,7 @@ use super::{
     SessionRecord, Store, StoreError,
 };
 use crate::testing::FixedClock;
-use crate::types::{Identity, ScopeSet, TokenHash};
+use crate::types::{Identity, ScopeSet, TokenHash, UpstreamSession};
 use crate::wire::ClientMetadata;
 
 fn client(id: &str) -> ClientRecord {
@@ -49,6 +49,7 @@ fn pending(client_id: &str) -> PendingAuthorization {
         resource: "https://mcp.example.com/mcp".into(),
         state: Some("xyz".into()),
         expires_at: u64::MAX,
+        upstream: None,
     }
 }
 
@@ -64,6 +65,12 @@ fn grant(id: &str, client_id: &str, subject: &str) -> GrantRecord {
         resource: "https://mcp.example.com/mcp".into(),
         created_at: 1,
         expires_at: u64::MAX,
+        upstream: Some(UpstreamSession {
+            provider: "github".into(),
+            access_token: "gho_x".into(),
+            refresh_token: None,
+            expires_at: Some(9),
+        }),
     }
 }
 
@@ -114,6 +121,7 @@ async fn sessions_and_consent(s: &impl Store, clock: &FixedClock) {
     let mut rec = SessionRecord {
         csrf: "c".into(),
         identity: None,
+        upstream: None,
         expires_at: u64::MAX,
     };
     s.put_session(&k, &rec, MIN).await.unwrap();
@@ -245,6 +253,12 @@ async fn codes(s: &impl Store) {
             ..Identity::default()
         },
         expires_at: u64::MAX,
+        upstream: Some(UpstreamSession {
+            provider: "github".into(),
+            access_token: "gho_y".into(),
+            refresh_token: None,
+            expires_at: None,
+        }),
     };
     s.put_code(&k, &rec, MIN).await.unwrap();
     assert_eq!(
@@ -273,6 +287,7 @@ async fn concurrent_take<S: Store>(s: Arc<S>) {
         pending: pending("c1"),
         identity: Identity::default(),
         expires_at: u64::MAX,
+        upstream: None,
     };
     s.put_code(&code, &rec, MIN).await.unwrap();
     let mut tasks = Vec::new();

@@ -28,7 +28,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use crate::types::{Identity, TokenHash};
+use crate::types::{Identity, TokenHash, UpstreamSession};
 use crate::wire::ClientMetadata;
 
 /// A storage failure. Backends map their native errors into this.
@@ -85,6 +85,25 @@ pub struct PendingAuthorization {
     pub state: Option<String>,
     /// When this pending authorization expires.
     pub expires_at: u64,
+    /// Set while the user is away at an upstream identity provider (the record is then stored under the hash of
+    /// the upstream `state`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upstream: Option<UpstreamBinding>,
+}
+
+/// What binds an upstream round trip to one pending authorization and one browser.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UpstreamBinding {
+    /// The provider the user was sent to.
+    pub provider: String,
+    /// The OIDC nonce sent.
+    pub nonce: String,
+    /// Our PKCE verifier towards the upstream.
+    pub pkce_verifier: String,
+    /// Hash of the browser session that started the round trip; the callback must come from the same browser.
+    pub session: TokenHash,
+    /// The callback URL used.
+    pub callback_url: String,
 }
 
 /// An issued authorization code (stored under the code's hash).
@@ -98,6 +117,9 @@ pub struct CodeRecord {
     pub identity: Identity,
     /// When the code expires.
     pub expires_at: u64,
+    /// The upstream session of the login, carried into the grant.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upstream: Option<UpstreamSession>,
 }
 
 /// The outcome of [`Store::redeem_code`].
@@ -131,6 +153,9 @@ pub struct GrantRecord {
     pub created_at: u64,
     /// When the grant lapses (the latest refresh token's expiry).
     pub expires_at: u64,
+    /// The upstream session, to re-check the user at each refresh.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upstream: Option<UpstreamSession>,
 }
 
 /// A live refresh token (stored under its hash).
@@ -215,6 +240,9 @@ pub struct SessionRecord {
     pub csrf: String,
     /// Who is logged in, once someone is.
     pub identity: Option<Identity>,
+    /// The upstream session of that login, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upstream: Option<UpstreamSession>,
     /// When the session ends.
     pub expires_at: u64,
 }

@@ -13,8 +13,8 @@ use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier as _, SaltString};
 use async_trait::async_trait;
 
-use super::{Credentials, IdentityProvider, LoginStart, UpstreamError, UpstreamRequest};
-use crate::types::Identity;
+use super::{Credentials, IdentityProvider, Login, LoginStart, UpstreamError, UpstreamRequest};
+use crate::types::{Identity, UpstreamSession};
 
 /// One local user.
 #[derive(Clone, PartialEq, Eq)]
@@ -134,14 +134,17 @@ impl LocalUsers {
                 .verify_password(password.as_bytes(), &h)
                 .is_ok()
         });
-        let user = user.filter(|_| ok)?;
-        Some(Identity {
-            subject: format!("local:{}", user.username),
-            username: Some(user.username.clone()),
-            email: user.email.clone(),
-            name: user.name.clone(),
-            groups: user.groups.clone(),
-        })
+        user.filter(|_| ok).map(identity_of)
+    }
+}
+
+fn identity_of(user: &LocalUser) -> Identity {
+    Identity {
+        subject: format!("local:{}", user.username),
+        username: Some(user.username.clone()),
+        email: user.email.clone(),
+        name: user.name.clone(),
+        groups: user.groups.clone(),
     }
 }
 
@@ -159,7 +162,7 @@ impl IdentityProvider for LocalUsers {
         Ok(LoginStart::PasswordForm)
     }
 
-    async fn authenticate(&self, credentials: Credentials<'_>) -> Result<Identity, UpstreamError> {
+    async fn authenticate(&self, credentials: Credentials<'_>) -> Result<Login, UpstreamError> {
         let Credentials::Password { username, password } = credentials else {
             return Err(UpstreamError::Unsupported("upstream callbacks"));
         };
@@ -167,7 +170,19 @@ impl IdentityProvider for LocalUsers {
         tokio::task::spawn_blocking(move || me.check(&username, &password))
             .await
             .map_err(|e| UpstreamError::Unavailable(format!("password check failed: {e}")))?
+            .map(Login::local)
             .ok_or(UpstreamError::LoginFailed)
+    }
+
+    /// A local user is current while the users file still lists them; the identity is re-read from it (so a
+    /// changed e-mail or group applies at the next refresh).
+    async fn recheck(
+        &self,
+        identity: &Identity,
+        _session: Option<&UpstreamSession>,
+    ) -> Result<Option<Login>, UpstreamError> {
+        let name = identity.subject.strip_prefix("local:").unwrap_or_default();
+        Ok(self.users.get(name).map(|u| Login::local(identity_of(u))))
     }
 }
 

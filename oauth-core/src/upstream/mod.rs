@@ -16,7 +16,35 @@ pub use local::{LocalUser, LocalUsers};
 
 use async_trait::async_trait;
 
-use crate::types::Identity;
+use crate::types::{Identity, UpstreamSession};
+
+/// A successful login: who, and (for upstream providers) the session to re-check them with later.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Login {
+    /// Who logged in.
+    pub identity: Identity,
+    /// The upstream session, if the provider has one.
+    pub session: Option<UpstreamSession>,
+}
+
+impl Login {
+    /// A login with no upstream session (local users).
+    pub fn local(identity: Identity) -> Self {
+        Login {
+            identity,
+            session: None,
+        }
+    }
+
+    /// A login with an upstream session.
+    pub fn upstream(identity: Identity, session: UpstreamSession) -> Self {
+        Login {
+            identity,
+            session: Some(session),
+        }
+    }
+}
 
 /// An identity-source failure.
 #[derive(Debug, thiserror::Error)]
@@ -102,9 +130,22 @@ pub trait IdentityProvider: Send + Sync + 'static {
     /// # Errors
     /// [`UpstreamError`] if the upstream's URL cannot be built.
     fn start(&self, request: &UpstreamRequest) -> Result<LoginStart, UpstreamError>;
-    /// Turns credentials into an identity.
+    /// Turns credentials into a login.
     ///
     /// # Errors
-    /// [`UpstreamError::LoginFailed`] for wrong credentials, [`UpstreamError::Unavailable`] for upstream failures.
-    async fn authenticate(&self, credentials: Credentials<'_>) -> Result<Identity, UpstreamError>;
+    /// [`UpstreamError::LoginFailed`] for wrong credentials or an answer that does not verify,
+    /// [`UpstreamError::Unavailable`] for upstream failures.
+    async fn authenticate(&self, credentials: Credentials<'_>) -> Result<Login, UpstreamError>;
+
+    /// Re-validates a user at refresh time: `Ok(Some(login))` with the current identity (and a possibly renewed
+    /// session), `Ok(None)` if the user is gone (deleted, upstream session revoked), so their grant must end.
+    ///
+    /// # Errors
+    /// [`UpstreamError::Unavailable`] if the upstream cannot answer now (the refresh is refused for now, the grant
+    /// kept).
+    async fn recheck(
+        &self,
+        identity: &Identity,
+        session: Option<&UpstreamSession>,
+    ) -> Result<Option<Login>, UpstreamError>;
 }

@@ -382,3 +382,117 @@ async fn concurrent_refreshes_leave_one_family_intact() {
         .verify(Some(&bearer(&next.access_token)), resource(&h))
         .unwrap();
 }
+
+fn users(names: &[&str]) -> Arc<dyn oauth_core::IdentityProvider> {
+    let hash = oauth_core::LocalUsers::hash_password("pw").unwrap();
+    let list = names
+        .iter()
+        .map(|n| {
+            oauth_core::LocalUser::new(*n, hash.clone()).with_email(format!("{n}@new.example.com"))
+        })
+        .collect();
+    Arc::new(oauth_core::LocalUsers::new(list).unwrap())
+}
+
+/// An instance on the same store with other providers or configuration (what a restart with an edited users
+/// file or policy looks like).
+async fn restarted(
+    h: &Harness,
+    config: oauth_core::ServerConfig,
+    providers: Vec<Arc<dyn oauth_core::IdentityProvider>>,
+) -> Harness {
+    let server = oauth_core::AuthServer::new(config, h.store.clone(), h.clock.clone())
+        .await
+        .unwrap()
+        .with_providers(providers);
+    Harness {
+        server,
+        clock: h.clock.clone(),
+        store: h.store.clone(),
+    }
+}
+
+#[tokio::test]
+async fn refresh_rechecks_the_user_and_carries_fresh_claims() {
+    let h = harness().await;
+    let c = public_client(&h).await;
+    let t0 = tokens(&h, &c.client_id, &for_resource()).await;
+    let live = restarted(&h, oauth_core::testing::config(), vec![users(&["alice"])]).await;
+    let t1 = live
+        .server
+        .token(
+            None,
+            refresh_request(&c.client_id, t0.refresh_token.as_deref().unwrap(), ""),
+        )
+        .await
+        .unwrap();
+    let p = live
+        .server
+        .verify(Some(&bearer(&t1.access_token)), resource(&live))
+        .unwrap();
+    assert_eq!(
+        p.email.as_deref(),
+        Some("alice@new.example.com"),
+        "identity re-read from the users file"
+    );
+}
+
+#[tokio::test]
+async fn a_user_removed_from_the_users_file_loses_the_grant_at_the_next_refresh() {
+    let h = harness().await;
+    let c = public_client(&h).await;
+    let t0 = tokens(&h, &c.client_id, &for_resource()).await;
+    let gone = restarted(&h, oauth_core::testing::config(), vec![users(&["bob"])]).await;
+    let e = gone
+        .server
+        .token(
+            None,
+            refresh_request(&c.client_id, t0.refresh_token.as_deref().unwrap(), ""),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(
+        wire_of(&e),
+        (
+            400,
+            body(
+                "invalid_grant",
+                "the user is no longer known to the identity provider; sign in again"
+            )
+        )
+    );
+    let r = gone
+        .server
+        .verify(Some(&bearer(&t0.access_token)), resource(&gone))
+        .unwrap_err();
+    assert_eq!(r.description, "the access token has been revoked");
+}
+
+#[tokio::test]
+async fn a_policy_that_no_longer_admits_the_user_ends_the_grant_at_the_next_refresh() {
+    let h = harness().await;
+    let c = public_client(&h).await;
+    let t0 = tokens(&h, &c.client_id, &for_resource()).await;
+    let mut config = oauth_core::testing::config();
+    config.policy =
+        oauth_core::AccessPolicy::new(vec![], vec![], vec!["example.org".into()], vec![]);
+    let strict = restarted(&h, config, vec![]).await;
+    let e = strict
+        .server
+        .token(
+            None,
+            refresh_request(&c.client_id, t0.refresh_token.as_deref().unwrap(), ""),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(
+        wire_of(&e),
+        (
+            400,
+            body(
+                "invalid_grant",
+                "this user may no longer use this resource; sign in again"
+            )
+        )
+    );
+}

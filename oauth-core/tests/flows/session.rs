@@ -14,7 +14,11 @@ async fn login_rotates_the_session_and_its_csrf_token() {
     assert_eq!(same.csrf, anon.csrf);
     assert!(same.csrf_matches(&anon.csrf));
     assert!(!same.csrf_matches("forged"));
-    let logged = h.server.log_in(&same, alice()).await.unwrap();
+    let logged = h
+        .server
+        .log_in(&same, oauth_core::Login::local(alice()))
+        .await
+        .unwrap();
     assert_ne!(
         logged.id, anon.id,
         "a new session id after login (fixation)"
@@ -44,7 +48,10 @@ async fn sessions_expire_and_unknown_cookies_start_fresh() {
     let h = harness().await;
     let s = h
         .server
-        .log_in(&h.server.browser_session(None).await.unwrap(), alice())
+        .log_in(
+            &h.server.browser_session(None).await.unwrap(),
+            oauth_core::Login::local(alice()),
+        )
         .await
         .unwrap();
     assert_eq!(

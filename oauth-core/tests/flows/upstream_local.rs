@@ -16,13 +16,15 @@ fn users() -> LocalUsers {
 #[tokio::test]
 async fn password_login() {
     let u = users();
-    let id = u
+    let login = u
         .authenticate(Credentials::Password {
             username: "alice",
             password: "correct horse",
         })
         .await
         .unwrap();
+    assert_eq!(login.session, None, "local logins have no upstream session");
+    let id = login.identity;
     assert_eq!(id.subject, "local:alice");
     assert_eq!(id.email.as_deref(), Some("alice@example.com"));
     assert_eq!(id.groups, vec!["staff"]);

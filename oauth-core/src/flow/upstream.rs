@@ -1,0 +1,207 @@
+//! Login at an upstream identity provider (GitHub, any OpenID Connect provider), between `/authorize` and
+//! consent.
+//!
+//! Before the user leaves for the upstream, the pending MCP authorization is moved under a fresh, single-use
+//! `state` (and the form's handle dies): the record is stored under the state's hash, with our nonce and PKCE
+//! verifier towards the upstream and the hash of the browser session that started the round trip. The callback
+//! must present that state exactly, once, from the same browser (login CSRF); then the upstream answer is
+//! verified by the provider, and the pending authorization is parked again under a new handle for consent.
+//!
+//! Upstream failures never end in a 500 or a hang: a user who cancels or is refused upstream goes back to the
+//! client with `access_denied`; an upstream that cannot be reached or answers nonsense sends the client
+//! `temporarily_unavailable` (or `access_denied` when the answer failed verification); a state that is unknown,
+//! expired, replayed or from another browser renders an error page, since the client cannot be trusted then.
+
+use url::Url;
+
+use crate::error::{AuthorizeError, ErrorCode, OAuthError};
+use crate::flow::authorize::AuthorizationPrompt;
+use crate::flow::session::BrowserSession;
+use crate::server::AuthServer;
+use crate::store::{PendingAuthorization, UpstreamBinding};
+use crate::types::{Secret, random_token};
+use crate::upstream::{Credentials, Login, LoginStart, UpstreamError, UpstreamRequest};
+
+/// The query of the upstream's redirect back to us (RFC 6749 §4.1.2 / §4.1.2.1).
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[non_exhaustive]
+pub struct UpstreamCallback {
+    /// The upstream's authorization code.
+    pub code: Option<String>,
+    /// Our state, echoed.
+    pub state: Option<String>,
+    /// The upstream's error code, if the login did not happen.
+    pub error: Option<String>,
+    /// The upstream's error description.
+    pub error_description: Option<String>,
+    /// RFC 9207 issuer of the upstream (checked by the provider where supported).
+    pub iss: Option<String>,
+}
+
+fn bad_state() -> AuthorizeError {
+    AuthorizeError::Render(OAuthError::invalid_request(
+        "this sign-in link is unknown, expired, already used, or was opened in another browser; start again from the application",
+    ))
+}
+
+impl AuthServer {
+    /// Sends the user of a pending authorization to an upstream identity provider: returns the URL to redirect
+    /// the browser to. The form handle is spent; the pending authorization now waits under the upstream state.
+    ///
+    /// # Errors
+    /// [`AuthorizeError::Render`] for an unknown provider or an expired handle; a redirect with
+    /// `temporarily_unavailable` when the provider cannot build its URL (e.g. discovery failed).
+    #[tracing::instrument(skip_all, fields(provider = %provider_id))]
+    pub async fn start_upstream(
+        &self,
+        handle: &str,
+        provider_id: &str,
+        session: &BrowserSession,
+        callback_url: &str,
+    ) -> Result<Url, AuthorizeError> {
+        let provider = self.provider(provider_id).cloned().ok_or_else(|| {
+            AuthorizeError::Render(OAuthError::invalid_request(format!(
+                "unknown identity provider `{provider_id}`"
+            )))
+        })?;
+        let mut pending = self.take_pending_for_upstream(handle).await?;
+        let request = UpstreamRequest::new(
+            random_token(32),
+            random_token(16),
+            random_token(32),
+            callback_url.to_owned(),
+        );
+        let url = match provider.start(&request) {
+            Ok(LoginStart::Redirect(url)) => url,
+            Ok(_) => {
+                return Err(AuthorizeError::Render(OAuthError::invalid_request(
+                    format!("identity provider `{provider_id}` does not use a redirect"),
+                )));
+            }
+            Err(e) => return Err(self.upstream_failed(&pending, &e)),
+        };
+        pending.upstream = Some(UpstreamBinding {
+            provider: provider_id.to_owned(),
+            nonce: request.nonce.clone(),
+            pkce_verifier: request.pkce_verifier.clone(),
+            session: Secret::new(session.id.as_str()).hash(),
+            callback_url: callback_url.to_owned(),
+        });
+        self.store
+            .put_pending(
+                &Secret::new(request.state.as_str()).hash(),
+                &pending,
+                self.config.pending_ttl,
+            )
+            .await?;
+        Ok(url)
+    }
+
+    async fn take_pending_for_upstream(
+        &self,
+        handle: &str,
+    ) -> Result<PendingAuthorization, AuthorizeError> {
+        let pending = self.store.take_pending(&Secret::new(handle).hash()).await?;
+        pending.filter(|p| p.expires_at > self.clock.unix() && p.upstream.is_none()).ok_or_else(|| {
+            AuthorizeError::Render(OAuthError::invalid_request(
+                "this authorization request has expired or was already completed; start again from the client",
+            ))
+        })
+    }
+
+    /// The upstream sent the browser back: verify the state (exactly, once, same browser), the upstream's answer,
+    /// and return the login together with the pending authorization, parked again under a fresh handle.
+    ///
+    /// # Errors
+    /// [`AuthorizeError::Render`] for a bad state; [`AuthorizeError::Redirect`] to the client with
+    /// `access_denied` or `temporarily_unavailable` for upstream refusals and failures.
+    #[tracing::instrument(skip_all)]
+    pub async fn finish_upstream(
+        &self,
+        callback: &UpstreamCallback,
+        session: Option<&BrowserSession>,
+    ) -> Result<(AuthorizationPrompt, Login), AuthorizeError> {
+        let state = callback.state.as_deref().ok_or_else(bad_state)?;
+        let mut pending = self
+            .store
+            .take_pending(&Secret::new(state).hash())
+            .await?
+            .ok_or_else(bad_state)?;
+        let binding = pending.upstream.take().ok_or_else(bad_state)?;
+        let same_browser =
+            session.is_some_and(|s| Secret::new(s.id.as_str()).matches(&binding.session));
+        if pending.expires_at <= self.clock.unix() || !same_browser {
+            return Err(bad_state());
+        }
+        if let Some(error) = callback.error.as_deref() {
+            tracing::info!(upstream_error = %error, "the upstream did not log the user in");
+            let code = if matches!(error, "temporarily_unavailable" | "server_error") {
+                ErrorCode::TemporarilyUnavailable
+            } else {
+                ErrorCode::AccessDenied
+            };
+            return Err(self.redirect_to_client(
+                &pending,
+                OAuthError::new(code, "the identity provider did not sign the user in"),
+            ));
+        }
+        let code = callback.code.as_deref().ok_or_else(|| {
+            self.redirect_to_client(
+                &pending,
+                OAuthError::new(
+                    ErrorCode::AccessDenied,
+                    "the identity provider returned no code",
+                ),
+            )
+        })?;
+        let provider = self
+            .provider(&binding.provider)
+            .cloned()
+            .ok_or_else(bad_state)?;
+        let request = UpstreamRequest::new(
+            state.to_owned(),
+            binding.nonce,
+            binding.pkce_verifier,
+            binding.callback_url,
+        );
+        let login = provider
+            .authenticate(Credentials::Callback {
+                code,
+                request: &request,
+            })
+            .await
+            .map_err(|e| self.upstream_failed(&pending, &e))?;
+        let handle = Secret::generate();
+        self.store
+            .put_pending(&handle.hash(), &pending, self.config.pending_ttl)
+            .await?;
+        let prompt = self
+            .pending_authorization(handle.expose())
+            .await?
+            .ok_or_else(bad_state)?;
+        Ok((prompt, login))
+    }
+
+    fn upstream_failed(&self, pending: &PendingAuthorization, e: &UpstreamError) -> AuthorizeError {
+        tracing::warn!(error = %e, "upstream login failed");
+        let error = match e {
+            UpstreamError::Unavailable(_) => OAuthError::new(
+                ErrorCode::TemporarilyUnavailable,
+                "the identity provider is unavailable; try again shortly",
+            ),
+            UpstreamError::LoginFailed | UpstreamError::Unsupported(_) => OAuthError::new(
+                ErrorCode::AccessDenied,
+                "the identity provider's answer could not be verified",
+            ),
+        };
+        self.redirect_to_client(pending, error)
+    }
+
+    fn redirect_to_client(
+        &self,
+        pending: &PendingAuthorization,
+        error: OAuthError,
+    ) -> AuthorizeError {
+        self.redirect_error(&pending.redirect_uri, error, pending.state.as_deref())
+    }
+}
