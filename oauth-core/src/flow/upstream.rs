@@ -71,7 +71,7 @@ impl AuthServer {
             random_token(32),
             callback_url.to_owned(),
         );
-        let url = match provider.start(&request) {
+        let url = match provider.start(&request).await {
             Ok(LoginStart::Redirect(url)) => url,
             Ok(_) => {
                 return Err(AuthorizeError::Render(OAuthError::invalid_request(

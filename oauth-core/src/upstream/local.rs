@@ -158,7 +158,7 @@ impl IdentityProvider for LocalUsers {
         "Local account"
     }
 
-    fn start(&self, _request: &UpstreamRequest) -> Result<LoginStart, UpstreamError> {
+    async fn start(&self, _request: &UpstreamRequest) -> Result<LoginStart, UpstreamError> {
         Ok(LoginStart::PasswordForm)
     }
 

@@ -13,6 +13,10 @@
 mod local;
 
 pub use local::{LocalUser, LocalUsers};
+#[cfg(feature = "oidc")]
+mod oidc;
+#[cfg(feature = "oidc")]
+pub use oidc::{ClaimNames, OidcConfig, OidcProvider};
 
 use async_trait::async_trait;
 
@@ -129,7 +133,7 @@ pub trait IdentityProvider: Send + Sync + 'static {
     ///
     /// # Errors
     /// [`UpstreamError`] if the upstream's URL cannot be built.
-    fn start(&self, request: &UpstreamRequest) -> Result<LoginStart, UpstreamError>;
+    async fn start(&self, request: &UpstreamRequest) -> Result<LoginStart, UpstreamError>;
     /// Turns credentials into a login.
     ///
     /// # Errors

@@ -58,7 +58,7 @@ async fn local_users_show_a_form_and_refuse_callbacks() {
         "v".into(),
         "https://auth.example.com/callback".into(),
     );
-    assert_eq!(u.start(&req).unwrap(), LoginStart::PasswordForm);
+    assert_eq!(u.start(&req).await.unwrap(), LoginStart::PasswordForm);
     let e = u
         .authenticate(Credentials::Callback {
             code: "c",
