@@ -124,10 +124,29 @@ pub struct Config {
     pub store: StoreConfig,
     /// Local users (from the users file).
     pub users: Vec<LocalUser>,
+    /// Upstream identity providers, in the order the chooser shows them.
+    pub providers: Vec<ProviderConfig>,
     /// The forward-auth gate.
     pub gate: GateConfig,
     /// Log output format.
     pub log_format: LogFormat,
+}
+
+/// An upstream identity provider.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub enum ProviderConfig {
+    /// Any OpenID Connect provider.
+    Oidc(oauth_core::upstream::OidcConfig),
+}
+
+impl ProviderConfig {
+    /// The provider's id.
+    pub fn id(&self) -> &str {
+        match self {
+            ProviderConfig::Oidc(c) => &c.id,
+        }
+    }
 }
 
 /// Which store to use.
@@ -222,6 +241,7 @@ impl Config {
                 path: PathBuf::from("data/oauth.redb"),
             },
             users: Vec::new(),
+            providers: Vec::new(),
             gate: GateConfig::default(),
             log_format: LogFormat::Human,
         }
@@ -338,6 +358,64 @@ pub struct RawConfig {
     users: RawUsers,
     #[serde(default)]
     gate: RawGate,
+    #[serde(default)]
+    policy: RawPolicy,
+    #[serde(default)]
+    providers: Vec<RawProvider>,
+}
+
+/// Who may use anything at all (the same keys as on a resource).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPolicy {
+    #[serde(default)]
+    allowed_users: Vec<String>,
+    #[serde(default)]
+    allowed_emails: Vec<String>,
+    #[serde(default)]
+    allowed_email_domains: Vec<String>,
+    #[serde(default)]
+    allowed_groups: Vec<String>,
+    #[serde(default)]
+    allowed_github_orgs: Vec<String>,
+    #[serde(default)]
+    allowed_github_teams: Vec<String>,
+}
+
+/// An upstream identity provider.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawProvider {
+    #[serde(rename = "type")]
+    kind: String,
+    id: Option<String>,
+    display_name: Option<String>,
+    client_id: String,
+    client_secret: Option<SecretString>,
+    client_secret_env: Option<String>,
+    #[serde(default)]
+    scopes: Vec<String>,
+    timeout_secs: Option<u64>,
+    // OpenID Connect
+    issuer: Option<String>,
+    #[serde(default)]
+    claims: RawClaims,
+    require_verified_email: Option<bool>,
+    // GitHub
+    web_base_url: Option<String>,
+    api_base_url: Option<String>,
+    fetch_orgs: Option<bool>,
+    fetch_teams: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawClaims {
+    user_id: Option<String>,
+    username: Option<String>,
+    email: Option<String>,
+    name: Option<String>,
+    groups: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -385,6 +463,10 @@ struct RawResource {
     allowed_email_domains: Vec<String>,
     #[serde(default)]
     allowed_groups: Vec<String>,
+    #[serde(default)]
+    allowed_github_orgs: Vec<String>,
+    #[serde(default)]
+    allowed_github_teams: Vec<String>,
     #[serde(default)]
     tool_scopes: BTreeMap<String, Vec<String>>,
 }
@@ -623,6 +705,8 @@ impl RawConfig {
         })?;
         config.server = server;
 
+        config.server.policy = access_policy(&ctx, "policy.", self.policy)?;
+        config.providers = providers(&ctx, self.providers)?;
         config.users = users(&ctx, self.users)?;
         config.gate = gate_config(&ctx, self.gate)?;
         Ok(config)
@@ -738,24 +822,6 @@ fn resources(ctx: &Ctx<'_>, raw: Vec<RawResource>) -> Result<Vec<ResourceConfig>
         }
         check_scopes(ctx, &key("scopes"), &r.scopes)?;
         check_scopes(ctx, &key("required_scopes"), &r.required_scopes)?;
-        check_nonempty(ctx, &key("allowed_users"), &r.allowed_users)?;
-        check_nonempty(ctx, &key("allowed_groups"), &r.allowed_groups)?;
-        if let Some(j) = r.allowed_emails.iter().position(|e| !e.contains('@')) {
-            return Err(ctx.invalid(
-                key(&format!("allowed_emails[{j}]")),
-                "not an e-mail address",
-            ));
-        }
-        if let Some(j) = r
-            .allowed_email_domains
-            .iter()
-            .position(|d| d.is_empty() || d.contains('@'))
-        {
-            return Err(ctx.invalid(
-                key(&format!("allowed_email_domains[{j}]")),
-                "must be a bare domain (example.com)",
-            ));
-        }
         let mut tool_scopes = Vec::with_capacity(r.tool_scopes.len());
         for (k, scopes) in r.tool_scopes {
             let tkey = format!("{}.{k:?}", key("tool_scopes"));
@@ -765,12 +831,18 @@ fn resources(ctx: &Ctx<'_>, raw: Vec<RawResource>) -> Result<Vec<ResourceConfig>
             check_scopes(ctx, &tkey, &scopes)?;
             tool_scopes.push(ToolScope::new(k, scopes));
         }
-        let policy = AccessPolicy::new(
-            r.allowed_users,
-            r.allowed_emails,
-            r.allowed_email_domains,
-            r.allowed_groups,
-        );
+        let policy = access_policy(
+            ctx,
+            &format!("resources[{i}]."),
+            RawPolicy {
+                allowed_users: r.allowed_users,
+                allowed_emails: r.allowed_emails,
+                allowed_email_domains: r.allowed_email_domains,
+                allowed_groups: r.allowed_groups,
+                allowed_github_orgs: r.allowed_github_orgs,
+                allowed_github_teams: r.allowed_github_teams,
+            },
+        )?;
         let mut resource = ResourceConfig::new(r.resource, r.scopes)
             .require(r.required_scopes)
             .with_policy(policy)
@@ -779,6 +851,159 @@ fn resources(ctx: &Ctx<'_>, raw: Vec<RawResource>) -> Result<Vec<ResourceConfig>
             resource = resource.named(name);
         }
         out.push(resource);
+    }
+    Ok(out)
+}
+
+/// An access policy from its raw lists (`prefix` is the key path of the table, e.g. `resources[0].`). GitHub
+/// organisations and teams are groups of GitHub users: `acme` and `acme/devs`, lower-case.
+fn access_policy(ctx: &Ctx<'_>, prefix: &str, r: RawPolicy) -> Result<AccessPolicy, ConfigError> {
+    let key = |k: &str| format!("{prefix}{k}");
+    check_nonempty(ctx, &key("allowed_users"), &r.allowed_users)?;
+    check_nonempty(ctx, &key("allowed_groups"), &r.allowed_groups)?;
+    check_nonempty(ctx, &key("allowed_github_orgs"), &r.allowed_github_orgs)?;
+    if let Some(j) = r.allowed_emails.iter().position(|e| !e.contains('@')) {
+        return Err(ctx.invalid(
+            key(&format!("allowed_emails[{j}]")),
+            "not an e-mail address",
+        ));
+    }
+    if let Some(j) = r
+        .allowed_email_domains
+        .iter()
+        .position(|d| d.is_empty() || d.contains('@'))
+    {
+        return Err(ctx.invalid(
+            key(&format!("allowed_email_domains[{j}]")),
+            "must be a bare domain (example.com)",
+        ));
+    }
+    if let Some(j) = r
+        .allowed_github_teams
+        .iter()
+        .position(|t| t.split('/').filter(|p| !p.is_empty()).count() != 2)
+    {
+        return Err(ctx.invalid(
+            key(&format!("allowed_github_teams[{j}]")),
+            "must be `org/team-slug`",
+        ));
+    }
+    let mut groups = r.allowed_groups;
+    groups.extend(
+        r.allowed_github_orgs
+            .iter()
+            .chain(&r.allowed_github_teams)
+            .map(|g| g.to_ascii_lowercase()),
+    );
+    Ok(AccessPolicy::new(
+        r.allowed_users,
+        r.allowed_emails,
+        r.allowed_email_domains,
+        groups,
+    ))
+}
+
+fn is_provider_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 32
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+}
+
+/// The upstream identity providers.
+fn providers(ctx: &Ctx<'_>, raw: Vec<RawProvider>) -> Result<Vec<ProviderConfig>, ConfigError> {
+    let mut out: Vec<ProviderConfig> = Vec::with_capacity(raw.len());
+    for (i, p) in raw.into_iter().enumerate() {
+        let key = |k: &str| format!("providers[{i}].{k}");
+        let id = p.id.clone().unwrap_or_else(|| p.kind.clone());
+        if !is_provider_id(&id) || id == "local" {
+            return Err(ctx.invalid(
+                key("id"),
+                format!("`{id}` must be 1-32 of a-z, 0-9, `-`, `_`, and not `local`"),
+            ));
+        }
+        if out.iter().any(|o| o.id() == id) {
+            return Err(ctx.invalid(key("id"), format!("`{id}` is used by another provider")));
+        }
+        let secret = match (&p.client_secret, &p.client_secret_env) {
+            (Some(_), Some(_)) => {
+                return Err(ctx.invalid(
+                    key("client_secret"),
+                    "give client_secret or client_secret_env, not both",
+                ));
+            }
+            (Some(s), None) => Some(s.0.clone()),
+            (None, Some(var)) => Some(ctx.var(var).ok_or_else(|| {
+                ctx.invalid(
+                    key("client_secret_env"),
+                    format!("environment variable {var} is not set"),
+                )
+            })?),
+            (None, None) => None,
+        };
+        let timeout = std::time::Duration::from_secs(p.timeout_secs.unwrap_or(10).clamp(1, 120));
+        match p.kind.as_str() {
+            "oidc" => {
+                let issuer = p
+                    .issuer
+                    .clone()
+                    .ok_or_else(|| ctx.invalid(key("issuer"), "required for an oidc provider"))?;
+                let u = url::Url::parse(&issuer)
+                    .map_err(|e| ctx.invalid(key("issuer"), format!("not a URL: {e}")))?;
+                if u.scheme() != "https"
+                    && !(u.scheme() == "http"
+                        && u.host_str()
+                            .is_some_and(|h| h == "127.0.0.1" || h == "localhost" || h == "[::1]"))
+                {
+                    return Err(ctx.invalid(
+                        key("issuer"),
+                        "must be https (http only on a loopback host)",
+                    ));
+                }
+                for (field, set) in [
+                    ("web_base_url", p.web_base_url.is_some()),
+                    ("api_base_url", p.api_base_url.is_some()),
+                    ("fetch_orgs", p.fetch_orgs.is_some()),
+                    ("fetch_teams", p.fetch_teams.is_some()),
+                ] {
+                    if set {
+                        return Err(ctx.invalid(key(field), "applies only to github providers"));
+                    }
+                }
+                let mut c = oauth_core::upstream::OidcConfig::new(id, issuer, p.client_id, secret);
+                if let Some(name) = p.display_name {
+                    c.display_name = name;
+                }
+                if !p.scopes.is_empty() {
+                    c.scopes = p.scopes;
+                }
+                let claims = p.claims;
+                let names = &mut c.claims;
+                for (slot, value) in [
+                    (&mut names.user_id, claims.user_id),
+                    (&mut names.username, claims.username),
+                    (&mut names.email, claims.email),
+                    (&mut names.name, claims.name),
+                    (&mut names.groups, claims.groups),
+                ] {
+                    if let Some(v) = value {
+                        *slot = v;
+                    }
+                }
+                if let Some(v) = p.require_verified_email {
+                    c.require_verified_email = v;
+                }
+                c.timeout = timeout;
+                out.push(ProviderConfig::Oidc(c));
+            }
+            other => {
+                return Err(ctx.invalid(
+                    key("type"),
+                    format!("`{other}` is not a provider type (oidc, github)"),
+                ));
+            }
+        }
     }
     Ok(out)
 }

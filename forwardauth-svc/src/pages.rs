@@ -53,10 +53,12 @@ impl Pages {
         }
     }
 
-    /// The login form for a pending authorization.
+    /// The login page for a pending authorization: a button per upstream provider (id, name) and, when local
+    /// users exist, the password form.
     pub fn login(
         &self,
         prompt: &AuthorizationPrompt,
+        login: &LoginChoices,
         csrf: &str,
         username: &str,
         error: Option<&str>,
@@ -67,8 +69,10 @@ impl Pages {
                 client_name => client_name(prompt),
                 handle => prompt.handle,
                 csrf => csrf,
-                username => username,
+                                username => username,
                 error => error,
+                providers => login.upstream.iter().map(|(id, name)| context! { id => id, name => name }).collect::<Vec<_>>(),
+                password_login => login.password,
             },
         )
     }
@@ -98,6 +102,15 @@ impl Pages {
             context! { title => title, message => message },
         )
     }
+}
+
+/// How users can sign in.
+#[derive(Clone, Debug, Default)]
+pub struct LoginChoices {
+    /// Upstream providers as (id, display name).
+    pub upstream: Vec<(String, String)>,
+    /// Whether local users exist (show the password form).
+    pub password: bool,
 }
 
 fn client_name(prompt: &AuthorizationPrompt) -> &str {

@@ -52,6 +52,16 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .default_service(method_not_allowed()),
         )
         .service(
+            web::resource("/login/upstream")
+                .route(web::post().to(authorize::login_upstream))
+                .default_service(method_not_allowed()),
+        )
+        .service(
+            web::resource("/callback")
+                .route(web::get().to(authorize::callback))
+                .default_service(method_not_allowed()),
+        )
+        .service(
             web::resource("/consent")
                 .route(web::post().to(authorize::consent))
                 .default_service(method_not_allowed()),

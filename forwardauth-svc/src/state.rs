@@ -6,11 +6,12 @@
 use std::sync::Arc;
 
 use oauth_core::{
-    AuthServer, Clock, EmbeddedStore, LocalUsers, StartError, Store, StoreError, SystemClock,
+    AuthServer, Clock, EmbeddedStore, IdentityProvider, LocalUsers, StartError, Store, StoreError,
+    SystemClock,
 };
 
-use crate::config::{Config, GateConfig, StoreConfig};
-use crate::pages::Pages;
+use crate::config::{Config, GateConfig, ProviderConfig, StoreConfig};
+use crate::pages::{LoginChoices, Pages};
 
 /// Why the service could not start.
 #[derive(Debug, thiserror::Error)]
@@ -30,6 +31,14 @@ pub enum StartupError {
     /// The users could not be loaded.
     #[error("users: {0}")]
     Users(String),
+    /// An upstream identity provider could not be set up.
+    #[error("provider {id}: {reason}")]
+    Provider {
+        /// The provider's id.
+        id: String,
+        /// Why.
+        reason: String,
+    },
     /// Creating the data directory failed.
     #[error("cannot create the data directory {path}: {source}")]
     DataDir {
@@ -76,9 +85,40 @@ pub fn open_store(config: &Config, clock: Arc<dyn Clock>) -> Result<Arc<dyn Stor
 pub async fn build_auth(config: &Config) -> Result<Arc<AuthServer>, StartupError> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let store = open_store(config, Arc::clone(&clock))?;
+    let providers = build_providers(config, Arc::clone(&clock))?;
     Ok(Arc::new(
-        AuthServer::new(config.server.clone(), store, clock).await?,
+        AuthServer::new(config.server.clone(), store, clock)
+            .await?
+            .with_providers(providers),
     ))
+}
+
+/// The identity providers: local users first (always registered, so that a user removed from the users file
+/// loses their grants at the next refresh), then the configured upstreams.
+///
+/// # Errors
+/// [`StartupError::Users`] or [`StartupError::Provider`].
+pub fn build_providers(
+    config: &Config,
+    clock: Arc<dyn Clock>,
+) -> Result<Vec<Arc<dyn IdentityProvider>>, StartupError> {
+    let mut providers: Vec<Arc<dyn IdentityProvider>> = vec![Arc::new(
+        LocalUsers::new(config.users.clone()).map_err(StartupError::Users)?,
+    )];
+    for p in &config.providers {
+        match p {
+            ProviderConfig::Oidc(c) => {
+                let provider =
+                    oauth_core::upstream::OidcProvider::new(c.clone(), Arc::clone(&clock))
+                        .map_err(|reason| StartupError::Provider {
+                            id: c.id.clone(),
+                            reason,
+                        })?;
+                providers.push(Arc::new(provider));
+            }
+        }
+    }
+    Ok(providers)
 }
 
 /// Everything a handler needs.
@@ -94,6 +134,8 @@ pub struct AppState {
     pub pages: Arc<Pages>,
     /// Whether cookies get `Secure` and the `__Host-` prefix (the issuer is https).
     pub secure_cookies: bool,
+    /// How users can sign in (for the login page).
+    pub login: Arc<LoginChoices>,
 }
 
 impl AppState {
@@ -112,7 +154,18 @@ impl AppState {
     /// [`StartupError::Users`] if a user's hash is invalid.
     pub fn with_auth(config: &Config, auth: Arc<AuthServer>) -> Result<Self, StartupError> {
         let users = LocalUsers::new(config.users.clone()).map_err(StartupError::Users)?;
+        let upstream = auth
+            .providers()
+            .iter()
+            .filter(|p| p.id() != "local")
+            .map(|p| (p.id().to_owned(), p.display_name().to_owned()))
+            .collect();
+        let login = Arc::new(LoginChoices {
+            upstream,
+            password: !config.users.is_empty(),
+        });
         Ok(AppState {
+            login,
             secure_cookies: config.server.issuer.starts_with("https://"),
             auth,
             users,

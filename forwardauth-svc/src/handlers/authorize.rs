@@ -121,16 +121,25 @@ async fn after_login(
     prompt: &AuthorizationPrompt,
 ) -> Result<HttpResponse, ApiError> {
     let Some(identity) = &session.identity else {
+        // With one upstream and no local accounts there is nothing to choose: go straight there.
+        if let ([(only, _)], false) = (state.login.upstream.as_slice(), state.login.password) {
+            return start_upstream(state, session, &prompt.handle, only).await;
+        }
         return Ok(html(
             StatusCode::OK,
-            state.pages.login(prompt, &session.csrf, "", None),
+            state
+                .pages
+                .login(prompt, &state.login, &session.csrf, "", None),
         ));
     };
-    let remembered = state
-        .auth
-        .has_consented(&identity.subject, prompt)
-        .await
-        .map_err(|e| internal(state, &e))?;
+    // A user the policy refuses gets the 403 page now rather than a consent page (approve spends the request).
+    let refused = !state.auth.admits(identity, &prompt.resource);
+    let remembered = refused
+        || state
+            .auth
+            .has_consented(&identity.subject, prompt)
+            .await
+            .map_err(|e| internal(state, &e))?;
     if remembered {
         return match state
             .auth
@@ -275,6 +284,7 @@ pub async fn login(
             StatusCode::UNAUTHORIZED,
             state.pages.login(
                 &prompt,
+                &state.login,
                 &session.csrf,
                 &username,
                 Some("Invalid username or password."),
@@ -341,4 +351,79 @@ pub async fn consent(
         Ok(to) => Ok(redirect(to.as_str())),
         Err(e) => authorize_error(&state, e),
     }
+}
+
+async fn start_upstream(
+    state: &AppState,
+    session: &BrowserSession,
+    handle: &str,
+    provider: &str,
+) -> Result<HttpResponse, ApiError> {
+    let callback = state.auth.config().url("/callback");
+    match state
+        .auth
+        .start_upstream(handle, provider, session, &callback)
+        .await
+    {
+        Ok(to) => Ok(redirect(to.as_str())),
+        Err(e) => authorize_error(state, e),
+    }
+}
+
+/// The upstream-login form (a button on the login page).
+#[derive(Deserialize)]
+pub struct UpstreamForm {
+    handle: Option<String>,
+    csrf: Option<String>,
+    provider: Option<String>,
+}
+
+/// `POST /login/upstream`: off to the chosen identity provider.
+#[tracing::instrument(skip_all)]
+pub async fn login_upstream(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let form: UpstreamForm = read_form(&state, payload).await?;
+    let (session, prompt) =
+        form_context(&state, &req, form.handle.as_deref(), form.csrf.as_deref()).await?;
+    let provider = form.provider.unwrap_or_default();
+    start_upstream(&state, &session, &prompt.handle, &provider).await
+}
+
+/// `GET /callback`: the identity provider sends the user back.
+#[tracing::instrument(skip_all)]
+pub async fn callback(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let query: oauth_core::UpstreamCallback = wire::parse_form(req.query_string().as_bytes())
+        .map_err(|e| {
+            page(
+                &state,
+                StatusCode::BAD_REQUEST,
+                "Invalid sign-in response",
+                &e.description,
+            )
+        })?;
+    let session = state
+        .auth
+        .existing_session(cookie_value(&req, &state).as_deref())
+        .await
+        .map_err(|e| internal(&state, &e))?;
+    let (prompt, login) = match state.auth.finish_upstream(&query, session.as_ref()).await {
+        Ok(done) => done,
+        Err(e) => return authorize_error(&state, e),
+    };
+    let Some(session) = session else {
+        return Err(expired(&state));
+    };
+    let session = state
+        .auth
+        .log_in(&session, login)
+        .await
+        .map_err(|e| internal(&state, &e))?;
+    let res = after_login(&state, &session, &prompt).await?;
+    Ok(with_cookie(res, &state, &session))
 }

@@ -240,22 +240,10 @@ async fn access_policy_is_403_without_a_challenge_error() {
         .insert_header(("Cookie", cookie)),
     )
     .await;
-    let cookie = session_cookie(&login);
-    let csrf = field(&login.text(), "csrf");
-    let consent = call(
-        &app,
-        form_post(
-            "/consent",
-            &format!(
-                "handle={}&csrf={}&decision=approve",
-                enc(&handle),
-                enc(&csrf)
-            ),
-        )
-        .insert_header(("Cookie", cookie)),
-    )
-    .await;
+    // Refused right after login: no consent page, no code.
+    let consent = login;
     assert_eq!(consent.status, 403, "no code for a user the policy refuses");
+    assert!(consent.header("location").is_none());
     assert!(
         consent
             .page()
