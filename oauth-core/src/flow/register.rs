@@ -257,6 +257,17 @@ impl AuthServer {
         })
     }
 
+    /// Validates a registration body without registering anything: what `register` checks before it stores.
+    ///
+    /// # Errors
+    /// As for [`Self::register`]'s metadata errors.
+    pub fn check_registration(&self, body: &[u8]) -> Result<ClientMetadata, OAuthError> {
+        self.validate_metadata(&parse_request(
+            body,
+            self.config.registration.max_metadata_bytes,
+        )?)
+    }
+
     fn registration_client_uri(&self, client_id: &str) -> String {
         format!(
             "{}/{}",
