@@ -138,6 +138,8 @@ pub struct Config {
 pub enum ProviderConfig {
     /// Any OpenID Connect provider.
     Oidc(oauth_core::upstream::OidcConfig),
+    /// GitHub or GitHub Enterprise Server.
+    Github(oauth_core::upstream::GithubConfig),
 }
 
 impl ProviderConfig {
@@ -145,6 +147,7 @@ impl ProviderConfig {
     pub fn id(&self) -> &str {
         match self {
             ProviderConfig::Oidc(c) => &c.id,
+            ProviderConfig::Github(c) => &c.id,
         }
     }
 }
@@ -996,6 +999,49 @@ fn providers(ctx: &Ctx<'_>, raw: Vec<RawProvider>) -> Result<Vec<ProviderConfig>
                 }
                 c.timeout = timeout;
                 out.push(ProviderConfig::Oidc(c));
+            }
+            "github" => {
+                for (field, set) in [
+                    ("issuer", p.issuer.is_some()),
+                    ("require_verified_email", p.require_verified_email.is_some()),
+                ] {
+                    if set {
+                        return Err(ctx.invalid(key(field), "applies only to oidc providers"));
+                    }
+                }
+                let secret = secret.ok_or_else(|| {
+                    ctx.invalid(
+                        key("client_secret"),
+                        "required for a github provider (or client_secret_env)",
+                    )
+                })?;
+                let display = p.display_name.unwrap_or_else(|| "GitHub".to_owned());
+                let mut c = oauth_core::upstream::GithubConfig::new(p.client_id, secret)
+                    .named(id, display)
+                    .with_groups(
+                        p.fetch_orgs.unwrap_or(false),
+                        p.fetch_teams.unwrap_or(false),
+                    )
+                    .with_timeout(timeout);
+                if p.web_base_url.is_some() || p.api_base_url.is_some() {
+                    let web = p.web_base_url.ok_or_else(|| {
+                        ctx.invalid(
+                            key("web_base_url"),
+                            "give web_base_url and api_base_url together",
+                        )
+                    })?;
+                    let api = p.api_base_url.ok_or_else(|| {
+                        ctx.invalid(
+                            key("api_base_url"),
+                            "give web_base_url and api_base_url together",
+                        )
+                    })?;
+                    c = c.with_base_urls(web, api);
+                }
+                if !p.scopes.is_empty() {
+                    c.scopes = p.scopes;
+                }
+                out.push(ProviderConfig::Github(c));
             }
             other => {
                 return Err(ctx.invalid(

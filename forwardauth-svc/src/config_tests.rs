@@ -754,10 +754,7 @@ fn the_provider_examples_load() {
     for entry in std::fs::read_dir(&examples).unwrap() {
         let path = entry.unwrap().path();
         let name = path.file_name().unwrap().to_string_lossy().into_owned();
-        // The GitHub provider type is wired in with the GitHub provider itself.
-        if name == "github.toml" {
-            continue;
-        }
+
         let file = dir.path().join(&name);
         std::fs::write(
             &file,
@@ -769,7 +766,7 @@ fn the_provider_examples_load() {
         loaded.push(config.providers[0].id().to_owned());
     }
     loaded.sort();
-    assert_eq!(loaded, vec!["entra", "google", "keycloak", "sso"]);
+    assert_eq!(loaded, vec!["entra", "github", "google", "keycloak", "sso"]);
 }
 
 #[test]

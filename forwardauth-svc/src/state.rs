@@ -116,6 +116,15 @@ pub fn build_providers(
                         })?;
                 providers.push(Arc::new(provider));
             }
+            ProviderConfig::Github(c) => {
+                let provider =
+                    oauth_core::upstream::GithubProvider::new(c.clone(), Arc::clone(&clock))
+                        .map_err(|reason| StartupError::Provider {
+                            id: c.id.clone(),
+                            reason,
+                        })?;
+                providers.push(Arc::new(provider));
+            }
         }
     }
     Ok(providers)

@@ -5,13 +5,18 @@
 //! several at once:
 //!
 //! * **password** sources ([`LocalUsers`]): the service shows a login form and hands the credentials over;
-//! * **redirect** sources (GitHub, any OpenID Connect provider; later issue): the service redirects to the
-//!   upstream with our own `state`, nonce and PKCE challenge, and hands the callback's code over.
+//! * **redirect** sources (GitHub: `GithubProvider`, feature `github`; OpenID Connect providers in a later issue):
+//!   the service redirects to the upstream with our own `state`, nonce and PKCE challenge, and hands the
+//!   callback's code over.
 //!
 //! Library types of upstream clients (openidconnect, oauth2) never cross this boundary.
 
+#[cfg(feature = "github")]
+mod github;
 mod local;
 
+#[cfg(feature = "github")]
+pub use github::{GithubConfig, GithubProvider};
 pub use local::{LocalUser, LocalUsers};
 #[cfg(feature = "oidc")]
 mod oidc;
