@@ -257,3 +257,74 @@ async fn consent_deny_returns_access_denied_and_remember_skips_the_page() {
         "{loc}"
     );
 }
+
+#[actix_web::test]
+async fn several_providers_show_a_chooser_with_the_password_form() {
+    let mut config = config();
+    let mut sso = oauth_core::upstream::OidcConfig::new(
+        "corp",
+        "https://sso.example.com",
+        "fa",
+        Some("s".into()),
+    );
+    sso.display_name = "Corp <SSO>".into();
+    config.providers = vec![forwardauth_svc::config::ProviderConfig::Oidc(sso)];
+    let clock = std::sync::Arc::new(oauth_core::SystemClock);
+    let store = std::sync::Arc::new(oauth_core::EmbeddedStore::in_memory(clock.clone()).unwrap());
+    let providers = forwardauth_svc::state::build_providers(&config, clock.clone()).unwrap();
+    let auth = oauth_core::AuthServer::new(config.server.clone(), store, clock)
+        .await
+        .unwrap()
+        .with_providers(providers);
+    let state = forwardauth_svc::AppState::with_auth(&config, std::sync::Arc::new(auth)).unwrap();
+    let app = app_with(state).await;
+    let client = register(&app, json!({})).await;
+    let page = call(
+        &app,
+        test::TestRequest::get().uri(&authorize_uri(client["client_id"].as_str().unwrap(), "")),
+    )
+    .await;
+    assert_eq!(page.status, 200);
+    let html = page.page();
+    assert!(
+        html.contains("Sign in with Corp &lt;SSO&gt;"),
+        "provider names are escaped: {html}"
+    );
+    assert!(html.contains("name=\"provider\" value=\"corp\""));
+    assert!(
+        html.contains("name=\"password\""),
+        "local accounts still offered"
+    );
+    let cookie = session_cookie(&page);
+    let (handle, csrf) = (field(&page.text(), "handle"), field(&page.text(), "csrf"));
+    let unknown = call(
+        &app,
+        form_post(
+            "/login/upstream",
+            &format!("handle={}&csrf={}&provider=nope", enc(&handle), enc(&csrf)),
+        )
+        .insert_header(("Cookie", cookie.clone())),
+    )
+    .await;
+    assert_eq!(unknown.status, 400);
+    assert!(unknown.page().contains("unknown identity provider `nope`"));
+    let forged = call(
+        &app,
+        form_post(
+            "/login/upstream",
+            &format!("handle={}&csrf=x&provider=corp", enc(&handle)),
+        )
+        .insert_header(("Cookie", cookie)),
+    )
+    .await;
+    assert_eq!(forged.status, 403, "CSRF-protected like every form");
+    assert_eq!(
+        call(
+            &app,
+            test::TestRequest::get().uri("/callback?state=nope&code=x")
+        )
+        .await
+        .status,
+        400
+    );
+}
