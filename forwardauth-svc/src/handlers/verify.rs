@@ -36,6 +36,12 @@ pub async fn verify(state: web::Data<AppState>, req: HttpRequest) -> HttpRespons
         Err(OriginalError::Malformed) => {
             return denied("the forwarded request headers do not form a URL");
         }
+        Err(OriginalError::Conflicting) => {
+            tracing::warn!("X-Forwarded-* and X-Original-* headers disagree");
+            return denied(
+                "the X-Forwarded-* and X-Original-* headers describe different requests",
+            );
+        }
     };
     let authorization = extract::authorization(&req);
     if (original.method == "OPTIONS" && authorization.is_none())

@@ -217,6 +217,52 @@ async fn forged_headers_from_an_untrusted_address_are_refused() {
     assert_eq!(call(&app, bad).await.status, 403);
 }
 
+/// A proxy sets one family of headers and passes the client's others through; a client adding the other family
+/// must not change what the gate judges (here: a `.well-known` URL or an OPTIONS preflight, which pass).
+#[actix_web::test]
+async fn a_client_cannot_smuggle_the_other_header_family_past_the_proxy() {
+    let (app, _) = app().await;
+    // Behind Traefik or Caddy: X-Forwarded-* from the proxy, X-Original-* from the client.
+    for (name, value) in [
+        ("X-Original-URL", "https://mcp.example.com/.well-known/x"),
+        ("X-Original-URI", "/.well-known/x"),
+        ("X-Original-Method", "OPTIONS"),
+    ] {
+        let a = call(
+            &app,
+            traefik("POST", "https://mcp.example.com/mcp").insert_header((name, value)),
+        )
+        .await;
+        assert_eq!(
+            (a.status, a.json()["error_description"].clone()),
+            (
+                403,
+                json!("the X-Forwarded-* and X-Original-* headers describe different requests")
+            ),
+            "{name}"
+        );
+    }
+    // Behind nginx: X-Original-* from the proxy, X-Forwarded-* from the client.
+    for (name, value) in [
+        ("X-Forwarded-Uri", "/.well-known/x"),
+        ("X-Forwarded-Method", "OPTIONS"),
+    ] {
+        let req = test::TestRequest::get()
+            .uri("/verify")
+            .peer_addr(peer(PROXY))
+            .insert_header(("X-Original-URL", "https://mcp.example.com/mcp"))
+            .insert_header(("X-Original-Method", "POST"))
+            .insert_header(("Host", "mcp.example.com"))
+            .insert_header((name, value));
+        assert_eq!(call(&app, req).await.status, 403, "{name}");
+    }
+    // Both families describing the same request (our nginx config sends both) are fine.
+    let both = traefik("POST", "https://mcp.example.com/mcp")
+        .insert_header(("X-Original-URL", "https://mcp.example.com/mcp"))
+        .insert_header(("X-Original-Method", "post"));
+    assert_eq!(call(&app, both).await.status, 401);
+}
+
 #[actix_web::test]
 async fn access_policy_is_403_without_a_challenge_error() {
     let (app, state) = app().await;
