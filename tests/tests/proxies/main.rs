@@ -12,8 +12,10 @@
     clippy::indexing_slicing
 )]
 
+mod deploy;
 mod stack;
 mod support;
+mod traefik;
 
 use forwardauth_svc::snippet::Proxy;
 

@@ -17,6 +17,11 @@ pub fn e2e_dir() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// The repository root.
+pub fn repo_root() -> PathBuf {
+    e2e_dir().parent().unwrap().to_path_buf()
+}
+
 /// A port that was free a moment ago (the process that gets it binds it right away).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -345,10 +350,19 @@ fn field(html: &str, name: &str) -> String {
 /// Returns the token response.
 pub async fn oauth_flow(issuer: &str, resource: &str, scope: &str) -> Value {
     let http = reqwest::Client::builder()
-        .cookie_store(true)
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
+    // The session cookie by hand: on an https issuer it is `Secure`, and these requests are plain http on
+    // loopback (a proxy terminates TLS in front of the service).
+    let mut cookie = String::new();
+    let mut keep = |r: &reqwest::Response| {
+        for v in r.headers().get_all("set-cookie") {
+            let pair = v.to_str().unwrap().split(';').next().unwrap().to_owned();
+            cookie = pair;
+        }
+        cookie.clone()
+    };
     let reg: Value = http
         .post(format!("{issuer}/register"))
         .json(
@@ -374,10 +388,12 @@ pub async fn oauth_flow(issuer: &str, resource: &str, scope: &str) -> Value {
         .append_pair("resource", resource);
     let page = http.get(authorize.as_str()).send().await.unwrap();
     assert_eq!(page.status(), 200);
+    let jar = keep(&page);
     let html = page.text().await.unwrap();
     let handle = field(&html, "handle");
     let consent = http
         .post(format!("{issuer}/login"))
+        .header("cookie", jar)
         .form(&[
             ("handle", handle.as_str()),
             ("csrf", field(&html, "csrf").as_str()),
@@ -388,9 +404,11 @@ pub async fn oauth_flow(issuer: &str, resource: &str, scope: &str) -> Value {
         .await
         .unwrap();
     assert_eq!(consent.status(), 200);
+    let jar = keep(&consent);
     let html = consent.text().await.unwrap();
     let approved = http
         .post(format!("{issuer}/consent"))
+        .header("cookie", jar)
         .form(&[
             ("handle", handle.as_str()),
             ("csrf", field(&html, "csrf").as_str()),
