@@ -165,3 +165,33 @@ fn the_kubernetes_manifests_fit_together() {
         );
     }
 }
+
+/// The README's copyable Traefik labels and Caddy block are the shipped ones.
+#[test]
+fn the_readme_shows_the_shipped_configuration() {
+    let readme = read("README.md");
+    let compose = read("deploy/traefik/docker-compose.yml");
+    let labels: Vec<&str> = readme
+        .lines()
+        .filter(|l| l.trim_start().starts_with("- \"traefik."))
+        .collect();
+    assert!(labels.len() >= 10, "{labels:?}");
+    for l in labels {
+        assert!(
+            compose.contains(l.trim()),
+            "README label not in docker-compose.yml: {l}"
+        );
+    }
+    let caddyfile = read("deploy/caddy/Caddyfile");
+    let block = readme
+        .split("```caddyfile\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("a caddyfile block in the README");
+    for line in block.lines().filter(|l| !l.trim().is_empty()) {
+        assert!(
+            caddyfile.lines().any(|c| c == line),
+            "README Caddy line not in deploy/caddy/Caddyfile: {line:?}"
+        );
+    }
+}
