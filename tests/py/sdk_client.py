@@ -205,7 +205,8 @@ async def main() -> None:
         before = len(EXCHANGES)
         await echo(client, "after revocation")
         after = EXCHANGES[before:]
-        assert after[0] == "POST /mcp 401", after
+        # (If the access token has expired meanwhile, the SDK first tries the revoked refresh token: a 400.)
+        assert "POST /mcp 401" in after, after
         assert browser.redirects == 2, "the SDK sent the user back to authorization"
         assert "POST /token authorization_code 200" in after, after
 
