@@ -384,7 +384,10 @@ pub fn next_steps(config: &Config) -> String {
     if config.source.is_none() {
         s.push_str("\nRunning on built-in defaults; examples/quickstart.toml is a complete starting point.\n");
     }
-    s.push_str("See README.md for putting Traefik, nginx or Caddy in front of your MCP server.\n");
+    s.push_str(concat!(
+        "Put Traefik, nginx or Caddy in front of your MCP server with the configuration\n",
+        "  forwardauth-svc snippet --proxy traefik|nginx|caddy --mcp-url <MCP URL> prints (see README.md).\n",
+    ));
     s
 }
 
