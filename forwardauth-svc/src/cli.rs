@@ -2,15 +2,16 @@
 //!
 //! `serve` (the default) runs the gate and the OAuth endpoints; the other commands are small administrative
 //! tools over the same configuration and store: `hash-password`, `check-config`, `clients list|show|delete`,
-//! `revoke --user|--client` and `keys rotate`. They live here rather than in `main.rs` so `main` stays a few
-//! lines of wiring and the commands can be tested with an in-memory store.
+//! `revoke --user|--client` and `keys rotate`; `snippet` prints a proxy configuration and needs no configuration
+//! file. They live here rather than in `main.rs` so `main` stays a few lines of wiring and the commands can be
+//! tested with an in-memory store.
 //!
 //! Output meant for people or scripts (the `serve` banner, listings, hashes) goes to stdout; logs go to stderr.
 //! With the embedded store the administrative commands open the store file themselves, so run them while the
 //! server is stopped (the file is locked while it runs).
 
 use std::io::{BufRead, IsTerminal as _, Write};
-use std::net::{SocketAddr, TcpListener};
+use std::net::{IpAddr, SocketAddr, TcpListener};
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -18,6 +19,7 @@ use oauth_core::store::ClientRecord;
 use oauth_core::{AuthServer, KeyError, LocalUsers, StoreError};
 
 use crate::config::{self, Config, ConfigError, LogFormat, StoreConfig};
+use crate::snippet::{self, Proxy, Snippet, SnippetError};
 use crate::state::StartupError;
 
 /// `forwardauth-svc`: an OAuth 2.1 authorization server and forward-auth gate for MCP servers.
@@ -85,6 +87,55 @@ pub enum Command {
     /// Access-token signing keys.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Print the Traefik, nginx or Caddy configuration that puts this service in front of MCP servers.
+    Snippet(SnippetArgs),
+}
+
+/// `snippet` options.
+#[derive(Clone, Debug, PartialEq, Eq, Args)]
+pub struct SnippetArgs {
+    /// The proxy.
+    #[arg(long, value_enum)]
+    pub proxy: ProxyArg,
+    /// An MCP URL as clients are configured with it (repeat for more); each must be a `[[resources]]` resource.
+    #[arg(long = "mcp-url", value_name = "URL", required = true)]
+    pub mcp_urls: Vec<String>,
+    /// Where the proxy reaches this service.
+    #[arg(long, value_name = "URL", default_value = "http://127.0.0.1:8080")]
+    pub auth_url: String,
+    /// Where the proxy reaches the MCP server (an origin; request paths are kept).
+    #[arg(long, value_name = "URL", default_value = "http://127.0.0.1:3001")]
+    pub upstream: String,
+    /// nginx and Caddy: listen on this address only.
+    #[arg(long, value_name = "IP")]
+    pub bind: Option<IpAddr>,
+}
+
+impl From<&SnippetArgs> for Snippet {
+    fn from(a: &SnippetArgs) -> Self {
+        Snippet {
+            proxy: match a.proxy {
+                ProxyArg::Traefik => Proxy::Traefik,
+                ProxyArg::Nginx => Proxy::Nginx,
+                ProxyArg::Caddy => Proxy::Caddy,
+            },
+            mcp_urls: a.mcp_urls.clone(),
+            auth_url: a.auth_url.clone(),
+            upstream: a.upstream.clone(),
+            bind: a.bind,
+        }
+    }
+}
+
+/// `snippet --proxy` values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ProxyArg {
+    /// Traefik v3 file-provider dynamic configuration (YAML).
+    Traefik,
+    /// nginx `server` blocks using `auth_request`.
+    Nginx,
+    /// Caddyfile site blocks using `forward_auth`.
+    Caddy,
 }
 
 /// `serve` options.
@@ -181,6 +232,9 @@ pub enum CliError {
     /// JSON encoding failed.
     #[error("cannot encode JSON: {0}")]
     Json(#[from] serde_json::Error),
+    /// The snippet's URLs are unusable.
+    #[error(transparent)]
+    Snippet(#[from] SnippetError),
 }
 
 /// The error and its causes on one line, skipping causes the message already quotes.
@@ -240,6 +294,7 @@ pub async fn execute(
     match cli.command() {
         Command::Serve(_) => serve(cli, config, env, &mut out).await,
         Command::HashPassword => hash_password_stdin(),
+        Command::Snippet(args) => print_snippet(&args, &mut out),
         Command::CheckConfig => check_config(&config, &mut out),
         Command::Clients(c) => {
             let auth = admin_auth(&config, "clients").await?;
@@ -329,8 +384,22 @@ pub fn next_steps(config: &Config) -> String {
     if config.source.is_none() {
         s.push_str("\nRunning on built-in defaults; examples/quickstart.toml is a complete starting point.\n");
     }
-    s.push_str("See README.md for putting Traefik, nginx or Caddy in front of your MCP server.\n");
+    s.push_str(concat!(
+        "Put Traefik, nginx or Caddy in front of your MCP server with the configuration\n",
+        "  forwardauth-svc snippet --proxy traefik|nginx|caddy --mcp-url <MCP URL> prints (see README.md).\n",
+    ));
     s
+}
+
+/// `snippet`: the proxy configuration on `out`.
+///
+/// # Errors
+/// [`CliError::Snippet`] for unusable URLs, I/O.
+pub fn print_snippet(args: &SnippetArgs, out: &mut dyn Write) -> Result<(), CliError> {
+    let text = snippet::render(&Snippet::from(args))?;
+    out.write_all(text.as_bytes())?;
+    out.flush()?;
+    Ok(())
 }
 
 /// `hash-password` on the process's stdin and stdout, with a prompt on stderr when stdin is a terminal.
@@ -521,6 +590,28 @@ mod tests {
                 listen: Some("127.0.0.1:0".parse().unwrap())
             })
         );
+    }
+
+    #[test]
+    fn snippet_prints_the_configuration_for_the_parsed_options() {
+        let cli = parse(&[
+            "snippet",
+            "--proxy",
+            "caddy",
+            "--mcp-url",
+            "https://mcp.example.com/mcp",
+            "--upstream",
+            "http://mcp:3001",
+        ]);
+        let Command::Snippet(args) = cli.command() else {
+            panic!("not a snippet command: {cli:?}");
+        };
+        assert_eq!(args.auth_url, "http://127.0.0.1:8080");
+        let mut out = Vec::new();
+        print_snippet(&args, &mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.starts_with("# forwardauth-svc snippet --proxy caddy --mcp-url https://mcp.example.com/mcp --auth-url http://127.0.0.1:8080 --upstream http://mcp:3001\n"), "{text}");
+        assert!(Cli::try_parse_from(["forwardauth-svc", "snippet", "--proxy", "nginx"]).is_err());
     }
 
     #[test]

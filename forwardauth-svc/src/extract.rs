@@ -5,6 +5,12 @@
 //! configs conventionally send `X-Original-URL` (or `X-Original-URI` plus `Host`) and `X-Original-Method`. These
 //! headers decide which resource is being accessed, so they are believed only from configured proxy addresses;
 //! from anywhere else their presence is refused.
+//!
+//! A proxy sets one family and, by default, passes the client's other headers through to the gate unchanged
+//! (Traefik without `authRequestHeaders`, Caddy, ingress-nginx). A client could then add the *other* family,
+//! say `X-Original-URL: https://mcp.example.com/.well-known/x` behind Traefik, to make the gate judge a
+//! request it is not making. So when both families are present they must describe the same request, or the
+//! gate refuses it: no choice of precedence would be safe behind every proxy.
 
 use actix_web::HttpRequest;
 use actix_web::http::header;
@@ -111,6 +117,8 @@ pub enum OriginalError {
     Missing,
     /// The headers do not form a URL.
     Malformed,
+    /// The `X-Forwarded-*` and `X-Original-*` headers describe different requests.
+    Conflicting,
 }
 
 const FORWARDED: &[&str] = &[
@@ -134,22 +142,36 @@ pub fn original_request(req: &HttpRequest, gate: &GateConfig) -> Result<Original
     if !from_trusted_proxy(req, gate) {
         return Err(OriginalError::Untrusted);
     }
-    let method = header(req, "x-forwarded-method")
-        .or_else(|| header(req, "x-original-method"))
-        .unwrap_or("GET");
-    let url = if let Some(full) = header(req, "x-original-url") {
-        full.to_owned()
-    } else {
-        let uri = header(req, "x-forwarded-uri")
-            .or_else(|| header(req, "x-original-uri"))
-            .ok_or(OriginalError::Malformed)?;
-        let proto = header(req, "x-forwarded-proto")
-            .unwrap_or(own_scheme(req))
-            .to_owned();
-        let host = header(req, "x-forwarded-host")
+    let method = match (
+        header(req, "x-forwarded-method"),
+        header(req, "x-original-method"),
+    ) {
+        (Some(a), Some(b)) if !a.eq_ignore_ascii_case(b) => {
+            return Err(OriginalError::Conflicting);
+        }
+        (Some(m), _) | (None, Some(m)) => m,
+        (None, None) => "GET",
+    };
+    let proto = || header(req, "x-forwarded-proto").unwrap_or(own_scheme(req));
+    let host = || {
+        header(req, "x-forwarded-host")
             .or_else(|| header(req, header::HOST.as_str()))
-            .ok_or(OriginalError::Malformed)?;
-        format!("{proto}://{host}{uri}")
+            .ok_or(OriginalError::Malformed)
+    };
+    // Traefik and Caddy: X-Forwarded-Uri. nginx: X-Original-URL, or X-Original-URI with the host.
+    let forwarded = match header(req, "x-forwarded-uri") {
+        Some(uri) => Some(format!("{}://{}{uri}", proto(), host()?)),
+        None => None,
+    };
+    let original = match (header(req, "x-original-url"), header(req, "x-original-uri")) {
+        (Some(full), _) => Some(full.to_owned()),
+        (None, Some(uri)) => Some(format!("{}://{}{uri}", proto(), host()?)),
+        (None, None) => None,
+    };
+    let url = match (forwarded, original) {
+        (Some(f), Some(o)) if f != o => return Err(OriginalError::Conflicting),
+        (Some(u), _) | (None, Some(u)) => u,
+        (None, None) => return Err(OriginalError::Malformed),
     };
     let parsed = url::Url::parse(&url).map_err(|_| OriginalError::Malformed)?;
     if !matches!(parsed.scheme(), "http" | "https") {

@@ -15,6 +15,7 @@ mod handlers;
 pub mod logging;
 mod pages;
 pub mod routes;
+pub mod snippet;
 pub mod state;
 
 use std::future::Future;

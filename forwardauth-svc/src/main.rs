@@ -10,9 +10,13 @@ use forwardauth_svc::cli::{self, Cli, CliError, Command};
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let env = |k: &str| std::env::var(k).ok();
-    if cli.command() == Command::HashPassword {
-        // Needs no configuration, so a broken one cannot get in the way.
-        return cli::hash_password_stdin().map_err(fail);
+    // These need no configuration, so a broken one cannot get in the way.
+    match cli.command() {
+        Command::HashPassword => return cli::hash_password_stdin().map_err(fail),
+        Command::Snippet(args) => {
+            return cli::print_snippet(&args, &mut std::io::stdout()).map_err(fail);
+        }
+        _ => {}
     }
     let config = cli::load_config(&cli, &env).map_err(fail)?;
     forwardauth_svc::logging::init(config.log_format);

@@ -2,14 +2,17 @@
 //!
 //! It answers only 200, 401 or 403, because nginx turns any other status of an `auth_request` into a 500 for the
 //! client:
-//! * 200 with the identity headers (never the token) when the token admits the request;
+//! * 200 with the identity headers (never the token) when the token admits the request. Every configured
+//!   identity header is present, empty when the value is unknown (a user without an e-mail address): a proxy
+//!   that copies the gate's headers onto the request then always replaces a client's own. Caddy 2.6's
+//!   `copy_headers`, for one, writes its placeholder text instead of the header when the answer lacks it;
 //! * 401 with `WWW-Authenticate: Bearer [error="invalid_token", …] resource_metadata="<PRM URL>"`, which the proxy
 //!   passes back so the MCP client can discover the authorization server;
 //! * 403 with `insufficient_scope` and the scope needed, or when the user is not admitted, or when the guarded
 //!   request cannot be established (untrusted or missing forwarded headers, no configured resource).
 //!
-//! CORS preflights without credentials and `/.well-known/*` on protected hosts pass, so that one catch-all
-//! middleware in front of an MCP server is enough.
+//! CORS preflights without credentials and `/.well-known/*` on protected hosts pass (with the identity headers
+//! empty), so that one catch-all middleware in front of an MCP server is enough.
 
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderName, HeaderValue};
@@ -36,12 +39,18 @@ pub async fn verify(state: web::Data<AppState>, req: HttpRequest) -> HttpRespons
         Err(OriginalError::Malformed) => {
             return denied("the forwarded request headers do not form a URL");
         }
+        Err(OriginalError::Conflicting) => {
+            tracing::warn!("X-Forwarded-* and X-Original-* headers disagree");
+            return denied(
+                "the X-Forwarded-* and X-Original-* headers describe different requests",
+            );
+        }
     };
     let authorization = extract::authorization(&req);
     if (original.method == "OPTIONS" && authorization.is_none())
         || original.path.starts_with("/.well-known/")
     {
-        return no_store(HttpResponse::Ok()).finish();
+        return identity(None, &state.gate.headers);
     }
     let Some(resource) = state.auth.resource_for_url(&original.url) else {
         return denied("no protected resource is configured for this URL");
@@ -52,28 +61,31 @@ pub async fn verify(state: web::Data<AppState>, req: HttpRequest) -> HttpRespons
         extract::header(&req, "mcp-name"),
     );
     match state.auth.verify_request(&gate, resource) {
-        Ok(principal) => granted(&principal, &state.gate.headers),
+        Ok(principal) => identity(Some(&principal), &state.gate.headers),
         Err(rejection) => rejected(&rejection),
     }
 }
 
-fn granted(p: &Principal, names: &IdentityHeaders) -> HttpResponse {
+/// A 200 with every identity header: the principal's values, or all empty for a request that passes without
+/// one (a preflight, `/.well-known/*`), so that no client-sent value survives the proxy's copy.
+fn identity(p: Option<&Principal>, names: &IdentityHeaders) -> HttpResponse {
     let mut res = no_store(HttpResponse::Ok());
-    let scope = p.scope.to_string();
+    let scope = p.map(|p| p.scope.to_string());
     let values = [
-        (&names.user_id, Some(p.subject.as_str())),
-        (&names.user_name, p.username.as_deref()),
-        (&names.user_email, p.email.as_deref()),
-        (&names.client_id, Some(p.client_id.as_str())),
-        (&names.scopes, Some(scope.as_str())),
+        (&names.user_id, p.map(|p| p.subject.as_str())),
+        (&names.user_name, p.and_then(|p| p.username.as_deref())),
+        (&names.user_email, p.and_then(|p| p.email.as_deref())),
+        (&names.client_id, p.map(|p| p.client_id.as_str())),
+        (&names.scopes, scope.as_deref()),
     ];
     for (name, value) in values {
-        let (Ok(name), Some(value)) = (HeaderName::from_bytes(name.as_bytes()), value) else {
+        // An empty name in the configuration means "do not send".
+        let Ok(name) = HeaderName::from_bytes(name.as_bytes()) else {
             continue;
         };
-        if let Ok(value) = HeaderValue::from_str(value) {
-            res.insert_header((name, value));
-        }
+        let value = HeaderValue::from_str(value.unwrap_or_default())
+            .unwrap_or_else(|_| HeaderValue::from_static(""));
+        res.insert_header((name, value));
     }
     res.finish()
 }

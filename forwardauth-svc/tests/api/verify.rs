@@ -47,6 +47,22 @@ async fn a_valid_token_is_200_with_identity_headers_and_never_the_token() {
     assert!(a.body.is_empty());
 }
 
+/// A user without an e-mail address still gets every identity header, empty, so a proxy copying the gate's
+/// headers always replaces a client's own (Caddy 2.6 `copy_headers` would otherwise pass its placeholder text).
+#[actix_web::test]
+async fn unknown_identity_values_are_sent_empty_not_left_out() {
+    let (app, _) = app().await;
+    let (_, t) = tokens(&app, "bob").await;
+    let req = traefik("GET", "https://mcp.example.com/mcp").insert_header((
+        "Authorization",
+        format!("Bearer {}", t["access_token"].as_str().unwrap()),
+    ));
+    let a = call(&app, req).await;
+    assert_eq!(a.status, 200, "{}", a.text());
+    assert_eq!(a.header("x-user-id"), Some("local:bob"));
+    assert_eq!(a.header("x-user-email"), Some(""));
+}
+
 #[actix_web::test]
 async fn invalid_and_wrong_audience_tokens_are_401_invalid_token() {
     let (app, _) = app().await;
@@ -133,12 +149,18 @@ async fn a_post_without_trustworthy_mcp_headers_needs_every_tool_scope() {
 #[actix_web::test]
 async fn preflight_and_well_known_pass_unauthenticated() {
     let (app, _) = app().await;
-    assert_eq!(
-        call(&app, traefik("OPTIONS", "https://mcp.example.com/mcp"))
-            .await
-            .status,
-        200
-    );
+    let preflight = call(&app, traefik("OPTIONS", "https://mcp.example.com/mcp")).await;
+    assert_eq!(preflight.status, 200);
+    // No identity, and every identity header empty so a proxy's copy clears a client's own.
+    for h in [
+        "x-user-id",
+        "x-user-name",
+        "x-user-email",
+        "x-client-id",
+        "x-scopes",
+    ] {
+        assert_eq!(preflight.header(h), Some(""), "{h}");
+    }
     assert_eq!(
         call(
             &app,
@@ -215,6 +237,52 @@ async fn forged_headers_from_an_untrusted_address_are_refused() {
         .peer_addr(peer(PROXY))
         .insert_header(("X-Original-URL", "javascript:alert(1)"));
     assert_eq!(call(&app, bad).await.status, 403);
+}
+
+/// A proxy sets one family of headers and passes the client's others through; a client adding the other family
+/// must not change what the gate judges (here: a `.well-known` URL or an OPTIONS preflight, which pass).
+#[actix_web::test]
+async fn a_client_cannot_smuggle_the_other_header_family_past_the_proxy() {
+    let (app, _) = app().await;
+    // Behind Traefik or Caddy: X-Forwarded-* from the proxy, X-Original-* from the client.
+    for (name, value) in [
+        ("X-Original-URL", "https://mcp.example.com/.well-known/x"),
+        ("X-Original-URI", "/.well-known/x"),
+        ("X-Original-Method", "OPTIONS"),
+    ] {
+        let a = call(
+            &app,
+            traefik("POST", "https://mcp.example.com/mcp").insert_header((name, value)),
+        )
+        .await;
+        assert_eq!(
+            (a.status, a.json()["error_description"].clone()),
+            (
+                403,
+                json!("the X-Forwarded-* and X-Original-* headers describe different requests")
+            ),
+            "{name}"
+        );
+    }
+    // Behind nginx: X-Original-* from the proxy, X-Forwarded-* from the client.
+    for (name, value) in [
+        ("X-Forwarded-Uri", "/.well-known/x"),
+        ("X-Forwarded-Method", "OPTIONS"),
+    ] {
+        let req = test::TestRequest::get()
+            .uri("/verify")
+            .peer_addr(peer(PROXY))
+            .insert_header(("X-Original-URL", "https://mcp.example.com/mcp"))
+            .insert_header(("X-Original-Method", "POST"))
+            .insert_header(("Host", "mcp.example.com"))
+            .insert_header((name, value));
+        assert_eq!(call(&app, req).await.status, 403, "{name}");
+    }
+    // Both families describing the same request (our nginx config sends both) are fine.
+    let both = traefik("POST", "https://mcp.example.com/mcp")
+        .insert_header(("X-Original-URL", "https://mcp.example.com/mcp"))
+        .insert_header(("X-Original-Method", "post"));
+    assert_eq!(call(&app, both).await.status, 401);
 }
 
 #[actix_web::test]

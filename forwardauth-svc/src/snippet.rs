@@ -1,0 +1,688 @@
+//! `forwardauth-svc snippet`: the proxy configuration that puts this service in front of MCP servers, so nobody
+//! hand-writes routes, priorities or header rules.
+//!
+//! For every host of the given MCP URLs it prints one block (an nginx `server`, a Caddy site, or Traefik
+//! routers) that does the same four things:
+//!
+//! 1. **Discovery and the OAuth endpoints go to this service, unauthenticated**: `/.well-known/oauth-*`,
+//!    `/authorize`, `/login`, `/consent`, `/token`, `/revoke`, `/introspect`, `/register[/…]`, `/jwks.json`
+//!    ([`OAUTH_EXACT`], [`OAUTH_PREFIXES`]). On Traefik this router has a higher priority than the catch-all.
+//! 2. **Everything else on the host is the MCP server, behind `/verify`**: a catch-all, so no path of the MCP
+//!    server is left open; a path that is no configured resource is refused by the gate (403).
+//! 3. **Identity headers come only from the gate**: the client's own `X-User-Id`, … are removed or overwritten
+//!    before the gate's answer is copied onto the request (Caddy's `copy_headers` keeps a client's header when
+//!    the gate sends none, hence the explicit strip).
+//! 4. **No token passthrough**: `Authorization` is removed after the gate and before the MCP server (MCP
+//!    security best practices, "Token Passthrough").
+//!
+//! Proxy specifics: nginx copies `WWW-Authenticate` from an `auth_request` only on 401, so the 403 challenge
+//! is restored with `error_page`; nginx and Caddy get SSE-friendly proxying for streamable HTTP. The gate is
+//! told the original request through headers that the proxy sets itself, never ones a client could add:
+//! nginx sets both header families to the same values, Caddy drops `X-Original-*`, and Traefik forwards only
+//! the headers the gate reads (`authRequestHeaders`).
+//!
+//! The first line of every snippet is the command that prints it; the files under `deploy/` are such output,
+//! and a test regenerates them from that line.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::net::IpAddr;
+
+use url::Url;
+
+use crate::config::IdentityHeaders;
+
+/// Exact paths this service answers on every MCP host.
+pub const OAUTH_EXACT: &[&str] = &[
+    "/.well-known/openid-configuration",
+    "/authorize",
+    "/login",
+    "/consent",
+    "/token",
+    "/revoke",
+    "/introspect",
+    "/register",
+    "/jwks.json",
+];
+
+/// Path prefixes this service answers on every MCP host (RFC 9728 and RFC 8414 path-inserted URLs, RFC 7592).
+pub const OAUTH_PREFIXES: &[&str] = &[
+    "/.well-known/oauth-protected-resource",
+    "/.well-known/oauth-authorization-server",
+    "/register/",
+];
+
+/// Request headers Traefik forwards to the gate (`authRequestHeaders`): the credentials, the CORS origin and
+/// the 2026-07-28 MCP request headers that per-tool scopes read.
+pub const GATE_REQUEST_HEADERS: &[&str] = &[
+    "Authorization",
+    "Origin",
+    "MCP-Protocol-Version",
+    "Mcp-Method",
+    "Mcp-Name",
+];
+
+/// The proxy to print a configuration for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Proxy {
+    /// Traefik v3, file-provider dynamic configuration (YAML).
+    Traefik,
+    /// nginx with `ngx_http_auth_request_module`.
+    Nginx,
+    /// Caddy v2 (Caddyfile).
+    Caddy,
+}
+
+impl Proxy {
+    /// The name used on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Proxy::Traefik => "traefik",
+            Proxy::Nginx => "nginx",
+            Proxy::Caddy => "caddy",
+        }
+    }
+}
+
+/// What to print a configuration for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Snippet {
+    /// The proxy.
+    pub proxy: Proxy,
+    /// The MCP URLs clients are configured with (each must be a `[[resources]]` resource).
+    pub mcp_urls: Vec<String>,
+    /// Where the proxy reaches this service, e.g. `http://forwardauth:8080`.
+    pub auth_url: String,
+    /// Where the proxy reaches the MCP server, e.g. `http://mcp-server:3001`; request paths are kept.
+    pub upstream: String,
+    /// nginx and Caddy: the address to listen on (default: all).
+    pub bind: Option<IpAddr>,
+}
+
+/// Why a snippet cannot be printed.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SnippetError {
+    /// No `--mcp-url`.
+    #[error("give at least one --mcp-url")]
+    NoMcpUrl,
+    /// A URL option is unusable.
+    #[error("--{option} {url}: {reason}")]
+    Url {
+        /// The option.
+        option: &'static str,
+        /// The value.
+        url: String,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// One MCP host: its scheme, host and port, and the MCP URLs on it.
+struct Site {
+    https: bool,
+    host: String,
+    port: u16,
+    urls: Vec<String>,
+}
+
+impl Site {
+    /// `host` or `host:port` as clients write it (no default port).
+    fn authority(&self) -> String {
+        let default = if self.https { 443 } else { 80 };
+        if self.port == default {
+            self.host.clone()
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
+    }
+
+    fn scheme(&self) -> &'static str {
+        if self.https { "https" } else { "http" }
+    }
+
+    /// A name usable in Traefik router names: `mcp-example-com`.
+    fn slug(&self) -> String {
+        slug(&self.authority())
+    }
+}
+
+fn slug(s: &str) -> String {
+    let mut out = String::new();
+    for c in s.chars() {
+        if c.is_ascii_alphanumeric() {
+            out.push(c.to_ascii_lowercase());
+        } else if !out.ends_with('-') {
+            out.push('-');
+        }
+    }
+    out.trim_matches('-').to_owned()
+}
+
+fn bad(option: &'static str, url: &str, reason: impl Into<String>) -> SnippetError {
+    SnippetError::Url {
+        option,
+        url: url.to_owned(),
+        reason: reason.into(),
+    }
+}
+
+/// An `http(s)://host[:port]` URL with at most `/` as its path.
+fn origin(option: &'static str, raw: &str) -> Result<Url, SnippetError> {
+    let url = Url::parse(raw).map_err(|e| bad(option, raw, e.to_string()))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err(bad(option, raw, "must be an http or https URL with a host"));
+    }
+    if url.path() != "/" || url.query().is_some() || url.fragment().is_some() {
+        return Err(bad(
+            option,
+            raw,
+            "must be an origin like http://host:port, without a path",
+        ));
+    }
+    Ok(url)
+}
+
+/// The origin without the trailing `/` that `Url` adds.
+fn origin_string(url: &Url) -> String {
+    url.as_str().trim_end_matches('/').to_owned()
+}
+
+fn sites(urls: &[String]) -> Result<Vec<Site>, SnippetError> {
+    if urls.is_empty() {
+        return Err(SnippetError::NoMcpUrl);
+    }
+    let mut by_origin: BTreeMap<(bool, String, u16), Vec<String>> = BTreeMap::new();
+    for raw in urls {
+        let url = Url::parse(raw).map_err(|e| bad("mcp-url", raw, e.to_string()))?;
+        let https = match url.scheme() {
+            "https" => true,
+            "http" => false,
+            _ => return Err(bad("mcp-url", raw, "must be an http or https URL")),
+        };
+        let (Some(host), Some(port)) = (url.host_str(), url.port_or_known_default()) else {
+            return Err(bad("mcp-url", raw, "has no host"));
+        };
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(bad("mcp-url", raw, "must not carry credentials"));
+        }
+        if url.query().is_some() || url.fragment().is_some() {
+            return Err(bad("mcp-url", raw, "must not have a query or fragment"));
+        }
+        by_origin
+            .entry((https, host.to_owned(), port))
+            .or_default()
+            .push(raw.clone());
+    }
+    Ok(by_origin
+        .into_iter()
+        .map(|((https, host, port), urls)| Site {
+            https,
+            host,
+            port,
+            urls,
+        })
+        .collect())
+}
+
+/// The command line that prints `s` (the first line of every snippet).
+pub fn command_line(s: &Snippet) -> String {
+    let mut cmd = format!("forwardauth-svc snippet --proxy {}", s.proxy.name());
+    for u in &s.mcp_urls {
+        let _ = write!(cmd, " --mcp-url {u}");
+    }
+    let _ = write!(cmd, " --auth-url {} --upstream {}", s.auth_url, s.upstream);
+    if let Some(b) = s.bind {
+        let _ = write!(cmd, " --bind {b}");
+    }
+    cmd
+}
+
+/// Prints the configuration.
+///
+/// # Errors
+/// [`SnippetError`] for a missing or unusable URL.
+pub fn render(s: &Snippet) -> Result<String, SnippetError> {
+    let sites = sites(&s.mcp_urls)?;
+    let auth = origin_string(&origin("auth-url", &s.auth_url)?);
+    let upstream = origin_string(&origin("upstream", &s.upstream)?);
+    let headers = identity_headers();
+    let mut out = format!("# {}\n", command_line(s));
+    match s.proxy {
+        Proxy::Nginx => nginx(&mut out, &sites, &auth, &upstream, s.bind, &headers),
+        Proxy::Caddy => caddy(&mut out, &sites, &auth, &upstream, s.bind, &headers),
+        Proxy::Traefik => traefik(&mut out, &sites, &auth, &upstream, &headers),
+    }
+    Ok(out)
+}
+
+/// The identity header names `/verify` sends by default.
+fn identity_headers() -> Vec<String> {
+    let h = IdentityHeaders::default();
+    vec![h.user_id, h.user_name, h.user_email, h.client_id, h.scopes]
+}
+
+fn resources_note(out: &mut String, sites: &[Site]) {
+    out.push_str(
+        "# forwardauth-svc must list each MCP URL as a [[resources]] `resource`, exactly as clients are given it:\n",
+    );
+    for site in sites {
+        for u in &site.urls {
+            let _ = writeln!(out, "#   {u}");
+        }
+    }
+}
+
+/// nginx: `$upstream_http_x_user_id` for `X-User-Id`.
+fn nginx_var(header: &str) -> String {
+    header.to_ascii_lowercase().replace('-', "_")
+}
+
+fn nginx(
+    out: &mut String,
+    sites: &[Site],
+    auth: &str,
+    upstream: &str,
+    bind: Option<IpAddr>,
+    headers: &[String],
+) {
+    out.push_str(concat!(
+        "# nginx with ngx_http_auth_request_module (Debian: nginx-light or nginx-full). Put this in the http {} block,\n",
+        "# e.g. as /etc/nginx/conf.d/mcp.conf.\n",
+    ));
+    resources_note(out, sites);
+    let oauth_regex = {
+        let names: Vec<String> = OAUTH_EXACT
+            .iter()
+            .filter(|p| !p.starts_with("/.well-known/"))
+            .map(|p| p.trim_start_matches('/').replace('.', "\\."))
+            .collect();
+        format!("^/({})(/|$)", names.join("|"))
+    };
+    let to_auth = format!(
+        "        proxy_pass {auth};\n        proxy_set_header Host $http_host;\n        proxy_set_header X-Forwarded-Proto $scheme;\n        proxy_set_header X-Forwarded-Host $http_host;\n        proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;\n"
+    );
+    for site in sites {
+        let listen_addr = match bind {
+            Some(IpAddr::V6(ip)) => format!("[{ip}]:{}", site.port),
+            Some(ip) => format!("{ip}:{}", site.port),
+            None => site.port.to_string(),
+        };
+        let _ = writeln!(out, "\nserver {{");
+        if site.https {
+            let _ = writeln!(out, "    listen {listen_addr} ssl;");
+            let _ = writeln!(out, "    server_name {};", site.host);
+            let _ = writeln!(
+                out,
+                "    ssl_certificate     /etc/ssl/{0}/fullchain.pem;\n    ssl_certificate_key /etc/ssl/{0}/privkey.pem;",
+                site.host
+            );
+        } else {
+            let _ = writeln!(out, "    listen {listen_addr};");
+            let _ = writeln!(out, "    server_name {};", site.host);
+        }
+        out.push_str(
+            "\n    # Discovery and the OAuth endpoints: forwardauth-svc, unauthenticated.\n",
+        );
+        for prefix in OAUTH_PREFIXES
+            .iter()
+            .filter(|p| p.starts_with("/.well-known/"))
+        {
+            let _ = writeln!(out, "    location ^~ {prefix} {{\n{to_auth}    }}");
+        }
+        let _ = writeln!(
+            out,
+            "    location = /.well-known/openid-configuration {{\n{to_auth}    }}"
+        );
+        let _ = writeln!(out, "    location ~ {oauth_regex} {{\n{to_auth}    }}");
+
+        out.push_str(concat!(
+            "\n    # Everything else: the MCP server, behind the gate.\n",
+            "    location / {\n",
+            "        auth_request /_forwardauth/verify;\n",
+            "        # nginx passes the gate's WWW-Authenticate on a 401 by itself, but not on a 403: keep it for @forwardauth_403.\n",
+            "        auth_request_set $forwardauth_www_authenticate $upstream_http_www_authenticate;\n",
+            "        error_page 403 = @forwardauth_403;\n",
+        ));
+        for h in headers {
+            let v = nginx_var(h);
+            let _ = writeln!(
+                out,
+                "        auth_request_set $forwardauth_{v} $upstream_http_{v};"
+            );
+        }
+        out.push_str(
+            "        # Identity only from the gate (an empty value removes a client's header); never the client's token.\n",
+        );
+        for h in headers {
+            let _ = writeln!(
+                out,
+                "        proxy_set_header {h} $forwardauth_{};",
+                nginx_var(h)
+            );
+        }
+        let _ = write!(
+            out,
+            concat!(
+                "        proxy_set_header Authorization \"\";\n",
+                "        proxy_set_header Host $http_host;\n",
+                "        proxy_set_header X-Forwarded-Proto $scheme;\n",
+                "        proxy_set_header X-Forwarded-Host $http_host;\n",
+                "        proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;\n",
+                "        # Streamable HTTP: responses may be long-lived SSE streams.\n",
+                "        proxy_http_version 1.1;\n",
+                "        proxy_set_header Connection \"\";\n",
+                "        proxy_buffering off;\n",
+                "        proxy_cache off;\n",
+                "        proxy_read_timeout 1h;\n",
+                "        proxy_send_timeout 1h;\n",
+                "        proxy_pass {upstream};\n",
+                "    }}\n",
+                "\n",
+                "    location = /_forwardauth/verify {{\n",
+                "        internal;\n",
+                "        proxy_pass {auth}/verify;\n",
+                "        proxy_pass_request_body off;\n",
+                "        proxy_set_header Content-Length \"\";\n",
+                "        # The original request, in both header families with the same values, so a client cannot add\n",
+                "        # either family itself.\n",
+                "        proxy_set_header X-Original-URL $scheme://$http_host$request_uri;\n",
+                "        proxy_set_header X-Original-Method $request_method;\n",
+                "        proxy_set_header X-Original-URI \"\";\n",
+                "        proxy_set_header X-Forwarded-Method $request_method;\n",
+                "        proxy_set_header X-Forwarded-Proto $scheme;\n",
+                "        proxy_set_header X-Forwarded-Host $http_host;\n",
+                "        proxy_set_header X-Forwarded-Uri $request_uri;\n",
+                "        proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;\n",
+                "    }}\n",
+                "\n",
+                "    location @forwardauth_403 {{\n",
+                "        add_header WWW-Authenticate $forwardauth_www_authenticate always;\n",
+                "        add_header Cache-Control no-store always;\n",
+                "        default_type application/json;\n",
+                "        return 403 '{{\"error\":\"forbidden\",\"error_description\":\"see the WWW-Authenticate header\"}}';\n",
+                "    }}\n",
+                "}}\n",
+            ),
+            upstream = upstream,
+            auth = auth,
+        );
+    }
+}
+
+fn caddy(
+    out: &mut String,
+    sites: &[Site],
+    auth: &str,
+    upstream: &str,
+    bind: Option<IpAddr>,
+    headers: &[String],
+) {
+    out.push_str("# Caddy v2 site blocks for the Caddyfile.\n");
+    resources_note(out, sites);
+    let mut paths: Vec<String> = Vec::new();
+    for p in OAUTH_EXACT {
+        paths.push((*p).to_owned());
+    }
+    for p in OAUTH_PREFIXES {
+        if p.ends_with('/') {
+            paths.push(format!("{p}*"));
+        } else {
+            paths.push((*p).to_owned());
+            paths.push(format!("{p}/*"));
+        }
+    }
+    for site in sites {
+        let _ = writeln!(out, "\n{}://{} {{", site.scheme(), site.authority());
+        if let Some(b) = bind {
+            let _ = writeln!(out, "\tbind {b}");
+        }
+        let _ = writeln!(
+            out,
+            "\n\t# Discovery and the OAuth endpoints: forwardauth-svc, unauthenticated.\n\t@forwardauth path {}\n\thandle @forwardauth {{\n\t\treverse_proxy {auth}\n\t}}",
+            paths.join(" ")
+        );
+        out.push_str(concat!(
+            "\n\t# Everything else: the MCP server, behind the gate. `route` keeps the order as written.\n",
+            "\thandle {\n",
+            "\t\troute {\n",
+            "\t\t\t# copy_headers leaves a client's header in place when the gate sends none: drop them first.\n",
+        ));
+        for h in headers {
+            let _ = writeln!(out, "\t\t\trequest_header -{h}");
+        }
+        let _ = write!(
+            out,
+            concat!(
+                "\t\t\tforward_auth {auth} {{\n",
+                "\t\t\t\turi /verify\n",
+                "\t\t\t\t# Caddy sends X-Forwarded-Method/-Uri; the other header family must not come from the client.\n",
+                "\t\t\t\theader_up -X-Original-URL\n",
+                "\t\t\t\theader_up -X-Original-URI\n",
+                "\t\t\t\theader_up -X-Original-Method\n",
+                "\t\t\t\tcopy_headers {headers}\n",
+                "\t\t\t}}\n",
+                "\t\t\t# No token passthrough.\n",
+                "\t\t\trequest_header -Authorization\n",
+                "\t\t\treverse_proxy {upstream} {{\n",
+                "\t\t\t\t# Streamable HTTP: pass SSE events on as they come.\n",
+                "\t\t\t\tflush_interval -1\n",
+                "\t\t\t}}\n",
+                "\t\t}}\n",
+                "\t}}\n",
+                "}}\n",
+            ),
+            auth = auth,
+            headers = headers.join(" "),
+            upstream = upstream,
+        );
+    }
+}
+
+/// A YAML double-quoted string.
+fn yq(s: &str) -> String {
+    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
+}
+
+fn traefik(out: &mut String, sites: &[Site], auth: &str, upstream: &str, headers: &[String]) {
+    out.push_str(concat!(
+        "# Traefik v3 dynamic configuration (file provider). Entry points `web` (:80) and `websecure` (:443) and the\n",
+        "# certificate resolver `letsencrypt` are defined in the static configuration (deploy/traefik/traefik.yml).\n",
+    ));
+    resources_note(out, sites);
+    let upstream_service = format!(
+        "mcp-{}",
+        slug(upstream.split_once("://").map_or(upstream, |(_, r)| r))
+    );
+    let mut oauth_rule: Vec<String> = OAUTH_PREFIXES
+        .iter()
+        .map(|p| format!("PathPrefix(`{p}`)"))
+        .collect();
+    oauth_rule.extend(OAUTH_EXACT.iter().map(|p| format!("Path(`{p}`)")));
+    let oauth_rule = oauth_rule.join(" || ");
+    out.push_str("http:\n  routers:\n");
+    for site in sites {
+        let (entry, tls) = if site.https {
+            (
+                "websecure",
+                "      tls:\n        certResolver: letsencrypt\n",
+            )
+        } else {
+            ("web", "")
+        };
+        let slug = site.slug();
+        let _ = write!(
+            out,
+            concat!(
+                "    # Discovery and the OAuth endpoints on {host}: forwardauth-svc, unauthenticated. Its priority is\n",
+                "    # above the catch-all below.\n",
+                "    forwardauth-{slug}:\n",
+                "      rule: {oauth}\n",
+                "      priority: 1000\n",
+                "      entryPoints: [{entry}]\n",
+                "      service: forwardauth\n",
+                "{tls}",
+                "    # Everything else on {host}: the MCP server, behind the gate, without the client's token.\n",
+                "    mcp-{slug}:\n",
+                "      rule: {catchall}\n",
+                "      priority: 10\n",
+                "      entryPoints: [{entry}]\n",
+                "      middlewares: [forwardauth, forwardauth-strip-authorization]\n",
+                "      service: {service}\n",
+                "{tls}",
+            ),
+            host = site.host,
+            slug = slug,
+            oauth = yq(&format!("Host(`{}`) && ({oauth_rule})", site.host)),
+            catchall = yq(&format!("Host(`{}`)", site.host)),
+            entry = entry,
+            tls = tls,
+            service = upstream_service,
+        );
+    }
+    let _ = write!(
+        out,
+        concat!(
+            "  middlewares:\n",
+            "    # The gate. It answers 200 (access, identity headers copied below), or a 401/403 that Traefik\n",
+            "    # returns to the client as is, WWW-Authenticate included. Only the headers the gate reads are\n",
+            "    # forwarded to it; Traefik adds X-Forwarded-Method/-Proto/-Host/-Uri/-For itself.\n",
+            "    forwardauth:\n",
+            "      forwardAuth:\n",
+            "        address: {address}\n",
+            "        authRequestHeaders: [{request}]\n",
+            "        authResponseHeaders: [{response}]\n",
+            "    # No token passthrough: an empty value removes the header before the MCP server.\n",
+            "    forwardauth-strip-authorization:\n",
+            "      headers:\n",
+            "        customRequestHeaders:\n",
+            "          Authorization: \"\"\n",
+            "  services:\n",
+            "    forwardauth:\n",
+            "      loadBalancer:\n",
+            "        servers:\n",
+            "          - url: {auth}\n",
+            "    {service}:\n",
+            "      loadBalancer:\n",
+            "        servers:\n",
+            "          - url: {upstream}\n",
+        ),
+        address = yq(&format!("{auth}/verify")),
+        request = GATE_REQUEST_HEADERS.join(", "),
+        response = headers.join(", "),
+        auth = yq(auth),
+        service = upstream_service,
+        upstream = yq(upstream),
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn snippet(proxy: Proxy, urls: &[&str]) -> Snippet {
+        Snippet {
+            proxy,
+            mcp_urls: urls.iter().map(|u| (*u).to_owned()).collect(),
+            auth_url: "http://forwardauth:8080".into(),
+            upstream: "http://mcp-server:3001".into(),
+            bind: None,
+        }
+    }
+
+    #[test]
+    fn urls_are_checked_and_named_in_errors() {
+        assert_eq!(
+            render(&snippet(Proxy::Nginx, &[])),
+            Err(SnippetError::NoMcpUrl)
+        );
+        let err = render(&snippet(Proxy::Nginx, &["ftp://x/mcp"])).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "--mcp-url ftp://x/mcp: must be an http or https URL"
+        );
+        let mut s = snippet(Proxy::Caddy, &["https://mcp.example.com/mcp"]);
+        s.upstream = "http://mcp-server:3001/mcp".into();
+        assert_eq!(
+            render(&s).unwrap_err().to_string(),
+            "--upstream http://mcp-server:3001/mcp: must be an origin like http://host:port, without a path"
+        );
+    }
+
+    #[test]
+    fn the_first_line_is_the_command_that_prints_it() {
+        let mut s = snippet(
+            Proxy::Nginx,
+            &["http://127.0.0.1:8000/mcp", "http://127.0.0.1:8000/b/mcp"],
+        );
+        s.bind = Some("127.0.0.1".parse().unwrap());
+        let text = render(&s).unwrap();
+        assert_eq!(
+            text.lines().next().unwrap(),
+            "# forwardauth-svc snippet --proxy nginx --mcp-url http://127.0.0.1:8000/mcp --mcp-url http://127.0.0.1:8000/b/mcp --auth-url http://forwardauth:8080 --upstream http://mcp-server:3001 --bind 127.0.0.1"
+        );
+        // One server block for the one host, listening on the bind address.
+        assert_eq!(text.matches("\nserver {").count(), 1);
+        assert!(text.contains("    listen 127.0.0.1:8000;\n"), "{text}");
+    }
+
+    #[test]
+    fn nginx_guards_the_catch_all_strips_the_token_and_restores_the_403_challenge() {
+        let text = render(&snippet(Proxy::Nginx, &["https://mcp.example.com/mcp"])).unwrap();
+        for line in [
+            "    listen 443 ssl;",
+            "    server_name mcp.example.com;",
+            "    location ^~ /.well-known/oauth-protected-resource {",
+            "    location ^~ /.well-known/oauth-authorization-server {",
+            "    location ~ ^/(authorize|login|consent|token|revoke|introspect|register|jwks\\.json)(/|$) {",
+            "    location / {",
+            "        auth_request /_forwardauth/verify;",
+            "        auth_request_set $forwardauth_x_user_id $upstream_http_x_user_id;",
+            "        proxy_set_header X-User-Email $forwardauth_x_user_email;",
+            "        proxy_set_header Authorization \"\";",
+            "        proxy_buffering off;",
+            "        proxy_pass http://mcp-server:3001;",
+            "        proxy_pass http://forwardauth:8080/verify;",
+            "        error_page 403 = @forwardauth_403;",
+            "        add_header WWW-Authenticate $forwardauth_www_authenticate always;",
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "missing {line:?} in\n{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn caddy_strips_client_identity_before_copying_the_gates() {
+        let text = render(&snippet(
+            Proxy::Caddy,
+            &[
+                "https://mcp.example.com/mcp",
+                "https://other.example.com/mcp",
+            ],
+        ))
+        .unwrap();
+        assert_eq!(text.matches("\thandle {\n").count(), 2);
+        let strip = text.find("request_header -X-User-Id").unwrap();
+        let auth = text.find("forward_auth http://forwardauth:8080 {").unwrap();
+        let token = text.find("request_header -Authorization").unwrap();
+        let proxy = text.find("reverse_proxy http://mcp-server:3001 {").unwrap();
+        assert!(strip < auth && auth < token && token < proxy, "{text}");
+        assert!(
+            text.contains("copy_headers X-User-Id X-User-Name X-User-Email X-Client-Id X-Scopes\n")
+        );
+        assert!(text.contains("\nhttps://mcp.example.com {\n"));
+    }
+
+    #[test]
+    fn traefik_routes_oauth_above_the_catch_all() {
+        let text = render(&snippet(Proxy::Traefik, &["http://127.0.0.1:8000/mcp"])).unwrap();
+        assert!(text.contains("    forwardauth-127-0-0-1-8000:\n"), "{text}");
+        assert!(text.contains("      rule: \"Host(`127.0.0.1`)\"\n"));
+        assert!(text.contains("      entryPoints: [web]\n"));
+        assert!(!text.contains("certResolver"));
+        assert!(text.contains("        address: \"http://forwardauth:8080/verify\"\n"));
+        assert!(text.contains("      service: mcp-mcp-server-3001\n"));
+    }
+}

@@ -1,0 +1,197 @@
+//! The files under `deploy/` cannot rot: the proxy configurations are exactly what `forwardauth-svc snippet`
+//! prints for the command on their first line (the same generator the nginx and Caddy end-to-end tests run), and
+//! the container and Kubernetes files keep the properties the README promises.
+
+use clap::Parser as _;
+use forwardauth_svc::cli::{self, Cli, Command};
+use serde::Deserialize as _;
+use serde_norway::Value as Yaml;
+
+use crate::support::repo_root;
+
+fn read(path: &str) -> String {
+    std::fs::read_to_string(repo_root().join(path)).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+#[test]
+fn the_proxy_configurations_are_what_the_snippet_command_prints() {
+    for path in [
+        "deploy/nginx/mcp.conf",
+        "deploy/caddy/Caddyfile",
+        "deploy/traefik/dynamic/mcp.yml",
+    ] {
+        let text = read(path);
+        let command = text
+            .lines()
+            .next()
+            .and_then(|l| l.strip_prefix("# "))
+            .unwrap_or_else(|| {
+                panic!("{path}: the first line must be `# forwardauth-svc snippet …`")
+            });
+        let cli = Cli::try_parse_from(command.split_whitespace())
+            .unwrap_or_else(|e| panic!("{path}: {e}"));
+        let Command::Snippet(args) = cli.command() else {
+            panic!("{path}: not a snippet command: {command}");
+        };
+        let mut printed = Vec::new();
+        cli::print_snippet(&args, &mut printed).unwrap();
+        assert!(
+            String::from_utf8(printed).unwrap() == text,
+            "{path} differs from the output of `{command}`; regenerate it:\n  cargo run -p forwardauth-svc -- {} > {path}",
+            command.trim_start_matches("forwardauth-svc ")
+        );
+    }
+}
+
+#[test]
+fn the_image_is_multi_stage_and_runs_as_a_non_root_user() {
+    let dockerfile = read("deploy/Dockerfile");
+    let stages: Vec<&str> = dockerfile
+        .lines()
+        .filter(|l| l.starts_with("FROM "))
+        .collect();
+    assert!(stages.len() >= 2, "multi-stage: {stages:?}");
+    assert!(stages[0].contains(" AS build"), "{stages:?}");
+    assert!(dockerfile.contains("cargo build --release --locked -p forwardauth-svc"));
+    assert!(dockerfile.contains("COPY --from=build "));
+    let user = dockerfile
+        .lines()
+        .rev()
+        .find_map(|l| l.strip_prefix("USER "))
+        .expect("a USER line");
+    let uid = user.split(':').next().unwrap();
+    assert!(uid != "root" && uid != "0", "runs as {user}");
+    let start = dockerfile.find(stages[1]).unwrap();
+    assert!(
+        dockerfile[start..].find("USER ") < dockerfile[start..].find("ENTRYPOINT"),
+        "USER before ENTRYPOINT in the final stage"
+    );
+    // The compose file builds this image.
+    let compose: Yaml = serde_norway::from_str(&read("deploy/traefik/docker-compose.yml")).unwrap();
+    assert_eq!(
+        compose["services"]["forwardauth"]["build"]["dockerfile"],
+        Yaml::from("deploy/Dockerfile")
+    );
+}
+
+#[test]
+fn the_kubernetes_manifests_fit_together() {
+    let docs: Vec<Yaml> =
+        serde_norway::Deserializer::from_str(&read("deploy/kubernetes/forwardauth.yaml"))
+            .map(|d| Yaml::deserialize(d).unwrap())
+            .collect();
+    let find = |kind: &str| {
+        docs.iter()
+            .find(|d| d["kind"] == kind)
+            .unwrap_or_else(|| panic!("no {kind}"))
+    };
+    // The ConfigMap's configuration is valid for the service.
+    let config = find("ConfigMap")["data"]["config.toml"].as_str().unwrap();
+    forwardauth_svc::config::RawConfig::from_toml(config, std::path::Path::new("config.toml"))
+        .unwrap();
+    let deployment = find("Deployment");
+    let pod = &deployment["spec"]["template"]["spec"];
+    assert_eq!(pod["securityContext"]["runAsNonRoot"], Yaml::from(true));
+    let mounts: Vec<&str> = pod["containers"][0]["volumeMounts"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|m| m["name"].as_str().unwrap())
+        .collect();
+    let volumes: Vec<&str> = pod["volumes"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|v| v["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(mounts, volumes);
+    let labels = &deployment["spec"]["template"]["metadata"]["labels"];
+    assert_eq!(&find("Service")["spec"]["selector"], labels);
+    assert_eq!(
+        find("Service")["metadata"]["name"],
+        Yaml::from("forwardauth")
+    );
+
+    // ingress-nginx: the protected Ingress asks the forwardauth Service and copies the identity headers; the
+    // OAuth paths are a separate Ingress without auth.
+    let ingresses: Vec<Yaml> =
+        serde_norway::Deserializer::from_str(&read("deploy/kubernetes/ingress-nginx.yaml"))
+            .map(|d| Yaml::deserialize(d).unwrap())
+            .collect();
+    let protected = ingresses
+        .iter()
+        .find(|i| i["metadata"]["name"] == "mcp")
+        .unwrap();
+    let a = &protected["metadata"]["annotations"];
+    assert_eq!(
+        a["nginx.ingress.kubernetes.io/auth-url"],
+        Yaml::from("http://forwardauth.mcp.svc.cluster.local:8080/verify")
+    );
+    assert_eq!(
+        a["nginx.ingress.kubernetes.io/auth-response-headers"],
+        Yaml::from("X-User-Id,X-User-Name,X-User-Email,X-Client-Id,X-Scopes")
+    );
+    assert!(
+        a["nginx.ingress.kubernetes.io/configuration-snippet"]
+            .as_str()
+            .unwrap()
+            .contains("proxy_set_header Authorization \"\";")
+    );
+    let open = ingresses
+        .iter()
+        .find(|i| i["metadata"]["name"] == "mcp-oauth")
+        .unwrap();
+    assert!(
+        open["metadata"]["annotations"]
+            .get("nginx.ingress.kubernetes.io/auth-url")
+            .is_none()
+    );
+    let paths: Vec<&str> = open["spec"]["rules"][0]["http"]["paths"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            assert_eq!(p["backend"]["service"]["name"], Yaml::from("forwardauth"));
+            p["path"].as_str().unwrap()
+        })
+        .collect();
+    for p in forwardauth_svc::snippet::OAUTH_EXACT
+        .iter()
+        .chain(forwardauth_svc::snippet::OAUTH_PREFIXES)
+    {
+        assert!(
+            paths.contains(&p.trim_end_matches('/')),
+            "ingress-nginx: {p} is not routed to forwardauth-svc"
+        );
+    }
+}
+
+/// The README's copyable Traefik labels and Caddy block are the shipped ones.
+#[test]
+fn the_readme_shows_the_shipped_configuration() {
+    let readme = read("README.md");
+    let compose = read("deploy/traefik/docker-compose.yml");
+    let labels: Vec<&str> = readme
+        .lines()
+        .filter(|l| l.trim_start().starts_with("- \"traefik."))
+        .collect();
+    assert!(labels.len() >= 10, "{labels:?}");
+    for l in labels {
+        assert!(
+            compose.contains(l.trim()),
+            "README label not in docker-compose.yml: {l}"
+        );
+    }
+    let caddyfile = read("deploy/caddy/Caddyfile");
+    let block = readme
+        .split("```caddyfile\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("a caddyfile block in the README");
+    for line in block.lines().filter(|l| !l.trim().is_empty()) {
+        assert!(
+            caddyfile.lines().any(|c| c == line),
+            "README Caddy line not in deploy/caddy/Caddyfile: {line:?}"
+        );
+    }
+}

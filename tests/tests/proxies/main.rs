@@ -1,0 +1,30 @@
+//! End-to-end: real proxies (nginx, Caddy) with the configuration `forwardauth-svc snippet` prints, in front of
+//! an unmodified MCP server, used by the official MCP SDK clients; the Traefik contract; the `deploy/` files.
+//!
+//! Every process runs on a 127.0.0.1 free port and is stopped by PID when its guard drops. A missing tool fails
+//! the test with a message naming `.ci/run`, which installs it.
+
+// Test code: a panic is a failed check.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod deploy;
+mod stack;
+mod support;
+mod traefik;
+
+use forwardauth_svc::snippet::Proxy;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nginx_in_front_of_an_unmodified_mcp_server_with_the_official_sdk_clients() {
+    stack::scenario(Proxy::Nginx).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn caddy_in_front_of_an_unmodified_mcp_server_with_the_official_sdk_clients() {
+    stack::scenario(Proxy::Caddy).await;
+}

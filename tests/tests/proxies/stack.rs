@@ -1,0 +1,421 @@
+//! One proxy stack and the scenario every real proxy must pass.
+//!
+//! ```text
+//!   MCP SDK client ──► nginx | Caddy ──/verify──► forwardauth-svc (in process, local user alice)
+//!   (TypeScript, Python)   │  (config printed by `forwardauth-svc snippet`)
+//!                          └──► tap (TCP relay, records bytes) ──► server-everything (streamable HTTP)
+//! ```
+//!
+//! The proxy serves two hosts, `127.0.0.1:<a>` and `127.0.0.1:<b>`, each guarding the same MCP server, and three
+//! resources: A = `http://127.0.0.1:<a>/mcp`, B = `http://127.0.0.1:<b>/mcp` and an admin resource
+//! `http://127.0.0.1:<a>/admin/mcp` that requires the scope `mcp:admin`. The issuer is the proxy's host A, so
+//! discovery, registration, the login pages and the token endpoint are all reached through the proxy too.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use forwardauth_svc::snippet::{self, Proxy, Snippet};
+use serde_json::Value;
+
+use crate::support::*;
+
+/// Forged identity headers every client sends on every request.
+const FORGED: &[(&str, &str)] = &[
+    ("X-User-Id", "forged-admin"),
+    ("X-User-Name", "forged-admin"),
+    ("X-User-Email", "forged@evil.example"),
+    ("X-Client-Id", "forged-client"),
+    ("X-Scopes", "mcp:admin forged"),
+];
+
+/// Access tokens live this long, so the clients see one expire and refresh it.
+const ACCESS_TOKEN_TTL_SECS: u64 = 3;
+
+pub struct Stack {
+    pub issuer: String,
+    pub a: String,
+    pub b: String,
+    pub admin: String,
+    pub tap: Tap,
+    pub proxy: Process,
+    _mcp: Process,
+    _svc: Svc,
+    dir: tempfile::TempDir,
+}
+
+impl Stack {
+    pub async fn start(kind: Proxy) -> Stack {
+        // Fail with an installer hint before starting anything.
+        let proxy_bin = match kind {
+            Proxy::Nginx => tool("nginx (Debian nginx-light)", &["nginx", "/usr/sbin/nginx"]),
+            Proxy::Caddy => tool("Caddy (Debian caddy)", &["caddy"]),
+            Proxy::Traefik => unreachable!("Traefik cannot run here; see traefik.rs"),
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let (pa, pb) = (free_port(), free_port());
+        let issuer = format!("http://127.0.0.1:{pa}");
+        let (a, b, admin) = (
+            format!("{issuer}/mcp"),
+            format!("http://127.0.0.1:{pb}/mcp"),
+            format!("{issuer}/admin/mcp"),
+        );
+
+        write_users(dir.path());
+        std::fs::write(
+            dir.path().join("config.toml"),
+            format!(
+                r#"issuer = "{issuer}"
+
+[store]
+backend = "memory"
+
+[tokens]
+access_token_ttl_secs = {ACCESS_TOKEN_TTL_SECS}
+
+[users]
+file = "users.toml"
+
+[[resources]]
+resource = "{a}"
+name = "MCP A"
+scopes = ["mcp"]
+required_scopes = ["mcp"]
+
+[[resources]]
+resource = "{b}"
+name = "MCP B"
+scopes = ["mcp"]
+required_scopes = ["mcp"]
+
+[[resources]]
+resource = "{admin}"
+name = "Admin MCP"
+scopes = ["mcp", "mcp:admin"]
+required_scopes = ["mcp:admin"]
+"#
+            ),
+        )
+        .unwrap();
+        let svc = Svc::start(dir.path(), true);
+        let (mcp, mcp_port) = start_mcp_server(dir.path()).await;
+        let tap = Tap::start(mcp_port).await;
+
+        // The shipped configuration: exactly what `forwardauth-svc snippet` prints, with loopback addresses.
+        let site = snippet::render(&Snippet {
+            proxy: kind,
+            mcp_urls: vec![a.clone(), admin.clone(), b.clone()],
+            auth_url: format!("http://127.0.0.1:{}", svc.port),
+            upstream: format!("http://127.0.0.1:{}", tap.port),
+            bind: Some("127.0.0.1".parse().unwrap()),
+        })
+        .unwrap();
+        let d = dir.path().display();
+        let mut proxy = match kind {
+            Proxy::Nginx => {
+                // A private prefix, one process (no master/workers to leave behind), logs in the temp dir.
+                std::fs::write(
+                    dir.path().join("nginx.conf"),
+                    format!(
+                        "master_process off;\ndaemon off;\npid {d}/nginx.pid;\nerror_log {d}/nginx-error.log info;\nevents {{ worker_connections 256; }}\nhttp {{\n    access_log {d}/nginx-access.log;\n    client_body_temp_path {d}/nginx-body;\n    proxy_temp_path {d}/nginx-proxy;\n{site}}}\n"
+                    ),
+                )
+                .unwrap();
+                Process::spawn(
+                    "nginx",
+                    Command::new(&proxy_bin)
+                        .arg("-p")
+                        .arg(dir.path())
+                        .arg("-c")
+                        .arg(dir.path().join("nginx.conf"))
+                        .arg("-e")
+                        .arg(dir.path().join("nginx-error.log")),
+                    dir.path(),
+                )
+            }
+            Proxy::Caddy => {
+                std::fs::write(
+                    dir.path().join("Caddyfile"),
+                    format!("{{\n\tadmin off\n\tauto_https off\n}}\n\n{site}"),
+                )
+                .unwrap();
+                Process::spawn(
+                    "caddy",
+                    Command::new(&proxy_bin)
+                        .arg("run")
+                        .arg("--config")
+                        .arg(dir.path().join("Caddyfile"))
+                        .arg("--adapter")
+                        .arg("caddyfile")
+                        .env("HOME", dir.path())
+                        .env("XDG_CONFIG_HOME", dir.path())
+                        .env("XDG_DATA_HOME", dir.path()),
+                    dir.path(),
+                )
+            }
+            Proxy::Traefik => unreachable!(),
+        };
+        proxy.wait_for_port(pa).await;
+        proxy.wait_for_port(pb).await;
+        Stack {
+            issuer,
+            a,
+            b,
+            admin,
+            tap,
+            proxy,
+            _mcp: mcp,
+            _svc: svc,
+            dir,
+        }
+    }
+
+    fn options(&self) -> String {
+        let forged: serde_json::Map<String, Value> = FORGED
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), Value::from(*v)))
+            .collect();
+        serde_json::json!({
+            "mcpUrl": self.a, "issuer": self.issuer, "username": "alice", "password": "wonderland",
+            "accessTokenTtlSecs": ACCESS_TOKEN_TTL_SECS, "forgedHeaders": forged,
+        })
+        .to_string()
+    }
+
+    /// Runs an SDK client script; it must exit 0, and its last stdout line is its JSON report.
+    async fn run_client(&self, name: &str, program: std::path::PathBuf, script: &str) -> Value {
+        let started = Instant::now();
+        let out = tokio::time::timeout(
+            Duration::from_secs(120),
+            tokio::process::Command::new(program)
+                .arg(script)
+                .arg(self.options())
+                .current_dir(self.dir.path())
+                .kill_on_drop(true)
+                .output(),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("the {name} client did not finish within 120 s"))
+        .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success(),
+            "the {name} client failed ({}):\n--- stdout\n{stdout}\n--- stderr\n{stderr}\n--- {} log\n{}",
+            out.status,
+            self.proxy.name,
+            self.proxy.log()
+        );
+        let report: Value = serde_json::from_str(stdout.lines().last().unwrap_or_default())
+            .unwrap_or_else(|e| panic!("no JSON report from the {name} client ({e}):\n{stdout}"));
+        eprintln!(
+            "{name} SDK client through {}: {:.1} s",
+            self.proxy.name,
+            started.elapsed().as_secs_f64()
+        );
+        report
+    }
+
+    /// The TypeScript SDK client (`tests/js/sdk-client.mjs`).
+    pub async fn typescript_client(&self) -> Value {
+        let node = tool("Node.js", &["node"]);
+        node_modules();
+        let script = e2e_dir().join("js/sdk-client.mjs");
+        self.run_client("TypeScript", node, script.to_str().unwrap())
+            .await
+    }
+
+    /// The Python SDK client (`tests/py/sdk_client.py`).
+    pub async fn python_client(&self) -> Value {
+        let python = venv_python();
+        let script = e2e_dir().join("py/sdk_client.py");
+        self.run_client("Python", python, script.to_str().unwrap())
+            .await
+    }
+}
+
+fn header(r: &reqwest::Response, name: &str) -> String {
+    r.headers()
+        .get(name)
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default()
+}
+
+async fn post_mcp(url: &str, token: Option<&str>, extra: &[(&str, &str)]) -> reqwest::Response {
+    let mut req = reqwest::Client::new()
+        .post(url)
+        .header("accept", "application/json, text/event-stream")
+        .json(&initialize_body());
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    for (k, v) in extra {
+        req = req.header(*k, *v);
+    }
+    req.send().await.unwrap()
+}
+
+/// Everything a real proxy in front of an unmodified MCP server must do.
+pub async fn scenario(kind: Proxy) {
+    let stack = Stack::start(kind).await;
+    let http = reqwest::Client::new();
+    let prm_a = format!("{}/.well-known/oauth-protected-resource/mcp", stack.issuer);
+
+    // Every method on the MCP endpoint is challenged with the discovery URL before the server sees it.
+    for method in ["POST", "GET", "DELETE"] {
+        let r = http
+            .request(method.parse().unwrap(), &stack.a)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 401, "{method}");
+        assert_eq!(
+            header(&r, "www-authenticate"),
+            format!("Bearer scope=\"mcp\", resource_metadata=\"{prm_a}\""),
+            "{method}"
+        );
+    }
+    // Discovery through the proxy: each host's metadata names its own resource and the one issuer.
+    for (resource, prm) in [
+        (&stack.a, prm_a.clone()),
+        (
+            &stack.b,
+            stack
+                .b
+                .replace("/mcp", "/.well-known/oauth-protected-resource/mcp"),
+        ),
+    ] {
+        let meta: Value = http.get(&prm).send().await.unwrap().json().await.unwrap();
+        assert_eq!(meta["resource"], resource.as_str());
+        assert_eq!(
+            meta["authorization_servers"],
+            serde_json::json!([stack.issuer])
+        );
+    }
+    // A CORS preflight without credentials reaches the MCP server (which answers it), not a 401.
+    let preflight = http
+        .request(reqwest::Method::OPTIONS, &stack.a)
+        .header("origin", "http://localhost:6274")
+        .header("access-control-request-method", "POST")
+        .header(
+            "access-control-request-headers",
+            "authorization, content-type",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(preflight.status(), 204);
+    assert_eq!(header(&preflight, "access-control-allow-origin"), "*");
+
+    // The official SDK clients, each through its own OAuth flow, refresh and revocation.
+    let (ts, py) = tokio::join!(stack.typescript_client(), stack.python_client());
+    for (name, report) in [("TypeScript", &ts), ("Python", &py)] {
+        assert_eq!(report["ok"], true, "{name}: {report}");
+        assert_eq!(
+            report["redirects"], 2,
+            "{name}: authorized once, then sent back after the revocation"
+        );
+        let exchanges: Vec<&str> = report["exchanges"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e.as_str().unwrap())
+            .collect();
+        for step in [
+            "POST /mcp 401",
+            "POST /register 201",
+            "POST /token authorization_code 200",
+            "POST /token refresh_token 200",
+        ] {
+            assert!(
+                exchanges.contains(&step),
+                "{name}: no {step:?} in {exchanges:?}"
+            );
+        }
+    }
+
+    // A token for resource A is refused by the gate of resource B on the same proxy.
+    let tokens = oauth_flow(&stack.issuer, &stack.a, "mcp").await;
+    let token_a = tokens["access_token"].as_str().unwrap();
+    let ok = post_mcp(&stack.a, Some(token_a), &[]).await;
+    assert_eq!(ok.status(), 200, "A's token works at A");
+    assert!(header(&ok, "mcp-session-id").len() > 10);
+    let on_b = post_mcp(&stack.b, Some(token_a), &[]).await;
+    assert_eq!(on_b.status(), 401);
+    let challenge = header(&on_b, "www-authenticate");
+    assert!(challenge.contains("error=\"invalid_token\""), "{challenge}");
+    assert!(
+        challenge.contains(&format!(
+            "resource_metadata=\"{}\"",
+            stack
+                .b
+                .replace("/mcp", "/.well-known/oauth-protected-resource/mcp")
+        )),
+        "{challenge}"
+    );
+
+    // A valid token without the scope a resource needs: 403 with the insufficient_scope challenge, which
+    // nginx would drop without the snippet's error_page.
+    let admin_tokens = oauth_flow(&stack.issuer, &stack.admin, "mcp").await;
+    let forbidden = post_mcp(&stack.admin, admin_tokens["access_token"].as_str(), &[]).await;
+    assert_eq!(forbidden.status(), 403);
+    let challenge = header(&forbidden, "www-authenticate");
+    assert!(
+        challenge.starts_with("Bearer ")
+            && challenge.contains("error=\"insufficient_scope\"")
+            && challenge.contains("scope=\"mcp:admin\"")
+            && challenge.contains("/.well-known/oauth-protected-resource/admin/mcp"),
+        "{challenge}"
+    );
+
+    // Headers a client adds to make the gate judge another request do not get it through.
+    for forged in [
+        ("X-Forwarded-Method", "OPTIONS"),
+        ("X-Forwarded-Uri", "/.well-known/oauth-protected-resource"),
+        ("X-Original-URL", &format!("{}/.well-known/x", stack.issuer)),
+        ("X-Original-URI", "/.well-known/x"),
+        ("X-Original-Method", "OPTIONS"),
+    ] {
+        let r = post_mcp(&stack.a, None, &[forged]).await;
+        assert!(
+            matches!(r.status().as_u16(), 401 | 403),
+            "{forged:?} got {}",
+            r.status()
+        );
+    }
+
+    // What the MCP server received, byte for byte: real traffic, never a token or a forged identity.
+    let connections = stack.tap.connections();
+    assert!(
+        connections.iter().any(|c| c.contains("\"tools/call\"")),
+        "the tap saw the clients' tool calls"
+    );
+    let lines = stack.tap.header_lines();
+    let names: Vec<&str> = lines.iter().map(|(n, _)| n.as_str()).collect();
+    assert!(
+        !names.contains(&"authorization"),
+        "the MCP server received an Authorization header"
+    );
+    // alice has no e-mail address: an X-User-Email with a value can only be forged.
+    let emails: Vec<&(String, String)> = lines
+        .iter()
+        .filter(|(n, v)| n == "x-user-email" && !v.is_empty())
+        .collect();
+    assert!(emails.is_empty(), "{emails:?}");
+    // The gate's identity on every authorized request; empty (Caddy) or absent (nginx) on the preflight.
+    let ids: Vec<&str> = lines
+        .iter()
+        .filter(|(n, v)| n == "x-user-id" && !v.is_empty())
+        .map(|(_, v)| v.as_str())
+        .collect();
+    assert!(ids.len() >= 6, "identity on every request: {ids:?}");
+    assert!(ids.iter().all(|v| *v == "local:alice"), "{ids:?}");
+    for (n, v) in &lines {
+        assert!(
+            !v.contains("forged"),
+            "a forged header reached the MCP server: {n}: {v}"
+        );
+    }
+    for name in ["x-user-name", "x-client-id", "x-scopes"] {
+        assert!(names.contains(&name), "{name} from the gate");
+    }
+}
