@@ -182,6 +182,8 @@ fn build(records: &[KeyRecord], alg: SigningAlg, now: u64) -> Result<Option<KeyS
             });
         }
     }
+    // The same order on every instance, whatever order the store lists the keys in.
+    public.sort_by(|a, b| a["kid"].as_str().cmp(&b["kid"].as_str()));
     signers.sort_by(|a, b| (b.from, b.created_at, &b.kid).cmp(&(a.from, a.created_at, &a.kid)));
     let set = KeySet {
         signers,
