@@ -2,13 +2,14 @@
 //!
 //! `serve` (the default) runs the gate and the OAuth endpoints; the other commands are small administrative
 //! tools over the same configuration and store: `hash-password`, `check-config`, `clients list|show|delete`,
-//! `revoke --user|--client` and `keys rotate`; `snippet` prints a proxy configuration and needs no configuration
-//! file. They live here rather than in `main.rs` so `main` stays a few lines of wiring and the commands can be
-//! tested with an in-memory store.
+//! `revoke --user|--client`, `keys rotate` and `store export|import`; `snippet` prints a proxy configuration and
+//! needs no configuration file. They live here rather than in `main.rs` so `main` stays a few lines of wiring and
+//! the commands can be tested with an in-memory store.
 //!
 //! Output meant for people or scripts (the `serve` banner, listings, hashes) goes to stdout; logs go to stderr.
 //! With the embedded store the administrative commands open the store file themselves, so run them while the
-//! server is stopped (the file is locked while it runs).
+//! server is stopped (the file is locked while it runs). With Redis they may run beside the instances, which
+//! learn of revocations and key changes through the store's announcements.
 
 use std::io::{BufRead, IsTerminal as _, Write};
 use std::net::{IpAddr, SocketAddr, TcpListener};
@@ -89,6 +90,25 @@ pub enum Command {
     Keys(KeysCommand),
     /// Print the Traefik, nginx or Caddy configuration that puts this service in front of MCP servers.
     Snippet(SnippetArgs),
+    /// Move clients, signing keys and live revocations between stores (e.g. embedded → Redis).
+    #[command(subcommand)]
+    Store(StoreCommand),
+}
+
+/// `store` subcommands.
+#[derive(Clone, Debug, PartialEq, Eq, Subcommand)]
+pub enum StoreCommand {
+    /// Write the configured store's clients, signing keys (private!) and live revocations to a new file, created
+    /// with mode 0600.
+    Export {
+        /// The file to create; it must not exist.
+        file: PathBuf,
+    },
+    /// Add the contents of an export file to the configured store (existing clients and keys are kept).
+    Import {
+        /// The export file.
+        file: PathBuf,
+    },
 }
 
 /// `snippet` options.
@@ -215,11 +235,14 @@ pub enum CliError {
     /// No client with that id.
     #[error("no client `{0}`")]
     UnknownClient(String),
-    /// The command needs the persistent store.
+    /// The command needs a persistent store.
     #[error(
-        "the store backend is `memory`, which starts empty in every process; `{0}` needs the embedded store"
+        "the store backend is `memory`, which starts empty in every process; `{0}` needs the embedded or the redis store"
     )]
     MemoryStore(&'static str),
+    /// Export or import failed.
+    #[error(transparent)]
+    Transfer(#[from] crate::transfer::TransferError),
     /// A store operation failed.
     #[error("store: {0}")]
     Store(#[from] StoreError),
@@ -308,6 +331,7 @@ pub async fn execute(
             let auth = admin_auth(&config, "revoke").await?;
             revoke(&auth, &args, &mut out).await
         }
+        Command::Store(c) => store_transfer(&config, &c, &mut out).await,
         Command::Keys(KeysCommand::Rotate) => {
             let auth = admin_auth(&config, "keys rotate").await?;
             let kid = auth.rotate_keys().await?;
@@ -326,6 +350,42 @@ async fn admin_auth(
         return Err(CliError::MemoryStore(command));
     }
     Ok(crate::state::build_auth(config).await?)
+}
+
+/// `store export FILE` / `store import FILE`: on the store alone, without starting the engine (which would
+/// generate a signing key in an empty target).
+async fn store_transfer(
+    config: &Config,
+    command: &StoreCommand,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
+    if config.store == StoreConfig::Memory {
+        return Err(CliError::MemoryStore("store"));
+    }
+    let clock: std::sync::Arc<dyn oauth_core::Clock> = std::sync::Arc::new(oauth_core::SystemClock);
+    let store = crate::state::open_store(config, clock)?;
+    match command {
+        StoreCommand::Export { file } => {
+            let s = crate::transfer::export(store.as_ref(), file).await?;
+            writeln!(
+                out,
+                "exported {} client(s), {} signing key(s) and {} revocation(s) to {} (mode 0600: it holds private keys)",
+                s.clients,
+                s.keys,
+                s.revocations,
+                file.display()
+            )?;
+        }
+        StoreCommand::Import { file } => {
+            let s = crate::transfer::import(store.as_ref(), file).await?;
+            writeln!(
+                out,
+                "imported {} client(s) ({} already present), {} signing key(s) ({} already present) and {} revocation(s)",
+                s.clients, s.clients_present, s.keys, s.keys_present, s.revocations
+            )?;
+        }
+    }
+    Ok(())
 }
 
 /// `serve`: binds, prints the banner (and, on a fresh setup, what to do next), then serves until SIGTERM/SIGINT.
@@ -448,6 +508,11 @@ pub fn check_config(config: &Config, out: &mut dyn Write) -> Result<(), CliError
     let store = match &config.store {
         StoreConfig::Embedded { path } => format!("embedded, {}", path.display()),
         StoreConfig::Memory => "memory (lost at exit)".to_owned(),
+        StoreConfig::Redis(r) => format!(
+            "redis, {}, key prefix {}",
+            oauth_core::store::redact_url(&r.url.0),
+            r.key_prefix
+        ),
     };
     writeln!(out, "  store:     {store}")?;
     for r in &config.server.resources {

@@ -21,8 +21,14 @@
 //! default_scopes = ["mcp"]            # granted when a client asks for none; default: union of the resources' scopes
 //!
 //! [store]
-//! backend = "embedded"                # "embedded" (default, one file) or "memory" (lost at exit)
-//! path = "data/oauth.redb"            # default "data/oauth.redb"
+//! backend = "embedded"                # "embedded" (default, one file), "memory" (lost at exit) or "redis"
+//! path = "data/oauth.redb"            # embedded only; default "data/oauth.redb"
+//! # With backend = "redis", several instances share one Redis (7.0 or newer; README "Several instances"),
+//! # and instead of `path`:
+//! # url = "rediss://:password@redis.internal:6380/0" # redis:// or rediss:// (TLS); user, password, db number
+//! # key_prefix = "forwardauth"        # default "forwardauth"; every key starts with it
+//! # pool_size = 16                    # pooled connections per instance; default 16
+//! # timeout_ms = 2000                 # bound on every Redis operation; default 2000
 //!
 //! [tokens]                            # lifetimes in seconds; the values shown are the defaults
 //! access_token_ttl_secs = 3600
@@ -88,6 +94,7 @@
 //! | `FORWARDAUTH_ISSUER` | `issuer` |
 //! | `FORWARDAUTH_STORE_BACKEND` | `store.backend` |
 //! | `FORWARDAUTH_STORE_PATH` | `store.path` |
+//! | `FORWARDAUTH_REDIS_URL` | `store.url` (keeps a password out of the file) |
 //! | `FORWARDAUTH_LOG_FORMAT` | `log_format` |
 //! | `FORWARDAUTH_USERS_FILE` | `users.file` |
 //! | `FORWARDAUTH_INITIAL_ACCESS_TOKEN` | `registration.initial_access_tokens` (one token) |
@@ -163,7 +170,38 @@ pub enum StoreConfig {
     },
     /// In memory only: everything is lost at exit (for tests and demos).
     Memory,
+    /// Redis, shared by several instances.
+    Redis(RedisStoreConfig),
 }
+
+/// How to reach the shared Redis store.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RedisStoreConfig {
+    /// `redis://` or `rediss://` URL; may carry a password, so its `Debug` is redacted.
+    pub url: RedisUrl,
+    /// Prefix of every key.
+    pub key_prefix: String,
+    /// Pooled connections per instance.
+    pub pool_size: usize,
+    /// Bound on every Redis operation.
+    pub timeout: Duration,
+}
+
+/// A Redis URL, which may contain a password: `Debug` shows it redacted.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RedisUrl(pub String);
+
+impl fmt::Debug for RedisUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&oauth_core::store::redact_url(&self.0))
+    }
+}
+
+/// How old the revocation state of an instance on Redis may get before `/verify` fails closed.
+pub const REDIS_REVOCATION_MAX_STALENESS: Duration = Duration::from_secs(3);
+/// How long after a rotation on Redis the new key starts signing (instances reload keys at least every 10 s).
+pub const REDIS_KEY_ACTIVATION_DELAY: Duration = Duration::from_secs(30);
 
 /// The gate's settings.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -263,6 +301,8 @@ pub const ENV_ISSUER: &str = "FORWARDAUTH_ISSUER";
 pub const ENV_STORE_PATH: &str = "FORWARDAUTH_STORE_PATH";
 /// Environment variable overriding `store.backend`.
 pub const ENV_STORE_BACKEND: &str = "FORWARDAUTH_STORE_BACKEND";
+/// Overrides `store.url`.
+pub const ENV_REDIS_URL: &str = "FORWARDAUTH_REDIS_URL";
 /// Environment variable overriding `log_format`.
 pub const ENV_LOG_FORMAT: &str = "FORWARDAUTH_LOG_FORMAT";
 /// Environment variable overriding `users.file`.
@@ -426,6 +466,10 @@ struct RawClaims {
 struct RawStore {
     backend: Option<String>,
     path: Option<PathBuf>,
+    url: Option<SecretString>,
+    key_prefix: Option<String>,
+    pool_size: Option<usize>,
+    timeout_ms: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -702,6 +746,10 @@ impl RawConfig {
         }
         apply_tokens(&ctx, self.tokens, &mut server)?;
         apply_registration(&ctx, self.registration, &mut server)?;
+        if matches!(config.store, StoreConfig::Redis(_)) {
+            server.revocation_max_staleness = Some(REDIS_REVOCATION_MAX_STALENESS);
+            server.key_activation_delay = REDIS_KEY_ACTIVATION_DELAY;
+        }
         server.validate().map_err(|reason| ConfigError::Server {
             file: ctx.file.clone(),
             reason,
@@ -758,13 +806,28 @@ fn store_config(ctx: &Ctx<'_>, raw: RawStore) -> Result<StoreConfig, ConfigError
             "store.backend",
             raw.backend.as_deref(),
             |v| match v {
-                "embedded" | "memory" => Ok(v.to_owned()),
+                "embedded" | "memory" | "redis" => Ok(v.to_owned()),
                 other => Err(format!(
-                    "expected \"embedded\" or \"memory\", not {other:?}"
+                    "expected \"embedded\", \"memory\" or \"redis\", not {other:?}"
                 )),
             },
         )?
         .unwrap_or_else(|| "embedded".to_owned());
+    if backend == "redis" {
+        if raw.path.is_some() {
+            return Err(ctx.invalid("store.path", "applies to the embedded backend only"));
+        }
+        return redis_config(ctx, raw).map(StoreConfig::Redis);
+    }
+    let redis_only = [
+        ("store.url", raw.url.is_some()),
+        ("store.key_prefix", raw.key_prefix.is_some()),
+        ("store.pool_size", raw.pool_size.is_some()),
+        ("store.timeout_ms", raw.timeout_ms.is_some()),
+    ];
+    if let Some((key, _)) = redis_only.iter().find(|(_, set)| *set) {
+        return Err(ctx.invalid(*key, "applies to backend = \"redis\" only"));
+    }
     if backend == "memory" {
         return Ok(StoreConfig::Memory);
     }
@@ -777,6 +840,57 @@ fn store_config(ctx: &Ctx<'_>, raw: RawStore) -> Result<StoreConfig, ConfigError
         (None, None) => ctx.base.join("data/oauth.redb"),
     };
     Ok(StoreConfig::Embedded { path })
+}
+
+fn redis_config(ctx: &Ctx<'_>, raw: RawStore) -> Result<RedisStoreConfig, ConfigError> {
+    let (url, origin) = match (ctx.var(ENV_REDIS_URL), raw.url) {
+        (Some(v), _) => (v, Origin::Env(ENV_REDIS_URL)),
+        (None, Some(SecretString(v))) => (v, Origin::File("store.url")),
+        (None, None) => {
+            return Err(ctx.invalid(
+                "store.url",
+                format!("backend = \"redis\" needs a URL (or {ENV_REDIS_URL})"),
+            ));
+        }
+    };
+    // The URL may hold a password: messages never quote it.
+    match url::Url::parse(&url) {
+        Ok(u) if matches!(u.scheme(), "redis" | "rediss") && u.host_str().is_some() => {}
+        Ok(_) => {
+            return Err(ctx.at(
+                &origin,
+                "expected redis://[user:password@]host[:port][/db] or rediss://… (TLS)".into(),
+            ));
+        }
+        Err(e) => return Err(ctx.at(&origin, format!("not a URL: {e}"))),
+    }
+    let key_prefix = raw.key_prefix.unwrap_or_else(|| "forwardauth".to_owned());
+    if key_prefix.is_empty()
+        || key_prefix
+            .chars()
+            .any(|c| c == '{' || c == '}' || c.is_whitespace() || c.is_control())
+    {
+        return Err(ctx.invalid(
+            "store.key_prefix",
+            "must be non-empty, without braces, whitespace or control characters",
+        ));
+    }
+    let pool_size = match raw.pool_size {
+        Some(0) => return Err(ctx.invalid("store.pool_size", "must be at least 1")),
+        Some(n) => n,
+        None => 16,
+    };
+    let timeout = match raw.timeout_ms {
+        Some(0) => return Err(ctx.invalid("store.timeout_ms", "must be greater than zero")),
+        Some(ms) => Duration::from_millis(ms),
+        None => Duration::from_secs(2),
+    };
+    Ok(RedisStoreConfig {
+        url: RedisUrl(url),
+        key_prefix,
+        pool_size,
+        timeout,
+    })
 }
 
 /// Whether `s` is a scope token (RFC 6749 §3.3: `1*( %x21 / %x23-5B / %x5D-7E )`).

@@ -17,6 +17,7 @@ mod pages;
 pub mod routes;
 pub mod snippet;
 pub mod state;
+pub mod transfer;
 
 use std::future::Future;
 use std::net::TcpListener;
@@ -27,9 +28,13 @@ use actix_web::{App, HttpServer, web};
 pub use config::Config;
 pub use state::AppState;
 
-/// How often revocations from other instances are pulled and expired records purged.
+/// How often revocations from other instances are pulled (a shared store also announces them at once) and
+/// expired records purged.
 const SYNC_EVERY: Duration = Duration::from_secs(1);
 const PURGE_EVERY: Duration = Duration::from_secs(300);
+/// How often an instance on a shared store re-reads the signing keys (besides announcements), well within
+/// [`config::REDIS_KEY_ACTIVATION_DELAY`], so a rotated-in key is loaded everywhere before it signs.
+const KEY_RELOAD_EVERY: Duration = Duration::from_secs(10);
 
 /// Serves `config` on `listener` until `shutdown` resolves (or SIGTERM/SIGINT), then drains gracefully.
 ///
@@ -55,17 +60,7 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let auth = state.auth.clone();
-    let background = tokio::spawn(async move {
-        let mut sync = tokio::time::interval(SYNC_EVERY);
-        let mut purge = tokio::time::interval(PURGE_EVERY);
-        loop {
-            tokio::select! {
-                _ = sync.tick() => if let Err(e) = auth.sync().await { tracing::warn!(error = %e, "revocation sync failed") },
-                _ = purge.tick() => if let Err(e) = auth.store().purge_expired().await { tracing::warn!(error = %e, "purge failed") },
-            }
-        }
-    });
+    let background = tokio::spawn(background(state.auth.clone()));
     let data = web::Data::new(state);
     let server = HttpServer::new(move || {
         App::new()
@@ -84,4 +79,53 @@ pub async fn serve(
     let result = server.await;
     background.abort();
     result
+}
+
+/// The instance's housekeeping: revocation sync, purge, and on a shared store the announcements of other
+/// instances and a periodic key reload. Failures are logged and retried on the next tick; while the store is away
+/// `/verify` fails closed once the revocation state is too old (see `oauth_core::ServerConfig`).
+async fn background(auth: std::sync::Arc<oauth_core::AuthServer>) {
+    let mut events = auth.store().events();
+    let shared = events.is_some();
+    let mut sync = tokio::time::interval(SYNC_EVERY);
+    let mut purge = tokio::time::interval(PURGE_EVERY);
+    let mut keys = tokio::time::interval(KEY_RELOAD_EVERY);
+    sync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = sync.tick() => if let Err(e) = auth.sync().await {
+                tracing::warn!(error = %e, "revocation sync failed");
+            },
+            _ = purge.tick() => if let Err(e) = auth.store().purge_expired().await {
+                tracing::warn!(error = %e, "purge failed");
+            },
+            _ = keys.tick(), if shared => if let Err(e) = auth.reload_keys().await {
+                tracing::warn!(error = %e, "key reload failed");
+            },
+            event = next_event(&mut events) => {
+                let event = match event {
+                    Ok(e) => e,
+                    // Announcements were dropped: catch up as after a reconnection.
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => oauth_core::StoreEvent::Reconnected,
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => {
+                        events = None;
+                        continue;
+                    }
+                };
+                if let Err(e) = auth.on_store_event(event).await {
+                    tracing::warn!(error = %e, ?event, "acting on a store announcement failed");
+                }
+            }
+        }
+    }
+}
+
+/// The next announcement; never resolves without a channel.
+async fn next_event(
+    events: &mut Option<tokio::sync::broadcast::Receiver<oauth_core::StoreEvent>>,
+) -> Result<oauth_core::StoreEvent, tokio::sync::broadcast::error::RecvError> {
+    match events {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
 }

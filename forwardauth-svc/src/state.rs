@@ -6,8 +6,8 @@
 use std::sync::Arc;
 
 use oauth_core::{
-    AuthServer, Clock, EmbeddedStore, IdentityProvider, LocalUsers, StartError, Store, StoreError,
-    SystemClock,
+    AuthServer, Clock, EmbeddedStore, IdentityProvider, LocalUsers, RedisConfig, RedisStore,
+    StartError, Store, StoreError, SystemClock,
 };
 
 use crate::config::{Config, GateConfig, ProviderConfig, StoreConfig};
@@ -20,7 +20,7 @@ pub enum StartupError {
     /// The store could not be opened.
     #[error("cannot open the store at {path}: {source}")]
     Store {
-        /// The store file.
+        /// The store file, or the Redis URL with its password redacted.
         path: String,
         /// Why.
         source: StoreError,
@@ -52,7 +52,8 @@ pub enum StartupError {
 /// Opens the configured store.
 ///
 /// # Errors
-/// [`StartupError::Store`] naming the file, [`StartupError::DataDir`] if its directory cannot be created.
+/// [`StartupError::Store`] naming the file (or the redacted Redis URL), [`StartupError::DataDir`] if its
+/// directory cannot be created. Redis is not contacted here: the pool connects on first use.
 pub fn open_store(config: &Config, clock: Arc<dyn Clock>) -> Result<Arc<dyn Store>, StartupError> {
     match &config.store {
         StoreConfig::Embedded { path } => {
@@ -71,6 +72,16 @@ pub fn open_store(config: &Config, clock: Arc<dyn Clock>) -> Result<Arc<dyn Stor
         StoreConfig::Memory => {
             let store = EmbeddedStore::in_memory(clock).map_err(|source| StartupError::Store {
                 path: "(memory)".into(),
+                source,
+            })?;
+            Ok(Arc::new(store))
+        }
+        StoreConfig::Redis(redis) => {
+            let mut c = RedisConfig::new(redis.url.0.clone(), redis.key_prefix.clone());
+            c.pool_size = redis.pool_size;
+            c.timeout = redis.timeout;
+            let store = RedisStore::new(c, clock).map_err(|source| StartupError::Store {
+                path: oauth_core::store::redact_url(&redis.url.0),
                 source,
             })?;
             Ok(Arc::new(store))

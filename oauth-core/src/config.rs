@@ -47,6 +47,15 @@ pub struct ServerConfig {
     pub policy: AccessPolicy,
     /// How many verified tokens `/verify` keeps in memory.
     pub verify_cache_capacity: usize,
+    /// For a store shared by several instances: how old the last successful revocation sync
+    /// ([`AuthServer::sync`](crate::AuthServer::sync)) may be before `/verify` stops vouching for any token (it
+    /// fails closed with `invalid_token` until a sync succeeds again). `None` (the default) suits a store only this
+    /// process writes, where every revocation is applied locally at once.
+    pub revocation_max_staleness: Option<Duration>,
+    /// How long after a key rotation the new key starts signing. Until then it is published and accepted, so
+    /// that every instance sharing the store has loaded it before any token signed with it exists. Zero (the
+    /// default) suits a single instance.
+    pub key_activation_delay: Duration,
 }
 
 impl ServerConfig {
@@ -78,6 +87,8 @@ impl ServerConfig {
             registration: RegistrationPolicy::default(),
             policy: AccessPolicy::default(),
             verify_cache_capacity: 100_000,
+            revocation_max_staleness: None,
+            key_activation_delay: Duration::ZERO,
         }
     }
 

@@ -4,6 +4,15 @@
 //! [`Store`], so a restart keeps verifying the tokens it issued. Rotation makes a new key the signer and keeps the
 //! retired one published (and accepted) until the last token it signed has expired.
 //!
+//! # Several instances
+//! Instances sharing a store share the keys: the first to start stores its key with
+//! [`Store::put_first_key`] and the others load that one. A rotation stores the new key with a `not_before` in
+//! the future (the configured activation delay) and sets the old key's `retired_at` to the same instant, so every
+//! instance switches signer at the same moment, and only after it has had time to load (and so to verify) the new
+//! key. Which key signs is decided at signing time from the records and the clock, not at load time. An instance
+//! that still meets an unknown `kid` reloads the keys (rate-limited) before rejecting the token
+//! ([`crate::AuthServer::verify_request_with_reload`]).
+//!
 //! # Security
 //! Verification never trusts the token header to choose an algorithm: the `kid` selects one of *our* keys, and
 //! the header's `alg` must be that key's algorithm, which is always asymmetric. So `alg: none`, an HMAC alg keyed
@@ -36,15 +45,32 @@ pub enum KeyError {
     Rejected(&'static str),
 }
 
-struct ActiveKey {
+/// A key that may sign during `[from, until)`.
+struct SigningKey {
     kid: String,
+    from: u64,
+    until: Option<u64>,
+    created_at: u64,
     signer: Box<dyn JwsSigner>,
 }
 
 struct KeySet {
-    active: ActiveKey,
+    /// Newest first: by `from`, then `created_at`, then `kid` (the same order on every instance).
+    signers: Vec<SigningKey>,
     verifiers: HashMap<String, Box<dyn JwsVerifier>>,
     jwks: serde_json::Value,
+}
+
+impl KeySet {
+    /// The key that signs at `now`: the newest whose window contains `now`. If none does (a clock behind the
+    /// instance that rotated), the newest that has started, retired or not: it is still published, so every
+    /// instance verifies what it signs.
+    fn signer_at(&self, now: u64) -> Option<&SigningKey> {
+        self.signers
+            .iter()
+            .find(|k| k.from <= now && k.until.is_none_or(|u| u > now))
+            .or_else(|| self.signers.iter().find(|k| k.from <= now))
+    }
 }
 
 /// Manages the signing keys with josekit.
@@ -100,6 +126,7 @@ fn generate(alg: SigningAlg, now: u64) -> Result<KeyRecord, KeyError> {
         created_at: now,
         retired_at: None,
         publish_until: None,
+        not_before: None,
     })
 }
 
@@ -132,10 +159,9 @@ fn public_jwk(private: &Jwk) -> serde_json::Value {
 }
 
 fn build(records: &[KeyRecord], alg: SigningAlg, now: u64) -> Result<Option<KeySet>, KeyError> {
-    let mut active: Option<ActiveKey> = None;
+    let mut signers = Vec::new();
     let mut verifiers = HashMap::new();
     let mut public = Vec::new();
-    let mut newest_active = 0u64;
     for rec in records {
         if rec.publish_until.is_some_and(|until| until <= now) {
             continue;
@@ -146,22 +172,33 @@ fn build(records: &[KeyRecord], alg: SigningAlg, now: u64) -> Result<Option<KeyS
         let jwk = Jwk::from_bytes(rec.private_jwk.as_bytes()).map_err(material)?;
         verifiers.insert(rec.kid.clone(), verifier(rec_alg, &jwk)?);
         public.push(public_jwk(&jwk));
-        if rec.retired_at.is_none()
-            && rec_alg == alg
-            && (active.is_none() || rec.created_at >= newest_active)
-        {
-            newest_active = rec.created_at;
-            active = Some(ActiveKey {
+        if rec_alg == alg {
+            signers.push(SigningKey {
                 kid: rec.kid.clone(),
+                from: rec.not_before.unwrap_or(rec.created_at),
+                until: rec.retired_at,
+                created_at: rec.created_at,
                 signer: signer(rec_alg, &jwk)?,
             });
         }
     }
-    Ok(active.map(|active| KeySet {
-        active,
+    // The same order on every instance, whatever order the store lists the keys in.
+    public.sort_by(|a, b| a["kid"].as_str().cmp(&b["kid"].as_str()));
+    signers.sort_by(|a, b| (b.from, b.created_at, &b.kid).cmp(&(a.from, a.created_at, &a.kid)));
+    let set = KeySet {
+        signers,
         verifiers,
         jwks: serde_json::json!({ "keys": public }),
-    }))
+    };
+    // Usable if some key signs now, or one will once its activation comes (after a rotation).
+    let usable = set
+        .signer_at(now)
+        .is_some_and(|k| k.until.is_none_or(|u| u > now))
+        || set
+            .signers
+            .iter()
+            .any(|k| k.until.is_none() && k.from > now);
+    Ok(usable.then_some(set))
 }
 
 impl JosekitKeyManager {
@@ -194,8 +231,10 @@ impl JosekitKeyManager {
         })
     }
 
-    /// Makes a fresh key the signer. The previous one stays published and accepted for `retire_after` (the
-    /// access-token lifetime plus leeway), then disappears; keys past that are deleted from the store.
+    /// Makes a fresh key the signer `activate_after` from now (zero: at once). The current signer keeps signing
+    /// until then and stays published and accepted for `retire_after` (the access-token lifetime plus leeway)
+    /// after that; keys past their publication are deleted from the store. The new key is stored before the old
+    /// one is retired, so a failure in between leaves a usable set.
     ///
     /// # Errors
     /// [`KeyError`] if generation or the store fails.
@@ -204,19 +243,27 @@ impl JosekitKeyManager {
         store: &dyn Store,
         clock: &dyn Clock,
         retire_after: std::time::Duration,
+        activate_after: std::time::Duration,
     ) -> Result<String, KeyError> {
         let now = clock.unix();
+        let activation = now.saturating_add(activate_after.as_secs());
+        let mut fresh = generate(self.alg, now)?;
+        if activation > now {
+            fresh.not_before = Some(activation);
+        }
+        store.put_key(&fresh).await?;
         for mut rec in store.keys().await? {
+            if rec.kid == fresh.kid {
+                continue;
+            }
             if rec.publish_until.is_some_and(|u| u <= now) {
                 store.delete_key(&rec.kid).await?;
-            } else if rec.retired_at.is_none() {
-                rec.retired_at = Some(now);
-                rec.publish_until = Some(now.saturating_add(retire_after.as_secs()));
+            } else if rec.retired_at.is_none_or(|r| r > activation) {
+                rec.retired_at = Some(activation);
+                rec.publish_until = Some(activation.saturating_add(retire_after.as_secs()));
                 store.put_key(&rec).await?;
             }
         }
-        let fresh = generate(self.alg, now)?;
-        store.put_key(&fresh).await?;
         self.reload(store, clock).await?;
         Ok(fresh.kid)
     }
@@ -233,20 +280,35 @@ impl JosekitKeyManager {
         Ok(())
     }
 
-    /// Signs a claim set as an RFC 9068 access token (`typ: at+jwt`) with the active key.
+    /// Signs a claim set as an RFC 9068 access token (`typ: at+jwt`) with the key that signs at `now`.
     ///
     /// # Errors
-    /// [`KeyError::Material`] if the claims cannot be encoded or signing fails.
+    /// [`KeyError::Material`] if the claims cannot be encoded, no key may sign yet, or signing fails.
     pub fn sign(
         &self,
         claims: &serde_json::Map<String, serde_json::Value>,
+        now: u64,
     ) -> Result<String, KeyError> {
         let keys = Arc::clone(&self.keys.read());
+        let key = keys
+            .signer_at(now)
+            .ok_or(KeyError::Material("no signing key is active yet".into()))?;
         let mut header = JwsHeader::new();
         header.set_token_type("at+jwt");
-        header.set_key_id(&keys.active.kid);
+        header.set_key_id(&key.kid);
         let payload = JwtPayload::from_map(claims.clone()).map_err(material)?;
-        jwt::encode_with_signer(&payload, &header, keys.active.signer.as_ref()).map_err(material)
+        jwt::encode_with_signer(&payload, &header, key.signer.as_ref()).map_err(material)
+    }
+
+    /// Whether `compact` names a `kid` this instance has not loaded (another instance may have rotated).
+    pub fn is_unknown_kid(&self, compact: &str) -> bool {
+        let Ok(header) = jwt::decode_header(compact) else {
+            return false;
+        };
+        match header.claim("kid").and_then(|v| v.as_str()) {
+            Some(kid) => !self.keys.read().verifiers.contains_key(kid),
+            None => false,
+        }
     }
 
     /// Checks a compact JWS's header and signature against our keys and returns its claims (not yet validated:
@@ -293,8 +355,8 @@ impl JosekitKeyManager {
         self.keys.read().jwks.clone()
     }
 
-    /// The `kid` of the key that signs now.
-    pub fn active_kid(&self) -> String {
-        self.keys.read().active.kid.clone()
+    /// The `kid` of the key that signs at `now`.
+    pub fn active_kid(&self, now: u64) -> Option<String> {
+        self.keys.read().signer_at(now).map(|k| k.kid.clone())
     }
 }

@@ -31,8 +31,10 @@
 //!
 //! ## Features
 //!
-//! * `test-util`: `testing::FixedClock`, fixtures and the store conformance suite, for this crate's tests and
-//!   for embedders testing their own backends.
+//! * `test-util`: `testing::FixedClock`, fixtures, the store conformance suite and a `redis-server` launcher,
+//!   for this crate's tests and for embedders testing their own backends.
+//! * `redis`: `store::RedisStore`, the backend for several instances sharing one Redis (deadpool-redis;
+//!   `redis://` and `rediss://`).
 #![warn(missing_docs)]
 
 mod clock;
@@ -67,7 +69,9 @@ pub use flow::verify::{
 };
 pub use keys::{JosekitKeyManager, KeyError};
 pub use server::{AuthServer, StartError};
-pub use store::{EmbeddedStore, Store, StoreError};
+pub use store::{EmbeddedStore, Store, StoreError, StoreEvent};
+#[cfg(feature = "redis")]
+pub use store::{RedisConfig, RedisStore};
 pub use types::{Identity, ScopeSet, Secret, TokenHash, UpstreamSession};
 pub use upstream::{
     Credentials, IdentityProvider, LocalUser, LocalUsers, Login, LoginStart, UpstreamError,

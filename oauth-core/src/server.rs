@@ -4,13 +4,20 @@
 //! the `flow` modules, one per endpoint. The server is `Send + Sync` and meant to be shared behind an `Arc`.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
 
 use crate::clock::Clock;
 use crate::config::ServerConfig;
 use crate::flow::verify::Verifier;
 use crate::keys::{JosekitKeyManager, KeyError};
-use crate::store::{Store, StoreError};
+use crate::store::{Store, StoreError, StoreEvent};
 use crate::upstream::IdentityProvider;
+
+/// The least time between two key reloads triggered by an unknown `kid` (a flood of forged `kid`s must not turn
+/// into a flood of store reads).
+const UNKNOWN_KID_RELOAD_EVERY: Duration = Duration::from_secs(1);
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +42,8 @@ pub struct AuthServer {
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) verifier: Verifier,
     pub(crate) providers: Vec<Arc<dyn IdentityProvider>>,
+    /// When an unknown `kid` last caused a key reload. Monotonic time: this is rate limiting, not token time.
+    last_kid_reload: Mutex<Option<Instant>>,
 }
 
 impl std::fmt::Debug for AuthServer {
@@ -67,6 +76,7 @@ impl AuthServer {
             keys,
             clock,
             providers: Vec::new(),
+            last_kid_reload: Mutex::new(None),
         };
         server.sync().await?;
         Ok(server)
@@ -98,6 +108,24 @@ impl AuthServer {
     pub async fn sync(&self) -> Result<(), StoreError> {
         let entries = self.store.revocations_since(self.verifier.cursor()).await?;
         self.verifier.apply(&entries, self.clock.unix());
+        self.verifier.mark_synced(unix_millis(self.clock.as_ref()));
+        Ok(())
+    }
+
+    /// Reacts to a change another instance announced through the store ([`Store::events`]): pulls revocations,
+    /// or reloads the signing keys.
+    ///
+    /// # Errors
+    /// Store or key failures; the periodic sync and key reload are the safety net.
+    pub async fn on_store_event(&self, event: StoreEvent) -> Result<(), KeyError> {
+        match event {
+            StoreEvent::Revoked => self.sync().await?,
+            StoreEvent::KeysChanged => self.reload_keys().await?,
+            StoreEvent::Reconnected => {
+                self.sync().await?;
+                self.reload_keys().await?;
+            }
+        }
         Ok(())
     }
 
@@ -108,7 +136,12 @@ impl AuthServer {
     pub async fn rotate_keys(&self) -> Result<String, KeyError> {
         let retire_after = self.config.access_token_ttl + self.config.leeway;
         self.keys
-            .rotate(self.store.as_ref(), self.clock.as_ref(), retire_after)
+            .rotate(
+                self.store.as_ref(),
+                self.clock.as_ref(),
+                retire_after,
+                self.config.key_activation_delay,
+            )
             .await
     }
 
@@ -120,6 +153,28 @@ impl AuthServer {
         self.keys
             .reload(self.store.as_ref(), self.clock.as_ref())
             .await
+    }
+
+    /// Reloads the keys if `token` names a `kid` this instance does not know, at most once per second; `true`
+    /// if it reloaded (then verifying again may succeed).
+    pub(crate) async fn reload_for_unknown_kid(&self, token: &str) -> bool {
+        if !self.keys.is_unknown_kid(token) {
+            return false;
+        }
+        {
+            let mut last = self.last_kid_reload.lock();
+            if last.is_some_and(|t| t.elapsed() < UNKNOWN_KID_RELOAD_EVERY) {
+                return false;
+            }
+            *last = Some(Instant::now());
+        }
+        match self.reload_keys().await {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::warn!(error = %e, "key reload for an unknown kid failed");
+                false
+            }
+        }
     }
 
     /// The configuration.
@@ -144,4 +199,12 @@ impl AuthServer {
     pub async fn ready(&self) -> Result<(), StoreError> {
         self.store.ping().await
     }
+}
+
+/// Milliseconds since the epoch on `clock`.
+pub(crate) fn unix_millis(clock: &dyn Clock) -> u64 {
+    clock
+        .now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }

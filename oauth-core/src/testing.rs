@@ -61,3 +61,144 @@ pub fn config() -> ServerConfig {
     c.default_scopes = vec!["mcp".into()];
     c
 }
+
+/// A real `redis-server` (the Debian package) on a free loopback port, without persistence unless asked, stopped
+/// by PID when dropped. Tests isolate themselves with [`unique_prefix`].
+///
+/// # Panics
+/// If `redis-server` is not installed or does not answer within 10 s: the tests that need it must fail, not skip.
+#[derive(Debug)]
+#[allow(clippy::expect_used, clippy::panic)]
+pub struct RedisServer {
+    child: Option<std::process::Child>,
+    port: u16,
+    args: Vec<String>,
+}
+
+#[allow(clippy::expect_used, clippy::panic)]
+impl RedisServer {
+    /// Starts one with `--save '' --appendonly no`.
+    pub fn start() -> Self {
+        Self::with_args(vec![
+            "--save".into(),
+            String::new(),
+            "--appendonly".into(),
+            "no".into(),
+        ])
+    }
+
+    /// Starts one that writes every command to an append-only file in `dir` before answering
+    /// (`--appendfsync always`), so that a kill and restart loses nothing acknowledged.
+    pub fn start_persistent(dir: &std::path::Path) -> Self {
+        Self::with_args(vec![
+            "--save".into(),
+            String::new(),
+            "--appendonly".into(),
+            "yes".into(),
+            "--appendfsync".into(),
+            "always".into(),
+            "--dir".into(),
+            dir.display().to_string(),
+        ])
+    }
+
+    fn with_args(args: Vec<String>) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free loopback port")
+            .port();
+        let mut server = RedisServer {
+            child: None,
+            port,
+            args,
+        };
+        server.spawn();
+        server
+    }
+
+    fn spawn(&mut self) {
+        let child = std::process::Command::new("redis-server")
+            .arg("--port")
+            .arg(self.port.to_string())
+            .arg("--bind")
+            .arg("127.0.0.1")
+            .args(&self.args)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "cannot start redis-server ({e}): install the Debian package redis-server \
+                     (`apt-get install -y --no-install-recommends redis-server`; .ci/run does)"
+                )
+            });
+        self.child = Some(child);
+        self.wait_ready();
+    }
+
+    fn wait_ready(&mut self) {
+        use std::io::{Read as _, Write as _};
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", self.port)) {
+                let mut buf = [0u8; 5];
+                let ok = s.write_all(b"PING\r\n").is_ok() && s.read_exact(&mut buf).is_ok();
+                if ok && &buf == b"+PONG" {
+                    return;
+                }
+            }
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                panic!("redis-server exited at start: {status}");
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "redis-server did not answer PING within 10 s"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// `redis://127.0.0.1:<port>`.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// The process id (while running).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(std::process::Child::id)
+    }
+
+    /// Kills the server (SIGKILL, by PID) and waits for it to exit.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts it again on the same port with the same options.
+    pub fn restart(&mut self) {
+        self.kill();
+        self.spawn();
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A key prefix no other test in this process uses: `t<pid>-<n>-<name>`.
+pub fn unique_prefix(name: &str) -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    format!(
+        "t{}-{}-{name}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::SeqCst)
+    )
+}

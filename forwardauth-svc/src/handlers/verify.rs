@@ -60,7 +60,7 @@ pub async fn verify(state: web::Data<AppState>, req: HttpRequest) -> HttpRespons
         extract::header(&req, "mcp-method"),
         extract::header(&req, "mcp-name"),
     );
-    match state.auth.verify_request(&gate, resource) {
+    match state.auth.verify_request_with_reload(&gate, resource).await {
         Ok(principal) => identity(Some(&principal), &state.gate.headers),
         Err(rejection) => rejected(&rejection),
     }

@@ -359,7 +359,7 @@ impl AuthServer {
             groups: grant.identity.groups.clone(),
             nbf: None,
         };
-        Ok(self.keys.sign(&claims.to_map())?)
+        Ok(self.keys.sign(&claims.to_map(), now)?)
     }
 
     async fn refresh(

@@ -7,6 +7,15 @@
 //! * the revocation set lives in memory; local revocations enter it at once, and [`AuthServer::sync`] pulls the
 //!   store's revocation log (what other instances revoked) from a cursor.
 //!
+//! # Instances sharing a store
+//! Another instance's revocation reaches this one only through a sync. So with
+//! [`ServerConfig::revocation_max_staleness`](crate::ServerConfig::revocation_max_staleness) set, a token is
+//! vouched for only while the last successful sync is at most that old: when the store cannot be reached for
+//! longer, every token gets 401 `invalid_token` ("cannot confirm…") until a sync succeeds again. A 200 is then
+//! always justified by a revocation state at most that stale. The gate may only answer 200, 401 or 403 (nginx
+//! turns anything else into a 500), so failing closed is a 401, which sends the client to `/token`, where the
+//! store's absence is a 503 `temporarily_unavailable`.
+//!
 //! Rejections say exactly what the gate must answer (RFC 6750 §3): no token → 401 with a plain `Bearer`
 //! challenge; a bad token → 401 `invalid_token`; too little scope → 403 `insufficient_scope` with the scope
 //! needed; always with the RFC 9728 `resource_metadata` URL so that MCP clients can discover the authorization
@@ -14,6 +23,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use parking_lot::RwLock;
 use quick_cache::sync::Cache;
@@ -155,6 +165,8 @@ struct RevocationSet {
 pub(crate) struct Verifier {
     cache: Cache<String, Arc<Principal>>,
     revoked: RwLock<RevocationSet>,
+    /// When the last successful sync finished, in milliseconds since the epoch on the engine's clock.
+    synced_at_ms: AtomicU64,
 }
 
 impl Verifier {
@@ -162,7 +174,18 @@ impl Verifier {
         Verifier {
             cache: Cache::new(capacity.max(16)),
             revoked: RwLock::new(RevocationSet::default()),
+            synced_at_ms: AtomicU64::new(0),
         }
+    }
+
+    pub(crate) fn mark_synced(&self, now_ms: u64) {
+        self.synced_at_ms.fetch_max(now_ms, Ordering::SeqCst);
+    }
+
+    /// Whether the revocation state is older than `max` at `now_ms`.
+    fn is_stale(&self, now_ms: u64, max: std::time::Duration) -> bool {
+        let age = now_ms.saturating_sub(self.synced_at_ms.load(Ordering::SeqCst));
+        u128::from(age) > max.as_millis()
     }
 
     pub(crate) fn apply(&self, entries: &[(u64, Revocation)], now: u64) {
@@ -396,6 +419,17 @@ impl crate::AuthServer {
                 self.config.leeway.as_secs(),
             )
             .map_err(|why| reject(RejectionKind::InvalidToken, why, None))?;
+        if let Some(max) = self.config.revocation_max_staleness
+            && self
+                .verifier
+                .is_stale(crate::server::unix_millis(self.clock.as_ref()), max)
+        {
+            return Err(reject(
+                RejectionKind::InvalidToken,
+                "the authorization server cannot currently confirm that the token is not revoked; try again shortly",
+                None,
+            ));
+        }
         if principal.audience != resource.resource {
             return Err(reject(
                 RejectionKind::InvalidToken,
@@ -461,6 +495,29 @@ impl crate::AuthServer {
             ));
         }
         Ok(principal)
+    }
+
+    /// [`Self::verify_request`], but a token signed by a key this instance has not loaded yet (another instance
+    /// sharing the store rotated) gets one key reload, rate-limited, before it is rejected. The gate calls this.
+    ///
+    /// # Errors
+    /// A [`VerifyRejection`] that says exactly what to answer.
+    pub async fn verify_request_with_reload(
+        &self,
+        req: &GateRequest<'_>,
+        resource: &ResourceConfig,
+    ) -> Result<Arc<Principal>, VerifyRejection> {
+        match self.verify_request(req, resource) {
+            Err(r) if r.kind == RejectionKind::InvalidToken => {
+                let token = bearer_token(req.authorization).unwrap_or_default();
+                if self.reload_for_unknown_kid(token).await {
+                    self.verify_request(req, resource)
+                } else {
+                    Err(r)
+                }
+            }
+            other => other,
+        }
     }
 
     /// The configured resource a request URL falls under.

@@ -414,6 +414,7 @@ async fn keys(s: &impl Store) {
         created_at: 1,
         retired_at: None,
         publish_until: None,
+        not_before: None,
     };
     assert!(s.put_first_key(&k("k1")).await.unwrap());
     assert!(

@@ -20,8 +20,12 @@
 #[cfg(any(test, feature = "test-util"))]
 pub mod conformance;
 mod embedded;
+#[cfg(feature = "redis")]
+mod redis;
 
 pub use embedded::EmbeddedStore;
+#[cfg(feature = "redis")]
+pub use redis::{RedisConfig, RedisStore, redact_url};
 
 use std::time::Duration;
 
@@ -47,6 +51,20 @@ pub enum StoreError {
     /// Any other backend failure.
     #[error("storage backend error: {0}")]
     Backend(String),
+}
+
+/// A change made through a store shared by several processes, announced so that the others need not poll for it
+/// (see [`Store::events`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StoreEvent {
+    /// A revocation was appended to the log: sync now.
+    Revoked,
+    /// A signing key was added, retired or deleted: reload the keys.
+    KeysChanged,
+    /// The announcement channel was (re)established after a gap in which announcements may have been missed:
+    /// sync and reload.
+    Reconnected,
 }
 
 /// A registered client (RFC 7591).
@@ -231,6 +249,9 @@ pub struct KeyRecord {
     pub retired_at: Option<u64>,
     /// Until when a retired key stays published (the last token it signed has expired by then).
     pub publish_until: Option<u64>,
+    /// When a rotated-in key starts signing (it is published and accepted before); `None`: from `created_at`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_before: Option<u64>,
 }
 
 /// A browser login session at the authorization server (the service's session cookie names it by hash).
@@ -379,4 +400,11 @@ pub trait Store: Send + Sync + 'static {
     async fn ping(&self) -> Result<(), StoreError>;
     /// Removes expired records; returns how many. Backends with native expiry may return 0.
     async fn purge_expired(&self) -> Result<usize, StoreError>;
+
+    /// Announcements of changes other processes made through this store, for a backend several processes share;
+    /// `None` (the default) for one only this process uses. Announcements are best effort: a receiver still
+    /// syncs periodically. Call it inside a tokio runtime (a shared backend may start a listener task).
+    fn events(&self) -> Option<tokio::sync::broadcast::Receiver<StoreEvent>> {
+        None
+    }
 }

@@ -19,5 +19,7 @@ mod register;
 mod revoke_introspect;
 mod session;
 mod store_embedded;
+#[cfg(feature = "redis")]
+mod store_redis;
 mod upstream_local;
 mod verify;
