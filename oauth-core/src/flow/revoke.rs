@@ -97,10 +97,16 @@ impl AuthServer {
     /// # Errors
     /// Store failures.
     pub async fn revoke_grant(&self, grant_id: &str) -> Result<(), Error> {
+        // The entry outlives every token of the grant, refresh tokens included: a refresh racing this revocation
+        // may write the grant back, and must still find it revoked for as long as the grant could live.
+        let lifetime = self
+            .config
+            .access_token_ttl
+            .max(self.config.refresh_token_ttl);
         let expires_at = self
             .clock
             .unix()
-            .saturating_add(self.config.access_token_ttl.as_secs())
+            .saturating_add(lifetime.as_secs())
             .saturating_add(self.config.leeway.as_secs());
         self.add_revocation(Revocation {
             kind: RevokedKind::Grant,

@@ -502,6 +502,13 @@ impl AuthServer {
         self.store
             .put_grant(&grant, self.config.refresh_token_ttl)
             .await?;
+        // A revocation that landed while this refresh ran must not be undone by the write above.
+        if self.verifier.is_grant_revoked(&grant.grant_id) {
+            self.store.delete_grant(&grant.grant_id).await?;
+            return Err(invalid_grant(
+                "the refresh token is invalid, expired or revoked",
+            ));
+        }
         tracing::info!(client_id = %client.client_id, "refresh token rotated");
         Ok(Some(response))
     }

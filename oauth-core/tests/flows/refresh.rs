@@ -496,3 +496,50 @@ async fn a_policy_that_no_longer_admits_the_user_ends_the_grant_at_the_next_refr
         )
     );
 }
+
+#[tokio::test]
+async fn a_revoked_grant_stays_revoked_for_the_refresh_token_lifetime_even_if_written_back() {
+    let h = harness().await;
+    let c = public_client(&h).await;
+    let t0 = tokens(&h, &c.client_id, &for_resource()).await;
+    let rt = t0.refresh_token.clone().unwrap();
+    let state = h
+        .store
+        .refresh(&oauth_core::Secret::new(rt.as_str()).hash())
+        .await
+        .unwrap();
+    let Some(oauth_core::store::RefreshState::Active(rec)) = state else {
+        panic!("active refresh token expected")
+    };
+    let grant = h.store.grant(&rec.grant_id).await.unwrap().unwrap();
+    h.server
+        .revoke(
+            None,
+            form(&format!("token={}&client_id={}", enc(&rt), c.client_id)),
+        )
+        .await
+        .unwrap();
+    // A refresh racing the revocation writes the grant back (simulated): it must still count as revoked, long after
+    // every access token of it has expired.
+    h.store
+        .put_grant(&grant, Duration::from_secs(30 * 24 * 3600))
+        .await
+        .unwrap();
+    h.clock.advance(Duration::from_secs(7 * 24 * 3600));
+    let peer = restarted(&h, oauth_core::testing::config(), vec![]).await;
+    let e = peer
+        .server
+        .token(None, refresh_request(&c.client_id, &rt, ""))
+        .await
+        .unwrap_err();
+    assert_eq!(wire_of(&e).1["error"], "invalid_grant");
+    let introspected = peer
+        .server
+        .introspect(
+            None,
+            form(&format!("token={}&client_id={}", enc(&rt), c.client_id)),
+        )
+        .await
+        .unwrap();
+    assert!(!introspected.active, "the refresh token reads as inactive");
+}
