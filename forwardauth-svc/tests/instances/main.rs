@@ -477,6 +477,10 @@ async fn redis_killed_and_restarted_under_load_never_yields_an_unjustified_200_a
     until_status(&http, &b.base, &live_access, 401, Duration::from_secs(10))
         .await
         .expect("B fails closed once its revocation state is stale");
+    // A's last good sync may be up to one sync interval younger than B's: it crosses the bound on its own clock.
+    until_status(&http, &a.base, &live_access, 401, Duration::from_secs(10))
+        .await
+        .expect("A fails closed once its revocation state is stale");
     let r = verify(&http, &a.base, &live_access).await;
     assert_eq!(r.status(), 401);
     assert!(
@@ -521,15 +525,27 @@ async fn redis_killed_and_restarted_under_load_never_yields_an_unjustified_200_a
         }
     }
     assert!(total > 0);
-    // Nothing was lost: the refresh token refused during the outage works now, and so does the revocation.
-    let r = refresh(
-        &http,
-        &b.base,
-        &client_id,
-        live["refresh_token"].as_str().unwrap(),
-    )
-    .await;
-    assert_eq!(r.status(), 200);
+    // Nothing was lost: the refresh token refused during the outage works now, and so does the revocation. A pooled
+    // connection that the restart broke may fail one request with 503 `temporarily_unavailable` before the pool
+    // replaces it; that (and only that) is retried, as a client would. A retry is safe: a rotation that did run
+    // answers the same pair within the grace window.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let (status, body) = loop {
+        let r = refresh(
+            &http,
+            &b.base,
+            &client_id,
+            live["refresh_token"].as_str().unwrap(),
+        )
+        .await;
+        let (status, body) = (r.status().as_u16(), r.text().await.unwrap());
+        if status == 200 || status != 503 || Instant::now() > deadline {
+            break (status, body);
+        }
+        assert!(body.contains("temporarily_unavailable"), "{body}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(status, 200, "{body}");
     assert_eq!(verify_status(&http, &a.base, &revoked_access).await, 401);
 }
 
