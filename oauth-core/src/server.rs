@@ -42,6 +42,8 @@ pub struct AuthServer {
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) verifier: Verifier,
     pub(crate) providers: Vec<Arc<dyn IdentityProvider>>,
+    /// The configured resources, parsed once: `/verify` maps every request URL onto them.
+    pub(crate) resource_index: Vec<crate::flow::verify::ResourceLocation>,
     /// When an unknown `kid` last caused a key reload. Monotonic time: this is rate limiting, not token time.
     last_kid_reload: Mutex<Option<Instant>>,
 }
@@ -69,6 +71,7 @@ impl AuthServer {
         let keys =
             JosekitKeyManager::load_or_generate(store.as_ref(), config.signing_alg, clock.as_ref())
                 .await?;
+        let config_resources = config.resources.clone();
         let server = AuthServer {
             verifier: Verifier::new(config.verify_cache_capacity),
             config,
@@ -76,6 +79,7 @@ impl AuthServer {
             keys,
             clock,
             providers: Vec::new(),
+            resource_index: crate::flow::verify::ResourceLocation::index(&config_resources),
             last_kid_reload: Mutex::new(None),
         };
         server.sync().await?;

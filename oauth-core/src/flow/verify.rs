@@ -353,25 +353,55 @@ pub fn resource_for_url<'a>(
     resources: &'a [ResourceConfig],
     request_url: &str,
 ) -> Option<&'a ResourceConfig> {
+    best_match(resources, &ResourceLocation::index(resources), request_url)
+}
+
+/// A configured resource's origin and path, parsed once (the request URL is the only parse per request).
+pub(crate) struct ResourceLocation {
+    origin: Option<url::Origin>,
+    base: String,
+}
+
+impl ResourceLocation {
+    /// One location per resource, in the same order.
+    pub(crate) fn index(resources: &[ResourceConfig]) -> Vec<ResourceLocation> {
+        resources
+            .iter()
+            .map(|r| match url::Url::parse(&r.resource) {
+                Ok(u) => ResourceLocation {
+                    origin: Some(u.origin()),
+                    base: u.path().trim_end_matches('/').to_owned(),
+                },
+                Err(_) => ResourceLocation {
+                    origin: None,
+                    base: String::new(),
+                },
+            })
+            .collect()
+    }
+
+    fn contains(&self, origin: &url::Origin, path: &str) -> bool {
+        self.origin.as_ref() == Some(origin)
+            && (self.base.is_empty()
+                || path == self.base
+                || path
+                    .strip_prefix(self.base.as_str())
+                    .is_some_and(|rest| rest.starts_with('/')))
+    }
+}
+
+fn best_match<'a>(
+    resources: &'a [ResourceConfig],
+    index: &[ResourceLocation],
+    request_url: &str,
+) -> Option<&'a ResourceConfig> {
     let req = url::Url::parse(request_url).ok()?;
     let origin = req.origin();
     resources
         .iter()
-        .filter(|r| {
-            let Ok(u) = url::Url::parse(&r.resource) else {
-                return false;
-            };
-            if u.origin() != origin {
-                return false;
-            }
-            let base = u.path().trim_end_matches('/');
-            let path = req.path();
-            base.is_empty()
-                || path == base
-                || path
-                    .strip_prefix(base)
-                    .is_some_and(|rest| rest.starts_with('/'))
-        })
+        .zip(index)
+        .filter(|(_, at)| at.contains(&origin, req.path()))
+        .map(|(r, _)| r)
         .max_by_key(|r| r.resource.len())
 }
 
@@ -522,6 +552,6 @@ impl crate::AuthServer {
 
     /// The configured resource a request URL falls under.
     pub fn resource_for_url(&self, request_url: &str) -> Option<&ResourceConfig> {
-        resource_for_url(&self.config.resources, request_url)
+        best_match(&self.config.resources, &self.resource_index, request_url)
     }
 }
