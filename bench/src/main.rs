@@ -34,6 +34,8 @@ struct Options {
     threads: u32,
     tokens: usize,
     profile: String,
+    /// Only write the store, config, tokens and wrk scripts into this directory (for profiling by hand).
+    prepare: Option<PathBuf>,
 }
 
 fn options() -> Result<Options, Error> {
@@ -43,6 +45,7 @@ fn options() -> Result<Options, Error> {
         threads: 2,
         tokens: 10_000,
         profile: "release".into(),
+        prepare: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
@@ -53,6 +56,7 @@ fn options() -> Result<Options, Error> {
             "--threads" => o.threads = value.parse()?,
             "--tokens" => o.tokens = value.parse()?,
             "--profile" if value == "release" || value == "debug" => o.profile = value,
+            "--prepare" => o.prepare = Some(PathBuf::from(value)),
             other => return Err(format!("unknown option {other}").into()),
         }
     }
@@ -237,37 +241,15 @@ fn lua(
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     let o = options()?;
-    let dir = std::env::temp_dir().join(format!("bench-verify-{}", std::process::id()));
+    let dir = o.prepare.clone().unwrap_or_else(|| {
+        std::env::temp_dir().join(format!("bench-verify-{}", std::process::id()))
+    });
     std::fs::create_dir_all(&dir)?;
     let port = free_port()?;
     let base = format!("http://127.0.0.1:{port}");
     let tokens = prepare(&dir, &base, o.tokens.max(1)).await?;
     let token_file = dir.join("tokens.txt");
     std::fs::write(&token_file, tokens.join("\n"))?;
-
-    let bin = binary(&o.profile)?;
-    let started = Instant::now();
-    let child = Command::new(&bin)
-        .arg("--config")
-        .arg(dir.join("config.toml"))
-        .arg("serve")
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()?;
-    let svc = Service(child);
-    let pid = svc.0.id();
-    let ready = loop {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            break started.elapsed();
-        }
-        if started.elapsed() > Duration::from_secs(30) {
-            return Err("the service did not start within 30 s".into());
-        }
-        std::thread::sleep(Duration::from_millis(1));
-    };
-    std::thread::sleep(Duration::from_millis(300));
-    let idle = rss_kib(pid, "VmRSS:");
 
     let forwarded = [
         ("X-Forwarded-Method", "POST"),
@@ -294,6 +276,40 @@ async fn main() -> Result<(), Error> {
     lua(&dir.join("valid.lua"), "GET", &h_valid, None)?;
     lua(&dir.join("invalid.lua"), "GET", &h_invalid, None)?;
     lua(&dir.join("set.lua"), "GET", &h_set, Some(&token_file))?;
+    if o.prepare.is_some() {
+        println!(
+            "prepared {}: run `forwardauth-svc --config {}/config.toml serve`, then e.g. \
+             `wrk -s {}/valid.lua {base}/verify` (noop.lua: {base}/health)",
+            dir.display(),
+            dir.display(),
+            dir.display()
+        );
+        return Ok(());
+    }
+
+    let bin = binary(&o.profile)?;
+    let started = Instant::now();
+    let child = Command::new(&bin)
+        .arg("--config")
+        .arg(dir.join("config.toml"))
+        .arg("serve")
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()?;
+    let svc = Service(child);
+    let pid = svc.0.id();
+    let ready = loop {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            break started.elapsed();
+        }
+        if started.elapsed() > Duration::from_secs(30) {
+            return Err("the service did not start within 30 s".into());
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    let idle = rss_kib(pid, "VmRSS:");
 
     let runs = [
         wrk(

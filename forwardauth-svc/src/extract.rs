@@ -13,7 +13,7 @@
 //! gate refuses it: no choice of precedence would be safe behind every proxy.
 
 use actix_web::HttpRequest;
-use actix_web::http::header;
+use actix_web::http::header::{self, HeaderName};
 use actix_web::web::{self, Bytes};
 use futures_util::StreamExt as _;
 use oauth_core::ClientCredentials;
@@ -21,14 +21,47 @@ use oauth_core::ClientCredentials;
 use crate::config::GateConfig;
 use crate::error::{ApiError, Challenge};
 
-/// A header as `&str`, if present and visible ASCII.
-pub fn header<'a>(req: &'a HttpRequest, name: &str) -> Option<&'a str> {
+/// A header as `&str`, if present and visible ASCII. Take the name from [`names`] (or `actix_web::http::header`):
+/// a `&str` name would be parsed into a `HeaderName`, with an allocation, on every lookup.
+pub fn header<'a>(req: &'a HttpRequest, name: &HeaderName) -> Option<&'a str> {
     req.headers().get(name).and_then(|v| v.to_str().ok())
 }
 
-/// The `Authorization` header.
+/// The `Authorization` header, if it is UTF-8. (The HTTP parser has already refused control characters; a
+/// bearer token with anything but base64url in it fails verification. `HeaderValue::to_str` would check the
+/// kilobyte of a JWT byte by byte, on every `/verify`.)
 pub fn authorization(req: &HttpRequest) -> Option<&str> {
-    header(req, header::AUTHORIZATION.as_str())
+    req.headers()
+        .get(&header::AUTHORIZATION)
+        .and_then(|v| std::str::from_utf8(v.as_bytes()).ok())
+}
+
+/// Header names the service reads, parsed at compile time.
+pub mod names {
+    use actix_web::http::header::HeaderName;
+
+    /// Traefik and Caddy: the guarded request's method.
+    pub const X_FORWARDED_METHOD: HeaderName = HeaderName::from_static("x-forwarded-method");
+    /// The guarded request's scheme.
+    pub const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+    /// The guarded request's host.
+    pub const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+    /// Traefik and Caddy: the guarded request's path and query.
+    pub const X_FORWARDED_URI: HeaderName = HeaderName::from_static("x-forwarded-uri");
+    /// nginx: the guarded request's absolute URL.
+    pub const X_ORIGINAL_URL: HeaderName = HeaderName::from_static("x-original-url");
+    /// nginx: the guarded request's path and query.
+    pub const X_ORIGINAL_URI: HeaderName = HeaderName::from_static("x-original-uri");
+    /// nginx: the guarded request's method.
+    pub const X_ORIGINAL_METHOD: HeaderName = HeaderName::from_static("x-original-method");
+    /// MCP: the protocol revision of the guarded request.
+    pub const MCP_PROTOCOL_VERSION: HeaderName = HeaderName::from_static("mcp-protocol-version");
+    /// MCP (2026-07-28): the JSON-RPC method of the guarded request.
+    pub const MCP_METHOD: HeaderName = HeaderName::from_static("mcp-method");
+    /// MCP (2026-07-28): the tool (or other) name of the guarded request.
+    pub const MCP_NAME: HeaderName = HeaderName::from_static("mcp-name");
+    /// The request id, kept from the proxy when sane.
+    pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 }
 
 /// Client credentials from an `Authorization: Basic` header.
@@ -73,7 +106,7 @@ pub async fn read_body(mut payload: web::Payload, limit: usize) -> Result<Bytes,
 /// # Errors
 /// `invalid_request`.
 pub fn require_form(req: &HttpRequest) -> Result<(), ApiError> {
-    let ok = header(req, header::CONTENT_TYPE.as_str())
+    let ok = header(req, &header::CONTENT_TYPE)
         .and_then(|v| v.split(';').next())
         .is_some_and(|m| {
             m.trim()
@@ -100,12 +133,10 @@ pub fn from_trusted_proxy(req: &HttpRequest, gate: &GateConfig) -> bool {
 /// The request a forward-auth call is about.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Original {
-    /// Its HTTP method.
+    /// Its HTTP method, upper case.
     pub method: String,
-    /// Its absolute URL.
+    /// Its absolute URL, as the proxy described it (not yet parsed: the engine locates it, memoised).
     pub url: String,
-    /// Its path.
-    pub path: String,
 }
 
 /// Why the original request could not be established.
@@ -121,49 +152,58 @@ pub enum OriginalError {
     Conflicting,
 }
 
-const FORWARDED: &[&str] = &[
-    "x-forwarded-method",
-    "x-forwarded-proto",
-    "x-forwarded-host",
-    "x-forwarded-uri",
-    "x-original-url",
-    "x-original-uri",
-    "x-original-method",
+const FORWARDED: [HeaderName; 7] = [
+    names::X_FORWARDED_METHOD,
+    names::X_FORWARDED_PROTO,
+    names::X_FORWARDED_HOST,
+    names::X_FORWARDED_URI,
+    names::X_ORIGINAL_URL,
+    names::X_ORIGINAL_URI,
+    names::X_ORIGINAL_METHOD,
 ];
 
-/// Reconstructs the guarded request from the proxy's headers.
+/// Reconstructs the guarded request from the proxy's headers. Whether the URL parses is for the caller to find
+/// out ([`oauth_core::AuthServer::request_target`]).
 ///
 /// # Errors
 /// [`OriginalError`].
 pub fn original_request(req: &HttpRequest, gate: &GateConfig) -> Result<Original, OriginalError> {
-    if !FORWARDED.iter().any(|h| req.headers().contains_key(*h)) {
+    // Each header is looked up once: this runs on every proxied request.
+    let raw = FORWARDED.map(|name| req.headers().get(name));
+    if raw.iter().all(Option::is_none) {
         return Err(OriginalError::Missing);
     }
     if !from_trusted_proxy(req, gate) {
         return Err(OriginalError::Untrusted);
     }
-    let method = match (
-        header(req, "x-forwarded-method"),
-        header(req, "x-original-method"),
-    ) {
+    // A header that is present but not visible ASCII counts as absent.
+    let [
+        method,
+        proto,
+        host,
+        uri,
+        original_url,
+        original_uri,
+        original_method,
+    ] = raw.map(|v| v.and_then(|v| v.to_str().ok()));
+    let method = match (method, original_method) {
         (Some(a), Some(b)) if !a.eq_ignore_ascii_case(b) => {
             return Err(OriginalError::Conflicting);
         }
         (Some(m), _) | (None, Some(m)) => m,
         (None, None) => "GET",
     };
-    let proto = || header(req, "x-forwarded-proto").unwrap_or(own_scheme(req));
+    let proto = || proto.unwrap_or(own_scheme(req));
     let host = || {
-        header(req, "x-forwarded-host")
-            .or_else(|| header(req, header::HOST.as_str()))
+        host.or_else(|| header(req, &header::HOST))
             .ok_or(OriginalError::Malformed)
     };
     // Traefik and Caddy: X-Forwarded-Uri. nginx: X-Original-URL, or X-Original-URI with the host.
-    let forwarded = match header(req, "x-forwarded-uri") {
+    let forwarded = match uri {
         Some(uri) => Some(format!("{}://{}{uri}", proto(), host()?)),
         None => None,
     };
-    let original = match (header(req, "x-original-url"), header(req, "x-original-uri")) {
+    let original = match (original_url, original_uri) {
         (Some(full), _) => Some(full.to_owned()),
         (None, Some(uri)) => Some(format!("{}://{}{uri}", proto(), host()?)),
         (None, None) => None,
@@ -173,13 +213,8 @@ pub fn original_request(req: &HttpRequest, gate: &GateConfig) -> Result<Original
         (Some(u), _) | (None, Some(u)) => u,
         (None, None) => return Err(OriginalError::Malformed),
     };
-    let parsed = url::Url::parse(&url).map_err(|_| OriginalError::Malformed)?;
-    if !matches!(parsed.scheme(), "http" | "https") {
-        return Err(OriginalError::Malformed);
-    }
     Ok(Original {
         method: method.to_ascii_uppercase(),
-        path: parsed.path().to_owned(),
         url,
     })
 }
@@ -188,12 +223,12 @@ pub fn original_request(req: &HttpRequest, gate: &GateConfig) -> Result<Original
 /// `X-Forwarded-Proto`/`-Host` when it is trusted, else the request's own scheme and `Host`.
 pub fn public_url(req: &HttpRequest, gate: &GateConfig) -> String {
     let trusted = from_trusted_proxy(req, gate);
-    let proto = header(req, "x-forwarded-proto")
+    let proto = header(req, &names::X_FORWARDED_PROTO)
         .filter(|_| trusted)
         .unwrap_or(own_scheme(req));
-    let host = header(req, "x-forwarded-host")
+    let host = header(req, &names::X_FORWARDED_HOST)
         .filter(|_| trusted)
-        .or_else(|| header(req, header::HOST.as_str()))
+        .or_else(|| header(req, &header::HOST))
         .unwrap_or("localhost");
     format!("{proto}://{host}{}", req.path())
 }

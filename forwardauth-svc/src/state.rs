@@ -156,6 +156,8 @@ pub struct AppState {
     pub secure_cookies: bool,
     /// How users can sign in (for the login page).
     pub login: Arc<LoginChoices>,
+    /// The gate's identity header names, parsed once.
+    pub identity_headers: Arc<crate::handlers::verify::IdentityHeaderNames>,
 }
 
 impl AppState {
@@ -190,6 +192,9 @@ impl AppState {
             auth,
             users,
             gate: Arc::new(config.gate.clone()),
+            identity_headers: Arc::new(crate::handlers::verify::IdentityHeaderNames::new(
+                &config.gate.headers,
+            )),
             pages: Arc::new(Pages::new()),
         })
     }

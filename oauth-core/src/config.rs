@@ -45,8 +45,10 @@ pub struct ServerConfig {
     pub registration: RegistrationPolicy,
     /// Who may use any resource at all (each resource may restrict further).
     pub policy: AccessPolicy,
-    /// How many verified tokens `/verify` keeps in memory.
-    pub verify_cache_capacity: usize,
+    /// How many bytes of verified tokens `/verify` keeps in memory (each entry weighs its token, its claims and
+    /// the bookkeeping: about 1 KiB for a typical ES256 token). When full, the least useful entries go and their
+    /// next use pays a signature check. The default, 32 MiB, holds about 30,000 tokens.
+    pub verify_cache_bytes: u64,
     /// For a store shared by several instances: how old the last successful revocation sync
     /// ([`AuthServer::sync`](crate::AuthServer::sync)) may be before `/verify` stops vouching for any token (it
     /// fails closed with `invalid_token` until a sync succeeds again). `None` (the default) suits a store only this
@@ -86,7 +88,7 @@ impl ServerConfig {
             signing_alg: SigningAlg::Es256,
             registration: RegistrationPolicy::default(),
             policy: AccessPolicy::default(),
-            verify_cache_capacity: 100_000,
+            verify_cache_bytes: 32 * 1024 * 1024,
             revocation_max_staleness: None,
             key_activation_delay: Duration::ZERO,
         }

@@ -65,7 +65,8 @@ pub use flow::session::BrowserSession;
 pub use flow::token::ClientCredentials;
 pub use flow::upstream::UpstreamCallback;
 pub use flow::verify::{
-    GateRequest, Principal, RejectionKind, VerifyRejection, bearer_token, resource_for_url,
+    GateRequest, Principal, RejectionKind, RequestTarget, VerifyRejection, bearer_token,
+    resource_for_url,
 };
 pub use keys::{JosekitKeyManager, KeyError};
 pub use server::{AuthServer, StartError};

@@ -43,7 +43,7 @@ pub struct AuthServer {
     pub(crate) verifier: Verifier,
     pub(crate) providers: Vec<Arc<dyn IdentityProvider>>,
     /// The configured resources, parsed once: `/verify` maps every request URL onto them.
-    pub(crate) resource_index: Vec<crate::flow::verify::ResourceLocation>,
+    pub(crate) resource_index: crate::flow::verify::ResourceIndex,
     /// When an unknown `kid` last caused a key reload. Monotonic time: this is rate limiting, not token time.
     last_kid_reload: Mutex<Option<Instant>>,
 }
@@ -71,15 +71,15 @@ impl AuthServer {
         let keys =
             JosekitKeyManager::load_or_generate(store.as_ref(), config.signing_alg, clock.as_ref())
                 .await?;
-        let config_resources = config.resources.clone();
+        let resource_index = crate::flow::verify::ResourceIndex::new(&config.resources);
         let server = AuthServer {
-            verifier: Verifier::new(config.verify_cache_capacity),
+            verifier: Verifier::new(config.verify_cache_bytes),
             config,
             store,
             keys,
             clock,
             providers: Vec::new(),
-            resource_index: crate::flow::verify::ResourceLocation::index(&config_resources),
+            resource_index,
             last_kid_reload: Mutex::new(None),
         };
         server.sync().await?;

@@ -21,11 +21,10 @@ use oauth_core::{GateRequest, Principal, RejectionKind, VerifyRejection};
 
 use super::no_store;
 use crate::config::IdentityHeaders;
-use crate::extract::{self, OriginalError};
+use crate::extract::{self, OriginalError, names};
 use crate::state::AppState;
 
 /// `GET|POST|… /verify`.
-#[tracing::instrument(skip_all)]
 pub async fn verify(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
     let original = match extract::original_request(&req, &state.gate) {
         Ok(o) => o,
@@ -46,29 +45,55 @@ pub async fn verify(state: web::Data<AppState>, req: HttpRequest) -> HttpRespons
             );
         }
     };
+    let Some(target) = state.auth.request_target(&original.url) else {
+        return denied("the forwarded request headers do not form an http(s) URL");
+    };
     let authorization = extract::authorization(&req);
-    if (original.method == "OPTIONS" && authorization.is_none())
-        || original.path.starts_with("/.well-known/")
-    {
-        return identity(None, &state.gate.headers);
+    if (original.method == "OPTIONS" && authorization.is_none()) || target.well_known {
+        return identity(None, &state.identity_headers);
     }
-    let Some(resource) = state.auth.resource_for_url(&original.url) else {
+    let Some(resource) = target.resource else {
         return denied("no protected resource is configured for this URL");
     };
     let gate = GateRequest::new(authorization, &original.method).with_mcp(
-        extract::header(&req, "mcp-protocol-version"),
-        extract::header(&req, "mcp-method"),
-        extract::header(&req, "mcp-name"),
+        extract::header(&req, &names::MCP_PROTOCOL_VERSION),
+        extract::header(&req, &names::MCP_METHOD),
+        extract::header(&req, &names::MCP_NAME),
     );
     match state.auth.verify_request_with_reload(&gate, resource).await {
-        Ok(principal) => identity(Some(&principal), &state.gate.headers),
+        Ok(principal) => identity(Some(&principal), &state.identity_headers),
         Err(rejection) => rejected(&rejection),
+    }
+}
+
+/// The identity header names of the configuration, parsed once (an empty name: the header is not sent).
+#[derive(Clone, Debug)]
+pub struct IdentityHeaderNames {
+    user_id: Option<HeaderName>,
+    user_name: Option<HeaderName>,
+    user_email: Option<HeaderName>,
+    client_id: Option<HeaderName>,
+    scopes: Option<HeaderName>,
+}
+
+impl IdentityHeaderNames {
+    /// Parses the configured names. The configuration has already refused invalid ones; an empty name parses
+    /// to `None`, "do not send".
+    pub fn new(names: &IdentityHeaders) -> Self {
+        let parse = |n: &str| HeaderName::from_bytes(n.as_bytes()).ok();
+        IdentityHeaderNames {
+            user_id: parse(&names.user_id),
+            user_name: parse(&names.user_name),
+            user_email: parse(&names.user_email),
+            client_id: parse(&names.client_id),
+            scopes: parse(&names.scopes),
+        }
     }
 }
 
 /// A 200 with every identity header: the principal's values, or all empty for a request that passes without
 /// one (a preflight, `/.well-known/*`), so that no client-sent value survives the proxy's copy.
-fn identity(p: Option<&Principal>, names: &IdentityHeaders) -> HttpResponse {
+fn identity(p: Option<&Principal>, names: &IdentityHeaderNames) -> HttpResponse {
     let mut res = no_store(HttpResponse::Ok());
     let scope = p.map(|p| p.scope.to_string());
     let values = [
@@ -79,15 +104,23 @@ fn identity(p: Option<&Principal>, names: &IdentityHeaders) -> HttpResponse {
         (&names.scopes, scope.as_deref()),
     ];
     for (name, value) in values {
-        // An empty name in the configuration means "do not send".
-        let Ok(name) = HeaderName::from_bytes(name.as_bytes()) else {
-            continue;
+        let Some(name) = name else { continue };
+        let value = match value {
+            Some(v) if !v.is_empty() => {
+                HeaderValue::from_str(v).unwrap_or_else(|_| HeaderValue::from_static(""))
+            }
+            _ => HeaderValue::from_static(""),
         };
-        let value = HeaderValue::from_str(value.unwrap_or_default())
-            .unwrap_or_else(|_| HeaderValue::from_static(""));
-        res.insert_header((name, value));
+        res.insert_header((name.clone(), value));
     }
     res.finish()
+}
+
+/// The JSON body of a refusal (RFC 6750 §3 codes; `access_denied` for the gate's own refusals).
+#[derive(serde::Serialize)]
+struct Refusal<'a> {
+    error: &'a str,
+    error_description: &'a str,
 }
 
 fn rejected(r: &VerifyRejection) -> HttpResponse {
@@ -103,10 +136,15 @@ fn rejected(r: &VerifyRejection) -> HttpResponse {
         RejectionKind::InsufficientScope => "insufficient_scope",
         _ => "access_denied",
     };
-    res.json(serde_json::json!({ "error": error, "error_description": r.description }))
+    res.json(Refusal {
+        error,
+        error_description: r.description,
+    })
 }
 
 fn denied(description: &str) -> HttpResponse {
-    no_store(HttpResponse::Forbidden())
-        .json(serde_json::json!({ "error": "access_denied", "error_description": description }))
+    no_store(HttpResponse::Forbidden()).json(Refusal {
+        error: "access_denied",
+        error_description: description,
+    })
 }

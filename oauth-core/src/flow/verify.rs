@@ -162,17 +162,50 @@ struct RevocationSet {
 }
 
 /// The verification state of one server instance.
+/// What an entry of the verified-token cache costs, in bytes: the token, the claims, and the cache's and the
+/// allocator's bookkeeping (estimated). The cache is bounded by the sum, so its memory is bounded whatever
+/// the tokens look like.
+#[derive(Clone, Copy, Debug)]
+struct EntryWeight;
+
+/// Per-entry overhead beyond the token and the claims' text: the `Principal` itself, the `Arc`, the key's and
+/// the strings' headers, the cache's slot, allocator rounding.
+const ENTRY_OVERHEAD: u64 = 384;
+
+impl quick_cache::Weighter<Box<str>, Arc<Principal>> for EntryWeight {
+    fn weight(&self, token: &Box<str>, p: &Arc<Principal>) -> u64 {
+        let text = token.len()
+            + p.subject.len()
+            + p.client_id.len()
+            + p.audience.len()
+            + p.jti.len()
+            + p.grant_id.len()
+            + p.username.as_ref().map_or(0, String::len)
+            + p.email.as_ref().map_or(0, String::len)
+            + p.name.as_ref().map_or(0, String::len)
+            + p.groups.iter().map(|g| g.len() + 24).sum::<usize>()
+            + p.scope.iter().map(|s| s.len() + 24).sum::<usize>();
+        u64::try_from(text)
+            .unwrap_or(u64::MAX)
+            .saturating_add(ENTRY_OVERHEAD)
+    }
+}
+
 pub(crate) struct Verifier {
-    cache: Cache<String, Arc<Principal>>,
+    cache: Cache<Box<str>, Arc<Principal>, EntryWeight>,
     revoked: RwLock<RevocationSet>,
     /// When the last successful sync finished, in milliseconds since the epoch on the engine's clock.
     synced_at_ms: AtomicU64,
 }
 
 impl Verifier {
-    pub(crate) fn new(capacity: usize) -> Self {
+    pub(crate) fn new(cache_bytes: u64) -> Self {
+        // quick_cache sizes its tables from an estimate of the entry count: about 1 KiB an entry.
+        let estimated = usize::try_from(cache_bytes / 1024)
+            .unwrap_or(usize::MAX)
+            .max(16);
         Verifier {
-            cache: Cache::new(capacity.max(16)),
+            cache: Cache::with_weighter(estimated, cache_bytes.max(16 * 1024), EntryWeight),
             revoked: RwLock::new(RevocationSet::default()),
             synced_at_ms: AtomicU64::new(0),
         }
@@ -246,7 +279,7 @@ impl Verifier {
                 jwt::validate(&claims, now, leeway, issuer, None)
                     .map_err(ClaimsRejection::describe)?;
                 let p = Arc::new(Principal::from_claims(claims));
-                self.cache.insert(token.to_owned(), Arc::clone(&p));
+                self.cache.insert(token.into(), Arc::clone(&p));
                 p
             }
         };
@@ -353,31 +386,125 @@ pub fn resource_for_url<'a>(
     resources: &'a [ResourceConfig],
     request_url: &str,
 ) -> Option<&'a ResourceConfig> {
-    best_match(resources, &ResourceLocation::index(resources), request_url)
+    let index = ResourceIndex::new(resources);
+    let at = index.locate_uncached(request_url)?.resource?;
+    resources.get(at)
 }
 
-/// A configured resource's origin and path, parsed once (the request URL is the only parse per request).
-pub(crate) struct ResourceLocation {
+/// What the gate needs to know about the URL of a guarded request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RequestTarget<'a> {
+    /// The configured resource the URL falls under, if any.
+    pub resource: Option<&'a ResourceConfig>,
+    /// Whether the (normalised) path is under `/.well-known/`: discovery documents, which pass unauthenticated.
+    pub well_known: bool,
+}
+
+/// A located URL, as memoised: the resource's position in the configuration.
+#[derive(Clone, Copy, Debug)]
+struct Located {
+    resource: Option<usize>,
+    well_known: bool,
+}
+
+/// URLs longer than this are located without the memo, so the memo's size stays bounded.
+const MEMO_MAX_URL: usize = 512;
+/// How many distinct URLs the memo remembers (at most `MEMO_ENTRIES * MEMO_MAX_URL` bytes of keys).
+const MEMO_ENTRIES: usize = 1024;
+
+/// The configured resources, parsed once, and a bounded memo of located request URLs.
+///
+/// Parsing a URL (host normalisation, IDNA, dot segments) costs more than the whole cached token check, and a
+/// protected MCP server is reached at a handful of distinct URLs, so the result is memoised by the exact URL
+/// string: the memo answers precisely what parsing would, for every input. Anything may be asked (a client
+/// chooses the URL the proxy forwards), so the memo is bounded in entries and in key length.
+pub(crate) struct ResourceIndex {
+    locations: Vec<ResourceLocation>,
+    /// Each resource's RFC 9728 metadata URL, for the challenge of every 401.
+    metadata_urls: Vec<String>,
+    /// `None` for a URL that is not an absolute http(s) URL.
+    memo: Cache<Box<str>, Option<Located>>,
+}
+
+impl ResourceIndex {
+    pub(crate) fn new(resources: &[ResourceConfig]) -> Self {
+        ResourceIndex {
+            locations: resources.iter().map(ResourceLocation::new).collect(),
+            metadata_urls: resources.iter().map(ResourceConfig::metadata_url).collect(),
+            memo: Cache::new(MEMO_ENTRIES),
+        }
+    }
+
+    /// `resource`'s metadata URL: computed once for the configured resources, on the spot for any other.
+    fn metadata_url(&self, resource: &ResourceConfig) -> String {
+        self.locations
+            .iter()
+            .zip(&self.metadata_urls)
+            .find(|(at, _)| at.resource == resource.resource)
+            .map_or_else(|| resource.metadata_url(), |(_, url)| url.clone())
+    }
+
+    /// Locates `request_url` among the resources (memoised); `None` if it is not an absolute http(s) URL.
+    fn locate(&self, request_url: &str) -> Option<Located> {
+        if request_url.len() > MEMO_MAX_URL {
+            return self.locate_uncached(request_url);
+        }
+        if let Some(hit) = self.memo.get(request_url) {
+            return hit;
+        }
+        let located = self.locate_uncached(request_url);
+        self.memo.insert(request_url.into(), located);
+        located
+    }
+
+    fn locate_uncached(&self, request_url: &str) -> Option<Located> {
+        let req = url::Url::parse(request_url).ok()?;
+        if !matches!(req.scheme(), "http" | "https") {
+            return None;
+        }
+        let origin = req.origin();
+        let path = req.path();
+        let resource = self
+            .locations
+            .iter()
+            .enumerate()
+            .filter(|(_, at)| at.contains(&origin, path))
+            .max_by_key(|(_, at)| at.resource_len)
+            .map(|(i, _)| i);
+        Some(Located {
+            resource,
+            well_known: path.starts_with("/.well-known/"),
+        })
+    }
+}
+
+/// A configured resource's origin and path, parsed once.
+struct ResourceLocation {
+    /// The configured URL.
+    resource: String,
     origin: Option<url::Origin>,
     base: String,
+    /// The configured URL's length: the longest configured resource that contains a URL wins.
+    resource_len: usize,
 }
 
 impl ResourceLocation {
-    /// One location per resource, in the same order.
-    pub(crate) fn index(resources: &[ResourceConfig]) -> Vec<ResourceLocation> {
-        resources
-            .iter()
-            .map(|r| match url::Url::parse(&r.resource) {
-                Ok(u) => ResourceLocation {
-                    origin: Some(u.origin()),
-                    base: u.path().trim_end_matches('/').to_owned(),
-                },
-                Err(_) => ResourceLocation {
-                    origin: None,
-                    base: String::new(),
-                },
-            })
-            .collect()
+    fn new(r: &ResourceConfig) -> Self {
+        match url::Url::parse(&r.resource) {
+            Ok(u) => ResourceLocation {
+                resource: r.resource.clone(),
+                origin: Some(u.origin()),
+                base: u.path().trim_end_matches('/').to_owned(),
+                resource_len: r.resource.len(),
+            },
+            Err(_) => ResourceLocation {
+                resource: r.resource.clone(),
+                origin: None,
+                base: String::new(),
+                resource_len: 0,
+            },
+        }
     }
 
     fn contains(&self, origin: &url::Origin, path: &str) -> bool {
@@ -388,21 +515,6 @@ impl ResourceLocation {
                     .strip_prefix(self.base.as_str())
                     .is_some_and(|rest| rest.starts_with('/')))
     }
-}
-
-fn best_match<'a>(
-    resources: &'a [ResourceConfig],
-    index: &[ResourceLocation],
-    request_url: &str,
-) -> Option<&'a ResourceConfig> {
-    let req = url::Url::parse(request_url).ok()?;
-    let origin = req.origin();
-    resources
-        .iter()
-        .zip(index)
-        .filter(|(_, at)| at.contains(&origin, req.path()))
-        .map(|(r, _)| r)
-        .max_by_key(|r| r.resource.len())
 }
 
 impl crate::AuthServer {
@@ -420,7 +532,7 @@ impl crate::AuthServer {
             kind,
             description,
             scope,
-            resource_metadata: resource.metadata_url(),
+            resource_metadata: self.resource_index.metadata_url(resource),
         };
         let required =
             || (!resource.required_scopes.is_empty()).then(|| resource.required_scopes.join(" "));
@@ -496,7 +608,7 @@ impl crate::AuthServer {
             kind,
             description,
             scope,
-            resource_metadata: resource.metadata_url(),
+            resource_metadata: self.resource_index.metadata_url(resource),
         };
         if !resource.policy.allows(
             &principal.subject,
@@ -552,6 +664,60 @@ impl crate::AuthServer {
 
     /// The configured resource a request URL falls under.
     pub fn resource_for_url(&self, request_url: &str) -> Option<&ResourceConfig> {
-        best_match(&self.config.resources, &self.resource_index, request_url)
+        self.request_target(request_url)?.resource
+    }
+
+    /// Where a guarded request goes: its resource, and whether it asks for a discovery document. `None` if
+    /// `request_url` is not an absolute http(s) URL. Memoised per URL (bounded), so the gate parses a URL once,
+    /// not on every request.
+    pub fn request_target(&self, request_url: &str) -> Option<RequestTarget<'_>> {
+        let located = self.resource_index.locate(request_url)?;
+        Some(RequestTarget {
+            resource: located.resource.and_then(|i| self.config.resources.get(i)),
+            well_known: located.well_known,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+
+    use super::*;
+
+    fn principal(i: usize) -> Arc<Principal> {
+        Arc::new(Principal {
+            subject: format!("github:{i}"),
+            client_id: "0123456789abcdef0123456789abcdef".into(),
+            scope: ScopeSet::parse("mcp").unwrap(),
+            audience: "https://mcp.example.com/mcp".into(),
+            jti: format!("jti-{i:020}"),
+            grant_id: format!("grant-{i:020}"),
+            expires_at: 2_000_000_000,
+            issued_at: 1_000_000_000,
+            username: Some(format!("user{i}")),
+            email: None,
+            name: None,
+            groups: vec!["acme".into()],
+        })
+    }
+
+    #[test]
+    fn the_verified_token_cache_is_bounded_by_bytes_not_entries() {
+        let budget = 256 * 1024;
+        let v = Verifier::new(budget);
+        // Tokens the size of an ES256 access token with a few claims.
+        for i in 0..5_000 {
+            let token = format!("{i:0>700}");
+            v.cache.insert(token.into(), principal(i));
+        }
+        assert!(
+            v.cache.weight() <= budget,
+            "cache weighs {} bytes, budget {budget}",
+            v.cache.weight()
+        );
+        let held = v.cache.len();
+        // ~1.2 KiB an entry: a couple of hundred fit, far fewer than were inserted.
+        assert!((100..400).contains(&held), "{held} entries held");
     }
 }

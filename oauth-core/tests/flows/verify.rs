@@ -355,6 +355,45 @@ async fn rs256_and_eddsa_are_selectable() {
 }
 
 #[tokio::test]
+async fn request_targets_are_judged_on_the_normalised_url_and_memoised_alike() {
+    let h = harness().await;
+    let target = |u: &str| {
+        h.server
+            .request_target(u)
+            .map(|t| (t.resource.map(|r| r.resource.clone()), t.well_known))
+    };
+    let cases: [(&str, Option<(Option<&str>, bool)>); 7] = [
+        ("https://mcp.example.com/mcp", Some((Some(RESOURCE), false))),
+        // Dot segments are resolved before anything is judged: neither way round lets a request pass as discovery.
+        (
+            "https://mcp.example.com/.well-known/../mcp",
+            Some((Some(RESOURCE), false)),
+        ),
+        (
+            "https://mcp.example.com/mcp/../.well-known/oauth-protected-resource/mcp",
+            Some((None, true)),
+        ),
+        (
+            "https://MCP.Example.COM:443/mcp/x",
+            Some((Some(RESOURCE), false)),
+        ),
+        ("https://mcp.example.com:8443/mcp", Some((None, false))),
+        ("ftp://mcp.example.com/mcp", None),
+        ("not a url", None),
+    ];
+    // Twice: the second round is answered from the memo and must agree with the first.
+    for round in 0..2 {
+        for (url, want) in &cases {
+            let want = want.map(|(r, w)| (r.map(str::to_owned), w));
+            assert_eq!(target(url), want, "{url} (round {round})");
+        }
+    }
+    // A URL too long for the memo is still located.
+    let long = format!("{RESOURCE}/{}", "a".repeat(2_000));
+    assert_eq!(target(&long), Some((Some(RESOURCE.to_owned()), false)));
+}
+
+#[tokio::test]
 async fn request_urls_map_to_resources_on_segment_boundaries() {
     let h = harness().await;
     let at = |u: &str| h.server.resource_for_url(u).map(|r| r.resource.clone());
