@@ -2,16 +2,22 @@
 //!
 //! ```text
 //! cargo run -p bench --release --bin bench-verify -- [--seconds 10] [--connections 64] [--threads 2] [--tokens 10000]
-//!                                                    [--profile release|debug]
+//!                                                    [--rounds 3] [--profile release|debug] [--prepare DIR]
 //! ```
 //!
 //! It prepares a store with the real engine (a client, a grant, and N distinct access tokens signed with the
-//! store's own key), starts the real `forwardauth-svc` binary (release build, built first if missing) on a free
-//! loopback port, and loads it with `wrk` (Debian package) from a second process: `/health` (a no-op endpoint of
-//! the same server: the ceiling), `/verify` with one valid token, with an invalid token, and with a working set of
-//! N distinct valid tokens. It reports requests/s, p50/p99 latency, and the service's idle and peak RSS and time
-//! to first answer, and prints `/verify` throughput as a ratio of the no-op's. Numbers are reported, not judged:
-//! this is a measurement, not a test (`.ci/run` runs it for a few seconds as a smoke check so it cannot rot).
+//! store's own key), starts the real `forwardauth-svc` binary (built first, so it is never stale) on a free
+//! loopback port with its default log level, and loads it with `wrk` (Debian package) from a second process:
+//! `/health` (a no-op endpoint of the same server: the ceiling), `/health` again with the very request headers of
+//! the `/verify` run (the ceiling for a request of that size), `/verify` with one valid token, with an invalid
+//! token, and with a working set of N distinct valid tokens. The endpoints take turns for `--rounds` rounds and
+//! each figure is the median, so that a burst of other work skews one sample of each, not all of one. It reports
+//! requests/s, p50/p99 latency, and the service's idle and peak RSS and time to first answer, and prints
+//! `/verify` throughput as a ratio of the no-op's. Numbers are reported, not judged: this is a measurement, not a
+//! test (`.ci/run` runs it for a few seconds as a smoke check so it cannot rot).
+//!
+//! `--prepare DIR` only writes the store, configuration, tokens and wrk scripts into DIR and prints how to start
+//! the service on them: for profiling by hand (`valgrind --tool=callgrind`, `perf record`).
 
 #![allow(clippy::print_stdout)]
 
@@ -36,6 +42,8 @@ struct Options {
     profile: String,
     /// Only write the store, config, tokens and wrk scripts into this directory (for profiling by hand).
     prepare: Option<PathBuf>,
+    /// Rounds over all endpoints; each figure is the median.
+    rounds: u32,
 }
 
 fn options() -> Result<Options, Error> {
@@ -46,6 +54,7 @@ fn options() -> Result<Options, Error> {
         tokens: 10_000,
         profile: "release".into(),
         prepare: None,
+        rounds: 3,
     };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
@@ -57,6 +66,7 @@ fn options() -> Result<Options, Error> {
             "--tokens" => o.tokens = value.parse()?,
             "--profile" if value == "release" || value == "debug" => o.profile = value,
             "--prepare" => o.prepare = Some(PathBuf::from(value)),
+            "--rounds" => o.rounds = value.parse()?,
             other => return Err(format!("unknown option {other}").into()),
         }
     }
@@ -119,22 +129,20 @@ async fn prepare(dir: &Path, base: &str, n: usize) -> Result<Vec<String>, Error>
 }
 
 /// The service binary of `profile` (`release` for measurements; `debug` for the CI smoke, which reuses the test
-/// build), built if missing.
+/// build), built (or brought up to date: a stale binary would measure old code) first.
 fn binary(profile: &str) -> Result<PathBuf, Error> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let bin = root.join("target").join(profile).join("forwardauth-svc");
-    if !bin.exists() {
-        let mut cargo = Command::new("cargo");
-        cargo.args(["build", "-p", "forwardauth-svc"]);
-        if profile == "release" {
-            cargo.arg("--release");
-        }
-        let ok = cargo.current_dir(&root).status()?.success();
-        if !ok {
-            return Err("building forwardauth-svc failed".into());
-        }
+    let target =
+        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
+    let mut cargo = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    cargo.args(["build", "--quiet", "-p", "forwardauth-svc"]);
+    if profile == "release" {
+        cargo.arg("--release");
     }
-    Ok(bin)
+    if !cargo.current_dir(&root).status()?.success() {
+        return Err("building forwardauth-svc failed".into());
+    }
+    Ok(target.join(profile).join("forwardauth-svc"))
 }
 
 fn rss_kib(pid: u32, field: &str) -> u64 {
@@ -212,6 +220,25 @@ fn wrk(o: &Options, name: &str, url: &str, script: &Path) -> Result<Run, Error> 
     })
 }
 
+/// The median run of `runs` by throughput, with the median p50 and p99 (each taken on its own) and the
+/// non-2xx answers summed.
+fn median(mut runs: Vec<Run>) -> Option<Run> {
+    let mid = runs.len() / 2;
+    let non_2xx = runs.iter().map(|r| r.non_2xx).sum();
+    let pick = |runs: &mut Vec<Run>, key: fn(&Run) -> f64| {
+        runs.sort_by(|a, b| key(a).total_cmp(&key(b)));
+        runs.get(mid).map(key)
+    };
+    let p50_ms = pick(&mut runs, |r| r.p50_ms)?;
+    let p99_ms = pick(&mut runs, |r| r.p99_ms)?;
+    runs.sort_by(|a, b| a.rps.total_cmp(&b.rps));
+    let mut run = runs.into_iter().nth(mid)?;
+    run.p50_ms = p50_ms;
+    run.p99_ms = p99_ms;
+    run.non_2xx = non_2xx;
+    Some(run)
+}
+
 fn lua(
     path: &Path,
     method: &str,
@@ -273,6 +300,7 @@ async fn main() -> Result<(), Error> {
         .map(|(k, v)| (*k, (*v).to_owned()))
         .collect();
     lua(&dir.join("noop.lua"), "GET", &[], None)?;
+    lua(&dir.join("noop_headers.lua"), "GET", &h_valid, None)?;
     lua(&dir.join("valid.lua"), "GET", &h_valid, None)?;
     lua(&dir.join("invalid.lua"), "GET", &h_invalid, None)?;
     lua(&dir.join("set.lua"), "GET", &h_set, Some(&token_file))?;
@@ -311,40 +339,42 @@ async fn main() -> Result<(), Error> {
     std::thread::sleep(Duration::from_millis(300));
     let idle = rss_kib(pid, "VmRSS:");
 
-    let runs = [
-        wrk(
-            &o,
-            "no-op (/health)",
-            &format!("{base}/health"),
-            &dir.join("noop.lua"),
-        )?,
-        wrk(
-            &o,
-            "/verify valid token",
-            &format!("{base}/verify"),
-            &dir.join("valid.lua"),
-        )?,
-        wrk(
-            &o,
-            "/verify invalid token",
-            &format!("{base}/verify"),
-            &dir.join("invalid.lua"),
-        )?,
-        wrk(
-            &o,
-            &format!("/verify {} distinct tokens", tokens.len()),
-            &format!("{base}/verify"),
-            &dir.join("set.lua"),
-        )?,
+    let set_name = format!("/verify {} distinct tokens", tokens.len());
+    let plan = [
+        ("no-op (/health)", "/health", "noop.lua"),
+        (
+            "no-op, /verify's request headers",
+            "/health",
+            "noop_headers.lua",
+        ),
+        ("/verify valid token", "/verify", "valid.lua"),
+        ("/verify invalid token", "/verify", "invalid.lua"),
+        (set_name.as_str(), "/verify", "set.lua"),
     ];
+    // Rounds interleave the endpoints, and each figure is the median over the rounds: a burst of other work on
+    // the machine then skews one sample of every endpoint, not every sample of one.
+    let mut samples: Vec<Vec<Run>> = plan.iter().map(|_| Vec::new()).collect();
+    for _ in 0..o.rounds.max(1) {
+        for ((name, path, script), got) in plan.iter().zip(samples.iter_mut()) {
+            got.push(wrk(&o, name, &format!("{base}{path}"), &dir.join(script))?);
+        }
+    }
+    let runs: Vec<Run> = samples
+        .into_iter()
+        .map(median)
+        .collect::<Option<_>>()
+        .ok_or("no runs")?;
     let peak = rss_kib(pid, "VmHWM:");
     drop(svc);
     let _ = std::fs::remove_dir_all(&dir);
 
     let cores = std::thread::available_parallelism().map_or(0, usize::from);
     println!(
-        "bench-verify: {cores} cores, {} connections, {} wrk threads, {} s per run",
-        o.connections, o.threads, o.seconds
+        "bench-verify: {cores} cores, {} connections, {} wrk threads, {} s per run, median of {} rounds",
+        o.connections,
+        o.threads,
+        o.seconds,
+        o.rounds.max(1)
     );
     println!(
         "{:<34} {:>12} {:>10} {:>10} {:>10}",
@@ -356,17 +386,23 @@ async fn main() -> Result<(), Error> {
             r.name, r.rps, r.p50_ms, r.p99_ms, r.non_2xx
         );
     }
-    let noop = &runs[0];
-    let v = &runs[1];
+    let [noop, noop_headers, valid, invalid, set] = runs.as_slice() else {
+        return Err("expected five runs".into());
+    };
     println!(
         "/verify (valid) throughput = {:.1}% of the no-op's; p99 = {:.2}x the no-op's",
-        100.0 * v.rps / noop.rps,
-        v.p99_ms / noop.p99_ms
+        100.0 * valid.rps / noop.rps,
+        valid.p99_ms / noop.p99_ms
+    );
+    println!(
+        "/verify (valid) throughput = {:.1}% of the no-op's with the same request headers; p99 = {:.2}x",
+        100.0 * valid.rps / noop_headers.rps,
+        valid.p99_ms / noop_headers.p99_ms
     );
     println!(
         "/verify ({} tokens) throughput = {:.1}% of the no-op's",
         tokens.len(),
-        100.0 * runs[3].rps / noop.rps
+        100.0 * set.rps / noop.rps
     );
     println!(
         "service RSS: idle {:.1} MiB, peak {:.1} MiB; first answer after {:.0} ms",
@@ -374,7 +410,7 @@ async fn main() -> Result<(), Error> {
         peak as f64 / 1024.0,
         ready.as_secs_f64() * 1000.0
     );
-    if runs[1].non_2xx > 0 || runs[3].non_2xx > 0 || runs[2].rps > 0.0 && runs[2].non_2xx == 0 {
+    if valid.non_2xx > 0 || set.non_2xx > 0 || invalid.rps > 0.0 && invalid.non_2xx == 0 {
         return Err("unexpected answers: valid tokens must get 200 and the invalid one 401".into());
     }
     Ok(())

@@ -199,13 +199,19 @@ pub fn original_request(req: &HttpRequest, gate: &GateConfig) -> Result<Original
             .ok_or(OriginalError::Malformed)
     };
     // Traefik and Caddy: X-Forwarded-Uri. nginx: X-Original-URL, or X-Original-URI with the host.
-    let forwarded = match uri {
-        Some(uri) => Some(format!("{}://{}{uri}", proto(), host()?)),
-        None => None,
+    let absolute = |uri: &str| -> Result<String, OriginalError> {
+        let (proto, host) = (proto(), host()?);
+        let mut url = String::with_capacity(proto.len() + 3 + host.len() + uri.len());
+        url.push_str(proto);
+        url.push_str("://");
+        url.push_str(host);
+        url.push_str(uri);
+        Ok(url)
     };
+    let forwarded = uri.map(absolute).transpose()?;
     let original = match (original_url, original_uri) {
         (Some(full), _) => Some(full.to_owned()),
-        (None, Some(uri)) => Some(format!("{}://{}{uri}", proto(), host()?)),
+        (None, Some(uri)) => Some(absolute(uri)?),
         (None, None) => None,
     };
     let url = match (forwarded, original) {
