@@ -362,7 +362,9 @@ async fn request_targets_are_judged_on_the_normalised_url_and_memoised_alike() {
             .request_target(u)
             .map(|t| (t.resource.map(|r| r.resource.clone()), t.well_known))
     };
-    let cases: [(&str, Option<(Option<&str>, bool)>); 7] = [
+    /// `None`: not an http(s) URL; else the resource and whether the path is under `/.well-known/`.
+    type Want = Option<(Option<&'static str>, bool)>;
+    let cases: [(&str, Want); 7] = [
         ("https://mcp.example.com/mcp", Some((Some(RESOURCE), false))),
         // Dot segments are resolved before anything is judged: neither way round lets a request pass as discovery.
         (
