@@ -165,8 +165,7 @@ impl AuthServer {
                     ClientKeys::Jwks(jwks)
                 }
                 (None, Some(uri)) => ClientKeys::JwksUri(
-                    cimd::document_url(&uri, config, "jwks_uri")
-                        .map_err(|why| invalid(format!("jwks_uri: {why}")))?,
+                    cimd::document_url(&uri, config, "jwks_uri").map_err(invalid)?,
                 ),
                 (Some(_), Some(_)) => {
                     return Err(invalid(

@@ -10,7 +10,9 @@ use std::time::Duration;
 use josekit::jwk::{Jwk, KeyPair as _};
 use josekit::jws::{ES256, JwsHeader};
 use josekit::jwt::{self, JwtPayload};
-use oauth_core::cimd::{ClientDocumentFetcher as _, ReqwestDocumentFetcher, StaticHosts};
+use oauth_core::cimd::{
+    AddressFilter, ClientDocumentFetcher as _, ReqwestDocumentFetcher, StaticHosts,
+};
 use oauth_core::testing::documents::{DocumentServer, Route, TestCa};
 use oauth_core::testing::{self, ISSUER};
 use oauth_core::wire::{IntrospectionRequest, RevocationRequest, TokenRequest};
@@ -298,6 +300,9 @@ async fn fetch_failures_name_what_went_wrong() {
 
 #[tokio::test]
 async fn hosts_resolving_to_private_addresses_are_refused_before_connecting() {
+    // Guard first: should the filter ever regress, fail here rather than let the fetch below try 10.0.0.7.
+    let filter = AddressFilter::new(false, vec!["127.0.0.1/32".parse().unwrap()]);
+    assert_eq!(filter.check("10.0.0.7".parse().unwrap()), Err("private"));
     let c = cimd().await;
     let port = c.docs.port();
     let id = format!("https://evil.test:{port}/client.json");
@@ -773,6 +778,24 @@ async fn url_client_ids_are_unknown_when_documents_are_disabled() {
                 "invalid_request",
                 "unknown client, or redirect_uri is not registered for this client"
             )
+        )
+    );
+}
+
+#[tokio::test]
+async fn a_jwks_uri_follows_the_same_url_rules() {
+    let c = cimd().await;
+    let id = c.serve(
+        "/bad-jwks-uri.json",
+        json!({"token_endpoint_auth_method": "private_key_jwt", "jwks_uri": "http://client.test/jwks.json"}),
+    );
+    let (status, body) = refused(&c, &id, "https://app.example.com/cb").await;
+    assert_eq!(status, 400);
+    assert_eq!(
+        body,
+        body_of(
+            "invalid_client_metadata",
+            &format!("client metadata document {id}: jwks_uri must be https")
         )
     );
 }
