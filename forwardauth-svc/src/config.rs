@@ -58,6 +58,20 @@
 //! [resources.tool_scopes]             # extra scopes per MCP method, or method and tool name
 //! "tools/call:delete_repo" = ["mcp:admin"]
 //!
+//! [client_metadata]                  # Client ID Metadata Documents: clients whose client_id is an https URL
+//! enabled = true                      # default true; the document at the URL is the client's registration
+//! allowed_hosts = ["claude.ai", "*.example.com"] # only these hosts (exact, or `*.` for every subdomain);
+//! # denied_hosts = ["evil.example"]   # or: every host but these; neither: any host
+//! allow_private_addresses = false     # development only: fetch from loopback/private/link-local addresses
+//! allowed_networks = ["10.20.0.0/16"] # addresses fetched although private (a bare IP means /32 or /128)
+//! allow_http_loopback = false         # development only: http:// client ids on 127.0.0.1, [::1], localhost
+//! timeout_ms = 3000                   # bound on one whole fetch
+//! max_document_bytes = 5120           # larger documents are refused
+//! cache_min_secs = 300                # documents are reused for their max-age, clamped to this range
+//! cache_max_secs = 86400
+//! ca_certificates = []                # extra trusted CAs (PEM files, relative to this file)
+//! builtin_roots = true                # false: trust only ca_certificates
+//!
 //! [users]
 //! file = "users.toml"                 # local users; see below
 //!
@@ -112,8 +126,8 @@ use std::time::Duration;
 
 use actix_web::http::header::HeaderName;
 use oauth_core::{
-    AccessPolicy, LocalUser, LocalUsers, ResourceConfig, Secret, ServerConfig, SigningAlg,
-    ToolScope,
+    AccessPolicy, ClientMetadataDocuments, HostPattern, HostPolicy, LocalUser, LocalUsers,
+    ResourceConfig, Secret, ServerConfig, SigningAlg, ToolScope,
 };
 use serde::Deserialize;
 
@@ -405,6 +419,27 @@ pub struct RawConfig {
     policy: RawPolicy,
     #[serde(default)]
     providers: Vec<RawProvider>,
+    #[serde(default)]
+    client_metadata: RawClientMetadata,
+}
+
+/// `[client_metadata]`: Client ID Metadata Documents (URL `client_id`s).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawClientMetadata {
+    enabled: Option<bool>,
+    allowed_hosts: Option<Vec<String>>,
+    denied_hosts: Option<Vec<String>>,
+    allow_private_addresses: Option<bool>,
+    allowed_networks: Option<Vec<String>>,
+    allow_http_loopback: Option<bool>,
+    timeout_ms: Option<u64>,
+    max_document_bytes: Option<usize>,
+    cache_min_secs: Option<u64>,
+    cache_max_secs: Option<u64>,
+    cache_capacity: Option<usize>,
+    ca_certificates: Option<Vec<PathBuf>>,
+    builtin_roots: Option<bool>,
 }
 
 /// Who may use anything at all (the same keys as on a resource).
@@ -746,6 +781,7 @@ impl RawConfig {
         }
         apply_tokens(&ctx, self.tokens, &mut server)?;
         apply_registration(&ctx, self.registration, &mut server)?;
+        server.client_metadata = client_metadata(&ctx, self.client_metadata)?;
         if matches!(config.store, StoreConfig::Redis(_)) {
             server.revocation_max_staleness = Some(REDIS_REVOCATION_MAX_STALENESS);
             server.key_activation_delay = REDIS_KEY_ACTIVATION_DELAY;
@@ -1335,26 +1371,142 @@ fn users(ctx: &Ctx<'_>, raw: RawUsers) -> Result<Vec<LocalUser>, ConfigError> {
     Ok(list.into_iter().map(|(_, user)| user).collect())
 }
 
+/// IP addresses (a bare IP means /32 or /128) or CIDR ranges, each error naming `key[i]`.
+fn networks(ctx: &Ctx<'_>, key: &str, list: &[String]) -> Result<Vec<ipnet::IpNet>, ConfigError> {
+    let mut nets = Vec::with_capacity(list.len());
+    for (i, s) in list.iter().enumerate() {
+        let net = if s.contains('/') {
+            s.parse::<ipnet::IpNet>().map_err(|e| e.to_string())
+        } else {
+            s.parse::<IpAddr>()
+                .map(ipnet::IpNet::from)
+                .map_err(|e| e.to_string())
+        };
+        nets.push(net.map_err(|e| {
+            ctx.invalid(
+                format!("{key}[{i}]"),
+                format!("not an IP address or CIDR range: {s:?} ({e})"),
+            )
+        })?);
+    }
+    Ok(nets)
+}
+
+/// `[client_metadata]`: enabled by default (the MCP specification says an authorization server SHOULD support
+/// Client ID Metadata Documents), any host, public addresses only.
+fn client_metadata(
+    ctx: &Ctx<'_>,
+    raw: RawClientMetadata,
+) -> Result<ClientMetadataDocuments, ConfigError> {
+    let mut c = ClientMetadataDocuments::enabled();
+    if let Some(e) = raw.enabled {
+        c.enabled = e;
+    }
+    let patterns = |key: &str, list: Vec<String>| {
+        list.iter()
+            .enumerate()
+            .map(|(i, p)| {
+                HostPattern::parse(p).map_err(|reason| ctx.invalid(format!("{key}[{i}]"), reason))
+            })
+            .collect::<Result<Vec<_>, _>>()
+    };
+    c.hosts = match (raw.allowed_hosts, raw.denied_hosts) {
+        (Some(_), Some(_)) => {
+            return Err(ctx.invalid(
+                "client_metadata.denied_hosts",
+                "set allowed_hosts or denied_hosts, not both",
+            ));
+        }
+        (Some(list), None) => {
+            if list.is_empty() {
+                return Err(ctx.invalid(
+                    "client_metadata.allowed_hosts",
+                    "an empty list would refuse every client; set enabled = false instead",
+                ));
+            }
+            HostPolicy::Allow(patterns("client_metadata.allowed_hosts", list)?)
+        }
+        (None, Some(list)) => HostPolicy::Deny(patterns("client_metadata.denied_hosts", list)?),
+        (None, None) => HostPolicy::Any,
+    };
+    if let Some(v) = raw.allow_private_addresses {
+        c.allow_private_addresses = v;
+    }
+    if let Some(list) = raw.allowed_networks {
+        c.allowed_networks = networks(ctx, "client_metadata.allowed_networks", &list)?;
+    }
+    if let Some(v) = raw.allow_http_loopback {
+        c.allow_http_loopback = v;
+    }
+    match raw.timeout_ms {
+        Some(0) => {
+            return Err(ctx.invalid("client_metadata.timeout_ms", "must be greater than zero"));
+        }
+        Some(ms) => c.timeout = Duration::from_millis(ms),
+        None => {}
+    }
+    match raw.max_document_bytes {
+        Some(0) => {
+            return Err(ctx.invalid(
+                "client_metadata.max_document_bytes",
+                "must be greater than zero",
+            ));
+        }
+        Some(n) => c.max_document_bytes = n,
+        None => {}
+    }
+    match raw.cache_capacity {
+        Some(0) => {
+            return Err(ctx.invalid(
+                "client_metadata.cache_capacity",
+                "must be greater than zero",
+            ));
+        }
+        Some(n) => c.cache_capacity = n,
+        None => {}
+    }
+    if let Some(s) = raw.cache_min_secs {
+        c.cache_min = Duration::from_secs(s);
+    }
+    if let Some(s) = raw.cache_max_secs {
+        c.cache_max = Duration::from_secs(s);
+    }
+    if c.cache_min > c.cache_max {
+        return Err(ctx.invalid(
+            "client_metadata.cache_min_secs",
+            format!(
+                "{} s is more than cache_max_secs ({} s)",
+                c.cache_min.as_secs(),
+                c.cache_max.as_secs()
+            ),
+        ));
+    }
+    for (i, path) in raw.ca_certificates.unwrap_or_default().iter().enumerate() {
+        let key = format!("client_metadata.ca_certificates[{i}]");
+        let path = ctx.base.join(path);
+        let pem = std::fs::read(&path)
+            .map_err(|e| ctx.invalid(&key, format!("cannot read {}: {e}", path.display())))?;
+        if !String::from_utf8_lossy(&pem).contains("-----BEGIN CERTIFICATE-----") {
+            return Err(ctx.invalid(&key, format!("{} holds no PEM certificate", path.display())));
+        }
+        c.extra_root_certificates.push(pem);
+    }
+    if let Some(b) = raw.builtin_roots {
+        c.builtin_roots = b;
+    }
+    if !c.builtin_roots && c.extra_root_certificates.is_empty() {
+        return Err(ctx.invalid(
+            "client_metadata.builtin_roots",
+            "false needs at least one ca_certificates entry (nothing would be trusted)",
+        ));
+    }
+    Ok(c)
+}
+
 fn gate_config(ctx: &Ctx<'_>, raw: RawGate) -> Result<GateConfig, ConfigError> {
     let mut gate = GateConfig::default();
     if let Some(list) = raw.trusted_proxies {
-        let mut nets = Vec::with_capacity(list.len());
-        for (i, s) in list.iter().enumerate() {
-            let net = if s.contains('/') {
-                s.parse::<ipnet::IpNet>().map_err(|e| e.to_string())
-            } else {
-                s.parse::<IpAddr>()
-                    .map(ipnet::IpNet::from)
-                    .map_err(|e| e.to_string())
-            };
-            nets.push(net.map_err(|e| {
-                ctx.invalid(
-                    format!("gate.trusted_proxies[{i}]"),
-                    format!("not an IP address or CIDR range: {s:?} ({e})"),
-                )
-            })?);
-        }
-        gate.trusted_proxies = nets;
+        gate.trusted_proxies = networks(ctx, "gate.trusted_proxies", &list)?;
     }
     let h = raw.headers;
     let slots = [

@@ -1,7 +1,11 @@
 //! Server-rendered login, consent and error pages.
 //!
 //! Templates are minijinja, compiled in, and auto-escaped (their names end in `.html`): every value from a
-//! request or a client registration (client name, username, redirect host) is escaped on output. Every page goes
+//! request, a client registration or a client metadata document (client name, username, redirect host) is
+//! escaped on output. The consent page names the client's host for a metadata-document client (the name is
+//! only what the document claims; the host is who published it), always the host the code goes to, and warns
+//! when that is the user's own machine, where any program could be waiting (MCP security best practices,
+//! "localhost redirect impersonation"). Every page goes
 //! out with `X-Frame-Options: DENY`, `frame-ancestors 'none'` and `no-store`, so it can neither be framed
 //! (clickjacking the consent button) nor cached.
 
@@ -84,6 +88,7 @@ impl Pages {
             context! {
                 client_name => client_name(prompt),
                 client_id => prompt.client_id,
+                client_host => prompt.client_host,
                 redirect_host => prompt.redirect_host,
                 redirect_is_loopback => prompt.redirect_is_loopback,
                 scopes => prompt.scope.iter().collect::<Vec<_>>(),

@@ -58,6 +58,10 @@ pub struct ServerConfig {
     /// that every instance sharing the store has loaded it before any token signed with it exists. Zero (the
     /// default) suits a single instance.
     pub key_activation_delay: Duration,
+    /// Client ID Metadata Documents: clients identified by an https URL whose document the server fetches
+    /// (draft-ietf-oauth-client-id-metadata-document). Disabled by default in the engine (it makes outbound
+    /// requests); the service enables it by default.
+    pub client_metadata: ClientMetadataDocuments,
 }
 
 impl ServerConfig {
@@ -91,6 +95,7 @@ impl ServerConfig {
             verify_cache_bytes: 32 * 1024 * 1024,
             revocation_max_staleness: None,
             key_activation_delay: Duration::ZERO,
+            client_metadata: ClientMetadataDocuments::default(),
         }
     }
 
@@ -147,7 +152,7 @@ impl ServerConfig {
         {
             return Err("token lifetimes must be greater than zero".into());
         }
-        Ok(())
+        self.client_metadata.validate()
     }
 
     /// The absolute URL of an endpoint path below the issuer.
@@ -417,5 +422,158 @@ pub(crate) fn is_loopback_host(u: &url::Url) -> bool {
         Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
         Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
         None => false,
+    }
+}
+
+/// Client ID Metadata Documents (draft-ietf-oauth-client-id-metadata-document): which URL `client_id`s the
+/// server resolves, and the safeguards of the fetch. See the `cimd` module for why each bound exists.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct ClientMetadataDocuments {
+    /// Whether URL `client_id`s are resolved at all (and `client_id_metadata_document_supported` advertised).
+    pub enabled: bool,
+    /// Which hosts may serve client documents.
+    pub hosts: HostPolicy,
+    /// Development only: fetch from loopback, private, link-local and other non-public addresses too.
+    pub allow_private_addresses: bool,
+    /// Addresses fetched even though they are in a refused range (a private deployment's client host, or the
+    /// tests' 127.0.0.1).
+    pub allowed_networks: Vec<ipnet::IpNet>,
+    /// Development only: accept `http://` client ids on a loopback host (`127.0.0.1`, `[::1]`, `localhost`);
+    /// the address rules still apply, so loopback must also be allowed.
+    pub allow_http_loopback: bool,
+    /// Bound on one whole fetch: connect, TLS, headers and body.
+    pub timeout: Duration,
+    /// Largest document (or JWK set) accepted, in bytes; reading stops past it.
+    pub max_document_bytes: usize,
+    /// Shortest time a fetched document is reused (also for `no-store`, `no-cache` or no `Cache-Control`).
+    pub cache_min: Duration,
+    /// Longest time a fetched document is reused, whatever its `max-age` says.
+    pub cache_max: Duration,
+    /// How many documents (and JWK sets) are kept in memory.
+    pub cache_capacity: usize,
+    /// Extra certificate authorities trusted for the fetch, each PEM text (a private CA, or the tests' CA).
+    pub extra_root_certificates: Vec<Vec<u8>>,
+    /// Whether the platform's usual roots are trusted too (false: only `extra_root_certificates`).
+    pub builtin_roots: bool,
+}
+
+impl Default for ClientMetadataDocuments {
+    fn default() -> Self {
+        ClientMetadataDocuments {
+            enabled: false,
+            hosts: HostPolicy::Any,
+            allow_private_addresses: false,
+            allowed_networks: Vec::new(),
+            allow_http_loopback: false,
+            timeout: Duration::from_secs(3),
+            max_document_bytes: 5 * 1024,
+            cache_min: Duration::from_secs(300),
+            cache_max: Duration::from_secs(24 * 3600),
+            cache_capacity: 1000,
+            extra_root_certificates: Vec::new(),
+            builtin_roots: true,
+        }
+    }
+}
+
+impl ClientMetadataDocuments {
+    /// Enabled, with the defaults: any host, public addresses only, https only, 3 s, 5 KiB, cached 5 min–24 h.
+    pub fn enabled() -> Self {
+        ClientMetadataDocuments {
+            enabled: true,
+            ..Self::default()
+        }
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        if self.timeout.is_zero() {
+            return Err("client_metadata.timeout: must be greater than zero".into());
+        }
+        if self.max_document_bytes == 0 {
+            return Err("client_metadata.max_document_bytes: must be greater than zero".into());
+        }
+        if self.cache_min > self.cache_max {
+            return Err("client_metadata.cache_min: must not exceed cache_max".into());
+        }
+        if self.cache_capacity == 0 {
+            return Err("client_metadata.cache_capacity: must be greater than zero".into());
+        }
+        if self.enabled && !self.builtin_roots && self.extra_root_certificates.is_empty() {
+            return Err(
+                "client_metadata: without the built-in roots, at least one extra root certificate is needed"
+                    .into(),
+            );
+        }
+        Ok(())
+    }
+}
+
+/// Which hosts may serve client metadata documents.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum HostPolicy {
+    /// Any host (the address rules still apply).
+    #[default]
+    Any,
+    /// Only hosts matching one of these patterns.
+    Allow(Vec<HostPattern>),
+    /// Every host except those matching one of these patterns.
+    Deny(Vec<HostPattern>),
+}
+
+impl HostPolicy {
+    /// Whether a client document may be fetched from `host`.
+    pub fn permits(&self, host: &str) -> bool {
+        match self {
+            HostPolicy::Any => true,
+            HostPolicy::Allow(list) => list.iter().any(|p| p.matches(host)),
+            HostPolicy::Deny(list) => !list.iter().any(|p| p.matches(host)),
+        }
+    }
+}
+
+/// A host name pattern: exact (`claude.ai`), or every subdomain of a domain (`*.example.com`, which does not
+/// match `example.com` itself). Compared case-insensitively.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HostPattern(String);
+
+impl HostPattern {
+    /// Parses a pattern.
+    ///
+    /// # Errors
+    /// A description when the pattern is empty, has a wildcard anywhere but a leading `*.`, or characters no host
+    /// name has.
+    pub fn parse(pattern: &str) -> Result<Self, String> {
+        let lower = pattern.to_ascii_lowercase();
+        let name = lower.strip_prefix("*.").unwrap_or(&lower);
+        let valid = !name.is_empty()
+            && !name.starts_with('.')
+            && !name.ends_with('.')
+            && name.bytes().all(|b| {
+                b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b':' | b'[' | b']')
+            });
+        if !valid {
+            return Err(format!(
+                "`{pattern}` is not a host name or `*.domain` pattern"
+            ));
+        }
+        Ok(HostPattern(lower))
+    }
+
+    /// Whether `host` matches.
+    pub fn matches(&self, host: &str) -> bool {
+        let host = host.to_ascii_lowercase();
+        match self.0.strip_prefix("*.") {
+            Some(domain) => host
+                .strip_suffix(domain)
+                .is_some_and(|sub| sub.len() > 1 && sub.ends_with('.')),
+            None => host == self.0,
+        }
+    }
+
+    /// The pattern as written (lower-cased).
+    pub fn as_str(&self) -> &str {
+        &self.0
     }
 }

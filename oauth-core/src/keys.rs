@@ -1,6 +1,6 @@
 //! Signing keys: generation, persistence, rotation, the JWK set, and signature verification.
 //!
-//! This is the only module that touches josekit. Keys are generated on first start and persisted in the
+//! This module and `cimd::assertion` (client assertions, `private_key_jwt`) are the only ones that touch josekit. Keys are generated on first start and persisted in the
 //! [`Store`], so a restart keeps verifying the tokens it issued. Rotation makes a new key the signer and keeps the
 //! retired one published (and accepted) until the last token it signed has expired.
 //!

@@ -26,6 +26,7 @@
 //!   is the default. Every backend passes the same conformance suite (`store::conformance`, feature `test-util`).
 //! * [`IdentityProvider`]: who is logging in; [`LocalUsers`] (argon2id) is built in.
 //! * [`Clock`]: time, injected; [`SystemClock`] in production, `testing::FixedClock` in tests.
+//! * [`ClientDocumentFetcher`]: fetches the metadata documents of clients identified by a URL.
 //! * Keys: [`JosekitKeyManager`] generates, persists, rotates and publishes the signing keys (ES256 by default,
 //!   RS256 and EdDSA selectable).
 //!
@@ -35,8 +36,12 @@
 //!   for this crate's tests and for embedders testing their own backends.
 //! * `redis`: `store::RedisStore`, the backend for several instances sharing one Redis (deadpool-redis;
 //!   `redis://` and `rediss://`).
+//! * `cimd`: [`cimd::ReqwestDocumentFetcher`], the built-in fetcher of client ID metadata documents (URL
+//!   `client_id`s, see [`cimd`]), with its SSRF safeguards. Without it an embedder can plug in a
+//!   [`ClientDocumentFetcher`] of its own.
 #![warn(missing_docs)]
 
+pub mod cimd;
 mod clock;
 mod config;
 mod error;
@@ -54,15 +59,16 @@ mod types;
 pub mod upstream;
 pub mod wire;
 
+pub use cimd::{ClientDocumentFetcher, FetchError, FetchedDocument};
 pub use clock::{Clock, SystemClock};
 pub use config::{
-    AccessPolicy, EndpointPaths, RegistrationPolicy, ResourceConfig, ServerConfig, SigningAlg,
-    ToolScope,
+    AccessPolicy, ClientMetadataDocuments, EndpointPaths, HostPattern, HostPolicy,
+    RegistrationPolicy, ResourceConfig, ServerConfig, SigningAlg, ToolScope,
 };
 pub use error::{AuthorizeError, Error, ErrorCode, OAuthError, Result};
 pub use flow::authorize::AuthorizationPrompt;
 pub use flow::session::BrowserSession;
-pub use flow::token::ClientCredentials;
+pub use flow::token::{ClientCredentials, FormCredentials};
 pub use flow::upstream::UpstreamCallback;
 pub use flow::verify::{
     GateRequest, Principal, RejectionKind, RequestTarget, VerifyRejection, bearer_token,

@@ -16,7 +16,13 @@ impl AuthServer {
     /// The RFC 8414 document for `/.well-known/oauth-authorization-server`.
     pub fn authorization_server_metadata(&self) -> AuthorizationServerMetadata {
         let c = &self.config;
-        let auth_methods = strings(&["none", "client_secret_basic", "client_secret_post"]);
+        let mut auth_methods = strings(&["none", "client_secret_basic", "client_secret_post"]);
+        // private_key_jwt exists only for document clients (registration issues secrets or nothing).
+        let documents = self.documents.is_some();
+        let signing_algs = documents.then(|| strings(crate::cimd::assertion::SIGNING_ALGS));
+        if documents {
+            auth_methods.push("private_key_jwt".into());
+        }
         let mut scopes = c.scopes_supported.clone();
         scopes.push("offline_access".into());
         AuthorizationServerMetadata {
@@ -32,11 +38,14 @@ impl AuthServer {
             response_modes_supported: strings(&["query"]),
             grant_types_supported: strings(&["authorization_code", "refresh_token"]),
             token_endpoint_auth_methods_supported: auth_methods.clone(),
+            token_endpoint_auth_signing_alg_values_supported: signing_algs.clone(),
             revocation_endpoint_auth_methods_supported: auth_methods.clone(),
+            revocation_endpoint_auth_signing_alg_values_supported: signing_algs.clone(),
             introspection_endpoint_auth_methods_supported: auth_methods,
+            introspection_endpoint_auth_signing_alg_values_supported: signing_algs,
             code_challenge_methods_supported: strings(&["S256"]),
             authorization_response_iss_parameter_supported: true,
-            client_id_metadata_document_supported: false,
+            client_id_metadata_document_supported: documents,
         }
     }
 

@@ -46,6 +46,10 @@ pub struct AuthServer {
     pub(crate) resource_index: crate::flow::verify::ResourceIndex,
     /// When an unknown `kid` last caused a key reload. Monotonic time: this is rate limiting, not token time.
     last_kid_reload: Mutex<Option<Instant>>,
+    /// Client metadata documents (URL `client_id`s): the fetcher and caches, when enabled.
+    pub(crate) documents: Option<crate::cimd::ClientDocuments>,
+    /// `jti`s of accepted `private_key_jwt` assertions, until they expire.
+    pub(crate) assertion_jtis: crate::cimd::assertion::JtiLedger,
 }
 
 impl std::fmt::Debug for AuthServer {
@@ -68,6 +72,8 @@ impl AuthServer {
         clock: Arc<dyn Clock>,
     ) -> Result<Self, StartError> {
         config.validate().map_err(StartError::Config)?;
+        let documents = crate::cimd::ClientDocuments::from_config(&config.client_metadata)
+            .map_err(StartError::Config)?;
         let keys =
             JosekitKeyManager::load_or_generate(store.as_ref(), config.signing_alg, clock.as_ref())
                 .await?;
@@ -81,6 +87,8 @@ impl AuthServer {
             providers: Vec::new(),
             resource_index,
             last_kid_reload: Mutex::new(None),
+            documents,
+            assertion_jtis: crate::cimd::assertion::JtiLedger::default(),
         };
         server.sync().await?;
         Ok(server)
@@ -91,6 +99,21 @@ impl AuthServer {
     #[must_use]
     pub fn with_providers(mut self, providers: Vec<Arc<dyn IdentityProvider>>) -> Self {
         self.providers = providers;
+        self
+    }
+
+    /// Resolves URL `client_id`s with `fetcher` instead of the built-in one (feature `cimd`): an embedder's own
+    /// fetcher, or the built-in one with a fixed host table in tests. Ignored unless
+    /// [`ServerConfig::client_metadata`] is enabled. The fetcher must apply the safeguards described in
+    /// [`crate::cimd`].
+    #[must_use]
+    pub fn with_client_document_fetcher(
+        mut self,
+        fetcher: Arc<dyn crate::cimd::ClientDocumentFetcher>,
+    ) -> Self {
+        self.documents = self.config.client_metadata.enabled.then(|| {
+            crate::cimd::ClientDocuments::new(self.config.client_metadata.clone(), fetcher)
+        });
         self
     }
 

@@ -1,6 +1,9 @@
-//! Test utilities (feature `test-util`): a clock that only moves when told, and fixtures.
+//! Test utilities (feature `test-util`): a clock that only moves when told, fixtures, a `redis-server`
+//! launcher, and an https server with a test CA for client metadata documents ([`documents`]).
 //!
 //! Expiry tests advance a [`FixedClock`]; nothing sleeps.
+
+pub mod documents;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -1,10 +1,11 @@
 // The official MCP TypeScript SDK client, run headlessly against an MCP server behind a proxy and forwardauth-svc.
 //
 //   node sdk-client.mjs '{"mcpUrl": "...", "username": "...", "password": "...", "accessTokenTtlSecs": 3,
-//                         "forgedHeaders": {"X-User-Id": "..."}}'
+//                         "forgedHeaders": {"X-User-Id": "..."}, "clientMetadataUrl": null}'
 //
 // The SDK does its own OAuth flow: 401 → protected-resource metadata → authorization-server metadata → dynamic
-// registration → authorization (our OAuthClientProvider does the browser part with fetch and a cookie jar) →
+// registration, or with `clientMetadataUrl` the URL of a Client ID Metadata Document as the client_id (the SDK
+// uses it when the AS metadata says `client_id_metadata_document_supported`) → authorization (our OAuthClientProvider does the browser part with fetch and a cookie jar) →
 // token → initialize, tools/list, tools/call. Then the access token expires and the SDK refreshes it on the
 // gate's 401; then the refresh token is revoked, the next call is refused, and the SDK sends the client back to
 // authorization. Every request the SDK makes is recorded. Any failed check throws (exit status 1); on success the
@@ -52,6 +53,9 @@ class HeadlessProvider {
   }
   get redirectUrl() {
     return redirectUrl;
+  }
+  get clientMetadataUrl() {
+    return opts.clientMetadataUrl ?? undefined;
   }
   get clientMetadata() {
     return {
@@ -140,9 +144,12 @@ const discoveryPrefix = [
   "POST /mcp 401",
   `GET /.well-known/oauth-protected-resource${mcpUrl.pathname} 200`,
   "GET /.well-known/oauth-authorization-server 200",
-  "POST /register 201",
+  ...(opts.clientMetadataUrl ? [] : ["POST /register 201"]),
   "POST /token authorization_code 200",
 ];
+if (opts.clientMetadataUrl) {
+  assert.equal(provider.clientInformation().client_id, opts.clientMetadataUrl, "the document URL is the client_id");
+}
 assert.deepEqual(exchanges.slice(0, discoveryPrefix.length), discoveryPrefix, exchanges.join("\n"));
 const firstTokens = provider.tokens();
 assert.equal(firstTokens.token_type.toLowerCase(), "bearer");
@@ -209,6 +216,7 @@ console.log(
   JSON.stringify({
     ok: true,
     redirects: provider.redirects,
+    client_id: provider.clientInformation().client_id,
     tokens_saved: provider.savedTokens.length,
     exchanges,
   }),

@@ -12,6 +12,7 @@
 mod common;
 
 mod authorize;
+mod cimd;
 mod metadata;
 mod register;
 mod token;

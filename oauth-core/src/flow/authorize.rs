@@ -4,6 +4,9 @@
 //! (any [`IdentityProvider`](crate::IdentityProvider)), asks for consent, and calls `approve` or `deny`, which
 //! consume the pending authorization exactly once and produce the redirect back to the client.
 //!
+//! A `client_id` may be a registered client or the URL of a client metadata document (see [`crate::cimd`]);
+//! problems with the document are rendered, never redirected, since its redirect URIs are not verified then.
+//!
 //! # The two exits (RFC 6749 §4.1.2.1)
 //! Until `client_id` and `redirect_uri` are verified, an error must not redirect: it is rendered
 //! ([`AuthorizeError::Render`]) and does not say which of the two failed. After, every error is a redirect carrying
@@ -30,8 +33,11 @@ pub struct AuthorizationPrompt {
     pub handle: String,
     /// The client.
     pub client_id: String,
-    /// The client's registered name, if any.
+    /// The client's registered name (or the name in its metadata document), if any.
     pub client_name: Option<String>,
+    /// For a client identified by its metadata document URL: the host serving the document, which is who the
+    /// client really is (its name is only what the document claims).
+    pub client_host: Option<String>,
     /// Where the code will go.
     pub redirect_uri: String,
     /// The host of `redirect_uri`, to show on the consent page.
@@ -206,11 +212,24 @@ impl AuthServer {
         let client_id = req.client_id.as_deref().ok_or_else(|| {
             AuthorizeError::Render(OAuthError::invalid_request("client_id is required"))
         })?;
-        let client = self.store.client(client_id).await?.ok_or_else(unverified)?;
+        let client = match self.find_client(client_id).await {
+            Ok(Some(c)) => c,
+            Ok(None) => return Err(unverified()),
+            Err(Error::OAuth(e)) => return Err(AuthorizeError::Render(e)),
+            Err(e) => return Err(AuthorizeError::Internal(e)),
+        };
+        let client_host = client.document_host().map(str::to_owned);
+        let client = client.into_record();
         let registered = &client.metadata.redirect_uris;
         let (redirect_uri, explicit) = match req.redirect_uri.as_deref() {
             Some(r) if registered.iter().any(|reg| redirect_matches(reg, r)) => {
                 (r.to_owned(), true)
+            }
+            // A document is public, so saying which check failed reveals nothing.
+            Some(r) if client_host.is_some() => {
+                return Err(AuthorizeError::Render(OAuthError::invalid_request(
+                    format!("redirect_uri `{r}` is not listed in the client's metadata document"),
+                )));
             }
             Some(_) => return Err(unverified()),
             None => match registered.as_slice() {
@@ -306,7 +325,7 @@ impl AuthServer {
         self.store
             .put_pending(&handle.hash(), &pending, self.config.pending_ttl)
             .await?;
-        Ok(prompt(handle.into_exposed(), &client, pending))
+        Ok(prompt(handle.into_exposed(), &client, client_host, pending))
     }
 
     /// Looks up a pending authorization by its handle, without consuming it (to render login and consent).
@@ -323,10 +342,16 @@ impl AuthServer {
         if pending.expires_at <= self.clock.unix() {
             return Ok(None);
         }
-        let Some(client) = self.store.client(&pending.client_id).await? else {
+        let Some(client) = self.find_client(&pending.client_id).await? else {
             return Ok(None);
         };
-        Ok(Some(prompt(handle.to_owned(), &client, pending)))
+        let client_host = client.document_host().map(str::to_owned);
+        Ok(Some(prompt(
+            handle.to_owned(),
+            &client.into_record(),
+            client_host,
+            pending,
+        )))
     }
 
     async fn take_pending(&self, handle: &str) -> Result<PendingAuthorization, AuthorizeError> {
@@ -442,6 +467,7 @@ impl AuthServer {
 fn prompt(
     handle: String,
     client: &ClientRecord,
+    client_host: Option<String>,
     pending: PendingAuthorization,
 ) -> AuthorizationPrompt {
     let parsed = Url::parse(&pending.redirect_uri).ok();
@@ -449,6 +475,7 @@ fn prompt(
         handle,
         client_id: client.client_id.clone(),
         client_name: client.metadata.client_name.clone(),
+        client_host,
         redirect_host: parsed
             .as_ref()
             .and_then(|u| u.host_str().map(str::to_owned))

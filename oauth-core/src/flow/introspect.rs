@@ -5,7 +5,7 @@
 //! other clients' tokens. An access token is active when its signature, issuer, lifetime and revocation status
 //! hold; a refresh token when it is live, not rotated, and its grant stands.
 
-use crate::flow::token::ClientCredentials;
+use crate::flow::token::{ClientCredentials, FormCredentials};
 use crate::server::AuthServer;
 use crate::store::RefreshState;
 use crate::types::Secret;
@@ -26,8 +26,11 @@ impl AuthServer {
         let client = self
             .authenticate_client(
                 basic,
-                req.client_id.as_deref(),
-                req.client_secret.as_deref(),
+                FormCredentials::new(req.client_id.as_deref(), req.client_secret.as_deref())
+                    .with_assertion(
+                        req.client_assertion_type.as_deref(),
+                        req.client_assertion.as_deref(),
+                    ),
             )
             .await?;
         let token = req

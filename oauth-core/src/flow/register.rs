@@ -9,6 +9,10 @@
 //! * `application_type` `web` limits redirect URIs to https; `native` allows loopback and private-use schemes.
 //!
 //! Secrets and registration access tokens are returned once and stored as hashes. Errors name the field.
+//!
+//! The same validation applies to client metadata documents ([`crate::cimd`]), except that a document cannot
+//! carry a shared secret: its methods are `none` (the default) and `private_key_jwt`. Registered ids are random
+//! base64url, so they can never be mistaken for a document URL.
 
 use crate::config::is_loopback_host;
 use crate::error::{ErrorCode, OAuthError};
@@ -19,6 +23,17 @@ use crate::wire::{ClientMetadata, ClientRegistrationRequest, ClientRegistrationR
 use crate::{Error, ScopeSet};
 
 const AUTH_METHODS: &[&str] = &["none", "client_secret_basic", "client_secret_post"];
+/// A metadata document is public, so it cannot hold a shared secret: only these (draft §4.1).
+const DOCUMENT_AUTH_METHODS: &[&str] = &["none", "private_key_jwt"];
+
+/// Where client metadata comes from: the rules differ only in the token endpoint authentication methods.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum MetadataSource {
+    /// A registration request (RFC 7591): default `client_secret_basic`, secrets allowed.
+    Registration,
+    /// A client ID metadata document: default `none`, no shared secrets, `private_key_jwt` allowed.
+    Document,
+}
 const MAX_TEXT: usize = 1024;
 
 fn metadata_error(description: String) -> OAuthError {
@@ -122,10 +137,11 @@ fn check_web_url(field: &str, value: &Option<String>) -> Result<(), OAuthError> 
 }
 
 impl AuthServer {
-    /// Validates registration metadata into what will be stored and echoed.
-    fn validate_metadata(
+    /// Validates registration metadata (or a metadata document) into what will be stored and echoed.
+    pub(crate) fn validate_metadata(
         &self,
         req: &ClientRegistrationRequest,
+        source: MetadataSource,
     ) -> Result<ClientMetadata, OAuthError> {
         let policy = &self.config.registration;
         let grant_types = req
@@ -191,16 +207,27 @@ impl AuthServer {
             }
             check_redirect_uri(uri, application_type.as_deref(), &policy.allowed_schemes)?;
         }
+        let (default_method, methods) = match source {
+            MetadataSource::Registration => ("client_secret_basic", AUTH_METHODS),
+            MetadataSource::Document => ("none", DOCUMENT_AUTH_METHODS),
+        };
         let requested = req
             .token_endpoint_auth_method
             .clone()
-            .unwrap_or_else(|| "client_secret_basic".into());
-        if !AUTH_METHODS.contains(&requested.as_str()) {
+            .unwrap_or_else(|| default_method.into());
+        if source == MetadataSource::Document && requested.starts_with("client_secret") {
             return Err(metadata_error(format!(
-                "token_endpoint_auth_method: `{requested}` is not supported (none, client_secret_basic, client_secret_post)"
+                "token_endpoint_auth_method: `{requested}` needs a shared secret, which a public metadata document cannot carry (use none or private_key_jwt)"
             )));
         }
-        let token_endpoint_auth_method = if requested != "none" && policy.downgrade_secret_to_none {
+        if !methods.contains(&requested.as_str()) {
+            return Err(metadata_error(format!(
+                "token_endpoint_auth_method: `{requested}` is not supported ({})",
+                methods.join(", ")
+            )));
+        }
+        let downgrade = source == MetadataSource::Registration && policy.downgrade_secret_to_none;
+        let token_endpoint_auth_method = if requested != "none" && downgrade {
             "none".to_owned()
         } else {
             requested
@@ -262,10 +289,10 @@ impl AuthServer {
     /// # Errors
     /// As for [`Self::register`]'s metadata errors.
     pub fn check_registration(&self, body: &[u8]) -> Result<ClientMetadata, OAuthError> {
-        self.validate_metadata(&parse_request(
-            body,
-            self.config.registration.max_metadata_bytes,
-        )?)
+        self.validate_metadata(
+            &parse_request(body, self.config.registration.max_metadata_bytes)?,
+            MetadataSource::Registration,
+        )
     }
 
     fn registration_client_uri(&self, client_id: &str) -> String {
@@ -302,7 +329,7 @@ impl AuthServer {
             }
         }
         let req = parse_request(body, policy.max_metadata_bytes)?;
-        let metadata = self.validate_metadata(&req)?;
+        let metadata = self.validate_metadata(&req, MetadataSource::Registration)?;
         let now = self.clock.unix();
         let secret = (metadata.token_endpoint_auth_method != "none").then(Secret::generate);
         let registration_token = Secret::generate();
@@ -427,7 +454,7 @@ impl AuthServer {
                 .into());
             }
         }
-        let metadata = self.validate_metadata(&req)?;
+        let metadata = self.validate_metadata(&req, MetadataSource::Registration)?;
         let wants_secret = metadata.token_endpoint_auth_method != "none";
         let new_secret = (wants_secret && client.secret_hash.is_none()).then(Secret::generate);
         let secret_hash = match (&new_secret, wants_secret) {

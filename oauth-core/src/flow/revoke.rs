@@ -7,7 +7,7 @@
 
 use crate::Error;
 use crate::error::{ErrorCode, OAuthError};
-use crate::flow::token::ClientCredentials;
+use crate::flow::token::{ClientCredentials, FormCredentials};
 use crate::jwt::{self, AccessTokenClaims};
 use crate::server::AuthServer;
 use crate::store::{RefreshState, Revocation, RevokedKind};
@@ -29,8 +29,11 @@ impl AuthServer {
         let client = self
             .authenticate_client(
                 basic,
-                req.client_id.as_deref(),
-                req.client_secret.as_deref(),
+                FormCredentials::new(req.client_id.as_deref(), req.client_secret.as_deref())
+                    .with_assertion(
+                        req.client_assertion_type.as_deref(),
+                        req.client_assertion.as_deref(),
+                    ),
             )
             .await?;
         let token = req

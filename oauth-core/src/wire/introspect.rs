@@ -14,6 +14,10 @@ pub struct RevocationRequest {
     pub client_id: Option<String>,
     /// Client secret (`client_secret_post`).
     pub client_secret: Option<String>,
+    /// RFC 7521 §4.2 assertion type (`private_key_jwt`).
+    pub client_assertion_type: Option<String>,
+    /// RFC 7523 §2.2 client assertion (`private_key_jwt`).
+    pub client_assertion: Option<String>,
 }
 
 /// The form of `POST /introspect` (RFC 7662 §2.1).
@@ -28,6 +32,10 @@ pub struct IntrospectionRequest {
     pub client_id: Option<String>,
     /// Client secret.
     pub client_secret: Option<String>,
+    /// RFC 7521 §4.2 assertion type (`private_key_jwt`).
+    pub client_assertion_type: Option<String>,
+    /// RFC 7523 §2.2 client assertion (`private_key_jwt`).
+    pub client_assertion: Option<String>,
 }
 
 /// The RFC 7662 §2.2 response. An inactive token is `{"active": false}` and nothing else.

@@ -28,17 +28,28 @@ pub struct AuthorizationServerMetadata {
     pub response_modes_supported: Vec<String>,
     /// `["authorization_code", "refresh_token"]`.
     pub grant_types_supported: Vec<String>,
-    /// `none`, `client_secret_basic`, `client_secret_post`.
+    /// `none`, `client_secret_basic`, `client_secret_post`, and `private_key_jwt` when client metadata
+    /// documents are enabled.
     pub token_endpoint_auth_methods_supported: Vec<String>,
+    /// The JWS algorithms accepted for `private_key_jwt` (present iff it is supported, RFC 8414 §2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_endpoint_auth_signing_alg_values_supported: Option<Vec<String>>,
     /// Same as the token endpoint's.
     pub revocation_endpoint_auth_methods_supported: Vec<String>,
     /// Same as the token endpoint's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revocation_endpoint_auth_signing_alg_values_supported: Option<Vec<String>>,
+    /// Same as the token endpoint's.
     pub introspection_endpoint_auth_methods_supported: Vec<String>,
+    /// Same as the token endpoint's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub introspection_endpoint_auth_signing_alg_values_supported: Option<Vec<String>>,
     /// `["S256"]`.
     pub code_challenge_methods_supported: Vec<String>,
     /// RFC 9207: `iss` is in every authorization response.
     pub authorization_response_iss_parameter_supported: bool,
-    /// Whether a client may be identified by a metadata-document URL (not yet).
+    /// Whether a client may be identified by the URL of its metadata document
+    /// (draft-ietf-oauth-client-id-metadata-document).
     pub client_id_metadata_document_supported: bool,
 }
 

@@ -15,7 +15,9 @@ mod token;
 pub use authorize::AuthorizationRequest;
 pub use introspect::{IntrospectionRequest, IntrospectionResponse, RevocationRequest};
 pub use metadata::{AuthorizationServerMetadata, ProtectedResourceMetadata};
-pub use register::{ClientMetadata, ClientRegistrationRequest, ClientRegistrationResponse};
+pub use register::{
+    ClientIdMetadataDocument, ClientMetadata, ClientRegistrationRequest, ClientRegistrationResponse,
+};
 pub use token::{TokenRequest, TokenResponse};
 
 use serde::de::DeserializeOwned;

@@ -55,7 +55,7 @@ pub struct ClientRegistrationRequest {
 pub struct ClientMetadata {
     /// Redirect URIs, exactly as registered.
     pub redirect_uris: Vec<String>,
-    /// `none`, `client_secret_basic` or `client_secret_post`.
+    /// `none`, `client_secret_basic` or `client_secret_post`; `private_key_jwt` for a document client.
     pub token_endpoint_auth_method: String,
     /// Grant types.
     pub grant_types: Vec<String>,
@@ -115,4 +115,19 @@ pub struct ClientRegistrationResponse {
     /// The registered metadata.
     #[serde(flatten)]
     pub metadata: ClientMetadata,
+}
+
+/// A client ID metadata document (draft-ietf-oauth-client-id-metadata-document §4): RFC 7591 client metadata
+/// plus the `client_id` (the document's own URL) and the client's public keys. Unknown fields are ignored.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+#[non_exhaustive]
+pub struct ClientIdMetadataDocument {
+    /// The client metadata. Its `client_id` must equal the URL the document was fetched from.
+    #[serde(flatten)]
+    pub metadata: ClientRegistrationRequest,
+    /// The client's public keys (RFC 7591 §2 `jwks`), for `private_key_jwt`.
+    pub jwks: Option<serde_json::Value>,
+    /// Where the client's public keys are (RFC 7591 §2 `jwks_uri`), for `private_key_jwt`.
+    pub jwks_uri: Option<String>,
 }

@@ -24,6 +24,10 @@ pub struct TokenRequest {
     pub client_id: Option<String>,
     /// Client secret, for `client_secret_post`.
     pub client_secret: Option<String>,
+    /// RFC 7521 §4.2: `urn:ietf:params:oauth:client-assertion-type:jwt-bearer` for `private_key_jwt`.
+    pub client_assertion_type: Option<String>,
+    /// RFC 7523 §2.2: the signed JWT authenticating the client.
+    pub client_assertion: Option<String>,
 }
 
 /// The RFC 6749 §5.1 successful token response.

@@ -12,6 +12,8 @@
 mod common;
 
 mod authorize;
+#[cfg(feature = "cimd")]
+mod cimd;
 mod code_pkce;
 mod metadata;
 mod refresh;

@@ -28,3 +28,8 @@ async fn nginx_in_front_of_an_unmodified_mcp_server_with_the_official_sdk_client
 async fn caddy_in_front_of_an_unmodified_mcp_server_with_the_official_sdk_clients() {
     stack::scenario(Proxy::Caddy).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_typescript_sdk_with_a_client_id_metadata_document_through_caddy() {
+    stack::cimd_scenario(Proxy::Caddy).await;
+}

@@ -33,6 +33,8 @@ const ACCESS_TOKEN_TTL_SECS: u64 = 3;
 
 pub struct Stack {
     pub issuer: String,
+    /// Given to the TypeScript client as `clientMetadataUrl` (a Client ID Metadata Document instead of DCR).
+    pub client_metadata_url: Option<String>,
     pub a: String,
     pub b: String,
     pub admin: String,
@@ -45,6 +47,11 @@ pub struct Stack {
 
 impl Stack {
     pub async fn start(kind: Proxy) -> Stack {
+        Self::start_with(kind, "", &[]).await
+    }
+
+    /// A stack whose configuration file ends with `extra` (TOML) and whose directory holds `files`.
+    pub async fn start_with(kind: Proxy, extra: &str, files: &[(&str, String)]) -> Stack {
         // Fail with an installer hint before starting anything.
         let proxy_bin = match kind {
             Proxy::Nginx => tool("nginx (Debian nginx-light)", &["nginx", "/usr/sbin/nginx"]),
@@ -92,10 +99,13 @@ resource = "{admin}"
 name = "Admin MCP"
 scopes = ["mcp", "mcp:admin"]
 required_scopes = ["mcp:admin"]
-"#
+{extra}"#
             ),
         )
         .unwrap();
+        for (name, text) in files {
+            std::fs::write(dir.path().join(name), text).unwrap();
+        }
         let svc = Svc::start(dir.path(), true);
         let (mcp, mcp_port) = start_mcp_server(dir.path()).await;
         let tap = Tap::start(mcp_port).await;
@@ -158,6 +168,7 @@ required_scopes = ["mcp:admin"]
         proxy.wait_for_port(pb).await;
         Stack {
             issuer,
+            client_metadata_url: None,
             a,
             b,
             admin,
@@ -177,6 +188,7 @@ required_scopes = ["mcp:admin"]
         serde_json::json!({
             "mcpUrl": self.a, "issuer": self.issuer, "username": "alice", "password": "wonderland",
             "accessTokenTtlSecs": ACCESS_TOKEN_TTL_SECS, "forgedHeaders": forged,
+            "clientMetadataUrl": self.client_metadata_url,
         })
         .to_string()
     }
@@ -418,4 +430,79 @@ pub async fn scenario(kind: Proxy) {
     for name in ["x-user-name", "x-client-id", "x-scopes"] {
         assert!(names.contains(&name), "{name} from the gate");
     }
+}
+
+/// The official TypeScript SDK client identifies itself by a Client ID Metadata Document instead of registering:
+/// the document is served over https from 127.0.0.1 with a certificate from a CA made here, which the service
+/// trusts through its configuration (`[client_metadata] ca_certificates`, `builtin_roots = false`), and the
+/// SDK runs its whole flow (authorize, login, consent, token, MCP calls, refresh) through the proxy.
+pub async fn cimd_scenario(kind: Proxy) {
+    use oauth_core::testing::documents::{DocumentServer, Route, TestCa};
+
+    let ca = TestCa::new();
+    let docs = DocumentServer::start(&ca, &["127.0.0.1"]).await;
+    let client_id = format!("https://127.0.0.1:{}/e2e/client.json", docs.port());
+    // Portless loopback redirect, as Claude Code's document lists it; the SDK uses port 53682.
+    docs.set(
+        "/e2e/client.json",
+        Route::json(
+            serde_json::json!({
+                "client_id": client_id,
+                "client_name": "e2e TypeScript SDK client (CIMD)",
+                "redirect_uris": ["http://127.0.0.1/callback"],
+                "grant_types": ["authorization_code", "refresh_token"],
+                "response_types": ["code"],
+                "token_endpoint_auth_method": "none",
+            })
+            .to_string(),
+        )
+        .header("Cache-Control", "max-age=3600"),
+    );
+    let extra = "\n[client_metadata]\nallowed_networks = [\"127.0.0.1\"]\nca_certificates = [\"ca.pem\"]\nbuiltin_roots = false\n";
+    let mut stack = Stack::start_with(kind, extra, &[("ca.pem", ca.pem())]).await;
+    stack.client_metadata_url = Some(client_id.clone());
+
+    let metadata: Value = reqwest::get(format!(
+        "{}/.well-known/oauth-authorization-server",
+        stack.issuer
+    ))
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(metadata["client_id_metadata_document_supported"], true);
+
+    let report = stack.typescript_client().await;
+    assert_eq!(report["ok"], true, "{report}");
+    assert_eq!(report["client_id"], client_id.as_str());
+    assert_eq!(report["redirects"], 2, "{report}");
+    let exchanges: Vec<&str> = report["exchanges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e.as_str().unwrap())
+        .collect();
+    assert!(
+        !exchanges.iter().any(|e| e.contains("/register")),
+        "no dynamic registration: {exchanges:?}"
+    );
+    for step in [
+        "POST /mcp 401",
+        "POST /token authorization_code 200",
+        "POST /token refresh_token 200",
+    ] {
+        assert!(exchanges.contains(&step), "no {step:?} in {exchanges:?}");
+    }
+    // The service fetched the document (then served it from its cache for the rest of the run).
+    assert_eq!(docs.hits("/e2e/client.json"), 1);
+    // The MCP server saw the client's calls with the gate's identity.
+    assert!(
+        stack
+            .tap
+            .connections()
+            .iter()
+            .any(|c| c.contains("\"tools/call\"")),
+        "the tap saw the client's tool calls"
+    );
 }
