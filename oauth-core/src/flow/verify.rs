@@ -757,6 +757,21 @@ mod tests {
     }
 
     #[test]
+    fn a_working_set_within_the_budget_stays_cached() {
+        let v = Verifier::new(32 * 1024 * 1024);
+        for round in 0..3 {
+            for i in 0..10_000 {
+                let token = format!("{i:0>700}");
+                if v.cache.get(token.as_str()).is_none() {
+                    assert_eq!(round, 0, "token {i} was evicted");
+                    v.cache.insert(token.into(), principal(i));
+                }
+            }
+        }
+        assert_eq!(v.cache.len(), 10_000);
+    }
+
+    #[test]
     fn the_verified_token_cache_is_bounded_by_bytes_not_entries() {
         let budget = 256 * 1024;
         let v = Verifier::new(budget);
