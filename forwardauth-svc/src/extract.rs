@@ -132,9 +132,9 @@ pub fn from_trusted_proxy(req: &HttpRequest, gate: &GateConfig) -> bool {
 
 /// The request a forward-auth call is about.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Original {
-    /// Its HTTP method, upper case.
-    pub method: String,
+pub struct Original<'a> {
+    /// Its HTTP method, upper case (borrowed from the header when it already is).
+    pub method: std::borrow::Cow<'a, str>,
     /// Its absolute URL, as the proxy described it (not yet parsed: the engine locates it, memoised).
     pub url: String,
 }
@@ -167,7 +167,10 @@ const FORWARDED: [HeaderName; 7] = [
 ///
 /// # Errors
 /// [`OriginalError`].
-pub fn original_request(req: &HttpRequest, gate: &GateConfig) -> Result<Original, OriginalError> {
+pub fn original_request<'a>(
+    req: &'a HttpRequest,
+    gate: &GateConfig,
+) -> Result<Original<'a>, OriginalError> {
     // Each header is looked up once: this runs on every proxied request.
     let raw = FORWARDED.map(|name| req.headers().get(name));
     if raw.iter().all(Option::is_none) {
@@ -219,10 +222,12 @@ pub fn original_request(req: &HttpRequest, gate: &GateConfig) -> Result<Original
         (Some(u), _) | (None, Some(u)) => u,
         (None, None) => return Err(OriginalError::Malformed),
     };
-    Ok(Original {
-        method: method.to_ascii_uppercase(),
-        url,
-    })
+    let method = if method.bytes().any(|b| b.is_ascii_lowercase()) {
+        std::borrow::Cow::Owned(method.to_ascii_uppercase())
+    } else {
+        std::borrow::Cow::Borrowed(method)
+    };
+    Ok(Original { method, url })
 }
 
 /// The absolute URL this service was reached at for `path`, as the client saw it: the proxy's

@@ -94,10 +94,12 @@ impl IdentityHeaderNames {
 /// A 200 with every identity header: the principal's values, or all empty for a request that passes without
 /// one (a preflight, `/.well-known/*`), so that no client-sent value survives the proxy's copy.
 fn identity(p: Option<&Principal>, names: &IdentityHeaderNames) -> HttpResponse {
-    let mut res = no_store(HttpResponse::Ok()).finish();
+    let mut res = HttpResponse::Ok().finish();
     let headers = res.headers_mut();
     // Room for every header up front, rather than growing the map two or three times per answer.
-    headers.reserve(8);
+    headers.reserve(6);
+    // No `Pragma`: it means nothing on a response (RFC 9111 §5.4), and this one only ever reaches the proxy.
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     let scope = p.map(|p| p.scope.to_string());
     let values = [
         (&names.user_id, p.map(|p| p.subject.as_str())),

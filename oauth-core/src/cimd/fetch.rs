@@ -268,9 +268,46 @@ impl Resolve for FilteringResolver {
     }
 }
 
+/// What the fetcher's HTTP client is built from.
+struct ClientSettings {
+    timeout: Duration,
+    https_only: bool,
+    builtin_roots: bool,
+    roots: Vec<reqwest::Certificate>,
+    resolver: Arc<FilteringResolver>,
+}
+
+impl ClientSettings {
+    fn build(&self) -> reqwest::Result<reqwest::Client> {
+        let mut builder = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .referer(false)
+            .timeout(self.timeout)
+            .connect_timeout(self.timeout)
+            .https_only(self.https_only)
+            .user_agent(concat!(
+                "oauth-core/",
+                env!("CARGO_PKG_VERSION"),
+                " (client metadata)"
+            ))
+            .tls_built_in_root_certs(self.builtin_roots)
+            .dns_resolver(Arc::clone(&self.resolver));
+        for cert in &self.roots {
+            builder = builder.add_root_certificate(cert.clone());
+        }
+        builder.build()
+    }
+}
+
 /// Fetches client metadata documents and JWK sets with reqwest, behind the SSRF safeguards.
+///
+/// The HTTP client is built on the first fetch, not at start: its TLS context loads the system's root
+/// certificates, about 3 MB, which a deployment no document client ever visits need not hold.
 pub struct ReqwestDocumentFetcher {
-    client: reqwest::Client,
+    client: std::sync::OnceLock<reqwest::Client>,
+    /// What the client is built from.
+    settings: ClientSettings,
     filter: AddressFilter,
     allow_http_loopback: bool,
     max_bytes: usize,
@@ -308,39 +345,43 @@ impl ReqwestDocumentFetcher {
             config.allow_private_addresses,
             config.allowed_networks.clone(),
         );
-        let mut builder = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .no_proxy()
-            .referer(false)
-            .timeout(config.timeout)
-            .connect_timeout(config.timeout)
-            .https_only(!config.allow_http_loopback)
-            .user_agent(concat!(
-                "oauth-core/",
-                env!("CARGO_PKG_VERSION"),
-                " (client metadata)"
-            ))
-            .tls_built_in_root_certs(config.builtin_roots)
-            .dns_resolver(Arc::new(FilteringResolver {
-                lookup,
-                filter: filter.clone(),
-            }));
+        let mut roots = Vec::with_capacity(config.extra_root_certificates.len());
         for (i, pem) in config.extra_root_certificates.iter().enumerate() {
             let cert = reqwest::Certificate::from_pem(pem).map_err(|e| {
                 format!("client_metadata.extra_root_certificates[{i}]: not a PEM certificate: {e}")
             })?;
-            builder = builder.add_root_certificate(cert);
+            roots.push(cert);
         }
-        let client = builder
-            .build()
-            .map_err(|e| format!("client_metadata: cannot build the HTTP client: {e}"))?;
+        let settings = ClientSettings {
+            timeout: config.timeout,
+            https_only: !config.allow_http_loopback,
+            builtin_roots: config.builtin_roots,
+            roots,
+            resolver: Arc::new(FilteringResolver {
+                lookup,
+                filter: filter.clone(),
+            }),
+        };
         Ok(ReqwestDocumentFetcher {
-            client,
+            client: std::sync::OnceLock::new(),
+            settings,
             filter,
             allow_http_loopback: config.allow_http_loopback,
             max_bytes: config.max_document_bytes,
             timeout: config.timeout,
         })
+    }
+
+    /// The HTTP client, built on first use.
+    fn client(&self) -> Result<&reqwest::Client, FetchError> {
+        if let Some(client) = self.client.get() {
+            return Ok(client);
+        }
+        let client = self
+            .settings
+            .build()
+            .map_err(|e| FetchError::Connect(format!("cannot build the HTTP client: {e}")))?;
+        Ok(self.client.get_or_init(|| client))
     }
 
     fn classify(&self, e: &reqwest::Error) -> FetchError {
@@ -377,7 +418,7 @@ impl ReqwestDocumentFetcher {
 
     async fn get(&self, url: &Url) -> Result<FetchedDocument, FetchError> {
         let mut res = self
-            .client
+            .client()?
             .get(url.clone())
             .header(ACCEPT, "application/json")
             .send()
