@@ -25,6 +25,10 @@
 //! a day. The time comes from the injected [`Clock`](crate::Clock). A stale entry is fetched again; a failed
 //! refetch fails the request rather than serving the stale copy.
 //!
+//! A failure is remembered too, for [`FAILURE_TTL_SECS`]: anyone can send an authorization request naming any
+//! URL, and without this each one would make the server fetch again (a slow document holds a request for the
+//! whole timeout). The same error is answered until then, so a fixed document is seen within half a minute.
+//!
 //! # The seam
 //! [`ClientDocumentFetcher`] is the trait the flows depend on; it returns the body and the `Cache-Control` value
 //! or a typed [`FetchError`]. Validation, caching and policy live here, above it, so they do not depend on the
@@ -168,11 +172,16 @@ struct Cached<T> {
     expires_at: u64,
 }
 
+/// How long a failed resolution of a client document is answered from memory, in seconds.
+pub const FAILURE_TTL_SECS: u64 = 30;
+
 /// The fetcher, the policy and the caches of resolved clients and JWK sets.
 pub(crate) struct ClientDocuments {
     pub config: ClientMetadataDocuments,
     pub fetcher: Arc<dyn ClientDocumentFetcher>,
     clients: quick_cache::sync::Cache<String, Cached<ResolvedClient>>,
+    /// Recent failures to resolve a client document, with the error that was answered.
+    failures: quick_cache::sync::Cache<String, Cached<crate::error::OAuthError>>,
     jwks: quick_cache::sync::Cache<String, Cached<serde_json::Value>>,
 }
 
@@ -181,6 +190,7 @@ impl ClientDocuments {
         let capacity = config.cache_capacity.max(1);
         ClientDocuments {
             clients: quick_cache::sync::Cache::new(capacity),
+            failures: quick_cache::sync::Cache::new(capacity),
             jwks: quick_cache::sync::Cache::new(capacity),
             config,
             fetcher,
@@ -221,6 +231,25 @@ impl ClientDocuments {
             Cached {
                 value: client,
                 expires_at,
+            },
+        );
+    }
+
+    /// The error a recent failure to resolve `url` was answered with, if it is still remembered at `now`.
+    pub fn recent_failure(&self, url: &str, now: u64) -> Option<crate::error::OAuthError> {
+        self.failures
+            .get(url)
+            .filter(|c| c.expires_at > now)
+            .map(|c| crate::error::OAuthError::clone(&c.value))
+    }
+
+    /// Remembers that resolving `url` failed with `error` at `now`.
+    pub fn remember_failure(&self, url: &str, error: &crate::error::OAuthError, now: u64) {
+        self.failures.insert(
+            url.to_owned(),
+            Cached {
+                value: Arc::new(error.clone()),
+                expires_at: now.saturating_add(FAILURE_TTL_SECS),
             },
         );
     }

@@ -84,14 +84,21 @@ impl AuthServer {
         if let Some(hit) = documents.cached_client(client_id, now) {
             return Ok(hit);
         }
+        if let Some(error) = documents.recent_failure(client_id, now) {
+            return Err(error);
+        }
+        let remember = |e: OAuthError| {
+            documents.remember_failure(client_id, &e, now);
+            e
+        };
         let fetched = documents
             .fetcher
             .fetch(&url)
             .await
-            .map_err(|e| fail(ErrorCode::InvalidClient, &e.to_string()))?;
+            .map_err(|e| remember(fail(ErrorCode::InvalidClient, &e.to_string())))?;
         let (metadata, keys) = self
             .validate_document(client_id, &fetched.body, &documents.config)
-            .map_err(|e| fail(e.code, &e.description))?;
+            .map_err(|e| remember(fail(e.code, &e.description)))?;
         let resolved = Arc::new(ResolvedClient {
             record: ClientRecord {
                 client_id: client_id.to_owned(),

@@ -191,6 +191,34 @@ async fn the_documents_client_id_must_equal_its_url() {
 }
 
 #[tokio::test]
+async fn a_failed_document_is_not_fetched_again_for_half_a_minute() {
+    let c = cimd().await;
+    let id = c.serve(
+        "/broken.json",
+        json!({"client_id": "https://client.test/other.json"}),
+    );
+    let first = refused(&c, &id, "https://app.example.com/cb").await;
+    let again = refused(&c, &id, "https://app.example.com/cb").await;
+    assert_eq!(again, first, "the same answer, from memory");
+    assert_eq!(c.docs.hits("/broken.json"), 1);
+    // The publisher fixes the document: seen once the failure is forgotten.
+    c.serve("/broken.json", json!({}));
+    c.h.clock.advance(Duration::from_secs(29));
+    assert_eq!(refused(&c, &id, "https://app.example.com/cb").await, first);
+    assert_eq!(c.docs.hits("/broken.json"), 1);
+    c.h.clock.advance(Duration::from_secs(2));
+    c.h.server
+        .authorize(form(&authorize_query(
+            &id,
+            "https://app.example.com/cb",
+            &for_resource(),
+        )))
+        .await
+        .unwrap();
+    assert_eq!(c.docs.hits("/broken.json"), 2);
+}
+
+#[tokio::test]
 async fn a_redirect_uri_not_in_the_document_is_refused_without_redirecting() {
     let c = cimd().await;
     let id = c.serve("/client.json", json!({}));
