@@ -167,26 +167,7 @@ async fn consent_deny_returns_access_denied_and_remember_skips_the_page() {
     let (app, _) = app().await;
     let client = register(&app, json!({})).await;
     let client_id = client["client_id"].as_str().unwrap();
-    let page = call(
-        &app,
-        test::TestRequest::get().uri(&authorize_uri(client_id, "")),
-    )
-    .await;
-    let cookie = session_cookie(&page);
-    let (handle, csrf) = (field(&page.text(), "handle"), field(&page.text(), "csrf"));
-    let login = call(
-        &app,
-        form_post(
-            "/login",
-            &format!(
-                "handle={}&csrf={}&username=alice&password=wonderland",
-                enc(&handle),
-                enc(&csrf)
-            ),
-        )
-        .insert_header(("Cookie", cookie)),
-    )
-    .await;
+    let (login, handle) = log_in(&app, &authorize_uri(client_id, ""), "alice").await;
     let consent_page = login.page();
     assert!(consent_page.contains("Authorize API test client?"));
     assert!(

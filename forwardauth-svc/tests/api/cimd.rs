@@ -117,27 +117,7 @@ async fn the_consent_page_names_the_client_host_and_warns_about_localhost() {
     let s = setup().await;
     let client_id = s.client_id.clone();
     let app = app_with(s.state).await;
-    let page = call(
-        &app,
-        test::TestRequest::get().uri(&authorize(&client_id, LOCAL_REDIRECT)),
-    )
-    .await;
-    assert_eq!(page.status, 200, "{}", page.text());
-    let cookie = session_cookie(&page);
-    let (handle, csrf) = (field(&page.text(), "handle"), field(&page.text(), "csrf"));
-    let login = call(
-        &app,
-        form_post(
-            "/login",
-            &format!(
-                "handle={}&csrf={}&username=alice&password=wonderland",
-                enc(&handle),
-                enc(&csrf)
-            ),
-        )
-        .insert_header(("Cookie", cookie)),
-    )
-    .await;
+    let (login, handle) = log_in(&app, &authorize(&client_id, LOCAL_REDIRECT), "alice").await;
     assert_eq!(login.status, 200);
     let html = login.page();
     assert!(html.contains("Authorize Claude &lt;Code&gt;?"), "{html}");
@@ -211,23 +191,10 @@ async fn a_web_redirect_shows_its_host_without_the_warning_and_document_errors_r
     let s = setup().await;
     let client_id = s.client_id.clone();
     let app = app_with(s.state).await;
-    let page = call(
+    let (login, _) = log_in(
         &app,
-        test::TestRequest::get().uri(&authorize(&client_id, "https://app.example.com/cb")),
-    )
-    .await;
-    let (handle, csrf) = (field(&page.text(), "handle"), field(&page.text(), "csrf"));
-    let login = call(
-        &app,
-        form_post(
-            "/login",
-            &format!(
-                "handle={}&csrf={}&username=alice&password=wonderland",
-                enc(&handle),
-                enc(&csrf)
-            ),
-        )
-        .insert_header(("Cookie", session_cookie(&page))),
+        &authorize(&client_id, "https://app.example.com/cb"),
+        "alice",
     )
     .await;
     let html = login.page();

@@ -209,17 +209,14 @@ pub fn session_cookie(a: &Answer) -> String {
         .to_owned()
 }
 
-/// Walks authorize → login → consent (approve) and returns the redirect's code and the session cookie.
-pub async fn login_and_consent<S, B>(app: &S, client_id: &str, user: &str) -> (String, String)
+/// Opens the authorization request `uri` and logs in as `user` (password `wonderland`): the answer to the login,
+/// which is the consent page when all goes well, and the pending authorization's handle.
+pub async fn log_in<S, B>(app: &S, uri: &str, user: &str) -> (Answer, String)
 where
     S: Service<Request, Response = ServiceResponse<B>, Error = actix_web::Error>,
     B: MessageBody,
 {
-    let page = call(
-        app,
-        test::TestRequest::get().uri(&authorize_uri(client_id, "")),
-    )
-    .await;
+    let page = call(app, test::TestRequest::get().uri(uri)).await;
     assert_eq!(page.status, 200, "{}", page.text());
     let cookie = session_cookie(&page);
     let (handle, csrf) = (field(&page.text(), "handle"), field(&page.text(), "csrf"));
@@ -233,9 +230,19 @@ where
                 enc(&csrf)
             ),
         )
-        .insert_header((header::COOKIE, cookie.clone())),
+        .insert_header((header::COOKIE, cookie)),
     )
     .await;
+    (login, handle)
+}
+
+/// Walks authorize → login → consent (approve) and returns the redirect's code and the session cookie.
+pub async fn login_and_consent<S, B>(app: &S, client_id: &str, user: &str) -> (String, String)
+where
+    S: Service<Request, Response = ServiceResponse<B>, Error = actix_web::Error>,
+    B: MessageBody,
+{
+    let (login, handle) = log_in(app, &authorize_uri(client_id, ""), user).await;
     assert_eq!(login.status, 200, "{}", login.text());
     let cookie = session_cookie(&login);
     let csrf = field(&login.text(), "csrf");

@@ -292,22 +292,7 @@ async fn access_policy_is_403_without_a_challenge_error() {
     let client = register(&app, json!({})).await;
     let client_id = client["client_id"].as_str().unwrap();
     let uri = authorize_uri(client_id, "").replace(&enc(RESOURCE), &enc(ADMIN_RESOURCE));
-    let page = call(&app, test::TestRequest::get().uri(&uri)).await;
-    let cookie = session_cookie(&page);
-    let (handle, csrf) = (field(&page.text(), "handle"), field(&page.text(), "csrf"));
-    let login = call(
-        &app,
-        form_post(
-            "/login",
-            &format!(
-                "handle={}&csrf={}&username=alice&password=wonderland",
-                enc(&handle),
-                enc(&csrf)
-            ),
-        )
-        .insert_header(("Cookie", cookie)),
-    )
-    .await;
+    let (login, handle) = log_in(&app, &uri, "alice").await;
     // Refused right after login: no consent page, no code.
     let consent = login;
     assert_eq!(consent.status, 403, "no code for a user the policy refuses");

@@ -487,9 +487,8 @@ async fn shared_secret_methods_are_refused_in_documents() {
     let code = code_for(&c.h, &id, "https://app.example.com/cb", &for_resource()).await;
     let mut req = code_request(&id, &code, "https://app.example.com/cb");
     req.client_secret = Some("guess".into());
-    let e = c.h.server.token(None, req).await.unwrap_err();
     assert_eq!(
-        wire_of(&e),
+        token_refused(&c, req).await,
         (
             401,
             body_of("invalid_client", "client authentication failed")
@@ -523,6 +522,11 @@ fn assertion(key: &Jwk, client_id: &str, aud: &str, jti: &str, now: u64, lifetim
     jwt::encode_with_signer(&payload, &header, &ES256.signer_from_jwk(key).unwrap()).unwrap()
 }
 
+/// The status and body of a token request the server refuses.
+async fn token_refused(c: &Cimd, req: TokenRequest) -> (u16, Value) {
+    wire_of(&c.h.server.token(None, req).await.unwrap_err())
+}
+
 fn with_assertion(mut req: TokenRequest, a: &str) -> TokenRequest {
     req.client_assertion_type = Some(ASSERTION_TYPE.into());
     req.client_assertion = Some(a.into());
@@ -553,19 +557,15 @@ async fn private_key_jwt_with_jwks_and_jwks_uri() {
     assert!(t.refresh_token.is_some());
 
     // The same assertion again: the jti is spent.
-    let e =
-        c.h.server
-            .token(
-                None,
-                with_assertion(
-                    refresh_request(&id, t.refresh_token.as_deref().unwrap(), ""),
-                    &a,
-                ),
-            )
-            .await
-            .unwrap_err();
     assert_eq!(
-        wire_of(&e),
+        token_refused(
+            &c,
+            with_assertion(
+                refresh_request(&id, t.refresh_token.as_deref().unwrap(), ""),
+                &a,
+            )
+        )
+        .await,
         (
             401,
             body_of(
@@ -578,16 +578,12 @@ async fn private_key_jwt_with_jwks_and_jwks_uri() {
     // Signed by another key with the same kid: refused.
     let forged = assertion(&wrong_key, &id, ISSUER, "jti-2", now, 60);
     let code = code_for(&c.h, &id, redirect, &for_resource()).await;
-    let e =
-        c.h.server
-            .token(
-                None,
-                with_assertion(code_request(&id, &code, redirect), &forged),
-            )
-            .await
-            .unwrap_err();
     assert_eq!(
-        wire_of(&e),
+        token_refused(
+            &c,
+            with_assertion(code_request(&id, &code, redirect), &forged)
+        )
+        .await,
         (
             401,
             body_of(
@@ -597,13 +593,8 @@ async fn private_key_jwt_with_jwks_and_jwks_uri() {
         )
     );
     // No assertion at all for a private_key_jwt client.
-    let e =
-        c.h.server
-            .token(None, code_request(&id, &code, redirect))
-            .await
-            .unwrap_err();
     assert_eq!(
-        wire_of(&e),
+        token_refused(&c, code_request(&id, &code, redirect)).await,
         (
             401,
             body_of(
@@ -627,16 +618,8 @@ async fn private_key_jwt_with_jwks_and_jwks_uri() {
             "the assertion has expired",
         ),
     ] {
-        let e =
-            c.h.server
-                .token(
-                    None,
-                    with_assertion(code_request(&id, &code, redirect), &bad),
-                )
-                .await
-                .unwrap_err();
         assert_eq!(
-            wire_of(&e),
+            token_refused(&c, with_assertion(code_request(&id, &code, redirect), &bad)).await,
             (
                 401,
                 body_of(
@@ -745,19 +728,15 @@ async fn registered_clients_are_unaffected_and_metadata_advertises_support() {
     let (key, _) = key_pair("k");
     let now = c.h.clock.unix();
     let code = code_for(&c.h, &reg.client_id, LOOPBACK, &for_resource()).await;
-    let e =
-        c.h.server
-            .token(
-                None,
-                with_assertion(
-                    code_request(&reg.client_id, &code, LOOPBACK),
-                    &assertion(&key, &reg.client_id, ISSUER, "r1", now, 60),
-                ),
-            )
-            .await
-            .unwrap_err();
     assert_eq!(
-        wire_of(&e),
+        token_refused(
+            &c,
+            with_assertion(
+                code_request(&reg.client_id, &code, LOOPBACK),
+                &assertion(&key, &reg.client_id, ISSUER, "r1", now, 60),
+            )
+        )
+        .await,
         (
             401,
             body_of(
