@@ -410,8 +410,8 @@ pub fn resource_for_url<'a>(
     resources: &'a [ResourceConfig],
     request_url: &str,
 ) -> Option<&'a ResourceConfig> {
-    let index = ResourceIndex::new(resources);
-    let at = index.locate_uncached(request_url)?.resource?;
+    let locations: Vec<ResourceLocation> = resources.iter().map(ResourceLocation::new).collect();
+    let at = locate(&locations, request_url)?.resource?;
     resources.get(at)
 }
 
@@ -483,24 +483,29 @@ impl ResourceIndex {
     }
 
     fn locate_uncached(&self, request_url: &str) -> Option<Located> {
-        let req = url::Url::parse(request_url).ok()?;
-        if !matches!(req.scheme(), "http" | "https") {
-            return None;
-        }
-        let origin = req.origin();
-        let path = req.path();
-        let resource = self
-            .locations
-            .iter()
-            .enumerate()
-            .filter(|(_, at)| at.contains(&origin, path))
-            .max_by_key(|(_, at)| at.resource_len)
-            .map(|(i, _)| i);
-        Some(Located {
-            resource,
-            well_known: path.starts_with("/.well-known/"),
-        })
+        locate(&self.locations, request_url)
     }
+}
+
+/// Parses `request_url` and finds the longest configured resource containing it; `None` if it is not an
+/// absolute http(s) URL.
+fn locate(locations: &[ResourceLocation], request_url: &str) -> Option<Located> {
+    let req = url::Url::parse(request_url).ok()?;
+    if !matches!(req.scheme(), "http" | "https") {
+        return None;
+    }
+    let origin = req.origin();
+    let path = req.path();
+    let resource = locations
+        .iter()
+        .enumerate()
+        .filter(|(_, at)| at.contains(&origin, path))
+        .max_by_key(|(_, at)| at.resource_len)
+        .map(|(i, _)| i);
+    Some(Located {
+        resource,
+        well_known: path.starts_with("/.well-known/"),
+    })
 }
 
 /// A configured resource's origin and path, parsed once.
