@@ -445,8 +445,6 @@ const MEMO_ENTRIES: usize = 1024;
 /// chooses the URL the proxy forwards), so the memo is bounded in entries and in key length.
 pub(crate) struct ResourceIndex {
     locations: Vec<ResourceLocation>,
-    /// Each resource's RFC 9728 metadata URL, for the challenge of every 401.
-    metadata_urls: Vec<String>,
     /// `None` for a URL that is not an absolute http(s) URL.
     memo: Cache<Box<str>, Option<Located>>,
 }
@@ -455,7 +453,6 @@ impl ResourceIndex {
     pub(crate) fn new(resources: &[ResourceConfig]) -> Self {
         ResourceIndex {
             locations: resources.iter().map(ResourceLocation::new).collect(),
-            metadata_urls: resources.iter().map(ResourceConfig::metadata_url).collect(),
             memo: Cache::new(MEMO_ENTRIES),
         }
     }
@@ -464,9 +461,8 @@ impl ResourceIndex {
     fn metadata_url(&self, resource: &ResourceConfig) -> String {
         self.locations
             .iter()
-            .zip(&self.metadata_urls)
-            .find(|(at, _)| at.resource == resource.resource)
-            .map_or_else(|| resource.metadata_url(), |(_, url)| url.clone())
+            .find(|at| at.resource == resource.resource)
+            .map_or_else(|| resource.metadata_url(), |at| at.metadata_url.clone())
     }
 
     /// Locates `request_url` among the resources (memoised); `None` if it is not an absolute http(s) URL.
@@ -500,7 +496,7 @@ fn locate(locations: &[ResourceLocation], request_url: &str) -> Option<Located> 
         .iter()
         .enumerate()
         .filter(|(_, at)| at.contains(&origin, path))
-        .max_by_key(|(_, at)| at.resource_len)
+        .max_by_key(|(_, at)| at.resource.len())
         .map(|(i, _)| i);
     Some(Located {
         resource,
@@ -510,29 +506,25 @@ fn locate(locations: &[ResourceLocation], request_url: &str) -> Option<Located> 
 
 /// A configured resource's origin and path, parsed once.
 struct ResourceLocation {
-    /// The configured URL.
+    /// The configured URL (the longest configured resource that contains a URL wins).
     resource: String,
+    /// Its RFC 9728 metadata URL, for the challenge of every 401.
+    metadata_url: String,
+    /// `None` if the configured URL does not parse: it then contains nothing.
     origin: Option<url::Origin>,
     base: String,
-    /// The configured URL's length: the longest configured resource that contains a URL wins.
-    resource_len: usize,
 }
 
 impl ResourceLocation {
     fn new(r: &ResourceConfig) -> Self {
-        match url::Url::parse(&r.resource) {
-            Ok(u) => ResourceLocation {
-                resource: r.resource.clone(),
-                origin: Some(u.origin()),
-                base: u.path().trim_end_matches('/').to_owned(),
-                resource_len: r.resource.len(),
-            },
-            Err(_) => ResourceLocation {
-                resource: r.resource.clone(),
-                origin: None,
-                base: String::new(),
-                resource_len: 0,
-            },
+        let parsed = url::Url::parse(&r.resource).ok();
+        ResourceLocation {
+            resource: r.resource.clone(),
+            metadata_url: r.metadata_url(),
+            origin: parsed.as_ref().map(url::Url::origin),
+            base: parsed
+                .as_ref()
+                .map_or_else(String::new, |u| u.path().trim_end_matches('/').to_owned()),
         }
     }
 
