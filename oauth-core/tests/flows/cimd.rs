@@ -488,7 +488,7 @@ async fn shared_secret_methods_are_refused_in_documents() {
     let mut req = code_request(&id, &code, "https://app.example.com/cb");
     req.client_secret = Some("guess".into());
     assert_eq!(
-        token_refused(&c, req).await,
+        token_refused(&c.h, req).await,
         (
             401,
             body_of("invalid_client", "client authentication failed")
@@ -520,11 +520,6 @@ fn assertion(key: &Jwk, client_id: &str, aud: &str, jti: &str, now: u64, lifetim
     payload.set_issued_at(&(std::time::UNIX_EPOCH + Duration::from_secs(now)));
     payload.set_expires_at(&(std::time::UNIX_EPOCH + Duration::from_secs(now + lifetime)));
     jwt::encode_with_signer(&payload, &header, &ES256.signer_from_jwk(key).unwrap()).unwrap()
-}
-
-/// The status and body of a token request the server refuses.
-async fn token_refused(c: &Cimd, req: TokenRequest) -> (u16, Value) {
-    wire_of(&c.h.server.token(None, req).await.unwrap_err())
 }
 
 fn with_assertion(mut req: TokenRequest, a: &str) -> TokenRequest {
@@ -559,7 +554,7 @@ async fn private_key_jwt_with_jwks_and_jwks_uri() {
     // The same assertion again: the jti is spent.
     assert_eq!(
         token_refused(
-            &c,
+            &c.h,
             with_assertion(
                 refresh_request(&id, t.refresh_token.as_deref().unwrap(), ""),
                 &a,
@@ -580,7 +575,7 @@ async fn private_key_jwt_with_jwks_and_jwks_uri() {
     let code = code_for(&c.h, &id, redirect, &for_resource()).await;
     assert_eq!(
         token_refused(
-            &c,
+            &c.h,
             with_assertion(code_request(&id, &code, redirect), &forged)
         )
         .await,
@@ -594,7 +589,7 @@ async fn private_key_jwt_with_jwks_and_jwks_uri() {
     );
     // No assertion at all for a private_key_jwt client.
     assert_eq!(
-        token_refused(&c, code_request(&id, &code, redirect)).await,
+        token_refused(&c.h, code_request(&id, &code, redirect)).await,
         (
             401,
             body_of(
@@ -619,7 +614,11 @@ async fn private_key_jwt_with_jwks_and_jwks_uri() {
         ),
     ] {
         assert_eq!(
-            token_refused(&c, with_assertion(code_request(&id, &code, redirect), &bad)).await,
+            token_refused(
+                &c.h,
+                with_assertion(code_request(&id, &code, redirect), &bad)
+            )
+            .await,
             (
                 401,
                 body_of(
@@ -730,7 +729,7 @@ async fn registered_clients_are_unaffected_and_metadata_advertises_support() {
     let code = code_for(&c.h, &reg.client_id, LOOPBACK, &for_resource()).await;
     assert_eq!(
         token_refused(
-            &c,
+            &c.h,
             with_assertion(
                 code_request(&reg.client_id, &code, LOOPBACK),
                 &assertion(&key, &reg.client_id, ISSUER, "r1", now, 60),

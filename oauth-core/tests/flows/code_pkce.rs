@@ -63,9 +63,8 @@ async fn pkce_mismatch_and_missing_verifier() {
         enc(LOOPBACK),
         "x".repeat(43)
     ));
-    let e = h.server.token(None, wrong).await.unwrap_err();
     assert_eq!(
-        wire_of(&e),
+        token_refused(&h, wrong).await,
         (
             400,
             body(
@@ -90,7 +89,7 @@ async fn pkce_mismatch_and_missing_verifier() {
         enc(LOOPBACK)
     ));
     assert_eq!(
-        wire_of(&h.server.token(None, missing).await.unwrap_err()),
+        token_refused(&h, missing).await,
         (400, body("invalid_request", "code_verifier is required"))
     );
 }
@@ -106,16 +105,12 @@ async fn redirect_uri_must_match_the_authorization_request() {
         &for_resource(),
     )
     .await;
-    let e = h
-        .server
-        .token(
-            None,
-            code_request(&c.client_id, &code, "http://127.0.0.1:4001/callback"),
-        )
-        .await
-        .unwrap_err();
     assert_eq!(
-        wire_of(&e),
+        token_refused(
+            &h,
+            code_request(&c.client_id, &code, "http://127.0.0.1:4001/callback")
+        )
+        .await,
         (
             400,
             body(
@@ -136,10 +131,7 @@ async fn redirect_uri_must_match_the_authorization_request() {
         c.client_id,
         enc(&code)
     ));
-    assert_eq!(
-        wire_of(&h.server.token(None, omitted).await.unwrap_err()).1["error"],
-        "invalid_grant"
-    );
+    assert_eq!(token_refused(&h, omitted).await.1["error"], "invalid_grant");
     let code = code_for(
         &h,
         &c.client_id,
@@ -169,13 +161,8 @@ async fn code_replay_is_refused_and_revokes_the_tokens_of_the_first_redemption()
     h.server
         .verify(Some(&bearer(&first.access_token)), resource(&h))
         .unwrap();
-    let e = h
-        .server
-        .token(None, code_request(&c.client_id, &code, LOOPBACK))
-        .await
-        .unwrap_err();
     assert_eq!(
-        wire_of(&e),
+        token_refused(&h, code_request(&c.client_id, &code, LOOPBACK)).await,
         (
             400,
             body(
@@ -209,13 +196,8 @@ async fn codes_expire_after_their_ttl() {
     let c = public_client(&h).await;
     let code = code_for(&h, &c.client_id, LOOPBACK, &for_resource()).await;
     h.clock.advance(Duration::from_secs(61));
-    let e = h
-        .server
-        .token(None, code_request(&c.client_id, &code, LOOPBACK))
-        .await
-        .unwrap_err();
     assert_eq!(
-        wire_of(&e),
+        token_refused(&h, code_request(&c.client_id, &code, LOOPBACK)).await,
         (
             400,
             body(
@@ -232,13 +214,8 @@ async fn a_code_is_bound_to_its_client() {
     let a = public_client(&h).await;
     let b = public_client(&h).await;
     let code = code_for(&h, &a.client_id, LOOPBACK, &for_resource()).await;
-    let e = h
-        .server
-        .token(None, code_request(&b.client_id, &code, LOOPBACK))
-        .await
-        .unwrap_err();
     assert_eq!(
-        wire_of(&e),
+        token_refused(&h, code_request(&b.client_id, &code, LOOPBACK)).await,
         (
             400,
             body(
@@ -257,7 +234,7 @@ async fn resource_at_the_token_endpoint_must_match() {
     let mut req = code_request(&c.client_id, &code, LOOPBACK);
     req.resource = Some(OTHER_RESOURCE.into());
     assert_eq!(
-        wire_of(&h.server.token(None, req).await.unwrap_err()),
+        token_refused(&h, req).await,
         (
             400,
             body(
@@ -299,20 +276,17 @@ async fn confidential_clients_authenticate_by_basic_or_post_in_constant_time() {
     let code = code_for(&h, &c.client_id, redirect, &for_resource()).await;
     let mut req = code_request(&c.client_id, &code, redirect);
     req.client_secret = Some("wrong".into());
-    assert_eq!(
-        wire_of(&h.server.token(None, req.clone()).await.unwrap_err()),
-        failed
-    );
+    assert_eq!(token_refused(&h, req.clone()).await, failed);
     req.client_secret = None;
     assert_eq!(
-        wire_of(&h.server.token(None, req.clone()).await.unwrap_err()),
+        token_refused(&h, req.clone()).await,
         failed,
         "a secret client must send its secret"
     );
     req.client_id = Some("unknown".into());
     req.client_secret = Some(secret.clone());
     assert_eq!(
-        wire_of(&h.server.token(None, req.clone()).await.unwrap_err()),
+        token_refused(&h, req.clone()).await,
         failed,
         "unknown client looks the same"
     );
@@ -351,7 +325,7 @@ async fn confidential_clients_authenticate_by_basic_or_post_in_constant_time() {
     );
     let no_client = form("grant_type=authorization_code&code=x&code_verifier=y");
     assert_eq!(
-        wire_of(&h.server.token(None, no_client).await.unwrap_err()),
+        token_refused(&h, no_client).await,
         (
             401,
             body(
@@ -370,7 +344,7 @@ async fn a_public_client_must_not_send_a_secret() {
     let mut req = code_request(&c.client_id, &code, LOOPBACK);
     req.client_secret = Some("anything".into());
     assert_eq!(
-        wire_of(&h.server.token(None, req).await.unwrap_err()),
+        token_refused(&h, req).await,
         (401, body("invalid_client", "client authentication failed"))
     );
 }
@@ -412,7 +386,7 @@ async fn grant_types_and_malformed_forms() {
     let c = public_client(&h).await;
     let unsupported = form(&format!("grant_type=password&client_id={}", c.client_id));
     assert_eq!(
-        wire_of(&h.server.token(None, unsupported).await.unwrap_err()),
+        token_refused(&h, unsupported).await,
         (
             400,
             body(
@@ -423,7 +397,7 @@ async fn grant_types_and_malformed_forms() {
     );
     let missing = form(&format!("client_id={}", c.client_id));
     assert_eq!(
-        wire_of(&h.server.token(None, missing).await.unwrap_err()),
+        token_refused(&h, missing).await,
         (400, body("invalid_request", "grant_type is required"))
     );
     let no_code = form(&format!(
@@ -431,7 +405,7 @@ async fn grant_types_and_malformed_forms() {
         c.client_id
     ));
     assert_eq!(
-        wire_of(&h.server.token(None, no_code).await.unwrap_err()),
+        token_refused(&h, no_code).await,
         (400, body("invalid_request", "code is required"))
     );
     let dup: Result<oauth_core::wire::TokenRequest, _> =
@@ -445,7 +419,7 @@ async fn grant_types_and_malformed_forms() {
         c.client_id
     ));
     assert_eq!(
-        wire_of(&h.server.token(None, unknown).await.unwrap_err()),
+        token_refused(&h, unknown).await,
         (
             400,
             body(

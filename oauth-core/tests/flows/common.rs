@@ -58,6 +58,11 @@ pub fn wire_of(e: &Error) -> (u16, Value) {
     (o.status(), serde_json::to_value(o.to_response()).unwrap())
 }
 
+/// The status and body of a token request the server refuses (no client authentication header).
+pub async fn token_refused(h: &Harness, req: TokenRequest) -> (u16, Value) {
+    wire_of(&h.server.token(None, req).await.unwrap_err())
+}
+
 pub fn body(code: &str, description: &str) -> Value {
     serde_json::json!({ "error": code, "error_description": description })
 }

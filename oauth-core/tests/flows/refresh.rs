@@ -67,13 +67,8 @@ async fn reuse_after_the_grace_window_revokes_the_whole_family() {
         .await
         .unwrap();
     h.clock.advance(Duration::from_secs(31));
-    let e = h
-        .server
-        .token(None, refresh_request(&c.client_id, &r0, ""))
-        .await
-        .unwrap_err();
     assert_eq!(
-        wire_of(&e),
+        token_refused(&h, refresh_request(&c.client_id, &r0, "")).await,
         (
             400,
             body(
@@ -82,16 +77,12 @@ async fn reuse_after_the_grace_window_revokes_the_whole_family() {
             )
         )
     );
-    let e = h
-        .server
-        .token(
-            None,
-            refresh_request(&c.client_id, t1.refresh_token.as_deref().unwrap(), ""),
-        )
-        .await
-        .unwrap_err();
     assert_eq!(
-        wire_of(&e),
+        token_refused(
+            &h,
+            refresh_request(&c.client_id, t1.refresh_token.as_deref().unwrap(), "")
+        )
+        .await,
         (
             400,
             body(
@@ -214,20 +205,16 @@ async fn scope_may_narrow_never_widen() {
     let h = harness().await;
     let c = public_client(&h).await;
     let t0 = tokens(&h, &c.client_id, &for_resource()).await;
-    let e = h
-        .server
-        .token(
-            None,
+    assert_eq!(
+        token_refused(
+            &h,
             refresh_request(
                 &c.client_id,
                 t0.refresh_token.as_deref().unwrap(),
                 "&scope=mcp+mcp%3Aadmin",
-            ),
+            )
         )
-        .await
-        .unwrap_err();
-    assert_eq!(
-        wire_of(&e),
+        .await,
         (
             400,
             body(
@@ -251,20 +238,16 @@ async fn resource_is_bound_to_the_grant() {
     let h = harness().await;
     let c = public_client(&h).await;
     let t0 = tokens(&h, &c.client_id, &for_resource()).await;
-    let e = h
-        .server
-        .token(
-            None,
+    assert_eq!(
+        token_refused(
+            &h,
             refresh_request(
                 &c.client_id,
                 t0.refresh_token.as_deref().unwrap(),
                 &format!("&resource={}", enc(OTHER_RESOURCE)),
-            ),
+            )
         )
-        .await
-        .unwrap_err();
-    assert_eq!(
-        wire_of(&e),
+        .await,
         (
             400,
             body(
@@ -282,13 +265,8 @@ async fn refresh_tokens_are_bound_to_their_client_and_expire() {
     let b = public_client(&h).await;
     let t = tokens(&h, &a.client_id, &for_resource()).await;
     let r = t.refresh_token.clone().unwrap();
-    let e = h
-        .server
-        .token(None, refresh_request(&b.client_id, &r, ""))
-        .await
-        .unwrap_err();
     assert_eq!(
-        wire_of(&e),
+        token_refused(&h, refresh_request(&b.client_id, &r, "")).await,
         (
             400,
             body(
@@ -298,13 +276,8 @@ async fn refresh_tokens_are_bound_to_their_client_and_expire() {
         )
     );
     h.clock.advance(Duration::from_secs(30 * 24 * 3600 + 1));
-    let e = h
-        .server
-        .token(None, refresh_request(&a.client_id, &r, ""))
-        .await
-        .unwrap_err();
     assert_eq!(
-        wire_of(&e),
+        token_refused(&h, refresh_request(&a.client_id, &r, "")).await,
         (
             400,
             body(
@@ -323,13 +296,8 @@ async fn clients_without_the_refresh_grant_are_unauthorized() {
         json!({"redirect_uris": [LOOPBACK], "token_endpoint_auth_method": "none"}),
     )
     .await;
-    let e = h
-        .server
-        .token(None, refresh_request(&c.client_id, "whatever", ""))
-        .await
-        .unwrap_err();
     assert_eq!(
-        wire_of(&e),
+        token_refused(&h, refresh_request(&c.client_id, "whatever", "")).await,
         (
             400,
             body(
@@ -443,16 +411,12 @@ async fn a_user_removed_from_the_users_file_loses_the_grant_at_the_next_refresh(
     let c = public_client(&h).await;
     let t0 = tokens(&h, &c.client_id, &for_resource()).await;
     let gone = restarted(&h, oauth_core::testing::config(), vec![users(&["bob"])]).await;
-    let e = gone
-        .server
-        .token(
-            None,
-            refresh_request(&c.client_id, t0.refresh_token.as_deref().unwrap(), ""),
-        )
-        .await
-        .unwrap_err();
     assert_eq!(
-        wire_of(&e),
+        token_refused(
+            &gone,
+            refresh_request(&c.client_id, t0.refresh_token.as_deref().unwrap(), "")
+        )
+        .await,
         (
             400,
             body(
@@ -477,16 +441,12 @@ async fn a_policy_that_no_longer_admits_the_user_ends_the_grant_at_the_next_refr
     config.policy =
         oauth_core::AccessPolicy::new(vec![], vec![], vec!["example.org".into()], vec![]);
     let strict = restarted(&h, config, vec![]).await;
-    let e = strict
-        .server
-        .token(
-            None,
-            refresh_request(&c.client_id, t0.refresh_token.as_deref().unwrap(), ""),
-        )
-        .await
-        .unwrap_err();
     assert_eq!(
-        wire_of(&e),
+        token_refused(
+            &strict,
+            refresh_request(&c.client_id, t0.refresh_token.as_deref().unwrap(), "")
+        )
+        .await,
         (
             400,
             body(
