@@ -14,6 +14,7 @@ use std::sync::Arc;
 use oauth_core::upstream::Credentials;
 use oauth_core::wire::parse_form;
 use oauth_core::{AuthServer, Clock, EmbeddedStore, IdentityProvider, LocalUser, LocalUsers};
+use oauth_core::{ForwardedHeaders, GateInput, GateOutcome, HeaderField};
 use oauth_core::{ResourceConfig, ServerConfig, SystemClock, pkce};
 
 const ISSUER: &str = "http://127.0.0.1:8080";
@@ -85,16 +86,30 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let renewed = rotated.refresh_token.is_some_and(|r| r != refresh);
     println!("6. refreshed: new access JWT, new refresh token: {renewed}");
 
-    // 7. The forward-auth gate: Authorization header + the resource the request goes to -> the caller.
-    let url = "http://127.0.0.1:8080/mcp/tools";
-    let target = server.resource_for_url(url).ok_or("no resource")?;
+    // 7. The forward-auth gate: one call with the headers the proxy sent (here as nginx's auth_request sends
+    //    them) decides everything: the request's URL read strictly, the discovery pass, the resource, Origin,
+    //    the token, the access policy and the per-tool scopes.
     let header = format!("Bearer {}", rotated.access_token);
-    let who = server
-        .verify(Some(&header), target)
-        .map_err(|r| r.www_authenticate())?;
-    let (sub, client, scope) = (&who.subject, &who.client_id, &who.scope);
-    println!("7. verified: sub {sub}, client {client}, scope `{scope}`");
-    if let Err(no) = server.verify(None, target) {
+    fn input(authorization: Option<&[u8]>) -> GateInput<'_> {
+        GateInput {
+            forwarded: ForwardedHeaders {
+                original_url: HeaderField::One(b"http://127.0.0.1:8080/mcp/tools"),
+                original_method: HeaderField::One(b"POST"),
+                ..ForwardedHeaders::default()
+            },
+            from_trusted_proxy: true,
+            authorization: HeaderField::from_option(authorization),
+            ..GateInput::default()
+        }
+    }
+    match server.gate(&input(Some(header.as_bytes()))).await.outcome {
+        GateOutcome::Admit(who) => {
+            let (sub, client, scope) = (&who.subject, &who.client_id, &who.scope);
+            println!("7. admitted: sub {sub}, client {client}, scope `{scope}`");
+        }
+        other => return Err(format!("the gate did not admit the token: {other:?}").into()),
+    }
+    if let GateOutcome::Reject(no) = server.gate(&input(None)).await.outcome {
         println!(
             "   without a token: {} {}",
             no.status(),

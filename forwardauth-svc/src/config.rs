@@ -54,6 +54,8 @@
 //! allowed_emails = ["bob@example.com"]  # all lists empty = everyone who can log in
 //! allowed_email_domains = ["example.com"]
 //! allowed_groups = ["admins"]
+//! allowed_origins = ["http://localhost:6274"] # browser origins besides the resource's own; a request with any
+//!                                     # other Origin header is refused (403), and no Origin passes
 //!
 //! [resources.tool_scopes]             # extra scopes per MCP method, or method and tool name
 //! "tools/call:delete_repo" = ["mcp:admin"]
@@ -551,6 +553,8 @@ struct RawResource {
     allowed_github_teams: Vec<String>,
     #[serde(default)]
     tool_scopes: BTreeMap<String, Vec<String>>,
+    #[serde(default)]
+    allowed_origins: Vec<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -996,10 +1000,19 @@ fn resources(ctx: &Ctx<'_>, raw: Vec<RawResource>) -> Result<Vec<ResourceConfig>
                 allowed_github_teams: r.allowed_github_teams,
             },
         )?;
+        for (j, o) in r.allowed_origins.iter().enumerate() {
+            if oauth_core::forwarded::SiteOrigin::parse(o).is_none() {
+                return Err(ctx.invalid(
+                    format!("{}[{j}]", key("allowed_origins")),
+                    format!("{o:?} is not an origin like https://app.example.com (scheme, host and optional port, no path)"),
+                ));
+            }
+        }
         let mut resource = ResourceConfig::new(r.resource, r.scopes)
             .require(r.required_scopes)
             .with_policy(policy)
-            .with_tool_scopes(tool_scopes);
+            .with_tool_scopes(tool_scopes)
+            .with_allowed_origins(r.allowed_origins);
         if let Some(name) = r.name {
             resource = resource.named(name);
         }

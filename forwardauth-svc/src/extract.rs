@@ -6,17 +6,14 @@
 //! headers decide which resource is being accessed, so they are believed only from configured proxy addresses;
 //! from anywhere else their presence is refused.
 //!
-//! A proxy sets one family and, by default, passes the client's other headers through to the gate unchanged
-//! (Traefik without `authRequestHeaders`, Caddy, ingress-nginx). A client could then add the *other* family,
-//! say `X-Original-URL: https://mcp.example.com/.well-known/x` behind Traefik, to make the gate judge a
-//! request it is not making. So when both families are present they must describe the same request, or the
-//! gate refuses it: no choice of precedence would be safe behind every proxy.
+//! This module only collects the headers, raw, noting any that came twice; the engine reads them strictly
+//! ([`oauth_core::forwarded`]) and decides ([`oauth_core::AuthServer::gate`]).
 
 use actix_web::HttpRequest;
 use actix_web::http::header::{self, HeaderName};
 use actix_web::web::{self, Bytes};
 use futures_util::StreamExt as _;
-use oauth_core::ClientCredentials;
+use oauth_core::{ClientCredentials, ForwardedHeaders, GateInput, HeaderField};
 
 use crate::config::GateConfig;
 use crate::error::{ApiError, Challenge};
@@ -130,104 +127,65 @@ pub fn from_trusted_proxy(req: &HttpRequest, gate: &GateConfig) -> bool {
     })
 }
 
-/// The request a forward-auth call is about.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Original<'a> {
-    /// Its HTTP method, upper case (borrowed from the header when it already is).
-    pub method: std::borrow::Cow<'a, str>,
-    /// Its absolute URL, as the proxy described it (not yet parsed: the engine locates it, memoised).
-    pub url: String,
+/// One header as the gate reads it: absent, once (raw bytes), or repeated.
+pub fn field<'a>(req: &'a HttpRequest, name: &HeaderName) -> HeaderField<'a> {
+    HeaderField::from_values(req.headers().get_all(name).map(|v| v.as_bytes()))
 }
 
-/// Why the original request could not be established.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OriginalError {
-    /// Forwarded headers from an address that is not a trusted proxy.
-    Untrusted,
-    /// No forwarded headers at all.
-    Missing,
-    /// The headers do not form a URL.
-    Malformed,
-    /// The `X-Forwarded-*` and `X-Original-*` headers describe different requests.
-    Conflicting,
+/// The headers that describe the request a forward-auth call is about, as received.
+pub fn forwarded_headers(req: &HttpRequest) -> ForwardedHeaders<'_> {
+    ForwardedHeaders {
+        forwarded_method: field(req, &names::X_FORWARDED_METHOD),
+        forwarded_proto: field(req, &names::X_FORWARDED_PROTO),
+        forwarded_host: field(req, &names::X_FORWARDED_HOST),
+        forwarded_uri: field(req, &names::X_FORWARDED_URI),
+        original_url: field(req, &names::X_ORIGINAL_URL),
+        original_uri: field(req, &names::X_ORIGINAL_URI),
+        original_method: field(req, &names::X_ORIGINAL_METHOD),
+        host: field(req, &header::HOST),
+    }
 }
 
-const FORWARDED: [HeaderName; 7] = [
-    names::X_FORWARDED_METHOD,
-    names::X_FORWARDED_PROTO,
-    names::X_FORWARDED_HOST,
-    names::X_FORWARDED_URI,
-    names::X_ORIGINAL_URL,
-    names::X_ORIGINAL_URI,
-    names::X_ORIGINAL_METHOD,
-];
+/// Everything the gate reads of a forward-auth call; the engine parses and judges it
+/// ([`oauth_core::AuthServer::gate`]).
+pub fn gate_input<'a>(req: &'a HttpRequest, gate: &GateConfig) -> GateInput<'a> {
+    GateInput {
+        forwarded: forwarded_headers(req),
+        from_trusted_proxy: from_trusted_proxy(req, gate),
+        listener_https: req.app_config().secure(),
+        authorization: field(req, &header::AUTHORIZATION),
+        origin: field(req, &header::ORIGIN),
+        mcp_protocol_version: field(req, &names::MCP_PROTOCOL_VERSION),
+        mcp_method: field(req, &names::MCP_METHOD),
+        mcp_name: field(req, &names::MCP_NAME),
+    }
+}
 
-/// Reconstructs the guarded request from the proxy's headers. Whether the URL parses is for the caller to find
-/// out ([`oauth_core::AuthServer::request_target`]).
-///
-/// # Errors
-/// [`OriginalError`].
-pub fn original_request<'a>(
-    req: &'a HttpRequest,
-    gate: &GateConfig,
-) -> Result<Original<'a>, OriginalError> {
-    // Each header is looked up once: this runs on every proxied request.
-    let raw = FORWARDED.map(|name| req.headers().get(name));
-    if raw.iter().all(Option::is_none) {
-        return Err(OriginalError::Missing);
-    }
-    if !from_trusted_proxy(req, gate) {
-        return Err(OriginalError::Untrusted);
-    }
-    // A header that is present but not visible ASCII counts as absent.
-    let [
-        method,
-        proto,
-        host,
-        uri,
-        original_url,
-        original_uri,
-        original_method,
-    ] = raw.map(|v| v.and_then(|v| v.to_str().ok()));
-    let method = match (method, original_method) {
-        (Some(a), Some(b)) if !a.eq_ignore_ascii_case(b) => {
-            return Err(OriginalError::Conflicting);
-        }
-        (Some(m), _) | (None, Some(m)) => m,
-        (None, None) => "GET",
-    };
-    let proto = || proto.unwrap_or(own_scheme(req));
-    let host = || {
-        host.or_else(|| header(req, &header::HOST))
-            .ok_or(OriginalError::Malformed)
-    };
-    // Traefik and Caddy: X-Forwarded-Uri. nginx: X-Original-URL, or X-Original-URI with the host.
-    let absolute = |uri: &str| -> Result<String, OriginalError> {
-        let (proto, host) = (proto(), host()?);
-        let mut url = String::with_capacity(proto.len() + 3 + host.len() + uri.len());
-        url.push_str(proto);
-        url.push_str("://");
-        url.push_str(host);
-        url.push_str(uri);
-        Ok(url)
-    };
-    let forwarded = uri.map(absolute).transpose()?;
-    let original = match (original_url, original_uri) {
-        (Some(full), _) => Some(full.to_owned()),
-        (None, Some(uri)) => Some(absolute(uri)?),
-        (None, None) => None,
-    };
-    let url = match (forwarded, original) {
-        (Some(f), Some(o)) if f != o => return Err(OriginalError::Conflicting),
-        (Some(u), _) | (None, Some(u)) => u,
-        (None, None) => return Err(OriginalError::Malformed),
-    };
-    let method = if method.bytes().any(|b| b.is_ascii_lowercase()) {
-        std::borrow::Cow::Owned(method.to_ascii_uppercase())
+/// A request routed to this service from an MCP host (a CORS preflight), described as the gate describes a
+/// guarded one: the method and raw request target of this request, the host and scheme from the proxy's
+/// `X-Forwarded-Host`/`-Proto` when it is trusted, else from `Host` and this listener.
+pub fn routed_request<'a>(req: &'a HttpRequest, gate: &GateConfig) -> ForwardedHeaders<'a> {
+    let trusted = from_trusted_proxy(req, gate);
+    let target = req
+        .uri()
+        .path_and_query()
+        .map_or("/", actix_web::http::uri::PathAndQuery::as_str);
+    let (proto, host) = if trusted {
+        (
+            field(req, &names::X_FORWARDED_PROTO),
+            field(req, &names::X_FORWARDED_HOST),
+        )
     } else {
-        std::borrow::Cow::Borrowed(method)
+        (HeaderField::Absent, HeaderField::Absent)
     };
-    Ok(Original { method, url })
+    ForwardedHeaders {
+        forwarded_method: HeaderField::One(req.method().as_str().as_bytes()),
+        forwarded_proto: proto,
+        forwarded_host: host,
+        forwarded_uri: HeaderField::One(target.as_bytes()),
+        host: field(req, &header::HOST),
+        ..ForwardedHeaders::default()
+    }
 }
 
 /// The absolute URL this service was reached at for `path`, as the client saw it: the proxy's

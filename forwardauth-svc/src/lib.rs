@@ -4,11 +4,12 @@
 //! `auth_request` and Caddy `forward_auth`, and the OAuth 2.1 endpoints MCP clients discover through it.
 //!
 //! Handlers extract, make one engine call, and shape the response; errors meet the wire in one place
-//! ([`error`]). [`routes::configure`] is the only route table: `main` and every test use it. [`run`] serves a
+//! ([`error`]). [`endpoints::ENDPOINTS`] is the only route table; [`routes::configure`] registers it for `main` and every test. [`run`] serves a
 //! configuration on a listener until a shutdown future resolves, so tests can bind `127.0.0.1:0`.
 
 pub mod cli;
 pub mod config;
+pub mod endpoints;
 pub mod error;
 mod extract;
 mod handlers;

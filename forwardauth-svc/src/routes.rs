@@ -1,4 +1,4 @@
-//! The route table, shared by `main` and every test.
+//! The routes of [`ENDPOINTS`](crate::endpoints::ENDPOINTS), shared by `main` and every test.
 //!
 //! Browser-facing discovery, registration and token endpoints get CORS (MCP Inspector and web clients call them
 //! with `fetch`), exposing `WWW-Authenticate`; the login and consent pages and `/verify` do not. A path with the
@@ -14,8 +14,9 @@ use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::{HttpResponse, web};
 use tracing::Instrument as _;
 
+use crate::endpoints::{ENDPOINTS, Methods};
 use crate::extract::names;
-use crate::handlers::{authorize, metadata, ops, register, token, verify};
+use crate::handlers::verify;
 
 fn cors() -> Cors {
     Cors::default()
@@ -40,89 +41,43 @@ fn method_not_allowed() -> actix_web::Route {
     })
 }
 
-/// Registers every route.
+/// Any path the service does not serve: `OPTIONS` is a CORS preflight for a protected resource (routed here by
+/// the proxy snippets), anything else 404.
+fn not_served() -> actix_web::Route {
+    web::route().to(
+        |state: web::Data<crate::state::AppState>, req: actix_web::HttpRequest| async move {
+            if req.method() == actix_web::http::Method::OPTIONS {
+                verify::preflight(state, req).await
+            } else {
+                HttpResponse::NotFound().json(serde_json::json!({
+                    "error": "not_found",
+                    "error_description": "no such endpoint",
+                }))
+            }
+        },
+    )
+}
+
+/// Registers every route of [`ENDPOINTS`], and the preflight and 404 answer for every other path.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/verify").route(web::route().to(verify::verify)))
-        .service(
-            web::resource("/authorize")
-                .route(web::get().to(authorize::authorize))
-                .default_service(method_not_allowed()),
-        )
-        .service(
-            web::resource("/login")
-                .route(web::post().to(authorize::login))
-                .default_service(method_not_allowed()),
-        )
-        .service(
-            web::resource("/login/upstream")
-                .route(web::post().to(authorize::login_upstream))
-                .default_service(method_not_allowed()),
-        )
-        .service(
-            web::resource("/callback")
-                .route(web::get().to(authorize::callback))
-                .default_service(method_not_allowed()),
-        )
-        .service(
-            web::resource("/consent")
-                .route(web::post().to(authorize::consent))
-                .default_service(method_not_allowed()),
-        )
-        .service(web::resource("/health").route(web::get().to(ops::health)))
-        .service(web::resource("/ready").route(web::get().to(ops::ready)))
-        .service(
-            web::scope("")
-                .wrap(cors())
-                .service(
-                    web::resource("/.well-known/oauth-authorization-server")
-                        .route(web::get().to(metadata::authorization_server))
-                        .default_service(method_not_allowed()),
-                )
-                .service(
-                    web::resource("/.well-known/openid-configuration")
-                        .route(web::get().to(metadata::openid_configuration)),
-                )
-                .service(
-                    web::resource([
-                        "/.well-known/oauth-protected-resource",
-                        "/.well-known/oauth-protected-resource/{tail:.*}",
-                    ])
-                    .route(web::get().to(metadata::protected_resource))
-                    .default_service(method_not_allowed()),
-                )
-                .service(
-                    web::resource("/jwks.json")
-                        .route(web::get().to(metadata::jwks))
-                        .default_service(method_not_allowed()),
-                )
-                .service(
-                    web::resource("/token")
-                        .route(web::post().to(token::token))
-                        .default_service(method_not_allowed()),
-                )
-                .service(
-                    web::resource("/revoke")
-                        .route(web::post().to(token::revoke))
-                        .default_service(method_not_allowed()),
-                )
-                .service(
-                    web::resource("/introspect")
-                        .route(web::post().to(token::introspect))
-                        .default_service(method_not_allowed()),
-                )
-                .service(
-                    web::resource("/register")
-                        .route(web::post().to(register::register))
-                        .default_service(method_not_allowed()),
-                )
-                .service(
-                    web::resource("/register/{client_id}")
-                        .route(web::get().to(register::read))
-                        .route(web::put().to(register::update))
-                        .route(web::delete().to(register::delete))
-                        .default_service(method_not_allowed()),
-                ),
-        );
+    for e in ENDPOINTS {
+        let mut resource = web::resource(e.pattern);
+        match e.methods {
+            Methods::Any(handler) => resource = resource.route(handler()),
+            Methods::Only(list) => {
+                for (method, handler) in list {
+                    resource = resource.route(handler().method(method.clone()));
+                }
+                resource = resource.default_service(method_not_allowed());
+            }
+        }
+        if e.cors {
+            cfg.service(resource.wrap(cors()));
+        } else {
+            cfg.service(resource);
+        }
+    }
+    cfg.default_service(not_served());
 }
 
 /// Request id and one access-log line per request (wrap the `App` with it).

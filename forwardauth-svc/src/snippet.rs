@@ -4,19 +4,23 @@
 //! For every host of the given MCP URLs it prints one block (an nginx `server`, a Caddy site, or Traefik
 //! routers) that does the same four things:
 //!
-//! 1. **Discovery and the OAuth endpoints go to this service, unauthenticated**: `/.well-known/oauth-*`,
-//!    `/authorize`, `/login`, `/consent`, `/token`, `/revoke`, `/introspect`, `/register[/…]`, `/jwks.json`
-//!    ([`OAUTH_EXACT`], [`OAUTH_PREFIXES`]). On Traefik this router has a higher priority than the catch-all.
+//! 1. **Discovery, the OAuth endpoints and the login pages go to this service, unauthenticated**: every entry of
+//!    [`crate::endpoints::ENDPOINTS`] marked `on_mcp_host`, so a route the service adds is routed by every proxy.
+//!    On Traefik this router has a higher priority than the catch-all. CORS preflights (`OPTIONS`) go to the
+//!    service too, which answers them for the allowed origins: a preflight is never forwarded to the MCP server
+//!    without a token.
 //! 2. **Everything else on the host is the MCP server, behind `/verify`**: a catch-all, so no path of the MCP
 //!    server is left open; a path that is no configured resource is refused by the gate (403).
 //! 3. **Identity headers come only from the gate**: the client's own `X-User-Id`, … are removed or overwritten
 //!    before the gate's answer is copied onto the request (Caddy's `copy_headers` keeps a client's header when
-//!    the gate sends none, hence the explicit strip).
+//!    the gate sends none, hence the explicit strip), and so are their `_` and `.` spellings (`X_User_Id`),
+//!    which servers that map header names to CGI-style variables read as the same header. (nginx drops such
+//!    names itself: `underscores_in_headers` and `ignore_invalid_headers` are off and on by default.)
 //! 4. **No token passthrough**: `Authorization` is removed after the gate and before the MCP server (MCP
 //!    security best practices, "Token Passthrough").
 //!
-//! Proxy specifics: nginx copies `WWW-Authenticate` from an `auth_request` only on 401, so the 403 challenge
-//! is restored with `error_page`; nginx and Caddy get SSE-friendly proxying for streamable HTTP. The gate is
+//! Proxy specifics: nginx copies `WWW-Authenticate` from an `auth_request` only on 401, and none of the gate's
+//! CORS headers, so both refusals go through an `error_page` that restores them; nginx and Caddy get SSE-friendly proxying for streamable HTTP. The gate is
 //! told the original request through headers that the proxy sets itself, never ones a client could add:
 //! nginx sets both header families to the same values, Caddy drops `X-Original-*`, and Traefik forwards only
 //! the headers the gate reads (`authRequestHeaders`).
@@ -31,26 +35,7 @@ use std::net::IpAddr;
 use url::Url;
 
 use crate::config::IdentityHeaders;
-
-/// Exact paths this service answers on every MCP host.
-pub const OAUTH_EXACT: &[&str] = &[
-    "/.well-known/openid-configuration",
-    "/authorize",
-    "/login",
-    "/consent",
-    "/token",
-    "/revoke",
-    "/introspect",
-    "/register",
-    "/jwks.json",
-];
-
-/// Path prefixes this service answers on every MCP host (RFC 9728 and RFC 8414 path-inserted URLs, RFC 7592).
-pub const OAUTH_PREFIXES: &[&str] = &[
-    "/.well-known/oauth-protected-resource",
-    "/.well-known/oauth-authorization-server",
-    "/register/",
-];
+use crate::endpoints;
 
 /// Request headers Traefik forwards to the gate (`authRequestHeaders`): the credentials, the CORS origin and
 /// the 2026-07-28 MCP request headers that per-tool scopes read.
@@ -278,6 +263,27 @@ fn nginx_var(header: &str) -> String {
     header.to_ascii_lowercase().replace('-', "_")
 }
 
+/// Every spelling of an identity header with `_` or `.` for any of its `-`: `X_User_Id`, `X.User-Id`, …
+/// Servers that map header names to variables (CGI, WSGI, PHP) read each as the header itself.
+pub fn alias_spellings(header: &str) -> Vec<String> {
+    let words: Vec<&str> = header.split('-').collect();
+    let mut out = vec![String::new()];
+    for (i, word) in words.iter().enumerate() {
+        if i == 0 {
+            for s in &mut out {
+                s.push_str(word);
+            }
+            continue;
+        }
+        out = out
+            .into_iter()
+            .flat_map(|s| ['-', '_', '.'].map(|sep| format!("{s}{sep}{word}")))
+            .collect();
+    }
+    out.retain(|s| s != header);
+    out
+}
+
 fn nginx(
     out: &mut String,
     sites: &[Site],
@@ -288,17 +294,10 @@ fn nginx(
 ) {
     out.push_str(concat!(
         "# nginx with ngx_http_auth_request_module (Debian: nginx-light or nginx-full). Put this in the http {} block,\n",
-        "# e.g. as /etc/nginx/conf.d/mcp.conf.\n",
+        "# e.g. as /etc/nginx/conf.d/mcp.conf. Keep nginx's defaults underscores_in_headers off and\n",
+        "# ignore_invalid_headers on: they drop X_User_Id-style spellings of the identity headers.\n",
     ));
     resources_note(out, sites);
-    let oauth_regex = {
-        let names: Vec<String> = OAUTH_EXACT
-            .iter()
-            .filter(|p| !p.starts_with("/.well-known/"))
-            .map(|p| p.trim_start_matches('/').replace('.', "\\."))
-            .collect();
-        format!("^/({})(/|$)", names.join("|"))
-    };
     let to_auth = format!(
         "        proxy_pass {auth};\n        proxy_set_header Host $http_host;\n        proxy_set_header X-Forwarded-Proto $scheme;\n        proxy_set_header X-Forwarded-Host $http_host;\n        proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;\n"
     );
@@ -322,26 +321,30 @@ fn nginx(
             let _ = writeln!(out, "    server_name {};", site.host);
         }
         out.push_str(
-            "\n    # Discovery and the OAuth endpoints: forwardauth-svc, unauthenticated.\n",
+            "\n    # Discovery, the OAuth endpoints and the login pages: forwardauth-svc, unauthenticated.\n",
         );
-        for prefix in OAUTH_PREFIXES
-            .iter()
-            .filter(|p| p.starts_with("/.well-known/"))
-        {
+        for path in endpoints::mcp_host_exact() {
+            let _ = writeln!(out, "    location = {path} {{\n{to_auth}    }}");
+        }
+        for prefix in endpoints::mcp_host_prefixes() {
             let _ = writeln!(out, "    location ^~ {prefix} {{\n{to_auth}    }}");
         }
-        let _ = writeln!(
-            out,
-            "    location = /.well-known/openid-configuration {{\n{to_auth}    }}"
-        );
-        let _ = writeln!(out, "    location ~ {oauth_regex} {{\n{to_auth}    }}");
 
         out.push_str(concat!(
             "\n    # Everything else: the MCP server, behind the gate.\n",
             "    location / {\n",
+            "        # CORS preflights are answered by forwardauth-svc, never sent on to the MCP server without a token.\n",
+            "        error_page 418 = @forwardauth_preflight;\n",
+            "        if ($request_method = OPTIONS) {\n",
+            "            return 418;\n",
+            "        }\n",
             "        auth_request /_forwardauth/verify;\n",
-            "        # nginx passes the gate's WWW-Authenticate on a 401 by itself, but not on a 403: keep it for @forwardauth_403.\n",
+            "        # nginx passes the gate's WWW-Authenticate on a 401 by itself, but not on a 403, and never its CORS\n",
+            "        # headers: keep them for @forwardauth_401 and @forwardauth_403.\n",
             "        auth_request_set $forwardauth_www_authenticate $upstream_http_www_authenticate;\n",
+            "        auth_request_set $forwardauth_allow_origin $upstream_http_access_control_allow_origin;\n",
+            "        auth_request_set $forwardauth_expose_headers $upstream_http_access_control_expose_headers;\n",
+            "        error_page 401 = @forwardauth_401;\n",
             "        error_page 403 = @forwardauth_403;\n",
         ));
         for h in headers {
@@ -361,6 +364,31 @@ fn nginx(
                 nginx_var(h)
             );
         }
+        let refusal = |status: u16, challenge: bool| {
+            let mut block = format!("    location @forwardauth_{status} {{\n");
+            if challenge {
+                block.push_str(
+                    "        add_header WWW-Authenticate $forwardauth_www_authenticate always;\n",
+                );
+            }
+            block.push_str(concat!(
+                "        add_header Access-Control-Allow-Origin $forwardauth_allow_origin always;\n",
+                "        add_header Access-Control-Expose-Headers $forwardauth_expose_headers always;\n",
+                "        add_header Vary Origin always;\n",
+                "        add_header Cache-Control no-store always;\n",
+                "        default_type application/json;\n",
+            ));
+            let _ = write!(
+                block,
+                "        return {status} '{{\"error\":\"{}\",\"error_description\":\"see the WWW-Authenticate header\"}}';\n    }}\n",
+                if status == 401 {
+                    "unauthorized"
+                } else {
+                    "forbidden"
+                }
+            );
+            block
+        };
         let _ = write!(
             out,
             concat!(
@@ -396,16 +424,20 @@ fn nginx(
                 "        proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;\n",
                 "    }}\n",
                 "\n",
-                "    location @forwardauth_403 {{\n",
-                "        add_header WWW-Authenticate $forwardauth_www_authenticate always;\n",
-                "        add_header Cache-Control no-store always;\n",
-                "        default_type application/json;\n",
-                "        return 403 '{{\"error\":\"forbidden\",\"error_description\":\"see the WWW-Authenticate header\"}}';\n",
+                "    location @forwardauth_preflight {{\n",
+                "{to_auth}",
                 "    }}\n",
+                "\n",
+                "{r401}",
+                "\n",
+                "{r403}",
                 "}}\n",
             ),
             upstream = upstream,
             auth = auth,
+            to_auth = to_auth,
+            r401 = refusal(401, false),
+            r403 = refusal(403, true),
         );
     }
 }
@@ -420,18 +452,8 @@ fn caddy(
 ) {
     out.push_str("# Caddy v2 site blocks for the Caddyfile.\n");
     resources_note(out, sites);
-    let mut paths: Vec<String> = Vec::new();
-    for p in OAUTH_EXACT {
-        paths.push((*p).to_owned());
-    }
-    for p in OAUTH_PREFIXES {
-        if p.ends_with('/') {
-            paths.push(format!("{p}*"));
-        } else {
-            paths.push((*p).to_owned());
-            paths.push(format!("{p}/*"));
-        }
-    }
+    let mut paths: Vec<String> = endpoints::mcp_host_exact().map(str::to_owned).collect();
+    paths.extend(endpoints::mcp_host_prefixes().map(|p| format!("{p}*")));
     for site in sites {
         let _ = writeln!(out, "\n{}://{} {{", site.scheme(), site.authority());
         if let Some(b) = bind {
@@ -439,17 +461,27 @@ fn caddy(
         }
         let _ = writeln!(
             out,
-            "\n\t# Discovery and the OAuth endpoints: forwardauth-svc, unauthenticated.\n\t@forwardauth path {}\n\thandle @forwardauth {{\n\t\treverse_proxy {auth}\n\t}}",
-            paths.join(" ")
+            concat!(
+                "\n\t# Discovery, the OAuth endpoints and the login pages: forwardauth-svc, unauthenticated.\n",
+                "\t@forwardauth path {}\n\thandle @forwardauth {{\n\t\treverse_proxy {auth}\n\t}}\n",
+                "\n\t# CORS preflights are answered by forwardauth-svc, never sent on to the MCP server without a token.\n",
+                "\t@forwardauth_preflight method OPTIONS\n\thandle @forwardauth_preflight {{\n\t\treverse_proxy {auth}\n\t}}",
+            ),
+            paths.join(" "),
+            auth = auth,
         );
         out.push_str(concat!(
             "\n\t# Everything else: the MCP server, behind the gate. `route` keeps the order as written.\n",
             "\thandle {\n",
             "\t\troute {\n",
-            "\t\t\t# copy_headers leaves a client's header in place when the gate sends none: drop them first.\n",
+            "\t\t\t# copy_headers leaves a client's header in place when the gate sends none: drop them first, with\n",
+            "\t\t\t# their `_` and `.` spellings, which CGI-style servers read as the same header.\n",
         ));
         for h in headers {
             let _ = writeln!(out, "\t\t\trequest_header -{h}");
+            for alias in alias_spellings(h) {
+                let _ = writeln!(out, "\t\t\trequest_header -{alias}");
+            }
         }
         let _ = write!(
             out,
@@ -494,11 +526,9 @@ fn traefik(out: &mut String, sites: &[Site], auth: &str, upstream: &str, headers
         "mcp-{}",
         slug(upstream.split_once("://").map_or(upstream, |(_, r)| r))
     );
-    let mut oauth_rule: Vec<String> = OAUTH_PREFIXES
-        .iter()
-        .map(|p| format!("PathPrefix(`{p}`)"))
-        .collect();
-    oauth_rule.extend(OAUTH_EXACT.iter().map(|p| format!("Path(`{p}`)")));
+    let mut oauth_rule: Vec<String> = vec!["Method(`OPTIONS`)".to_owned()];
+    oauth_rule.extend(endpoints::mcp_host_prefixes().map(|p| format!("PathPrefix(`{p}`)")));
+    oauth_rule.extend(endpoints::mcp_host_exact().map(|p| format!("Path(`{p}`)")));
     let oauth_rule = oauth_rule.join(" || ");
     out.push_str("http:\n  routers:\n");
     for site in sites {
@@ -632,10 +662,18 @@ mod tests {
         for line in [
             "    listen 443 ssl;",
             "    server_name mcp.example.com;",
-            "    location ^~ /.well-known/oauth-protected-resource {",
-            "    location ^~ /.well-known/oauth-authorization-server {",
-            "    location ~ ^/(authorize|login|consent|token|revoke|introspect|register|jwks\\.json)(/|$) {",
+            "    location = /.well-known/oauth-protected-resource {",
+            "    location ^~ /.well-known/oauth-protected-resource/ {",
+            "    location = /.well-known/oauth-authorization-server {",
+            "    location = /callback {",
+            "    location = /login/upstream {",
+            "    location ^~ /register/ {",
             "    location / {",
+            "        if ($request_method = OPTIONS) {",
+            "        error_page 418 = @forwardauth_preflight;",
+            "        error_page 401 = @forwardauth_401;",
+            "    location @forwardauth_preflight {",
+            "        add_header Access-Control-Allow-Origin $forwardauth_allow_origin always;",
             "        auth_request /_forwardauth/verify;",
             "        auth_request_set $forwardauth_x_user_id $upstream_http_x_user_id;",
             "        proxy_set_header X-User-Email $forwardauth_x_user_email;",
@@ -649,6 +687,72 @@ mod tests {
             assert!(
                 text.lines().any(|l| l == line),
                 "missing {line:?} in\n{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn every_route_served_on_an_mcp_host_is_routed_by_every_proxy() {
+        for e in endpoints::ENDPOINTS.iter().filter(|e| e.on_mcp_host) {
+            let nginx = render(&snippet(Proxy::Nginx, &["https://mcp.example.com/mcp"])).unwrap();
+            let kind = if e.is_prefix() { "^~" } else { "=" };
+            assert!(
+                nginx.contains(&format!("    location {kind} {} {{\n", e.path)),
+                "nginx: {}",
+                e.path
+            );
+            let caddy = render(&snippet(Proxy::Caddy, &["https://mcp.example.com/mcp"])).unwrap();
+            let matcher = caddy
+                .lines()
+                .find(|l| l.starts_with("\t@forwardauth path "))
+                .unwrap();
+            let want = if e.is_prefix() {
+                format!("{}*", e.path)
+            } else {
+                e.path.to_owned()
+            };
+            assert!(matcher.split(' ').any(|p| p == want), "caddy: {}", e.path);
+            let traefik =
+                render(&snippet(Proxy::Traefik, &["https://mcp.example.com/mcp"])).unwrap();
+            let rule = if e.is_prefix() {
+                format!("PathPrefix(`{}`)", e.path)
+            } else {
+                format!("Path(`{}`)", e.path)
+            };
+            assert!(traefik.contains(&rule), "traefik: {}", e.path);
+        }
+        // Nothing else goes to the service: not the gate, not the operator's endpoints.
+        for proxy in [Proxy::Nginx, Proxy::Caddy, Proxy::Traefik] {
+            let text = render(&snippet(proxy, &["https://mcp.example.com/mcp"])).unwrap();
+            for private in ["/health", "/ready"] {
+                assert!(!text.contains(private), "{proxy:?} routes {private}");
+            }
+        }
+    }
+
+    #[test]
+    fn identity_header_aliases_are_every_underscore_and_dot_spelling() {
+        let mut aliases = alias_spellings("X-User-Id");
+        aliases.sort();
+        assert_eq!(
+            aliases,
+            [
+                "X-User.Id",
+                "X-User_Id",
+                "X.User-Id",
+                "X.User.Id",
+                "X.User_Id",
+                "X_User-Id",
+                "X_User.Id",
+                "X_User_Id"
+            ]
+        );
+        assert_eq!(alias_spellings("X-Scopes"), ["X_Scopes", "X.Scopes"]);
+        let caddy = render(&snippet(Proxy::Caddy, &["https://mcp.example.com/mcp"])).unwrap();
+        for a in alias_spellings("X-Client-Id") {
+            assert!(
+                caddy.contains(&format!("\t\t\trequest_header -{a}\n")),
+                "{a}"
             );
         }
     }

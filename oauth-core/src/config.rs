@@ -127,6 +127,13 @@ impl ServerConfig {
             if u.path() != "/" && r.resource.ends_with('/') {
                 return Err(format!("resources[{i}].resource: must not end with `/`"));
             }
+            for o in &r.allowed_origins {
+                if crate::forwarded::SiteOrigin::parse(o).is_none() {
+                    return Err(format!(
+                        "resources[{i}].allowed_origins: {o:?} is not an origin like https://app.example.com"
+                    ));
+                }
+            }
             let tool = r.tool_scopes.iter().flat_map(|t| t.scopes.iter());
             for s in r
                 .required_scopes
@@ -210,6 +217,10 @@ pub struct ResourceConfig {
     /// Extra scopes per MCP method (`tools/call`) or method and name (`tools/call:delete_repo`), read from the
     /// 2026-07-28 transport's `Mcp-Method`/`Mcp-Name` request headers.
     pub tool_scopes: Vec<ToolScope>,
+    /// Browser origins (`https://app.example.com`) allowed besides the resource's own: a request whose `Origin`
+    /// header names any other origin is refused (MCP transport, 2025-11-25: servers MUST validate `Origin`), and
+    /// the gate's 401/403 answers carry CORS headers for the allowed ones.
+    pub allowed_origins: Vec<String>,
 }
 
 /// Who may use a resource. Empty lists on every axis mean everyone who can log in; otherwise a user passes if
@@ -311,6 +322,7 @@ impl ResourceConfig {
             required_scopes: Vec::new(),
             policy: AccessPolicy::default(),
             tool_scopes: Vec::new(),
+            allowed_origins: Vec::new(),
         }
     }
 
@@ -329,6 +341,12 @@ impl ResourceConfig {
     /// Sets the per-tool scopes.
     pub fn with_tool_scopes(mut self, tool_scopes: Vec<ToolScope>) -> Self {
         self.tool_scopes = tool_scopes;
+        self
+    }
+
+    /// Sets the browser origins allowed besides the resource's own.
+    pub fn with_allowed_origins(mut self, origins: Vec<String>) -> Self {
+        self.allowed_origins = origins;
         self
     }
 

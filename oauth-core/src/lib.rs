@@ -16,7 +16,7 @@
 //!                                  approve(handle, identity) → redirect with code ─ code (hashed) ─▶
 //!  ── POST /token (code+PKCE) ───▶ token()      → access JWT + refresh token ─ grant, refresh (hashed) ─▶
 //!  ── POST /token (refresh) ─────▶ token()      → rotated pair (CAS) ──────────────▶
-//!  ── request via the proxy ─────▶ verify()     → Principal | 401 | 403  (memory only in steady state)
+//!  ── request via the proxy ─────▶ gate()       → Principal | 401 | 403  (memory only in steady state)
 //!  ── POST /revoke ──────────────▶ revoke()     → revocation log ──────────────────▶ (other instances sync())
 //! ```
 //!
@@ -46,6 +46,7 @@ mod clock;
 mod config;
 mod error;
 mod flow;
+pub mod forwarded;
 pub mod jwt;
 mod keys;
 mod metadata;
@@ -67,13 +68,12 @@ pub use config::{
 };
 pub use error::{AuthorizeError, Error, ErrorCode, OAuthError, Result};
 pub use flow::authorize::AuthorizationPrompt;
+pub use flow::gate::{GateInput, GateOutcome, GateRefusal, GateVerdict, Preflight, RefusalReason};
 pub use flow::session::BrowserSession;
 pub use flow::token::{ClientCredentials, FormCredentials};
 pub use flow::upstream::UpstreamCallback;
-pub use flow::verify::{
-    GateRequest, Principal, RejectionKind, RequestTarget, VerifyRejection, bearer_token,
-    resource_for_url,
-};
+pub use flow::verify::{Principal, RejectionKind, VerifyRejection, bearer_token};
+pub use forwarded::{ForwardedError, ForwardedHeaders, ForwardedRequest, HeaderField};
 pub use keys::{JosekitKeyManager, KeyError};
 pub use server::{AuthServer, StartError};
 pub use store::{EmbeddedStore, Store, StoreError, StoreEvent};

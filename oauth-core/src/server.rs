@@ -43,7 +43,7 @@ pub struct AuthServer {
     pub(crate) verifier: Verifier,
     pub(crate) providers: Vec<Arc<dyn IdentityProvider>>,
     /// The configured resources, parsed once: `/verify` maps every request URL onto them.
-    pub(crate) resource_index: crate::flow::verify::ResourceIndex,
+    pub(crate) resource_index: crate::flow::gate::ResourceIndex,
     /// When an unknown `kid` last caused a key reload. Monotonic time: this is rate limiting, not token time.
     last_kid_reload: Mutex<Option<Instant>>,
     /// Client metadata documents (URL `client_id`s): the fetcher and caches, when enabled.
@@ -77,7 +77,7 @@ impl AuthServer {
         let keys =
             JosekitKeyManager::load_or_generate(store.as_ref(), config.signing_alg, clock.as_ref())
                 .await?;
-        let resource_index = crate::flow::verify::ResourceIndex::new(&config.resources);
+        let resource_index = crate::flow::gate::ResourceIndex::new(&config.resources);
         let server = AuthServer {
             verifier: Verifier::new(config.verify_cache_bytes),
             config,

@@ -9,60 +9,89 @@
 //! * 401 with `WWW-Authenticate: Bearer [error="invalid_token", …] resource_metadata="<PRM URL>"`, which the proxy
 //!   passes back so the MCP client can discover the authorization server;
 //! * 403 with `insufficient_scope` and the scope needed, or when the user is not admitted, or when the guarded
-//!   request cannot be established (untrusted or missing forwarded headers, no configured resource).
+//!   request is refused (untrusted, repeated or malformed forwarded headers, a path not in normal form, no
+//!   configured resource, an `Origin` not allowed).
 //!
-//! CORS preflights without credentials and `/.well-known/*` on protected hosts pass (with the identity headers
-//! empty), so that one catch-all middleware in front of an MCP server is enough.
+//! The decision is the engine's ([`oauth_core::AuthServer::gate`]); this handler extracts and maps. For an
+//! allowed `Origin`, the 401/403 carries CORS headers (proxies return it to the browser as it is).
 
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, web};
-use oauth_core::{GateRequest, Principal, RejectionKind, VerifyRejection};
+use oauth_core::{GateOutcome, GateRefusal, Preflight, Principal, RejectionKind, VerifyRejection};
 
 use super::no_store;
 use crate::config::IdentityHeaders;
-use crate::extract::{self, OriginalError, names};
+use crate::extract;
 use crate::state::AppState;
 
-/// `GET|POST|… /verify`.
+/// `GET|POST|… /verify`: extract, ask the engine, map.
 pub async fn verify(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
-    let original = match extract::original_request(&req, &state.gate) {
-        Ok(o) => o,
-        Err(OriginalError::Untrusted) => {
-            tracing::warn!(peer = ?req.peer_addr(), "forwarded headers from an untrusted address");
-            return denied("forwarded request headers are accepted only from trusted proxies");
-        }
-        Err(OriginalError::Missing) => {
-            return denied("the proxy sent no X-Forwarded-* or X-Original-* headers");
-        }
-        Err(OriginalError::Malformed) => {
-            return denied("the forwarded request headers do not form a URL");
-        }
-        Err(OriginalError::Conflicting) => {
-            tracing::warn!("X-Forwarded-* and X-Original-* headers disagree");
-            return denied(
-                "the X-Forwarded-* and X-Original-* headers describe different requests",
-            );
-        }
+    let verdict = state
+        .auth
+        .gate(&extract::gate_input(&req, &state.gate))
+        .await;
+    let mut res = match &verdict.outcome {
+        GateOutcome::Admit(p) => identity(Some(p), &state.identity_headers),
+        GateOutcome::Pass => identity(None, &state.identity_headers),
+        GateOutcome::Reject(r) => rejected(r),
+        GateOutcome::Refuse(r) => refused(r),
     };
-    let Some(target) = state.auth.request_target(&original.url) else {
-        return denied("the forwarded request headers do not form an http(s) URL");
-    };
-    let authorization = extract::authorization(&req);
-    if (original.method == "OPTIONS" && authorization.is_none()) || target.well_known {
-        return identity(None, &state.identity_headers);
+    if let Some(origin) = verdict.allow_origin.as_deref()
+        && !res.status().is_success()
+    {
+        cors(&mut res, origin);
     }
-    let Some(resource) = target.resource else {
-        return denied("no protected resource is configured for this URL");
-    };
-    let gate = GateRequest::new(authorization, &original.method).with_mcp(
-        extract::header(&req, &names::MCP_PROTOCOL_VERSION),
-        extract::header(&req, &names::MCP_METHOD),
-        extract::header(&req, &names::MCP_NAME),
-    );
-    match state.auth.verify_request_with_reload(&gate, resource).await {
-        Ok(principal) => identity(Some(&principal), &state.identity_headers),
-        Err(rejection) => rejected(&rejection),
+    res
+}
+
+/// `OPTIONS` on any path the service does not serve itself: a CORS preflight for a protected resource, routed
+/// here by the proxy snippets (a browser needs a 2xx, and the gate's 2xx would reach the MCP server).
+pub async fn preflight(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
+    let headers = extract::routed_request(&req, &state.gate);
+    let answer = oauth_core::ForwardedRequest::parse(&headers, req.app_config().secure())
+        .map_err(|e| GateRefusal::from(oauth_core::RefusalReason::Forwarded(e)))
+        .and_then(|r| {
+            state.auth.preflight(
+                &r,
+                extract::field(&req, &header::ORIGIN),
+                extract::field(&req, &header::ACCESS_CONTROL_REQUEST_METHOD),
+            )
+        });
+    match answer {
+        Ok(p) => {
+            let mut res = HttpResponse::NoContent().finish();
+            cors(&mut res, &p.allow_origin);
+            let h = res.headers_mut();
+            for (name, value) in [
+                (
+                    header::ACCESS_CONTROL_ALLOW_METHODS,
+                    Preflight::ALLOW_METHODS,
+                ),
+                (
+                    header::ACCESS_CONTROL_ALLOW_HEADERS,
+                    Preflight::ALLOW_HEADERS,
+                ),
+                (header::ACCESS_CONTROL_MAX_AGE, Preflight::MAX_AGE),
+            ] {
+                h.insert(name, HeaderValue::from_static(value));
+            }
+            res
+        }
+        Err(r) => refused(&r),
+    }
+}
+
+/// CORS headers for an allowed origin, so a browser client can read the answer and its `WWW-Authenticate`.
+fn cors(res: &mut HttpResponse, origin: &str) {
+    let h = res.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(origin) {
+        h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, v);
+        h.insert(
+            header::ACCESS_CONTROL_EXPOSE_HEADERS,
+            HeaderValue::from_static(Preflight::EXPOSE_HEADERS),
+        );
+        h.insert(header::VARY, HeaderValue::from_static("Origin"));
     }
 }
 
@@ -147,9 +176,14 @@ fn rejected(r: &VerifyRejection) -> HttpResponse {
     })
 }
 
-fn denied(description: &str) -> HttpResponse {
+fn refused(r: &GateRefusal) -> HttpResponse {
+    if r.reason == oauth_core::RefusalReason::Untrusted {
+        tracing::warn!("forwarded headers from an untrusted address");
+    } else {
+        tracing::debug!(reason = ?r.reason, "gate refusal");
+    }
     no_store(HttpResponse::Forbidden()).json(Refusal {
         error: "access_denied",
-        error_description: description,
+        error_description: &r.description,
     })
 }

@@ -147,10 +147,17 @@ async fn a_post_without_trustworthy_mcp_headers_needs_every_tool_scope() {
 }
 
 #[actix_web::test]
-async fn preflight_and_well_known_pass_unauthenticated() {
+async fn only_discovery_passes_unauthenticated_and_preflights_are_answered_by_the_service() {
     let (app, _) = app().await;
-    let preflight = call(&app, traefik("OPTIONS", "https://mcp.example.com/mcp")).await;
-    assert_eq!(preflight.status, 200);
+    let prm = call(
+        &app,
+        traefik(
+            "GET",
+            "https://mcp.example.com/.well-known/oauth-protected-resource/mcp",
+        ),
+    )
+    .await;
+    assert_eq!(prm.status, 200);
     // No identity, and every identity header empty so a proxy's copy clears a client's own.
     for h in [
         "x-user-id",
@@ -159,26 +166,119 @@ async fn preflight_and_well_known_pass_unauthenticated() {
         "x-client-id",
         "x-scopes",
     ] {
-        assert_eq!(preflight.header(h), Some(""), "{h}");
+        assert_eq!(prm.header(h), Some(""), "{h}");
     }
+    // A preflight through the gate would reach the MCP server without a token: it is challenged like any
+    // other request (the snippets send preflights to the service instead).
+    let through_gate = traefik("OPTIONS", "https://mcp.example.com/mcp")
+        .insert_header(("Origin", "https://mcp.example.com"))
+        .insert_header(("Access-Control-Request-Method", "POST"));
+    let r = call(&app, through_gate).await;
+    assert_eq!(r.status, 401);
     assert_eq!(
-        call(
-            &app,
-            traefik(
-                "GET",
-                "https://mcp.example.com/.well-known/oauth-protected-resource/mcp"
-            )
-        )
-        .await
-        .status,
-        200
+        r.header("access-control-allow-origin"),
+        Some("https://mcp.example.com")
     );
-    let with_token = traefik("OPTIONS", "https://mcp.example.com/mcp")
-        .insert_header(("Authorization", "Bearer garbage"));
     assert_eq!(
-        call(&app, with_token).await.status,
-        401,
-        "OPTIONS with credentials is checked"
+        r.header("access-control-expose-headers"),
+        Some(oauth_core::Preflight::EXPOSE_HEADERS)
+    );
+    // The service answers a preflight for a protected resource routed to it, for allowed origins only.
+    let preflight = |origin: &'static str| {
+        test::TestRequest::default()
+            .method(actix_web::http::Method::OPTIONS)
+            .uri("/mcp")
+            .peer_addr(peer(PROXY))
+            .insert_header(("Host", "mcp.example.com"))
+            .insert_header(("X-Forwarded-Proto", "https"))
+            .insert_header(("Origin", origin))
+            .insert_header(("Access-Control-Request-Method", "POST"))
+    };
+    let ok = call(&app, preflight("https://mcp.example.com")).await;
+    assert_eq!(ok.status, 204);
+    assert_eq!(
+        ok.header("access-control-allow-origin"),
+        Some("https://mcp.example.com")
+    );
+    assert_eq!(
+        ok.header("access-control-allow-headers"),
+        Some(oauth_core::Preflight::ALLOW_HEADERS)
+    );
+    let evil = call(&app, preflight("https://evil.example")).await;
+    assert_eq!(evil.status, 403);
+    assert_eq!(evil.header("access-control-allow-origin"), None);
+    // Any other method on a path the service does not serve is a 404.
+    let other = test::TestRequest::get().uri("/mcp").peer_addr(peer(PROXY));
+    assert_eq!(call(&app, other).await.status, 404);
+}
+
+#[actix_web::test]
+async fn an_origin_that_is_not_allowed_is_refused_even_with_a_valid_token() {
+    let (app, _) = app().await;
+    let (_, t) = tokens(&app, "alice").await;
+    let token = t["access_token"].as_str().unwrap();
+    let req = traefik("GET", "https://mcp.example.com/mcp")
+        .insert_header(("Authorization", format!("Bearer {token}")))
+        .insert_header(("Origin", "https://evil.example"));
+    let r = call(&app, req).await;
+    assert_eq!(r.status, 403);
+    assert_eq!(
+        r.json()["error_description"],
+        json!("the Origin of this request is not allowed for this resource")
+    );
+    let own = traefik("GET", "https://mcp.example.com/mcp")
+        .insert_header(("Authorization", format!("Bearer {token}")))
+        .insert_header(("Origin", "https://mcp.example.com"));
+    assert_eq!(call(&app, own).await.status, 200);
+}
+
+#[actix_web::test]
+async fn the_host_bypass_and_dot_segments_are_refused() {
+    let (app, _) = app().await;
+    let host = test::TestRequest::get()
+        .uri("/verify")
+        .peer_addr(peer(PROXY))
+        .insert_header(("X-Forwarded-Method", "POST"))
+        .insert_header(("X-Forwarded-Proto", "http"))
+        .insert_header(("X-Forwarded-Host", "mcp.example.com:443\\.well-known\\x?"))
+        .insert_header(("X-Forwarded-Uri", "/mcp"));
+    let r = call(&app, host).await;
+    assert_eq!(r.status, 403);
+    assert_eq!(
+        r.json()["error_description"],
+        json!("the forwarded host is not a valid host name with an optional port")
+    );
+    let url = test::TestRequest::get()
+        .uri("/verify")
+        .peer_addr(peer(PROXY))
+        .insert_header((
+            "X-Original-URL",
+            "https://mcp.example.com:443\\.well-known\\x?/mcp",
+        ))
+        .insert_header(("X-Original-Method", "POST"));
+    assert_eq!(call(&app, url).await.status, 403);
+    for uri in [
+        "/mcp/../.well-known/x",
+        "/mcp/%2e%2e/.well-known/x",
+        "/mcp/%2E%2e/x",
+    ] {
+        let r = call(
+            &app,
+            traefik("POST", &format!("https://mcp.example.com{uri}")),
+        )
+        .await;
+        assert_eq!(r.status, 403, "{uri}");
+    }
+    // Two X-Forwarded-Uri headers: neither copy is chosen.
+    let twice = traefik("POST", "https://mcp.example.com/mcp").append_header((
+        "X-Forwarded-Uri",
+        "/.well-known/oauth-protected-resource/mcp",
+    ));
+    let r = call(&app, twice).await;
+    assert_eq!(r.status, 403);
+    assert_eq!(
+        r.json()["error_description"],
+        json!("the X-Forwarded-Uri header was sent more than once")
     );
 }
 
@@ -202,6 +302,7 @@ async fn nginx_style_headers_work_too() {
         .uri("/verify")
         .peer_addr(peer(PROXY))
         .insert_header(("X-Original-URI", "/mcp"))
+        .insert_header(("X-Original-Method", "POST"))
         .insert_header(("Host", "mcp.example.com"))
         .insert_header(("X-Forwarded-Proto", "https"));
     assert_eq!(call(&app, parts).await.status, 401);
@@ -281,8 +382,13 @@ async fn a_client_cannot_smuggle_the_other_header_family_past_the_proxy() {
     // Both families describing the same request (our nginx config sends both) are fine.
     let both = traefik("POST", "https://mcp.example.com/mcp")
         .insert_header(("X-Original-URL", "https://mcp.example.com/mcp"))
-        .insert_header(("X-Original-Method", "post"));
+        .insert_header(("X-Original-Method", "POST"));
     assert_eq!(call(&app, both).await.status, 401);
+    // Methods are case-sensitive: `post` is another request than `POST`.
+    let case = traefik("POST", "https://mcp.example.com/mcp")
+        .insert_header(("X-Original-URL", "https://mcp.example.com/mcp"))
+        .insert_header(("X-Original-Method", "post"));
+    assert_eq!(call(&app, case).await.status, 403);
 }
 
 #[actix_web::test]

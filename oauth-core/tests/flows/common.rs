@@ -185,3 +185,20 @@ pub fn resource(h: &Harness) -> &oauth_core::ResourceConfig {
 pub fn other_resource(h: &Harness) -> &oauth_core::ResourceConfig {
     h.server.resource_for_url(testing::OTHER_RESOURCE).unwrap()
 }
+
+/// The gate's verdict on a `POST` to [`testing::RESOURCE`] with this `Authorization`, from a trusted proxy.
+pub async fn gate_post(h: &Harness, authorization: &str) -> oauth_core::GateVerdict {
+    use oauth_core::{ForwardedHeaders, GateInput, HeaderField};
+    let url = testing::RESOURCE.as_bytes();
+    let input = GateInput {
+        forwarded: ForwardedHeaders {
+            original_url: HeaderField::One(url),
+            original_method: HeaderField::One(b"POST"),
+            ..ForwardedHeaders::default()
+        },
+        from_trusted_proxy: true,
+        authorization: HeaderField::One(authorization.as_bytes()),
+        ..GateInput::default()
+    };
+    h.server.gate(&input).await
+}

@@ -11,6 +11,8 @@
 
 mod common;
 
+mod gate;
+
 mod authorize;
 #[cfg(feature = "cimd")]
 mod cimd;

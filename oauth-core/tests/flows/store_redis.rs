@@ -268,12 +268,11 @@ async fn instances_share_the_first_key_and_switch_to_a_rotated_key_together() {
             .verify(Some(&bearer(&after)), resource(&b))
             .is_err()
     );
-    let auth = bearer(&after);
-    let gate = oauth_core::GateRequest::new(Some(&auth), "POST");
-    b.server
-        .verify_request_with_reload(&gate, resource(&b))
-        .await
-        .expect("an unknown kid triggers one reload");
+    let verdict = gate_post(&b, &bearer(&after)).await;
+    assert!(
+        matches!(verdict.outcome, oauth_core::GateOutcome::Admit(_)),
+        "an unknown kid triggers one reload: {verdict:?}"
+    );
     // Now B signs with the new key too, and A verifies it.
     let from_b = tokens(&b, &c.client_id, &for_resource()).await.access_token;
     assert_eq!(header_kid(&from_b), new_kid);
@@ -286,13 +285,10 @@ async fn instances_share_the_first_key_and_switch_to_a_rotated_key_together() {
         b64(r#"{"alg":"ES256","typ":"at+jwt","kid":"nope"}"#),
         after.split_once('.').unwrap().1
     );
-    let auth = bearer(&forged);
-    let gate = oauth_core::GateRequest::new(Some(&auth), "POST");
-    let r = b
-        .server
-        .verify_request_with_reload(&gate, resource(&b))
-        .await
-        .unwrap_err();
+    let verdict = gate_post(&b, &bearer(&forged)).await;
+    let oauth_core::GateOutcome::Reject(r) = verdict.outcome else {
+        panic!("{verdict:?}");
+    };
     assert_eq!(r.description, "token signed by an unknown key");
 }
 

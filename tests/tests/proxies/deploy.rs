@@ -155,9 +155,8 @@ fn the_kubernetes_manifests_fit_together() {
             p["path"].as_str().unwrap()
         })
         .collect();
-    for p in forwardauth_svc::snippet::OAUTH_EXACT
-        .iter()
-        .chain(forwardauth_svc::snippet::OAUTH_PREFIXES)
+    for p in forwardauth_svc::endpoints::mcp_host_exact()
+        .chain(forwardauth_svc::endpoints::mcp_host_prefixes())
     {
         assert!(
             paths.contains(&p.trim_end_matches('/')),

@@ -1,0 +1,587 @@
+//! The gate: one call that decides a forward-auth request, [`AuthServer::gate`].
+//!
+//! A proxy asks "may this request through?" and forwards the request unchanged when the answer is 2xx. So the
+//! decision is taken on exactly what the proxy forwards ([`ForwardedRequest`], read strictly, nothing
+//! normalised), in one place, in this order:
+//!
+//! 1. **Whose headers.** Forwarded headers are believed only from a trusted proxy.
+//! 2. **Which request.** [`ForwardedRequest::parse`]; any header the gate reads sent twice is refused.
+//! 3. **Which path.** A raw path not in normal form ([`check_path`]) is refused outright, with or without a
+//!    token: the MCP server behind the proxy may resolve it to another resource than the gate would.
+//! 4. **Discovery.** `GET`/`HEAD` of the discovery documents the product serves, at their exact paths and
+//!    without a query, pass without a token (every identity header empty). Nothing else passes unauthenticated:
+//!    not other `/.well-known/` paths, not CORS preflights (the proxy snippets send those to the service, which
+//!    answers them with [`AuthServer::preflight`]).
+//! 5. **Which resource.** The longest configured resource on the request's origin whose path contains the
+//!    request's path on a segment boundary, compared as sent. A path that would match a longer resource if
+//!    letter case were ignored is refused as ambiguous (a case-insensitive server would serve that resource).
+//!    No resource: refused.
+//! 6. **`Origin`.** When present it must be the resource's own origin or one of its `allowed_origins`, else
+//!    refused (MCP transport 2025-11-25: servers MUST validate `Origin`). Absent passes: server-side clients
+//!    send none.
+//! 7. **The token**, then the access policy, then the per-tool scopes ([`AuthServer::verify`] underneath), with
+//!    one key reload for a token signed by a key this instance has not loaded yet.
+//!
+//! Every answer is 200, 401 or 403 (nginx turns anything else from `auth_request` into a 500). For an allowed
+//! `Origin`, the verdict names it so the adapter can add CORS headers to the 401/403, which the proxies return
+//! to the browser as they are.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use crate::config::ResourceConfig;
+use crate::flow::verify::{Principal, RejectionKind, VerifyRejection, bearer_token};
+use crate::forwarded::{
+    ForwardedError, ForwardedHeaders, ForwardedRequest, HeaderField, PathProblem, SiteOrigin,
+    check_path,
+};
+
+/// Everything the gate reads of a forward-auth call.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct GateInput<'a> {
+    /// The headers that describe the guarded request.
+    pub forwarded: ForwardedHeaders<'a>,
+    /// Whether the call comes from a configured proxy address.
+    pub from_trusted_proxy: bool,
+    /// Whether the call itself came over https (the scheme when the proxy sends none).
+    pub listener_https: bool,
+    /// `Authorization`.
+    pub authorization: HeaderField<'a>,
+    /// `Origin`.
+    pub origin: HeaderField<'a>,
+    /// `MCP-Protocol-Version`.
+    pub mcp_protocol_version: HeaderField<'a>,
+    /// `Mcp-Method` (2026-07-28 transport).
+    pub mcp_method: HeaderField<'a>,
+    /// `Mcp-Name` (2026-07-28 transport).
+    pub mcp_name: HeaderField<'a>,
+}
+
+/// The gate's decision. Exhaustive on purpose: an adapter must map every outcome, and a new one must not
+/// compile into a catch-all arm.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum GateOutcome {
+    /// 200 with the principal's identity headers.
+    Admit(Arc<Principal>),
+    /// 200 with every identity header empty: a discovery document.
+    Pass,
+    /// 401 or 403 with a Bearer challenge.
+    Reject(VerifyRejection),
+    /// 403 without a challenge: the request itself is refused, whatever token it carries.
+    Refuse(GateRefusal),
+}
+
+/// A decision and, for an allowed `Origin`, the origin to name in CORS headers on a 401 or 403.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct GateVerdict {
+    /// The decision.
+    pub outcome: GateOutcome,
+    /// The request's `Origin`, when it is allowed for the resource.
+    pub allow_origin: Option<String>,
+}
+
+impl GateVerdict {
+    fn new(outcome: GateOutcome) -> Self {
+        GateVerdict {
+            outcome,
+            allow_origin: None,
+        }
+    }
+}
+
+/// Why the gate refuses a request outright.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RefusalReason {
+    /// Forwarded headers from an address that is not a trusted proxy.
+    Untrusted,
+    /// The guarded request could not be established.
+    Forwarded(ForwardedError),
+    /// A header the gate reads besides the forwarded ones (`Authorization`, `Origin`, `Mcp-*`) was sent twice
+    /// or is not visible ASCII.
+    AmbiguousHeader(&'static str),
+    /// The raw path is not in normal form.
+    Path(PathProblem),
+    /// The path matches a longer resource when letter case is ignored.
+    AmbiguousPath,
+    /// No configured resource contains the URL.
+    NoResource,
+    /// `Origin` is neither the resource's nor an allowed one.
+    OriginNotAllowed,
+    /// A preflight without `Origin` or `Access-Control-Request-Method`.
+    NotAPreflight,
+}
+
+/// A 403 refusal, with a description for the client.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{description}")]
+#[non_exhaustive]
+pub struct GateRefusal {
+    /// Why.
+    pub reason: RefusalReason,
+    /// What to tell the client.
+    pub description: Cow<'static, str>,
+}
+
+impl From<RefusalReason> for GateRefusal {
+    fn from(reason: RefusalReason) -> Self {
+        let description = match reason {
+            RefusalReason::Untrusted => {
+                "forwarded request headers are accepted only from trusted proxies".into()
+            }
+            RefusalReason::Forwarded(e) => e.to_string().into(),
+            RefusalReason::AmbiguousHeader(name) => {
+                format!("the {name} header was sent more than once or is not visible ASCII").into()
+            }
+            RefusalReason::Path(p) => format!("the request path is not in normal form: {p}").into(),
+            RefusalReason::AmbiguousPath => {
+                "the request path names a protected resource in another letter case".into()
+            }
+            RefusalReason::NoResource => "no protected resource is configured for this URL".into(),
+            RefusalReason::OriginNotAllowed => {
+                "the Origin of this request is not allowed for this resource".into()
+            }
+            RefusalReason::NotAPreflight => {
+                "a CORS preflight needs Origin and Access-Control-Request-Method headers".into()
+            }
+        };
+        GateRefusal {
+            reason,
+            description,
+        }
+    }
+}
+
+fn refuse(reason: RefusalReason) -> GateVerdict {
+    GateVerdict::new(GateOutcome::Refuse(reason.into()))
+}
+
+/// A header besides the forwarded ones: `Ok(None)` when absent, refused when repeated or not visible ASCII.
+fn single<'a>(h: HeaderField<'a>, name: &'static str) -> Result<Option<&'a str>, GateRefusal> {
+    match h {
+        HeaderField::Absent => Ok(None),
+        HeaderField::Repeated => Err(RefusalReason::AmbiguousHeader(name).into()),
+        HeaderField::One(v) => {
+            if v.iter().all(|b| (0x20..0x7f).contains(b) || *b == b'\t') {
+                std::str::from_utf8(v)
+                    .map(Some)
+                    .map_err(|_| RefusalReason::AmbiguousHeader(name).into())
+            } else {
+                Err(RefusalReason::AmbiguousHeader(name).into())
+            }
+        }
+    }
+}
+
+/// The MCP request headers, trusted only from protocol version 2026-07-28 on, where servers must reject a
+/// request whose headers disagree with its body (shared/mcp-auth-requirements.md RS12).
+#[derive(Clone, Copy, Debug, Default)]
+struct McpCall<'a> {
+    protocol_version: Option<&'a str>,
+    method: Option<&'a str>,
+    name: Option<&'a str>,
+}
+
+impl<'a> McpCall<'a> {
+    fn trusted(&self) -> Option<(&'a str, Option<&'a str>)> {
+        let version = self.protocol_version?;
+        (version >= "2026-07-28").then_some(())?;
+        Some((self.method?, self.name))
+    }
+}
+
+/// Scopes the resource's per-tool rules require for this request. Without trustworthy MCP headers on any
+/// method but `GET`, `HEAD`, `DELETE` and `OPTIONS` (a `POST` may be any call), every rule's scopes are
+/// required: the gate fails closed.
+fn tool_scopes_needed(resource: &ResourceConfig, method: &str, call: &McpCall<'_>) -> Vec<String> {
+    if resource.tool_scopes.is_empty() {
+        return Vec::new();
+    }
+    match call.trusted() {
+        Some((mcp_method, name)) => {
+            let exact = name.map(|n| format!("{mcp_method}:{n}"));
+            resource
+                .tool_scopes
+                .iter()
+                .find(|t| exact.as_deref() == Some(t.key.as_str()))
+                .or_else(|| resource.tool_scopes.iter().find(|t| t.key == mcp_method))
+                .map(|t| t.scopes.clone())
+                .unwrap_or_default()
+        }
+        None if matches!(method, "GET" | "HEAD" | "DELETE" | "OPTIONS") => Vec::new(),
+        None => {
+            let mut all: Vec<String> = Vec::new();
+            for s in resource.tool_scopes.iter().flat_map(|t| t.scopes.iter()) {
+                if !all.contains(s) {
+                    all.push(s.clone());
+                }
+            }
+            all
+        }
+    }
+}
+
+/// The discovery documents the service serves, passed by the gate at these exact paths.
+const AUTHORIZATION_SERVER_METADATA: &str = "/.well-known/oauth-authorization-server";
+const PROTECTED_RESOURCE_METADATA: &str = "/.well-known/oauth-protected-resource";
+
+/// A configured resource's origin and path, parsed once, and its allowed origins.
+struct ResourceLocation {
+    /// `None` if the configured URL does not parse: it then contains nothing.
+    https: bool,
+    host: String,
+    port: u16,
+    /// The path without a trailing `/` (empty for an origin).
+    base: String,
+    /// `/.well-known/oauth-protected-resource` + `base`.
+    metadata_path: String,
+    /// Its RFC 9728 metadata URL, for the challenge of every 401.
+    metadata_url: String,
+    /// The configured URL, to find a location from a [`ResourceConfig`].
+    resource: String,
+    allowed_origins: Vec<(bool, String, u16)>,
+    parsed: bool,
+}
+
+impl ResourceLocation {
+    fn new(r: &ResourceConfig) -> Self {
+        let parsed = url::Url::parse(&r.resource).ok();
+        let origin = parsed.as_ref().and_then(|u| {
+            Some((
+                u.scheme() == "https",
+                u.host_str()?.to_owned(),
+                u.port_or_known_default()?,
+            ))
+        });
+        let base = parsed
+            .as_ref()
+            .map_or_else(String::new, |u| u.path().trim_end_matches('/').to_owned());
+        let (https, host, port) = origin.clone().unwrap_or((false, String::new(), 0));
+        ResourceLocation {
+            parsed: origin.is_some(),
+            https,
+            host,
+            port,
+            metadata_path: format!("{PROTECTED_RESOURCE_METADATA}{base}"),
+            base,
+            metadata_url: r.metadata_url(),
+            resource: r.resource.clone(),
+            allowed_origins: r
+                .allowed_origins
+                .iter()
+                .filter_map(|o| SiteOrigin::parse(o))
+                .map(|o| (o.https, o.host.to_ascii_lowercase(), o.port))
+                .collect(),
+        }
+    }
+
+    fn origin(&self) -> SiteOrigin<'_> {
+        SiteOrigin {
+            https: self.https,
+            host: &self.host,
+            port: self.port,
+        }
+    }
+
+    fn on(&self, origin: &SiteOrigin<'_>) -> bool {
+        self.parsed && self.origin() == *origin
+    }
+
+    /// Whether `path` is this resource's path or below it, on a segment boundary; `fold` ignores ASCII case.
+    fn contains(&self, path: &str, fold: bool) -> bool {
+        if self.base.is_empty() {
+            return true;
+        }
+        let Some(head) = path.get(..self.base.len()) else {
+            return false;
+        };
+        let same = if fold {
+            head.eq_ignore_ascii_case(&self.base)
+        } else {
+            head == self.base
+        };
+        same && path
+            .get(self.base.len()..)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+    }
+
+    fn allows_origin(&self, o: &SiteOrigin<'_>) -> bool {
+        *o == self.origin()
+            || self.allowed_origins.iter().any(|(https, host, port)| {
+                *o == SiteOrigin {
+                    https: *https,
+                    host,
+                    port: *port,
+                }
+            })
+    }
+}
+
+/// Where a request falls.
+enum Located {
+    Resource(usize),
+    Ambiguous,
+    Nowhere,
+}
+
+/// The configured resources, parsed once. A protected host has a handful of resources, so locating a request
+/// is a scan that compares strings: no URL parsing, no allocation, no memo to bound.
+pub(crate) struct ResourceIndex {
+    locations: Vec<ResourceLocation>,
+}
+
+impl ResourceIndex {
+    pub(crate) fn new(resources: &[ResourceConfig]) -> Self {
+        ResourceIndex {
+            locations: resources.iter().map(ResourceLocation::new).collect(),
+        }
+    }
+
+    /// `resource`'s metadata URL: computed once for the configured resources, on the spot for any other.
+    pub(crate) fn metadata_url(&self, resource: &ResourceConfig) -> String {
+        self.locations
+            .iter()
+            .find(|at| at.resource == resource.resource)
+            .map_or_else(|| resource.metadata_url(), |at| at.metadata_url.clone())
+    }
+
+    fn locate(&self, origin: &SiteOrigin<'_>, path: &str) -> Located {
+        let on_origin = || {
+            self.locations
+                .iter()
+                .enumerate()
+                .filter(|(_, at)| at.on(origin))
+        };
+        let exact = on_origin()
+            .filter(|(_, at)| at.contains(path, false))
+            .max_by_key(|(_, at)| at.base.len());
+        let folded = on_origin()
+            .filter(|(_, at)| at.contains(path, true))
+            .map(|(_, at)| at.base.len())
+            .max();
+        match (exact, folded) {
+            (Some((i, at)), Some(len)) if len == at.base.len() => Located::Resource(i),
+            (None, None) => Located::Nowhere,
+            _ => Located::Ambiguous,
+        }
+    }
+
+    /// Whether `path` is a discovery document the service serves for a resource on `origin`.
+    fn is_discovery(&self, origin: &SiteOrigin<'_>, path: &str) -> bool {
+        path == AUTHORIZATION_SERVER_METADATA
+            || self
+                .locations
+                .iter()
+                .any(|at| at.on(origin) && at.metadata_path == path)
+    }
+}
+
+/// What the service answers to a CORS preflight for a protected resource.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Preflight {
+    /// The allowed origin, for `Access-Control-Allow-Origin`.
+    pub allow_origin: String,
+}
+
+impl Preflight {
+    /// `Access-Control-Allow-Methods`: what the MCP Streamable HTTP transport uses.
+    pub const ALLOW_METHODS: &'static str = "GET, POST, DELETE, OPTIONS";
+    /// `Access-Control-Allow-Headers`: the credentials and the MCP transport's request headers.
+    pub const ALLOW_HEADERS: &'static str = "Authorization, Content-Type, Accept, Last-Event-ID, Mcp-Session-Id, MCP-Protocol-Version, Mcp-Method, Mcp-Name";
+    /// `Access-Control-Expose-Headers` on the preflight and on the gate's 401/403.
+    pub const EXPOSE_HEADERS: &'static str =
+        "WWW-Authenticate, Mcp-Session-Id, MCP-Protocol-Version";
+    /// `Access-Control-Max-Age`, seconds.
+    pub const MAX_AGE: &'static str = "86400";
+}
+
+impl crate::AuthServer {
+    /// Decides a forward-auth request (see the module docs for the order of the checks).
+    pub async fn gate(&self, input: &GateInput<'_>) -> GateVerdict {
+        if !input.from_trusted_proxy {
+            return if input.forwarded.any() {
+                refuse(RefusalReason::Untrusted)
+            } else {
+                refuse(RefusalReason::Forwarded(ForwardedError::Missing))
+            };
+        }
+        let req = match ForwardedRequest::parse(&input.forwarded, input.listener_https) {
+            Ok(r) => r,
+            Err(e) => return refuse(RefusalReason::Forwarded(e)),
+        };
+        if let Err(p) = check_path(req.path) {
+            return refuse(RefusalReason::Path(p));
+        }
+        let origin = req.origin();
+        if matches!(req.method, "GET" | "HEAD")
+            && req.query.is_none()
+            && self.resource_index.is_discovery(&origin, req.path)
+        {
+            return GateVerdict::new(GateOutcome::Pass);
+        }
+        let at = match self.resource_index.locate(&origin, req.path) {
+            Located::Resource(i) => i,
+            Located::Ambiguous => return refuse(RefusalReason::AmbiguousPath),
+            Located::Nowhere => return refuse(RefusalReason::NoResource),
+        };
+        let (Some(resource), Some(location)) = (
+            self.config.resources.get(at),
+            self.resource_index.locations.get(at),
+        ) else {
+            return refuse(RefusalReason::NoResource);
+        };
+        let headers = (|| -> Result<_, GateRefusal> {
+            Ok((
+                single(input.authorization, "Authorization")?,
+                single(input.origin, "Origin")?,
+                McpCall {
+                    protocol_version: single(input.mcp_protocol_version, "MCP-Protocol-Version")?,
+                    method: single(input.mcp_method, "Mcp-Method")?,
+                    name: single(input.mcp_name, "Mcp-Name")?,
+                },
+            ))
+        })();
+        let (authorization, request_origin, call) = match headers {
+            Ok(h) => h,
+            Err(r) => return GateVerdict::new(GateOutcome::Refuse(r)),
+        };
+        let allow_origin = match request_origin {
+            None => None,
+            Some(o) => match SiteOrigin::parse(o) {
+                Some(parsed) if location.allows_origin(&parsed) => Some(o.to_owned()),
+                _ => return refuse(RefusalReason::OriginNotAllowed),
+            },
+        };
+        let outcome = match self
+            .verify_with_reload(authorization, req.method, &call, resource)
+            .await
+        {
+            Ok(p) => GateOutcome::Admit(p),
+            Err(r) => GateOutcome::Reject(r),
+        };
+        GateVerdict {
+            outcome,
+            allow_origin,
+        }
+    }
+
+    /// Decides a CORS preflight (`OPTIONS` with `Origin` and `Access-Control-Request-Method`) for a protected
+    /// resource, which the proxy snippets route to the service rather than through the gate: a browser needs a
+    /// 2xx to a preflight, and the gate's 2xx would send the request on to the MCP server without a token.
+    ///
+    /// # Errors
+    /// A [`GateRefusal`] (403) for a path not in normal form, no resource, or an origin not allowed.
+    pub fn preflight(
+        &self,
+        req: &ForwardedRequest<'_>,
+        origin: HeaderField<'_>,
+        request_method: HeaderField<'_>,
+    ) -> Result<Preflight, GateRefusal> {
+        check_path(req.path).map_err(|p| GateRefusal::from(RefusalReason::Path(p)))?;
+        let at = match self.resource_index.locate(&req.origin(), req.path) {
+            Located::Resource(i) => i,
+            Located::Ambiguous => return Err(RefusalReason::AmbiguousPath.into()),
+            Located::Nowhere => return Err(RefusalReason::NoResource.into()),
+        };
+        let location = self
+            .resource_index
+            .locations
+            .get(at)
+            .ok_or(GateRefusal::from(RefusalReason::NoResource))?;
+        let origin = single(origin, "Origin")?;
+        let method = single(request_method, "Access-Control-Request-Method")?;
+        let (Some(origin), Some(_)) = (origin, method) else {
+            return Err(RefusalReason::NotAPreflight.into());
+        };
+        match SiteOrigin::parse(origin) {
+            Some(o) if location.allows_origin(&o) => Ok(Preflight {
+                allow_origin: origin.to_owned(),
+            }),
+            _ => Err(RefusalReason::OriginNotAllowed.into()),
+        }
+    }
+
+    /// The configured resource an absolute `http(s)` URL falls under, located exactly as the gate locates a
+    /// request (`None` for a URL the gate would refuse: not in normal form, ambiguous, or under no resource).
+    pub fn resource_for_url(&self, url: &str) -> Option<&ResourceConfig> {
+        let headers = ForwardedHeaders {
+            original_url: HeaderField::One(url.as_bytes()),
+            original_method: HeaderField::One(b"GET"),
+            ..ForwardedHeaders::default()
+        };
+        let req = ForwardedRequest::parse(&headers, false).ok()?;
+        check_path(req.path).ok()?;
+        match self.resource_index.locate(&req.origin(), req.path) {
+            Located::Resource(i) => self.config.resources.get(i),
+            Located::Ambiguous | Located::Nowhere => None,
+        }
+    }
+
+    /// The token, the access policy and the per-tool scopes for a request to `resource`.
+    fn verify_call(
+        &self,
+        authorization: Option<&str>,
+        method: &str,
+        call: &McpCall<'_>,
+        resource: &ResourceConfig,
+    ) -> Result<Arc<Principal>, VerifyRejection> {
+        let principal = self.verify(authorization, resource)?;
+        let reject = |kind, description, scope| VerifyRejection {
+            kind,
+            description,
+            scope,
+            resource_metadata: self.resource_index.metadata_url(resource),
+        };
+        if !resource.policy.allows(
+            &principal.subject,
+            principal.username.as_deref(),
+            principal.email.as_deref(),
+            &principal.groups,
+        ) {
+            return Err(reject(
+                RejectionKind::AccessDenied,
+                "this user may not access this resource",
+                None,
+            ));
+        }
+        let needed = tool_scopes_needed(resource, method, call);
+        if !needed.iter().all(|s| principal.scope.contains(s)) {
+            let mut scope: Vec<String> = principal.scope.iter().map(str::to_owned).collect();
+            for s in needed {
+                if !scope.contains(&s) {
+                    scope.push(s);
+                }
+            }
+            return Err(reject(
+                RejectionKind::InsufficientScope,
+                "the access token lacks a scope this operation requires",
+                Some(scope.join(" ")),
+            ));
+        }
+        Ok(principal)
+    }
+
+    /// [`Self::verify_call`], but a token signed by a key this instance has not loaded yet (another instance
+    /// sharing the store rotated) gets one key reload, rate-limited, before it is rejected.
+    async fn verify_with_reload(
+        &self,
+        authorization: Option<&str>,
+        method: &str,
+        call: &McpCall<'_>,
+        resource: &ResourceConfig,
+    ) -> Result<Arc<Principal>, VerifyRejection> {
+        match self.verify_call(authorization, method, call, resource) {
+            Err(r) if r.kind == RejectionKind::InvalidToken => {
+                let token = bearer_token(authorization).unwrap_or_default();
+                if self.reload_for_unknown_kid(token).await {
+                    self.verify_call(authorization, method, call, resource)
+                } else {
+                    Err(r)
+                }
+            }
+            other => other,
+        }
+    }
+}

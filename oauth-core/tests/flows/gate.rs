@@ -1,0 +1,646 @@
+//! The one gate call, [`AuthServer::gate`]: the forwarded request read strictly, the path rules, the discovery
+//! pass, the resource index, `Origin` and CORS, then the token, the access policy and the per-tool scopes.
+
+use oauth_core::testing::{self, OTHER_RESOURCE, RESOURCE};
+use oauth_core::{
+    AuthServer, ForwardedError, ForwardedHeaders, GateInput, GateOutcome, GateVerdict, HeaderField,
+    RefusalReason, RejectionKind, ResourceConfig,
+};
+
+use crate::common::*;
+
+const PRM: &str = "https://mcp.example.com/.well-known/oauth-protected-resource/mcp";
+
+/// A forward-auth call as Traefik or Caddy make it.
+struct Call<'a> {
+    method: &'a str,
+    proto: &'a str,
+    host: &'a str,
+    uri: &'a str,
+    authorization: Option<&'a str>,
+    origin: Option<&'a str>,
+    mcp: [Option<&'a str>; 3],
+    trusted: bool,
+}
+
+fn call<'a>(method: &'a str, url: &'a str) -> Call<'a> {
+    let (proto, rest) = url.split_once("://").unwrap();
+    let at = rest.find('/').unwrap_or(rest.len());
+    let (host, uri) = rest.split_at(at);
+    Call {
+        method,
+        proto,
+        host,
+        uri,
+        authorization: None,
+        origin: None,
+        mcp: [None; 3],
+        trusted: true,
+    }
+}
+
+impl<'a> Call<'a> {
+    fn token(mut self, header: &'a str) -> Self {
+        self.authorization = Some(header);
+        self
+    }
+    fn origin(mut self, origin: &'a str) -> Self {
+        self.origin = Some(origin);
+        self
+    }
+    fn mcp(mut self, version: &'a str, method: &'a str, name: Option<&'a str>) -> Self {
+        self.mcp = [Some(version), Some(method), name];
+        self
+    }
+    fn input(&self) -> GateInput<'a> {
+        let one = |v: &'a str| HeaderField::One(v.as_bytes());
+        let opt = |v: Option<&'a str>| HeaderField::from_option(v.map(str::as_bytes));
+        GateInput {
+            forwarded: ForwardedHeaders {
+                forwarded_method: one(self.method),
+                forwarded_proto: one(self.proto),
+                forwarded_host: one(self.host),
+                forwarded_uri: one(self.uri),
+                ..ForwardedHeaders::default()
+            },
+            from_trusted_proxy: self.trusted,
+            listener_https: false,
+            authorization: opt(self.authorization),
+            origin: opt(self.origin),
+            mcp_protocol_version: opt(self.mcp[0]),
+            mcp_method: opt(self.mcp[1]),
+            mcp_name: opt(self.mcp[2]),
+        }
+    }
+}
+
+async fn gate(h: &Harness, c: &Call<'_>) -> GateVerdict {
+    h.server.gate(&c.input()).await
+}
+
+fn refusal(v: &GateVerdict) -> Option<RefusalReason> {
+    match &v.outcome {
+        GateOutcome::Refuse(r) => Some(r.reason),
+        _ => None,
+    }
+}
+
+fn rejection(v: &GateVerdict) -> Option<RejectionKind> {
+    match &v.outcome {
+        GateOutcome::Reject(r) => Some(r.kind),
+        _ => None,
+    }
+}
+
+async fn valid_token(h: &Harness) -> String {
+    let c = public_client(h).await;
+    tokens(h, &c.client_id, &for_resource()).await.access_token
+}
+
+#[tokio::test]
+async fn a_valid_token_on_a_resource_path_is_admitted_cold_and_warm() {
+    let h = harness().await;
+    let header = bearer(&valid_token(&h).await);
+    for round in 0..2 {
+        for uri in ["/mcp", "/mcp/", "/mcp/sse?session=1"] {
+            let url = format!("https://mcp.example.com{uri}");
+            let v = gate(&h, &call("POST", &url).token(&header)).await;
+            match v.outcome {
+                GateOutcome::Admit(p) => {
+                    assert_eq!(
+                        (p.subject.as_str(), p.audience.as_str()),
+                        ("local:alice", RESOURCE)
+                    );
+                }
+                other => panic!("{uri} (round {round}): {other:?}"),
+            }
+            assert_eq!(v.allow_origin, None);
+        }
+    }
+    // Host case and the default port name the same origin.
+    for host in [
+        "https://MCP.Example.COM/mcp",
+        "https://mcp.example.com:443/mcp",
+    ] {
+        let v = gate(&h, &call("POST", host).token(&header)).await;
+        assert!(matches!(v.outcome, GateOutcome::Admit(_)), "{host}: {v:?}");
+    }
+}
+
+#[tokio::test]
+async fn no_token_is_a_401_challenge_on_every_method() {
+    let h = harness().await;
+    for method in ["POST", "GET", "DELETE", "OPTIONS", "PUT", "options"] {
+        let v = gate(&h, &call(method, "https://mcp.example.com/mcp")).await;
+        let GateOutcome::Reject(r) = v.outcome else {
+            panic!("{method}: {:?}", v.outcome);
+        };
+        assert_eq!(
+            (r.kind, r.status()),
+            (RejectionKind::MissingToken, 401),
+            "{method}"
+        );
+        assert_eq!(
+            r.www_authenticate(),
+            format!("Bearer scope=\"mcp\", resource_metadata=\"{PRM}\"")
+        );
+    }
+}
+
+#[tokio::test]
+async fn forwarded_headers_are_believed_only_from_trusted_proxies() {
+    let h = harness().await;
+    let mut c = call(
+        "GET",
+        "https://mcp.example.com/.well-known/oauth-protected-resource/mcp",
+    );
+    c.trusted = false;
+    assert_eq!(refusal(&gate(&h, &c).await), Some(RefusalReason::Untrusted));
+    let none = GateInput::default();
+    assert_eq!(
+        refusal(&h.server.gate(&none).await),
+        Some(RefusalReason::Forwarded(ForwardedError::Missing))
+    );
+}
+
+#[tokio::test]
+async fn the_host_header_bypass_is_refused_whatever_the_token() {
+    let h = harness().await;
+    let header = bearer(&valid_token(&h).await);
+    for host in [
+        "mcp.example.com\\.well-known\\x?",
+        "mcp.example.com:443\\.well-known\\x?",
+    ] {
+        let c = Call {
+            host,
+            ..call("POST", "https://mcp.example.com/mcp")
+        };
+        assert_eq!(
+            refusal(&gate(&h, &c).await),
+            Some(RefusalReason::Forwarded(ForwardedError::BadHost)),
+            "{host}"
+        );
+        assert_eq!(
+            refusal(
+                &gate(
+                    &h,
+                    &Call {
+                        host,
+                        ..call("POST", "https://mcp.example.com/mcp").token(&header)
+                    }
+                )
+                .await
+            ),
+            Some(RefusalReason::Forwarded(ForwardedError::BadHost))
+        );
+    }
+    // nginx's X-Original-URL built from the same Host.
+    let input = GateInput {
+        forwarded: ForwardedHeaders {
+            original_url: HeaderField::One(b"https://mcp.example.com:443\\.well-known\\x?/mcp"),
+            original_method: HeaderField::One(b"POST"),
+            ..ForwardedHeaders::default()
+        },
+        from_trusted_proxy: true,
+        ..GateInput::default()
+    };
+    assert_eq!(
+        refusal(&h.server.gate(&input).await),
+        Some(RefusalReason::Forwarded(ForwardedError::BadHost))
+    );
+}
+
+#[tokio::test]
+async fn paths_not_in_normal_form_are_refused_even_with_a_valid_token() {
+    let h = harness().await;
+    let header = bearer(&valid_token(&h).await);
+    for uri in [
+        "/mcp/../.well-known/x",
+        "/mcp/%2e%2e/.well-known/x",
+        "/mcp/%2E%2E/.well-known/oauth-protected-resource/mcp",
+        "/.well-known/../mcp",
+        "/mcp//x",
+        "/mcp%2fx",
+        "/mcp\\..\\x",
+        "/%6dcp",
+        "/mcp/..;/x",
+    ] {
+        for c in [
+            Call {
+                uri,
+                ..call("POST", "https://mcp.example.com/")
+            },
+            Call {
+                uri,
+                ..call("GET", "https://mcp.example.com/").token(&header)
+            },
+        ] {
+            assert!(
+                matches!(refusal(&gate(&h, &c).await), Some(RefusalReason::Path(_))),
+                "{uri}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn only_the_exact_discovery_documents_pass_without_a_token() {
+    let h = harness().await;
+    for url in [
+        PRM,
+        "https://mcp.example.com/.well-known/oauth-authorization-server",
+        "https://tools.example.com/.well-known/oauth-protected-resource",
+    ] {
+        for method in ["GET", "HEAD"] {
+            assert_eq!(
+                gate(&h, &call(method, url)).await.outcome,
+                GateOutcome::Pass,
+                "{method} {url}"
+            );
+        }
+    }
+    for (method, url) in [
+        ("POST", PRM),
+        ("OPTIONS", PRM),
+        ("get", PRM),
+        (
+            "GET",
+            "https://mcp.example.com/.well-known/oauth-protected-resource/mcp?x=1",
+        ),
+        (
+            "GET",
+            "https://mcp.example.com/.well-known/oauth-protected-resource/mcp/x",
+        ),
+        (
+            "GET",
+            "https://mcp.example.com/.well-known/oauth-protected-resource/other",
+        ),
+        (
+            "GET",
+            "https://mcp.example.com/.WELL-KNOWN/oauth-protected-resource/mcp",
+        ),
+        (
+            "GET",
+            "https://mcp.example.com/.well-known/openid-configuration",
+        ),
+        ("GET", "https://mcp.example.com/.well-known/x"),
+        // The PRM of a resource on another origin is not a document of this one.
+        (
+            "GET",
+            "https://tools.example.com/.well-known/oauth-protected-resource/mcp",
+        ),
+    ] {
+        let v = gate(&h, &call(method, url)).await;
+        assert_ne!(v.outcome, GateOutcome::Pass, "{method} {url}");
+    }
+    // Under the origin-wide resource, a non-document well-known path needs a token like any other.
+    let v = gate(&h, &call("GET", "https://tools.example.com/.well-known/x")).await;
+    assert_eq!(rejection(&v), Some(RejectionKind::MissingToken));
+    // Elsewhere it is under no resource at all.
+    let v = gate(&h, &call("GET", "https://mcp.example.com/.well-known/x")).await;
+    assert_eq!(refusal(&v), Some(RefusalReason::NoResource));
+}
+
+#[tokio::test]
+async fn resources_are_located_on_origin_and_segment_boundaries_and_case_ambiguity_is_refused() {
+    let mut config = testing::config();
+    config.resources.push(ResourceConfig::new(
+        "https://mcp.example.com/mcp/admin",
+        vec!["mcp".into()],
+    ));
+    let h = harness_with(config).await;
+    let header = bearer(&valid_token(&h).await);
+    let at = |u: &str| h.server.resource_for_url(u).map(|r| r.resource.clone());
+    assert_eq!(
+        at("https://mcp.example.com/mcp/admin/x").as_deref(),
+        Some("https://mcp.example.com/mcp/admin")
+    );
+    assert_eq!(
+        at("https://mcp.example.com/mcp/adminx").as_deref(),
+        Some(RESOURCE)
+    );
+    assert_eq!(at("https://mcp.example.com/mcpx"), None);
+    assert_eq!(
+        at("http://mcp.example.com/mcp"),
+        None,
+        "the scheme is part of the origin"
+    );
+    assert_eq!(at("https://mcp.example.com:8443/mcp"), None);
+    assert_eq!(
+        at("https://tools.example.com/x").as_deref(),
+        Some(OTHER_RESOURCE)
+    );
+    assert_eq!(
+        at("https://mcp.example.com/mcp/../mcp/admin"),
+        None,
+        "not in normal form"
+    );
+    assert_eq!(at("not a url"), None);
+    // `/mcp/ADMIN` is under `/mcp` as sent, but a case-insensitive server would serve `/mcp/admin`.
+    for uri in ["/mcp/ADMIN", "/MCP/admin", "/Mcp"] {
+        let c = Call {
+            uri,
+            ..call("POST", "https://mcp.example.com/").token(&header)
+        };
+        assert_eq!(
+            refusal(&gate(&h, &c).await),
+            Some(RefusalReason::AmbiguousPath),
+            "{uri}"
+        );
+    }
+    assert_eq!(at("https://mcp.example.com/mcp/ADMIN"), None);
+}
+
+#[tokio::test]
+async fn repeated_headers_are_refused() {
+    let h = harness().await;
+    let header = bearer(&valid_token(&h).await);
+    let c = call("POST", "https://mcp.example.com/mcp").token(&header);
+    let mut input = c.input();
+    input.forwarded.forwarded_uri = HeaderField::Repeated;
+    assert_eq!(
+        refusal(&h.server.gate(&input).await),
+        Some(RefusalReason::Forwarded(ForwardedError::Repeated(
+            "X-Forwarded-Uri"
+        )))
+    );
+    for (name, set) in [
+        (
+            "Authorization",
+            (|i: &mut GateInput<'_>| i.authorization = HeaderField::Repeated)
+                as fn(&mut GateInput<'_>),
+        ),
+        ("Origin", |i| i.origin = HeaderField::Repeated),
+        ("Mcp-Method", |i| i.mcp_method = HeaderField::Repeated),
+    ] {
+        let mut input = c.input();
+        set(&mut input);
+        assert_eq!(
+            refusal(&h.server.gate(&input).await),
+            Some(RefusalReason::AmbiguousHeader(name))
+        );
+    }
+}
+
+#[tokio::test]
+async fn origin_must_be_the_resources_own_or_allowed_and_allowed_ones_get_cors() {
+    let mut config = testing::config();
+    config.resources[0] = config.resources[0]
+        .clone()
+        .with_allowed_origins(vec!["http://localhost:6274".into()]);
+    let h = harness_with(config).await;
+    let header = bearer(&valid_token(&h).await);
+    for origin in [
+        "https://evil.example",
+        "null",
+        "https://mcp.example.com.evil.example",
+        "http://mcp.example.com",
+        "http://localhost:6275",
+        "https://tools.example.com",
+    ] {
+        for c in [
+            call("POST", "https://mcp.example.com/mcp").origin(origin),
+            call("POST", "https://mcp.example.com/mcp")
+                .token(&header)
+                .origin(origin),
+        ] {
+            assert_eq!(
+                refusal(&gate(&h, &c).await),
+                Some(RefusalReason::OriginNotAllowed),
+                "{origin}"
+            );
+        }
+    }
+    for origin in [
+        "https://mcp.example.com",
+        "https://MCP.example.com:443",
+        "http://localhost:6274",
+    ] {
+        let v = gate(
+            &h,
+            &call("POST", "https://mcp.example.com/mcp")
+                .token(&header)
+                .origin(origin),
+        )
+        .await;
+        assert!(matches!(v.outcome, GateOutcome::Admit(_)), "{origin}");
+        assert_eq!(v.allow_origin.as_deref(), Some(origin));
+        let v = gate(
+            &h,
+            &call("POST", "https://mcp.example.com/mcp").origin(origin),
+        )
+        .await;
+        assert_eq!(rejection(&v), Some(RejectionKind::MissingToken));
+        assert_eq!(
+            v.allow_origin.as_deref(),
+            Some(origin),
+            "the 401 carries CORS for {origin}"
+        );
+    }
+    // Another resource's allow-list does not apply.
+    let v = gate(
+        &h,
+        &call("GET", "https://tools.example.com/x").origin("http://localhost:6274"),
+    )
+    .await;
+    assert_eq!(refusal(&v), Some(RefusalReason::OriginNotAllowed));
+}
+
+#[tokio::test]
+async fn preflights_are_answered_for_allowed_origins_only() {
+    use oauth_core::ForwardedRequest;
+    let mut config = testing::config();
+    config.resources[0] = config.resources[0]
+        .clone()
+        .with_allowed_origins(vec!["http://localhost:6274".into()]);
+    let h = harness_with(config).await;
+    let headers = |uri: &'static str| ForwardedHeaders {
+        forwarded_method: HeaderField::One(b"OPTIONS"),
+        forwarded_proto: HeaderField::One(b"https"),
+        forwarded_host: HeaderField::One(b"mcp.example.com"),
+        forwarded_uri: HeaderField::One(uri.as_bytes()),
+        ..ForwardedHeaders::default()
+    };
+    let post = HeaderField::One(b"POST");
+    let mcp = headers("/mcp");
+    let req = ForwardedRequest::parse(&mcp, false).unwrap();
+    let ok = h
+        .server
+        .preflight(&req, HeaderField::One(b"http://localhost:6274"), post)
+        .unwrap();
+    assert_eq!(ok.allow_origin, "http://localhost:6274");
+    let refused =
+        |o: HeaderField<'_>, m: HeaderField<'_>| h.server.preflight(&req, o, m).unwrap_err().reason;
+    assert_eq!(
+        refused(HeaderField::One(b"https://evil.example"), post),
+        RefusalReason::OriginNotAllowed
+    );
+    assert_eq!(
+        refused(HeaderField::Absent, post),
+        RefusalReason::NotAPreflight
+    );
+    assert_eq!(
+        refused(
+            HeaderField::One(b"http://localhost:6274"),
+            HeaderField::Absent
+        ),
+        RefusalReason::NotAPreflight
+    );
+    assert_eq!(
+        refused(HeaderField::Repeated, post),
+        RefusalReason::AmbiguousHeader("Origin")
+    );
+    let nowhere = headers("/elsewhere");
+    let req = ForwardedRequest::parse(&nowhere, false).unwrap();
+    assert_eq!(
+        h.server
+            .preflight(&req, HeaderField::One(b"https://mcp.example.com"), post)
+            .unwrap_err()
+            .reason,
+        RefusalReason::NoResource
+    );
+    let dots = headers("/mcp/../x");
+    let req = ForwardedRequest::parse(&dots, false).unwrap();
+    assert!(matches!(
+        h.server
+            .preflight(&req, HeaderField::One(b"https://mcp.example.com"), post)
+            .unwrap_err()
+            .reason,
+        RefusalReason::Path(_)
+    ));
+}
+
+fn gated(
+    policy: oauth_core::AccessPolicy,
+    tools: Vec<oauth_core::ToolScope>,
+) -> oauth_core::ServerConfig {
+    let mut config = testing::config();
+    config.resources[0] = ResourceConfig::new(RESOURCE, vec!["mcp".into(), "mcp:admin".into()])
+        .require(vec!["mcp".into()])
+        .with_policy(policy)
+        .with_tool_scopes(tools);
+    config
+}
+
+#[tokio::test]
+async fn access_policy_admits_by_user_email_domain_or_group() {
+    use oauth_core::AccessPolicy;
+    let s = |v: &[&str]| v.iter().map(|x| (*x).to_owned()).collect::<Vec<_>>();
+    let cases = [
+        (AccessPolicy::default(), true),
+        (
+            AccessPolicy::new(s(&["ALICE"]), vec![], vec![], vec![]),
+            true,
+        ),
+        (
+            AccessPolicy::new(s(&["local:alice"]), vec![], vec![], vec![]),
+            true,
+        ),
+        (
+            AccessPolicy::new(vec![], s(&["Alice@Example.com"]), vec![], vec![]),
+            true,
+        ),
+        (
+            AccessPolicy::new(vec![], vec![], s(&["example.com"]), vec![]),
+            true,
+        ),
+        (
+            AccessPolicy::new(vec![], vec![], vec![], s(&["staff"])),
+            true,
+        ),
+        (
+            AccessPolicy::new(
+                s(&["bob"]),
+                s(&["bob@example.com"]),
+                s(&["example.org"]),
+                s(&["admins"]),
+            ),
+            false,
+        ),
+    ];
+    for (policy, admitted) in cases {
+        let h = harness_with(gated(policy.clone(), vec![])).await;
+        // Tokens come from an instance without the policy (approve would refuse the user), sharing the store.
+        let issuer = Harness {
+            server: AuthServer::new(
+                gated(AccessPolicy::default(), vec![]),
+                h.store.clone(),
+                h.clock.clone(),
+            )
+            .await
+            .unwrap(),
+            clock: h.clock.clone(),
+            store: h.store.clone(),
+        };
+        let header = bearer(&valid_token(&issuer).await);
+        let v = gate(&h, &call("POST", RESOURCE).token(&header)).await;
+        match (admitted, v.outcome) {
+            (true, GateOutcome::Admit(p)) => assert_eq!(p.subject, "local:alice"),
+            (false, GateOutcome::Reject(r)) => {
+                assert_eq!((r.kind, r.status()), (RejectionKind::AccessDenied, 403));
+                assert_eq!(
+                    r.www_authenticate(),
+                    format!("Bearer resource_metadata=\"{PRM}\"")
+                );
+            }
+            (want, got) => panic!("{policy:?}: wanted admitted={want}, got {got:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn tool_scopes_use_mcp_headers_only_from_2026_07_28_and_fail_closed_otherwise() {
+    use oauth_core::ToolScope;
+    let tools = vec![ToolScope::new(
+        "tools/call:delete_repo",
+        vec!["mcp:admin".into()],
+    )];
+    let h = harness_with(gated(oauth_core::AccessPolicy::default(), tools)).await;
+    let header = bearer(&valid_token(&h).await); // scope `mcp` only
+    let post = || call("POST", RESOURCE).token(&header);
+    let admitted = |v: &GateVerdict| matches!(v.outcome, GateOutcome::Admit(_));
+    assert!(
+        admitted(&gate(&h, &post().mcp("2026-07-28", "tools/call", Some("echo"))).await),
+        "other tools need nothing extra"
+    );
+    assert!(admitted(
+        &gate(&h, &post().mcp("2026-07-28", "tools/list", None)).await
+    ));
+    let v = gate(
+        &h,
+        &post().mcp("2026-07-28", "tools/call", Some("delete_repo")),
+    )
+    .await;
+    let GateOutcome::Reject(denied) = v.outcome else {
+        panic!("{:?}", v.outcome)
+    };
+    assert_eq!(denied.status(), 403);
+    assert_eq!(
+        denied.www_authenticate(),
+        format!(
+            "Bearer error=\"insufficient_scope\", error_description=\"the access token lacks a scope this operation requires\", scope=\"mcp mcp:admin\", resource_metadata=\"{PRM}\""
+        )
+    );
+    // Older protocol versions: the headers are not validated by the server, so they are not trusted.
+    let v = gate(&h, &post().mcp("2025-11-25", "tools/list", None)).await;
+    assert_eq!(rejection(&v), Some(RejectionKind::InsufficientScope));
+    assert_eq!(
+        rejection(&gate(&h, &post()).await),
+        Some(RejectionKind::InsufficientScope),
+        "a POST without headers may be any call"
+    );
+    for method in ["PUT", "PATCH", "post"] {
+        let v = gate(&h, &call(method, RESOURCE).token(&header)).await;
+        assert_eq!(
+            rejection(&v),
+            Some(RejectionKind::InsufficientScope),
+            "{method} may carry a call too"
+        );
+    }
+    for method in ["GET", "DELETE"] {
+        assert!(
+            admitted(&gate(&h, &call(method, RESOURCE).token(&header)).await),
+            "{method} calls no tool"
+        );
+    }
+}
