@@ -28,6 +28,31 @@ const FORGED: &[(&str, &str)] = &[
     ("X-Scopes", "mcp:admin forged"),
 ];
 
+/// Aliases of the identity headers (`_` or `.` for a `-`) a client sends with a valid token: a backend that
+/// maps header names to variables (CGI, WSGI, PHP: `HTTP_X_USER_ID`) reads them as the gate's headers.
+const ALIASES: &[(&str, &str)] = &[
+    ("X_User_Id", "mallory"),
+    ("X.User.Id", "mallory"),
+    ("X_Scopes", "mcp:admin"),
+    ("X-User_Id", "mallory"),
+];
+
+/// The identity headers the gate sends, lower case.
+const IDENTITY: &[&str] = &[
+    "x-user-id",
+    "x-user-name",
+    "x-user-email",
+    "x-client-id",
+    "x-scopes",
+];
+
+/// A header name as a CGI-style backend reads it: every character but a letter or digit is a `-`.
+fn as_cgi_reads_it(name: &str) -> String {
+    name.chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect()
+}
+
 /// The `http` options of Traefik's entry point for host B.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum EntryPointB {
@@ -451,6 +476,10 @@ pub async fn scenario(kind: Proxy) {
     let ok = post_mcp(&stack.a, Some(token_a), &[]).await;
     assert_eq!(ok.status(), 200, "A's token works at A");
     assert!(header(&ok, "mcp-session-id").len() > 10);
+    // With the token, a client's aliases of the identity headers: the request passes, the aliases do not (the
+    // tap is checked below).
+    let aliased = post_mcp(&stack.a, Some(token_a), ALIASES).await;
+    assert_eq!(aliased.status(), 200, "A's token with alias headers");
     let on_b = post_mcp(&stack.b, Some(token_a), &[]).await;
     assert_eq!(on_b.status(), 401);
     let challenge = header(&on_b, "www-authenticate");
@@ -530,6 +559,21 @@ pub async fn scenario(kind: Proxy) {
     for name in ["x-user-name", "x-client-id", "x-scopes"] {
         assert!(names.contains(&name), "{name} from the gate");
     }
+    // No alias of an identity header (X_User_Id, X.User.Id, X-User_Id, X_Scopes): a backend that maps header
+    // names to variables would read it as the gate's header.
+    let aliases: Vec<&(String, String)> = lines
+        .iter()
+        .filter(|(n, v)| {
+            v == "mallory"
+                || (IDENTITY.contains(&as_cgi_reads_it(n).as_str())
+                    && !IDENTITY.contains(&n.as_str()))
+        })
+        .collect();
+    assert!(
+        aliases.is_empty(),
+        "aliases of the identity headers reached the MCP server through {}: {aliases:?}",
+        stack.proxy.name
+    );
 }
 
 /// The warnings in a Traefik log (`log.noColor`).
