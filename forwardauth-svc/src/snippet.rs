@@ -516,10 +516,51 @@ fn yq(s: &str) -> String {
     format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
 }
 
+/// Traefik v3 dynamic configuration (file provider): per host, the OAuth router above the gated catch-all, the
+/// two middlewares and the two services.
+///
+/// **Entry points.** Traefik's `Host()` matcher ignores the port, so a host is told apart by the entry point
+/// its routers are bound to: on the default port that is `web` (http, :80) or `websecure` (https, :443), the
+/// entry points of `deploy/traefik/traefik.yml`; on any other port it is `web-<port>` or `websecure-<port>`, and
+/// the header comment lists those with the address the static configuration must give them.
+///
+/// **The gate.** `trustForwardHeader: false`: the gate is told the request only through the `X-Forwarded-*`
+/// headers Traefik sets itself, and every client-sent `X-Forwarded-*` is dropped; `maxResponseBodySize` bounds
+/// what Traefik reads of the gate's answer (small JSON documents). Traefik 3.7 warns when either is unset.
+///
+/// **Identity-header aliases.** `authResponseHeaders` replaces the client's `X-User-Id`, but a client's
+/// `X_User_Id` or `X.User.Id` is another header to Traefik and reaches the MCP server beside the gate's, where
+/// a backend that maps header names to variables (CGI, WSGI, PHP: `HTTP_X_USER_ID`) reads it as `X-User-Id`.
+/// The headers middleware after the gate removes every spelling of every identity header with `_` or `.` for
+/// one or more of its `-` (an empty `customRequestHeaders` value deletes the header; Go matches the name
+/// case-insensitively). The entry points' `http.aliasHeadersStrategy: delete` (static configuration) drops
+/// every such header first; this middleware keeps the identity headers safe where that option is not set.
 fn traefik(out: &mut String, sites: &[Site], auth: &str, upstream: &str, headers: &[String]) {
+    let entry_points: BTreeMap<String, (u16, bool)> = sites
+        .iter()
+        .map(|site| (traefik_entry_point(site), (site.port, site.https)))
+        .collect();
+    if entry_points.keys().all(|e| e == "web" || e == "websecure") {
+        out.push_str(concat!(
+            "# Traefik v3 dynamic configuration (file provider). Entry points `web` (:80) and `websecure` (:443) and the\n",
+            "# certificate resolver `letsencrypt` are defined in the static configuration (deploy/traefik/traefik.yml).\n",
+        ));
+    } else {
+        out.push_str(concat!(
+            "# Traefik v3 dynamic configuration (file provider). Traefik's Host() ignores the port, so each port has its\n",
+            "# own entry point, which the static configuration must define (as deploy/traefik/traefik.yml does web and\n",
+            "# websecure):\n",
+        ));
+        for (name, (port, _)) in &entry_points {
+            let _ = writeln!(out, "#   {name}: address \":{port}\"");
+        }
+        if entry_points.values().any(|(_, https)| *https) {
+            out.push_str("# and the certificate resolver `letsencrypt`.\n");
+        }
+    }
     out.push_str(concat!(
-        "# Traefik v3 dynamic configuration (file provider). Entry points `web` (:80) and `websecure` (:443) and the\n",
-        "# certificate resolver `letsencrypt` are defined in the static configuration (deploy/traefik/traefik.yml).\n",
+        "# On every entry point set http.aliasHeadersStrategy: delete and http.encodedCharacters.allowEncodedSlash and\n",
+        "# allowEncodedBackSlash: false.\n",
     ));
     resources_note(out, sites);
     let upstream_service = format!(
@@ -532,19 +573,16 @@ fn traefik(out: &mut String, sites: &[Site], auth: &str, upstream: &str, headers
     let oauth_rule = oauth_rule.join(" || ");
     out.push_str("http:\n  routers:\n");
     for site in sites {
-        let (entry, tls) = if site.https {
-            (
-                "websecure",
-                "      tls:\n        certResolver: letsencrypt\n",
-            )
+        let tls = if site.https {
+            "      tls:\n        certResolver: letsencrypt\n"
         } else {
-            ("web", "")
+            ""
         };
         let slug = site.slug();
         let _ = write!(
             out,
             concat!(
-                "    # Discovery and the OAuth endpoints on {host}: forwardauth-svc, unauthenticated. Its priority is\n",
+                "    # Discovery and the OAuth endpoints on {authority}: forwardauth-svc, unauthenticated. Its priority is\n",
                 "    # above the catch-all below.\n",
                 "    forwardauth-{slug}:\n",
                 "      rule: {oauth}\n",
@@ -552,7 +590,7 @@ fn traefik(out: &mut String, sites: &[Site], auth: &str, upstream: &str, headers
                 "      entryPoints: [{entry}]\n",
                 "      service: forwardauth\n",
                 "{tls}",
-                "    # Everything else on {host}: the MCP server, behind the gate, without the client's token.\n",
+                "    # Everything else on {authority}: the MCP server, behind the gate, without the client's token.\n",
                 "    mcp-{slug}:\n",
                 "      rule: {catchall}\n",
                 "      priority: 10\n",
@@ -561,11 +599,11 @@ fn traefik(out: &mut String, sites: &[Site], auth: &str, upstream: &str, headers
                 "      service: {service}\n",
                 "{tls}",
             ),
-            host = site.host,
+            authority = site.authority(),
             slug = slug,
             oauth = yq(&format!("Host(`{}`) && ({oauth_rule})", site.host)),
             catchall = yq(&format!("Host(`{}`)", site.host)),
-            entry = entry,
+            entry = traefik_entry_point(site),
             tls = tls,
             service = upstream_service,
         );
@@ -576,17 +614,35 @@ fn traefik(out: &mut String, sites: &[Site], auth: &str, upstream: &str, headers
             "  middlewares:\n",
             "    # The gate. It answers 200 (access, identity headers copied below), or a 401/403 that Traefik\n",
             "    # returns to the client as is, WWW-Authenticate included. Only the headers the gate reads are\n",
-            "    # forwarded to it; Traefik adds X-Forwarded-Method/-Proto/-Host/-Uri/-For itself.\n",
+            "    # forwarded to it; Traefik adds X-Forwarded-Method/-Proto/-Host/-Uri/-For itself and, with\n",
+            "    # trustForwardHeader false, drops every X-Forwarded-* the client sent. The gate's answers are small.\n",
             "    forwardauth:\n",
             "      forwardAuth:\n",
             "        address: {address}\n",
+            "        trustForwardHeader: false\n",
+            "        maxResponseBodySize: {max_body}\n",
             "        authRequestHeaders: [{request}]\n",
             "        authResponseHeaders: [{response}]\n",
-            "    # No token passthrough: an empty value removes the header before the MCP server.\n",
+            "    # No token passthrough, and no client-sent alias of an identity header (X_User_Id, X.User.Id, ...), which\n",
+            "    # a backend mapping header names to variables would read as the gate's: an empty value removes a header.\n",
             "    forwardauth-strip-authorization:\n",
             "      headers:\n",
             "        customRequestHeaders:\n",
             "          Authorization: \"\"\n",
+        ),
+        address = yq(&format!("{auth}/verify")),
+        max_body = TRAEFIK_MAX_GATE_RESPONSE_BYTES,
+        request = GATE_REQUEST_HEADERS.join(", "),
+        response = headers.join(", "),
+    );
+    for h in headers {
+        for alias in header_aliases(h) {
+            let _ = writeln!(out, "          {alias}: \"\"");
+        }
+    }
+    let _ = write!(
+        out,
+        concat!(
             "  services:\n",
             "    forwardauth:\n",
             "      loadBalancer:\n",
@@ -597,13 +653,39 @@ fn traefik(out: &mut String, sites: &[Site], auth: &str, upstream: &str, headers
             "        servers:\n",
             "          - url: {upstream}\n",
         ),
-        address = yq(&format!("{auth}/verify")),
-        request = GATE_REQUEST_HEADERS.join(", "),
-        response = headers.join(", "),
         auth = yq(auth),
         service = upstream_service,
         upstream = yq(upstream),
     );
+}
+
+/// Traefik's `maxResponseBodySize` for the gate: its answers are JSON documents of a few hundred bytes.
+const TRAEFIK_MAX_GATE_RESPONSE_BYTES: u32 = 65_536;
+
+/// The Traefik entry point of a site: `web` / `websecure` on the default port, else `web-<port>` /
+/// `websecure-<port>`.
+fn traefik_entry_point(site: &Site) -> String {
+    match (site.https, site.port) {
+        (true, 443) => "websecure".to_owned(),
+        (false, 80) => "web".to_owned(),
+        (true, port) => format!("websecure-{port}"),
+        (false, port) => format!("web-{port}"),
+    }
+}
+
+/// Every spelling of `header` with `_` or `.` in place of one or more of its `-` (`X_User_Id`, `X.User.Id`,
+/// `X-User_Id`, …), in a fixed order; `header` itself is not among them.
+fn header_aliases(header: &str) -> Vec<String> {
+    let mut parts = header.split('-');
+    let mut spellings: Vec<String> = parts.next().map(str::to_owned).into_iter().collect();
+    for part in parts {
+        spellings = spellings
+            .iter()
+            .flat_map(|prefix| ['-', '_', '.'].map(|sep| format!("{prefix}{sep}{part}")))
+            .collect();
+    }
+    spellings.retain(|s| s != header);
+    spellings
 }
 
 #[cfg(test)]
@@ -784,9 +866,106 @@ mod tests {
         let text = render(&snippet(Proxy::Traefik, &["http://127.0.0.1:8000/mcp"])).unwrap();
         assert!(text.contains("    forwardauth-127-0-0-1-8000:\n"), "{text}");
         assert!(text.contains("      rule: \"Host(`127.0.0.1`)\"\n"));
-        assert!(text.contains("      entryPoints: [web]\n"));
         assert!(!text.contains("certResolver"));
         assert!(text.contains("        address: \"http://forwardauth:8080/verify\"\n"));
         assert!(text.contains("      service: mcp-mcp-server-3001\n"));
+    }
+
+    #[test]
+    fn traefik_binds_a_non_default_port_to_its_own_entry_point() {
+        // Host() ignores the port: two ports of one host are told apart by their entry points.
+        let text = render(&snippet(
+            Proxy::Traefik,
+            &["http://127.0.0.1:8000/mcp", "http://127.0.0.1:8001/mcp"],
+        ))
+        .unwrap();
+        for line in [
+            "#   web-8000: address \":8000\"",
+            "#   web-8001: address \":8001\"",
+            "    # Everything else on 127.0.0.1:8001: the MCP server, behind the gate, without the client's token.",
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "missing {line:?} in\n{text}"
+            );
+        }
+        assert_eq!(text.matches("      entryPoints: [web-8000]\n").count(), 2);
+        assert_eq!(text.matches("      entryPoints: [web-8001]\n").count(), 2);
+        assert!(
+            !text.contains("[web]") && !text.contains("letsencrypt"),
+            "{text}"
+        );
+        let secure = render(&snippet(
+            Proxy::Traefik,
+            &["https://mcp.example.com:8443/mcp"],
+        ))
+        .unwrap();
+        assert!(secure.contains(
+            "#   websecure-8443: address \":8443\"\n# and the certificate resolver `letsencrypt`.\n"
+        ));
+        assert!(secure.contains("      entryPoints: [websecure-8443]\n      service: forwardauth\n      tls:\n        certResolver: letsencrypt\n"));
+        // Default ports keep the entry points of deploy/traefik/traefik.yml.
+        let default = render(&snippet(
+            Proxy::Traefik,
+            &[
+                "https://mcp.example.com/mcp",
+                "http://plain.example.com/mcp",
+            ],
+        ))
+        .unwrap();
+        assert!(default.contains("\n# Traefik v3 dynamic configuration (file provider). Entry points `web` (:80) and `websecure` (:443) and the\n"));
+        assert_eq!(
+            default.matches("      entryPoints: [websecure]\n").count(),
+            2
+        );
+        assert_eq!(default.matches("      entryPoints: [web]\n").count(), 2);
+    }
+
+    #[test]
+    fn traefik_sets_the_gate_options_and_removes_every_alias_of_the_identity_headers() {
+        let text = render(&snippet(Proxy::Traefik, &["https://mcp.example.com/mcp"])).unwrap();
+        assert!(text.contains(concat!(
+            "        address: \"http://forwardauth:8080/verify\"\n",
+            "        trustForwardHeader: false\n",
+            "        maxResponseBodySize: 65536\n",
+        )));
+        let strip = text
+            .split("        customRequestHeaders:\n")
+            .nth(1)
+            .and_then(|rest| rest.split("  services:\n").next())
+            .unwrap();
+        let removed: Vec<&str> = strip
+            .lines()
+            .map(|l| l.trim().strip_suffix(": \"\"").unwrap())
+            .collect();
+        assert_eq!(removed[0], "Authorization");
+        // X-User-Id, X-User-Name, X-User-Email, X-Client-Id: 3 separators each for 2 dashes, less the name itself;
+        // X-Scopes: 3 for 1.
+        assert_eq!(removed.len(), 1 + 4 * (9 - 1) + (3 - 1), "{removed:?}");
+        for alias in [
+            "X_User_Id",
+            "X.User.Id",
+            "X-User_Id",
+            "X_User-Id",
+            "X-User.Id",
+            "X.User_Id",
+            "X_User_Email",
+            "X_Client.Id",
+            "X_Scopes",
+            "X.Scopes",
+        ] {
+            assert!(removed.contains(&alias), "{alias} in {removed:?}");
+        }
+        for kept in [
+            "X-User-Id",
+            "X-User-Name",
+            "X-User-Email",
+            "X-Client-Id",
+            "X-Scopes",
+        ] {
+            assert!(!removed.contains(&kept), "the gate's {kept} is removed");
+        }
+        assert_eq!(header_aliases("X-Scopes"), ["X_Scopes", "X.Scopes"]);
+        assert!(header_aliases("Single").is_empty());
     }
 }

