@@ -266,22 +266,16 @@ fn nginx_var(header: &str) -> String {
 /// Every spelling of an identity header with `_` or `.` for any of its `-`: `X_User_Id`, `X.User-Id`, …
 /// Servers that map header names to variables (CGI, WSGI, PHP) read each as the header itself.
 pub fn alias_spellings(header: &str) -> Vec<String> {
-    let words: Vec<&str> = header.split('-').collect();
-    let mut out = vec![String::new()];
-    for (i, word) in words.iter().enumerate() {
-        if i == 0 {
-            for s in &mut out {
-                s.push_str(word);
-            }
-            continue;
-        }
-        out = out
-            .into_iter()
-            .flat_map(|s| ['-', '_', '.'].map(|sep| format!("{s}{sep}{word}")))
+    let mut parts = header.split('-');
+    let mut spellings: Vec<String> = parts.next().map(str::to_owned).into_iter().collect();
+    for part in parts {
+        spellings = spellings
+            .iter()
+            .flat_map(|prefix| ['-', '_', '.'].map(|sep| format!("{prefix}{sep}{part}")))
             .collect();
     }
-    out.retain(|s| s != header);
-    out
+    spellings.retain(|s| s != header);
+    spellings
 }
 
 fn nginx(
@@ -636,7 +630,7 @@ fn traefik(out: &mut String, sites: &[Site], auth: &str, upstream: &str, headers
         response = headers.join(", "),
     );
     for h in headers {
-        for alias in header_aliases(h) {
+        for alias in alias_spellings(h) {
             let _ = writeln!(out, "          {alias}: \"\"");
         }
     }
@@ -671,21 +665,6 @@ fn traefik_entry_point(site: &Site) -> String {
         (true, port) => format!("websecure-{port}"),
         (false, port) => format!("web-{port}"),
     }
-}
-
-/// Every spelling of `header` with `_` or `.` in place of one or more of its `-` (`X_User_Id`, `X.User.Id`,
-/// `X-User_Id`, …), in a fixed order; `header` itself is not among them.
-fn header_aliases(header: &str) -> Vec<String> {
-    let mut parts = header.split('-');
-    let mut spellings: Vec<String> = parts.next().map(str::to_owned).into_iter().collect();
-    for part in parts {
-        spellings = spellings
-            .iter()
-            .flat_map(|prefix| ['-', '_', '.'].map(|sep| format!("{prefix}{sep}{part}")))
-            .collect();
-    }
-    spellings.retain(|s| s != header);
-    spellings
 }
 
 #[cfg(test)]
@@ -965,7 +944,7 @@ mod tests {
         ] {
             assert!(!removed.contains(&kept), "the gate's {kept} is removed");
         }
-        assert_eq!(header_aliases("X-Scopes"), ["X_Scopes", "X.Scopes"]);
-        assert!(header_aliases("Single").is_empty());
+        assert_eq!(alias_spellings("X-Scopes"), ["X_Scopes", "X.Scopes"]);
+        assert!(alias_spellings("Single").is_empty());
     }
 }
