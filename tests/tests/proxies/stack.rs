@@ -131,6 +131,8 @@ resource = "{a}"
 name = "MCP A"
 scopes = ["mcp"]
 required_scopes = ["mcp"]
+# MCP Inspector's origin: browser clients there may call A.
+allowed_origins = ["http://localhost:6274"]
 
 [[resources]]
 resource = "{b}"
@@ -428,20 +430,51 @@ pub async fn scenario(kind: Proxy) {
             serde_json::json!([stack.issuer])
         );
     }
-    // A CORS preflight without credentials reaches the MCP server (which answers it), not a 401.
-    let preflight = http
-        .request(reqwest::Method::OPTIONS, &stack.a)
+    // A CORS preflight is answered by the service for the resource's allowed origins (never sent on to the MCP
+    // server without a token), and refused for others.
+    let preflight = |origin: &'static str| {
+        http.request(reqwest::Method::OPTIONS, &stack.a)
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header(
+                "access-control-request-headers",
+                "authorization, content-type",
+            )
+            .send()
+    };
+    let allowed = preflight("http://localhost:6274").await.unwrap();
+    assert_eq!(allowed.status(), 204);
+    assert_eq!(
+        header(&allowed, "access-control-allow-origin"),
+        "http://localhost:6274"
+    );
+    assert!(header(&allowed, "access-control-allow-headers").contains("Authorization"));
+    assert_eq!(
+        preflight("https://evil.example").await.unwrap().status(),
+        403
+    );
+    // The gate's 401 to a browser client carries CORS headers through the proxy, so it can read the challenge.
+    let challenged = http
+        .post(&stack.a)
         .header("origin", "http://localhost:6274")
-        .header("access-control-request-method", "POST")
-        .header(
-            "access-control-request-headers",
-            "authorization, content-type",
-        )
         .send()
         .await
         .unwrap();
-    assert_eq!(preflight.status(), 204);
-    assert_eq!(header(&preflight, "access-control-allow-origin"), "*");
+    assert_eq!(challenged.status(), 401);
+    assert_eq!(
+        header(&challenged, "access-control-allow-origin"),
+        "http://localhost:6274"
+    );
+    assert!(header(&challenged, "access-control-expose-headers").contains("WWW-Authenticate"));
+    assert!(header(&challenged, "www-authenticate").contains("resource_metadata="));
+    // A valid token does not help a request from an origin that is not allowed.
+    let evil = http
+        .post(&stack.a)
+        .header("origin", "https://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(evil.status(), 403);
 
     // The official SDK clients, each through its own OAuth flow, refresh and revocation.
     let (ts, py) = tokio::join!(stack.typescript_client(), stack.python_client());
@@ -542,7 +575,7 @@ pub async fn scenario(kind: Proxy) {
         .filter(|(n, v)| n == "x-user-email" && !v.is_empty())
         .collect();
     assert!(emails.is_empty(), "{emails:?}");
-    // The gate's identity on every authorized request; empty (Caddy, Traefik) or absent (nginx) on the preflight.
+    // The gate's identity on every authorized request.
     let ids: Vec<&str> = lines
         .iter()
         .filter(|(n, v)| n == "x-user-id" && !v.is_empty())

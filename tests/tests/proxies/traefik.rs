@@ -57,6 +57,8 @@ enum Rule {
     Host(String),
     Path(String),
     PathPrefix(String),
+    /// `Method(`OPTIONS`)`: the evaluator routes the requests the checks name, none of which is a preflight.
+    Method(String),
     And(Box<Rule>, Box<Rule>),
     Or(Box<Rule>, Box<Rule>),
 }
@@ -75,6 +77,7 @@ impl Rule {
             Rule::Host(h) => h.eq_ignore_ascii_case(host),
             Rule::Path(p) => p == path,
             Rule::PathPrefix(p) => path.starts_with(p.as_str()),
+            Rule::Method(_) => false,
             Rule::And(a, b) => a.matches(host, path) && b.matches(host, path),
             Rule::Or(a, b) => a.matches(host, path) || b.matches(host, path),
         }
@@ -146,6 +149,7 @@ fn parse_atom(t: &[String], pos: &mut usize) -> Rule {
         "Host" => Rule::Host(arg),
         "Path" => Rule::Path(arg),
         "PathPrefix" => Rule::PathPrefix(arg),
+        "Method" => Rule::Method(arg),
         other => panic!("matcher {other} is not used by the deploy files"),
     }
 }
@@ -789,15 +793,16 @@ required_scopes = ["mcp"]
         }
     }
 
-    // A CORS preflight passes without credentials and clears the identity headers.
+    // A preflight that reaches the gate (the snippet routes preflights to the service instead) is challenged
+    // like any request without a token: it never reaches the MCP server unauthenticated.
     let preflight = ClientRequest {
         method: "OPTIONS",
         host: "mcp.example.com".into(),
         uri: "/mcp".into(),
         headers: vec![("X-User-Id", "forged-admin".into())],
     };
-    let Outcome::Upstream(h) = traefik.call(&preflight).await else {
-        panic!("the preflight was refused");
+    let Outcome::Client(r) = traefik.call(&preflight).await else {
+        panic!("the preflight reached the MCP server without a token");
     };
-    assert_eq!(h["x-user-id"], "");
+    assert_eq!(r.status(), 401);
 }
