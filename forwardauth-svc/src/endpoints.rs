@@ -254,3 +254,66 @@ pub fn markdown_table() -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+
+    use super::*;
+
+    #[test]
+    fn the_readme_lists_every_route() {
+        let readme = include_str!("../../README.md");
+        let table = readme
+            .split("<!-- endpoints:begin -->\n")
+            .nth(1)
+            .and_then(|r| r.split("<!-- endpoints:end -->").next())
+            .unwrap();
+        assert!(
+            table == markdown_table(),
+            "README.md's endpoint table differs from ENDPOINTS; put this between the endpoints markers:\n{}",
+            markdown_table()
+        );
+    }
+
+    #[test]
+    fn paths_are_declared_once_and_prefixes_match_their_patterns() {
+        for (i, e) in ENDPOINTS.iter().enumerate() {
+            assert!(
+                ENDPOINTS[..i].iter().all(|o| o.path != e.path),
+                "{} twice",
+                e.path
+            );
+            if e.is_prefix() {
+                assert!(
+                    e.pattern.starts_with(e.path) && e.pattern.contains('{'),
+                    "{}",
+                    e.path
+                );
+            } else {
+                assert_eq!(e.pattern, e.path);
+            }
+        }
+    }
+
+    /// The engine's metadata names endpoint URLs; each must be a route of the table, routed on MCP hosts.
+    #[test]
+    fn the_engines_endpoint_paths_are_routes() {
+        let p = oauth_core::EndpointPaths::default();
+        for path in [
+            &p.authorize,
+            &p.token,
+            &p.register,
+            &p.revoke,
+            &p.introspect,
+            &p.jwks,
+        ] {
+            assert!(
+                ENDPOINTS
+                    .iter()
+                    .any(|e| e.path == path.as_str() && e.on_mcp_host),
+                "{path}"
+            );
+        }
+    }
+}

@@ -419,3 +419,40 @@ async fn access_policy_is_403_without_a_challenge_error() {
             .is_none()
     );
 }
+
+/// Every route of the endpoint table is served with its methods, any other method is a 405, and a path
+/// outside the table is a 404: the table is the routes.
+#[actix_web::test]
+async fn every_endpoint_of_the_table_is_served_with_exactly_its_methods() {
+    use forwardauth_svc::endpoints::{ENDPOINTS, Methods};
+    let (app, _) = app().await;
+    for e in ENDPOINTS {
+        let path = if e.is_prefix() {
+            format!("{}x", e.path)
+        } else {
+            e.path.to_owned()
+        };
+        let Methods::Only(list) = e.methods else {
+            continue;
+        };
+        for (m, _) in list {
+            let req = test::TestRequest::default()
+                .method(m.clone())
+                .uri(&path)
+                .peer_addr(peer(PROXY));
+            let a = call(&app, req).await;
+            // A handler may answer 404 itself (openid-configuration does); the router's own 404 says so.
+            let unrouted = a.status == 404 && a.json()["error_description"] == "no such endpoint";
+            assert!(a.status != 405 && !unrouted, "{m} {path}: {}", a.status);
+        }
+        let req = test::TestRequest::default()
+            .method(actix_web::http::Method::PATCH)
+            .uri(&path)
+            .peer_addr(peer(PROXY));
+        assert_eq!(call(&app, req).await.status, 405, "PATCH {path}");
+    }
+    let req = test::TestRequest::get()
+        .uri("/nowhere")
+        .peer_addr(peer(PROXY));
+    assert_eq!(call(&app, req).await.status, 404);
+}
