@@ -15,7 +15,7 @@
 //! ```toml
 //! listen = "127.0.0.1:8080"           # socket address to bind
 //! issuer = "https://auth.example.com" # default http://127.0.0.1:<listen port>; https, or http on loopback;
-//!                                     # no trailing slash, query or fragment
+//!                                     # an origin: no path, trailing slash, query or fragment
 //! log_format = "json"                 # "human" (default) or "json"
 //! scopes = ["mcp", "mcp:admin"]       # every scope the server knows; default: union of the resources' scopes
 //! default_scopes = ["mcp"]            # granted when a client asks for none; default: union of the resources' scopes
@@ -835,6 +835,9 @@ fn check_issuer(issuer: &str) -> Result<(), String> {
     }
     if issuer.ends_with('/') || u.query().is_some() || u.fragment().is_some() {
         return Err("must not end with `/` nor carry a query or fragment".into());
+    }
+    if u.path() != "/" {
+        return Err("must be an origin without a path (https://auth.example.com): the service serves its metadata and endpoints at the root".into());
     }
     Ok(())
 }

@@ -414,6 +414,20 @@ fn the_issuer_follows_the_rfc_8414_rules() {
             f.file()
         )
     );
+
+    // Its RFC 8414 metadata would be at /.well-known/oauth-authorization-server/auth, its endpoints below /auth:
+    // the service serves neither.
+    let f = Fixture::new(&format!("issuer = \"https://example.com/auth\"\n{MINIMAL}"));
+    assert_eq!(
+        f.error(),
+        format!(
+            "{}: issuer: must be an origin without a path (https://auth.example.com): the service serves its metadata and endpoints at the root",
+            f.file()
+        )
+    );
+
+    let f = Fixture::new(&format!("issuer = \"http://127.0.0.1:8080\"\n{MINIMAL}"));
+    assert_eq!(f.load().unwrap().server.issuer, "http://127.0.0.1:8080");
 }
 
 #[test]
@@ -546,6 +560,10 @@ fn a_bad_environment_value_names_the_variable() {
     assert_eq!(
         err(&[("FORWARDAUTH_ISSUER", "http://auth.example.com")]),
         "FORWARDAUTH_ISSUER: must be https (http only on a loopback host)"
+    );
+    assert_eq!(
+        err(&[("FORWARDAUTH_ISSUER", "https://example.com/auth")]),
+        "FORWARDAUTH_ISSUER: must be an origin without a path (https://auth.example.com): the service serves its metadata and endpoints at the root"
     );
     assert_eq!(
         err(&[("FORWARDAUTH_STORE_BACKEND", "sqlite")]),

@@ -10,9 +10,9 @@ use std::time::Duration;
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct ServerConfig {
-    /// The issuer identifier (RFC 8414 §2): an https URL (http on loopback for development) without a trailing
-    /// slash, query or fragment. Used byte for byte in the AS metadata `issuer`, the PRM `authorization_servers`,
-    /// the RFC 9207 `iss` parameter and the JWT `iss` claim.
+    /// The issuer identifier (RFC 8414 §2): an https origin (http on loopback for development) without a path,
+    /// trailing slash, query or fragment. Used byte for byte in the AS metadata `issuer`, the PRM
+    /// `authorization_servers`, the RFC 9207 `iss` parameter and the JWT `iss` claim.
     pub issuer: String,
     /// Paths of the endpoints below the issuer.
     pub endpoints: EndpointPaths,
@@ -112,6 +112,11 @@ impl ServerConfig {
         }
         if self.issuer.ends_with('/') || issuer.query().is_some() || issuer.fragment().is_some() {
             return Err("issuer: must not end with `/` nor carry a query or fragment".into());
+        }
+        // The service answers RFC 8414 metadata and every endpoint at the root of the origin; with a path, the
+        // metadata (`/.well-known/oauth-authorization-server/auth`) and the endpoints would all be 404.
+        if issuer.path() != "/" {
+            return Err("issuer: must be an origin without a path (https://auth.example.com): the service serves its metadata and endpoints at the root".into());
         }
         if self.resources.is_empty() {
             return Err("resources: at least one protected resource is required".into());

@@ -136,6 +136,38 @@ async fn verify(
     req.send().await.unwrap()
 }
 
+/// An issuer with a path would have its RFC 8414 metadata at `/.well-known/oauth-authorization-server/auth` and
+/// its endpoints below `/auth`, none of which the service serves: `check-config` says so and fails.
+#[test]
+fn check_config_refuses_an_issuer_with_a_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        "issuer = \"https://example.com/auth\"\n\n[[resources]]\nresource = \"https://mcp.example.com/mcp\"\nscopes = [\"mcp\"]\n",
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_forwardauth-svc"))
+        .arg("--config")
+        .arg(&config)
+        .arg("check-config")
+        .env_remove("FORWARDAUTH_ISSUER")
+        // anyhow appends a backtrace to `Error: …` when these ask for one.
+        .env_remove("RUST_BACKTRACE")
+        .env_remove("RUST_LIB_BACKTRACE")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        format!(
+            "Error: {}: issuer: must be an origin without a path (https://auth.example.com): the service serves its metadata and endpoints at the root\n",
+            config.display()
+        )
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_whole_flow_against_the_real_binary() {
     let dir = tempfile::tempdir().unwrap();

@@ -128,6 +128,18 @@ async fn config_validation_names_the_field() {
         c.validate().unwrap_err(),
         "issuer: must be https (http only on a loopback host)"
     );
+    // RFC 8414 would put this issuer's metadata at `/.well-known/oauth-authorization-server/auth`; the service
+    // answers at the root only.
+    for with_path in ["https://auth.example.com/auth", "http://127.0.0.1:8080/a/b"] {
+        c.issuer = with_path.into();
+        assert_eq!(
+            c.validate().unwrap_err(),
+            "issuer: must be an origin without a path (https://auth.example.com): the service serves its metadata and endpoints at the root",
+            "{with_path}"
+        );
+    }
+    c.issuer = "https://auth.example.com:8443".into();
+    c.validate().unwrap();
     c.issuer = "http://127.0.0.1:8080".into();
     c.validate().unwrap();
     c.resources[0].resource = "https://mcp.example.com/mcp/".into();
