@@ -1417,6 +1417,16 @@ pub async fn run(kind: Proxy) {
                     r.values("host")
                 ));
             }
+            // The gate admitted it, so any Origin the MCP server sees is the resource's own (the only allowed one).
+            if r.values("origin")
+                .iter()
+                .any(|o| *o != format!("http://{host}"))
+            {
+                failures.push(format!(
+                    "{what}: admitted, the upstream got Origin {:?}",
+                    r.values("origin")
+                ));
+            }
             for name in GATE_REQUEST_HEADERS {
                 if r.values(name).len() > 1 {
                     failures.push(format!(
@@ -1461,7 +1471,7 @@ pub async fn run(kind: Proxy) {
         // authRequestHeaders (Authorization, Origin, MCP-*); the service's HTTP layer stops reading at 128 KiB
         // and closes the connection, so the proxy may have no answer to read: Caddy says 502, Traefik 500. The
         // request is refused all the same (nothing reaches the MCP server). nginx never sends such a head: it
-        // refuses a header line over 8 KiB itself (400).
+        // refuses a header line over 8 KiB itself (400) and passes the gate only the headers it reads.
         let oversized = p.bytes.len() > 128 << 10;
         let cannot_forward =
             oversized && matches!((kind, s), (Proxy::Caddy, 502) | (Proxy::Traefik, 500));
