@@ -22,8 +22,9 @@
 //! Proxy specifics: nginx copies `WWW-Authenticate` from an `auth_request` only on 401, and none of the gate's
 //! CORS headers, so both refusals go through an `error_page` that restores them; nginx and Caddy get SSE-friendly proxying for streamable HTTP. The gate is
 //! told the original request through headers that the proxy sets itself, never ones a client could add:
-//! nginx sets both header families to the same values, Caddy drops `X-Original-*`, and Traefik forwards only
-//! the headers the gate reads (`authRequestHeaders`).
+//! nginx sets both header families to the same values, Caddy drops `X-Original-*`, and nginx and Traefik
+//! forward only the headers the gate reads ([`GATE_REQUEST_HEADERS`]; nginx then also passes the MCP server
+//! the one value of each that the gate read).
 //!
 //! The first line of every snippet is the command that prints it; the files under `deploy/` are such output,
 //! and a test regenerates them from that line.
@@ -37,8 +38,10 @@ use url::Url;
 use crate::config::IdentityHeaders;
 use crate::endpoints;
 
-/// Request headers Traefik forwards to the gate (`authRequestHeaders`): the credentials, the CORS origin and
-/// the 2026-07-28 MCP request headers that per-tool scopes read.
+/// The client's request headers the gate reads, and the only ones Traefik (`authRequestHeaders`) and nginx (the
+/// auth subrequest) forward to it: the credentials, the CORS origin and the 2026-07-28 MCP request headers that
+/// per-tool scopes read. Any other header would only add to what the service has to parse: more than 96 header
+/// lines or 128 KiB and its HTTP layer answers 431 or closes, which nginx turns into a 500.
 pub const GATE_REQUEST_HEADERS: &[&str] = &[
     "Authorization",
     "Origin",
@@ -358,6 +361,18 @@ fn nginx(
                 nginx_var(h)
             );
         }
+        out.push_str(concat!(
+            "        # The one value of each header the gate read (nginx passes it the first of repeated lines), not
+",
+            "        # the client's repeats.
+",
+        ));
+        for h in GATE_REQUEST_HEADERS
+            .iter()
+            .filter(|h| **h != "Authorization")
+        {
+            let _ = writeln!(out, "        proxy_set_header {h} $http_{};", nginx_var(h));
+        }
         let refusal = |status: u16, challenge: bool| {
             let mut block = format!("    location @forwardauth_{status} {{\n");
             if challenge {
@@ -405,12 +420,13 @@ fn nginx(
                 "        internal;\n",
                 "        proxy_pass {auth}/verify;\n",
                 "        proxy_pass_request_body off;\n",
-                "        proxy_set_header Content-Length \"\";\n",
-                "        # The original request, in both header families with the same values, so a client cannot add\n",
-                "        # either family itself.\n",
+                "        # Only the headers the gate reads: however many the client sends, the gate answers 200, 401 or\n",
+                "        # 403 (anything else from it is a 500 here), and no client-sent X-Forwarded-* or X-Original-*.\n",
+                "        proxy_pass_request_headers off;\n",
+                "{gate_headers}",
+                "        # The original request, in both header families with the same values.\n",
                 "        proxy_set_header X-Original-URL $scheme://$http_host$request_uri;\n",
                 "        proxy_set_header X-Original-Method $request_method;\n",
-                "        proxy_set_header X-Original-URI \"\";\n",
                 "        proxy_set_header X-Forwarded-Method $request_method;\n",
                 "        proxy_set_header X-Forwarded-Proto $scheme;\n",
                 "        proxy_set_header X-Forwarded-Host $http_host;\n",
@@ -429,6 +445,10 @@ fn nginx(
             ),
             upstream = upstream,
             auth = auth,
+            gate_headers = GATE_REQUEST_HEADERS
+                .iter()
+                .map(|h| format!("        proxy_set_header {h} $http_{};\n", nginx_var(h)))
+                .collect::<String>(),
             to_auth = to_auth,
             r401 = refusal(401, false),
             r403 = refusal(403, true),
@@ -748,6 +768,62 @@ mod tests {
             assert!(
                 text.lines().any(|l| l == line),
                 "missing {line:?} in\n{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn nginx_passes_the_gate_only_the_headers_it_reads() {
+        let text = render(&snippet(Proxy::Nginx, &["https://mcp.example.com/mcp"])).unwrap();
+        let verify = text
+            .split("    location = /_forwardauth/verify {\n")
+            .nth(1)
+            .and_then(|rest| rest.split("\n    }\n").next())
+            .unwrap();
+        // A client's many or large headers never reach the service (more than 96 lines: 431, a 500 from nginx).
+        assert!(
+            verify.contains("        proxy_pass_request_headers off;\n"),
+            "{verify}"
+        );
+        let set: Vec<&str> = verify
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("proxy_set_header "))
+            .map(|l| l.split(' ').next().unwrap())
+            .collect();
+        assert_eq!(
+            set,
+            [
+                "Authorization",
+                "Origin",
+                "MCP-Protocol-Version",
+                "Mcp-Method",
+                "Mcp-Name",
+                "X-Original-URL",
+                "X-Original-Method",
+                "X-Forwarded-Method",
+                "X-Forwarded-Proto",
+                "X-Forwarded-Host",
+                "X-Forwarded-Uri",
+                "X-Forwarded-For",
+            ]
+        );
+        assert!(verify.contains("        proxy_set_header Mcp-Method $http_mcp_method;\n"));
+        // The MCP server gets the value the gate judged, not a client's second line.
+        let upstream = text
+            .split("    location / {\n")
+            .nth(1)
+            .and_then(|rest| rest.split("\n    }\n").next())
+            .unwrap();
+        for line in [
+            "        proxy_set_header Origin $http_origin;",
+            "        proxy_set_header MCP-Protocol-Version $http_mcp_protocol_version;",
+            "        proxy_set_header Mcp-Method $http_mcp_method;",
+            "        proxy_set_header Mcp-Name $http_mcp_name;",
+            "        proxy_set_header Authorization \"\";",
+        ] {
+            assert!(
+                upstream.lines().any(|l| l == line),
+                "{line:?} in\n{upstream}"
             );
         }
     }

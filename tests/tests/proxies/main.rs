@@ -14,6 +14,7 @@
 )]
 
 mod deploy;
+mod differential;
 mod stack;
 mod support;
 mod traefik;
@@ -48,4 +49,19 @@ async fn the_typescript_sdk_with_a_client_id_metadata_document_through_traefik()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn traefik_entry_point_options_and_the_snippet_each_remove_identity_header_aliases() {
     stack::traefik_entry_point_options().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn differential_hostile_requests_and_cors_through_nginx() {
+    differential::run(Proxy::Nginx).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn differential_hostile_requests_and_cors_through_caddy() {
+    differential::run(Proxy::Caddy).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn differential_hostile_requests_and_cors_through_traefik() {
+    differential::run(Proxy::Traefik).await;
 }

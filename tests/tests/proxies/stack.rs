@@ -65,6 +65,16 @@ pub enum EntryPointB {
 /// Access tokens live this long, so the clients see one expire and refresh it.
 const ACCESS_TOKEN_TTL_SECS: u64 = 3;
 
+/// What the proxy forwards authorized requests to.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Upstream {
+    /// The unmodified MCP server (`server-everything`), behind the tap.
+    McpServer,
+    /// An HTTP server the test runs on this 127.0.0.1 port, behind the tap; the service then sits behind a tap
+    /// too ([`Stack::gate_tap`]), so the test sees every answer of the gate.
+    Port(u16),
+}
+
 pub struct Stack {
     pub issuer: String,
     /// Given to the TypeScript client as `clientMetadataUrl` (a Client ID Metadata Document instead of DCR).
@@ -73,8 +83,10 @@ pub struct Stack {
     pub b: String,
     pub admin: String,
     pub tap: Tap,
+    /// With [`Upstream::Port`]: between the proxy and the service (the snippet's `--auth-url`).
+    pub gate_tap: Option<Tap>,
     pub proxy: Process,
-    _mcp: Process,
+    _mcp: Option<Process>,
     _svc: Svc,
     dir: tempfile::TempDir,
 }
@@ -95,6 +107,27 @@ impl Stack {
         extra: &str,
         files: &[(&str, String)],
         b_entry_point: EntryPointB,
+    ) -> Stack {
+        Self::start_in_front_of(
+            kind,
+            extra,
+            files,
+            b_entry_point,
+            Upstream::McpServer,
+            ACCESS_TOKEN_TTL_SECS,
+        )
+        .await
+    }
+
+    /// As [`Stack::start_full`], with the proxy forwarding authorized requests to `upstream`, and access tokens
+    /// that live `access_token_ttl_secs`.
+    pub async fn start_in_front_of(
+        kind: Proxy,
+        extra: &str,
+        files: &[(&str, String)],
+        b_entry_point: EntryPointB,
+        upstream: Upstream,
+        access_token_ttl_secs: u64,
     ) -> Stack {
         // Fail with an installer hint before starting anything.
         let proxy_bin = match kind {
@@ -121,7 +154,7 @@ impl Stack {
 backend = "memory"
 
 [tokens]
-access_token_ttl_secs = {ACCESS_TOKEN_TTL_SECS}
+access_token_ttl_secs = {access_token_ttl_secs}
 
 [users]
 file = "users.toml"
@@ -153,14 +186,21 @@ required_scopes = ["mcp:admin"]
             std::fs::write(dir.path().join(name), text).unwrap();
         }
         let svc = Svc::start(dir.path(), true);
-        let (mcp, mcp_port) = start_mcp_server(dir.path()).await;
-        let tap = Tap::start(mcp_port).await;
+        let (mcp, upstream_port, gate_tap) = match upstream {
+            Upstream::McpServer => {
+                let (mcp, port) = start_mcp_server(dir.path()).await;
+                (Some(mcp), port, None)
+            }
+            Upstream::Port(port) => (None, port, Some(Tap::start(svc.port).await)),
+        };
+        let tap = Tap::start(upstream_port).await;
+        let auth_port = gate_tap.as_ref().map_or(svc.port, |t| t.port);
 
         // The shipped configuration: exactly what `forwardauth-svc snippet` prints, with loopback addresses.
         let site = snippet::render(&Snippet {
             proxy: kind,
             mcp_urls: vec![a.clone(), admin.clone(), b.clone()],
-            auth_url: format!("http://127.0.0.1:{}", svc.port),
+            auth_url: format!("http://127.0.0.1:{auth_port}"),
             upstream: format!("http://127.0.0.1:{}", tap.port),
             bind: Some("127.0.0.1".parse().unwrap()),
         })
@@ -289,6 +329,7 @@ required_scopes = ["mcp:admin"]
             b,
             admin,
             tap,
+            gate_tap,
             proxy,
             _mcp: mcp,
             _svc: svc,

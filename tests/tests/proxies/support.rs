@@ -264,18 +264,19 @@ pub async fn start_mcp_server(dir: &Path) -> (Process, u16) {
     (p, port)
 }
 
-/// A byte-for-byte TCP relay in front of the MCP server that keeps a copy of everything the proxy sends
-/// upstream.
+/// A byte-for-byte TCP relay in front of the MCP server (or the service) that keeps a copy of everything the
+/// proxy sends upstream, and of every answer.
 ///
 /// This is how the tests see what the MCP server receives without modifying it: the relay does not parse or
-/// change anything (it is not an HTTP stand-in); it only records the proxy → server direction of each
-/// connection, so the real server gets exactly what the real proxy sent, and the test reads the same bytes.
-/// The bytes one connection carried from the proxy to the MCP server.
+/// change anything (it is not an HTTP stand-in); it records both directions of each connection, so the real
+/// server gets exactly what the real proxy sent, and the test reads the same bytes.
+/// The bytes one connection carried in one direction.
 type Recording = Arc<Mutex<Vec<u8>>>;
 
 pub struct Tap {
     pub port: u16,
-    tapes: Arc<Mutex<Vec<Recording>>>,
+    /// Per connection: proxy → server, server → proxy.
+    tapes: Arc<Mutex<Vec<(Recording, Recording)>>>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -283,13 +284,13 @@ impl Tap {
     pub async fn start(upstream: u16) -> Tap {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
-        let tapes: Arc<Mutex<Vec<Recording>>> = Arc::default();
+        let tapes: Arc<Mutex<Vec<(Recording, Recording)>>> = Arc::default();
         let all = tapes.clone();
         let task = tokio::spawn(async move {
             while let Ok((inbound, _)) = listener.accept().await {
-                let tape = Recording::default();
-                all.lock().unwrap().push(tape.clone());
-                tokio::spawn(relay(inbound, upstream, tape));
+                let (tape, replies) = (Recording::default(), Recording::default());
+                all.lock().unwrap().push((tape.clone(), replies.clone()));
+                tokio::spawn(relay(inbound, upstream, tape, replies));
             }
         });
         Tap { port, tapes, task }
@@ -301,7 +302,17 @@ impl Tap {
             .lock()
             .unwrap()
             .iter()
-            .map(|t| String::from_utf8_lossy(&t.lock().unwrap()).into_owned())
+            .map(|(t, _)| String::from_utf8_lossy(&t.lock().unwrap()).into_owned())
+            .collect()
+    }
+
+    /// What the server answered, one string per connection.
+    pub fn replies(&self) -> Vec<String> {
+        self.tapes
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(_, r)| String::from_utf8_lossy(&r.lock().unwrap()).into_owned())
             .collect()
     }
 
@@ -331,7 +342,7 @@ impl Drop for Tap {
     }
 }
 
-async fn relay(inbound: TcpStream, upstream: u16, tape: Recording) {
+async fn relay(inbound: TcpStream, upstream: u16, tape: Recording, replies: Recording) {
     let Ok(outbound) = TcpStream::connect(("127.0.0.1", upstream)).await else {
         return;
     };
@@ -353,7 +364,18 @@ async fn relay(inbound: TcpStream, upstream: u16, tape: Recording) {
         let _ = to_server.shutdown().await;
     };
     let down = async move {
-        let _ = tokio::io::copy(&mut from_server, &mut to_proxy).await;
+        let mut buf = vec![0u8; 16 * 1024];
+        loop {
+            match from_server.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    replies.lock().unwrap().extend_from_slice(&buf[..n]);
+                    if to_proxy.write_all(&buf[..n]).await.is_err() {
+                        break;
+                    }
+                }
+            }
+        }
         let _ = to_proxy.shutdown().await;
     };
     tokio::join!(up, down);
