@@ -1,6 +1,6 @@
 //! End-to-end: real proxies (nginx, Caddy, Traefik) with the configuration `forwardauth-svc snippet` prints, in
 //! front of an unmodified MCP server, used by the official MCP SDK clients; the Traefik ForwardAuth contract and
-//! entry point options; the `deploy/` files.
+//! entry point options; upstream OpenID Connect login through each proxy; the `deploy/` files.
 //!
 //! Every process runs on a 127.0.0.1 free port and is stopped by PID when its guard drops. A missing tool fails
 //! the test with a message naming `.ci/run`, which installs it.
@@ -17,6 +17,7 @@ mod deploy;
 mod stack;
 mod support;
 mod traefik;
+mod upstream;
 
 use forwardauth_svc::snippet::Proxy;
 
@@ -48,4 +49,19 @@ async fn the_typescript_sdk_with_a_client_id_metadata_document_through_traefik()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn traefik_entry_point_options_and_the_snippet_each_remove_identity_header_aliases() {
     stack::traefik_entry_point_options().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstream_oidc_login_through_nginx() {
+    upstream::upstream_oidc_login(Proxy::Nginx).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstream_oidc_login_through_caddy() {
+    upstream::upstream_oidc_login(Proxy::Caddy).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstream_oidc_login_through_traefik() {
+    upstream::upstream_oidc_login(Proxy::Traefik).await;
 }
