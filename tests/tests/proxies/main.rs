@@ -1,6 +1,6 @@
 //! End-to-end: real proxies (nginx, Caddy, Traefik) with the configuration `forwardauth-svc snippet` prints, in
 //! front of an unmodified MCP server, used by the official MCP SDK clients; the Traefik ForwardAuth contract and
-//! entry point options; the `deploy/` files.
+//! entry point options; upstream OpenID Connect login through each proxy; the `deploy/` files.
 //!
 //! Every process runs on a 127.0.0.1 free port and is stopped by PID when its guard drops. A missing tool fails
 //! the test with a message naming `.ci/run`, which installs it.
@@ -18,6 +18,7 @@ mod differential;
 mod stack;
 mod support;
 mod traefik;
+mod upstream;
 
 use forwardauth_svc::snippet::Proxy;
 
@@ -64,4 +65,19 @@ async fn differential_hostile_requests_and_cors_through_caddy() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn differential_hostile_requests_and_cors_through_traefik() {
     differential::run(Proxy::Traefik).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstream_oidc_login_through_nginx() {
+    upstream::upstream_oidc_login(Proxy::Nginx).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstream_oidc_login_through_caddy() {
+    upstream::upstream_oidc_login(Proxy::Caddy).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstream_oidc_login_through_traefik() {
+    upstream::upstream_oidc_login(Proxy::Traefik).await;
 }

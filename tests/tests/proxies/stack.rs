@@ -409,7 +409,8 @@ fn header(r: &reqwest::Response, name: &str) -> String {
         .unwrap_or_default()
 }
 
-async fn post_mcp(url: &str, token: Option<&str>, extra: &[(&str, &str)]) -> reqwest::Response {
+/// An MCP `initialize` POST to `url`, with the bearer `token` and `extra` headers.
+pub async fn post_mcp(url: &str, token: Option<&str>, extra: &[(&str, &str)]) -> reqwest::Response {
     let mut req = reqwest::Client::new()
         .post(url)
         .header("accept", "application/json, text/event-stream")

@@ -384,7 +384,8 @@ async fn relay(inbound: TcpStream, upstream: u16, tape: Recording, replies: Reco
 pub const VERIFIER: &str = "dBjftJeZ4CVP-mJ0kaNYgp2zNo1rQa2eyjGa3JiObuEflVasHbR2";
 pub const REDIRECT: &str = "http://127.0.0.1:53682/callback";
 
-fn field(html: &str, name: &str) -> String {
+/// The value of the hidden form field `name` in a page.
+pub fn field(html: &str, name: &str) -> String {
     let marker = format!("name=\"{name}\" value=\"");
     let start = html
         .find(&marker)
