@@ -130,3 +130,191 @@ pub fn validate(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    const ISSUER: &str = "https://auth.example.com";
+    const AUDIENCE: &str = "https://mcp.example.com/mcp";
+
+    /// Issued at 1000, expiring at 2000, no `nbf`.
+    fn claims() -> AccessTokenClaims {
+        AccessTokenClaims {
+            iss: ISSUER.into(),
+            sub: "local:alice".into(),
+            aud: AUDIENCE.into(),
+            client_id: "client-1".into(),
+            scope: "mcp".into(),
+            exp: 2000,
+            iat: 1000,
+            jti: "jti-1".into(),
+            sid: "grant-1".into(),
+            preferred_username: None,
+            email: None,
+            name: None,
+            groups: Vec::new(),
+            nbf: None,
+        }
+    }
+
+    #[test]
+    fn expiry_holds_up_to_the_leeway_and_not_one_second_more() {
+        let c = claims();
+        assert_eq!(check_time(&c, 1999, 0), Ok(()));
+        assert_eq!(check_time(&c, 2000, 0), Err(ClaimsRejection::Expired));
+        assert_eq!(check_time(&c, 2029, 30), Ok(()));
+        assert_eq!(check_time(&c, 2030, 30), Err(ClaimsRejection::Expired));
+        let forever = AccessTokenClaims {
+            exp: u64::MAX,
+            ..claims()
+        };
+        assert_eq!(check_time(&forever, u64::MAX - 1, 30), Ok(()));
+    }
+
+    #[test]
+    fn a_token_from_the_future_is_accepted_only_within_the_leeway() {
+        let c = claims();
+        assert_eq!(check_time(&c, 1000, 0), Ok(()));
+        assert_eq!(check_time(&c, 999, 0), Err(ClaimsRejection::NotYetValid));
+        assert_eq!(check_time(&c, 970, 30), Ok(()));
+        assert_eq!(check_time(&c, 969, 30), Err(ClaimsRejection::NotYetValid));
+        // `nbf`, when present, is the one that counts, later or earlier than `iat`.
+        let later = AccessTokenClaims {
+            nbf: Some(1500),
+            ..claims()
+        };
+        assert_eq!(check_time(&later, 1470, 30), Ok(()));
+        assert_eq!(
+            check_time(&later, 1469, 30),
+            Err(ClaimsRejection::NotYetValid)
+        );
+        let earlier = AccessTokenClaims {
+            nbf: Some(500),
+            ..claims()
+        };
+        assert_eq!(check_time(&earlier, 600, 0), Ok(()));
+    }
+
+    #[test]
+    fn validate_wants_our_issuer_byte_for_byte_and_the_audience_when_given() {
+        let c = claims();
+        assert_eq!(validate(&c, 1500, 30, ISSUER, None), Ok(()));
+        assert_eq!(validate(&c, 1500, 30, ISSUER, Some(AUDIENCE)), Ok(()));
+        for other in [
+            "https://impostor.example.com",
+            "https://auth.example.com/",
+            "https://Auth.example.com",
+            "",
+        ] {
+            assert_eq!(
+                validate(&c, 1500, 30, other, None),
+                Err(ClaimsRejection::WrongIssuer),
+                "{other:?}"
+            );
+        }
+        assert_eq!(
+            validate(&c, 1500, 30, ISSUER, Some("https://mcp.example.com/other")),
+            Err(ClaimsRejection::WrongAudience)
+        );
+        assert_eq!(
+            validate(&c, 1500, 30, ISSUER, Some("https://mcp.example.com/mcp/")),
+            Err(ClaimsRejection::WrongAudience)
+        );
+    }
+
+    #[test]
+    fn validate_reports_time_first_then_issuer_then_audience() {
+        let c = claims();
+        let impostor = "https://impostor.example.com";
+        let elsewhere = Some("https://mcp.example.com/other");
+        assert_eq!(
+            validate(&c, 2030, 30, impostor, elsewhere),
+            Err(ClaimsRejection::Expired)
+        );
+        assert_eq!(
+            validate(&c, 969, 30, impostor, elsewhere),
+            Err(ClaimsRejection::NotYetValid)
+        );
+        assert_eq!(
+            validate(&c, 1500, 30, impostor, elsewhere),
+            Err(ClaimsRejection::WrongIssuer)
+        );
+    }
+
+    #[test]
+    fn each_rejection_has_its_own_description() {
+        assert_eq!(
+            ClaimsRejection::Expired.describe(),
+            "the access token has expired"
+        );
+        assert_eq!(
+            ClaimsRejection::NotYetValid.describe(),
+            "the access token is not valid yet"
+        );
+        assert_eq!(
+            ClaimsRejection::WrongIssuer.describe(),
+            "the access token was not issued by this authorization server"
+        );
+        assert_eq!(
+            ClaimsRejection::WrongAudience.describe(),
+            "the access token was not issued for this resource"
+        );
+    }
+
+    #[test]
+    fn claims_round_trip_through_the_signer_map_without_empty_optionals() {
+        let c = claims();
+        let map = c.to_map();
+        let mut keys: Vec<&str> = map.keys().map(String::as_str).collect();
+        keys.sort_unstable();
+        assert_eq!(
+            keys,
+            [
+                "aud",
+                "client_id",
+                "exp",
+                "iat",
+                "iss",
+                "jti",
+                "scope",
+                "sid",
+                "sub"
+            ]
+        );
+        assert_eq!(map.get("exp"), Some(&serde_json::json!(2000)));
+        assert_eq!(AccessTokenClaims::from_map(map), Ok(c));
+
+        let full = AccessTokenClaims {
+            preferred_username: Some("alice".into()),
+            email: Some("alice@example.com".into()),
+            name: Some("Alice".into()),
+            groups: vec!["staff".into()],
+            nbf: Some(1000),
+            ..claims()
+        };
+        let map = full.to_map();
+        assert_eq!(map.get("groups"), Some(&serde_json::json!(["staff"])));
+        assert_eq!(map.get("nbf"), Some(&serde_json::json!(1000)));
+        assert_eq!(AccessTokenClaims::from_map(map), Ok(full));
+    }
+
+    #[test]
+    fn claims_of_another_shape_are_malformed() {
+        // RFC 7519 allows an array `aud`; ours never is, so such a token is not one of ours.
+        let mut map = claims().to_map();
+        map.insert("aud".into(), serde_json::json!([AUDIENCE]));
+        assert_eq!(
+            AccessTokenClaims::from_map(map),
+            Err("token claims are malformed")
+        );
+        let mut map = claims().to_map();
+        map.remove("sid");
+        assert_eq!(
+            AccessTokenClaims::from_map(map),
+            Err("token claims are malformed")
+        );
+    }
+}

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use oauth_core::testing::OTHER_RESOURCE;
-use oauth_core::{ClientCredentials, ErrorCode, OAuthError};
+use oauth_core::{ClientCredentials, Clock as _, ErrorCode, FormCredentials, OAuthError};
 use serde_json::json;
 
 use crate::common::*;
@@ -131,7 +131,17 @@ async fn redirect_uri_must_match_the_authorization_request() {
         c.client_id,
         enc(&code)
     ));
-    assert_eq!(token_refused(&h, omitted).await.1["error"], "invalid_grant");
+    assert_eq!(
+        token_refused(&h, omitted).await,
+        (
+            400,
+            body(
+                "invalid_grant",
+                "redirect_uri does not match the authorization request"
+            )
+        ),
+        "named at authorize, so it must be repeated (RFC 6749 §4.1.3)"
+    );
     let code = code_for(
         &h,
         &c.client_id,
@@ -146,6 +156,60 @@ async fn redirect_uri_must_match_the_authorization_request() {
         )
         .await
         .unwrap();
+}
+
+/// A code from an authorization request that named no `redirect_uri` (the client's single registered one was used).
+async fn code_without_redirect_uri(h: &Harness, client_id: &str) -> String {
+    let q = format!(
+        "response_type=code&client_id={}&code_challenge={}&code_challenge_method=S256{}",
+        enc(client_id),
+        oauth_core::pkce::s256(VERIFIER),
+        for_resource()
+    );
+    let prompt = h.server.authorize(form(&q)).await.unwrap();
+    let url = h.server.approve(&prompt.handle, alice()).await.unwrap();
+    assert!(url.as_str().starts_with(LOOPBACK), "{url}");
+    query(&url).remove("code").unwrap()
+}
+
+#[tokio::test]
+async fn redirect_uri_may_be_omitted_at_the_token_endpoint_when_it_was_at_authorize() {
+    let h = harness().await;
+    let c = public_client(&h).await;
+    let without = |code: &str| {
+        form(&format!(
+            "grant_type=authorization_code&client_id={}&code={}&code_verifier={VERIFIER}",
+            enc(&c.client_id),
+            enc(code)
+        ))
+    };
+    let code = code_without_redirect_uri(&h, &c.client_id).await;
+    let t = h.server.token(None, without(&code)).await.unwrap();
+    h.server
+        .verify(Some(&bearer(&t.access_token)), resource(&h))
+        .unwrap();
+    // Naming it anyway is fine when it is the one the code was sent to.
+    let code = code_without_redirect_uri(&h, &c.client_id).await;
+    h.server
+        .token(None, code_request(&c.client_id, &code, LOOPBACK))
+        .await
+        .unwrap();
+    // Naming another is not.
+    let code = code_without_redirect_uri(&h, &c.client_id).await;
+    assert_eq!(
+        token_refused(
+            &h,
+            code_request(&c.client_id, &code, "http://127.0.0.1:4001/callback")
+        )
+        .await,
+        (
+            400,
+            body(
+                "invalid_grant",
+                "redirect_uri does not match the authorization request"
+            )
+        )
+    );
 }
 
 #[tokio::test]
@@ -333,6 +397,213 @@ async fn confidential_clients_authenticate_by_basic_or_post_in_constant_time() {
                 "client authentication is required (client_id)"
             )
         )
+    );
+}
+
+/// A token request with a code nobody issued: `invalid_grant` once the client is authenticated, so the answer
+/// tells whether authentication passed.
+fn bogus_code_request(client_id: Option<&str>) -> oauth_core::wire::TokenRequest {
+    let mut req = code_request(client_id.unwrap_or(""), "nope", LOOPBACK);
+    req.client_id = client_id.map(str::to_owned);
+    req
+}
+
+fn authenticated() -> (u16, serde_json::Value) {
+    (
+        400,
+        body(
+            "invalid_grant",
+            "the authorization code is invalid or expired",
+        ),
+    )
+}
+
+/// The status and body of a refused token request with these Basic credentials.
+async fn refused(
+    h: &Harness,
+    basic: Option<ClientCredentials>,
+    req: oauth_core::wire::TokenRequest,
+) -> (u16, serde_json::Value) {
+    wire_of(&h.server.token(basic, req).await.unwrap_err())
+}
+
+fn basic_for(client_id: &str, secret: &str) -> Option<ClientCredentials> {
+    let header = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!(
+            "{}:{}",
+            enc(client_id),
+            enc(secret)
+        ))
+    );
+    ClientCredentials::from_authorization_header(&header).unwrap()
+}
+
+#[tokio::test]
+async fn basic_and_form_credentials_naming_different_clients_are_refused() {
+    // RFC 6749 §2.3: a client MUST NOT use more than one authentication method in a request.
+    let h = harness().await;
+    let a = secret_client(&h).await;
+    let b = secret_client(&h).await;
+    let (secret_a, secret_b) = (a.client_secret.unwrap(), b.client_secret.unwrap());
+    let one_method = (
+        400,
+        body(
+            "invalid_request",
+            "use exactly one client authentication method (RFC 6749 §2.3)",
+        ),
+    );
+
+    let mut req = bogus_code_request(Some(&b.client_id));
+    req.client_secret = Some(secret_b.clone());
+    assert_eq!(
+        refused(&h, basic_for(&a.client_id, &secret_a), req.clone()).await,
+        one_method
+    );
+    // Each alone authenticates.
+    assert_eq!(refused(&h, None, req).await, authenticated());
+    assert_eq!(
+        refused(
+            &h,
+            basic_for(&a.client_id, &secret_a),
+            bogus_code_request(None)
+        )
+        .await,
+        authenticated()
+    );
+    // A form client_id beside Basic must name the same client.
+    assert_eq!(
+        refused(
+            &h,
+            basic_for(&a.client_id, &secret_a),
+            bogus_code_request(Some(&b.client_id))
+        )
+        .await,
+        (
+            400,
+            body(
+                "invalid_request",
+                "client_id does not match the Basic credentials"
+            )
+        )
+    );
+    assert_eq!(
+        refused(
+            &h,
+            basic_for(&a.client_id, &secret_a),
+            bogus_code_request(Some(&a.client_id))
+        )
+        .await,
+        authenticated()
+    );
+    // Basic beside an assertion, and a form secret beside an assertion, are two methods too.
+    let mut req = bogus_code_request(Some(&a.client_id));
+    req.client_assertion_type =
+        Some("urn:ietf:params:oauth:client-assertion-type:jwt-bearer".into());
+    req.client_assertion = Some("eyJhbGciOiJFUzI1NiJ9.e30.c2ln".into());
+    assert_eq!(
+        refused(&h, basic_for(&a.client_id, &secret_a), req.clone()).await,
+        one_method
+    );
+    req.client_secret = Some(secret_a);
+    assert_eq!(refused(&h, None, req).await, one_method);
+}
+
+#[tokio::test]
+async fn client_assertion_and_its_type_go_together_and_only_jwt_bearer_is_known() {
+    let h = harness().await;
+    let c = public_client(&h).await;
+    let code = code_for(&h, &c.client_id, LOOPBACK, &for_resource()).await;
+    let with = |kind: Option<&str>, assertion: Option<&str>| {
+        let mut req = code_request(&c.client_id, &code, LOOPBACK);
+        req.client_assertion_type = kind.map(str::to_owned);
+        req.client_assertion = assertion.map(str::to_owned);
+        req
+    };
+    assert_eq!(
+        token_refused(&h, with(Some("urn:example:password"), Some("x"))).await,
+        (
+            401,
+            body(
+                "invalid_client",
+                "client_assertion_type `urn:example:password` is not supported (use urn:ietf:params:oauth:client-assertion-type:jwt-bearer)"
+            )
+        )
+    );
+    let apart = (
+        400,
+        body(
+            "invalid_request",
+            "client_assertion and client_assertion_type go together (RFC 7521 §4.2)",
+        ),
+    );
+    assert_eq!(
+        token_refused(
+            &h,
+            with(
+                Some("urn:ietf:params:oauth:client-assertion-type:jwt-bearer"),
+                None
+            )
+        )
+        .await,
+        apart
+    );
+    assert_eq!(token_refused(&h, with(None, Some("x"))).await, apart);
+    // All refused before the code was looked at: it still works.
+    h.server
+        .token(None, with(None, None))
+        .await
+        .expect("the code was not consumed by the refused requests");
+}
+
+#[tokio::test]
+async fn a_client_secret_with_an_expiry_stops_working_when_it_expires() {
+    let h = harness().await;
+    let c = secret_client(&h).await;
+    let secret = c.client_secret.unwrap();
+    // Registration issues secrets that never expire (0); an embedder's own records may carry an expiry.
+    let mut record = h.store.client(&c.client_id).await.unwrap().unwrap();
+    assert_eq!(record.secret_expires_at, 0);
+    let expires_at = h.clock.unix() + 100;
+    record.secret_expires_at = expires_at;
+    assert!(h.store.replace_client(&record).await.unwrap());
+
+    let post = || {
+        let mut req = bogus_code_request(Some(&c.client_id));
+        req.client_secret = Some(secret.clone());
+        req
+    };
+    assert_eq!(token_refused(&h, post()).await, authenticated());
+    h.clock.advance(Duration::from_secs(99));
+    assert_eq!(token_refused(&h, post()).await, authenticated());
+    h.clock.advance(Duration::from_secs(1));
+    assert_eq!(h.clock.unix(), expires_at);
+    let failed = (401, body("invalid_client", "client authentication failed"));
+    assert_eq!(token_refused(&h, post()).await, failed);
+    assert_eq!(
+        refused(
+            &h,
+            basic_for(&c.client_id, &secret),
+            bogus_code_request(None)
+        )
+        .await,
+        failed
+    );
+}
+
+#[test]
+fn form_credentials_debug_hides_the_secret_and_the_assertion() {
+    let creds = FormCredentials::new(Some("client-1"), Some("s3cret"))
+        .with_assertion(Some("urn:example:type"), Some("eyJ.payload.sig"));
+    assert_eq!(
+        format!("{creds:?}"),
+        "FormCredentials { client_id: Some(\"client-1\"), client_secret: Some(\"[redacted]\"), \
+         client_assertion_type: Some(\"urn:example:type\"), client_assertion: Some(\"[redacted]\") }"
+    );
+    assert_eq!(
+        format!("{:?}", FormCredentials::new(None, None)),
+        "FormCredentials { client_id: None, client_secret: None, client_assertion_type: None, \
+         client_assertion: None }"
     );
 }
 
