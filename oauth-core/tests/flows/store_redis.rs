@@ -36,9 +36,13 @@ async fn harness_on(
     }
 }
 
-/// The next announcement other than `Reconnected`, within 5 s.
+/// How long an announcement may take. Generous: on a loaded 2-core machine the subscription alone once took
+/// over 5 s to come up; what is checked is that it arrives, not how fast.
+const ANNOUNCEMENT: Duration = Duration::from_secs(30);
+
+/// The next announcement other than `Reconnected`, within [`ANNOUNCEMENT`].
 async fn next_event(rx: &mut broadcast::Receiver<StoreEvent>) -> StoreEvent {
-    tokio::time::timeout(Duration::from_secs(5), async {
+    tokio::time::timeout(ANNOUNCEMENT, async {
         loop {
             match rx.recv().await.unwrap() {
                 StoreEvent::Reconnected => continue,
@@ -47,7 +51,7 @@ async fn next_event(rx: &mut broadcast::Receiver<StoreEvent>) -> StoreEvent {
         }
     })
     .await
-    .expect("an announcement within 5 s")
+    .expect("an announcement in time")
 }
 
 async fn redis_keys(server: &RedisServer, pattern: &str) -> Vec<(String, Vec<u8>)> {
@@ -178,7 +182,7 @@ async fn revocations_and_key_changes_are_announced_to_other_stores() {
     let b = store(&server, &prefix, FixedClock::new());
     let mut rx = b.events().expect("a shared store announces changes");
     assert_eq!(
-        tokio::time::timeout(Duration::from_secs(5), rx.recv())
+        tokio::time::timeout(ANNOUNCEMENT, rx.recv())
             .await
             .unwrap()
             .unwrap(),
