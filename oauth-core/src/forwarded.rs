@@ -503,8 +503,9 @@ pub fn check_path(path: &str) -> Result<(), PathProblem> {
         }
         i += 1;
     }
-    // The first segment is the empty one before the leading `/`.
-    for segment in path.split('/').skip(1) {
+    // Every segment, the first one too: it is empty before a leading `/`, and a dot segment in a path that does
+    // not start with `/` (`..`, `../x`) is refused like any other.
+    for segment in path.split('/') {
         let name = segment.split(';').next().unwrap_or(segment);
         if name == "." || name == ".." {
             return Err(PathProblem::DotSegment);
@@ -855,6 +856,11 @@ mod tests {
             ("/mcp/..", DotSegment),
             ("/..;/admin", DotSegment),
             ("/mcp/.;x/y", DotSegment),
+            // Found by the `forwarded` fuzz target: the first segment was never checked.
+            ("..", DotSegment),
+            ("../.well-known/x", DotSegment),
+            (".", DotSegment),
+            ("..;/admin", DotSegment),
             ("/mcp/%2e%2e/.well-known/x", EncodedUnreserved),
             ("/mcp/%2E%2E/x", EncodedUnreserved),
             ("/mcp/.%2e/x", EncodedUnreserved),
