@@ -875,6 +875,10 @@ mod tests {
             ("/mcp%00", EncodedControl),
             ("/mcp%0a", EncodedControl),
             ("/mcp%c0%ae", EncodedControl),
+            ("/mcp%C1%BF", EncodedControl),
+            ("/mcp%1F", EncodedControl),
+            ("/mcp%7f", EncodedControl),
+            ("/mcp%20%2f", EncodedSlash),
             ("/mcp%", BadPercent),
             ("/mcp%2", BadPercent),
             ("/mcp%zz", BadPercent),
@@ -889,6 +893,8 @@ mod tests {
             "/mcp;v=1",
             "/%20x",
             "/x%3Ay",
+            "/%e2%82%AC",
+            "/%21%7B%7d%80",
             "/.well-known/oauth-protected-resource/mcp",
             "/.x",
         ] {
@@ -921,6 +927,49 @@ mod tests {
             "https://u@x",
         ] {
             assert!(SiteOrigin::parse(bad).is_none(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_header_read_once_is_absent_or_one() {
+        assert_eq!(HeaderField::from_option(None), HeaderField::Absent);
+        assert_eq!(
+            HeaderField::from_option(Some(b"a".as_slice())),
+            HeaderField::One(b"a")
+        );
+    }
+
+    #[test]
+    fn authorities_split_into_host_and_port_as_sent() {
+        assert_eq!(parse_authority("[::1]"), Ok(("[::1]", None)));
+        assert_eq!(
+            parse_authority("[fe80::1]:8080"),
+            Ok(("[fe80::1]", Some(8080)))
+        );
+        assert_eq!(
+            parse_authority("Mcp.example.com:1"),
+            Ok(("Mcp.example.com", Some(1)))
+        );
+        // A DNS name is at most 253 characters.
+        let longest = "a".repeat(253);
+        assert_eq!(parse_authority(&longest), Ok((longest.as_str(), None)));
+        assert_eq!(
+            parse_authority(&"a".repeat(254)),
+            Err(ForwardedError::BadHost)
+        );
+    }
+
+    #[test]
+    fn origins_differ_by_scheme_host_or_port() {
+        let o = |https, host, port| SiteOrigin { https, host, port };
+        let base = o(true, "a.example.com", 443);
+        assert_eq!(base, o(true, "A.EXAMPLE.com", 443));
+        for other in [
+            o(false, "a.example.com", 443),
+            o(true, "b.example.com", 443),
+            o(true, "a.example.com", 8443),
+        ] {
+            assert_ne!(base, other, "{other:?}");
         }
     }
 }

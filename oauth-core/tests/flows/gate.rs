@@ -383,6 +383,34 @@ async fn repeated_headers_are_refused() {
 }
 
 #[tokio::test]
+async fn a_non_ascii_or_control_character_in_a_read_header_is_refused() {
+    let h = harness().await;
+    let c = call("POST", "https://mcp.example.com/mcp");
+    for (name, value, set) in [
+        (
+            "Origin",
+            "https://\u{e9}.example".as_bytes(),
+            (|i: &mut GateInput<'_>, v| i.origin = HeaderField::One(v))
+                as fn(&mut GateInput<'_>, &'static [u8]),
+        ),
+        ("Authorization", b"Bearer x\r\n".as_slice(), |i, v| {
+            i.authorization = HeaderField::One(v)
+        }),
+        ("Mcp-Name", b"\xff".as_slice(), |i, v| {
+            i.mcp_name = HeaderField::One(v)
+        }),
+    ] {
+        let mut input = c.input();
+        set(&mut input, value);
+        assert_eq!(
+            refusal(&h.server.gate(&input).await),
+            Some(RefusalReason::AmbiguousHeader(name)),
+            "{value:?}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn origin_must_be_the_resources_own_or_allowed_and_allowed_ones_get_cors() {
     let mut config = testing::config();
     config.resources[0] = config.resources[0]
