@@ -367,6 +367,15 @@ impl ResourceIndex {
         }
     }
 
+    /// The position of the resource `path` on `origin` falls under, or why there is none.
+    fn resource_at(&self, origin: &SiteOrigin<'_>, path: &str) -> Result<usize, RefusalReason> {
+        match self.locate(origin, path) {
+            Located::Resource(i) => Ok(i),
+            Located::Ambiguous => Err(RefusalReason::AmbiguousPath),
+            Located::Nowhere => Err(RefusalReason::NoResource),
+        }
+    }
+
     /// Whether `path` is a discovery document the service serves for a resource on `origin`.
     fn is_discovery(&self, origin: &SiteOrigin<'_>, path: &str) -> bool {
         path == AUTHORIZATION_SERVER_METADATA
@@ -421,10 +430,9 @@ impl crate::AuthServer {
         {
             return GateVerdict::new(GateOutcome::Pass);
         }
-        let at = match self.resource_index.locate(&origin, req.path) {
-            Located::Resource(i) => i,
-            Located::Ambiguous => return refuse(RefusalReason::AmbiguousPath),
-            Located::Nowhere => return refuse(RefusalReason::NoResource),
+        let at = match self.resource_index.resource_at(&origin, req.path) {
+            Ok(i) => i,
+            Err(reason) => return refuse(reason),
         };
         let (Some(resource), Some(location)) = (
             self.config.resources.get(at),
@@ -480,11 +488,7 @@ impl crate::AuthServer {
         request_method: HeaderField<'_>,
     ) -> Result<Preflight, GateRefusal> {
         check_path(req.path).map_err(|p| GateRefusal::from(RefusalReason::Path(p)))?;
-        let at = match self.resource_index.locate(&req.origin(), req.path) {
-            Located::Resource(i) => i,
-            Located::Ambiguous => return Err(RefusalReason::AmbiguousPath.into()),
-            Located::Nowhere => return Err(RefusalReason::NoResource.into()),
-        };
+        let at = self.resource_index.resource_at(&req.origin(), req.path)?;
         let location = self
             .resource_index
             .locations
@@ -513,10 +517,11 @@ impl crate::AuthServer {
         };
         let req = ForwardedRequest::parse(&headers, false).ok()?;
         check_path(req.path).ok()?;
-        match self.resource_index.locate(&req.origin(), req.path) {
-            Located::Resource(i) => self.config.resources.get(i),
-            Located::Ambiguous | Located::Nowhere => None,
-        }
+        let at = self
+            .resource_index
+            .resource_at(&req.origin(), req.path)
+            .ok()?;
+        self.config.resources.get(at)
     }
 
     /// The token, the access policy and the per-tool scopes for a request to `resource`.
