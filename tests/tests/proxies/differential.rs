@@ -1023,51 +1023,42 @@ fn catalogue(pa: u16, pb: u16, other: u16, tokens: &Tokens) -> Catalogue {
             &Req::new("POST", "/mcp", &a).header(name, &pad),
         );
     }
+    // Large and many header lines, each without and with A's token.
     let line = "a".repeat(8000);
-    for (lines, token) in [(4, false), (4, true), (20, false), (20, true)] {
-        let mut req = Req::new("POST", "/mcp", &a).json();
-        for i in 0..lines {
-            req = req.header(&format!("X-Pad-{i}"), &line);
-        }
-        if token {
-            req = req.bearer(&tokens.a);
-        }
-        c.push(
-            format!(
-                "{lines} header lines of 8000 bytes{}",
-                if token { " with A's token" } else { "" }
-            ),
-            pa,
-            if token {
-                Kind::WithToken
-            } else {
-                Kind::Hostile
-            },
-            &req,
-        );
-    }
-    for count in [80, 90, 100, 200, 1000] {
+    let padded: Vec<(String, usize, &str, &str)> = [4, 20]
+        .into_iter()
+        .map(|n| {
+            (
+                format!("{n} header lines of 8000 bytes"),
+                n,
+                "X-Pad",
+                line.as_str(),
+            )
+        })
+        .chain(
+            [80, 90, 100, 200, 1000]
+                .into_iter()
+                .map(|n| (format!("{n} more header lines"), n, "X-Many", "x")),
+        )
+        .collect();
+    for (what, count, name, value) in padded {
         for token in [false, true] {
             let mut req = Req::new("POST", "/mcp", &a).json();
             for i in 0..count {
-                req = req.header(&format!("X-Many-{i}"), "x");
+                req = req.header(&format!("{name}-{i}"), value);
             }
-            if token {
+            let kind = if token {
                 req = req.bearer(&tokens.a);
-            }
-            c.push(
-                format!(
-                    "{count} more header lines{}",
-                    if token { " with A's token" } else { "" }
-                ),
-                pa,
-                if token {
-                    Kind::WithToken
-                } else {
-                    Kind::Hostile
-                },
-                &req,
-            );
+                Kind::WithToken
+            } else {
+                Kind::Hostile
+            };
+            let label = if token {
+                format!("{what} with A's token")
+            } else {
+                what.clone()
+            };
+            c.push(label, pa, kind, &req);
         }
     }
 
