@@ -384,6 +384,31 @@ async fn relay(inbound: TcpStream, upstream: u16, tape: Recording, replies: Reco
 pub const VERIFIER: &str = "dBjftJeZ4CVP-mJ0kaNYgp2zNo1rQa2eyjGa3JiObuEflVasHbR2";
 pub const REDIRECT: &str = "http://127.0.0.1:53682/callback";
 
+/// `GET /authorize` for a public client with PKCE S256 ([`VERIFIER`]), [`REDIRECT`], a scope and a resource.
+pub fn authorize_url(
+    issuer: &str,
+    client_id: &str,
+    scope: &str,
+    resource: &str,
+    state: Option<&str>,
+) -> url::Url {
+    let mut url = url::Url::parse(&format!("{issuer}/authorize")).unwrap();
+    {
+        let mut q = url.query_pairs_mut();
+        q.append_pair("response_type", "code")
+            .append_pair("client_id", client_id)
+            .append_pair("redirect_uri", REDIRECT)
+            .append_pair("code_challenge", &oauth_core::pkce::s256(VERIFIER))
+            .append_pair("code_challenge_method", "S256")
+            .append_pair("scope", scope);
+        if let Some(state) = state {
+            q.append_pair("state", state);
+        }
+        q.append_pair("resource", resource);
+    }
+    url
+}
+
 /// The value of the hidden form field `name` in a page.
 pub fn field(html: &str, name: &str) -> String {
     let marker = format!("name=\"{name}\" value=\"");
@@ -426,16 +451,7 @@ pub async fn oauth_flow(issuer: &str, resource: &str, scope: &str) -> Value {
         .await
         .unwrap();
     let client_id = reg["client_id"].as_str().unwrap().to_owned();
-    let mut authorize = url::Url::parse(&format!("{issuer}/authorize")).unwrap();
-    authorize
-        .query_pairs_mut()
-        .append_pair("response_type", "code")
-        .append_pair("client_id", &client_id)
-        .append_pair("redirect_uri", REDIRECT)
-        .append_pair("code_challenge", &oauth_core::pkce::s256(VERIFIER))
-        .append_pair("code_challenge_method", "S256")
-        .append_pair("scope", scope)
-        .append_pair("resource", resource);
+    let authorize = authorize_url(issuer, &client_id, scope, resource, None);
     let page = http.get(authorize.as_str()).send().await.unwrap();
     assert_eq!(page.status(), 200);
     let jar = keep(&page);

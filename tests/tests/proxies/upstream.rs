@@ -188,17 +188,7 @@ timeout_secs = 3
     let client_id = reg["client_id"].as_str().unwrap().to_owned();
 
     // The login page offers the provider (and alice's local account).
-    let mut authorize = url::Url::parse(&format!("{issuer}/authorize")).unwrap();
-    authorize
-        .query_pairs_mut()
-        .append_pair("response_type", "code")
-        .append_pair("client_id", &client_id)
-        .append_pair("redirect_uri", REDIRECT)
-        .append_pair("code_challenge", &oauth_core::pkce::s256(VERIFIER))
-        .append_pair("code_challenge_method", "S256")
-        .append_pair("scope", "mcp")
-        .append_pair("state", "client-state")
-        .append_pair("resource", &stack.a);
+    let authorize = authorize_url(issuer, &client_id, "mcp", &stack.a, Some("client-state"));
     let page = http.get(authorize.as_str()).send().await.unwrap();
     assert_eq!(page.status(), 200, "authorize");
     let html = page.text().await.unwrap();
