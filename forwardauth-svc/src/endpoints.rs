@@ -10,6 +10,7 @@
 
 use actix_web::http::Method;
 use actix_web::{Route, web};
+use oauth_core::Limited;
 
 use crate::handlers::{authorize, metadata, ops, register, token, verify};
 
@@ -39,6 +40,8 @@ pub struct Endpoint {
     /// The proxies route it to the service on every MCP host (discovery, the OAuth endpoints and the login
     /// pages must be reachable where the issuer is); the others are for the proxy and the operator only.
     pub on_mcp_host: bool,
+    /// The per-address rate limit it counts against (`[rate_limits]`), if any.
+    pub limit: Option<Limited>,
     /// What it is, for the README's endpoint table.
     pub what: &'static str,
 }
@@ -66,6 +69,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
         methods: Methods::Any(|| web::route().to(verify::verify)),
         cors: false,
         on_mcp_host: false,
+        limit: None,
         what: "the forward-auth gate (the proxy's subrequest; the guarded request's method is in its headers)",
     },
     Endpoint {
@@ -76,6 +80,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
         })]),
         cors: true,
         on_mcp_host: true,
+        limit: None,
         what: "RFC 8414 authorization server metadata",
     },
     Endpoint {
@@ -86,6 +91,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
         })]),
         cors: true,
         on_mcp_host: true,
+        limit: None,
         what: "a JSON 404 naming the RFC 8414 document (this is no OpenID provider), so clients move on quickly",
     },
     Endpoint {
@@ -96,6 +102,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
         })]),
         cors: true,
         on_mcp_host: true,
+        limit: None,
         what: "RFC 9728 metadata of a resource at the origin's root",
     },
     Endpoint {
@@ -106,6 +113,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
         })]),
         cors: true,
         on_mcp_host: true,
+        limit: None,
         what: "RFC 9728 metadata, found from the host and path asked for",
     },
     Endpoint {
@@ -114,6 +122,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
         methods: Methods::Only(&[(Method::GET, || web::route().to(metadata::jwks))]),
         cors: true,
         on_mcp_host: true,
+        limit: None,
         what: "the signing keys",
     },
     Endpoint {
@@ -122,6 +131,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
         methods: Methods::Only(&[(Method::POST, || web::route().to(register::register))]),
         cors: true,
         on_mcp_host: true,
+        limit: Some(Limited::Register),
         what: "RFC 7591 dynamic client registration",
     },
     Endpoint {
@@ -134,6 +144,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
         ]),
         cors: true,
         on_mcp_host: true,
+        limit: Some(Limited::Token),
         what: "RFC 7592 client configuration (`/register/{client_id}`)",
     },
     Endpoint {
@@ -142,6 +153,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
         methods: Methods::Only(&[(Method::GET, || web::route().to(authorize::authorize))]),
         cors: false,
         on_mcp_host: true,
+        limit: Some(Limited::Authorize),
         what: "authorization endpoint: the login page, provider choice or consent",
     },
     Endpoint {
@@ -150,6 +162,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
         methods: Methods::Only(&[(Method::POST, || web::route().to(authorize::login))]),
         cors: false,
         on_mcp_host: true,
+        limit: Some(Limited::Login),
         what: "password login form",
     },
     Endpoint {
@@ -158,6 +171,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
         methods: Methods::Only(&[(Method::POST, || web::route().to(authorize::login_upstream))]),
         cors: false,
         on_mcp_host: true,
+        limit: Some(Limited::Login),
         what: "starts a login at GitHub or an OpenID Connect provider",
     },
     Endpoint {
@@ -166,6 +180,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
         methods: Methods::Only(&[(Method::GET, || web::route().to(authorize::callback))]),
         cors: false,
         on_mcp_host: true,
+        limit: Some(Limited::Callback),
         what: "where GitHub or the OpenID Connect provider sends the user back",
     },
     Endpoint {
@@ -174,6 +189,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
         methods: Methods::Only(&[(Method::POST, || web::route().to(authorize::consent))]),
         cors: false,
         on_mcp_host: true,
+        limit: None,
         what: "consent form",
     },
     Endpoint {
@@ -182,6 +198,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
         methods: Methods::Only(&[(Method::POST, || web::route().to(token::token))]),
         cors: true,
         on_mcp_host: true,
+        limit: Some(Limited::Token),
         what: "RFC 6749 token endpoint (code and refresh grants); client auth by Basic or form",
     },
     Endpoint {
@@ -190,6 +207,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
         methods: Methods::Only(&[(Method::POST, || web::route().to(token::revoke))]),
         cors: true,
         on_mcp_host: true,
+        limit: Some(Limited::Token),
         what: "RFC 7009 revocation",
     },
     Endpoint {
@@ -198,6 +216,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
         methods: Methods::Only(&[(Method::POST, || web::route().to(token::introspect))]),
         cors: true,
         on_mcp_host: true,
+        limit: Some(Limited::Token),
         what: "RFC 7662 introspection",
     },
     Endpoint {
@@ -206,6 +225,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
         methods: Methods::Only(&[(Method::GET, || web::route().to(ops::health))]),
         cors: false,
         on_mcp_host: false,
+        limit: None,
         what: "alive",
     },
     Endpoint {
@@ -214,6 +234,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
         methods: Methods::Only(&[(Method::GET, || web::route().to(ops::ready))]),
         cors: false,
         on_mcp_host: false,
+        limit: None,
         what: "the store is reachable",
     },
 ];
@@ -234,10 +255,22 @@ pub fn mcp_host_prefixes() -> impl Iterator<Item = &'static str> {
         .map(|e| e.path)
 }
 
+/// The `[rate_limits]` key of a limit.
+pub fn limit_key(limit: Limited) -> &'static str {
+    match limit {
+        Limited::Authorize => "`authorize`",
+        Limited::Login => "`login`",
+        Limited::Callback => "`callback`",
+        Limited::Token => "`token`",
+        Limited::Register => "`register`",
+        _ => "",
+    }
+}
+
 /// The README's endpoint table, one row per entry.
 pub fn markdown_table() -> String {
     let mut out = String::from(
-        "| Path | Methods | Routed on MCP hosts | What |\n| --- | --- | --- | --- |\n",
+        "| Path | Methods | Routed on MCP hosts | Rate limit | What |\n| --- | --- | --- | --- | --- |\n",
     );
     for e in ENDPOINTS {
         let path = if e.is_prefix() {
@@ -246,9 +279,10 @@ pub fn markdown_table() -> String {
             format!("`{}`", e.path)
         };
         out.push_str(&format!(
-            "| {path} | {} | {} | {} |\n",
+            "| {path} | {} | {} | {} | {} |\n",
             e.method_names().join(", "),
             if e.on_mcp_host { "yes" } else { "no" },
+            e.limit.map_or("", limit_key),
             e.what
         ));
     }

@@ -7,6 +7,7 @@
 //! | any other OAuth error | its status | JSON `{error, error_description}` |
 //! | store / keys / upstream failure | 500 or 503 | `server_error` / `temporarily_unavailable`, generic text; the cause is logged |
 //! | a page error (authorization UI) | its status | the rendered HTML page |
+//! | over a rate limit, banned, or too busy | 429 or 503 | `Retry-After`; JSON `temporarily_unavailable` at the OAuth endpoints, a page in the authorization UI |
 //!
 //! Every JSON error carries `Cache-Control: no-store`. The `/verify` gate never errors through here: its 401 and
 //! 403 are outcomes, shaped by its handler.
@@ -46,6 +47,25 @@ pub enum ApiError {
         /// The page.
         html: String,
     },
+    /// Try again later: 429 (this client is over a limit) or 503 (the server is busy), with `Retry-After`.
+    #[error("retry after {retry_after_secs} s")]
+    RetryLater {
+        /// 429 or 503.
+        status: StatusCode,
+        /// Seconds for `Retry-After`.
+        retry_after_secs: u64,
+        /// The body: the endpoint's own format.
+        body: RetryBody,
+    },
+}
+
+/// The body of a [`ApiError::RetryLater`].
+#[derive(Debug)]
+pub enum RetryBody {
+    /// An OAuth endpoint: `temporarily_unavailable` with this description.
+    Json(String),
+    /// The authorization UI: this page.
+    Page(String),
 }
 
 impl ApiError {
@@ -97,7 +117,7 @@ impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
             ApiError::OAuth { error, .. } => status(error.to_oauth().status()),
-            ApiError::Page { status, .. } => *status,
+            ApiError::Page { status, .. } | ApiError::RetryLater { status, .. } => *status,
         }
     }
 
@@ -124,6 +144,24 @@ impl ResponseError for ApiError {
                 res.json(visible.to_response())
             }
             ApiError::Page { status, html } => crate::pages::html(*status, html.clone()),
+            ApiError::RetryLater {
+                status,
+                retry_after_secs,
+                body,
+            } => {
+                let mut res = match body {
+                    RetryBody::Page(html) => crate::pages::html(*status, html.clone()),
+                    RetryBody::Json(description) => HttpResponse::build(*status)
+                        .insert_header((header::CACHE_CONTROL, "no-store"))
+                        .json(
+                            OAuthError::new(ErrorCode::TemporarilyUnavailable, description.clone())
+                                .to_response(),
+                        ),
+                };
+                res.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
+                res
+            }
         }
     }
 }

@@ -9,6 +9,8 @@
 //! This module only collects the headers, raw, noting any that came twice; the engine reads them strictly
 //! ([`oauth_core::forwarded`]) and decides ([`oauth_core::AuthServer::gate`]).
 
+use std::net::IpAddr;
+
 use actix_web::HttpRequest;
 use actix_web::http::header::{self, HeaderName};
 use actix_web::web::{self, Bytes};
@@ -57,6 +59,8 @@ pub mod names {
     pub const MCP_METHOD: HeaderName = HeaderName::from_static("mcp-method");
     /// MCP (2026-07-28): the tool (or other) name of the guarded request.
     pub const MCP_NAME: HeaderName = HeaderName::from_static("mcp-name");
+    /// The client address chain a proxy appends to.
+    pub const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
     /// The request id, kept from the proxy when sane.
     pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 }
@@ -125,6 +129,46 @@ pub fn from_trusted_proxy(req: &HttpRequest, gate: &GateConfig) -> bool {
             .iter()
             .any(|net| net.contains(&peer.ip()))
     })
+}
+
+/// The client's address: the peer's, or, when the peer is a trusted proxy, the rightmost `X-Forwarded-For`
+/// entry that is not itself a trusted proxy (entries further left were written by the client and prove nothing).
+/// An entry that is not an IP address ends the walk at the last address believed. `None` without a peer
+/// (only in-process tests).
+pub fn client_addr(req: &HttpRequest, gate: &GateConfig) -> Option<IpAddr> {
+    let trusted = |ip: &IpAddr| gate.trusted_proxies.iter().any(|net| net.contains(ip));
+    let mut addr = req.peer_addr()?.ip();
+    if !trusted(&addr) {
+        return Some(addr);
+    }
+    let values: Vec<&[u8]> = req
+        .headers()
+        .get_all(&names::X_FORWARDED_FOR)
+        .map(|v| v.as_bytes())
+        .collect();
+    for value in values.iter().rev() {
+        let Ok(list) = std::str::from_utf8(value) else {
+            return Some(addr);
+        };
+        for entry in list.rsplit(',') {
+            let Some(ip) = forwarded_for_ip(entry.trim()) else {
+                return Some(addr);
+            };
+            addr = ip;
+            if !trusted(&addr) {
+                return Some(addr);
+            }
+        }
+    }
+    Some(addr)
+}
+
+/// One `X-Forwarded-For` entry: an address, possibly with a port (`1.2.3.4:5`, `[::1]:5`).
+fn forwarded_for_ip(entry: &str) -> Option<IpAddr> {
+    if let Ok(ip) = entry.parse() {
+        return Some(ip);
+    }
+    entry.parse::<std::net::SocketAddr>().ok().map(|s| s.ip())
 }
 
 /// One header as the gate reads it: absent, once (raw bytes), or repeated.

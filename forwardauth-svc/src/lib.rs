@@ -33,6 +33,8 @@ pub use state::AppState;
 /// expired records purged.
 const SYNC_EVERY: Duration = Duration::from_secs(1);
 const PURGE_EVERY: Duration = Duration::from_secs(300);
+/// How often rate-limit entries that carry no information any more are dropped.
+const TIDY_EVERY: Duration = Duration::from_secs(60);
 /// How often an instance on a shared store re-reads the signing keys (besides announcements), well within
 /// [`config::REDIS_KEY_ACTIVATION_DELAY`], so a rotated-in key is loaded everywhere before it signs.
 const KEY_RELOAD_EVERY: Duration = Duration::from_secs(10);
@@ -91,6 +93,7 @@ async fn background(auth: std::sync::Arc<oauth_core::AuthServer>) {
     let mut sync = tokio::time::interval(SYNC_EVERY);
     let mut purge = tokio::time::interval(PURGE_EVERY);
     let mut keys = tokio::time::interval(KEY_RELOAD_EVERY);
+    let mut tidy = tokio::time::interval(TIDY_EVERY);
     sync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
@@ -100,6 +103,7 @@ async fn background(auth: std::sync::Arc<oauth_core::AuthServer>) {
             _ = purge.tick() => if let Err(e) = auth.store().purge_expired().await {
                 tracing::warn!(error = %e, "purge failed");
             },
+            _ = tidy.tick() => auth.tidy_rate_limits(),
             _ = keys.tick(), if shared => if let Err(e) = auth.reload_keys().await {
                 tracing::warn!(error = %e, "key reload failed");
             },

@@ -9,14 +9,19 @@
 use std::time::Instant;
 
 use actix_cors::Cors;
-use actix_web::dev::ServiceRequest;
+use actix_web::body::BoxBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{self, HeaderName, HeaderValue};
+use actix_web::middleware::{Next, from_fn};
 use actix_web::{HttpResponse, web};
+use oauth_core::{Limited, Throttled};
 use tracing::Instrument as _;
 
 use crate::endpoints::{ENDPOINTS, Methods};
+use crate::error::{ApiError, RetryBody};
 use crate::extract::names;
 use crate::handlers::verify;
+use crate::state::AppState;
 
 fn cors() -> Cors {
     Cors::default()
@@ -71,13 +76,76 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 resource = resource.default_service(method_not_allowed());
             }
         }
-        if e.cors {
-            cfg.service(resource.wrap(cors()));
-        } else {
-            cfg.service(resource);
+        // CORS outermost, so that a browser client can read a 429 too.
+        match (e.cors, e.limit) {
+            (cors_too, Some(limit)) => {
+                let limited =
+                    resource.wrap(from_fn(move |req, next| rate_limited(limit, req, next)));
+                if cors_too {
+                    cfg.service(limited.wrap(cors()));
+                } else {
+                    cfg.service(limited);
+                }
+            }
+            (true, None) => {
+                cfg.service(resource.wrap(cors()));
+            }
+            (false, None) => {
+                cfg.service(resource);
+            }
         }
     }
     cfg.default_service(not_served());
+}
+
+/// Counts the request against its endpoint's per-address limit, answering 429 with `Retry-After` in the
+/// endpoint's own format when it is over; a failed client authentication (401) at a `token` endpoint is charged
+/// extra ([`oauth_core::RateLimits::failure_cost`]).
+async fn rate_limited(
+    limit: Limited,
+    req: ServiceRequest,
+    next: Next<BoxBody>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let Some(state) = req.app_data::<web::Data<AppState>>().cloned() else {
+        return next.call(req).await;
+    };
+    let Some(client) = crate::extract::client_addr(req.request(), &state.gate) else {
+        return next.call(req).await;
+    };
+    if let Err(throttled) = state.auth.throttle(limit, client) {
+        let error = throttled_error(&state, limit, throttled);
+        return Ok(req.error_response(error));
+    }
+    let res = next.call(req).await?;
+    if limit == Limited::Token && res.status() == actix_web::http::StatusCode::UNAUTHORIZED {
+        state.auth.penalize(limit, client);
+    }
+    Ok(res)
+}
+
+/// A 429 in the endpoint's format: a page in the authorization UI, OAuth JSON elsewhere.
+fn throttled_error(state: &AppState, limit: Limited, throttled: Throttled) -> ApiError {
+    let status = actix_web::http::StatusCode::TOO_MANY_REQUESTS;
+    let wait = crate::handlers::authorize::in_words(throttled.retry_after);
+    match limit {
+        Limited::Authorize | Limited::Login | Limited::Callback => {
+            crate::handlers::authorize::retry_page(
+                state,
+                status,
+                throttled.retry_after,
+                "Too many requests",
+                &format!("Too many sign-in requests came from your network. Try again in {wait}."),
+            )
+        }
+        _ => ApiError::RetryLater {
+            status,
+            retry_after_secs: throttled.retry_after_secs(),
+            body: RetryBody::Json(format!(
+                "too many requests from this address; retry after {} s",
+                throttled.retry_after_secs()
+            )),
+        },
+    }
 }
 
 /// Request id and one access-log line per request (wrap the `App` with it).

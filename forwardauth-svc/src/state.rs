@@ -114,7 +114,9 @@ pub fn build_providers(
     clock: Arc<dyn Clock>,
 ) -> Result<Vec<Arc<dyn IdentityProvider>>, StartupError> {
     let mut providers: Vec<Arc<dyn IdentityProvider>> = vec![Arc::new(
-        LocalUsers::new(config.users.clone()).map_err(StartupError::Users)?,
+        LocalUsers::new(config.users.clone())
+            .map_err(StartupError::Users)?
+            .with_limits(config.password_checks),
     )];
     for p in &config.providers {
         match p {
@@ -146,8 +148,6 @@ pub fn build_providers(
 pub struct AppState {
     /// The engine.
     pub auth: Arc<AuthServer>,
-    /// Local users.
-    pub users: LocalUsers,
     /// Gate settings.
     pub gate: Arc<GateConfig>,
     /// Login, consent and error pages.
@@ -170,12 +170,12 @@ impl AppState {
         Self::with_auth(config, auth)
     }
 
-    /// Builds the state around an existing engine (tests share one engine between several apps).
+    /// Builds the state around an existing engine (tests share one engine between several apps). Password logins
+    /// go to the engine's `local` provider ([`build_providers`]).
     ///
     /// # Errors
-    /// [`StartupError::Users`] if a user's hash is invalid.
+    /// None today; kept for the callers' sake.
     pub fn with_auth(config: &Config, auth: Arc<AuthServer>) -> Result<Self, StartupError> {
-        let users = LocalUsers::new(config.users.clone()).map_err(StartupError::Users)?;
         let upstream = auth
             .providers()
             .iter()
@@ -190,7 +190,6 @@ impl AppState {
             login,
             secure_cookies: config.server.issuer.starts_with("https://"),
             auth,
-            users,
             gate: Arc::new(config.gate.clone()),
             identity_headers: Arc::new(crate::handlers::verify::IdentityHeaderNames::new(
                 &config.gate.headers,

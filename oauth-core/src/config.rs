@@ -62,6 +62,10 @@ pub struct ServerConfig {
     /// (draft-ietf-oauth-client-id-metadata-document). Disabled by default in the engine (it makes outbound
     /// requests); the service enables it by default.
     pub client_metadata: ClientMetadataDocuments,
+    /// Failed password logins counted per account and per client address, and bans past a limit.
+    pub regulation: Regulation,
+    /// Requests per minute per client address on the anonymous endpoints.
+    pub rate_limits: crate::throttle::RateLimits,
 }
 
 impl ServerConfig {
@@ -96,6 +100,8 @@ impl ServerConfig {
             revocation_max_staleness: None,
             key_activation_delay: Duration::ZERO,
             client_metadata: ClientMetadataDocuments::default(),
+            regulation: Regulation::default(),
+            rate_limits: crate::throttle::RateLimits::default(),
         }
     }
 
@@ -164,6 +170,7 @@ impl ServerConfig {
         {
             return Err("token lifetimes must be greater than zero".into());
         }
+        self.regulation.validate()?;
         self.client_metadata.validate()
     }
 
@@ -406,6 +413,60 @@ impl SigningAlg {
             "EdDSA" => Some(SigningAlg::EdDsa),
             _ => None,
         }
+    }
+}
+
+/// Login regulation, after Authelia's: failed password logins are counted per account and per client address
+/// in a window that starts with the first failure; reaching a limit bans that account or address for
+/// [`Regulation::ban`], during which every login of it is refused, even with the right password, without a
+/// password check. Counts and bans live in the store, so instances sharing a store share them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Regulation {
+    /// Whether failures are counted and bans applied. Default on.
+    pub enabled: bool,
+    /// Failures of one account within the window that ban it. Default 5.
+    pub max_failures_per_account: u64,
+    /// Failures from one client address (an IPv6 /64) within the window that ban it. Default 20.
+    pub max_failures_per_address: u64,
+    /// How long failures are counted from the first one. Default 10 minutes.
+    pub window: Duration,
+    /// How long a ban lasts. Default 15 minutes.
+    pub ban: Duration,
+}
+
+impl Default for Regulation {
+    fn default() -> Self {
+        Regulation {
+            enabled: true,
+            max_failures_per_account: 5,
+            max_failures_per_address: 20,
+            window: Duration::from_secs(600),
+            ban: Duration::from_secs(900),
+        }
+    }
+}
+
+impl Regulation {
+    /// No counting, no bans.
+    pub fn off() -> Self {
+        Regulation {
+            enabled: false,
+            ..Regulation::default()
+        }
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        if !self.enabled {
+            return Ok(());
+        }
+        if self.max_failures_per_account == 0 || self.max_failures_per_address == 0 {
+            return Err("regulation: the failure limits must be at least 1".into());
+        }
+        if self.window.as_secs() == 0 || self.ban.as_secs() == 0 {
+            return Err("regulation: the window and the ban must be at least one second".into());
+        }
+        Ok(())
     }
 }
 

@@ -56,6 +56,7 @@ mod server;
 pub mod store;
 #[cfg(any(test, feature = "test-util"))]
 pub mod testing;
+pub mod throttle;
 mod types;
 pub mod upstream;
 pub mod wire;
@@ -64,11 +65,12 @@ pub use cimd::{ClientDocumentFetcher, FetchError, FetchedDocument};
 pub use clock::{Clock, SystemClock};
 pub use config::{
     AccessPolicy, ClientMetadataDocuments, EndpointPaths, HostPattern, HostPolicy,
-    RegistrationPolicy, ResourceConfig, ServerConfig, SigningAlg, ToolScope,
+    RegistrationPolicy, Regulation, ResourceConfig, ServerConfig, SigningAlg, ToolScope,
 };
 pub use error::{AuthorizeError, Error, ErrorCode, OAuthError, Result};
 pub use flow::authorize::AuthorizationPrompt;
 pub use flow::gate::{GateInput, GateOutcome, GateRefusal, GateVerdict, Preflight, RefusalReason};
+pub use flow::login::LoginError;
 pub use flow::session::BrowserSession;
 pub use flow::token::{ClientCredentials, FormCredentials};
 pub use flow::upstream::UpstreamCallback;
@@ -79,6 +81,7 @@ pub use server::{AuthServer, StartError};
 pub use store::{EmbeddedStore, Store, StoreError, StoreEvent};
 #[cfg(feature = "redis")]
 pub use store::{RedisConfig, RedisStore};
+pub use throttle::{ClientKey, Limited, RateLimits, Throttled};
 pub use types::{Identity, ScopeSet, Secret, TokenHash, UpstreamSession};
 pub use upstream::{
     Credentials, IdentityProvider, LocalUser, LocalUsers, Login, LoginStart, UpstreamError,

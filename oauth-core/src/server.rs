@@ -50,6 +50,8 @@ pub struct AuthServer {
     pub(crate) documents: Option<crate::cimd::ClientDocuments>,
     /// `jti`s of accepted `private_key_jwt` assertions, until they expire.
     pub(crate) assertion_jtis: crate::cimd::assertion::JtiLedger,
+    /// Rate limits per client address on the anonymous endpoints.
+    pub(crate) throttle: crate::throttle::Throttle,
 }
 
 impl std::fmt::Debug for AuthServer {
@@ -78,7 +80,9 @@ impl AuthServer {
             JosekitKeyManager::load_or_generate(store.as_ref(), config.signing_alg, clock.as_ref())
                 .await?;
         let resource_index = crate::flow::gate::ResourceIndex::new(&config.resources);
+        let throttle = crate::throttle::Throttle::new(&config.rate_limits, Arc::clone(&clock));
         let server = AuthServer {
+            throttle,
             verifier: Verifier::new(config.verify_cache_bytes),
             config,
             store,

@@ -10,14 +10,11 @@ use actix_web::cookie::{Cookie, SameSite, time};
 use actix_web::http::StatusCode;
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
-use oauth_core::upstream::Credentials;
 use oauth_core::wire::{self, AuthorizationRequest};
-use oauth_core::{
-    AuthorizationPrompt, AuthorizeError, BrowserSession, IdentityProvider as _, UpstreamError,
-};
+use oauth_core::{AuthorizationPrompt, AuthorizeError, BrowserSession, LoginError, UpstreamError};
 use serde::Deserialize;
 
-use crate::error::{ApiError, client_view};
+use crate::error::{ApiError, RetryBody, client_view};
 use crate::pages::html;
 use crate::state::AppState;
 
@@ -27,6 +24,31 @@ fn page(state: &AppState, status: StatusCode, title: &str, message: &str) -> Api
     ApiError::Page {
         status,
         html: state.pages.error(title, message),
+    }
+}
+
+/// A "try again later" page with `Retry-After`.
+pub(crate) fn retry_page(
+    state: &AppState,
+    status: StatusCode,
+    retry_after: std::time::Duration,
+    title: &str,
+    message: &str,
+) -> ApiError {
+    ApiError::RetryLater {
+        status,
+        retry_after_secs: oauth_core::Throttled { retry_after }.retry_after_secs(),
+        body: RetryBody::Page(state.pages.error(title, message)),
+    }
+}
+
+/// "3 seconds", "2 minutes": how long, for a page.
+pub(crate) fn in_words(d: std::time::Duration) -> String {
+    let secs = oauth_core::Throttled { retry_after: d }.retry_after_secs();
+    match secs {
+        1 => "1 second".to_owned(),
+        s if s < 120 => format!("{s} seconds"),
+        s => format!("{} minutes", s.div_ceil(60)),
     }
 }
 
@@ -266,11 +288,9 @@ pub async fn login(
     let (session, prompt) =
         form_context(&state, &req, form.handle.as_deref(), form.csrf.as_deref()).await?;
     let username = form.username.unwrap_or_default();
-    let credentials = Credentials::Password {
-        username: &username,
-        password: form.password.as_deref().unwrap_or_default(),
-    };
-    match state.users.authenticate(credentials).await {
+    let client = crate::extract::client_addr(&req, &state.gate);
+    let password = form.password.as_deref().unwrap_or_default();
+    match state.auth.password_login(&username, password, client).await {
         Ok(login) => {
             let session = state
                 .auth
@@ -280,7 +300,7 @@ pub async fn login(
             let res = after_login(&state, &session, &prompt).await?;
             Ok(with_cookie(res, &state, &session))
         }
-        Err(UpstreamError::LoginFailed) => Ok(html(
+        Err(LoginError::Failed) => Ok(html(
             StatusCode::UNAUTHORIZED,
             state.pages.login(
                 &prompt,
@@ -290,7 +310,37 @@ pub async fn login(
                 Some("Invalid username or password."),
             ),
         )),
-        Err(e) => Err(internal(&state, &oauth_core::Error::Upstream(e))),
+        Err(LoginError::Banned { retry_after }) => Err(retry_page(
+            &state,
+            StatusCode::TOO_MANY_REQUESTS,
+            retry_after,
+            "Too many failed sign-ins",
+            &format!(
+                "Sign-in is paused for this account or network after too many failed attempts. Try again in {}.",
+                in_words(retry_after)
+            ),
+        )),
+        Err(LoginError::Busy { retry_after }) => Err(retry_page(
+            &state,
+            StatusCode::SERVICE_UNAVAILABLE,
+            retry_after,
+            "Too many sign-ins right now",
+            &format!(
+                "The server is busy checking other sign-ins. Go back and try again in {}.",
+                in_words(retry_after)
+            ),
+        )),
+        Err(LoginError::NotEnabled) => Err(page(
+            &state,
+            StatusCode::BAD_REQUEST,
+            "Password sign-in is not enabled",
+            "This server has no local accounts; choose another way to sign in.",
+        )),
+        Err(LoginError::Internal(e)) => Err(internal(&state, &e)),
+        Err(e) => Err(internal(
+            &state,
+            &oauth_core::Error::Upstream(UpstreamError::Unavailable(e.to_string())),
+        )),
     }
 }
 

@@ -64,10 +64,12 @@ pub fn config() -> Config {
 pub async fn state_with(config: Config) -> AppState {
     let clock = Arc::new(SystemClock);
     let store = Arc::new(EmbeddedStore::in_memory(clock.clone()).unwrap());
+    let providers = forwardauth_svc::state::build_providers(&config, clock.clone()).unwrap();
     let auth = Arc::new(
         AuthServer::new(config.server.clone(), store, clock)
             .await
-            .unwrap(),
+            .unwrap()
+            .with_providers(providers),
     );
     AppState::with_auth(&config, auth).unwrap()
 }

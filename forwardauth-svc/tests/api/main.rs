@@ -13,6 +13,7 @@ mod common;
 
 mod authorize;
 mod cimd;
+mod limits;
 mod metadata;
 mod register;
 mod token;

@@ -5,6 +5,7 @@ pub(crate) mod authorize;
 pub(crate) mod client;
 pub(crate) mod gate;
 pub(crate) mod introspect;
+pub(crate) mod login;
 pub(crate) mod register;
 pub(crate) mod revoke;
 pub(crate) mod session;

@@ -185,7 +185,7 @@ impl AuthServer {
     fn upstream_failed(&self, pending: &PendingAuthorization, e: &UpstreamError) -> AuthorizeError {
         tracing::warn!(error = %e, "upstream login failed");
         let error = match e {
-            UpstreamError::Unavailable(_) => OAuthError::new(
+            UpstreamError::Unavailable(_) | UpstreamError::Busy { .. } => OAuthError::new(
                 ErrorCode::TemporarilyUnavailable,
                 "the identity provider is unavailable; try again shortly",
             ),

@@ -114,6 +114,66 @@ where
     secrets_never_stored_in_plaintext_keys(&make(FixedClock::new())).await;
     let clock = FixedClock::new();
     sessions_and_consent(&make(Arc::clone(&clock)), &clock).await;
+    let clock = FixedClock::new();
+    regulation(&make(Arc::clone(&clock)), &clock).await;
+    concurrent_failures(Arc::new(make(FixedClock::new()))).await;
+}
+
+async fn regulation(s: &impl Store, clock: &FixedClock) {
+    assert_eq!(s.count_failure("account:a", MIN).await.unwrap(), 1);
+    assert_eq!(s.count_failure("account:a", MIN).await.unwrap(), 2);
+    assert_eq!(
+        s.count_failure("account:b", MIN).await.unwrap(),
+        1,
+        "counters are per key"
+    );
+    clock.advance(Duration::from_secs(30));
+    assert_eq!(
+        s.count_failure("account:a", MIN).await.unwrap(),
+        3,
+        "a failure inside the window adds to it"
+    );
+    clock.advance(Duration::from_secs(31));
+    assert_eq!(
+        s.count_failure("account:a", MIN).await.unwrap(),
+        1,
+        "later failures do not extend the window: it ends a window after the first"
+    );
+    s.count_failure("account:a", MIN).await.unwrap();
+    s.clear_failures("account:a").await.unwrap();
+    assert_eq!(
+        s.count_failure("account:a", MIN).await.unwrap(),
+        1,
+        "cleared"
+    );
+
+    assert_eq!(s.ban("addr:1").await.unwrap(), None);
+    let until = crate::Clock::unix(clock) + 60;
+    s.put_ban("addr:1", until, MIN).await.unwrap();
+    assert_eq!(s.ban("addr:1").await.unwrap(), Some(until));
+    assert_eq!(s.ban("addr:2").await.unwrap(), None, "bans are per key");
+    clock.advance(MIN + Duration::from_secs(1));
+    assert_eq!(s.ban("addr:1").await.unwrap(), None, "a ban expires");
+}
+
+async fn concurrent_failures<S: Store>(s: Arc<S>) {
+    let mut tasks = Vec::new();
+    for _ in 0..16 {
+        let s = Arc::clone(&s);
+        tasks.push(tokio::spawn(async move {
+            s.count_failure("account:race", MIN).await.unwrap()
+        }));
+    }
+    let mut counts = Vec::new();
+    for t in tasks {
+        counts.push(t.await.unwrap());
+    }
+    counts.sort_unstable();
+    assert_eq!(
+        counts,
+        (1..=16).collect::<Vec<u64>>(),
+        "concurrent failures are each counted once"
+    );
 }
 
 async fn sessions_and_consent(s: &impl Store, clock: &FixedClock) {

@@ -8,7 +8,8 @@
 //!
 //! # Layout
 //! * table `records` (`&str` → bytes): `client:{id}`, `pending:{hash}`, `code:{hash}`, `used:{hash}`,
-//!   `grant:{id}`, `refresh:{hash}`, `key:{kid}`, `session:{hash}`, `consent:{subject}\0{client_id}`. Each value is an 8-byte big-endian expiry (seconds since the
+//!   `grant:{id}`, `refresh:{hash}`, `key:{kid}`, `session:{hash}`, `consent:{subject}\0{client_id}`,
+//!   `fail:{key}` and `ban:{key}` (login regulation). Each value is an 8-byte big-endian expiry (seconds since the
 //!   epoch, 0 = never) followed by the record as JSON.
 //! * multimap `index` (`&str` → `&str`): `client:{id}` and `subject:{sub}` → grant ids.
 //! * table `revocations` (`u64` → bytes): the revocation log, keyed by sequence number.
@@ -599,6 +600,49 @@ impl Store for EmbeddedStore {
         client_id: &str,
     ) -> Result<Option<ConsentRecord>, StoreError> {
         let key = format!("consent:{subject}\0{client_id}");
+        self.run(move |s| s.get(&key)).await
+    }
+
+    async fn count_failure(&self, key: &str, window: Duration) -> Result<u64, StoreError> {
+        let key = format!("fail:{key}");
+        self.run(move |s| {
+            s.write(|tx| {
+                let mut table = tx.open_table(RECORDS).map_err(backend)?;
+                let current = match table.get(key.as_str()).map_err(backend)? {
+                    Some(guard) => {
+                        let (exp, body) = split(guard.value())?;
+                        s.live(exp)
+                            .then(|| decode::<u64>(body).map(|n| (n, exp)))
+                            .transpose()?
+                    }
+                    None => None,
+                };
+                let (count, exp) = match current {
+                    Some((n, exp)) => (n.saturating_add(1), exp),
+                    None => (1, s.expiry(window)),
+                };
+                let bytes = encode(&count, exp)?;
+                table
+                    .insert(key.as_str(), bytes.as_slice())
+                    .map_err(backend)?;
+                Ok(count)
+            })
+        })
+        .await
+    }
+
+    async fn clear_failures(&self, key: &str) -> Result<(), StoreError> {
+        let key = format!("fail:{key}");
+        self.run(move |s| s.remove(&key).map(|_| ())).await
+    }
+
+    async fn put_ban(&self, key: &str, until: u64, ttl: Duration) -> Result<(), StoreError> {
+        let key = format!("ban:{key}");
+        self.run(move |s| s.put(&key, &until, s.expiry(ttl))).await
+    }
+
+    async fn ban(&self, key: &str) -> Result<Option<u64>, StoreError> {
+        let key = format!("ban:{key}");
         self.run(move |s| s.get(&key)).await
     }
 

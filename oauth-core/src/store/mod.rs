@@ -12,6 +12,8 @@
 //!   Redis as `GETDEL` and short Lua scripts.
 //! * "Everything of client X / subject Y" is answered from indexes ([`Store::grants_of_client`],
 //!   [`Store::grants_of_subject`]), never by scanning.
+//! * Login regulation ([`Store::count_failure`], [`Store::put_ban`]) keeps one small record per key, each with a
+//!   lifetime, so that instances sharing a store share counts and bans and nothing outlives its window.
 //! * Revocations are an append-only log with increasing sequence numbers, so that every instance can keep an
 //!   in-memory revocation set current by asking only for what is new ([`Store::revocations_since`]).
 //!
@@ -395,6 +397,16 @@ pub trait Store: Send + Sync + 'static {
         subject: &str,
         client_id: &str,
     ) -> Result<Option<ConsentRecord>, StoreError>;
+
+    /// Adds one to the login-failure counter `key` and returns the count with this failure. A new counter lives
+    /// for `window`; later failures do not extend it (a fixed window from the first failure).
+    async fn count_failure(&self, key: &str, window: Duration) -> Result<u64, StoreError>;
+    /// Forgets the failure counter `key`.
+    async fn clear_failures(&self, key: &str) -> Result<(), StoreError>;
+    /// Bans `key` until `until` (seconds since the epoch); the record lives for `ttl`.
+    async fn put_ban(&self, key: &str, until: u64, ttl: Duration) -> Result<(), StoreError>;
+    /// Until when `key` is banned, if a ban is recorded.
+    async fn ban(&self, key: &str) -> Result<Option<u64>, StoreError>;
 
     /// Whether the backend answers (for readiness checks).
     async fn ping(&self) -> Result<(), StoreError>;

@@ -24,6 +24,7 @@
 //! | `{P:revocations}:seq`, `{P:revocations}:log` | string, sorted set | the revocation log: counter, and entries scored by sequence number |
 //! | `P:keys` | hash | signing keys by `kid` |
 //! | `P:session:<hash>`, `P:consent:<len(subject)>:<subject>:<client_id>` | string | login sessions, remembered consent |
+//! | `P:fail:<key>`, `P:ban:<key>` | string | login regulation: a failure counter (hash of count and window end, set by the first failure), a ban (`"<expires_at>\n<until>"`) |
 //!
 //! `<hash>` is the hex SHA-256 of the secret: plaintext secrets never reach Redis. Scripts that touch several keys
 //! (code redemption; appending a revocation) name keys that share a hash tag (`{…}`), so the layout is valid on
@@ -148,6 +149,7 @@ struct Scripts {
     rotate_refresh: Script,
     add_revocation: Script,
     put_first_key: Script,
+    count_failure: Script,
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -272,6 +274,18 @@ redis.call('PUBLISH', ARGV[3], 'keys')
 return 1
 ";
 
+/// Count a login failure in a fixed window that starts with the first failure, on the engine's clock.
+/// KEYS: counter. ARGV: now, window end, TTL in ms. Returns the count.
+const COUNT_FAILURE: &str = r"
+local exp = tonumber(redis.call('HGET', KEYS[1], 'exp'))
+if exp == nil or exp <= tonumber(ARGV[1]) then
+  redis.call('HSET', KEYS[1], 'n', 1, 'exp', ARGV[2])
+  redis.call('PEXPIRE', KEYS[1], ARGV[3])
+  return 1
+end
+return redis.call('HINCRBY', KEYS[1], 'n', 1)
+";
+
 const EVENT_REVOKED: &[u8] = b"revoked";
 const EVENT_KEYS: &[u8] = b"keys";
 
@@ -320,6 +334,7 @@ impl RedisStore {
                     rotate_refresh: Script::new(ROTATE_REFRESH),
                     add_revocation: Script::new(ADD_REVOCATION),
                     put_first_key: Script::new(PUT_FIRST_KEY),
+                    count_failure: Script::new(COUNT_FAILURE),
                 },
             }),
         })
@@ -923,6 +938,35 @@ impl Store for RedisStore {
         client_id: &str,
     ) -> Result<Option<ConsentRecord>, StoreError> {
         self.get_live(self.consent_key(subject, client_id)).await
+    }
+
+    async fn count_failure(&self, key: &str, window: Duration) -> Result<u64, StoreError> {
+        let mut script = self.inner.scripts.count_failure.prepare_invoke();
+        script
+            .key(self.key(&format!("fail:{key}")))
+            .arg(self.now())
+            .arg(self.expiry(window))
+            .arg(millis(window));
+        self.with(|mut c| async move { script.invoke_async(&mut c).await })
+            .await
+    }
+
+    async fn clear_failures(&self, key: &str) -> Result<(), StoreError> {
+        self.cmd::<()>(
+            redis::cmd("DEL")
+                .arg(self.key(&format!("fail:{key}")))
+                .clone(),
+        )
+        .await
+    }
+
+    async fn put_ban(&self, key: &str, until: u64, ttl: Duration) -> Result<(), StoreError> {
+        self.set_px(self.key(&format!("ban:{key}")), &until, ttl)
+            .await
+    }
+
+    async fn ban(&self, key: &str) -> Result<Option<u64>, StoreError> {
+        self.get_live(self.key(&format!("ban:{key}"))).await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -1,18 +1,19 @@
 //! Local users with argon2id password hashes: the embedded identity source that needs nothing external.
 //!
 //! # Security
-//! Password checks run on the blocking pool (argon2 is deliberately slow). An unknown user is checked against a
-//! fixed dummy hash so that the answer takes as long as for a known user with a wrong password; both say only
-//! "login failed".
+//! Password checks run on the blocking pool through a bounded [`PasswordChecker`] (argon2 is deliberately slow
+//! and memory-hard; see [`super::password`]). An unknown user is checked against a fixed dummy hash so that the
+//! answer takes as long as for a known user with a wrong password; both say only "login failed".
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use argon2::Argon2;
 use argon2::password_hash::rand_core::OsRng;
-use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier as _, SaltString};
+use argon2::password_hash::{PasswordHash, PasswordHasher as _, SaltString};
 use async_trait::async_trait;
 
+use super::password::{PasswordCheckLimits, PasswordChecker};
 use super::{Credentials, IdentityProvider, Login, LoginStart, UpstreamError, UpstreamRequest};
 use crate::types::{Identity, UpstreamSession};
 
@@ -71,10 +72,20 @@ impl std::fmt::Debug for LocalUser {
     }
 }
 
-/// The local user directory.
-#[derive(Clone, Debug, Default)]
+/// The local user directory. Clones share the users and the bound on password checks.
+#[derive(Clone, Debug)]
 pub struct LocalUsers {
     users: Arc<HashMap<String, LocalUser>>,
+    checker: PasswordChecker,
+}
+
+impl Default for LocalUsers {
+    fn default() -> Self {
+        LocalUsers {
+            users: Arc::default(),
+            checker: PasswordChecker::new(PasswordCheckLimits::default()),
+        }
+    }
 }
 
 /// A valid argon2id hash of a random string nobody knows, used for unknown users.
@@ -101,7 +112,20 @@ impl LocalUsers {
         }
         Ok(LocalUsers {
             users: Arc::new(map),
+            checker: PasswordChecker::new(PasswordCheckLimits::default()),
         })
+    }
+
+    /// Bounds the password checks of this directory (default [`PasswordCheckLimits::default`]).
+    #[must_use]
+    pub fn with_limits(mut self, limits: PasswordCheckLimits) -> Self {
+        self.checker = PasswordChecker::new(limits);
+        self
+    }
+
+    /// The bounded pool the password checks run in.
+    pub fn checker(&self) -> &PasswordChecker {
+        &self.checker
     }
 
     /// Hashes a password with argon2id and a random salt, in PHC format.
@@ -126,15 +150,22 @@ impl LocalUsers {
         self.users.is_empty()
     }
 
-    fn check(&self, username: &str, password: &str) -> Option<Identity> {
+    /// The identity of `username` if `password` is theirs. Unknown users cost a check against [`DUMMY_HASH`].
+    async fn check(
+        &self,
+        username: &str,
+        password: &str,
+    ) -> Result<Option<Identity>, UpstreamError> {
         let user = self.users.get(username);
         let stored = user.map_or(DUMMY_HASH, |u| u.password_hash.as_str());
-        let ok = PasswordHash::new(stored).ok().is_some_and(|h| {
-            Argon2::default()
-                .verify_password(password.as_bytes(), &h)
-                .is_ok()
-        });
-        user.filter(|_| ok).map(identity_of)
+        let ok = self
+            .checker
+            .verify(stored.to_owned(), password.to_owned())
+            .await
+            .map_err(|busy| UpstreamError::Busy {
+                retry_after: busy.retry_after,
+            })?;
+        Ok(user.filter(|_| ok).map(identity_of))
     }
 }
 
@@ -166,10 +197,8 @@ impl IdentityProvider for LocalUsers {
         let Credentials::Password { username, password } = credentials else {
             return Err(UpstreamError::Unsupported("upstream callbacks"));
         };
-        let (me, username, password) = (self.clone(), username.to_owned(), password.to_owned());
-        tokio::task::spawn_blocking(move || me.check(&username, &password))
-            .await
-            .map_err(|e| UpstreamError::Unavailable(format!("password check failed: {e}")))?
+        self.check(username, password)
+            .await?
             .map(Login::local)
             .ok_or(UpstreamError::LoginFailed)
     }
@@ -195,10 +224,6 @@ mod tests {
         let parsed = PasswordHash::new(DUMMY_HASH).expect("dummy hash parses");
         assert_eq!(parsed.algorithm.as_str(), "argon2id");
         // Verifying against it does the full argon2 work and fails for any password.
-        assert!(
-            Argon2::default()
-                .verify_password(b"anything", &parsed)
-                .is_err()
-        );
+        assert!(!super::super::password::verify_phc(DUMMY_HASH, b"anything"));
     }
 }

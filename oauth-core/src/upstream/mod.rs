@@ -14,6 +14,7 @@
 #[cfg(feature = "github")]
 mod github;
 mod local;
+pub mod password;
 
 #[cfg(feature = "github")]
 pub use github::{GithubConfig, GithubProvider};
@@ -68,6 +69,12 @@ pub enum UpstreamError {
     /// The upstream could not be reached or answered nonsense; the cause is for logs.
     #[error("upstream unavailable: {0}")]
     Unavailable(String),
+    /// Too many logins are being checked right now; the check was not started. Answer 503 with `Retry-After`.
+    #[error("too many logins at once; retry after {} s", retry_after.as_secs())]
+    Busy {
+        /// How long the caller should wait.
+        retry_after: std::time::Duration,
+    },
 }
 
 /// How a provider starts a login.

@@ -17,6 +17,7 @@ mod authorize;
 #[cfg(feature = "cimd")]
 mod cimd;
 mod code_pkce;
+mod login;
 mod metadata;
 mod refresh;
 mod register;

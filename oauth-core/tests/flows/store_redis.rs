@@ -406,3 +406,39 @@ async fn a_revocation_log_lost_with_a_redis_restart_is_still_followed() {
         .unwrap_err();
     assert_eq!(r.description, "the access token has been revoked");
 }
+
+/// Two instances on one real Redis share counts and bans: failures on one add up with failures on the other, the
+/// ban earned is enforced by both, and it ends for both on the injected clock.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_share_login_failures_and_bans() {
+    use oauth_core::{LocalUser, LocalUsers, LoginError};
+    let redis = RedisServer::start();
+    let prefix = unique_prefix("regulation");
+    let clock = FixedClock::new();
+    let hash = LocalUsers::hash_password("right").unwrap();
+    let users = LocalUsers::new(vec![LocalUser::new("alice", hash)]).unwrap();
+    let mut instances = Vec::new();
+    for _ in 0..2 {
+        let h = harness_on(&redis, &prefix, clock.clone(), testing::config()).await;
+        instances.push(h.server.with_providers(vec![
+            Arc::new(users.clone()) as Arc<dyn oauth_core::IdentityProvider>
+        ]));
+    }
+    let (a, b) = (&instances[0], &instances[1]);
+    let client = Some("198.51.100.7".parse().unwrap());
+    for i in 0..5 {
+        let instance = if i % 2 == 0 { a } else { b };
+        let r = instance.password_login("alice", "wrong", client).await;
+        assert!(matches!(r, Err(LoginError::Failed)), "{r:?}");
+    }
+    for instance in [a, b] {
+        let r = instance.password_login("alice", "right", None).await;
+        assert!(
+            matches!(r, Err(LoginError::Banned { retry_after }) if retry_after == Duration::from_secs(900)),
+            "{r:?}"
+        );
+    }
+    clock.advance(Duration::from_secs(900));
+    b.password_login("alice", "right", client).await.unwrap();
+    a.password_login("alice", "right", client).await.unwrap();
+}

@@ -74,6 +74,9 @@
 //! ca_certificates = []                # extra trusted CAs (PEM files, relative to this file)
 //! builtin_roots = true                # false: trust only ca_certificates
 //!
+//! [login]                             # password checks at once, failed-login bans: see `config::limits`
+//! [rate_limits]                       # requests per minute per client address: see `config::limits`
+//!
 //! [users]
 //! file = "users.toml"                 # local users; see below
 //!
@@ -120,6 +123,8 @@
 //! [`load`] with no path gives [`Config::defaults`] (listen `127.0.0.1:8080`, embedded store in
 //! `data/oauth.redb`, one resource `<issuer>/mcp`, no users) with the environment overrides applied.
 
+mod limits;
+
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
@@ -153,6 +158,8 @@ pub struct Config {
     pub gate: GateConfig,
     /// Log output format.
     pub log_format: LogFormat,
+    /// How many password checks run and wait at once.
+    pub password_checks: oauth_core::upstream::password::PasswordCheckLimits,
 }
 
 /// An upstream identity provider.
@@ -301,6 +308,7 @@ impl Config {
             providers: Vec::new(),
             gate: GateConfig::default(),
             log_format: LogFormat::Human,
+            password_checks: oauth_core::upstream::password::PasswordCheckLimits::default(),
         }
     }
 }
@@ -423,6 +431,10 @@ pub struct RawConfig {
     providers: Vec<RawProvider>,
     #[serde(default)]
     client_metadata: RawClientMetadata,
+    #[serde(default)]
+    login: limits::RawLogin,
+    #[serde(default)]
+    rate_limits: limits::RawRateLimits,
 }
 
 /// `[client_metadata]`: Client ID Metadata Documents (URL `client_id`s).
@@ -786,6 +798,10 @@ impl RawConfig {
         apply_tokens(&ctx, self.tokens, &mut server)?;
         apply_registration(&ctx, self.registration, &mut server)?;
         server.client_metadata = client_metadata(&ctx, self.client_metadata)?;
+        let (password_checks, regulation) = limits::login(&ctx, self.login)?;
+        config.password_checks = password_checks;
+        server.regulation = regulation;
+        server.rate_limits = limits::rate_limits(&ctx, self.rate_limits)?;
         if matches!(config.store, StoreConfig::Redis(_)) {
             server.revocation_max_staleness = Some(REDIS_REVOCATION_MAX_STALENESS);
             server.key_activation_delay = REDIS_KEY_ACTIVATION_DELAY;
@@ -1569,5 +1585,4 @@ fn gate_config(ctx: &Ctx<'_>, raw: RawGate) -> Result<GateConfig, ConfigError> {
 }
 
 #[cfg(test)]
-#[path = "config_tests.rs"]
 mod tests;
