@@ -35,6 +35,8 @@ const SYNC_EVERY: Duration = Duration::from_secs(1);
 const PURGE_EVERY: Duration = Duration::from_secs(300);
 /// How often rate-limit entries that carry no information any more are dropped.
 const TIDY_EVERY: Duration = Duration::from_secs(60);
+/// How often unused registered clients are collected.
+const COLLECT_EVERY: Duration = Duration::from_secs(3600);
 /// How often an instance on a shared store re-reads the signing keys (besides announcements), well within
 /// [`config::REDIS_KEY_ACTIVATION_DELAY`], so a rotated-in key is loaded everywhere before it signs.
 const KEY_RELOAD_EVERY: Duration = Duration::from_secs(10);
@@ -94,6 +96,7 @@ async fn background(auth: std::sync::Arc<oauth_core::AuthServer>) {
     let mut purge = tokio::time::interval(PURGE_EVERY);
     let mut keys = tokio::time::interval(KEY_RELOAD_EVERY);
     let mut tidy = tokio::time::interval(TIDY_EVERY);
+    let mut collect = tokio::time::interval(COLLECT_EVERY);
     sync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
@@ -104,6 +107,11 @@ async fn background(auth: std::sync::Arc<oauth_core::AuthServer>) {
                 tracing::warn!(error = %e, "purge failed");
             },
             _ = tidy.tick() => auth.tidy_rate_limits(),
+            _ = collect.tick() => match auth.collect_clients().await {
+                Ok(c) if c.never_used + c.idle > 0 => tracing::info!(never_used = c.never_used, idle = c.idle, "unused clients deleted"),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "collecting unused clients failed"),
+            },
             _ = keys.tick(), if shared => if let Err(e) = auth.reload_keys().await {
                 tracing::warn!(error = %e, "key reload failed");
             },

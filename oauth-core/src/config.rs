@@ -485,6 +485,15 @@ pub struct RegistrationPolicy {
     /// If a client asks for `client_secret_basic`/`client_secret_post`, register it as a public client
     /// (`none`) instead and say so in the response.
     pub downgrade_secret_to_none: bool,
+    /// Most registered clients; a registration beyond it is refused (503 `temporarily_unavailable`). 0 = no cap.
+    /// Default 10,000.
+    pub max_clients: usize,
+    /// A client that has not completed an authorization (redeemed a code) this long after registering is
+    /// deleted. `None` keeps it. Default 24 hours.
+    pub never_used_client_ttl: Option<Duration>,
+    /// A client that has neither redeemed a code nor refreshed a token for this long is deleted, with its
+    /// grants. `None` keeps it. Default 90 days.
+    pub idle_client_ttl: Option<Duration>,
 }
 
 impl Default for RegistrationPolicy {
@@ -495,6 +504,9 @@ impl Default for RegistrationPolicy {
             max_redirect_uris: 10,
             max_metadata_bytes: 16 * 1024,
             downgrade_secret_to_none: false,
+            max_clients: 10_000,
+            never_used_client_ttl: Some(Duration::from_secs(24 * 3600)),
+            idle_client_ttl: Some(Duration::from_secs(90 * 24 * 3600)),
         }
     }
 }

@@ -69,6 +69,7 @@ pub use config::{
 };
 pub use error::{AuthorizeError, Error, ErrorCode, OAuthError, Result};
 pub use flow::authorize::AuthorizationPrompt;
+pub use flow::collect::CollectedClients;
 pub use flow::gate::{GateInput, GateOutcome, GateRefusal, GateVerdict, Preflight, RefusalReason};
 pub use flow::login::LoginError;
 pub use flow::session::BrowserSession;

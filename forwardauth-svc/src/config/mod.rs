@@ -44,6 +44,9 @@
 //! allowed_schemes = ["cursor", "vscode"]  # private-use redirect URI schemes (RFC 8252 §7.1)
 //! max_redirect_uris = 10
 //! downgrade_secret_to_none = false    # register clients asking for a secret as public clients instead
+//! max_clients = 10000                 # registrations beyond this many clients are refused (503); 0 = no cap
+//! never_used_client_ttl_secs = 86400  # delete a client that redeemed no code this long after registering; 0 = keep
+//! idle_client_ttl_secs = 7776000      # delete a client (and its grants) unused this long; 0 = keep
 //!
 //! [[resources]]                       # one per protected MCP server (RFC 8707 / RFC 9728)
 //! resource = "https://mcp.example.com/mcp"
@@ -540,6 +543,9 @@ struct RawRegistration {
     allowed_schemes: Option<Vec<String>>,
     max_redirect_uris: Option<usize>,
     downgrade_secret_to_none: Option<bool>,
+    max_clients: Option<usize>,
+    never_used_client_ttl_secs: Option<u64>,
+    idle_client_ttl_secs: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -1340,6 +1346,16 @@ fn apply_registration(
     }
     if let Some(d) = raw.downgrade_secret_to_none {
         policy.downgrade_secret_to_none = d;
+    }
+    if let Some(n) = raw.max_clients {
+        policy.max_clients = n;
+    }
+    let keep_or = |secs: u64| (secs > 0).then(|| Duration::from_secs(secs));
+    if let Some(s) = raw.never_used_client_ttl_secs {
+        policy.never_used_client_ttl = keep_or(s);
+    }
+    if let Some(s) = raw.idle_client_ttl_secs {
+        policy.idle_client_ttl = keep_or(s);
     }
     Ok(())
 }

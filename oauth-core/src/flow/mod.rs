@@ -3,6 +3,7 @@
 
 pub(crate) mod authorize;
 pub(crate) mod client;
+pub(crate) mod collect;
 pub(crate) mod gate;
 pub(crate) mod introspect;
 pub(crate) mod login;

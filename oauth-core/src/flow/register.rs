@@ -330,6 +330,20 @@ impl AuthServer {
         }
         let req = parse_request(body, policy.max_metadata_bytes)?;
         let metadata = self.validate_metadata(&req, MetadataSource::Registration)?;
+        if policy.max_clients > 0 && self.store.count_clients().await? >= policy.max_clients {
+            tracing::warn!(
+                max_clients = policy.max_clients,
+                "registration refused: the client cap is reached"
+            );
+            return Err(OAuthError::new(
+                ErrorCode::TemporarilyUnavailable,
+                format!(
+                    "this server holds its maximum of {} registered clients; try again later",
+                    policy.max_clients
+                ),
+            )
+            .into());
+        }
         let now = self.clock.unix();
         let secret = (metadata.token_endpoint_auth_method != "none").then(Secret::generate);
         let registration_token = Secret::generate();

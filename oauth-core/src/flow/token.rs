@@ -292,7 +292,7 @@ impl AuthServer {
                     ),
             )
             .await?;
-        match TokenGrant::try_from(&req)? {
+        let issued = match TokenGrant::try_from(&req)? {
             TokenGrant::AuthorizationCode {
                 code,
                 redirect_uri,
@@ -305,13 +305,21 @@ impl AuthServer {
                     &verifier,
                     req.resource.as_deref(),
                 )
-                .await
+                .await?
             }
             TokenGrant::RefreshToken { token, scope } => {
                 self.refresh(&client, token, scope.as_deref(), req.resource.as_deref())
-                    .await
+                    .await?
             }
+        };
+        // The tokens exist by now: a failure to record the use must not withhold them (the client would retry
+        // the code and revoke its own grant). The next use records it.
+        if !crate::cimd::is_url_client_id(&client.client_id)
+            && let Err(e) = self.note_client_use(&client.client_id).await
+        {
+            tracing::warn!(error = %e, client_id = %client.client_id, "recording the client's use failed");
         }
+        Ok(issued)
     }
 
     async fn exchange_code(

@@ -102,6 +102,7 @@ where
     F: Fn(Arc<FixedClock>) -> S,
 {
     clients(&make(FixedClock::new())).await;
+    client_usage(&make(FixedClock::new())).await;
     pending_single_use(&make(FixedClock::new())).await;
     let clock = FixedClock::new();
     ttl_expiry(&make(Arc::clone(&clock)), &clock).await;
@@ -217,6 +218,30 @@ async fn sessions_and_consent(s: &impl Store, clock: &FixedClock) {
         s.consent("local:alice", "c1").await.unwrap(),
         None,
         "consent expires"
+    );
+}
+
+async fn client_usage(s: &impl Store) {
+    assert_eq!(s.count_clients().await.unwrap(), 0);
+    s.insert_client(&client("u1")).await.unwrap();
+    s.insert_client(&client("u2")).await.unwrap();
+    assert_eq!(s.count_clients().await.unwrap(), 2);
+    assert_eq!(s.client_last_used("u1").await.unwrap(), None);
+    s.mark_client_used("u1", 100).await.unwrap();
+    s.mark_client_used("u1", 200).await.unwrap();
+    assert_eq!(s.client_last_used("u1").await.unwrap(), Some(200));
+    assert_eq!(s.client_last_used("u2").await.unwrap(), None, "per client");
+    assert!(s.delete_client("u1").await.unwrap());
+    assert_eq!(
+        s.client_last_used("u1").await.unwrap(),
+        None,
+        "deleted with the client"
+    );
+    assert_eq!(s.count_clients().await.unwrap(), 1);
+    assert_eq!(
+        s.list_clients().await.unwrap().len(),
+        1,
+        "the usage marker is not a client"
     );
 }
 

@@ -7,7 +7,7 @@
 //! atomic without further locking. Its in-memory backend runs the very same code for tests.
 //!
 //! # Layout
-//! * table `records` (`&str` → bytes): `client:{id}`, `pending:{hash}`, `code:{hash}`, `used:{hash}`,
+//! * table `records` (`&str` → bytes): `client:{id}`, `client-used:{id}` (when it was last used), `pending:{hash}`, `code:{hash}`, `used:{hash}`,
 //!   `grant:{id}`, `refresh:{hash}`, `key:{kid}`, `session:{hash}`, `consent:{subject}\0{client_id}`,
 //!   `fail:{key}` and `ban:{key}` (login regulation). Each value is an 8-byte big-endian expiry (seconds since the
 //!   epoch, 0 = never) followed by the record as JSON.
@@ -283,8 +283,42 @@ impl Store for EmbeddedStore {
     }
 
     async fn delete_client(&self, client_id: &str) -> Result<bool, StoreError> {
-        let key = format!("client:{client_id}");
-        self.run(move |s| s.remove(&key)).await
+        let (key, used) = (
+            format!("client:{client_id}"),
+            format!("client-used:{client_id}"),
+        );
+        self.run(move |s| {
+            s.write(|tx| {
+                let mut t = tx.open_table(RECORDS).map_err(backend)?;
+                t.remove(used.as_str()).map_err(backend)?;
+                Ok(t.remove(key.as_str()).map_err(backend)?.is_some())
+            })
+        })
+        .await
+    }
+
+    async fn count_clients(&self) -> Result<usize, StoreError> {
+        self.run(|s| {
+            let tx = s.db.begin_read().map_err(backend)?;
+            let t = tx.open_table(RECORDS).map_err(backend)?;
+            let mut n = 0usize;
+            for row in t.range("client:".."client;").map_err(backend)? {
+                row.map_err(backend)?;
+                n += 1;
+            }
+            Ok(n)
+        })
+        .await
+    }
+
+    async fn mark_client_used(&self, client_id: &str, at: u64) -> Result<(), StoreError> {
+        let key = format!("client-used:{client_id}");
+        self.run(move |s| s.put(&key, &at, 0)).await
+    }
+
+    async fn client_last_used(&self, client_id: &str) -> Result<Option<u64>, StoreError> {
+        let key = format!("client-used:{client_id}");
+        self.run(move |s| s.get(&key)).await
     }
 
     async fn list_clients(&self) -> Result<Vec<ClientRecord>, StoreError> {

@@ -292,8 +292,16 @@ pub trait Store: Send + Sync + 'static {
     async fn replace_client(&self, client: &ClientRecord) -> Result<bool, StoreError>;
     /// Deletes a client; `false` if there was none.
     async fn delete_client(&self, client_id: &str) -> Result<bool, StoreError>;
-    /// Every client, for administration.
+    /// Every client, for administration and the collection of unused clients.
     async fn list_clients(&self) -> Result<Vec<ClientRecord>, StoreError>;
+    /// How many clients are registered.
+    async fn count_clients(&self) -> Result<usize, StoreError>;
+    /// Records that a client completed an authorization or refreshed a token at `at` (seconds since the epoch).
+    /// Kept beside the client record, not in it, so that it never races an RFC 7592 update; deleted with the
+    /// client.
+    async fn mark_client_used(&self, client_id: &str, at: u64) -> Result<(), StoreError>;
+    /// When a client was last marked used, if ever.
+    async fn client_last_used(&self, client_id: &str) -> Result<Option<u64>, StoreError>;
 
     /// Stores a pending authorization under the hash of its handle.
     async fn put_pending(

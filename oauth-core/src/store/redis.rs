@@ -14,7 +14,8 @@
 //! | key | type | what |
 //! |---|---|---|
 //! | `P:client:<client_id>` | string | a client |
-//! | `P:clients` | set | every client id (for listing) |
+//! | `P:clients` | set | every client id (for listing and counting) |
+//! | `P:client-used:<client_id>` | string | when the client last completed an authorization or refreshed |
 //! | `P:pending:<hash>` | string | a pending authorization, taken with `GETDEL` |
 //! | `P:code:{<hash>}` | string | an authorization code |
 //! | `P:code-used:{<hash>}` | string | the replay marker of a redeemed code (grant id) |
@@ -568,14 +569,38 @@ impl Store for RedisStore {
 
     async fn delete_client(&self, client_id: &str) -> Result<bool, StoreError> {
         let mut pipe = redis::pipe();
-        pipe.cmd("DEL")
+        pipe.atomic()
+            .cmd("DEL")
             .arg(self.key(&format!("client:{client_id}")))
+            .cmd("DEL")
+            .arg(self.key(&format!("client-used:{client_id}")))
+            .ignore()
             .cmd("SREM")
             .arg(self.key("clients"))
             .arg(client_id)
             .ignore();
         let (deleted,): (u64,) = self.pipe(pipe).await?;
         Ok(deleted > 0)
+    }
+
+    async fn count_clients(&self) -> Result<usize, StoreError> {
+        self.cmd(redis::cmd("SCARD").arg(self.key("clients")).clone())
+            .await
+    }
+
+    async fn mark_client_used(&self, client_id: &str, at: u64) -> Result<(), StoreError> {
+        self.cmd::<()>(
+            redis::cmd("SET")
+                .arg(self.key(&format!("client-used:{client_id}")))
+                .arg(encode(&at, 0)?)
+                .clone(),
+        )
+        .await
+    }
+
+    async fn client_last_used(&self, client_id: &str) -> Result<Option<u64>, StoreError> {
+        self.get_live(self.key(&format!("client-used:{client_id}")))
+            .await
     }
 
     async fn list_clients(&self) -> Result<Vec<ClientRecord>, StoreError> {

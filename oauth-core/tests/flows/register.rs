@@ -577,3 +577,174 @@ async fn rfc7592_delete_revokes_every_token_of_the_client() {
         (401, body("invalid_client", "client authentication failed"))
     );
 }
+
+mod policy {
+    //! The registration policy: a cap on clients, and collection of clients nobody uses (on the injected clock).
+
+    use std::time::Duration;
+
+    use oauth_core::testing;
+
+    use crate::common::*;
+
+    const HOUR: Duration = Duration::from_secs(3600);
+    const DAY: Duration = Duration::from_secs(24 * 3600);
+
+    #[tokio::test]
+    async fn registrations_beyond_the_cap_are_refused_until_a_client_goes() {
+        let mut config = testing::config();
+        config.registration.max_clients = 2;
+        let h = harness_with(config).await;
+        let first = public_client(&h).await;
+        public_client(&h).await;
+        let body =
+            serde_json::json!({"redirect_uris": [LOOPBACK], "token_endpoint_auth_method": "none"});
+        let e = h
+            .server
+            .register(body.to_string().as_bytes(), None)
+            .await
+            .unwrap_err();
+        let (status, json) = wire_of(&e);
+        assert_eq!(status, 503);
+        assert_eq!(json["error"], "temporarily_unavailable");
+        assert!(
+            json["error_description"]
+                .as_str()
+                .unwrap()
+                .contains("maximum of 2 registered clients"),
+            "{json}"
+        );
+        assert_eq!(
+            h.store.count_clients().await.unwrap(),
+            2,
+            "nothing was stored"
+        );
+        h.server
+            .delete_client(&first.client_id, first.registration_access_token.as_deref())
+            .await
+            .unwrap();
+        public_client(&h).await;
+    }
+
+    #[tokio::test]
+    async fn a_cap_of_zero_is_no_cap() {
+        let mut config = testing::config();
+        config.registration.max_clients = 0;
+        let h = harness_with(config).await;
+        for _ in 0..5 {
+            public_client(&h).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn clients_that_never_complete_an_authorization_are_collected_after_their_time() {
+        let h = harness().await;
+        let used = public_client(&h).await;
+        let unused = public_client(&h).await;
+        h.clock.advance(23 * HOUR);
+        assert_eq!(
+            h.server.collect_clients().await.unwrap().never_used,
+            0,
+            "not yet"
+        );
+        tokens(&h, &used.client_id, &for_resource()).await;
+        h.clock.advance(HOUR);
+        let c = h.server.collect_clients().await.unwrap();
+        assert_eq!((c.never_used, c.idle), (1, 0));
+        assert!(h.store.client(&unused.client_id).await.unwrap().is_none());
+        assert!(
+            h.store.client(&used.client_id).await.unwrap().is_some(),
+            "a client that redeemed a code stays"
+        );
+        // An authorization request alone is not use: only a redeemed code is.
+        let started = public_client(&h).await;
+        let _ = h
+            .server
+            .authorize(form(&authorize_query(
+                &started.client_id,
+                LOOPBACK,
+                &for_resource(),
+            )))
+            .await
+            .unwrap();
+        h.clock.advance(DAY);
+        assert_eq!(h.server.collect_clients().await.unwrap().never_used, 1);
+    }
+
+    #[tokio::test]
+    async fn clients_unused_for_long_are_collected_with_their_grants_and_refreshes_keep_them() {
+        let mut config = testing::config();
+        config.refresh_token_ttl = 400 * DAY;
+        let h = harness_with(config).await;
+        let client = public_client(&h).await;
+        let id = client.client_id.as_str();
+        let t = tokens(&h, id, &for_resource()).await;
+        let first_use = h.store.client_last_used(id).await.unwrap().unwrap();
+        // A refresh within a day does not write the use again; one after a day does.
+        h.clock.advance(HOUR);
+        let t = h
+            .server
+            .token(
+                None,
+                refresh_request(id, t.refresh_token.as_deref().unwrap(), ""),
+            )
+            .await
+            .unwrap();
+        assert_eq!(h.store.client_last_used(id).await.unwrap(), Some(first_use));
+        h.clock.advance(DAY);
+        let t = h
+            .server
+            .token(
+                None,
+                refresh_request(id, t.refresh_token.as_deref().unwrap(), ""),
+            )
+            .await
+            .unwrap();
+        let renewed = h.store.client_last_used(id).await.unwrap().unwrap();
+        assert_eq!(renewed, first_use + HOUR.as_secs() + DAY.as_secs());
+
+        h.clock.advance(89 * DAY);
+        assert_eq!(
+            h.server.collect_clients().await.unwrap().idle,
+            0,
+            "89 days: kept"
+        );
+        h.clock.advance(DAY);
+        let c = h.server.collect_clients().await.unwrap();
+        assert_eq!((c.never_used, c.idle), (0, 1));
+        assert!(h.store.client(id).await.unwrap().is_none());
+        let e = h
+            .server
+            .token(
+                None,
+                refresh_request(id, t.refresh_token.as_deref().unwrap(), ""),
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(
+            wire_of(&e).0,
+            401,
+            "the client is gone, and its grant with it"
+        );
+        let v = gate_post(&h, &bearer(&t.access_token)).await;
+        assert!(
+            !matches!(v.outcome, oauth_core::GateOutcome::Admit(_)),
+            "its access tokens are revoked: {v:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn collection_can_be_turned_off() {
+        let mut config = testing::config();
+        config.registration.never_used_client_ttl = None;
+        config.registration.idle_client_ttl = None;
+        let h = harness_with(config).await;
+        public_client(&h).await;
+        h.clock.advance(1000 * DAY);
+        assert_eq!(
+            h.server.collect_clients().await.unwrap(),
+            oauth_core::CollectedClients::default()
+        );
+        assert_eq!(h.store.count_clients().await.unwrap(), 1);
+    }
+}
