@@ -493,4 +493,84 @@ mod tests {
         // ~1.2 KiB an entry: a couple of hundred fit, far fewer than were inserted.
         assert!((100..400).contains(&held), "{held} entries held");
     }
+
+    /// Every field an entry holds counts towards its weight: a field left out would let tokens with long claims
+    /// grow the cache past its byte budget.
+    #[test]
+    fn an_entry_weighs_its_token_every_claim_and_the_overhead() {
+        let p = Arc::new(Principal {
+            subject: "s".repeat(3),
+            client_id: "c".repeat(5),
+            scope: ScopeSet::parse("a bb").unwrap(),
+            audience: "a".repeat(7),
+            jti: "j".repeat(11),
+            grant_id: "g".repeat(13),
+            expires_at: 0,
+            issued_at: 0,
+            username: Some("u".repeat(17)),
+            email: Some("e".repeat(19)),
+            name: Some("n".repeat(23)),
+            groups: vec!["x".repeat(29), "y".repeat(31)],
+        });
+        let token: Box<str> = "t".repeat(101).into();
+        let text =
+            101 + 3 + 5 + 7 + 11 + 13 + 17 + 19 + 23 + (29 + 24) + (31 + 24) + (1 + 24) + (2 + 24);
+        assert_eq!(
+            quick_cache::Weighter::weight(&EntryWeight, &token, &p),
+            text + ENTRY_OVERHEAD
+        );
+        let mut bare = Principal::clone(&p);
+        (bare.username, bare.email, bare.name, bare.groups) = (None, None, None, Vec::new());
+        assert_eq!(
+            quick_cache::Weighter::weight(&EntryWeight, &token, &Arc::new(bare)),
+            101 + 3 + 5 + 7 + 11 + 13 + (1 + 24) + (2 + 24) + ENTRY_OVERHEAD
+        );
+    }
+
+    #[test]
+    fn the_revocation_state_is_stale_only_past_its_bound() {
+        let v = Verifier::new(1024 * 1024);
+        let max = std::time::Duration::from_millis(5_000);
+        v.mark_synced(1_000);
+        assert!(
+            !v.is_stale(6_000, max),
+            "exactly the bound old: still fresh"
+        );
+        assert!(v.is_stale(6_001, max));
+        v.mark_synced(500);
+        assert!(
+            !v.is_stale(6_000, max),
+            "an older sync never moves the mark back"
+        );
+    }
+
+    #[test]
+    fn applying_the_log_advances_the_cursor_and_drops_what_has_expired() {
+        let v = Verifier::new(1024 * 1024);
+        let now = 1_000;
+        let entry = |kind, id: &str, expires_at| Revocation {
+            kind,
+            id: id.to_owned(),
+            expires_at,
+        };
+        v.apply(
+            &[
+                (5, entry(RevokedKind::Grant, "live-grant", now + 1)),
+                (7, entry(RevokedKind::Grant, "ending-grant", now)),
+                (6, entry(RevokedKind::Token, "ending-jti", now)),
+                (3, entry(RevokedKind::Token, "live-jti", now + 1)),
+            ],
+            now,
+        );
+        assert_eq!(v.cursor(), 7, "the highest sequence applied");
+        assert!(v.is_grant_revoked("live-grant"));
+        assert!(
+            !v.is_grant_revoked("ending-grant"),
+            "an entry whose tokens expire now carries nothing"
+        );
+        assert!(v.is_revoked(&principal_with_jti("live-jti")));
+        assert!(!v.is_revoked(&principal_with_jti("ending-jti")));
+        v.apply(&[], now);
+        assert_eq!(v.cursor(), 7, "an empty batch keeps the cursor");
+    }
 }
