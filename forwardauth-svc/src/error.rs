@@ -17,6 +17,12 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
 use oauth_core::{Error, ErrorCode, OAuthError};
 
+/// How long a "retry later" answer (429, 503) is held before it is sent. A client over its limit that retries at
+/// once would otherwise cost about as much per refusal as a `/verify`: 64 connections retrying back to back took
+/// half of a 2-core machine from `/verify` in `bench-storm`. Held, each connection costs a timer and no CPU, so a
+/// storm's rate is bounded by its connections, not by how fast this server can say no.
+pub const REFUSAL_DELAY: std::time::Duration = std::time::Duration::from_millis(500);
+
 /// Which authentication challenge a 401 carries.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Challenge {

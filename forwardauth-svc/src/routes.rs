@@ -114,6 +114,7 @@ async fn rate_limited(
     };
     if let Err(throttled) = state.auth.throttle(limit, client) {
         let error = throttled_error(&state, limit, throttled);
+        actix_web::rt::time::sleep(crate::error::REFUSAL_DELAY).await;
         return Ok(req.error_response(error));
     }
     let res = next.call(req).await?;

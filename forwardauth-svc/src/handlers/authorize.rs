@@ -290,7 +290,14 @@ pub async fn login(
     let username = form.username.unwrap_or_default();
     let client = crate::extract::client_addr(&req, &state.gate);
     let password = form.password.as_deref().unwrap_or_default();
-    match state.auth.password_login(&username, password, client).await {
+    let outcome = state.auth.password_login(&username, password, client).await;
+    if matches!(
+        outcome,
+        Err(LoginError::Banned { .. } | LoginError::Busy { .. })
+    ) {
+        actix_web::rt::time::sleep(crate::error::REFUSAL_DELAY).await;
+    }
+    match outcome {
         Ok(login) => {
             let session = state
                 .auth

@@ -2,7 +2,8 @@
 //!
 //! The login and consent pages are the service's, but what they rely on is protocol state and lives here:
 //! * a session is a random cookie value whose hash names a [`SessionRecord`](crate::store::SessionRecord) holding
-//!   a CSRF token and, after login, the [`Identity`]. Logging in issues a *new* session id (the old one is
+//!   a CSRF token and, after login, the [`Identity`]. Before a login it lives as long as a pending
+//!   authorization (anyone can make one), after it for `session_ttl`. Logging in issues a *new* session id (the old one is
 //!   deleted), so a session id planted before login is worthless after it (session fixation);
 //! * every form carries the session's CSRF token, compared in constant time;
 //! * consent is remembered per user and client (MCP security best practices, "confused deputy"), and covers
@@ -54,19 +55,21 @@ impl BrowserSession {
 impl AuthServer {
     async fn new_session(&self, login: Option<Login>) -> Result<BrowserSession, Error> {
         let id = Secret::generate();
+        // Anyone gets a session by opening an authorization request; until a login it need only outlive the
+        // pending authorization, so anonymous sessions cost the store minutes, not `session_ttl`.
+        let ttl = if login.is_some() {
+            self.config.session_ttl
+        } else {
+            self.config.pending_ttl.min(self.config.session_ttl)
+        };
         let (identity, upstream) = login.map_or((None, None), |l| (Some(l.identity), l.session));
         let record = SessionRecord {
             csrf: random_token(32),
             identity,
             upstream,
-            expires_at: self
-                .clock
-                .unix()
-                .saturating_add(self.config.session_ttl.as_secs()),
+            expires_at: self.clock.unix().saturating_add(ttl.as_secs()),
         };
-        self.store
-            .put_session(&id.hash(), &record, self.config.session_ttl)
-            .await?;
+        self.store.put_session(&id.hash(), &record, ttl).await?;
         Ok(BrowserSession {
             id: id.into_exposed(),
             csrf: record.csrf,

@@ -7,38 +7,44 @@
 //! parallel posts held 1.2 GiB, and the memory stayed with the process afterwards (glibc keeps freed blocks of
 //! this size in per-thread arenas once its dynamic mmap threshold has risen past them). Here:
 //!
-//! * at most [`PasswordCheckLimits::concurrent`] checks run at once (a semaphore), each on the blocking pool;
-//! * at most [`PasswordCheckLimits::queued`] more wait for a turn; any further check is refused at once with
+//! * the checks run on [`PasswordCheckLimits::concurrent`] dedicated threads, started on first use, at a lower
+//!   scheduling priority (nice 10 on Linux): a storm of checks then takes the CPU `/verify` leaves idle rather
+//!   than half of it, and a login still goes through at once on an idle machine;
+//! * at most [`PasswordCheckLimits::queued`] more wait for a thread; any further check is refused at once with
 //!   [`PasswordCheckBusy`], which the service answers with 503 and `Retry-After`, so nothing queues without
-//!   limit and CPU stays for `/verify`;
+//!   limit. A queued check whose caller has gone (the client hung up) is dropped unstarted;
 //! * the argon2 working memory is allocated by this module rather than by the `argon2` crate, with a capacity
 //!   above glibc's largest dynamic mmap threshold (32 MiB on 64-bit), so that every allocation is its own
 //!   mapping and is returned to the operating system when the check ends. Only the blocks the parameters need
 //!   are ever touched, so the resident cost of a check is still its `m` KiB.
 //!
-//! A check that its caller stops waiting for (a client that hung up) still holds its turn until argon2 returns:
-//! the permit and the admission travel into the blocking task, so the bounds hold for abandoned checks too.
+//! A check that has started holds its place until argon2 returns, even if its caller stopped waiting: the
+//! admission travels with the job, so the bounds hold for abandoned checks too.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, mpsc};
 use std::time::Duration;
 
 use argon2::password_hash::PasswordHash;
 use argon2::{Algorithm, Argon2, Block, Params, Version};
 use subtle::ConstantTimeEq as _;
-use tokio::sync::Semaphore;
+use tokio::sync::oneshot;
 
 /// Blocks reserved (not touched) for every check: 33 MiB, above glibc's `DEFAULT_MMAP_THRESHOLD_MAX`, so the
 /// allocation is always a fresh mapping that `free` unmaps.
 const RESERVED_BLOCKS: usize = 33 * 1024;
 
+/// The niceness of the checking threads (Linux): below `/verify`'s workers, so that they get the CPU first.
+#[cfg(target_os = "linux")]
+const CHECK_NICENESS: i32 = 10;
+
 /// How many password checks may run and wait.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct PasswordCheckLimits {
-    /// Checks running at once. Default: the number of cores the process may use.
+    /// Checks running at once (one thread each). Default: the number of cores the process may use.
     pub concurrent: usize,
-    /// Checks waiting for a turn; beyond this, a check is refused at once. Default: 8 per running check.
+    /// Checks waiting for a thread; beyond this, a check is refused at once. Default: 8 per running check.
     pub queued: usize,
     /// What to tell a refused caller to wait before retrying.
     pub retry_after: Duration,
@@ -62,7 +68,7 @@ impl PasswordCheckLimits {
     }
 }
 
-/// Every turn is taken: the check was not started.
+/// Every place is taken: the check was not started.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("too many password checks are running; retry after {} s", retry_after.as_secs())]
 pub struct PasswordCheckBusy {
@@ -70,7 +76,7 @@ pub struct PasswordCheckBusy {
     pub retry_after: Duration,
 }
 
-/// The bounded pool of password checks. Clones share the bound.
+/// The bounded pool of password checks. Clones share the bound and the threads.
 #[derive(Clone, Debug)]
 pub struct PasswordChecker {
     inner: Arc<Inner>,
@@ -79,12 +85,14 @@ pub struct PasswordChecker {
 #[derive(Debug)]
 struct Inner {
     limits: PasswordCheckLimits,
-    turns: Arc<Semaphore>,
     /// Checks admitted and not finished: running plus waiting.
     admitted: AtomicUsize,
+    /// The queue of the checking threads, started on first use.
+    jobs: OnceLock<mpsc::Sender<Job>>,
 }
 
 /// One admitted check; dropping it (when the check ends, wherever that is) frees its place.
+#[derive(Debug)]
 struct Admission(Arc<Inner>);
 
 impl Drop for Admission {
@@ -93,14 +101,22 @@ impl Drop for Admission {
     }
 }
 
+#[derive(Debug)]
+struct Job {
+    hash: String,
+    password: String,
+    answer: oneshot::Sender<bool>,
+    _admission: Admission,
+}
+
 impl PasswordChecker {
-    /// A pool with these limits.
+    /// A pool with these limits. Its threads start with the first check.
     pub fn new(limits: PasswordCheckLimits) -> Self {
         PasswordChecker {
             inner: Arc::new(Inner {
                 limits,
-                turns: Arc::new(Semaphore::new(limits.concurrent)),
                 admitted: AtomicUsize::new(0),
+                jobs: OnceLock::new(),
             }),
         }
     }
@@ -115,30 +131,28 @@ impl PasswordChecker {
         self.inner.admitted.load(Ordering::Acquire)
     }
 
-    /// Whether `password` matches the PHC `hash`, computed on the blocking pool once a turn is free. A hash that
-    /// does not parse matches nothing.
+    /// Whether `password` matches the PHC `hash`, computed on one of the pool's threads once one is free. A hash
+    /// that does not parse matches nothing.
     ///
     /// # Errors
-    /// [`PasswordCheckBusy`] when every running and waiting place is taken.
+    /// [`PasswordCheckBusy`] when every running and waiting place is taken (or the threads could not start).
     pub async fn verify(&self, hash: String, password: String) -> Result<bool, PasswordCheckBusy> {
-        let admission = self.admit()?;
         let busy = PasswordCheckBusy {
             retry_after: self.inner.limits.retry_after,
         };
-        let turn = Arc::clone(&self.inner.turns)
-            .acquire_owned()
-            .await
-            .map_err(|_| busy)?;
-        tokio::task::spawn_blocking(move || {
-            let matched = verify_phc(&hash, password.as_bytes());
-            drop((turn, admission));
-            matched
-        })
-        .await
-        .map_err(|_| busy)
+        let admission = self.admit().ok_or(busy)?;
+        let (answer, result) = oneshot::channel();
+        let job = Job {
+            hash,
+            password,
+            answer,
+            _admission: admission,
+        };
+        self.jobs().send(job).map_err(|_| busy)?;
+        result.await.map_err(|_| busy)
     }
 
-    fn admit(&self) -> Result<Admission, PasswordCheckBusy> {
+    fn admit(&self) -> Option<Admission> {
         let limit = self
             .inner
             .limits
@@ -146,14 +160,65 @@ impl PasswordChecker {
             .saturating_add(self.inner.limits.queued);
         let before = self.inner.admitted.fetch_add(1, Ordering::AcqRel);
         let admission = Admission(Arc::clone(&self.inner));
-        if before >= limit {
-            return Err(PasswordCheckBusy {
-                retry_after: self.inner.limits.retry_after,
-            });
-        }
-        Ok(admission)
+        (before < limit).then_some(admission)
+    }
+
+    fn jobs(&self) -> &mpsc::Sender<Job> {
+        self.inner.jobs.get_or_init(|| {
+            let (tx, rx) = mpsc::channel::<Job>();
+            let rx = Arc::new(Mutex::new(rx));
+            for i in 0..self.inner.limits.concurrent {
+                let rx = Arc::clone(&rx);
+                let spawned = std::thread::Builder::new()
+                    .name(format!("password-check-{i}"))
+                    .spawn(move || work(&rx));
+                if let Err(e) = spawned {
+                    tracing::error!(error = %e, "a password-check thread could not start");
+                }
+            }
+            tx
+        })
     }
 }
+
+/// A checking thread: lowers its priority, then runs jobs until every sender is gone.
+fn work(jobs: &Mutex<mpsc::Receiver<Job>>) {
+    lower_priority();
+    loop {
+        let next = match jobs.lock() {
+            Ok(rx) => rx.recv(),
+            Err(_) => return,
+        };
+        let Ok(Job {
+            hash,
+            password,
+            answer,
+            _admission: admission,
+        }) = next
+        else {
+            return;
+        };
+        if answer.is_closed() {
+            // The caller is gone: nobody would read the answer.
+            continue;
+        }
+        let matched = verify_phc(&hash, password.as_bytes());
+        // The place is free before the caller hears the answer, so a caller that retries at once finds it free.
+        drop(admission);
+        let _ = answer.send(matched);
+    }
+}
+
+#[cfg(target_os = "linux")]
+fn lower_priority() {
+    let me = rustix::thread::gettid();
+    if let Err(e) = rustix::process::setpriority_process(Some(me), CHECK_NICENESS) {
+        tracing::debug!(error = %e, "could not lower the password-check thread's priority");
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn lower_priority() {}
 
 /// Whether `password` matches the PHC-format argon2 `hash`, with working memory this module allocates (see the
 /// module documentation), compared in constant time.

@@ -303,24 +303,33 @@ async fn password_checks_beyond_the_running_and_waiting_places_are_refused_at_on
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_abandoned_check_keeps_its_place_until_argon2_returns() {
+async fn an_abandoned_check_keeps_its_place_until_it_leaves_the_queue_unstarted() {
     let hash = LocalUsers::hash_password("pw").unwrap();
-    let checker = PasswordChecker::new(PasswordCheckLimits::new(1, 0));
-    let abandoned = tokio::spawn({
+    let checker = PasswordChecker::new(PasswordCheckLimits::new(1, 1));
+    let running = tokio::spawn({
         let (c, h) = (checker.clone(), hash.clone());
         async move { c.verify(h, "pw".into()).await }
     });
     while checker.in_flight() < 1 {
         tokio::task::yield_now().await;
     }
+    let abandoned = tokio::spawn({
+        let (c, h) = (checker.clone(), hash.clone());
+        async move { c.verify(h, "pw".into()).await }
+    });
+    while checker.in_flight() < 2 {
+        tokio::task::yield_now().await;
+    }
     abandoned.abort();
-    // The caller is gone, but argon2 still runs: no new check may start beside it.
+    // Its caller is gone, but the job still waits in the queue behind the running check: its place is not free.
     assert!(
         checker.verify(hash.clone(), "pw".into()).await.is_err(),
-        "the abandoned check still holds the only place"
+        "the abandoned check still holds its place"
     );
+    assert_eq!(running.await.unwrap(), Ok(true));
+    // Then it is dropped without being computed, and every place is free again.
     while checker.in_flight() > 0 {
-        tokio::time::sleep(Duration::from_millis(5)).await;
+        tokio::time::sleep(Duration::from_millis(1)).await;
     }
     assert_eq!(checker.verify(hash, "pw".into()).await, Ok(true));
 }

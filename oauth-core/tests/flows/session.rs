@@ -157,3 +157,46 @@ async fn consent_covers_only_what_was_consented() {
             && h.server.has_consented("local:alice", &wider).await.unwrap()
     );
 }
+
+/// Anyone can open an authorization request and get a session; until someone logs in it lives only as long as a
+/// pending authorization, so anonymous visits cost the store minutes of state, not hours.
+#[tokio::test]
+async fn an_anonymous_session_lives_as_long_as_a_pending_authorization_and_a_logged_in_one_for_the_session_time()
+ {
+    let h = harness().await;
+    let anonymous = h.server.browser_session(None).await.unwrap();
+    assert_eq!(
+        anonymous.expires_at,
+        oauth_core::Clock::unix(h.clock.as_ref()) + 600
+    );
+    let logged = h
+        .server
+        .log_in(
+            &h.server.browser_session(None).await.unwrap(),
+            oauth_core::Login::local(alice()),
+        )
+        .await
+        .unwrap();
+    h.clock.advance(Duration::from_secs(600));
+    assert_eq!(
+        h.server
+            .existing_session(Some(&anonymous.id))
+            .await
+            .unwrap(),
+        None,
+        "the anonymous session ended with its pending authorization's lifetime"
+    );
+    assert!(
+        h.server
+            .existing_session(Some(&logged.id))
+            .await
+            .unwrap()
+            .is_some(),
+        "the logged-in one lasts"
+    );
+    assert_eq!(
+        h.store.purge_expired().await.unwrap(),
+        1,
+        "and the store drops the anonymous record"
+    );
+}
