@@ -43,6 +43,11 @@ fn free_port() -> u16 {
 }
 
 async fn start(dir: &std::path::Path) -> Running {
+    start_logging(dir, Stdio::inherit()).await
+}
+
+/// [`start`], with the service's log (stderr) going to `stderr`.
+async fn start_logging(dir: &std::path::Path, stderr: Stdio) -> Running {
     let port = free_port();
     let hash = oauth_core::LocalUsers::hash_password("wonderland").unwrap();
     std::fs::write(
@@ -76,7 +81,7 @@ required_scopes = ["mcp"]
         .arg(dir.join("config.toml"))
         .arg("serve")
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
+        .stderr(stderr)
         .kill_on_drop(true)
         .spawn()
         .unwrap();
@@ -365,4 +370,91 @@ async fn the_whole_flow_against_the_real_binary() {
         .expect("stops within 15 s")
         .unwrap();
     assert!(exit.success(), "graceful shutdown exits 0: {exit:?}");
+}
+
+/// Failed logins and the ban they earn are logged with the username and the client address, and never with the
+/// password tried; the banned user sees the ban page even with the right password.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_logins_and_bans_are_logged_with_username_and_address_never_the_password() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut svc = start_logging(dir.path(), Stdio::piped()).await;
+    let mut log = BufReader::new(svc.child.stderr.take().unwrap()).lines();
+    let base = svc.base.clone();
+    let http = reqwest::Client::builder()
+        .cookie_store(true)
+        .build()
+        .unwrap();
+    let reg: Value = http
+        .post(format!("{base}/register"))
+        .json(&json!({"redirect_uris": [REDIRECT], "token_endpoint_auth_method": "none"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mut authorize = url::Url::parse(&format!("{base}/authorize")).unwrap();
+    authorize
+        .query_pairs_mut()
+        .append_pair("response_type", "code")
+        .append_pair("client_id", reg["client_id"].as_str().unwrap())
+        .append_pair("redirect_uri", REDIRECT)
+        .append_pair("code_challenge", &oauth_core::pkce::s256(VERIFIER))
+        .append_pair("code_challenge_method", "S256")
+        .append_pair("resource", &format!("{base}/mcp"));
+    let html = http
+        .get(authorize.as_str())
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let (handle, csrf) = (field(&html, "handle"), field(&html, "csrf"));
+    let post = |password: &'static str| {
+        http.post(format!("{base}/login")).form(&[
+            ("handle", handle.as_str()),
+            ("csrf", csrf.as_str()),
+            ("username", "alice"),
+            ("password", password),
+        ])
+    };
+    for _ in 0..5 {
+        assert_eq!(post("Tr0ub4dor-guess").send().await.unwrap().status(), 401);
+    }
+    let banned = post("wonderland").send().await.unwrap();
+    assert_eq!(banned.status(), 429);
+    assert_eq!(banned.headers()["retry-after"], "900");
+    assert!(
+        banned
+            .text()
+            .await
+            .unwrap()
+            .contains("Too many failed sign-ins")
+    );
+
+    let mut seen = (0, false, false);
+    let read = tokio::time::timeout(Duration::from_secs(20), async {
+        while let Some(line) = log.next_line().await.unwrap() {
+            assert!(
+                !line.contains("Tr0ub4dor-guess") && !line.contains("wonderland"),
+                "a password reached the log: {line}"
+            );
+            let names_both = line.contains("alice") && line.contains("127.0.0.1");
+            if line.contains("login failed") && names_both {
+                seen.0 += 1;
+            }
+            if line.contains("login banned after too many failures") && names_both {
+                seen.1 = true;
+            }
+            if line.contains("login refused: banned") && names_both {
+                seen.2 = true;
+            }
+            if seen == (5, true, true) {
+                return;
+            }
+        }
+    })
+    .await;
+    assert!(read.is_ok(), "log lines seen: {seen:?}");
 }
