@@ -89,8 +89,24 @@ fn the_kubernetes_manifests_fit_together() {
     let config = find("ConfigMap")["data"]["config.toml"].as_str().unwrap();
     forwardauth_svc::config::RawConfig::from_toml(config, std::path::Path::new("config.toml"))
         .unwrap();
+    let checks: usize = config
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("password_checks = "))
+        .expect("the manifest sets [login] password_checks, so the memory limit holds on any node")
+        .parse()
+        .unwrap();
     let deployment = find("Deployment");
     let pod = &deployment["spec"]["template"]["spec"];
+    // A memory limit, and room under it for the password checks at their peak (19 MiB each) beside the verified
+    // token cache (32 MiB), the rate-limit tables (13 MiB) and the idle service (about 20 MiB).
+    let limit = pod["containers"][0]["resources"]["limits"]["memory"]
+        .as_str()
+        .unwrap();
+    let mib: usize = limit.strip_suffix("Mi").unwrap().parse().unwrap();
+    assert!(
+        mib >= 20 + 32 + 13 + checks * 19,
+        "{limit} for {checks} checks"
+    );
     assert_eq!(pod["securityContext"]["runAsNonRoot"], Yaml::from(true));
     let mounts: Vec<&str> = pod["containers"][0]["volumeMounts"]
         .as_sequence()
