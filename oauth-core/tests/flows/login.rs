@@ -449,8 +449,17 @@ async fn a_failed_client_authentication_costs_more() {
 async fn a_limit_of_zero_is_off() {
     let h = limited(RateLimits::off()).await;
     let a: IpAddr = "198.51.100.1".parse().unwrap();
-    for _ in 0..1000 {
-        h.server.throttle(Limited::Register, a).unwrap();
+    for what in [
+        Limited::Authorize,
+        Limited::Login,
+        Limited::Callback,
+        Limited::Token,
+        Limited::Register,
+    ] {
+        assert_eq!(RateLimits::off().per_minute(what), 0, "{what:?}");
+        for _ in 0..1000 {
+            h.server.throttle(what, a).unwrap();
+        }
     }
     assert_eq!(h.server.rate_limited_addresses(), 0, "nothing is tracked");
 }
