@@ -277,7 +277,7 @@ async fn real_local_users_log_in_through_the_engine() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn password_checks_beyond_the_running_and_waiting_places_are_refused_at_once() {
-    let hash = LocalUsers::hash_password("pw").unwrap();
+    let hash = slow_hash("pw");
     let checker = PasswordChecker::new(PasswordCheckLimits::new(1, 1));
     let first = tokio::spawn({
         let (c, h) = (checker.clone(), hash.clone());
@@ -304,7 +304,7 @@ async fn password_checks_beyond_the_running_and_waiting_places_are_refused_at_on
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_abandoned_check_keeps_its_place_until_it_leaves_the_queue_unstarted() {
-    let hash = LocalUsers::hash_password("pw").unwrap();
+    let hash = slow_hash("pw");
     let checker = PasswordChecker::new(PasswordCheckLimits::new(1, 1));
     let running = tokio::spawn({
         let (c, h) = (checker.clone(), hash.clone());
@@ -336,7 +336,7 @@ async fn an_abandoned_check_keeps_its_place_until_it_leaves_the_queue_unstarted(
 
 #[tokio::test]
 async fn a_busy_local_directory_says_busy_and_nothing_is_counted() {
-    let hash = LocalUsers::hash_password("pw").unwrap();
+    let hash = slow_hash("pw");
     let users = LocalUsers::new(vec![LocalUser::new("alice", hash)])
         .unwrap()
         .with_limits(PasswordCheckLimits::new(1, 0));
@@ -365,6 +365,20 @@ async fn a_busy_local_directory_says_busy_and_nothing_is_counted() {
         assert!(matches!(r, Err(LoginError::Failed)), "{r:?}");
     }
     server.password_login("alice", "pw", None).await.unwrap();
+}
+
+/// An argon2id hash that takes long to check (many passes over little memory), so that a test can see checks
+/// running and waiting however loaded the machine is.
+fn slow_hash(password: &str) -> String {
+    use argon2::password_hash::{PasswordHasher as _, SaltString};
+    let params = argon2::Params::new(1024, 200, 1, None).unwrap();
+    argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params)
+        .hash_password(
+            password.as_bytes(),
+            &SaltString::from_b64("c29tZXNhbHRzb21lc2FsdA").unwrap(),
+        )
+        .unwrap()
+        .to_string()
 }
 
 async fn limited(limits: RateLimits) -> Harness {
