@@ -281,3 +281,25 @@ impl Throttle {
         self.limiters.iter().flatten().map(RateLimiter::len).sum()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_is_whole_seconds_rounded_up_and_never_zero() {
+        let secs = |ms| {
+            Throttled {
+                retry_after: Duration::from_millis(ms),
+            }
+            .retry_after_secs()
+        };
+        assert_eq!(secs(0), 1, "`Retry-After: 0` would invite an immediate retry");
+        assert_eq!(secs(1), 1);
+        assert_eq!(secs(999), 1);
+        assert_eq!(secs(1000), 1);
+        assert_eq!(secs(1001), 2);
+        assert_eq!(secs(2500), 3);
+        assert_eq!(secs(10_000), 10);
+    }
+}
