@@ -294,12 +294,29 @@ mod tests {
             }
             .retry_after_secs()
         };
-        assert_eq!(secs(0), 1, "`Retry-After: 0` would invite an immediate retry");
+        assert_eq!(
+            secs(0),
+            1,
+            "`Retry-After: 0` would invite an immediate retry"
+        );
         assert_eq!(secs(1), 1);
         assert_eq!(secs(999), 1);
         assert_eq!(secs(1000), 1);
         assert_eq!(secs(1001), 2);
         assert_eq!(secs(2500), 3);
         assert_eq!(secs(10_000), 10);
+    }
+
+    #[test]
+    fn keys_print_as_the_address_or_the_64_and_the_overflow_key_as_itself() {
+        assert_eq!(
+            ClientKey::of("192.0.2.1".parse().unwrap()).to_string(),
+            "192.0.2.1"
+        );
+        assert_eq!(
+            ClientKey::of("2001:db8::1".parse().unwrap()).to_string(),
+            "2001:db8::/64"
+        );
+        assert_eq!(ClientKey::OVERFLOW.to_string(), "::");
     }
 }

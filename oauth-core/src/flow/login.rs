@@ -193,3 +193,26 @@ impl AuthServer {
         self.throttle.tracked()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn logged_names_are_cut_at_64_characters() {
+        assert_eq!(shown("alice"), "alice");
+        let long = "é".repeat(100);
+        assert_eq!(shown(&long), "é".repeat(64));
+    }
+
+    #[test]
+    fn keys_name_their_kind_and_never_the_raw_name() {
+        let k = account_key("alice");
+        assert!(k.starts_with("account:") && !k.contains("alice"), "{k}");
+        assert_ne!(k, account_key("Alice"), "names are counted as typed");
+        assert_eq!(
+            address_key("2001:db8::7".parse().unwrap()),
+            "address:2001:db8::/64"
+        );
+    }
+}

@@ -488,6 +488,11 @@ async fn the_tables_stay_within_their_bound_and_new_addresses_share_one_budget_w
         let _ = h.server.throttle(Limited::Register, a);
         assert!(h.server.rate_limited_addresses() <= 101, "at {i}");
     }
+    assert_eq!(
+        h.server.rate_limited_addresses(),
+        101,
+        "the table is full, plus the shared overflow entry"
+    );
     // The overflow budget is spent by now.
     assert!(
         h.server

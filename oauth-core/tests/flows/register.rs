@@ -691,7 +691,21 @@ mod policy {
             .await
             .unwrap();
         assert_eq!(h.store.client_last_used(id).await.unwrap(), Some(first_use));
-        h.clock.advance(DAY);
+        h.clock.advance(2 * HOUR);
+        let t = h
+            .server
+            .token(
+                None,
+                refresh_request(id, t.refresh_token.as_deref().unwrap(), ""),
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            h.store.client_last_used(id).await.unwrap(),
+            Some(first_use),
+            "three hours on: still within the day"
+        );
+        h.clock.advance(DAY - 3 * HOUR);
         let t = h
             .server
             .token(
@@ -701,7 +715,11 @@ mod policy {
             .await
             .unwrap();
         let renewed = h.store.client_last_used(id).await.unwrap().unwrap();
-        assert_eq!(renewed, first_use + HOUR.as_secs() + DAY.as_secs());
+        assert_eq!(
+            renewed,
+            first_use + DAY.as_secs(),
+            "a day on: written again"
+        );
 
         h.clock.advance(89 * DAY);
         assert_eq!(
@@ -731,6 +749,37 @@ mod policy {
             !matches!(v.outcome, oauth_core::GateOutcome::Admit(_)),
             "its access tokens are revoked: {v:?}"
         );
+    }
+
+    #[tokio::test]
+    async fn each_rule_works_without_the_other() {
+        let mut config = testing::config();
+        config.registration.never_used_client_ttl = None;
+        config.registration.idle_client_ttl = Some(DAY);
+        let h = harness_with(config).await;
+        let never = public_client(&h).await;
+        let used = public_client(&h).await;
+        tokens(&h, &used.client_id, &for_resource()).await;
+        h.clock.advance(DAY);
+        let c = h.server.collect_clients().await.unwrap();
+        assert_eq!((c.never_used, c.idle), (0, 1), "only the idle rule applies");
+        assert!(h.store.client(&never.client_id).await.unwrap().is_some());
+
+        let mut config = testing::config();
+        config.registration.never_used_client_ttl = Some(HOUR);
+        config.registration.idle_client_ttl = None;
+        let h = harness_with(config).await;
+        let never = public_client(&h).await;
+        let used = public_client(&h).await;
+        tokens(&h, &used.client_id, &for_resource()).await;
+        h.clock.advance(1000 * DAY);
+        let c = h.server.collect_clients().await.unwrap();
+        assert_eq!(
+            (c.never_used, c.idle),
+            (1, 0),
+            "only the never-used rule applies"
+        );
+        assert!(h.store.client(&never.client_id).await.unwrap().is_none());
     }
 
     #[tokio::test]
