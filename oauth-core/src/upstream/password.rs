@@ -262,3 +262,44 @@ pub(crate) fn verify_phc(hash: &str, password: &[u8]) -> bool {
     drop(blocks);
     computed.is_ok() && bool::from(expected.as_bytes().ct_eq(out))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The reservation must stay above glibc's largest dynamic mmap threshold (32 MiB on 64-bit), or freed
+    /// argon2 memory stays in the allocator's arenas again (BENCHMARKS.md, "Login storm").
+    #[test]
+    fn the_reservation_is_above_the_largest_mmap_threshold() {
+        assert!(RESERVED_BLOCKS * Block::SIZE > 32 * 1024 * 1024);
+        assert!(
+            RESERVED_BLOCKS * Block::SIZE <= 64 * 1024 * 1024,
+            "only address space, but not without bound"
+        );
+    }
+
+    #[test]
+    fn limits_are_kept_as_given_with_at_least_one_thread() {
+        let checker = PasswordChecker::new(PasswordCheckLimits::new(3, 5));
+        assert_eq!(checker.limits(), PasswordCheckLimits::new(3, 5));
+        assert_eq!(
+            (checker.limits().concurrent, checker.limits().queued),
+            (3, 5)
+        );
+        assert_eq!(PasswordCheckLimits::new(0, 0).concurrent, 1);
+        assert_eq!(checker.in_flight(), 0);
+    }
+
+    #[test]
+    fn a_hash_that_does_not_parse_or_is_not_argon2_matches_nothing() {
+        assert!(!verify_phc("", b"x"));
+        assert!(
+            !verify_phc("$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHQ", b"x"),
+            "no hash part"
+        );
+        assert!(!verify_phc(
+            "$scrypt$ln=16,r=8,p=1$aM15713r3Xsvxbi31lqr1Q$nFNh2CVHVjNldFVKDHDlm4CbdRSCdEBsjjJxD+iCs5E",
+            b"x"
+        ));
+    }
+}
