@@ -34,6 +34,13 @@ use tokio::sync::oneshot;
 /// allocation is always a fresh mapping that `free` unmaps.
 const RESERVED_BLOCKS: usize = 33 * 1024;
 
+// Above glibc's largest dynamic mmap threshold (32 MiB on 64-bit), or freed argon2 memory stays in the allocator's
+// arenas again (BENCHMARKS.md, "Login storm"); and not much more, although it is only address space.
+const _: () = assert!(
+    RESERVED_BLOCKS * Block::SIZE > 32 * 1024 * 1024
+        && RESERVED_BLOCKS * Block::SIZE <= 64 * 1024 * 1024
+);
+
 /// The niceness of the checking threads (Linux): below `/verify`'s workers, so that they get the CPU first.
 #[cfg(target_os = "linux")]
 const CHECK_NICENESS: i32 = 10;
