@@ -274,17 +274,6 @@ pub(crate) fn verify_phc(hash: &str, password: &[u8]) -> bool {
 mod tests {
     use super::*;
 
-    /// The reservation must stay above glibc's largest dynamic mmap threshold (32 MiB on 64-bit), or freed
-    /// argon2 memory stays in the allocator's arenas again (BENCHMARKS.md, "Login storm").
-    #[test]
-    fn the_reservation_is_above_the_largest_mmap_threshold() {
-        assert!(RESERVED_BLOCKS * Block::SIZE > 32 * 1024 * 1024);
-        assert!(
-            RESERVED_BLOCKS * Block::SIZE <= 64 * 1024 * 1024,
-            "only address space, but not without bound"
-        );
-    }
-
     #[test]
     fn limits_are_kept_as_given_with_at_least_one_thread() {
         let checker = PasswordChecker::new(PasswordCheckLimits::new(3, 5));
