@@ -287,9 +287,7 @@ async fn password_checks_beyond_the_running_and_waiting_places_are_refused_at_on
         let (c, h) = (checker.clone(), hash.clone());
         async move { c.verify(h, "nope".into()).await }
     });
-    while checker.in_flight() < 2 {
-        tokio::task::yield_now().await;
-    }
+    until(|| checker.in_flight() >= 2).await;
     let busy = checker.verify(hash.clone(), "pw".into()).await.unwrap_err();
     assert_eq!(busy.retry_after, Duration::from_secs(2));
     assert_eq!(first.await.unwrap(), Ok(true));
@@ -310,16 +308,12 @@ async fn an_abandoned_check_keeps_its_place_until_it_leaves_the_queue_unstarted(
         let (c, h) = (checker.clone(), hash.clone());
         async move { c.verify(h, "pw".into()).await }
     });
-    while checker.in_flight() < 1 {
-        tokio::task::yield_now().await;
-    }
+    until(|| checker.in_flight() >= 1).await;
     let abandoned = tokio::spawn({
         let (c, h) = (checker.clone(), hash.clone());
         async move { c.verify(h, "pw".into()).await }
     });
-    while checker.in_flight() < 2 {
-        tokio::task::yield_now().await;
-    }
+    until(|| checker.in_flight() >= 2).await;
     abandoned.abort();
     // Its caller is gone, but the job still waits in the queue behind the running check: its place is not free.
     assert!(
@@ -328,9 +322,7 @@ async fn an_abandoned_check_keeps_its_place_until_it_leaves_the_queue_unstarted(
     );
     assert_eq!(running.await.unwrap(), Ok(true));
     // Then it is dropped without being computed, and every place is free again.
-    while checker.in_flight() > 0 {
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
+    until(|| checker.in_flight() == 0).await;
     assert_eq!(checker.verify(hash, "pw".into()).await, Ok(true));
 }
 
@@ -350,9 +342,7 @@ async fn a_busy_local_directory_says_busy_and_nothing_is_counted() {
         let s = server.clone();
         async move { s.password_login("alice", "wrong", None).await }
     });
-    while checker.in_flight() < 1 {
-        tokio::task::yield_now().await;
-    }
+    until(|| checker.in_flight() >= 1).await;
     let r = server.password_login("alice", "wrong", None).await;
     assert!(
         matches!(r, Err(LoginError::Busy { retry_after }) if retry_after == Duration::from_secs(2)),
@@ -365,6 +355,18 @@ async fn a_busy_local_directory_says_busy_and_nothing_is_counted() {
         assert!(matches!(r, Err(LoginError::Failed)), "{r:?}");
     }
     server.password_login("alice", "pw", None).await.unwrap();
+}
+
+/// Waits until `done` holds, failing the test after 60 s rather than hanging it.
+async fn until(done: impl Fn() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !done() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the condition never held"
+        );
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
 }
 
 /// An argon2id hash that takes long to check (many passes over little memory), so that a test can see checks
