@@ -2,7 +2,9 @@
 //!
 //! Browser-facing discovery, registration and token endpoints get CORS (MCP Inspector and web clients call them
 //! with `fetch`), exposing `WWW-Authenticate`; the login and consent pages and `/verify` do not. A path with the
-//! wrong method answers 405. Every request gets an id (`X-Request-Id`, kept from the proxy when sane) and one log
+//! wrong method answers 405. An entry with a rate limit ([`Endpoint::limit`](crate::endpoints::Endpoint::limit))
+//! is counted per client address before its handler runs; over the limit it answers 429 with `Retry-After`,
+//! held for [`REFUSAL_DELAY`](crate::error::REFUSAL_DELAY). Every request gets an id (`X-Request-Id`, kept from the proxy when sane) and one log
 //! line with method, path (never the query, which may carry a code) and status: at info level, except for the
 //! hot paths (`/verify`, `/health`, `/ready`), whose span and line are debug level.
 
