@@ -48,7 +48,8 @@ pub enum Limited {
 }
 
 impl Limited {
-    const ALL: [Limited; 5] = [
+    /// Every limited endpoint.
+    pub const ALL: [Limited; 5] = [
         Limited::Authorize,
         Limited::Login,
         Limited::Callback,
@@ -117,12 +118,31 @@ impl RateLimits {
 
     /// The per-minute budget of `what`.
     pub fn per_minute(&self, what: Limited) -> u32 {
+        *self.budget(what)
+    }
+
+    /// Sets the per-minute budget of `what`; 0 turns its limit off.
+    pub fn set_per_minute(&mut self, what: Limited, per_minute: u32) {
+        *self.budget_mut(what) = per_minute;
+    }
+
+    fn budget(&self, what: Limited) -> &u32 {
         match what {
-            Limited::Authorize => self.authorize_per_minute,
-            Limited::Login => self.login_per_minute,
-            Limited::Callback => self.callback_per_minute,
-            Limited::Token => self.token_per_minute,
-            Limited::Register => self.register_per_minute,
+            Limited::Authorize => &self.authorize_per_minute,
+            Limited::Login => &self.login_per_minute,
+            Limited::Callback => &self.callback_per_minute,
+            Limited::Token => &self.token_per_minute,
+            Limited::Register => &self.register_per_minute,
+        }
+    }
+
+    fn budget_mut(&mut self, what: Limited) -> &mut u32 {
+        match what {
+            Limited::Authorize => &mut self.authorize_per_minute,
+            Limited::Login => &mut self.login_per_minute,
+            Limited::Callback => &mut self.callback_per_minute,
+            Limited::Token => &mut self.token_per_minute,
+            Limited::Register => &mut self.register_per_minute,
         }
     }
 }

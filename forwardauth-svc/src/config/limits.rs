@@ -24,7 +24,7 @@
 use std::time::Duration;
 
 use oauth_core::upstream::password::PasswordCheckLimits;
-use oauth_core::{RateLimits, Regulation};
+use oauth_core::{Limited, RateLimits, Regulation};
 use serde::Deserialize;
 
 use super::{ConfigError, Ctx};
@@ -112,17 +112,19 @@ pub(super) fn login(
 pub(super) fn rate_limits(ctx: &Ctx<'_>, raw: RawRateLimits) -> Result<RateLimits, ConfigError> {
     let mut limits = RateLimits::default();
     let per_minute = [
-        (raw.authorize, &mut limits.authorize_per_minute),
-        (raw.login, &mut limits.login_per_minute),
-        (raw.callback, &mut limits.callback_per_minute),
-        (raw.token, &mut limits.token_per_minute),
-        (raw.register, &mut limits.register_per_minute),
-        (raw.failure_cost, &mut limits.failure_cost),
+        (Limited::Authorize, raw.authorize),
+        (Limited::Login, raw.login),
+        (Limited::Callback, raw.callback),
+        (Limited::Token, raw.token),
+        (Limited::Register, raw.register),
     ];
-    for (value, into) in per_minute {
+    for (what, value) in per_minute {
         if let Some(v) = value {
-            *into = v;
+            limits.set_per_minute(what, v);
         }
+    }
+    if let Some(cost) = raw.failure_cost {
+        limits.failure_cost = cost;
     }
     if let Some(n) = at_least_one(ctx, "rate_limits.max_addresses", raw.max_addresses)? {
         limits.max_addresses = n;

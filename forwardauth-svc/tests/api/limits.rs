@@ -11,16 +11,8 @@ use crate::common::*;
 
 fn with_limit(what: Limited, per_minute: u32) -> forwardauth_svc::config::Config {
     let mut c = config();
-    let mut limits = RateLimits::off();
-    match what {
-        Limited::Authorize => limits.authorize_per_minute = per_minute,
-        Limited::Login => limits.login_per_minute = per_minute,
-        Limited::Callback => limits.callback_per_minute = per_minute,
-        Limited::Token => limits.token_per_minute = per_minute,
-        Limited::Register => limits.register_per_minute = per_minute,
-        _ => unreachable!(),
-    }
-    c.server.rate_limits = limits;
+    c.server.rate_limits = RateLimits::off();
+    c.server.rate_limits.set_per_minute(what, per_minute);
     c
 }
 

@@ -391,26 +391,13 @@ async fn limited(limits: RateLimits) -> Harness {
 
 fn only(what: Limited, per_minute: u32) -> RateLimits {
     let mut limits = RateLimits::off();
-    match what {
-        Limited::Authorize => limits.authorize_per_minute = per_minute,
-        Limited::Login => limits.login_per_minute = per_minute,
-        Limited::Callback => limits.callback_per_minute = per_minute,
-        Limited::Token => limits.token_per_minute = per_minute,
-        Limited::Register => limits.register_per_minute = per_minute,
-        _ => unreachable!(),
-    }
+    limits.set_per_minute(what, per_minute);
     limits
 }
 
 #[tokio::test]
 async fn each_endpoint_allows_its_budget_per_address_then_says_when_to_come_back() {
-    for what in [
-        Limited::Authorize,
-        Limited::Login,
-        Limited::Callback,
-        Limited::Token,
-        Limited::Register,
-    ] {
+    for what in Limited::ALL {
         let h = limited(only(what, 6)).await;
         let a: IpAddr = "198.51.100.1".parse().unwrap();
         for i in 0..6 {
@@ -465,13 +452,7 @@ async fn a_failed_client_authentication_costs_more() {
 async fn a_limit_of_zero_is_off() {
     let h = limited(RateLimits::off()).await;
     let a: IpAddr = "198.51.100.1".parse().unwrap();
-    for what in [
-        Limited::Authorize,
-        Limited::Login,
-        Limited::Callback,
-        Limited::Token,
-        Limited::Register,
-    ] {
+    for what in Limited::ALL {
         assert_eq!(RateLimits::off().per_minute(what), 0, "{what:?}");
         for _ in 0..1000 {
             h.server.throttle(what, a).unwrap();
