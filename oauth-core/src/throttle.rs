@@ -8,7 +8,7 @@
 //! [`RateLimits::failure_cost`] requests, so guessing client secrets runs out of budget long before ordinary
 //! use does.
 //!
-//! The limiters are GCRA ([`governor`]) on the engine's [`Clock`](crate::Clock), one per endpoint, keyed by
+//! The limiters are GCRA ([`governor`]) on the engine's [`Clock`], one per endpoint, keyed by
 //! [`ClientKey`]: the IPv4 address, or the /64 network of an IPv6 address (one host usually holds a whole /64,
 //! so per-address keys would give it four billion billion budgets).
 //!
