@@ -113,3 +113,43 @@ async fn health_and_ready() {
         json!({"status": "ready"})
     );
 }
+
+/// Without a trusted proxy the scheme is the listener's own (here http), and it decides between two resources
+/// that differ only in scheme; the scheme-less fallback would pick the first one configured.
+#[actix_web::test]
+async fn without_a_trusted_proxy_the_listeners_own_scheme_picks_the_resource() {
+    let mut c = config();
+    c.server = oauth_core::ServerConfig::new(
+        ISSUER,
+        vec![
+            oauth_core::ResourceConfig::new("https://dual.example.com/mcp", vec!["mcp".into()]),
+            oauth_core::ResourceConfig::new("http://dual.example.com/mcp", vec!["mcp".into()]),
+        ],
+    );
+    let app = app_with(state_with(c).await).await;
+    let a = call(
+        &app,
+        test::TestRequest::get()
+            .uri("/.well-known/oauth-protected-resource/mcp")
+            .peer_addr(peer(STRANGER))
+            .insert_header(("Host", "dual.example.com"))
+            .insert_header(("X-Forwarded-Proto", "https")),
+    )
+    .await;
+    assert_eq!(a.status, 200, "{}", a.text());
+    assert_eq!(
+        a.json()["resource"],
+        "http://dual.example.com/mcp",
+        "a stranger's X-Forwarded-Proto is not believed; the plain listener is http"
+    );
+    let a = call(
+        &app,
+        test::TestRequest::get()
+            .uri("/.well-known/oauth-protected-resource/mcp")
+            .peer_addr(peer(PROXY))
+            .insert_header(("Host", "dual.example.com"))
+            .insert_header(("X-Forwarded-Proto", "https")),
+    )
+    .await;
+    assert_eq!(a.json()["resource"], "https://dual.example.com/mcp");
+}

@@ -178,3 +178,37 @@ async fn revoke_then_verify_is_401_and_introspection_says_inactive() {
         (400, json!("invalid_request"))
     );
 }
+
+/// A form body of exactly the limit (64 KiB) is read; one byte more is refused naming the limit.
+#[actix_web::test]
+async fn a_token_request_body_up_to_the_limit_is_read_and_one_byte_more_is_refused() {
+    let (app, _) = app().await;
+    let body = |len: usize| {
+        let head = "grant_type=refresh_token&client_id=nobody&refresh_token=";
+        format!("{head}{}", "x".repeat(len - head.len()))
+    };
+    let at_limit = call(&app, form_post("/token", &body(64 * 1024))).await;
+    assert!(
+        !at_limit.text().contains("larger than"),
+        "{}",
+        at_limit.text()
+    );
+    assert!(
+        at_limit.json()["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("parameter `refresh_token` is longer than"),
+        "the whole body was read and parsed: {}",
+        at_limit.text()
+    );
+    let over = call(&app, form_post("/token", &body(64 * 1024 + 1))).await;
+    assert_eq!(over.status, 400);
+    assert!(
+        over.json()["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("larger than 65536 bytes"),
+        "{}",
+        over.text()
+    );
+}

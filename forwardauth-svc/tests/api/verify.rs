@@ -207,6 +207,28 @@ async fn only_discovery_passes_unauthenticated_and_preflights_are_answered_by_th
     let evil = call(&app, preflight("https://evil.example")).await;
     assert_eq!(evil.status, 403);
     assert_eq!(evil.header("access-control-allow-origin"), None);
+    // A proxy that keeps the service's own Host says where the preflight was sent in X-Forwarded-Host; from
+    // anyone else that header is not believed.
+    let forwarded = |from: &str| {
+        test::TestRequest::default()
+            .method(actix_web::http::Method::OPTIONS)
+            .uri("/mcp")
+            .peer_addr(peer(from))
+            .insert_header(("Host", "auth.example.com"))
+            .insert_header(("X-Forwarded-Host", "mcp.example.com"))
+            .insert_header(("X-Forwarded-Proto", "https"))
+            .insert_header(("Origin", "https://mcp.example.com"))
+            .insert_header(("Access-Control-Request-Method", "POST"))
+    };
+    let via_proxy = call(&app, forwarded(PROXY)).await;
+    assert_eq!(via_proxy.status, 204);
+    assert_eq!(
+        via_proxy.header("access-control-allow-origin"),
+        Some("https://mcp.example.com")
+    );
+    let from_stranger = call(&app, forwarded(STRANGER)).await;
+    assert_ne!(from_stranger.status, 204);
+    assert_eq!(from_stranger.header("access-control-allow-origin"), None);
     // Any other method on a path the service does not serve is a 404.
     let other = test::TestRequest::get().uri("/mcp").peer_addr(peer(PROXY));
     assert_eq!(call(&app, other).await.status, 404);
