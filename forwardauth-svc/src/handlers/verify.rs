@@ -139,12 +139,9 @@ fn identity(p: Option<&Principal>, names: &IdentityHeaderNames) -> HttpResponse 
     ];
     for (name, value) in values {
         let Some(name) = name else { continue };
-        let value = match value {
-            Some(v) if !v.is_empty() => {
-                HeaderValue::from_str(v).unwrap_or_else(|_| HeaderValue::from_static(""))
-            }
-            _ => HeaderValue::from_static(""),
-        };
+        let value = value
+            .and_then(|v| HeaderValue::from_str(v).ok())
+            .unwrap_or_else(|| HeaderValue::from_static(""));
         headers.insert(name.clone(), value);
     }
     res
