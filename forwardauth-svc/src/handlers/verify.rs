@@ -184,3 +184,59 @@ fn refused(r: &GateRefusal) -> HttpResponse {
         error_description: &r.description,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::sync::{Arc, Mutex};
+
+    use oauth_core::{GateRefusal, RefusalReason};
+
+    use super::refused;
+
+    /// Captures what is logged while `f` runs, at every level.
+    fn logged(f: impl FnOnce()) -> String {
+        let buf = Arc::new(Mutex::new(Vec::new()));
+        let writer = {
+            let buf = Arc::clone(&buf);
+            move || Capture(Arc::clone(&buf))
+        };
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_ansi(false)
+            .with_writer(writer)
+            .finish();
+        tracing::subscriber::with_default(subscriber, f);
+        String::from_utf8(buf.lock().unwrap().clone()).unwrap()
+    }
+
+    struct Capture(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Capture {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// Forwarded headers from an untrusted address mean a misconfigured proxy or someone probing the gate: the
+    /// operator sees a warning. Every other refusal is the client's problem and stays at debug level.
+    #[test]
+    fn only_an_untrusted_sender_is_a_warning() {
+        let untrusted = logged(|| {
+            refused(&GateRefusal::from(RefusalReason::Untrusted));
+        });
+        assert!(untrusted.contains("WARN"), "{untrusted}");
+        let other = logged(|| {
+            refused(&GateRefusal::from(RefusalReason::NoResource));
+        });
+        assert!(
+            !other.contains("WARN") && other.contains("DEBUG"),
+            "{other}"
+        );
+    }
+}
