@@ -158,12 +158,18 @@ pub struct Throttled {
 impl Throttled {
     /// `retry_after` in whole seconds, rounded up (at least 1), for the `Retry-After` header.
     pub fn retry_after_secs(&self) -> u64 {
-        let secs = self.retry_after.as_secs();
-        if self.retry_after.subsec_nanos() > 0 || secs == 0 {
-            secs.saturating_add(1)
-        } else {
-            secs
-        }
+        whole_seconds(self.retry_after)
+    }
+}
+
+/// A wait in whole seconds, rounded up and at least 1, as `Retry-After` needs it (`0` would invite an
+/// immediate retry).
+pub fn whole_seconds(wait: Duration) -> u64 {
+    let secs = wait.as_secs();
+    if wait.subsec_nanos() > 0 || secs == 0 {
+        secs.saturating_add(1)
+    } else {
+        secs
     }
 }
 

@@ -37,15 +37,14 @@ pub(crate) fn retry_page(
 ) -> ApiError {
     ApiError::RetryLater {
         status,
-        retry_after_secs: oauth_core::Throttled { retry_after }.retry_after_secs(),
+        retry_after_secs: oauth_core::throttle::whole_seconds(retry_after),
         body: RetryBody::Page(state.pages.error(title, message)),
     }
 }
 
 /// "3 seconds", "2 minutes": how long, for a page.
 pub(crate) fn in_words(d: std::time::Duration) -> String {
-    let secs = oauth_core::Throttled { retry_after: d }.retry_after_secs();
-    match secs {
+    match oauth_core::throttle::whole_seconds(d) {
         1 => "1 second".to_owned(),
         s if s < 120 => format!("{s} seconds"),
         s => format!("{} minutes", s.div_ceil(60)),
