@@ -506,7 +506,11 @@ pub fn check_config(config: &Config, out: &mut dyn Write) -> Result<(), CliError
     writeln!(out, "  issuer:    {}", config.server.issuer)?;
     writeln!(out, "  listen:    {}", config.listen)?;
     let store = match &config.store {
-        StoreConfig::Embedded { path } => format!("embedded, {}", path.display()),
+        StoreConfig::Embedded { path, cache_bytes } => format!(
+            "embedded, {}, cache {} MiB",
+            path.display(),
+            cache_bytes / (1024 * 1024)
+        ),
         StoreConfig::Memory => "memory (lost at exit)".to_owned(),
         StoreConfig::Redis(r) => format!(
             "redis, {}, key prefix {}",
@@ -818,7 +822,7 @@ mod tests {
         check_config(&config, &mut out).unwrap();
         assert_eq!(
             String::from_utf8(out).unwrap(),
-            "configuration OK (built-in defaults)\n  issuer:    http://127.0.0.1:8080\n  listen:    127.0.0.1:8080\n  store:     embedded, data/oauth.redb\n  resource:  http://127.0.0.1:8080/mcp; requires scope: none; access: every user\n  users:     0\n"
+            "configuration OK (built-in defaults)\n  issuer:    http://127.0.0.1:8080\n  listen:    127.0.0.1:8080\n  store:     embedded, data/oauth.redb, cache 16 MiB\n  resource:  http://127.0.0.1:8080/mcp; requires scope: none; access: every user\n  users:     0\n"
         );
     }
 }

@@ -56,17 +56,20 @@ pub enum StartupError {
 /// directory cannot be created. Redis is not contacted here: the pool connects on first use.
 pub fn open_store(config: &Config, clock: Arc<dyn Clock>) -> Result<Arc<dyn Store>, StartupError> {
     match &config.store {
-        StoreConfig::Embedded { path } => {
+        StoreConfig::Embedded { path, cache_bytes } => {
             if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
                 std::fs::create_dir_all(dir).map_err(|source| StartupError::DataDir {
                     path: dir.display().to_string(),
                     source,
                 })?;
             }
-            let store = EmbeddedStore::open(path, clock).map_err(|source| StartupError::Store {
-                path: path.display().to_string(),
-                source,
-            })?;
+            let store =
+                EmbeddedStore::open_with_cache(path, clock, *cache_bytes).map_err(|source| {
+                    StartupError::Store {
+                        path: path.display().to_string(),
+                        source,
+                    }
+                })?;
             Ok(Arc::new(store))
         }
         StoreConfig::Memory => {

@@ -23,6 +23,7 @@
 //! [store]
 //! backend = "embedded"                # "embedded" (default, one file), "memory" (lost at exit) or "redis"
 //! path = "data/oauth.redb"            # embedded only; default "data/oauth.redb"
+//! cache_mb = 16                       # embedded only: the page cache's bound in MiB (1 to 65536); default 16
 //! # With backend = "redis", several instances share one Redis (7.0 or newer; README "Several instances"),
 //! # and instead of `path`:
 //! # url = "rediss://:password@redis.internal:6380/0" # redis:// or rediss:// (TLS); user, password, db number
@@ -193,6 +194,8 @@ pub enum StoreConfig {
     Embedded {
         /// The store file.
         path: PathBuf,
+        /// The bound of the store's page cache, in bytes.
+        cache_bytes: usize,
     },
     /// In memory only: everything is lost at exit (for tests and demos).
     Memory,
@@ -306,6 +309,7 @@ impl Config {
             server: ServerConfig::new(issuer, vec![resource]),
             store: StoreConfig::Embedded {
                 path: PathBuf::from("data/oauth.redb"),
+                cache_bytes: oauth_core::store::EMBEDDED_CACHE_BYTES,
             },
             users: Vec::new(),
             providers: Vec::new(),
@@ -324,6 +328,9 @@ pub const DEFAULT_LISTEN: SocketAddr =
 pub const ENV_LISTEN: &str = "FORWARDAUTH_LISTEN";
 /// Environment variable overriding `issuer`.
 pub const ENV_ISSUER: &str = "FORWARDAUTH_ISSUER";
+/// The largest `store.cache_mb`: 64 GiB.
+const MAX_CACHE_MB: u64 = 65_536;
+
 /// Environment variable overriding `store.path`.
 pub const ENV_STORE_PATH: &str = "FORWARDAUTH_STORE_PATH";
 /// Environment variable overriding `store.backend`.
@@ -522,6 +529,7 @@ struct RawStore {
     key_prefix: Option<String>,
     pool_size: Option<usize>,
     timeout_ms: Option<u64>,
+    cache_mb: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -882,6 +890,9 @@ fn store_config(ctx: &Ctx<'_>, raw: RawStore) -> Result<StoreConfig, ConfigError
         if raw.path.is_some() {
             return Err(ctx.invalid("store.path", "applies to the embedded backend only"));
         }
+        if raw.cache_mb.is_some() {
+            return Err(ctx.invalid("store.cache_mb", "applies to the embedded backend only"));
+        }
         return redis_config(ctx, raw).map(StoreConfig::Redis);
     }
     let redis_only = [
@@ -904,7 +915,18 @@ fn store_config(ctx: &Ctx<'_>, raw: RawStore) -> Result<StoreConfig, ConfigError
         (None, Some(p)) => ctx.base.join(p),
         (None, None) => ctx.base.join("data/oauth.redb"),
     };
-    Ok(StoreConfig::Embedded { path })
+    let cache_bytes = match raw.cache_mb {
+        None => oauth_core::store::EMBEDDED_CACHE_BYTES,
+        Some(mb @ 1..=MAX_CACHE_MB) => usize::try_from(mb * 1024 * 1024)
+            .map_err(|_| ctx.invalid("store.cache_mb", "is too large for this machine"))?,
+        Some(_) => {
+            return Err(ctx.invalid(
+                "store.cache_mb",
+                format!("must be between 1 and {MAX_CACHE_MB} (MiB)"),
+            ));
+        }
+    };
+    Ok(StoreConfig::Embedded { path, cache_bytes })
 }
 
 fn redis_config(ctx: &Ctx<'_>, raw: RawStore) -> Result<RedisStoreConfig, ConfigError> {

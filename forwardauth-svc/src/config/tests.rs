@@ -150,7 +150,8 @@ scopes = "X-Auth-Scopes"
     assert_eq!(
         c.store,
         StoreConfig::Embedded {
-            path: PathBuf::from("/var/lib/forwardauth/oauth.redb")
+            path: PathBuf::from("/var/lib/forwardauth/oauth.redb"),
+            cache_bytes: oauth_core::store::EMBEDDED_CACHE_BYTES,
         }
     );
 
@@ -244,7 +245,8 @@ fn a_minimal_file_gets_the_defaults() {
     assert_eq!(
         c.store,
         StoreConfig::Embedded {
-            path: f.dir.path().join("data/oauth.redb")
+            path: f.dir.path().join("data/oauth.redb"),
+            cache_bytes: oauth_core::store::EMBEDDED_CACHE_BYTES,
         }
     );
     assert_eq!(c.gate, GateConfig::default());
@@ -261,7 +263,7 @@ fn an_unknown_key_is_rejected_by_name() {
     assert_eq!(
         f.error(),
         format!(
-            "{}: store.colour: unknown field `colour`, expected one of `backend`, `path`, `url`, `key_prefix`, `pool_size`, `timeout_ms`",
+            "{}: store.colour: unknown field `colour`, expected one of `backend`, `path`, `url`, `key_prefix`, `pool_size`, `timeout_ms`, `cache_mb`",
             f.file()
         )
     );
@@ -496,7 +498,8 @@ fn relative_paths_resolve_against_the_config_directory() {
     assert_eq!(
         c.store,
         StoreConfig::Embedded {
-            path: f.dir.path().join("state/oauth.redb")
+            path: f.dir.path().join("state/oauth.redb"),
+            cache_bytes: oauth_core::store::EMBEDDED_CACHE_BYTES,
         }
     );
     assert_eq!(c.users, [LocalUser::new("alice", hash())]);
@@ -530,7 +533,8 @@ fn environment_overrides_win_over_the_file() {
     assert_eq!(
         c.store,
         StoreConfig::Embedded {
-            path: PathBuf::from("env.redb")
+            path: PathBuf::from("env.redb"),
+            cache_bytes: oauth_core::store::EMBEDDED_CACHE_BYTES,
         }
     );
     assert_eq!(c.log_format, LogFormat::Json);
@@ -673,7 +677,8 @@ fn no_file_means_the_defaults() {
     assert_eq!(
         c.store,
         StoreConfig::Embedded {
-            path: PathBuf::from("data/oauth.redb")
+            path: PathBuf::from("data/oauth.redb"),
+            cache_bytes: oauth_core::store::EMBEDDED_CACHE_BYTES,
         }
     );
     assert_eq!(c.gate, d.gate);
@@ -709,7 +714,8 @@ fn the_quickstart_example_loads() {
     assert_eq!(
         c.store,
         StoreConfig::Embedded {
-            path: examples.join("../data/oauth.redb")
+            path: examples.join("../data/oauth.redb"),
+            cache_bytes: oauth_core::store::EMBEDDED_CACHE_BYTES,
         }
     );
     assert_eq!(c.server.resources.len(), 1);
@@ -933,6 +939,32 @@ fn a_bad_redis_setting_names_the_key_and_never_quotes_the_url() {
             .to_string(),
         "FORWARDAUTH_REDIS_URL: expected redis://[user:password@]host[:port][/db] or rediss://… (TLS)"
     );
+}
+
+#[test]
+fn the_embedded_store_cache_is_configurable_within_bounds() {
+    let f = Fixture::new(&format!("{MINIMAL}\n[store]\ncache_mb = 8\n"));
+    let StoreConfig::Embedded { cache_bytes, .. } = f.load().unwrap().store else {
+        panic!("embedded store expected")
+    };
+    assert_eq!(cache_bytes, 8 * 1024 * 1024);
+    for (store, expected) in [
+        (
+            "cache_mb = 0",
+            "store.cache_mb: must be between 1 and 65536 (MiB)",
+        ),
+        (
+            "cache_mb = 65537",
+            "store.cache_mb: must be between 1 and 65536 (MiB)",
+        ),
+        (
+            "backend = \"redis\"\nurl = \"redis://h\"\ncache_mb = 8",
+            "store.cache_mb: applies to the embedded backend only",
+        ),
+    ] {
+        let f = Fixture::new(&format!("{MINIMAL}\n[store]\n{store}\n"));
+        assert_eq!(f.error(), format!("{}: {expected}", f.file()));
+    }
 }
 
 #[test]

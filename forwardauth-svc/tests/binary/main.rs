@@ -458,3 +458,288 @@ async fn failed_logins_and_bans_are_logged_with_username_and_address_never_the_p
     .await;
     assert!(read.is_ok(), "log lines seen: {seen:?}");
 }
+
+/// Config for [`writes_survive_kill_9`]: no rate limits, no client cap, local user alice.
+fn write_burst_config(dir: &std::path::Path, port: u16) {
+    let hash = oauth_core::LocalUsers::hash_password("wonderland").unwrap();
+    std::fs::write(
+        dir.join("users.toml"),
+        format!("[[users]]\nusername = \"alice\"\npassword_hash = \"{hash}\"\n"),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("config.toml"),
+        format!(
+            r#"listen = "127.0.0.1:{port}"
+issuer = "http://127.0.0.1:{port}"
+
+[store]
+path = "data/oauth.redb"
+
+[users]
+file = "users.toml"
+
+[registration]
+max_clients = 0
+
+[rate_limits]
+register = 0
+token = 0
+
+[[resources]]
+resource = "http://127.0.0.1:{port}/mcp"
+scopes = ["mcp"]
+required_scopes = ["mcp"]
+"#
+        ),
+    )
+    .unwrap();
+}
+
+/// Grants made in-process on the store file (before the binary opens it): `(client_id, refresh token)`.
+async fn grants_in_process(
+    config: &forwardauth_svc::config::Config,
+    n: usize,
+) -> Vec<(String, String)> {
+    let auth = forwardauth_svc::state::build_auth(config).await.unwrap();
+    let resource = &config.server.resources[0].resource;
+    let mut out = Vec::new();
+    for _ in 0..n {
+        let client = auth
+            .register(
+                json!({
+                    "redirect_uris": [REDIRECT],
+                    "token_endpoint_auth_method": "none",
+                    "grant_types": ["authorization_code", "refresh_token"],
+                })
+                .to_string()
+                .as_bytes(),
+                None,
+            )
+            .await
+            .unwrap();
+        let enc =
+            |s: &str| -> String { url::form_urlencoded::byte_serialize(s.as_bytes()).collect() };
+        let query = format!(
+            "response_type=code&client_id={}&redirect_uri={}&code_challenge={}&code_challenge_method=S256&scope=mcp&resource={}",
+            enc(&client.client_id),
+            enc(REDIRECT),
+            oauth_core::pkce::s256(VERIFIER),
+            enc(resource),
+        );
+        let prompt = auth
+            .authorize(oauth_core::wire::parse_form(query.as_bytes()).unwrap())
+            .await
+            .unwrap();
+        let alice = oauth_core::Identity {
+            subject: "local:alice".into(),
+            username: Some("alice".into()),
+            ..oauth_core::Identity::default()
+        };
+        let url = auth.approve(&prompt.handle, alice).await.unwrap();
+        let code = url
+            .query_pairs()
+            .find(|(k, _)| k == "code")
+            .unwrap()
+            .1
+            .into_owned();
+        let token = format!(
+            "grant_type=authorization_code&client_id={}&code={}&redirect_uri={}&code_verifier={VERIFIER}",
+            enc(&client.client_id),
+            enc(&code),
+            enc(REDIRECT)
+        );
+        let t = auth
+            .token(
+                None,
+                oauth_core::wire::parse_form(token.as_bytes()).unwrap(),
+            )
+            .await
+            .unwrap();
+        out.push((client.client_id, t.refresh_token.unwrap()));
+    }
+    out
+}
+
+/// A write is answered only once it is durable, and a refresh is one commit. The real binary, killed with
+/// SIGKILL in the middle of a burst of registrations and refreshes, has lost none of the registrations it
+/// answered, and every grant is left with exactly one way forward: either the last refresh token it answered
+/// with is still the current one (the next rotation never committed), or that rotation committed whole (new
+/// current token and the old token's grace record together) and only its answer was lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_writes_survive_kill_9_and_a_refresh_is_never_half_done() {
+    use std::sync::{Arc, Mutex};
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    write_burst_config(dir.path(), port);
+    let config_path = dir.path().join("config.toml");
+    let config = forwardauth_svc::config::load(Some(&config_path), &|_| None).unwrap();
+    let grants = grants_in_process(&config, 8).await;
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_forwardauth-svc"))
+        .arg("--config")
+        .arg(&config_path)
+        .arg("serve")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let base = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if let Some(rest) = line.strip_prefix("forwardauth-svc listening on ") {
+                return rest.trim().to_owned();
+            }
+        }
+        panic!("the binary exited without saying where it listens");
+    })
+    .await
+    .unwrap();
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+
+    let http = reqwest::Client::new();
+    let registered: Arc<Mutex<Vec<String>>> = Arc::default();
+    // Per grant: every refresh token the binary answered with, in order.
+    let answered: Arc<Mutex<Vec<Vec<String>>>> = Arc::new(Mutex::new(
+        grants.iter().map(|(_, rt)| vec![rt.clone()]).collect(),
+    ));
+    let mut tasks = Vec::new();
+    for _ in 0..24 {
+        let (http, base, registered) = (http.clone(), base.clone(), Arc::clone(&registered));
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let Ok(r) = http
+                    .post(format!("{base}/register"))
+                    .json(
+                        &json!({"redirect_uris": [REDIRECT], "token_endpoint_auth_method": "none"}),
+                    )
+                    .send()
+                    .await
+                else {
+                    return;
+                };
+                if r.status() != 201 {
+                    return;
+                }
+                let Ok(body) = r.json::<Value>().await else {
+                    return;
+                };
+                registered
+                    .lock()
+                    .unwrap()
+                    .push(body["client_id"].as_str().unwrap().to_owned());
+            }
+        }));
+    }
+    for (i, (client_id, _)) in grants.iter().enumerate() {
+        let (http, base, answered, client_id) = (
+            http.clone(),
+            base.clone(),
+            Arc::clone(&answered),
+            client_id.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let current = answered.lock().unwrap()[i].last().unwrap().clone();
+                let Ok(r) = http
+                    .post(format!("{base}/token"))
+                    .form(&[
+                        ("grant_type", "refresh_token"),
+                        ("client_id", client_id.as_str()),
+                        ("refresh_token", current.as_str()),
+                    ])
+                    .send()
+                    .await
+                else {
+                    return;
+                };
+                assert!(
+                    r.status() == 200,
+                    "refresh refused before the kill: {}",
+                    r.status()
+                );
+                let Ok(body) = r.json::<Value>().await else {
+                    return;
+                };
+                answered.lock().unwrap()[i]
+                    .push(body["refresh_token"].as_str().unwrap().to_owned());
+            }
+        }));
+    }
+    // Let the burst run until a good number of writes was answered, then kill the process mid-burst.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let regs = registered.lock().unwrap().len();
+        let refreshes: usize = answered.lock().unwrap().iter().map(|a| a.len() - 1).sum();
+        if (regs >= 300 && refreshes >= 80) || tokio::time::Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    child.start_kill().unwrap(); // SIGKILL
+    child.wait().await.unwrap();
+    for t in &tasks {
+        t.abort();
+    }
+    let registered = registered.lock().unwrap().clone();
+    let answered = answered.lock().unwrap().clone();
+    let refreshed: usize = answered.iter().map(|a| a.len() - 1).sum();
+    eprintln!(
+        "killed after {} answered registrations and {refreshed} answered refreshes",
+        registered.len()
+    );
+    assert!(
+        registered.len() >= 50,
+        "the burst registered only {}",
+        registered.len()
+    );
+    assert!(
+        refreshed >= 16,
+        "the burst refreshed only {refreshed} times"
+    );
+
+    // Reopen the store the binary was killed on.
+    let auth = forwardauth_svc::state::build_auth(&config).await.unwrap();
+    let store = auth.store();
+    let mut missing = Vec::new();
+    for id in &registered {
+        if store.client(id).await.unwrap().is_none() {
+            missing.push(id.clone());
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "{} of {} answered registrations lost, e.g. {:?}",
+        missing.len(),
+        registered.len(),
+        missing.iter().take(3).collect::<Vec<_>>()
+    );
+    for tokens in &answered {
+        let last = tokens.last().unwrap();
+        let grant_id = last.split('.').next().unwrap();
+        let grant = store
+            .grant(grant_id)
+            .await
+            .unwrap()
+            .expect("the grant survives");
+        let chain = grant.refresh.expect("the grant keeps its refresh chain");
+        let hash = oauth_core::Secret::new(last.as_str()).hash();
+        let is_current = chain.current.ct_eq(&hash);
+        let rotated_whole = store.grace(grant_id, &hash).await.unwrap().is_some();
+        assert!(
+            is_current != rotated_whole,
+            "after {} answered refreshes: current = {is_current}, grace record = {rotated_whole}",
+            tokens.len() - 1
+        );
+        // Either way, the client can go on with the token it last received.
+        let client_id = grant.client_id.clone();
+        let req = format!(
+            "grant_type=refresh_token&client_id={client_id}&refresh_token={}",
+            url::form_urlencoded::byte_serialize(last.as_bytes()).collect::<String>()
+        );
+        auth.token(None, oauth_core::wire::parse_form(req.as_bytes()).unwrap())
+            .await
+            .unwrap();
+    }
+}

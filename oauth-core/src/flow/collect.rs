@@ -21,6 +21,9 @@ use std::time::Duration;
 use crate::Error;
 use crate::server::AuthServer;
 
+/// How many clients one store read of a collection returns.
+const COLLECT_PAGE: usize = 256;
+
 /// How stale a client's last-use record may get before a refresh renews it.
 pub const USE_RESOLUTION: Duration = Duration::from_secs(24 * 3600);
 
@@ -57,31 +60,54 @@ impl AuthServer {
             return Ok(collected);
         }
         let now = self.clock.unix();
+        // Page by page, so that memory does not grow with the number of registered clients.
+        let mut cursor: Option<String> = None;
+        loop {
+            let (page, next) = self
+                .store
+                .clients_page(cursor.as_deref(), COLLECT_PAGE)
+                .await?;
+            for client in &page {
+                self.collect_client(client, now, &mut collected).await?;
+            }
+            match next {
+                Some(n) => cursor = Some(n),
+                None => return Ok(collected),
+            }
+        }
+    }
+
+    /// Deletes `client` if the policy says it is unused.
+    async fn collect_client(
+        &self,
+        client: &crate::store::ClientRecord,
+        now: u64,
+        collected: &mut CollectedClients,
+    ) -> Result<(), Error> {
+        let policy = &self.config.registration;
         let older_than = |at: u64, ttl: Option<Duration>| {
             ttl.is_some_and(|ttl| at.saturating_add(ttl.as_secs()) <= now)
         };
-        for client in self.store.list_clients().await? {
-            let id = client.client_id.as_str();
-            let (stale, idle) = match self.store.client_last_used(id).await? {
-                None => (
-                    older_than(client.issued_at, policy.never_used_client_ttl),
-                    false,
-                ),
-                Some(at) => (false, older_than(at, policy.idle_client_ttl)),
-            };
-            if !stale && !idle {
-                continue;
-            }
-            self.revoke_client_tokens(id).await?;
-            if self.store.delete_client(id).await? {
-                if stale {
-                    collected.never_used += 1;
-                } else {
-                    collected.idle += 1;
-                }
-                tracing::info!(client_id = %id, never_used = stale, "unused client deleted");
-            }
+        let id = client.client_id.as_str();
+        let (stale, idle) = match self.store.client_last_used(id).await? {
+            None => (
+                older_than(client.issued_at, policy.never_used_client_ttl),
+                false,
+            ),
+            Some(at) => (false, older_than(at, policy.idle_client_ttl)),
+        };
+        if !stale && !idle {
+            return Ok(());
         }
-        Ok(collected)
+        self.revoke_client_tokens(id).await?;
+        if self.store.delete_client(id).await? {
+            if stale {
+                collected.never_used += 1;
+            } else {
+                collected.idle += 1;
+            }
+            tracing::info!(client_id = %id, never_used = stale, "unused client deleted");
+        }
+        Ok(())
     }
 }

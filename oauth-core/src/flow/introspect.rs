@@ -5,9 +5,9 @@
 //! other clients' tokens. An access token is active when its signature, issuer, lifetime and revocation status
 //! hold; a refresh token when it is live, not rotated, and its grant stands.
 
+use super::token::{RefreshToken, Standing};
 use crate::flow::token::{ClientCredentials, FormCredentials};
 use crate::server::AuthServer;
-use crate::store::RefreshState;
 use crate::types::Secret;
 use crate::wire::{IntrospectionRequest, IntrospectionResponse};
 use crate::{Error, OAuthError};
@@ -62,28 +62,31 @@ impl AuthServer {
                 jti: Some(p.jti.clone()),
             });
         }
-        let Some(RefreshState::Active(rec)) =
-            self.store.refresh(&Secret::new(token).hash()).await?
-        else {
+        let Some(presented) = RefreshToken::parse(token) else {
             return Ok(inactive);
         };
-        if rec.client_id != client.client_id
-            || rec.expires_at <= self.clock.unix()
-            || self.verifier.is_grant_revoked(&rec.grant_id)
+        let Some(grant) = self.store.grant(presented.grant_id).await? else {
+            return Ok(inactive);
+        };
+        let Some(chain) = grant.refresh.as_ref() else {
+            return Ok(inactive);
+        };
+        if presented.standing(&Secret::new(token), &grant) != Standing::Current
+            || grant.client_id != client.client_id
+            || grant.expires_at <= self.clock.unix()
+            || self.verifier.is_grant_revoked(&grant.grant_id)
         {
             return Ok(inactive);
         }
-        let Some(grant) = self.store.grant(&rec.grant_id).await? else {
-            return Ok(inactive);
-        };
+        let issued_at = chain.issued_at;
         Ok(IntrospectionResponse {
             active: true,
-            scope: Some(rec.scope.to_string()),
-            client_id: Some(rec.client_id),
+            scope: Some(grant.scope.to_string()),
+            client_id: Some(grant.client_id),
             username: grant.identity.username,
             token_type: Some("refresh_token".into()),
-            exp: Some(rec.expires_at),
-            iat: Some(rec.issued_at),
+            exp: Some(grant.expires_at),
+            iat: Some(issued_at),
             sub: Some(grant.identity.subject),
             aud: Some(grant.resource),
             iss: Some(self.config.issuer.clone()),

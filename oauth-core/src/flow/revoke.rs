@@ -7,10 +7,10 @@
 
 use crate::Error;
 use crate::error::{ErrorCode, OAuthError};
-use crate::flow::token::{ClientCredentials, FormCredentials};
+use crate::flow::token::{ClientCredentials, FormCredentials, RefreshToken, Standing};
 use crate::jwt::{self, AccessTokenClaims};
 use crate::server::AuthServer;
-use crate::store::{RefreshState, Revocation, RevokedKind};
+use crate::store::{Revocation, RevokedKind};
 use crate::types::Secret;
 use crate::wire::RevocationRequest;
 
@@ -50,13 +50,13 @@ impl AuthServer {
                 .into());
             }
         }
-        if let Some(state) = self.store.refresh(&Secret::new(token).hash()).await? {
-            let (grant_id, owner) = match state {
-                RefreshState::Active(r) => (r.grant_id, r.client_id),
-                RefreshState::Rotated(m) => (m.grant_id, m.client_id),
-            };
-            if owner == client.client_id {
-                self.revoke_grant(&grant_id).await?;
+        if let Some(presented) = RefreshToken::parse(token) {
+            // A current or rotated token of the grant (it carries the grant's family secret) revokes the grant.
+            if let Some(grant) = self.store.grant(presented.grant_id).await?
+                && presented.standing(&Secret::new(token), &grant) != Standing::Unknown
+                && grant.client_id == client.client_id
+            {
+                self.revoke_grant(&grant.grant_id).await?;
                 tracing::info!(client_id = %client.client_id, "refresh token revoked with its grant");
             }
             return Ok(());

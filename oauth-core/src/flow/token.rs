@@ -8,11 +8,25 @@
 //! the first one started (RFC 6749 §4.1.2).
 //!
 //! # Refresh tokens
-//! Every use rotates: the old token becomes a marker and a new one is issued, in one compare-and-swap. A retry
-//! with the old token within the grace window gets the very same new pair (sealed in the marker under a key only
-//! the old token's holder can derive, see [`crate::seal`]); after it, reuse revokes the whole grant (OAuth 2.1
-//! §4.3.1, "refresh token reuse detection"). Scope may narrow for the access token, never widen; the resource is
-//! kept.
+//! Every use rotates, and reuse of a rotated token revokes the whole grant (OAuth 2.1 §4.3.1, "refresh token reuse
+//! detection"), without a record per rotation: a grant's state stays one fixed-size record however often it is
+//! refreshed ([`RefreshChain`]).
+//!
+//! A refresh token reads `{grant_id}.{generation}.{family}.{fresh}`. `family` is a secret drawn once per grant
+//! and carried by every refresh token of it; `fresh` is drawn anew at each rotation. The grant keeps the hash of
+//! `family`, the current generation and the hash of the current token. So a presented token is:
+//! * **current**: its generation is the grant's and its hash is the current one: it rotates, in one
+//!   compare-and-swap of the grant on the generation ([`Store::rotate_grant`](crate::Store::rotate_grant)) that
+//!   also renews the grant and stores the grace record: one durable commit, so a crash cannot leave two live
+//!   tokens or none;
+//! * **rotated**: it carries the family secret and an older generation: within the grace window a retry gets the
+//!   very same response (sealed under a key only the old token's holder can derive, see [`crate::seal`], in a
+//!   record that lives as long as the window); after it, it is reuse and revokes the grant;
+//! * **unknown** otherwise. Knowing a grant id (the `sid` of its access tokens, which resource servers see) is not
+//!   enough to revoke a grant by presenting a made-up old token: that takes the family secret, which only holders
+//!   of the grant's refresh tokens have.
+//!
+//! Scope may narrow for the access token, never widen; the resource is kept.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
@@ -23,10 +37,8 @@ use crate::cimd::assertion;
 use crate::error::{ErrorCode, OAuthError};
 use crate::jwt::AccessTokenClaims;
 use crate::server::AuthServer;
-use crate::store::{
-    ClientRecord, CodeRedemption, GrantRecord, RefreshRecord, RefreshState, RotatedRefresh,
-};
-use crate::types::{ScopeSet, Secret, random_token};
+use crate::store::{ClientRecord, CodeRedemption, Grace, GraceRecord, GrantRecord, RefreshChain};
+use crate::types::{ScopeSet, Secret, TokenHash, random_token};
 use crate::wire::{TokenRequest, TokenResponse};
 use crate::{Error, pkce, seal};
 
@@ -166,6 +178,75 @@ impl TryFrom<&TokenRequest> for TokenGrant {
 
 fn invalid_grant(description: &'static str) -> Error {
     OAuthError::new(ErrorCode::InvalidGrant, description).into()
+}
+
+const INVALID_REFRESH: &str = "the refresh token is invalid, expired or revoked";
+
+/// A presented refresh token, parsed (see the module documentation for the format).
+pub(crate) struct RefreshToken<'a> {
+    /// The grant it claims to belong to.
+    pub(crate) grant_id: &'a str,
+    generation: u64,
+    family: &'a str,
+}
+
+impl<'a> RefreshToken<'a> {
+    /// `None` for anything that is not four non-empty dot-separated parts with a decimal generation.
+    pub(crate) fn parse(token: &'a str) -> Option<Self> {
+        let mut parts = token.split('.');
+        let (grant_id, generation, family, fresh) =
+            (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+        if parts.next().is_some()
+            || [grant_id, family, fresh].iter().any(|p| p.is_empty())
+            || generation.is_empty()
+            || !generation.bytes().all(|b| b.is_ascii_digit())
+        {
+            return None;
+        }
+        Some(RefreshToken {
+            grant_id,
+            generation: generation.parse().ok()?,
+            family,
+        })
+    }
+
+    /// A new token of generation `generation` of the grant `grant_id` with the family secret `family`.
+    fn mint(grant_id: &str, generation: u64, family: &str) -> Secret {
+        Secret::new(format!(
+            "{grant_id}.{generation}.{family}.{}",
+            random_token(32)
+        ))
+    }
+
+    /// What this token (whose whole text is `whole`) is to `grant`.
+    pub(crate) fn standing(&self, whole: &Secret, grant: &GrantRecord) -> Standing {
+        let Some(chain) = &grant.refresh else {
+            return Standing::Unknown;
+        };
+        if grant.grant_id != self.grant_id
+            || !TokenHash::of(self.family.as_bytes()).ct_eq(&chain.family)
+        {
+            return Standing::Unknown;
+        }
+        if self.generation == chain.generation && whole.matches(&chain.current) {
+            Standing::Current
+        } else if self.generation < chain.generation {
+            Standing::Rotated
+        } else {
+            Standing::Unknown
+        }
+    }
+}
+
+/// What a presented refresh token is to the grant it names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Standing {
+    /// The grant's current token.
+    Current,
+    /// A token of the grant that has been rotated.
+    Rotated,
+    /// Not a token of this grant (made up, or altered).
+    Unknown,
 }
 
 impl AuthServer {
@@ -396,6 +477,22 @@ impl AuthServer {
             .into());
         }
         let now = self.clock.unix();
+        let refresh = client
+            .metadata
+            .grant_types
+            .iter()
+            .any(|g| g == "refresh_token")
+            .then(|| {
+                let family = random_token(32);
+                let token = RefreshToken::mint(&record.grant_id, 0, &family);
+                let chain = RefreshChain {
+                    generation: 0,
+                    family: TokenHash::of(family.as_bytes()),
+                    current: token.hash(),
+                    issued_at: now,
+                };
+                (token, chain)
+            });
         let grant = GrantRecord {
             grant_id: record.grant_id.clone(),
             client_id: client.client_id.clone(),
@@ -405,39 +502,16 @@ impl AuthServer {
             created_at: now,
             expires_at: now.saturating_add(self.config.refresh_token_ttl.as_secs()),
             upstream: record.upstream.clone(),
+            refresh: refresh.as_ref().map(|(_, chain)| chain.clone()),
         };
+        // One write: the grant with its refresh chain.
         self.store
             .put_grant(&grant, self.config.refresh_token_ttl)
             .await?;
         let access_token = self.sign_access_token(&grant, &grant.scope)?;
-        let refresh_token = if client
-            .metadata
-            .grant_types
-            .iter()
-            .any(|g| g == "refresh_token")
-        {
-            let token = Secret::generate();
-            let rec = self.refresh_record(&grant);
-            self.store
-                .put_refresh(&token.hash(), &rec, self.config.refresh_token_ttl)
-                .await?;
-            Some(token.into_exposed())
-        } else {
-            None
-        };
+        let refresh_token = refresh.map(|(token, _)| token.into_exposed());
         tracing::info!(client_id = %client.client_id, "tokens issued for an authorization code");
         Ok(self.token_response(access_token, refresh_token, &grant.scope))
-    }
-
-    fn refresh_record(&self, grant: &GrantRecord) -> RefreshRecord {
-        let now = self.clock.unix();
-        RefreshRecord {
-            grant_id: grant.grant_id.clone(),
-            client_id: grant.client_id.clone(),
-            scope: grant.scope.clone(),
-            issued_at: now,
-            expires_at: now.saturating_add(self.config.refresh_token_ttl.as_secs()),
-        }
     }
 
     fn token_response(
@@ -499,31 +573,35 @@ impl AuthServer {
             )
             .into());
         }
-        let key = token.hash();
-        let mut state = self.store.refresh(&key).await?;
+        let Some(presented) = RefreshToken::parse(token.expose()) else {
+            return Err(invalid_grant(INVALID_REFRESH));
+        };
         // At most two rounds: a lost compare-and-swap means a concurrent rotation won, and the second round sees
-        // the marker it left.
+        // the token as rotated, with the grace record the winner left.
         for _ in 0..2 {
-            match state {
-                None => {
-                    return Err(invalid_grant(
-                        "the refresh token is invalid, expired or revoked",
-                    ));
-                }
-                Some(RefreshState::Rotated(marker)) => {
-                    return self.refresh_retry(client, &token, marker).await;
-                }
-                Some(RefreshState::Active(rec)) => {
-                    if let Some(done) = self.rotate(client, &token, &rec, scope, resource).await? {
+            let Some(grant) = self.store.grant(presented.grant_id).await? else {
+                return Err(invalid_grant(INVALID_REFRESH));
+            };
+            let standing = presented.standing(&token, &grant);
+            if standing != Standing::Unknown && grant.client_id != client.client_id {
+                return Err(invalid_grant(
+                    "the refresh token was issued to another client",
+                ));
+            }
+            match standing {
+                Standing::Unknown => return Err(invalid_grant(INVALID_REFRESH)),
+                Standing::Rotated => return self.refresh_retry(client, &token, &grant).await,
+                Standing::Current => {
+                    if let Some(done) = self
+                        .rotate(client, &token, &presented, grant, scope, resource)
+                        .await?
+                    {
                         return Ok(done);
                     }
-                    state = self.store.refresh(&key).await?;
                 }
             }
         }
-        Err(invalid_grant(
-            "the refresh token is invalid, expired or revoked",
-        ))
+        Err(invalid_grant(INVALID_REFRESH))
     }
 
     /// One rotation attempt; `Ok(None)` if a concurrent rotation won the compare-and-swap.
@@ -531,34 +609,21 @@ impl AuthServer {
         &self,
         client: &ClientRecord,
         token: &Secret,
-        rec: &RefreshRecord,
+        presented: &RefreshToken<'_>,
+        grant: GrantRecord,
         scope: Option<&str>,
         resource: Option<&str>,
     ) -> Result<Option<TokenResponse>, Error> {
         let now = self.clock.unix();
-        if rec.client_id != client.client_id {
-            return Err(invalid_grant(
-                "the refresh token was issued to another client",
-            ));
-        }
-        if rec.expires_at <= now {
-            return Err(invalid_grant(
-                "the refresh token is invalid, expired or revoked",
-            ));
-        }
-        let Some(grant) = self.store.grant(&rec.grant_id).await? else {
-            return Err(invalid_grant(
-                "the refresh token is invalid, expired or revoked",
-            ));
+        let Some(chain) = grant.refresh.clone() else {
+            return Err(invalid_grant(INVALID_REFRESH));
         };
-        if self.verifier.is_grant_revoked(&grant.grant_id) {
-            return Err(invalid_grant(
-                "the refresh token is invalid, expired or revoked",
-            ));
+        if grant.expires_at <= now || self.verifier.is_grant_revoked(&grant.grant_id) {
+            return Err(invalid_grant(INVALID_REFRESH));
         }
         let mut grant = self.recheck(grant).await?;
         let narrowed = match scope {
-            None => rec.scope.clone(),
+            None => grant.scope.clone(),
             Some(s) => {
                 let s = ScopeSet::parse(s)
                     .ok_or_else(|| {
@@ -568,7 +633,7 @@ impl AuthServer {
                         )
                     })?
                     .without("offline_access");
-                if !s.is_subset_of(&rec.scope) {
+                if !s.is_subset_of(&grant.scope) {
                     return Err(OAuthError::new(
                         ErrorCode::InvalidScope,
                         "the requested scope exceeds the scope originally granted",
@@ -588,44 +653,52 @@ impl AuthServer {
             .into());
         }
         let access_token = self.sign_access_token(&grant, &narrowed)?;
-        let next = Secret::generate();
-        let next_rec = self.refresh_record(&grant);
+        let generation = chain.generation.saturating_add(1);
+        let next = RefreshToken::mint(&grant.grant_id, generation, presented.family);
         let response = self.token_response(access_token, Some(next.expose().to_owned()), &narrowed);
-        let plaintext = serde_json::to_vec(&response)
-            .map_err(|e| crate::keys::KeyError::Material(e.to_string()))?;
-        let sealed = seal::seal(token.expose(), &plaintext)
-            .ok_or_else(|| crate::keys::KeyError::Material("sealing the rotation failed".into()))?;
-        let marker = RotatedRefresh {
-            grant_id: grant.grant_id.clone(),
-            client_id: client.client_id.clone(),
-            grace_until: now.saturating_add(self.config.refresh_grace.as_secs()),
-            sealed_response: sealed,
+        grant.expires_at = now.saturating_add(self.config.refresh_token_ttl.as_secs());
+        grant.refresh = Some(RefreshChain {
+            generation,
+            family: chain.family,
+            current: next.hash(),
+            issued_at: now,
+        });
+        let grace_record = if self.config.refresh_grace.is_zero() {
+            None
+        } else {
+            let plaintext = serde_json::to_vec(&response)
+                .map_err(|e| crate::keys::KeyError::Material(e.to_string()))?;
+            let sealed = seal::seal(token.expose(), &plaintext).ok_or_else(|| {
+                crate::keys::KeyError::Material("sealing the rotation failed".into())
+            })?;
+            Some(GraceRecord {
+                grant_id: grant.grant_id.clone(),
+                grace_until: now.saturating_add(self.config.refresh_grace.as_secs()),
+                sealed_response: sealed,
+            })
         };
-        let marker_ttl = std::time::Duration::from_secs(rec.expires_at.saturating_sub(now).max(1));
+        let old = token.hash();
         let swapped = self
             .store
-            .rotate_refresh(
-                &token.hash(),
-                &marker,
-                marker_ttl,
-                &next.hash(),
-                &next_rec,
+            .rotate_grant(
+                &grant,
+                chain.generation,
                 self.config.refresh_token_ttl,
+                grace_record.as_ref().map(|record| Grace {
+                    key: &old,
+                    record,
+                    ttl: self.config.refresh_grace,
+                }),
             )
             .await?;
         if !swapped {
             return Ok(None);
         }
-        grant.expires_at = next_rec.expires_at;
-        self.store
-            .put_grant(&grant, self.config.refresh_token_ttl)
-            .await?;
-        // A revocation that landed while this refresh ran must not be undone by the write above.
+        // A revocation that landed while this refresh ran (the rotation saw the grant before its deletion) must
+        // not be undone by the write above.
         if self.verifier.is_grant_revoked(&grant.grant_id) {
             self.store.delete_grant(&grant.grant_id).await?;
-            return Err(invalid_grant(
-                "the refresh token is invalid, expired or revoked",
-            ));
+            return Err(invalid_grant(INVALID_REFRESH));
         }
         tracing::info!(client_id = %client.client_id, "refresh token rotated");
         Ok(Some(response))
@@ -683,17 +756,16 @@ impl AuthServer {
         &self,
         client: &ClientRecord,
         token: &Secret,
-        marker: RotatedRefresh,
+        grant: &GrantRecord,
     ) -> Result<TokenResponse, Error> {
-        if marker.client_id != client.client_id {
-            return Err(invalid_grant(
-                "the refresh token was issued to another client",
-            ));
-        }
-        let within_grace =
-            self.clock.unix() <= marker.grace_until && !self.config.refresh_grace.is_zero();
-        if within_grace && !self.verifier.is_grant_revoked(&marker.grant_id) {
-            let response = seal::open(token.expose(), &marker.sealed_response)
+        if !self.config.refresh_grace.is_zero() && !self.verifier.is_grant_revoked(&grant.grant_id)
+        {
+            let response = self
+                .store
+                .grace(&grant.grant_id, &token.hash())
+                .await?
+                .filter(|g| self.clock.unix() <= g.grace_until)
+                .and_then(|g| seal::open(token.expose(), &g.sealed_response))
                 .and_then(|plain| serde_json::from_slice::<TokenResponse>(&plain).ok());
             if let Some(response) = response {
                 tracing::info!(client_id = %client.client_id, "refresh retried within the grace window");
@@ -701,7 +773,7 @@ impl AuthServer {
             }
         }
         tracing::warn!(client_id = %client.client_id, "rotated refresh token reused; revoking its grant");
-        self.revoke_grant(&marker.grant_id).await?;
+        self.revoke_grant(&grant.grant_id).await?;
         Err(invalid_grant(
             "the refresh token was already used; every token of this grant is revoked",
         ))

@@ -14,15 +14,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{
-    ClientRecord, CodeRecord, CodeRedemption, ConsentRecord, GrantRecord, KeyRecord,
-    PendingAuthorization, RefreshRecord, RefreshState, Revocation, RevokedKind, RotatedRefresh,
-    SessionRecord, Store, StoreError,
+    ClientRecord, CodeRecord, CodeRedemption, ConsentRecord, Grace, GraceRecord, GrantRecord,
+    KeyRecord, PendingAuthorization, RefreshChain, Revocation, RevokedKind, SessionRecord, Store,
+    StoreError,
 };
 use crate::testing::FixedClock;
 use crate::types::{Identity, ScopeSet, TokenHash, UpstreamSession};
 use crate::wire::ClientMetadata;
 
-fn client(id: &str) -> ClientRecord {
+pub(crate) fn client(id: &str) -> ClientRecord {
     ClientRecord {
         client_id: id.into(),
         secret_hash: Some(TokenHash::of(b"secret")),
@@ -71,23 +71,25 @@ fn grant(id: &str, client_id: &str, subject: &str) -> GrantRecord {
             refresh_token: None,
             expires_at: Some(9),
         }),
+        refresh: None,
     }
 }
 
-fn refresh(grant_id: &str) -> RefreshRecord {
-    RefreshRecord {
-        grant_id: grant_id.into(),
-        client_id: "c1".into(),
-        scope: ScopeSet::from_tokens(["mcp"]),
-        issued_at: 1,
-        expires_at: u64::MAX,
+fn chained(id: &str, generation: u64) -> GrantRecord {
+    GrantRecord {
+        refresh: Some(RefreshChain {
+            generation,
+            family: TokenHash::of(b"family"),
+            current: TokenHash::of(format!("rt-{generation}").as_bytes()),
+            issued_at: generation,
+        }),
+        ..grant(id, "c1", "alice")
     }
 }
 
-fn marker(grant_id: &str) -> RotatedRefresh {
-    RotatedRefresh {
+fn grace_record(grant_id: &str) -> GraceRecord {
+    GraceRecord {
         grant_id: grant_id.into(),
-        client_id: "c1".into(),
         grace_until: 0,
         sealed_response: vec![1, 2, 3],
     }
@@ -283,7 +285,28 @@ async fn clients(s: &impl Store) {
         .collect();
     ids.sort();
     assert_eq!(ids, vec!["c1", "c2"]);
+    assert_eq!(s.count_clients().await.unwrap(), 2);
+    // Pages of one, walked by cursor, see every client.
+    for i in 3..=7 {
+        s.insert_client(&client(&format!("c{i}"))).await.unwrap();
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    let mut cursor: Option<String> = None;
+    for _ in 0..100 {
+        let (page, next) = s.clients_page(cursor.as_deref(), 2).await.unwrap();
+        seen.extend(page.into_iter().map(|c| c.client_id));
+        cursor = next;
+        if cursor.is_none() {
+            break;
+        }
+    }
+    assert!(cursor.is_none(), "the walk ends");
+    assert_eq!(seen.len(), 7, "every client is seen: {seen:?}");
+    for i in 3..=7 {
+        assert!(s.delete_client(&format!("c{i}")).await.unwrap());
+    }
     assert!(s.delete_client("c1").await.unwrap());
+    assert_eq!(s.count_clients().await.unwrap(), 1);
     assert!(!s.delete_client("c1").await.unwrap());
     assert_eq!(s.client("c1").await.unwrap(), None);
 }
@@ -311,10 +334,22 @@ async fn ttl_expiry(s: &impl Store, clock: &FixedClock) {
     s.put_pending(&k, &pending("c1"), Duration::from_secs(10))
         .await
         .unwrap();
-    let r = TokenHash::of(b"refresh-short");
-    s.put_refresh(&r, &refresh("g"), Duration::from_secs(10))
+    let r = TokenHash::of(b"grace-short");
+    s.put_grant(&chained("g-short", 0), MIN).await.unwrap();
+    assert!(
+        s.rotate_grant(
+            &chained("g-short", 1),
+            0,
+            MIN,
+            Some(Grace {
+                key: &r,
+                record: &grace_record("g-short"),
+                ttl: Duration::from_secs(10)
+            })
+        )
         .await
-        .unwrap();
+        .unwrap()
+    );
     clock.advance(Duration::from_secs(9));
     assert!(
         s.pending(&k).await.unwrap().is_some(),
@@ -323,7 +358,12 @@ async fn ttl_expiry(s: &impl Store, clock: &FixedClock) {
     clock.advance(Duration::from_secs(2));
     assert_eq!(s.pending(&k).await.unwrap(), None, "expired after its TTL");
     assert_eq!(s.take_pending(&k).await.unwrap(), None);
-    assert_eq!(s.refresh(&r).await.unwrap(), None);
+    assert_eq!(
+        s.grace("g-short", &r).await.unwrap(),
+        None,
+        "grace lives for its window"
+    );
+    assert!(s.grant("g-short").await.unwrap().is_some());
     s.purge_expired().await.unwrap();
     assert_eq!(s.pending(&k).await.unwrap(), None);
 }
@@ -431,48 +471,104 @@ async fn grants_and_indexes(s: &impl Store) {
 }
 
 async fn refresh_rotation<S: Store>(s: Arc<S>) {
-    let old = TokenHash::of(b"rt-old");
-    s.put_refresh(&old, &refresh("g1"), MIN).await.unwrap();
-    assert_eq!(
-        s.refresh(&old).await.unwrap(),
-        Some(RefreshState::Active(refresh("g1")))
-    );
+    s.put_grant(&chained("g1", 0), MIN).await.unwrap();
     let mut tasks = Vec::new();
     for i in 0..8u8 {
         let s = Arc::clone(&s);
         tasks.push(tokio::spawn(async move {
-            let new = TokenHash::of(&[b'n', i]);
-            s.rotate_refresh(&old, &marker("g1"), MIN, &new, &refresh("g1"), MIN)
+            let key = TokenHash::of(&[b'o', i]);
+            let mut next = chained("g1", 1);
+            next.scope = ScopeSet::from_tokens([format!("winner-{i}")]);
+            let won = s
+                .rotate_grant(
+                    &next,
+                    0,
+                    MIN,
+                    Some(Grace {
+                        key: &key,
+                        record: &grace_record("g1"),
+                        ttl: MIN,
+                    }),
+                )
                 .await
-                .unwrap()
+                .unwrap();
+            (i, won)
         }));
     }
-    let mut wins = 0;
+    let mut winners = Vec::new();
     for t in tasks {
-        wins += usize::from(t.await.unwrap());
+        let (i, won) = t.await.unwrap();
+        if won {
+            winners.push(i);
+        }
     }
-    assert_eq!(wins, 1, "exactly one concurrent rotation wins");
+    assert_eq!(winners.len(), 1, "exactly one concurrent rotation wins");
+    let w = winners[0];
+    let stored = s.grant("g1").await.unwrap().unwrap();
+    assert_eq!(stored.refresh.as_ref().unwrap().generation, 1);
     assert_eq!(
-        s.refresh(&old).await.unwrap(),
-        Some(RefreshState::Rotated(marker("g1")))
+        stored.scope,
+        ScopeSet::from_tokens([format!("winner-{w}")]),
+        "the winner's grant is stored"
     );
-    let missing = TokenHash::of(b"missing");
+    assert_eq!(
+        s.grace("g1", &TokenHash::of(&[b'o', w])).await.unwrap(),
+        Some(grace_record("g1")),
+        "the winner's grace record is stored with it"
+    );
+    for i in (0..8u8).filter(|i| *i != w) {
+        assert_eq!(
+            s.grace("g1", &TokenHash::of(&[b'o', i])).await.unwrap(),
+            None,
+            "a lost rotation writes nothing"
+        );
+    }
+    // A stale generation, a missing grant and a grant without a chain all lose.
     assert!(
-        !s.rotate_refresh(
-            &missing,
-            &marker("g1"),
-            MIN,
-            &TokenHash::of(b"x"),
-            &refresh("g1"),
-            MIN
-        )
-        .await
-        .unwrap()
+        !s.rotate_grant(&chained("g1", 1), 0, MIN, None)
+            .await
+            .unwrap()
     );
-    assert_eq!(
-        s.refresh(&TokenHash::of(b"x")).await.unwrap(),
-        None,
-        "a failed rotation writes nothing"
+    assert!(
+        !s.rotate_grant(&chained("nope", 1), 0, MIN, None)
+            .await
+            .unwrap()
+    );
+    assert_eq!(s.grant("nope").await.unwrap(), None);
+    s.put_grant(&grant("plain", "c1", "alice"), MIN)
+        .await
+        .unwrap();
+    assert!(
+        !s.rotate_grant(&chained("plain", 1), 0, MIN, None)
+            .await
+            .unwrap()
+    );
+    // A deleted (revoked) grant cannot be written back by a rotation that read it before.
+    s.delete_grant("g1").await.unwrap();
+    assert!(
+        !s.rotate_grant(&chained("g1", 2), 1, MIN, None)
+            .await
+            .unwrap()
+    );
+    assert_eq!(s.grant("g1").await.unwrap(), None);
+    // Rotations keep the grant findable by client and subject.
+    s.put_grant(&chained("g4", 0), MIN).await.unwrap();
+    assert!(
+        s.rotate_grant(&chained("g4", 1), 0, MIN, None)
+            .await
+            .unwrap()
+    );
+    assert!(
+        s.grants_of_client("c1")
+            .await
+            .unwrap()
+            .contains(&"g4".to_owned())
+    );
+    assert!(
+        s.grants_of_subject("alice")
+            .await
+            .unwrap()
+            .contains(&"g4".to_owned())
     );
 }
 

@@ -2,38 +2,55 @@
 //!
 //! # Why redb
 //! A person running one instance should not need a database server, and a restart must lose no client, key,
-//! refresh token or revocation. redb is a pure-Rust, ACID, single-file key-value store: every write below is one
-//! serialisable write transaction, which is what makes `take_pending`, `redeem_code` and `rotate_refresh`
+//! grant or revocation. redb is a pure-Rust, ACID, single-file key-value store: every write below runs inside
+//! one serialisable write transaction, which is what makes `take_pending`, `redeem_code` and `rotate_grant`
 //! atomic without further locking. Its in-memory backend runs the very same code for tests.
 //!
+//! # Group commit
+//! A durable commit costs an `fsync`, and redb runs one write transaction at a time. Committing each write on
+//! its own made the disk's sync latency the ceiling of every write endpoint. So all writes go to one writer
+//! thread, which takes every write waiting (up to [`MAX_BATCH`]), applies them in one transaction, commits once
+//! and only then answers each caller: concurrent writers share one `fsync`, and no caller hears "done" before its
+//! write is durable. A write that fails (a conflict, a corrupt record) must not take the others' work with it or
+//! leave half of itself behind, so a batch in which any write fails is rolled back and its writes are re-run one
+//! transaction each. Reads never wait for the writer: they run on tokio's blocking pool against the last commit.
+//!
 //! # Layout
-//! * table `records` (`&str` → bytes): `client:{id}`, `client-used:{id}` (when it was last used), `pending:{hash}`, `code:{hash}`, `used:{hash}`,
-//!   `grant:{id}`, `refresh:{hash}`, `key:{kid}`, `session:{hash}`, `consent:{subject}\0{client_id}`,
-//!   `fail:{key}` and `ban:{key}` (login regulation). Each value is an 8-byte big-endian expiry (seconds since the
-//!   epoch, 0 = never) followed by the record as JSON.
+//! * table `records` (`&str` → bytes): `client:{id}`, `client-used:{id}` (when it was last used), `pending:{hash}`,
+//!   `code:{hash}`, `used:{hash}`, `grant:{id}`, `grace:{grant id}:{hash}`, `key:{kid}`, `session:{hash}`,
+//!   `consent:{subject}\0{client_id}`, `fail:{key}` and `ban:{key}` (login regulation), and `meta:clients`,
+//!   `meta:revocation-seq` (counters kept so that neither needs a scan). Each value is an 8-byte big-endian expiry
+//!   (seconds since the epoch, 0 = never) followed by the record as JSON.
 //! * multimap `index` (`&str` → `&str`): `client:{id}` and `subject:{sub}` → grant ids.
 //! * table `revocations` (`u64` → bytes): the revocation log, keyed by sequence number.
+//! * table `expiry` (`(u64, &str)` → `()`): one entry per record that expires, `(expiry, key)` (revocations as
+//!   `rev:{seq}`), kept exact on every write. [`Store::purge_expired`] reads it from the oldest end and stops at
+//!   the clock, in bounded batches, instead of scanning the store; so purging costs what expired, not what is
+//!   stored, and never pulls the whole file through the cache.
 //!
-//! redb is synchronous; each operation runs on tokio's blocking pool so that a commit's `fsync` never stalls the
-//! async workers. Expiry is checked against the injected [`Clock`] on every read and purged by
-//! [`Store::purge_expired`].
+//! # Memory
+//! redb caches pages up to a byte budget (its own default is 1 GiB, which a store under a write load fills). The
+//! budget here is [`EMBEDDED_CACHE_BYTES`] unless [`EmbeddedStore::open_with_cache`] says otherwise; nothing else
+//! in this backend holds memory in proportion to what is stored.
 
+use std::ops::Bound;
+use std::panic::AssertUnwindSafe;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, mpsc};
+use std::thread::JoinHandle;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use redb::{
-    Database, MultimapTableDefinition, ReadableTable as _, ReadableTableMetadata as _,
-    TableDefinition, WriteTransaction,
+    Database, MultimapTableDefinition, ReadableTable as _, TableDefinition, TableHandle as _,
+    WriteTransaction,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::{
-    ClientRecord, CodeRecord, CodeRedemption, ConsentRecord, GrantRecord, KeyRecord,
-    PendingAuthorization, RefreshRecord, RefreshState, Revocation, RotatedRefresh, SessionRecord,
-    Store, StoreError,
+    ClientRecord, CodeRecord, CodeRedemption, ConsentRecord, Grace, GraceRecord, GrantRecord,
+    KeyRecord, PendingAuthorization, Revocation, SessionRecord, Store, StoreError,
 };
 use crate::clock::Clock;
 use crate::types::TokenHash;
@@ -41,6 +58,20 @@ use crate::types::TokenHash;
 const RECORDS: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("records");
 const INDEX: MultimapTableDefinition<'_, &str, &str> = MultimapTableDefinition::new("index");
 const REVOCATIONS: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("revocations");
+const EXPIRY: TableDefinition<'_, (u64, &str), ()> = TableDefinition::new("expiry");
+
+const CLIENT_COUNT: &str = "meta:clients";
+const REVOCATION_SEQ: &str = "meta:revocation-seq";
+
+/// redb's page cache budget unless the caller chooses one: enough for the working set of a single instance
+/// (clients, grants and sessions in use), small enough that the process stays within tens of MiB.
+pub const EMBEDDED_CACHE_BYTES: usize = 16 * 1024 * 1024;
+
+/// The most writes one commit carries.
+const MAX_BATCH: usize = 256;
+
+/// The most expired records one purge transaction removes (a purge runs as many as it needs).
+const PURGE_BATCH: usize = 1024;
 
 /// The embedded store. Cheap to clone (an `Arc` inside).
 #[derive(Clone)]
@@ -49,8 +80,9 @@ pub struct EmbeddedStore {
 }
 
 struct Inner {
-    db: Database,
+    db: Arc<Database>,
     clock: Arc<dyn Clock>,
+    writer: Writer,
 }
 
 impl std::fmt::Debug for EmbeddedStore {
@@ -64,12 +96,28 @@ fn backend(e: impl Into<redb::Error>) -> StoreError {
 }
 
 impl EmbeddedStore {
-    /// Opens (or creates) the store file at `path`. The parent directory must exist.
+    /// Opens (or creates) the store file at `path` with the default page cache ([`EMBEDDED_CACHE_BYTES`]). The
+    /// parent directory must exist.
     ///
     /// # Errors
     /// [`StoreError::Backend`] if the file cannot be opened, is locked by another process, or is not a store.
     pub fn open(path: impl AsRef<Path>, clock: Arc<dyn Clock>) -> Result<Self, StoreError> {
-        let db = Database::create(path.as_ref()).map_err(backend)?;
+        Self::open_with_cache(path, clock, EMBEDDED_CACHE_BYTES)
+    }
+
+    /// Opens (or creates) the store file at `path` with a page cache of at most `cache_bytes`.
+    ///
+    /// # Errors
+    /// As [`EmbeddedStore::open`].
+    pub fn open_with_cache(
+        path: impl AsRef<Path>,
+        clock: Arc<dyn Clock>,
+        cache_bytes: usize,
+    ) -> Result<Self, StoreError> {
+        let db = Database::builder()
+            .set_cache_size(cache_bytes)
+            .create(path.as_ref())
+            .map_err(backend)?;
         Self::init(db, clock)
     }
 
@@ -79,6 +127,7 @@ impl EmbeddedStore {
     /// [`StoreError::Backend`] if the in-memory database cannot be created.
     pub fn in_memory(clock: Arc<dyn Clock>) -> Result<Self, StoreError> {
         let db = Database::builder()
+            .set_cache_size(EMBEDDED_CACHE_BYTES)
             .create_with_backend(redb::backends::InMemoryBackend::new())
             .map_err(backend)?;
         Self::init(db, clock)
@@ -86,16 +135,27 @@ impl EmbeddedStore {
 
     fn init(db: Database, clock: Arc<dyn Clock>) -> Result<Self, StoreError> {
         let tx = db.begin_write().map_err(backend)?;
+        let indexed = tx
+            .list_tables()
+            .map_err(backend)?
+            .any(|t| t.name() == EXPIRY.name());
         tx.open_table(RECORDS).map_err(backend)?;
         tx.open_multimap_table(INDEX).map_err(backend)?;
         tx.open_table(REVOCATIONS).map_err(backend)?;
+        tx.open_table(EXPIRY).map_err(backend)?;
+        if !indexed {
+            build_index(&tx)?;
+        }
         tx.commit().map_err(backend)?;
+        let db = Arc::new(db);
+        let writer = Writer::start(Arc::clone(&db), Arc::clone(&clock))?;
         Ok(EmbeddedStore {
-            inner: Arc::new(Inner { db, clock }),
+            inner: Arc::new(Inner { db, clock, writer }),
         })
     }
 
-    async fn run<T, F>(&self, f: F) -> Result<T, StoreError>
+    /// Runs a read on the blocking pool.
+    async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&Inner) -> Result<T, StoreError> + Send + 'static,
@@ -105,7 +165,189 @@ impl EmbeddedStore {
             .await
             .map_err(|e| StoreError::Backend(format!("store task failed: {e}")))?
     }
+
+    /// Hands a write to the writer thread and waits until it is durable. `f` may run twice (see the module
+    /// documentation), each time in a fresh transaction.
+    async fn write<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnMut(&W<'_>) -> Result<T, StoreError> + Send + 'static,
+    {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.inner.writer.submit(Box::new(Op {
+            f,
+            out: None,
+            reply: Some(reply),
+        }))?;
+        answer.await.map_err(|_| writer_gone())?
+    }
 }
+
+fn writer_gone() -> StoreError {
+    StoreError::Backend("the store's writer thread stopped".into())
+}
+
+/// The first open of a store written before the expiry index existed builds the index and the counters once.
+fn build_index(tx: &WriteTransaction) -> Result<(), StoreError> {
+    let records = tx.open_table(RECORDS).map_err(backend)?;
+    let revocations = tx.open_table(REVOCATIONS).map_err(backend)?;
+    let mut expiry = tx.open_table(EXPIRY).map_err(backend)?;
+    let mut clients = 0u64;
+    for row in records.iter().map_err(backend)? {
+        let (k, v) = row.map_err(backend)?;
+        let (exp, _) = split(v.value())?;
+        if exp != 0 {
+            expiry.insert((exp, k.value()), ()).map_err(backend)?;
+        }
+        if k.value().starts_with("client:") {
+            clients += 1;
+        }
+    }
+    let mut last = 0u64;
+    for row in revocations.iter().map_err(backend)? {
+        let (k, v) = row.map_err(backend)?;
+        let (exp, _) = split(v.value())?;
+        last = k.value();
+        if exp != 0 {
+            expiry
+                .insert((exp, revocation_key(last).as_str()), ())
+                .map_err(backend)?;
+        }
+    }
+    drop((records, revocations, expiry));
+    let w = W { tx, now: 0 };
+    w.put(CLIENT_COUNT, &clients, 0)?;
+    w.put(REVOCATION_SEQ, &last, 0)?;
+    Ok(())
+}
+
+fn revocation_key(seq: u64) -> String {
+    format!("rev:{seq:020}")
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// The writer thread.
+
+/// One write waiting for a commit.
+trait Job: Send {
+    /// Applies the write inside the batch's transaction and keeps its outcome; `false` if it failed.
+    fn apply(&mut self, w: &W<'_>) -> bool;
+    /// Answers the caller: with the kept outcome if the transaction committed (or was rolled back because this
+    /// write failed), with the commit's error otherwise.
+    fn finish(self: Box<Self>, commit: Result<(), &StoreError>);
+}
+
+struct Op<T, F> {
+    f: F,
+    out: Option<Result<T, StoreError>>,
+    reply: Option<tokio::sync::oneshot::Sender<Result<T, StoreError>>>,
+}
+
+impl<T, F> Job for Op<T, F>
+where
+    T: Send,
+    F: FnMut(&W<'_>) -> Result<T, StoreError> + Send,
+{
+    fn apply(&mut self, w: &W<'_>) -> bool {
+        // A panicking write must not take the writer thread, and with it every later write, down.
+        let out = std::panic::catch_unwind(AssertUnwindSafe(|| (self.f)(w)))
+            .unwrap_or_else(|_| Err(StoreError::Backend("a store write panicked".into())));
+        let ok = out.is_ok();
+        self.out = Some(out);
+        ok
+    }
+
+    fn finish(mut self: Box<Self>, commit: Result<(), &StoreError>) {
+        let result = match commit {
+            Ok(()) => self
+                .out
+                .take()
+                .unwrap_or_else(|| Err(StoreError::Backend("the write never ran".into()))),
+            Err(e) => Err(e.clone()),
+        };
+        if let Some(reply) = self.reply.take() {
+            // The caller may have gone (its request was dropped); the write stands regardless.
+            let _ = reply.send(result);
+        }
+    }
+}
+
+struct Writer {
+    jobs: Option<mpsc::Sender<Box<dyn Job>>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Writer {
+    fn start(db: Arc<Database>, clock: Arc<dyn Clock>) -> Result<Self, StoreError> {
+        let (jobs, queue) = mpsc::channel::<Box<dyn Job>>();
+        let thread = std::thread::Builder::new()
+            .name("store-writer".into())
+            .spawn(move || {
+                while let Ok(first) = queue.recv() {
+                    let mut batch = vec![first];
+                    while batch.len() < MAX_BATCH {
+                        match queue.try_recv() {
+                            Ok(job) => batch.push(job),
+                            Err(_) => break,
+                        }
+                    }
+                    commit_batch(&db, clock.unix(), batch);
+                }
+            })
+            .map_err(|e| StoreError::Backend(format!("starting the store's writer: {e}")))?;
+        Ok(Writer {
+            jobs: Some(jobs),
+            thread: Some(thread),
+        })
+    }
+
+    fn submit(&self, job: Box<dyn Job>) -> Result<(), StoreError> {
+        self.jobs
+            .as_ref()
+            .ok_or_else(writer_gone)?
+            .send(job)
+            .map_err(|_| writer_gone())
+    }
+}
+
+impl Drop for Writer {
+    /// Lets the writer finish what it was given and waits for it, so that the file is closed (and can be opened
+    /// again) once the last handle to the store is gone.
+    fn drop(&mut self) {
+        self.jobs.take();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn commit_batch(db: &Database, now: u64, mut batch: Vec<Box<dyn Job>>) {
+    match try_batch(db, now, &mut batch) {
+        Ok(false) if batch.len() > 1 => {
+            for job in batch {
+                commit_batch(db, now, vec![job]);
+            }
+        }
+        Ok(_) => batch.into_iter().for_each(|job| job.finish(Ok(()))),
+        Err(e) => batch.into_iter().for_each(|job| job.finish(Err(&e))),
+    }
+}
+
+/// One transaction over the batch: `Ok(true)` if it committed, `Ok(false)` if a write failed and it was rolled
+/// back.
+fn try_batch(db: &Database, now: u64, batch: &mut [Box<dyn Job>]) -> Result<bool, StoreError> {
+    let tx = db.begin_write().map_err(backend)?;
+    let w = W { tx: &tx, now };
+    if !batch.iter_mut().all(|job| job.apply(&w)) {
+        tx.abort().map_err(backend)?;
+        return Ok(false);
+    }
+    tx.commit().map_err(backend)?;
+    Ok(true)
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Values.
 
 fn encode<T: Serialize>(value: &T, expires_at: u64) -> Result<Vec<u8>, StoreError> {
     let mut out = expires_at.to_be_bytes().to_vec();
@@ -127,17 +369,13 @@ fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, StoreError> {
     serde_json::from_slice(body).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
+fn live_at(exp: u64, now: u64) -> bool {
+    exp == 0 || exp > now
+}
+
 impl Inner {
     fn now(&self) -> u64 {
         self.clock.unix()
-    }
-
-    fn expiry(&self, ttl: Duration) -> u64 {
-        self.now().saturating_add(ttl.as_secs().max(1))
-    }
-
-    fn live(&self, exp: u64) -> bool {
-        exp == 0 || exp > self.now()
     }
 
     fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, StoreError> {
@@ -147,57 +385,7 @@ impl Inner {
             return Ok(None);
         };
         let (exp, body) = split(guard.value())?;
-        if !self.live(exp) {
-            return Ok(None);
-        }
-        decode(body).map(Some)
-    }
-
-    fn put<T: Serialize>(&self, key: &str, value: &T, expires_at: u64) -> Result<(), StoreError> {
-        let bytes = encode(value, expires_at)?;
-        self.write(|tx| {
-            tx.open_table(RECORDS)
-                .map_err(backend)?
-                .insert(key, bytes.as_slice())
-                .map_err(backend)?;
-            Ok(())
-        })
-    }
-
-    fn remove(&self, key: &str) -> Result<bool, StoreError> {
-        self.write(|tx| {
-            Ok(tx
-                .open_table(RECORDS)
-                .map_err(backend)?
-                .remove(key)
-                .map_err(backend)?
-                .is_some())
-        })
-    }
-
-    fn write<T>(
-        &self,
-        f: impl FnOnce(&WriteTransaction) -> Result<T, StoreError>,
-    ) -> Result<T, StoreError> {
-        let tx = self.db.begin_write().map_err(backend)?;
-        let out = f(&tx)?;
-        tx.commit().map_err(backend)?;
-        Ok(out)
-    }
-
-    /// Removes `key` inside `tx` and returns its body if it was live.
-    fn take_in<T: DeserializeOwned>(
-        &self,
-        tx: &WriteTransaction,
-        key: &str,
-    ) -> Result<Option<T>, StoreError> {
-        let mut table = tx.open_table(RECORDS).map_err(backend)?;
-        let removed = table.remove(key).map_err(backend)?;
-        let Some(guard) = removed else {
-            return Ok(None);
-        };
-        let (exp, body) = split(guard.value())?;
-        if !self.live(exp) {
+        if !live_at(exp, self.now()) {
             return Ok(None);
         }
         decode(body).map(Some)
@@ -207,6 +395,7 @@ impl Inner {
         let tx = self.db.begin_read().map_err(backend)?;
         let index = tx.open_multimap_table(INDEX).map_err(backend)?;
         let records = tx.open_table(RECORDS).map_err(backend)?;
+        let now = self.now();
         let mut out = Vec::new();
         for id in index.get(index_key).map_err(backend)? {
             let id = id.map_err(backend)?.value().to_owned();
@@ -215,69 +404,240 @@ impl Inner {
                 .map_err(backend)?
             {
                 let (exp, _) = split(guard.value())?;
-                if self.live(exp) {
+                if live_at(exp, now) {
                     out.push(id);
                 }
             }
         }
         Ok(out)
     }
+
+    fn clients(&self, from: Bound<&str>, limit: usize) -> Result<Vec<ClientRecord>, StoreError> {
+        let tx = self.db.begin_read().map_err(backend)?;
+        let t = tx.open_table(RECORDS).map_err(backend)?;
+        let mut out = Vec::new();
+        for row in t
+            .range::<&str>((from, Bound::Excluded("client;")))
+            .map_err(backend)?
+            .take(limit)
+        {
+            let (_, v) = row.map_err(backend)?;
+            let (_, body) = split(v.value())?;
+            out.push(decode(body)?);
+        }
+        Ok(out)
+    }
 }
 
-fn unindex_grant(tx: &WriteTransaction, grant: &GrantRecord) -> Result<(), StoreError> {
-    let mut index = tx.open_multimap_table(INDEX).map_err(backend)?;
-    index
-        .remove(
-            format!("client:{}", grant.client_id).as_str(),
-            grant.grant_id.as_str(),
-        )
-        .map_err(backend)?;
-    index
-        .remove(
-            format!("subject:{}", grant.identity.subject).as_str(),
-            grant.grant_id.as_str(),
-        )
-        .map_err(backend)?;
-    Ok(())
+/// A write in progress: the batch's transaction and the clock reading the batch runs at. Every record write goes
+/// through [`W::put`] and [`W::remove`], which keep the expiry index exact.
+struct W<'a> {
+    tx: &'a WriteTransaction,
+    now: u64,
+}
+
+impl W<'_> {
+    fn expiry(&self, ttl: Duration) -> u64 {
+        self.now.saturating_add(ttl.as_secs().max(1))
+    }
+
+    fn live(&self, exp: u64) -> bool {
+        live_at(exp, self.now)
+    }
+
+    /// The live record at `key`.
+    fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, StoreError> {
+        let t = self.tx.open_table(RECORDS).map_err(backend)?;
+        let Some(guard) = t.get(key).map_err(backend)? else {
+            return Ok(None);
+        };
+        let (exp, body) = split(guard.value())?;
+        if !self.live(exp) {
+            return Ok(None);
+        }
+        decode(body).map(Some)
+    }
+
+    fn exists(&self, key: &str) -> Result<bool, StoreError> {
+        Ok(self
+            .tx
+            .open_table(RECORDS)
+            .map_err(backend)?
+            .get(key)
+            .map_err(backend)?
+            .is_some())
+    }
+
+    fn put<T: Serialize>(&self, key: &str, value: &T, expires_at: u64) -> Result<(), StoreError> {
+        let bytes = encode(value, expires_at)?;
+        let old = {
+            let mut t = self.tx.open_table(RECORDS).map_err(backend)?;
+            let old = t.insert(key, bytes.as_slice()).map_err(backend)?;
+            old.map(|g| split(g.value()).map(|(exp, _)| exp))
+                .transpose()?
+        };
+        self.reindex(key, old.unwrap_or(0), expires_at)
+    }
+
+    /// Removes `key`; returns its expiry and body if it existed (live or not).
+    fn remove(&self, key: &str) -> Result<Option<(u64, Vec<u8>)>, StoreError> {
+        let removed = {
+            let mut t = self.tx.open_table(RECORDS).map_err(backend)?;
+            let removed = t.remove(key).map_err(backend)?;
+            removed
+                .map(|g| split(g.value()).map(|(exp, body)| (exp, body.to_vec())))
+                .transpose()?
+        };
+        if let Some((exp, _)) = &removed {
+            self.reindex(key, *exp, 0)?;
+        }
+        Ok(removed)
+    }
+
+    /// Removes `key` and returns its record if it was live.
+    fn take<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, StoreError> {
+        match self.remove(key)? {
+            Some((exp, body)) if self.live(exp) => decode(&body).map(Some),
+            _ => Ok(None),
+        }
+    }
+
+    fn reindex(&self, key: &str, old: u64, new: u64) -> Result<(), StoreError> {
+        if old == new {
+            return Ok(());
+        }
+        let mut e = self.tx.open_table(EXPIRY).map_err(backend)?;
+        if old != 0 {
+            e.remove((old, key)).map_err(backend)?;
+        }
+        if new != 0 {
+            e.insert((new, key), ()).map_err(backend)?;
+        }
+        Ok(())
+    }
+
+    fn counter(&self, key: &str) -> Result<u64, StoreError> {
+        Ok(self.get::<u64>(key)?.unwrap_or(0))
+    }
+
+    fn index_grant(&self, grant: &GrantRecord) -> Result<(), StoreError> {
+        let mut index = self.tx.open_multimap_table(INDEX).map_err(backend)?;
+        for key in grant_index_keys(grant) {
+            index
+                .insert(key.as_str(), grant.grant_id.as_str())
+                .map_err(backend)?;
+        }
+        Ok(())
+    }
+
+    fn unindex_grant(&self, grant: &GrantRecord) -> Result<(), StoreError> {
+        let mut index = self.tx.open_multimap_table(INDEX).map_err(backend)?;
+        for key in grant_index_keys(grant) {
+            index
+                .remove(key.as_str(), grant.grant_id.as_str())
+                .map_err(backend)?;
+        }
+        Ok(())
+    }
+
+    /// Removes up to `limit` records whose expiry has passed, oldest first; returns how many were removed and
+    /// whether more are due.
+    fn purge(&self, limit: usize) -> Result<(usize, bool), StoreError> {
+        let mut due: Vec<(u64, String)> = {
+            let e = self.tx.open_table(EXPIRY).map_err(backend)?;
+            let end = self.now.saturating_add(1);
+            let mut due = Vec::new();
+            for row in e.range(..(end, "")).map_err(backend)?.take(limit + 1) {
+                let (k, _) = row.map_err(backend)?;
+                let (exp, key) = k.value();
+                due.push((exp, key.to_owned()));
+            }
+            due
+        };
+        let more = due.len() > limit;
+        due.truncate(limit);
+        let mut removed = 0usize;
+        for (exp, key) in &due {
+            self.tx
+                .open_table(EXPIRY)
+                .map_err(backend)?
+                .remove((*exp, key.as_str()))
+                .map_err(backend)?;
+            if let Some(seq) = key.strip_prefix("rev:") {
+                let seq: u64 = seq
+                    .parse()
+                    .map_err(|_| StoreError::Corrupt(format!("expiry entry `{key}`")))?;
+                let mut revs = self.tx.open_table(REVOCATIONS).map_err(backend)?;
+                if revs.remove(seq).map_err(backend)?.is_some() {
+                    removed += 1;
+                }
+                continue;
+            }
+            let stored = {
+                let t = self.tx.open_table(RECORDS).map_err(backend)?;
+                t.get(key.as_str())
+                    .map_err(backend)?
+                    .map(|g| split(g.value()).map(|(e, body)| (e, body.to_vec())))
+                    .transpose()?
+            };
+            // The index is exact, so the record expires when its entry says; check anyway rather than delete a
+            // record that a bug left indexed under an old expiry.
+            let Some((stored_exp, body)) = stored else {
+                continue;
+            };
+            if stored_exp != *exp {
+                continue;
+            }
+            self.tx
+                .open_table(RECORDS)
+                .map_err(backend)?
+                .remove(key.as_str())
+                .map_err(backend)?;
+            if key.starts_with("grant:") {
+                self.unindex_grant(&decode::<GrantRecord>(&body)?)?;
+            }
+            removed += 1;
+        }
+        Ok((removed, more))
+    }
+}
+
+fn grant_index_keys(grant: &GrantRecord) -> [String; 2] {
+    [
+        format!("client:{}", grant.client_id),
+        format!("subject:{}", grant.identity.subject),
+    ]
 }
 
 #[async_trait]
 impl Store for EmbeddedStore {
     async fn insert_client(&self, client: &ClientRecord) -> Result<(), StoreError> {
         let client = client.clone();
-        self.run(move |s| {
-            let key = format!("client:{}", client.client_id);
-            let bytes = encode(&client, 0)?;
-            s.write(|tx| {
-                let mut t = tx.open_table(RECORDS).map_err(backend)?;
-                if t.get(key.as_str()).map_err(backend)?.is_some() {
-                    return Err(StoreError::Conflict);
-                }
-                t.insert(key.as_str(), bytes.as_slice()).map_err(backend)?;
-                Ok(())
-            })
+        let key = format!("client:{}", client.client_id);
+        self.write(move |w| {
+            if w.exists(&key)? {
+                return Err(StoreError::Conflict);
+            }
+            w.put(&key, &client, 0)?;
+            w.put(CLIENT_COUNT, &w.counter(CLIENT_COUNT)?.saturating_add(1), 0)
         })
         .await
     }
 
     async fn client(&self, client_id: &str) -> Result<Option<ClientRecord>, StoreError> {
         let key = format!("client:{client_id}");
-        self.run(move |s| s.get(&key)).await
+        self.read(move |s| s.get(&key)).await
     }
 
     async fn replace_client(&self, client: &ClientRecord) -> Result<bool, StoreError> {
         let client = client.clone();
-        self.run(move |s| {
-            let key = format!("client:{}", client.client_id);
-            let bytes = encode(&client, 0)?;
-            s.write(|tx| {
-                let mut t = tx.open_table(RECORDS).map_err(backend)?;
-                if t.get(key.as_str()).map_err(backend)?.is_none() {
-                    return Ok(false);
-                }
-                t.insert(key.as_str(), bytes.as_slice()).map_err(backend)?;
-                Ok(true)
-            })
+        let key = format!("client:{}", client.client_id);
+        self.write(move |w| {
+            if !w.exists(&key)? {
+                return Ok(false);
+            }
+            w.put(&key, &client, 0)?;
+            Ok(true)
         })
         .await
     }
@@ -287,53 +647,57 @@ impl Store for EmbeddedStore {
             format!("client:{client_id}"),
             format!("client-used:{client_id}"),
         );
-        self.run(move |s| {
-            s.write(|tx| {
-                let mut t = tx.open_table(RECORDS).map_err(backend)?;
-                t.remove(used.as_str()).map_err(backend)?;
-                Ok(t.remove(key.as_str()).map_err(backend)?.is_some())
-            })
+        self.write(move |w| {
+            w.remove(&used)?;
+            if w.remove(&key)?.is_none() {
+                return Ok(false);
+            }
+            w.put(CLIENT_COUNT, &w.counter(CLIENT_COUNT)?.saturating_sub(1), 0)?;
+            Ok(true)
         })
         .await
     }
 
     async fn count_clients(&self) -> Result<usize, StoreError> {
-        self.run(|s| {
-            let tx = s.db.begin_read().map_err(backend)?;
-            let t = tx.open_table(RECORDS).map_err(backend)?;
-            let mut n = 0usize;
-            for row in t.range("client:".."client;").map_err(backend)? {
-                row.map_err(backend)?;
-                n += 1;
-            }
-            Ok(n)
-        })
-        .await
+        let n: u64 = self
+            .read(|s| s.get(CLIENT_COUNT).map(Option::unwrap_or_default))
+            .await?;
+        Ok(usize::try_from(n).unwrap_or(usize::MAX))
     }
 
     async fn mark_client_used(&self, client_id: &str, at: u64) -> Result<(), StoreError> {
         let key = format!("client-used:{client_id}");
-        self.run(move |s| s.put(&key, &at, 0)).await
+        self.write(move |w| w.put(&key, &at, 0)).await
     }
 
     async fn client_last_used(&self, client_id: &str) -> Result<Option<u64>, StoreError> {
         let key = format!("client-used:{client_id}");
-        self.run(move |s| s.get(&key)).await
+        self.read(move |s| s.get(&key)).await
     }
 
     async fn list_clients(&self) -> Result<Vec<ClientRecord>, StoreError> {
-        self.run(|s| {
-            let tx = s.db.begin_read().map_err(backend)?;
-            let t = tx.open_table(RECORDS).map_err(backend)?;
-            let mut out = Vec::new();
-            for row in t.range("client:".."client;").map_err(backend)? {
-                let (_, v) = row.map_err(backend)?;
-                let (_, body) = split(v.value())?;
-                out.push(decode(body)?);
-            }
-            Ok(out)
-        })
-        .await
+        self.read(|s| s.clients(Bound::Included("client:"), usize::MAX))
+            .await
+    }
+
+    async fn clients_page(
+        &self,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<(Vec<ClientRecord>, Option<String>), StoreError> {
+        // The cursor is the last id of the previous page.
+        let after = cursor.map(|id| format!("client:{id}"));
+        let limit = limit.max(1);
+        let page = self
+            .read(move |s| match &after {
+                Some(k) => s.clients(Bound::Excluded(k.as_str()), limit),
+                None => s.clients(Bound::Included("client:"), limit),
+            })
+            .await?;
+        let next = (page.len() == limit)
+            .then(|| page.last().map(|c| c.client_id.clone()))
+            .flatten();
+        Ok((page, next))
     }
 
     async fn put_pending(
@@ -343,12 +707,12 @@ impl Store for EmbeddedStore {
         ttl: Duration,
     ) -> Result<(), StoreError> {
         let (key, p) = (format!("pending:{}", key.to_hex()), p.clone());
-        self.run(move |s| s.put(&key, &p, s.expiry(ttl))).await
+        self.write(move |w| w.put(&key, &p, w.expiry(ttl))).await
     }
 
     async fn pending(&self, key: &TokenHash) -> Result<Option<PendingAuthorization>, StoreError> {
         let key = format!("pending:{}", key.to_hex());
-        self.run(move |s| s.get(&key)).await
+        self.read(move |s| s.get(&key)).await
     }
 
     async fn take_pending(
@@ -356,7 +720,7 @@ impl Store for EmbeddedStore {
         key: &TokenHash,
     ) -> Result<Option<PendingAuthorization>, StoreError> {
         let key = format!("pending:{}", key.to_hex());
-        self.run(move |s| s.write(|tx| s.take_in(tx, &key))).await
+        self.write(move |w| w.take(&key)).await
     }
 
     async fn put_code(
@@ -366,7 +730,7 @@ impl Store for EmbeddedStore {
         ttl: Duration,
     ) -> Result<(), StoreError> {
         let (key, code) = (format!("code:{}", key.to_hex()), code.clone());
-        self.run(move |s| s.put(&key, &code, s.expiry(ttl))).await
+        self.write(move |w| w.put(&key, &code, w.expiry(ttl))).await
     }
 
     async fn redeem_code(
@@ -375,29 +739,16 @@ impl Store for EmbeddedStore {
         replay_ttl: Duration,
     ) -> Result<CodeRedemption, StoreError> {
         let hex = key.to_hex();
-        self.run(move |s| {
-            let code_key = format!("code:{hex}");
-            let used_key = format!("used:{hex}");
-            s.write(|tx| {
-                if let Some(code) = s.take_in::<CodeRecord>(tx, &code_key)? {
-                    let marker = encode(&code.grant_id, s.expiry(replay_ttl))?;
-                    tx.open_table(RECORDS)
-                        .map_err(backend)?
-                        .insert(used_key.as_str(), marker.as_slice())
-                        .map_err(backend)?;
-                    return Ok(CodeRedemption::Fresh(Box::new(code)));
-                }
-                let t = tx.open_table(RECORDS).map_err(backend)?;
-                let Some(guard) = t.get(used_key.as_str()).map_err(backend)? else {
-                    return Ok(CodeRedemption::Unknown);
-                };
-                let (exp, body) = split(guard.value())?;
-                if !s.live(exp) {
-                    return Ok(CodeRedemption::Unknown);
-                }
-                Ok(CodeRedemption::Replayed {
-                    grant_id: decode(body)?,
-                })
+        let code_key = format!("code:{hex}");
+        let used_key = format!("used:{hex}");
+        self.write(move |w| {
+            if let Some(code) = w.take::<CodeRecord>(&code_key)? {
+                w.put(&used_key, &code.grant_id, w.expiry(replay_ttl))?;
+                return Ok(CodeRedemption::Fresh(Box::new(code)));
+            }
+            Ok(match w.get::<String>(&used_key)? {
+                Some(grant_id) => CodeRedemption::Replayed { grant_id },
+                None => CodeRedemption::Unknown,
             })
         })
         .await
@@ -405,147 +756,112 @@ impl Store for EmbeddedStore {
 
     async fn put_grant(&self, grant: &GrantRecord, ttl: Duration) -> Result<(), StoreError> {
         let grant = grant.clone();
-        self.run(move |s| {
-            let bytes = encode(&grant, s.expiry(ttl))?;
-            s.write(|tx| {
-                tx.open_table(RECORDS)
-                    .map_err(backend)?
-                    .insert(
-                        format!("grant:{}", grant.grant_id).as_str(),
-                        bytes.as_slice(),
-                    )
-                    .map_err(backend)?;
-                let mut index = tx.open_multimap_table(INDEX).map_err(backend)?;
-                index
-                    .insert(
-                        format!("client:{}", grant.client_id).as_str(),
-                        grant.grant_id.as_str(),
-                    )
-                    .map_err(backend)?;
-                index
-                    .insert(
-                        format!("subject:{}", grant.identity.subject).as_str(),
-                        grant.grant_id.as_str(),
-                    )
-                    .map_err(backend)?;
-                Ok(())
-            })
+        let key = format!("grant:{}", grant.grant_id);
+        self.write(move |w| {
+            w.put(&key, &grant, w.expiry(ttl))?;
+            w.index_grant(&grant)
         })
         .await
     }
 
     async fn grant(&self, grant_id: &str) -> Result<Option<GrantRecord>, StoreError> {
         let key = format!("grant:{grant_id}");
-        self.run(move |s| s.get(&key)).await
+        self.read(move |s| s.get(&key)).await
     }
 
     async fn delete_grant(&self, grant_id: &str) -> Result<Option<GrantRecord>, StoreError> {
         let key = format!("grant:{grant_id}");
-        self.run(move |s| {
-            s.write(|tx| {
-                let grant: Option<GrantRecord> = s.take_in(tx, &key)?;
-                if let Some(g) = &grant {
-                    unindex_grant(tx, g)?;
-                }
-                Ok(grant)
-            })
+        self.write(move |w| {
+            let grant: Option<GrantRecord> = w.take(&key)?;
+            if let Some(g) = &grant {
+                w.unindex_grant(g)?;
+            }
+            Ok(grant)
         })
         .await
     }
 
     async fn grants_of_client(&self, client_id: &str) -> Result<Vec<String>, StoreError> {
         let key = format!("client:{client_id}");
-        self.run(move |s| s.live_grant_ids(&key)).await
+        self.read(move |s| s.live_grant_ids(&key)).await
     }
 
     async fn grants_of_subject(&self, subject: &str) -> Result<Vec<String>, StoreError> {
         let key = format!("subject:{subject}");
-        self.run(move |s| s.live_grant_ids(&key)).await
+        self.read(move |s| s.live_grant_ids(&key)).await
     }
 
-    async fn put_refresh(
+    async fn rotate_grant(
         &self,
-        key: &TokenHash,
-        r: &RefreshRecord,
+        grant: &GrantRecord,
+        expected_generation: u64,
         ttl: Duration,
-    ) -> Result<(), StoreError> {
-        let (key, r) = (
-            format!("refresh:{}", key.to_hex()),
-            RefreshState::Active(r.clone()),
-        );
-        self.run(move |s| s.put(&key, &r, s.expiry(ttl))).await
-    }
-
-    async fn refresh(&self, key: &TokenHash) -> Result<Option<RefreshState>, StoreError> {
-        let key = format!("refresh:{}", key.to_hex());
-        self.run(move |s| s.get(&key)).await
-    }
-
-    async fn rotate_refresh(
-        &self,
-        old: &TokenHash,
-        marker: &RotatedRefresh,
-        marker_ttl: Duration,
-        new_key: &TokenHash,
-        new: &RefreshRecord,
-        new_ttl: Duration,
+        grace: Option<Grace<'_>>,
     ) -> Result<bool, StoreError> {
-        let old_key = format!("refresh:{}", old.to_hex());
-        let new_key = format!("refresh:{}", new_key.to_hex());
-        let marker = RefreshState::Rotated(marker.clone());
-        let new = RefreshState::Active(new.clone());
-        self.run(move |s| {
-            let marker = encode(&marker, s.expiry(marker_ttl))?;
-            let new = encode(&new, s.expiry(new_ttl))?;
-            s.write(|tx| {
-                let mut t = tx.open_table(RECORDS).map_err(backend)?;
-                let active = match t.get(old_key.as_str()).map_err(backend)? {
-                    Some(guard) => {
-                        let (exp, body) = split(guard.value())?;
-                        s.live(exp)
-                            && matches!(decode::<RefreshState>(body)?, RefreshState::Active(_))
-                    }
-                    None => false,
-                };
-                if !active {
-                    return Ok(false);
-                }
-                t.insert(old_key.as_str(), marker.as_slice())
-                    .map_err(backend)?;
-                t.insert(new_key.as_str(), new.as_slice())
-                    .map_err(backend)?;
-                Ok(true)
-            })
+        let grant = grant.clone();
+        let key = format!("grant:{}", grant.grant_id);
+        let grace = grace.map(|g| {
+            let key = format!("grace:{}:{}", grant.grant_id, g.key.to_hex());
+            (key, g.record.clone(), g.ttl)
+        });
+        self.write(move |w| {
+            let current = w.get::<GrantRecord>(&key)?;
+            let at = current
+                .as_ref()
+                .and_then(|g| g.refresh.as_ref())
+                .map(|c| c.generation);
+            if at != Some(expected_generation) {
+                return Ok(false);
+            }
+            w.put(&key, &grant, w.expiry(ttl))?;
+            if let Some((grace_key, record, ttl)) = &grace {
+                w.put(grace_key, record, w.expiry(*ttl))?;
+            }
+            Ok(true)
         })
         .await
     }
 
+    async fn grace(
+        &self,
+        grant_id: &str,
+        key: &TokenHash,
+    ) -> Result<Option<GraceRecord>, StoreError> {
+        let key = format!("grace:{grant_id}:{}", key.to_hex());
+        self.read(move |s| s.get(&key)).await
+    }
+
     async fn add_revocation(&self, r: &Revocation) -> Result<u64, StoreError> {
         let r = r.clone();
-        self.run(move |s| {
+        self.write(move |w| {
+            let seq = w.counter(REVOCATION_SEQ)?.saturating_add(1);
             let bytes = encode(&r, r.expires_at)?;
-            s.write(|tx| {
-                let mut t = tx.open_table(REVOCATIONS).map_err(backend)?;
-                let next = match t.last().map_err(backend)? {
-                    Some((k, _)) => k.value().saturating_add(1),
-                    None => 1,
-                };
-                t.insert(next, bytes.as_slice()).map_err(backend)?;
-                Ok(next)
-            })
+            w.tx.open_table(REVOCATIONS)
+                .map_err(backend)?
+                .insert(seq, bytes.as_slice())
+                .map_err(backend)?;
+            if r.expires_at != 0 {
+                w.tx.open_table(EXPIRY)
+                    .map_err(backend)?
+                    .insert((r.expires_at, revocation_key(seq).as_str()), ())
+                    .map_err(backend)?;
+            }
+            w.put(REVOCATION_SEQ, &seq, 0)?;
+            Ok(seq)
         })
         .await
     }
 
     async fn revocations_since(&self, after: u64) -> Result<Vec<(u64, Revocation)>, StoreError> {
-        self.run(move |s| {
+        self.read(move |s| {
             let tx = s.db.begin_read().map_err(backend)?;
             let t = tx.open_table(REVOCATIONS).map_err(backend)?;
+            let now = s.now();
             let mut out = Vec::new();
             for row in t.range(after.saturating_add(1)..).map_err(backend)? {
                 let (k, v) = row.map_err(backend)?;
                 let (exp, body) = split(v.value())?;
-                if s.live(exp) {
+                if live_at(exp, now) {
                     out.push((k.value(), decode(body)?));
                 }
             }
@@ -556,29 +872,32 @@ impl Store for EmbeddedStore {
 
     async fn put_key(&self, key: &KeyRecord) -> Result<(), StoreError> {
         let key = key.clone();
-        self.run(move |s| s.put(&format!("key:{}", key.kid), &key, 0))
-            .await
+        let k = format!("key:{}", key.kid);
+        self.write(move |w| w.put(&k, &key, 0)).await
     }
 
     async fn put_first_key(&self, key: &KeyRecord) -> Result<bool, StoreError> {
         let key = key.clone();
-        self.run(move |s| {
-            let bytes = encode(&key, 0)?;
-            s.write(|tx| {
-                let mut t = tx.open_table(RECORDS).map_err(backend)?;
-                if t.range("key:".."key;").map_err(backend)?.next().is_some() {
-                    return Ok(false);
-                }
-                t.insert(format!("key:{}", key.kid).as_str(), bytes.as_slice())
-                    .map_err(backend)?;
-                Ok(true)
-            })
+        let k = format!("key:{}", key.kid);
+        self.write(move |w| {
+            let any =
+                w.tx.open_table(RECORDS)
+                    .map_err(backend)?
+                    .range("key:".."key;")
+                    .map_err(backend)?
+                    .next()
+                    .is_some();
+            if any {
+                return Ok(false);
+            }
+            w.put(&k, &key, 0)?;
+            Ok(true)
         })
         .await
     }
 
     async fn keys(&self) -> Result<Vec<KeyRecord>, StoreError> {
-        self.run(|s| {
+        self.read(|s| {
             let tx = s.db.begin_read().map_err(backend)?;
             let t = tx.open_table(RECORDS).map_err(backend)?;
             let mut out = Vec::new();
@@ -594,7 +913,7 @@ impl Store for EmbeddedStore {
 
     async fn delete_key(&self, kid: &str) -> Result<(), StoreError> {
         let key = format!("key:{kid}");
-        self.run(move |s| s.remove(&key).map(|_| ())).await
+        self.write(move |w| w.remove(&key).map(|_| ())).await
     }
 
     async fn put_session(
@@ -604,17 +923,17 @@ impl Store for EmbeddedStore {
         ttl: Duration,
     ) -> Result<(), StoreError> {
         let (key, rec) = (format!("session:{}", key.to_hex()), rec.clone());
-        self.run(move |s| s.put(&key, &rec, s.expiry(ttl))).await
+        self.write(move |w| w.put(&key, &rec, w.expiry(ttl))).await
     }
 
     async fn session(&self, key: &TokenHash) -> Result<Option<SessionRecord>, StoreError> {
         let key = format!("session:{}", key.to_hex());
-        self.run(move |s| s.get(&key)).await
+        self.read(move |s| s.get(&key)).await
     }
 
     async fn delete_session(&self, key: &TokenHash) -> Result<(), StoreError> {
         let key = format!("session:{}", key.to_hex());
-        self.run(move |s| s.remove(&key).map(|_| ())).await
+        self.write(move |w| w.remove(&key).map(|_| ())).await
     }
 
     async fn put_consent(
@@ -625,7 +944,7 @@ impl Store for EmbeddedStore {
         ttl: Duration,
     ) -> Result<(), StoreError> {
         let (key, c) = (format!("consent:{subject}\0{client_id}"), c.clone());
-        self.run(move |s| s.put(&key, &c, s.expiry(ttl))).await
+        self.write(move |w| w.put(&key, &c, w.expiry(ttl))).await
     }
 
     async fn consent(
@@ -634,109 +953,256 @@ impl Store for EmbeddedStore {
         client_id: &str,
     ) -> Result<Option<ConsentRecord>, StoreError> {
         let key = format!("consent:{subject}\0{client_id}");
-        self.run(move |s| s.get(&key)).await
+        self.read(move |s| s.get(&key)).await
     }
 
     async fn count_failure(&self, key: &str, window: Duration) -> Result<u64, StoreError> {
         let key = format!("fail:{key}");
-        self.run(move |s| {
-            s.write(|tx| {
-                let mut table = tx.open_table(RECORDS).map_err(backend)?;
-                let current = match table.get(key.as_str()).map_err(backend)? {
+        self.write(move |w| {
+            let current = {
+                let t = w.tx.open_table(RECORDS).map_err(backend)?;
+                match t.get(key.as_str()).map_err(backend)? {
                     Some(guard) => {
                         let (exp, body) = split(guard.value())?;
-                        s.live(exp)
+                        w.live(exp)
                             .then(|| decode::<u64>(body).map(|n| (n, exp)))
                             .transpose()?
                     }
                     None => None,
-                };
-                let (count, exp) = match current {
-                    Some((n, exp)) => (n.saturating_add(1), exp),
-                    None => (1, s.expiry(window)),
-                };
-                let bytes = encode(&count, exp)?;
-                table
-                    .insert(key.as_str(), bytes.as_slice())
-                    .map_err(backend)?;
-                Ok(count)
-            })
+                }
+            };
+            let (count, exp) = match current {
+                Some((n, exp)) => (n.saturating_add(1), exp),
+                None => (1, w.expiry(window)),
+            };
+            w.put(&key, &count, exp)?;
+            Ok(count)
         })
         .await
     }
 
     async fn clear_failures(&self, key: &str) -> Result<(), StoreError> {
         let key = format!("fail:{key}");
-        self.run(move |s| s.remove(&key).map(|_| ())).await
+        self.write(move |w| w.remove(&key).map(|_| ())).await
     }
 
     async fn put_ban(&self, key: &str, until: u64, ttl: Duration) -> Result<(), StoreError> {
         let key = format!("ban:{key}");
-        self.run(move |s| s.put(&key, &until, s.expiry(ttl))).await
+        self.write(move |w| w.put(&key, &until, w.expiry(ttl)))
+            .await
     }
 
     async fn ban(&self, key: &str) -> Result<Option<u64>, StoreError> {
         let key = format!("ban:{key}");
-        self.run(move |s| s.get(&key)).await
+        self.read(move |s| s.get(&key)).await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
-        self.run(|s| {
+        self.read(|s| {
             let tx = s.db.begin_read().map_err(backend)?;
-            tx.open_table(RECORDS)
-                .map_err(backend)?
-                .len()
-                .map_err(backend)?;
+            tx.open_table(RECORDS).map_err(backend)?;
             Ok(())
         })
         .await
     }
 
     async fn purge_expired(&self) -> Result<usize, StoreError> {
-        self.run(|s| {
-            let now = s.now();
-            s.write(|tx| {
-                let mut expired_grants: Vec<GrantRecord> = Vec::new();
-                let mut count = 0usize;
-                {
-                    let mut t = tx.open_table(RECORDS).map_err(backend)?;
-                    let mut dead: Vec<String> = Vec::new();
-                    for row in t.iter().map_err(backend)? {
-                        let (k, v) = row.map_err(backend)?;
-                        let (exp, body) = split(v.value())?;
-                        if exp != 0 && exp <= now {
-                            if k.value().starts_with("grant:") {
-                                expired_grants.push(decode(body)?);
-                            }
-                            dead.push(k.value().to_owned());
-                        }
-                    }
-                    for k in &dead {
-                        t.remove(k.as_str()).map_err(backend)?;
-                    }
-                    count += dead.len();
-                }
-                for g in &expired_grants {
-                    unindex_grant(tx, g)?;
-                }
-                let mut revs = tx.open_table(REVOCATIONS).map_err(backend)?;
-                let mut dead: Vec<u64> = Vec::new();
-                for row in revs.iter().map_err(backend)? {
-                    let (k, v) = row.map_err(backend)?;
-                    let (exp, _) = split(v.value())?;
-                    if exp != 0 && exp <= now {
-                        dead.push(k.value());
-                    }
-                }
-                // Keep the newest entry so that sequence numbers never go backwards after a purge.
-                let newest = revs.last().map_err(backend)?.map(|(k, _)| k.value());
-                for k in dead.into_iter().filter(|k| Some(*k) != newest) {
-                    revs.remove(k).map_err(backend)?;
-                    count += 1;
-                }
-                Ok(count)
+        let mut total = 0usize;
+        loop {
+            let (removed, more) = self.write(|w| w.purge(PURGE_BATCH)).await?;
+            total += removed;
+            if !more {
+                return Ok(total);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::FixedClock;
+
+    fn store(clock: &Arc<FixedClock>) -> EmbeddedStore {
+        EmbeddedStore::in_memory(Arc::clone(clock) as Arc<dyn Clock>).unwrap()
+    }
+
+    fn index_len(s: &EmbeddedStore) -> u64 {
+        use redb::ReadableTableMetadata as _;
+        let tx = s.inner.db.begin_read().unwrap();
+        tx.open_table(EXPIRY).unwrap().len().unwrap()
+    }
+
+    fn records_len(s: &EmbeddedStore) -> u64 {
+        use redb::ReadableTableMetadata as _;
+        let tx = s.inner.db.begin_read().unwrap();
+        tx.open_table(RECORDS).unwrap().len().unwrap()
+    }
+
+    #[tokio::test]
+    async fn the_expiry_index_follows_every_rewrite_so_replacing_a_record_leaves_nothing_behind() {
+        let clock = FixedClock::at(1_000_000);
+        let s = store(&clock);
+        let key = TokenHash::of(b"session");
+        let rec = SessionRecord {
+            csrf: "c".into(),
+            identity: None,
+            upstream: None,
+            expires_at: 0,
+        };
+        for i in 1..=50u64 {
+            s.put_session(&key, &rec, Duration::from_secs(60 * i))
+                .await
+                .unwrap();
+        }
+        assert_eq!(
+            index_len(&s),
+            1,
+            "one entry for one record, however often rewritten"
+        );
+        s.delete_session(&key).await.unwrap();
+        assert_eq!(index_len(&s), 0);
+    }
+
+    #[tokio::test]
+    async fn a_purge_reads_only_what_expired_in_bounded_batches() {
+        let clock = FixedClock::at(1_000_000);
+        let s = store(&clock);
+        let rec = SessionRecord {
+            csrf: "c".into(),
+            identity: None,
+            upstream: None,
+            expires_at: 0,
+        };
+        // 3 × PURGE_BATCH + 5 short-lived records and 100 long-lived ones.
+        let short = 3 * PURGE_BATCH + 5;
+        for i in 0..short {
+            s.put_session(
+                &TokenHash::of(format!("s{i}").as_bytes()),
+                &rec,
+                Duration::from_secs(10),
+            )
+            .await
+            .unwrap();
+        }
+        for i in 0..100 {
+            s.put_session(
+                &TokenHash::of(format!("l{i}").as_bytes()),
+                &rec,
+                Duration::from_secs(3600),
+            )
+            .await
+            .unwrap();
+        }
+        let before = records_len(&s);
+        assert_eq!(s.purge_expired().await.unwrap(), 0, "nothing is due yet");
+        clock.advance(Duration::from_secs(11));
+        // One purge removes everything due, across several batches, and nothing else.
+        let purged = s.purge_expired().await.unwrap();
+        assert_eq!(purged, short);
+        assert_eq!(records_len(&s), before - short as u64);
+        assert_eq!(index_len(&s), 100);
+        // The long-lived ones are still readable.
+        assert!(s.session(&TokenHash::of(b"l7")).await.unwrap().is_some());
+        // A purge batch stops at the clock: it reads at most the due entries plus one.
+        let (removed, more) = s.write(|w| w.purge(PURGE_BATCH)).await.unwrap();
+        assert_eq!((removed, more), (0, false));
+    }
+
+    #[tokio::test]
+    async fn the_client_count_is_a_counter_not_a_scan() {
+        let clock = FixedClock::at(1_000_000);
+        let s = store(&clock);
+        let mut c = crate::store::conformance::client("a");
+        s.insert_client(&c).await.unwrap();
+        c.client_id = "b".into();
+        s.insert_client(&c).await.unwrap();
+        assert!(matches!(
+            s.insert_client(&c).await,
+            Err(StoreError::Conflict)
+        ));
+        assert_eq!(s.count_clients().await.unwrap(), 2);
+        assert!(s.delete_client("a").await.unwrap());
+        assert!(!s.delete_client("a").await.unwrap());
+        assert_eq!(s.count_clients().await.unwrap(), 1);
+        // Stored, not counted: the counter is a record.
+        let n: Option<u64> = s.inner.get(CLIENT_COUNT).unwrap();
+        assert_eq!(n, Some(1));
+    }
+
+    #[tokio::test]
+    async fn concurrent_writes_share_commits_and_a_failing_one_takes_no_other_with_it() {
+        let clock = FixedClock::at(1_000_000);
+        let s = store(&clock);
+        let mut tasks = Vec::new();
+        for i in 0..200 {
+            let s = s.clone();
+            tasks.push(tokio::spawn(async move {
+                // Every tenth id repeats an earlier one: a conflict inside a batch.
+                let id = if i % 10 == 9 {
+                    format!("c{}", i - 1)
+                } else {
+                    format!("c{i}")
+                };
+                let mut c = crate::store::conformance::client(&id);
+                c.issued_at = i;
+                s.insert_client(&c).await
+            }));
+        }
+        let mut ok = 0;
+        let mut conflicts = 0;
+        for t in tasks {
+            match t.await.unwrap() {
+                Ok(()) => ok += 1,
+                Err(StoreError::Conflict) => conflicts += 1,
+                Err(e) => panic!("unexpected error {e}"),
+            }
+        }
+        assert_eq!((ok, conflicts), (180, 20));
+        assert_eq!(s.count_clients().await.unwrap(), 180);
+        assert_eq!(s.list_clients().await.unwrap().len(), 180);
+    }
+
+    #[tokio::test]
+    async fn a_store_from_before_the_index_gets_one_on_first_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.redb");
+        {
+            // The old layout: records with expiries, no expiry table, no counters.
+            let db = Database::create(&path).unwrap();
+            let tx = db.begin_write().unwrap();
+            {
+                let mut t = tx.open_table(RECORDS).unwrap();
+                let c = encode(&crate::store::conformance::client("x"), 0).unwrap();
+                t.insert("client:x", c.as_slice()).unwrap();
+                let p = encode(&"p", 1_000_100).unwrap();
+                t.insert("pending:ab", p.as_slice()).unwrap();
+                let mut r = tx.open_table(REVOCATIONS).unwrap();
+                let rev = Revocation {
+                    kind: crate::store::RevokedKind::Token,
+                    id: "j".into(),
+                    expires_at: 1_000_050,
+                };
+                r.insert(7, encode(&rev, rev.expires_at).unwrap().as_slice())
+                    .unwrap();
+            }
+            tx.commit().unwrap();
+        }
+        let clock = FixedClock::at(1_000_000);
+        let s = EmbeddedStore::open(&path, Arc::clone(&clock) as Arc<dyn Clock>).unwrap();
+        assert_eq!(s.count_clients().await.unwrap(), 1);
+        assert_eq!(index_len(&s), 2);
+        let seq = s
+            .add_revocation(&Revocation {
+                kind: crate::store::RevokedKind::Token,
+                id: "k".into(),
+                expires_at: 1_000_200,
             })
-        })
-        .await
+            .await
+            .unwrap();
+        assert_eq!(seq, 8, "sequence numbers continue after the old log");
+        clock.advance(Duration::from_secs(150));
+        assert_eq!(s.purge_expired().await.unwrap(), 2);
+        assert_eq!(s.revocations_since(0).await.unwrap().len(), 1);
     }
 }

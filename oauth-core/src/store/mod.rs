@@ -8,8 +8,12 @@
 //!   flows still compare the `expires_at` inside each record with the clock, so a backend whose clock drifts
 //!   cannot extend a lifetime.
 //! * The operations that decide single use are atomic: [`Store::take_pending`], [`Store::redeem_code`] and
-//!   [`Store::rotate_refresh`] each succeed for exactly one of any number of concurrent callers. They map onto
+//!   [`Store::rotate_grant`] each succeed for exactly one of any number of concurrent callers. They map onto
 //!   Redis as `GETDEL` and short Lua scripts.
+//! * Every write is one atomic, durable commit, answered only once it is durable: a refresh (new chain, renewed
+//!   grant, grace record) is one [`Store::rotate_grant`], never two writes a crash could separate.
+//! * What a grant costs is fixed: one grant record, whatever the number of refreshes (see [`RefreshChain`]);
+//!   what the grace window needs lives as long as the window.
 //! * "Everything of client X / subject Y" is answered from indexes ([`Store::grants_of_client`],
 //!   [`Store::grants_of_subject`]), never by scanning.
 //! * Login regulation ([`Store::count_failure`], [`Store::put_ban`]) keeps one small record per key, each with a
@@ -25,7 +29,7 @@ mod embedded;
 #[cfg(feature = "redis")]
 mod redis;
 
-pub use embedded::EmbeddedStore;
+pub use embedded::{EMBEDDED_CACHE_BYTES, EmbeddedStore};
 #[cfg(feature = "redis")]
 pub use redis::{RedisConfig, RedisStore, redact_url};
 
@@ -38,7 +42,7 @@ use crate::types::{Identity, TokenHash, UpstreamSession};
 use crate::wire::ClientMetadata;
 
 /// A storage failure. Backends map their native errors into this.
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StoreError {
     /// The record already exists (insert of a duplicate key).
@@ -176,44 +180,50 @@ pub struct GrantRecord {
     /// The upstream session, to re-check the user at each refresh.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub upstream: Option<UpstreamSession>,
+    /// The refresh-token chain, for clients that may refresh.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh: Option<RefreshChain>,
 }
 
-/// A live refresh token (stored under its hash).
+/// The refresh-token state of a grant: one small, fixed-size record, however often the grant is refreshed.
+///
+/// Every refresh token of a grant carries the grant id, its generation and the grant's family secret (see
+/// `flow::token`). Only the current token's hash is kept: a token of an older generation that carries the family
+/// secret is a rotated one, and after the grace window its use is reuse, without a record per rotation.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RefreshRecord {
+pub struct RefreshChain {
+    /// The generation of the current refresh token; each rotation adds one.
+    pub generation: u64,
+    /// Hash of the family secret every refresh token of the grant carries.
+    pub family: TokenHash,
+    /// Hash of the current refresh token.
+    pub current: TokenHash,
+    /// When the current refresh token was issued.
+    pub issued_at: u64,
+}
+
+/// What a rotated refresh token is answered with during the grace window (stored under the rotated token's hash
+/// for the window only): the very response of the rotation, sealed with a key only the old token's holder can
+/// derive.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GraceRecord {
     /// The grant it belongs to.
     pub grant_id: String,
-    /// The client it was issued to.
-    pub client_id: String,
-    /// Its scope.
-    pub scope: crate::ScopeSet,
-    /// When it was issued.
-    pub issued_at: u64,
-    /// When it expires.
-    pub expires_at: u64,
-}
-
-/// What remains of a refresh token after rotation: enough to recognise a retry within the grace window and
-/// answer it with the same new pair, and to recognise reuse after it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RotatedRefresh {
-    /// The grant it belonged to.
-    pub grant_id: String,
-    /// The client it was issued to.
-    pub client_id: String,
     /// Until when a retry gets the same response.
     pub grace_until: u64,
-    /// The token response of the rotation, sealed with a key only the old token's holder can derive.
+    /// The sealed token response.
     pub sealed_response: Vec<u8>,
 }
 
-/// The state of a refresh token.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum RefreshState {
-    /// Usable.
-    Active(RefreshRecord),
-    /// Already rotated.
-    Rotated(RotatedRefresh),
+/// A rotation's grace record and how long it lives (see [`Store::rotate_grant`]).
+#[derive(Clone, Copy, Debug)]
+pub struct Grace<'a> {
+    /// Hash of the rotated token.
+    pub key: &'a TokenHash,
+    /// The record.
+    pub record: &'a GraceRecord,
+    /// Its lifetime: the grace window.
+    pub ttl: Duration,
 }
 
 /// What a revocation applies to.
@@ -292,9 +302,18 @@ pub trait Store: Send + Sync + 'static {
     async fn replace_client(&self, client: &ClientRecord) -> Result<bool, StoreError>;
     /// Deletes a client; `false` if there was none.
     async fn delete_client(&self, client_id: &str) -> Result<bool, StoreError>;
-    /// Every client, for administration and the collection of unused clients.
+    /// Every client, for administration (export); memory grows with the number of clients, so periodic work
+    /// pages with [`Store::clients_page`] instead.
     async fn list_clients(&self) -> Result<Vec<ClientRecord>, StoreError>;
-    /// How many clients are registered.
+    /// About `limit` clients from `cursor` on (`None`: from the start), and the cursor of the next page (`None`
+    /// after the last). A walk through the pages sees every client that exists throughout it at least once (a
+    /// backend may return one twice); clients registered or deleted meanwhile may or may not appear.
+    async fn clients_page(
+        &self,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<(Vec<ClientRecord>, Option<String>), StoreError>;
+    /// How many clients are registered, in constant time.
     async fn count_clients(&self) -> Result<usize, StoreError>;
     /// Records that a client completed an authorization or refreshed a token at `at` (seconds since the epoch).
     /// Kept beside the client record, not in it, so that it never races an RFC 7592 update; deleted with the
@@ -343,27 +362,23 @@ pub trait Store: Send + Sync + 'static {
     /// Ids of the grants of a subject.
     async fn grants_of_subject(&self, subject: &str) -> Result<Vec<String>, StoreError>;
 
-    /// Stores a new refresh token under its hash.
-    async fn put_refresh(
+    /// Compare-and-swap of a grant's refresh chain: if the stored grant is live and its chain is at
+    /// `expected_generation`, replace the grant with `grant` (which keeps its client and subject) for `ttl` and
+    /// store `grace`, atomically and durably in one commit, and return `true`. Otherwise change nothing and return
+    /// `false` (a concurrent rotation won, or the grant was revoked meanwhile).
+    async fn rotate_grant(
         &self,
-        key: &TokenHash,
-        r: &RefreshRecord,
+        grant: &GrantRecord,
+        expected_generation: u64,
         ttl: Duration,
-    ) -> Result<(), StoreError>;
-    /// The state of a refresh token.
-    async fn refresh(&self, key: &TokenHash) -> Result<Option<RefreshState>, StoreError>;
-    /// Compare-and-swap rotation: if `old` is still [`RefreshState::Active`], replace it with `marker` (kept for
-    /// `marker_ttl`) and store `new` under `new_key` (for `new_ttl`), atomically, and return `true`. Otherwise
-    /// change nothing and return `false`.
-    async fn rotate_refresh(
-        &self,
-        old: &TokenHash,
-        marker: &RotatedRefresh,
-        marker_ttl: Duration,
-        new_key: &TokenHash,
-        new: &RefreshRecord,
-        new_ttl: Duration,
+        grace: Option<Grace<'_>>,
     ) -> Result<bool, StoreError>;
+    /// The grace record of a rotated refresh token of grant `grant_id`.
+    async fn grace(
+        &self,
+        grant_id: &str,
+        key: &TokenHash,
+    ) -> Result<Option<GraceRecord>, StoreError>;
 
     /// Appends to the revocation log; returns the entry's sequence number.
     async fn add_revocation(&self, r: &Revocation) -> Result<u64, StoreError>;

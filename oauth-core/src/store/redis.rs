@@ -21,7 +21,7 @@
 //! | `P:code-used:{<hash>}` | string | the replay marker of a redeemed code (grant id) |
 //! | `P:grant:<grant_id>` | string | a grant |
 //! | `P:client-grants:<client_id>`, `P:subject-grants:<subject>` | set | grant ids, the revocation indexes |
-//! | `P:refresh:<hash>` | string | a refresh token's state (active, or rotated marker) |
+//! | `{P:grant:<grant_id>}:grace:<hash>` | string | what a rotated refresh token is answered with during the grace window (shares the grant's slot) |
 //! | `{P:revocations}:seq`, `{P:revocations}:log` | string, sorted set | the revocation log: counter, and entries scored by sequence number |
 //! | `P:keys` | hash | signing keys by `kid` |
 //! | `P:session:<hash>`, `P:consent:<len(subject)>:<subject>:<client_id>` | string | login sessions, remembered consent |
@@ -35,10 +35,11 @@
 //! # Atomicity
 //! * `take_pending`: `GETDEL`.
 //! * `redeem_code`: one script: `GETDEL` the code and leave the replay marker, or report the marker.
-//! * `rotate_refresh`: the new token is stored first (`SET NX`: nobody knows it yet, so storing it early is
-//!   harmless), then one script swaps the old one to its rotated marker only if it is still active and unexpired;
-//!   the loser deletes the token it stored. So exactly one of any number of concurrent rotations wins, on any
-//!   instance, and a failed rotation leaves nothing behind.
+//! * `rotate_grant`: one round trip: the grant's index sets have their expiry extended first (an index may name
+//!   a grant that is gone, never the reverse), then one script replaces the grant only if it is live and its
+//!   refresh chain is at the expected generation, and stores the grace record beside it (same hash slot). So
+//!   exactly one of any number of concurrent rotations wins, on any instance, and a failed rotation writes
+//!   nothing but an index expiry.
 //! * `add_revocation`: one script: `INCR` the sequence, `ZADD` the entry, `PUBLISH` the announcement.
 //! * `put_first_key`: one script: store only if the key hash is empty.
 //!
@@ -70,9 +71,8 @@ use serde::de::DeserializeOwned;
 use tokio::sync::broadcast;
 
 use super::{
-    ClientRecord, CodeRecord, CodeRedemption, ConsentRecord, GrantRecord, KeyRecord,
-    PendingAuthorization, RefreshRecord, RefreshState, Revocation, RotatedRefresh, SessionRecord,
-    Store, StoreError, StoreEvent,
+    ClientRecord, CodeRecord, CodeRedemption, ConsentRecord, Grace, GraceRecord, GrantRecord,
+    KeyRecord, PendingAuthorization, Revocation, SessionRecord, Store, StoreError, StoreEvent,
 };
 use crate::clock::Clock;
 use crate::types::TokenHash;
@@ -147,7 +147,6 @@ struct Inner {
 /// The Lua scripts, hashed once (they run by `EVALSHA`, loaded on first use).
 struct Scripts {
     redeem_code: Script,
-    rotate_refresh: Script,
     add_revocation: Script,
     put_first_key: Script,
     count_failure: Script,
@@ -244,18 +243,21 @@ if used then return {2, used} end
 return {0}
 ";
 
-/// Swap an active, unexpired refresh token to its rotated marker. KEYS: the token. ARGV: now, marker, marker
-/// TTL in ms. Returns 1 if swapped.
-const ROTATE_REFRESH: &str = r"
+/// Replace a live grant whose refresh chain is at the expected generation, and store the grace record. Sent with
+/// `EVAL` inside the pipeline that extends the index expiries (a pipeline cannot carry `EVALSHA`'s fallback).
+/// KEYS: grant, grace. ARGV: now, expected generation, grant record, grant TTL in ms, grace record (empty: none),
+/// grace TTL in ms. Returns 1 if replaced.
+const ROTATE_GRANT: &str = r"
 local v = redis.call('GET', KEYS[1])
 if not v then return 0 end
 local nl = string.find(v, '\n', 1, true)
-if not nl then return redis.error_reply('corrupt refresh token record') end
+if not nl then return redis.error_reply('corrupt grant record') end
 local exp = tonumber(string.sub(v, 1, nl - 1))
 if exp ~= 0 and exp <= tonumber(ARGV[1]) then return 0 end
-local state = cjson.decode(string.sub(v, nl + 1))
-if state['Active'] == nil then return 0 end
-redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+local chain = cjson.decode(string.sub(v, nl + 1))['refresh']
+if type(chain) ~= 'table' or chain['generation'] ~= tonumber(ARGV[2]) then return 0 end
+redis.call('SET', KEYS[1], ARGV[3], 'PX', ARGV[4])
+if ARGV[5] ~= '' then redis.call('SET', KEYS[2], ARGV[5], 'PX', ARGV[6]) end
 return 1
 ";
 
@@ -332,7 +334,6 @@ impl RedisStore {
                 events: OnceLock::new(),
                 scripts: Scripts {
                     redeem_code: Script::new(REDEEM_CODE),
-                    rotate_refresh: Script::new(ROTATE_REFRESH),
                     add_revocation: Script::new(ADD_REVOCATION),
                     put_first_key: Script::new(PUT_FIRST_KEY),
                     count_failure: Script::new(COUNT_FAILURE),
@@ -352,6 +353,16 @@ impl RedisStore {
     fn revocation_keys(&self) -> (String, String) {
         let tag = format!("{{{}:revocations}}", self.inner.prefix);
         (format!("{tag}:seq"), format!("{tag}:log"))
+    }
+
+    /// The grace record of a rotated refresh token: its hash tag is the grant's key, so that the rotation script
+    /// touches one slot.
+    fn grace_key(&self, grant_id: &str, key: &TokenHash) -> String {
+        format!(
+            "{{{}}}:grace:{}",
+            self.key(&format!("grant:{grant_id}")),
+            key.to_hex()
+        )
     }
 
     fn consent_key(&self, subject: &str, client_id: &str) -> String {
@@ -603,6 +614,38 @@ impl Store for RedisStore {
             .await
     }
 
+    async fn clients_page(
+        &self,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<(Vec<ClientRecord>, Option<String>), StoreError> {
+        // SSCAN's cursor: a walk sees every member present throughout at least once, some maybe twice.
+        let (next, ids): (String, Vec<String>) = self
+            .cmd(
+                redis::cmd("SSCAN")
+                    .arg(self.key("clients"))
+                    .arg(cursor.unwrap_or("0"))
+                    .arg("COUNT")
+                    .arg(limit.max(1))
+                    .clone(),
+            )
+            .await?;
+        let mut out = Vec::new();
+        if !ids.is_empty() {
+            let mut pipe = redis::pipe();
+            for id in &ids {
+                pipe.cmd("GET").arg(self.key(&format!("client:{id}")));
+            }
+            let values: Vec<Option<Vec<u8>>> = self.pipe(pipe).await?;
+            for raw in values {
+                if let Some(c) = self.live_body(raw)? {
+                    out.push(c);
+                }
+            }
+        }
+        Ok((out, (next != "0").then_some(next)))
+    }
+
     async fn list_clients(&self) -> Result<Vec<ClientRecord>, StoreError> {
         let ids: Vec<String> = self
             .cmd(redis::cmd("SMEMBERS").arg(self.key("clients")).clone())
@@ -775,70 +818,55 @@ impl Store for RedisStore {
             .await
     }
 
-    async fn put_refresh(
+    async fn rotate_grant(
         &self,
-        key: &TokenHash,
-        r: &RefreshRecord,
+        grant: &GrantRecord,
+        expected_generation: u64,
         ttl: Duration,
-    ) -> Result<(), StoreError> {
-        self.set_px(
-            self.key(&format!("refresh:{}", key.to_hex())),
-            &RefreshState::Active(r.clone()),
-            ttl,
-        )
-        .await
-    }
-
-    async fn refresh(&self, key: &TokenHash) -> Result<Option<RefreshState>, StoreError> {
-        self.get_live(self.key(&format!("refresh:{}", key.to_hex())))
-            .await
-    }
-
-    async fn rotate_refresh(
-        &self,
-        old: &TokenHash,
-        marker: &RotatedRefresh,
-        marker_ttl: Duration,
-        new_key: &TokenHash,
-        new: &RefreshRecord,
-        new_ttl: Duration,
+        grace: Option<Grace<'_>>,
     ) -> Result<bool, StoreError> {
-        let new_key = self.key(&format!("refresh:{}", new_key.to_hex()));
-        let new_bytes = encode(&RefreshState::Active(new.clone()), self.expiry(new_ttl))?;
-        let stored: Option<String> = self
-            .cmd(
-                redis::cmd("SET")
-                    .arg(&new_key)
-                    .arg(new_bytes)
-                    .arg("NX")
-                    .arg("PX")
-                    .arg(millis(new_ttl))
-                    .clone(),
-            )
-            .await?;
-        if stored.is_none() {
-            return Err(StoreError::Backend(
-                "the new refresh token's key is already taken".into(),
-            ));
+        let bytes = encode(grant, self.expiry(ttl))?;
+        let ms = millis(ttl);
+        let (grace_key, grace_bytes, grace_ms) = match grace {
+            Some(g) => (
+                self.grace_key(&grant.grant_id, g.key),
+                encode(g.record, self.expiry(g.ttl))?,
+                millis(g.ttl),
+            ),
+            None => (
+                self.grace_key(&grant.grant_id, &TokenHash::of(b"")),
+                Vec::new(),
+                0,
+            ),
+        };
+        let mut pipe = redis::pipe();
+        for index in [
+            self.key(&format!("client-grants:{}", grant.client_id)),
+            self.key(&format!("subject-grants:{}", grant.identity.subject)),
+        ] {
+            pipe.cmd("PEXPIRE").arg(&index).arg(ms).arg("GT").ignore();
         }
-        let marker = encode(
-            &RefreshState::Rotated(marker.clone()),
-            self.expiry(marker_ttl),
-        )?;
-        let mut script = self.inner.scripts.rotate_refresh.prepare_invoke();
-        script
-            .key(self.key(&format!("refresh:{}", old.to_hex())))
+        pipe.cmd("EVAL")
+            .arg(ROTATE_GRANT)
+            .arg(2)
+            .arg(self.key(&format!("grant:{}", grant.grant_id)))
+            .arg(grace_key)
             .arg(self.now())
-            .arg(marker)
-            .arg(millis(marker_ttl));
-        let swapped: Result<u8, StoreError> = self
-            .with(|mut c| async move { script.invoke_async(&mut c).await })
-            .await;
-        if !matches!(swapped, Ok(1)) {
-            self.cmd::<()>(redis::cmd("DEL").arg(&new_key).clone())
-                .await?;
-        }
-        Ok(swapped? == 1)
+            .arg(expected_generation)
+            .arg(bytes)
+            .arg(ms)
+            .arg(grace_bytes)
+            .arg(grace_ms);
+        let (swapped,): (u8,) = self.pipe(pipe).await?;
+        Ok(swapped == 1)
+    }
+
+    async fn grace(
+        &self,
+        grant_id: &str,
+        key: &TokenHash,
+    ) -> Result<Option<GraceRecord>, StoreError> {
+        self.get_live(self.grace_key(grant_id, key)).await
     }
 
     async fn add_revocation(&self, r: &Revocation) -> Result<u64, StoreError> {

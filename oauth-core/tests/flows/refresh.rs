@@ -131,15 +131,27 @@ async fn a_retry_within_the_grace_window_gets_the_same_pair() {
         )
         .await
         .unwrap();
-    // The sealed response is not readable from the store: it holds no plaintext token.
-    let raw = format!(
-        "{:?}",
-        h.store
-            .refresh(&oauth_core::Secret::new(r0.as_str()).hash())
-            .await
-            .unwrap()
+    // The sealed response is not readable from the store: neither the grace record nor the grant holds a
+    // plaintext token.
+    let grant_id = r0.split('.').next().unwrap();
+    let grace = h
+        .store
+        .grace(grant_id, &oauth_core::Secret::new(r0.as_str()).hash())
+        .await
+        .unwrap();
+    assert!(grace.is_some(), "the grace record exists within the window");
+    let grant = h.store.grant(grant_id).await.unwrap();
+    let raw = format!("{grace:?}{grant:?}");
+    let next = first.refresh_token.as_deref().unwrap();
+    assert!(!raw.contains(next));
+    assert!(
+        !raw.contains(next.rsplit('.').next().unwrap()),
+        "not even its fresh part"
     );
-    assert!(!raw.contains(first.refresh_token.as_deref().unwrap()));
+    assert!(
+        !raw.contains(r0.rsplit('.').nth(1).unwrap()),
+        "nor the family secret"
+    );
 }
 
 #[tokio::test]
@@ -463,15 +475,8 @@ async fn a_revoked_grant_stays_revoked_for_the_refresh_token_lifetime_even_if_wr
     let c = public_client(&h).await;
     let t0 = tokens(&h, &c.client_id, &for_resource()).await;
     let rt = t0.refresh_token.clone().unwrap();
-    let state = h
-        .store
-        .refresh(&oauth_core::Secret::new(rt.as_str()).hash())
-        .await
-        .unwrap();
-    let Some(oauth_core::store::RefreshState::Active(rec)) = state else {
-        panic!("active refresh token expected")
-    };
-    let grant = h.store.grant(&rec.grant_id).await.unwrap().unwrap();
+    let grant_id = rt.split('.').next().unwrap();
+    let grant = h.store.grant(grant_id).await.unwrap().unwrap();
     h.server
         .revoke(
             None,

@@ -140,6 +140,24 @@ async fn every_key_is_prefixed_and_no_secret_is_stored_in_plaintext() {
         .await
         .unwrap();
     let refresh = t.refresh_token.clone().unwrap();
+    // One rotation, so that a grace record exists too.
+    let t2 = h
+        .server
+        .token(
+            None,
+            form(&format!(
+                "grant_type=refresh_token&client_id={}&client_secret={}&refresh_token={}",
+                enc(&c.client_id),
+                enc(&secret),
+                enc(&refresh)
+            )),
+        )
+        .await
+        .unwrap();
+    let refresh2 = t2.refresh_token.clone().unwrap();
+    // The secret parts of a refresh token: the family secret and the fresh part.
+    let family = refresh.rsplit('.').nth(1).unwrap().to_owned();
+    let fresh = refresh2.rsplit('.').next().unwrap().to_owned();
     let all = redis_keys(&server, "*").await;
     assert!(!all.is_empty());
     let mut names: Vec<&str> = Vec::new();
@@ -148,12 +166,24 @@ async fn every_key_is_prefixed_and_no_secret_is_stored_in_plaintext() {
             k.starts_with(&format!("{prefix}:")) || k.starts_with(&format!("{{{prefix}:")),
             "key outside the prefix: {k}"
         );
-        for plain in [&secret, &rat, &code, &refresh, &t.access_token] {
+        for plain in [
+            &secret,
+            &rat,
+            &code,
+            &refresh,
+            &refresh2,
+            &family,
+            &fresh,
+            &t.access_token,
+            &t2.access_token,
+        ] {
             assert!(!k.contains(plain.as_str()), "plaintext secret in key {k}");
             let text = String::from_utf8_lossy(v);
             assert!(!text.contains(plain.as_str()), "plaintext secret in {k}");
         }
         let kind = k
+            .rsplit_once("}:")
+            .map_or(k.as_str(), |(_, rest)| rest)
             .trim_start_matches(&format!("{prefix}:"))
             .split(':')
             .next()
@@ -167,7 +197,7 @@ async fn every_key_is_prefixed_and_no_secret_is_stored_in_plaintext() {
         "grant",
         "client-grants",
         "subject-grants",
-        "refresh",
+        "grace",
         "keys",
     ] {
         assert!(names.contains(&expected), "no {expected} key in {names:?}");
