@@ -211,8 +211,27 @@ pub struct GraceRecord {
     pub grant_id: String,
     /// Until when a retry gets the same response.
     pub grace_until: u64,
-    /// The sealed token response.
+    /// The sealed token response (base64 when stored).
+    #[serde(with = "base64_bytes")]
     pub sealed_response: Vec<u8>,
+}
+
+/// Bytes as one base64 string rather than JSON's array of numbers (a third of the size, not three times it).
+mod base64_bytes {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::STANDARD_NO_PAD;
+    use serde::{Deserialize as _, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&STANDARD_NO_PAD.encode(bytes))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        let text = String::deserialize(d)?;
+        STANDARD_NO_PAD
+            .decode(text.as_bytes())
+            .map_err(serde::de::Error::custom)
+    }
 }
 
 /// A rotation's grace record and how long it lives (see [`Store::rotate_grant`]).
