@@ -96,7 +96,10 @@ async fn background(auth: std::sync::Arc<oauth_core::AuthServer>) {
     let mut purge = tokio::time::interval(PURGE_EVERY);
     let mut keys = tokio::time::interval(KEY_RELOAD_EVERY);
     let mut tidy = tokio::time::interval(TIDY_EVERY);
-    let mut collect = tokio::time::interval(COLLECT_EVERY);
+    // The first collection one period after start, not at start: it walks every registered client, which is
+    // work a start (and a restart loop) should not pay.
+    let mut collect =
+        tokio::time::interval_at(tokio::time::Instant::now() + COLLECT_EVERY, COLLECT_EVERY);
     sync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
