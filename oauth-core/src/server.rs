@@ -52,6 +52,9 @@ pub struct AuthServer {
     pub(crate) assertion_jtis: crate::cimd::assertion::JtiLedger,
     /// Rate limits per client address on the anonymous endpoints.
     pub(crate) throttle: crate::throttle::Throttle,
+    /// When this instance last recorded each (recently active) client's use, so that a refresh need not read
+    /// the store to learn that the record is fresh. Bounded; a forgotten entry costs one read.
+    pub(crate) noted_use: quick_cache::sync::Cache<String, u64>,
 }
 
 impl std::fmt::Debug for AuthServer {
@@ -93,6 +96,7 @@ impl AuthServer {
             last_kid_reload: Mutex::new(None),
             documents,
             assertion_jtis: crate::cimd::assertion::JtiLedger::default(),
+            noted_use: quick_cache::sync::Cache::new(crate::flow::collect::NOTED_USE_CAPACITY),
         };
         server.sync().await?;
         Ok(server)

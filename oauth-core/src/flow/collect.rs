@@ -24,6 +24,9 @@ use crate::server::AuthServer;
 /// How many clients one store read of a collection returns.
 const COLLECT_PAGE: usize = 256;
 
+/// How many clients' last recorded use an instance remembers (about 100 bytes each).
+pub(crate) const NOTED_USE_CAPACITY: usize = 10_000;
+
 /// How stale a client's last-use record may get before a refresh renews it.
 pub const USE_RESOLUTION: Duration = Duration::from_secs(24 * 3600);
 
@@ -41,9 +44,17 @@ impl AuthServer {
     /// Records that `client_id` was just used (at most once per [`USE_RESOLUTION`]).
     pub(crate) async fn note_client_use(&self, client_id: &str) -> Result<(), Error> {
         let now = self.clock.unix();
-        let last = self.store.client_last_used(client_id).await?;
-        if last.is_none_or(|t| now.saturating_sub(t) >= USE_RESOLUTION.as_secs()) {
+        let fresh = |t: u64| now.saturating_sub(t) < USE_RESOLUTION.as_secs();
+        if self.noted_use.get(client_id).is_some_and(fresh) {
+            return Ok(());
+        }
+        let mut last = self.store.client_last_used(client_id).await?;
+        if !last.is_some_and(fresh) {
             self.store.mark_client_used(client_id, now).await?;
+            last = Some(now);
+        }
+        if let Some(t) = last {
+            self.noted_use.insert(client_id.to_owned(), t);
         }
         Ok(())
     }
