@@ -508,3 +508,95 @@ async fn a_revoked_grant_stays_revoked_for_the_refresh_token_lifetime_even_if_wr
         .unwrap();
     assert!(!introspected.active, "the refresh token reads as inactive");
 }
+
+/// The grant id is no secret (it is the `sid` of every access token, which resource servers see). Someone who
+/// knows it but holds no refresh token of the grant must not be able to make up an "old" token and get the grant
+/// revoked as reused, nor to refresh with a token whose parts were altered.
+#[tokio::test]
+async fn made_up_or_altered_refresh_tokens_neither_refresh_nor_revoke() {
+    let h = harness().await;
+    let c = public_client(&h).await;
+    let t0 = tokens(&h, &c.client_id, &for_resource()).await;
+    let r0 = t0.refresh_token.clone().unwrap();
+    let t1 = h
+        .server
+        .token(None, refresh_request(&c.client_id, &r0, ""))
+        .await
+        .unwrap();
+    let r1 = t1.refresh_token.clone().unwrap();
+    h.clock.advance(Duration::from_secs(31));
+    let parts: Vec<&str> = r1.split('.').collect();
+    assert_eq!(parts.len(), 4, "grant.generation.family.fresh: {r1}");
+    let (grant, family, fresh) = (parts[0], parts[2], parts[3]);
+    let invalid = (
+        400,
+        body(
+            "invalid_grant",
+            "the refresh token is invalid, expired or revoked",
+        ),
+    );
+    let other = oauth_core::Secret::generate();
+    for forged in [
+        // An "older generation" without the family secret.
+        format!("{grant}.0.{}.{fresh}", other.expose()),
+        // The current generation with another fresh part, and a generation from the future.
+        format!("{grant}.1.{family}.{}", other.expose()),
+        format!("{grant}.2.{family}.{fresh}"),
+        // Not the format at all.
+        format!("{grant}.1.{family}"),
+        format!("{grant}.+1.{family}.{fresh}"),
+        format!("{grant}..{family}.{fresh}"),
+        format!("{r1}.x"),
+        "garbage".to_owned(),
+    ] {
+        assert_eq!(
+            token_refused(&h, refresh_request(&c.client_id, &forged, "")).await,
+            invalid,
+            "{forged}"
+        );
+    }
+    // None of that revoked anything: the real current token still works, and so do the access tokens.
+    h.server
+        .verify(Some(&bearer(&t1.access_token)), resource(&h))
+        .unwrap();
+    h.server
+        .token(None, refresh_request(&c.client_id, &r1, ""))
+        .await
+        .unwrap();
+}
+
+/// However often a grant is refreshed, what the store keeps of it is one record of a fixed size.
+#[tokio::test]
+async fn a_grant_stays_one_record_of_one_size_however_often_it_is_refreshed() {
+    let h = harness().await;
+    let c = public_client(&h).await;
+    let mut rt = tokens(&h, &c.client_id, &for_resource())
+        .await
+        .refresh_token
+        .unwrap();
+    let grant_id = rt.split('.').next().unwrap().to_owned();
+    let size = |g: &oauth_core::store::GrantRecord| serde_json::to_vec(g).unwrap().len();
+    let first = size(&h.store.grant(&grant_id).await.unwrap().unwrap());
+    let mut previous = rt.clone();
+    for _ in 0..50 {
+        previous = rt.clone();
+        rt = h
+            .server
+            .token(None, refresh_request(&c.client_id, &rt, ""))
+            .await
+            .unwrap()
+            .refresh_token
+            .unwrap();
+    }
+    let grant = h.store.grant(&grant_id).await.unwrap().unwrap();
+    assert_eq!(grant.refresh.as_ref().unwrap().generation, 50);
+    // The generation's digits are the only growth: 1 → 2 digits.
+    assert_eq!(size(&grant), first + 1);
+    assert!(first < 1024, "a grant record of {first} bytes");
+    // The grace record of a rotation lives for the window only.
+    let old = oauth_core::Secret::new(previous.as_str()).hash();
+    assert!(h.store.grace(&grant_id, &old).await.unwrap().is_some());
+    h.clock.advance(Duration::from_secs(31));
+    h.store.purge_expired().await.unwrap();
+    assert_eq!(h.store.grace(&grant_id, &old).await.unwrap(), None);
+}
