@@ -196,9 +196,9 @@ impl<'a> RefreshToken<'a> {
         let mut parts = token.split('.');
         let (grant_id, generation, family, fresh) =
             (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+        // Digits only: `u64::from_str` would also take a leading `+`, a second spelling of one generation.
         if parts.next().is_some()
             || [grant_id, family, fresh].iter().any(|p| p.is_empty())
-            || generation.is_empty()
             || !generation.bytes().all(|b| b.is_ascii_digit())
         {
             return None;
@@ -777,5 +777,95 @@ impl AuthServer {
         Err(invalid_grant(
             "the refresh token was already used; every token of this grant is revoked",
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refresh_token_has_four_non_empty_parts_and_a_decimal_generation() {
+        let t = RefreshToken::parse("g.12.fam.fresh").unwrap();
+        assert_eq!((t.grant_id, t.generation, t.family), ("g", 12, "fam"));
+        for bad in [
+            "",
+            "g",
+            "g.1",
+            "g.1.fam",
+            "g.1.fam.fresh.extra",
+            ".1.fam.fresh",
+            "g..fam.fresh",
+            "g.1..fresh",
+            "g.1.fam.",
+            "g.+1.fam.fresh",
+            "g.-1.fam.fresh",
+            "g.1a.fam.fresh",
+            "g.99999999999999999999999.fam.fresh",
+        ] {
+            assert!(RefreshToken::parse(bad).is_none(), "{bad:?} parsed");
+        }
+    }
+
+    fn grant_with(generation: u64, family: &str, current: &str) -> GrantRecord {
+        GrantRecord {
+            grant_id: "g".into(),
+            client_id: "c".into(),
+            identity: crate::Identity::default(),
+            scope: ScopeSet::default(),
+            resource: "r".into(),
+            created_at: 0,
+            expires_at: 0,
+            upstream: None,
+            refresh: Some(RefreshChain {
+                generation,
+                family: TokenHash::of(family.as_bytes()),
+                current: TokenHash::of(current.as_bytes()),
+                issued_at: 0,
+            }),
+        }
+    }
+
+    #[test]
+    fn standing_needs_the_family_secret_and_the_current_hash() {
+        let current = "g.3.fam.now";
+        let grant = grant_with(3, "fam", current);
+        let standing = |token: &str| {
+            RefreshToken::parse(token)
+                .unwrap()
+                .standing(&Secret::new(token), &grant)
+        };
+        assert_eq!(standing(current), Standing::Current);
+        assert_eq!(standing("g.2.fam.old"), Standing::Rotated);
+        assert_eq!(standing("g.0.fam.old"), Standing::Rotated);
+        assert_eq!(
+            standing("g.3.fam.other"),
+            Standing::Unknown,
+            "current generation, wrong token"
+        );
+        assert_eq!(
+            standing("g.4.fam.next"),
+            Standing::Unknown,
+            "a generation not issued yet"
+        );
+        assert_eq!(
+            standing("g.2.other.old"),
+            Standing::Unknown,
+            "without the family secret"
+        );
+        assert_eq!(
+            standing("h.2.fam.old"),
+            Standing::Unknown,
+            "another grant's id"
+        );
+        let mut plain = grant.clone();
+        plain.refresh = None;
+        assert_eq!(
+            RefreshToken::parse(current)
+                .unwrap()
+                .standing(&Secret::new(current), &plain),
+            Standing::Unknown,
+            "a grant without a chain has no refresh tokens"
+        );
     }
 }
