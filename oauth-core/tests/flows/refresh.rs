@@ -600,3 +600,32 @@ async fn a_grant_stays_one_record_of_one_size_however_often_it_is_refreshed() {
     h.store.purge_expired().await.unwrap();
     assert_eq!(h.store.grace(&grant_id, &old).await.unwrap(), None);
 }
+
+/// The flow compares the grant's own `expires_at` with the clock: a backend that still returns the record (its
+/// clock behind, a TTL longer than the grant) cannot extend a refresh token's life.
+#[tokio::test]
+async fn a_grant_past_its_expiry_is_refused_even_if_the_store_still_returns_it() {
+    let h = harness().await;
+    let c = public_client(&h).await;
+    let rt = tokens(&h, &c.client_id, &for_resource())
+        .await
+        .refresh_token
+        .unwrap();
+    let grant_id = rt.split('.').next().unwrap();
+    let mut grant = h.store.grant(grant_id).await.unwrap().unwrap();
+    grant.expires_at = oauth_core::Clock::unix(&*h.clock);
+    h.store
+        .put_grant(&grant, Duration::from_secs(24 * 3600))
+        .await
+        .unwrap();
+    assert_eq!(
+        token_refused(&h, refresh_request(&c.client_id, &rt, "")).await,
+        (
+            400,
+            body(
+                "invalid_grant",
+                "the refresh token is invalid, expired or revoked"
+            )
+        )
+    );
+}
