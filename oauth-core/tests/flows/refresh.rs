@@ -629,3 +629,40 @@ async fn a_grant_past_its_expiry_is_refused_even_if_the_store_still_returns_it()
         )
     );
 }
+
+/// A retry within the grace window gets the rotation's answer only while the grant stands: a revocation that
+/// landed meanwhile wins even if the grant record is still there (written back by a racing refresh).
+#[tokio::test]
+async fn a_retry_within_the_grace_window_of_a_revoked_grant_is_refused() {
+    let h = harness().await;
+    let c = public_client(&h).await;
+    let r0 = tokens(&h, &c.client_id, &for_resource())
+        .await
+        .refresh_token
+        .unwrap();
+    let t1 = h
+        .server
+        .token(None, refresh_request(&c.client_id, &r0, ""))
+        .await
+        .unwrap();
+    let grant_id = r0.split('.').next().unwrap();
+    let grant = h.store.grant(grant_id).await.unwrap().unwrap();
+    h.server
+        .revoke(
+            None,
+            form(&format!(
+                "token={}&client_id={}",
+                enc(t1.refresh_token.as_deref().unwrap()),
+                c.client_id
+            )),
+        )
+        .await
+        .unwrap();
+    h.store
+        .put_grant(&grant, Duration::from_secs(24 * 3600))
+        .await
+        .unwrap();
+    let (status, refused) = token_refused(&h, refresh_request(&c.client_id, &r0, "")).await;
+    assert_eq!(status, 400);
+    assert_eq!(refused["error"], "invalid_grant", "{refused}");
+}
