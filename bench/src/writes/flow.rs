@@ -1,11 +1,11 @@
 //! The OAuth flow run in process, through the engine's public API, on the store the service will then open: a
-//! public client, and grants with their refresh tokens.
-//! Going through `AuthServer` rather than HTTP costs no password check per grant and does not depend on the
-//! login pages; what the service later does with these grants is what is measured.
+//! public client, grants with their refresh tokens, and a logged-in browser session with remembered consent.
+//! Going through `AuthServer` rather than HTTP costs no password check per grant and does not depend on the login
+//! pages; what the service later does with these grants is what is measured.
 
 use bench::Error;
 use oauth_core::wire::{AuthorizationRequest, TokenRequest};
-use oauth_core::{AuthServer, Identity};
+use oauth_core::{AuthServer, Identity, Login};
 
 /// Where the prepared client's codes go (nothing listens there: codes are read from the redirect).
 pub const REDIRECT: &str = "http://127.0.0.1:9/callback";
@@ -75,4 +75,26 @@ pub async fn grants(
         tokens.push(issued.refresh_token.ok_or("no refresh token issued")?);
     }
     Ok(tokens)
+}
+
+/// A browser session logged in as [`USER`] whose consent to `client_id` and `resource` is remembered: with its
+/// cookie, `GET /authorize` answers 302 with a code at once. Returns the cookie's value.
+pub async fn session(auth: &AuthServer, client_id: &str, resource: &str) -> Result<String, Error> {
+    let anonymous = auth.browser_session(None).await?;
+    let session = auth.log_in(&anonymous, Login::local(identity())).await?;
+    let prompt = auth.authorize(authorization(client_id, resource)).await?;
+    auth.remember_consent(&identity().subject, &prompt).await?;
+    Ok(session.id)
+}
+
+/// The query of [`authorization`], for the service's `/authorize`.
+pub fn authorize_target(client_id: &str, resource: &str) -> String {
+    use bench::enc;
+    format!(
+        "/authorize?response_type=code&client_id={}&redirect_uri={}&scope=mcp&code_challenge={}&code_challenge_method=S256&resource={}",
+        enc(client_id),
+        enc(REDIRECT),
+        oauth_core::pkce::s256(VERIFIER),
+        enc(resource)
+    )
 }

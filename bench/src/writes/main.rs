@@ -1,8 +1,9 @@
 //! `bench-writes`: what the write path costs, and what the store does at scale, on the real service binary.
 //!
 //! ```text
-//! cargo run -p bench --release --bin bench-writes -- [--scenario all|register|refresh|growth]...
+//! cargo run -p bench --release --bin bench-writes -- [--scenario all|register|refresh|growth|mixed]...
 //!     [--seconds 10] [--connections 32] [--threads 2] [--grants 100] [--refreshes 100000]
+//!     [--mixed-seconds 60] [--warmup-seconds 10]
 //!     [--profile release|debug]
 //! ```
 //!
@@ -19,6 +20,8 @@
 //! * `growth`: `--grants` grants refreshed in turn, `--refreshes` refreshes in all, over keep-alive connections:
 //!   the store file's size after the first `--grants` refreshes (one per grant) and after all of them, per live
 //!   grant and per refresh.
+//! * `mixed`: register, authorize (to a code), code exchange, refresh and revoke at once under `wrk` for
+//!   `--mixed-seconds`, the service's RSS sampled every second: peak, and the spread after `--warmup-seconds`.
 //!
 //! `--scenario` may be given several times; `all` (the default) runs every scenario in the order above.
 //! Numbers are reported, not judged; the issue's targets are printed beside them.
@@ -28,6 +31,7 @@
 mod flow;
 mod growth;
 mod load;
+mod mixed;
 
 use std::path::PathBuf;
 
@@ -38,7 +42,7 @@ const OPEN: &str = "[users]\nfile = \"users.toml\"\n\
     [rate_limits]\nauthorize = 0\nlogin = 0\ncallback = 0\ntoken = 0\nregister = 0\n\
     [registration]\nmax_clients = 0\n";
 
-const SCENARIOS: [&str; 3] = ["register", "refresh", "growth"];
+const SCENARIOS: [&str; 4] = ["register", "refresh", "growth", "mixed"];
 
 struct Options {
     scenarios: Vec<&'static str>,
@@ -47,6 +51,8 @@ struct Options {
     threads: u32,
     grants: usize,
     refreshes: u64,
+    mixed_seconds: u64,
+    warmup_seconds: u64,
     profile: String,
 }
 
@@ -58,6 +64,8 @@ fn options() -> Result<Options, Error> {
         threads: 2,
         grants: 100,
         refreshes: 100_000,
+        mixed_seconds: 60,
+        warmup_seconds: 10,
         profile: "release".into(),
     };
     let mut args = std::env::args().skip(1);
@@ -76,6 +84,8 @@ fn options() -> Result<Options, Error> {
             "--threads" => o.threads = value.parse()?,
             "--grants" => o.grants = value.parse()?,
             "--refreshes" => o.refreshes = value.parse()?,
+            "--mixed-seconds" => o.mixed_seconds = value.parse()?,
+            "--warmup-seconds" => o.warmup_seconds = value.parse()?,
             "--profile" if value == "release" || value == "debug" => o.profile = value,
             other => return Err(format!("unknown option {other} {value}").into()),
         }
@@ -212,7 +222,8 @@ fn main() -> Result<(), Error> {
         match *scenario {
             "register" => load::register(&b)?,
             "refresh" => load::refresh(&b)?,
-            _ => growth::growth(&b)?,
+            "growth" => growth::growth(&b)?,
+            _ => mixed::mixed(&b)?,
         }
     }
     Ok(())
