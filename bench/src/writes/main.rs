@@ -1,9 +1,9 @@
 //! `bench-writes`: what the write path costs, and what the store does at scale, on the real service binary.
 //!
 //! ```text
-//! cargo run -p bench --release --bin bench-writes -- [--scenario all|register|refresh|growth|mixed]...
+//! cargo run -p bench --release --bin bench-writes -- [--scenario all|register|refresh|growth|mixed|start]...
 //!     [--seconds 10] [--connections 32] [--threads 2] [--grants 100] [--refreshes 100000]
-//!     [--mixed-seconds 60] [--warmup-seconds 10]
+//!     [--mixed-seconds 60] [--warmup-seconds 10] [--clients 1000000] [--starts 3] [--idle-seconds 5]
 //!     [--profile release|debug]
 //! ```
 //!
@@ -22,6 +22,9 @@
 //!   grant and per refresh.
 //! * `mixed`: register, authorize (to a code), code exchange, refresh and revoke at once under `wrk` for
 //!   `--mixed-seconds`, the service's RSS sampled every second: peak, and the spread after `--warmup-seconds`.
+//! * `start`: `--clients` registered clients written straight into a store through `Store::insert_client`
+//!   (many at once), then the service started `--starts` times on it: time to the first `/health` answer, and
+//!   RSS and CPU `--idle-seconds` later.
 //!
 //! `--scenario` may be given several times; `all` (the default) runs every scenario in the order above.
 //! Numbers are reported, not judged; the issue's targets are printed beside them.
@@ -32,17 +35,22 @@ mod flow;
 mod growth;
 mod load;
 mod mixed;
+mod start;
 
 use std::path::PathBuf;
 
 use bench::{Error, Load, Run, binary, free_port, ticks_per_second, write_config};
+
+/// The registration body of every seeded client in `start`, the same as `register.lua`'s and `mixed.lua`'s.
+const REGISTER_BODY: &str =
+    r#"{"redirect_uris":["http://127.0.0.1:9999/callback"],"client_name":"wrk-bench"}"#;
 
 /// Every scenario's service: a local user, and nothing that would refuse load from one address.
 const OPEN: &str = "[users]\nfile = \"users.toml\"\n\
     [rate_limits]\nauthorize = 0\nlogin = 0\ncallback = 0\ntoken = 0\nregister = 0\n\
     [registration]\nmax_clients = 0\n";
 
-const SCENARIOS: [&str; 4] = ["register", "refresh", "growth", "mixed"];
+const SCENARIOS: [&str; 5] = ["register", "refresh", "growth", "mixed", "start"];
 
 struct Options {
     scenarios: Vec<&'static str>,
@@ -53,6 +61,9 @@ struct Options {
     refreshes: u64,
     mixed_seconds: u64,
     warmup_seconds: u64,
+    clients: u64,
+    starts: u32,
+    idle_seconds: u64,
     profile: String,
 }
 
@@ -66,6 +77,9 @@ fn options() -> Result<Options, Error> {
         refreshes: 100_000,
         mixed_seconds: 60,
         warmup_seconds: 10,
+        clients: 1_000_000,
+        starts: 3,
+        idle_seconds: 5,
         profile: "release".into(),
     };
     let mut args = std::env::args().skip(1);
@@ -86,6 +100,9 @@ fn options() -> Result<Options, Error> {
             "--refreshes" => o.refreshes = value.parse()?,
             "--mixed-seconds" => o.mixed_seconds = value.parse()?,
             "--warmup-seconds" => o.warmup_seconds = value.parse()?,
+            "--clients" => o.clients = value.parse()?,
+            "--starts" => o.starts = value.parse()?,
+            "--idle-seconds" => o.idle_seconds = value.parse()?,
             "--profile" if value == "release" || value == "debug" => o.profile = value,
             other => return Err(format!("unknown option {other} {value}").into()),
         }
@@ -223,7 +240,8 @@ fn main() -> Result<(), Error> {
             "register" => load::register(&b)?,
             "refresh" => load::refresh(&b)?,
             "growth" => growth::growth(&b)?,
-            _ => mixed::mixed(&b)?,
+            "mixed" => mixed::mixed(&b)?,
+            _ => start::start(&b)?,
         }
     }
     Ok(())
