@@ -27,7 +27,8 @@
 //!   RSS and CPU `--idle-seconds` later.
 //!
 //! `--scenario` may be given several times; `all` (the default) runs every scenario in the order above.
-//! Numbers are reported, not judged; the targets are printed beside them.
+//! Numbers are reported, not judged; the targets are printed beside them. `.ci/run` runs every scenario
+//! for a second or two on the debug build so that none can rot.
 
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
