@@ -1,12 +1,16 @@
-//! What the load benchmarks share: preparing a store with valid tokens, building and starting the real service
-//! binary, reading its memory from `/proc`, and driving `wrk`.
+//! What the load benchmarks share: preparing a store with the real engine, building and starting the real
+//! service binary, reading its memory and CPU time from `/proc`, a small keep-alive HTTP/1.1 client, and driving
+//! `wrk`.
 
 #![allow(clippy::print_stdout, missing_docs)]
 
 use std::fmt::Write as _;
+use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
+use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use oauth_core::{
     AuthServer, Clock, EmbeddedStore, JosekitKeyManager, ResourceConfig, ServerConfig, Store,
@@ -25,6 +29,23 @@ pub struct Load {
 /// Kills the service when dropped.
 pub struct Service(pub Child);
 
+impl Service {
+    /// Stops the service as a supervisor would (SIGTERM, via `kill`), so that it shuts down cleanly; kills it if
+    /// it is still running after 30 s.
+    pub fn stop(mut self) -> Result<(), Error> {
+        let pid = self.0.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status()?;
+        let asked = Instant::now();
+        while asked.elapsed() < Duration::from_secs(30) {
+            if self.0.try_wait()?.is_some() {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        Err("the service did not stop within 30 s of SIGTERM".into())
+    }
+}
+
 impl Drop for Service {
     fn drop(&mut self) {
         let _ = self.0.kill();
@@ -38,25 +59,48 @@ pub fn free_port() -> Result<u16, Error> {
         .port())
 }
 
-/// Writes the store, config and token list; returns the valid tokens.
-pub async fn prepare(dir: &Path, base: &str, n: usize) -> Result<Vec<String>, Error> {
+/// The engine on the store file `dir/oauth.redb`, configured as [`write_config`] configures the service: issuer
+/// `base`, one resource `{base}/mcp` with the scope `mcp`. Creates the store and its signing key on first use.
+/// The store is locked while the returned values live: drop them before starting the service on it.
+pub async fn engine(dir: &Path, base: &str) -> Result<(AuthServer, Arc<dyn Store>), Error> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let store: Arc<dyn Store> = Arc::new(EmbeddedStore::open(
         dir.join("oauth.redb"),
         Arc::clone(&clock),
     )?);
-    let resource = format!("{base}/mcp");
     let config = ServerConfig::new(
         base.to_owned(),
-        vec![ResourceConfig::new(resource.clone(), vec!["mcp".into()])],
+        vec![ResourceConfig::new(
+            format!("{base}/mcp"),
+            vec!["mcp".into()],
+        )],
     );
-    AuthServer::new(config, Arc::clone(&store), Arc::clone(&clock)).await?;
-    let keys = JosekitKeyManager::load_or_generate(
-        store.as_ref(),
-        oauth_core::SigningAlg::Es256,
-        clock.as_ref(),
-    )
-    .await?;
+    let auth = AuthServer::new(config, Arc::clone(&store), clock).await?;
+    Ok((auth, store))
+}
+
+/// Writes `dir/config.toml` for the service: listen on `base`'s port, the store `oauth.redb`, the resource of
+/// [`engine`], then `extra` (more TOML tables) verbatim.
+pub fn write_config(dir: &Path, base: &str, extra: &str) -> Result<(), Error> {
+    std::fs::write(
+        dir.join("config.toml"),
+        format!(
+            "listen = \"{}\"\nissuer = \"{base}\"\n[store]\npath = \"oauth.redb\"\n[[resources]]\nresource = \"{base}/mcp\"\nscopes = [\"mcp\"]\n{extra}",
+            base.trim_start_matches("http://")
+        ),
+    )?;
+    Ok(())
+}
+
+/// Writes the store, config and token list; returns the valid tokens.
+pub async fn prepare(dir: &Path, base: &str, n: usize) -> Result<Vec<String>, Error> {
+    let (auth, store) = engine(dir, base).await?;
+    drop(auth);
+    let clock = SystemClock;
+    let resource = format!("{base}/mcp");
+    let keys =
+        JosekitKeyManager::load_or_generate(store.as_ref(), oauth_core::SigningAlg::Es256, &clock)
+            .await?;
     let now = clock.unix();
     let mut tokens = Vec::with_capacity(n);
     for i in 0..n {
@@ -67,13 +111,7 @@ pub async fn prepare(dir: &Path, base: &str, n: usize) -> Result<Vec<String>, Er
         let map = claims.as_object().ok_or("claims")?.clone();
         tokens.push(keys.sign(&map, now)?);
     }
-    std::fs::write(
-        dir.join("config.toml"),
-        format!(
-            "listen = \"{}\"\nissuer = \"{base}\"\n[store]\npath = \"oauth.redb\"\n[[resources]]\nresource = \"{resource}\"\nscopes = [\"mcp\"]\n",
-            base.trim_start_matches("http://")
-        ),
-    )?;
+    write_config(dir, base, "")?;
     Ok(tokens)
 }
 
@@ -116,6 +154,8 @@ pub struct Run {
     pub p99_ms: f64,
     /// Answers that were not 2xx or 3xx.
     pub non_2xx: u64,
+    /// Requests completed.
+    pub requests: u64,
     /// wrk's whole output (scripts may print more, e.g. a status histogram).
     pub output: String,
 }
@@ -134,6 +174,17 @@ pub fn millis(text: &str) -> Option<f64> {
 }
 
 pub fn wrk(o: &Load, name: &str, url: &str, script: &Path) -> Result<Run, Error> {
+    wrk_with(o, name, url, script, &[])
+}
+
+/// [`wrk`] with arguments for the script (its `init(args)`).
+pub fn wrk_with(
+    o: &Load,
+    name: &str,
+    url: &str,
+    script: &Path,
+    args: &[&str],
+) -> Result<Run, Error> {
     let out = Command::new("wrk")
         .args([
             "--latency",
@@ -147,6 +198,12 @@ pub fn wrk(o: &Load, name: &str, url: &str, script: &Path) -> Result<Run, Error>
         ])
         .arg(script)
         .arg(url)
+        .args(if args.is_empty() {
+            &[][..]
+        } else {
+            &["--"][..]
+        })
+        .args(args)
         .output()
         .map_err(|e| format!("wrk (Debian package `wrk`) could not run: {e}"))?;
     let text = String::from_utf8_lossy(&out.stdout);
@@ -167,12 +224,18 @@ pub fn wrk(o: &Load, name: &str, url: &str, script: &Path) -> Result<Run, Error>
     let non_2xx = find("Non-2xx or 3xx responses:")
         .and_then(|l| l.split_whitespace().last()?.parse().ok())
         .unwrap_or(0);
+    let requests = text
+        .lines()
+        .find(|l| l.contains(" requests in "))
+        .and_then(|l| l.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0);
     Ok(Run {
         name: name.to_owned(),
         rps,
         p50_ms: pct("50%"),
         p99_ms: pct("99%"),
         non_2xx,
+        requests,
         output: text.into_owned(),
     })
 }
@@ -220,4 +283,168 @@ pub fn lua(
     }
     std::fs::write(path, s)?;
     Ok(())
+}
+
+/// CPU time the process has used so far, user and system, all its threads (living and exited) together, in clock
+/// ticks (`/proc/PID/stat` fields 14 and 15; see [`ticks_per_second`]).
+pub fn cpu_ticks(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            // The command name (field 2) may hold spaces; what follows its closing parenthesis is field 3 on.
+            let mut rest = s.get(s.rfind(')')? + 1..)?.split_whitespace().skip(11);
+            let utime: u64 = rest.next()?.parse().ok()?;
+            let stime: u64 = rest.next()?.parse().ok()?;
+            Some(utime + stime)
+        })
+        .unwrap_or(0)
+}
+
+/// The kernel's clock ticks per second for [`cpu_ticks`] (`getconf CLK_TCK`; 100 on every Linux we run on).
+pub fn ticks_per_second() -> f64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
+        .unwrap_or(100.0)
+}
+
+/// Percent-encodes everything but RFC 3986's unreserved characters (for forms and query strings).
+pub fn enc(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+/// One HTTP/1.1 answer.
+pub struct Reply {
+    pub status: u16,
+    /// The status line and the headers, as sent.
+    pub head: String,
+    pub body: String,
+}
+
+impl Reply {
+    /// The first value of header `name` (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.head.lines().find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.trim().eq_ignore_ascii_case(name).then(|| v.trim())
+        })
+    }
+}
+
+/// A keep-alive HTTP/1.1 connection to the service on loopback, reopened when the server closes it. Enough for
+/// the service's answers (a `Content-Length` on every one); not a general client.
+pub struct Conn {
+    port: u16,
+    stream: Option<BufReader<TcpStream>>,
+}
+
+impl Conn {
+    pub fn new(port: u16) -> Self {
+        Conn { port, stream: None }
+    }
+
+    /// Sends one request and reads its answer.
+    pub fn send(
+        &mut self,
+        method: &str,
+        target: &str,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> Result<Reply, Error> {
+        let mut request = format!(
+            "{method} {target} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Length: {}\r\n",
+            self.port,
+            body.len()
+        );
+        for (k, v) in headers {
+            write!(request, "{k}: {v}\r\n")?;
+        }
+        request.push_str("\r\n");
+        request.push_str(body);
+        let stream = match &mut self.stream {
+            Some(s) => s,
+            None => {
+                let s = TcpStream::connect(("127.0.0.1", self.port))?;
+                s.set_nodelay(true)?;
+                s.set_read_timeout(Some(Duration::from_secs(60)))?;
+                self.stream.insert(BufReader::new(s))
+            }
+        };
+        stream.get_mut().write_all(request.as_bytes())?;
+        let mut head = String::new();
+        loop {
+            let before = head.len();
+            if stream.read_line(&mut head)? == 0 {
+                self.stream = None;
+                return Err("the connection closed before an answer".into());
+            }
+            if head.get(before..) == Some("\r\n") {
+                break;
+            }
+        }
+        let mut reply = Reply {
+            status: head
+                .split_whitespace()
+                .nth(1)
+                .and_then(|c| c.parse().ok())
+                .ok_or("no status line")?,
+            head,
+            body: String::new(),
+        };
+        let length: usize = reply
+            .header("content-length")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        let mut body = vec![0; length];
+        stream.read_exact(&mut body)?;
+        reply.body = String::from_utf8_lossy(&body).into_owned();
+        if reply
+            .header("connection")
+            .is_some_and(|v| v.eq_ignore_ascii_case("close"))
+        {
+            self.stream = None;
+        }
+        Ok(reply)
+    }
+}
+
+/// Starts the service on `dir/config.toml` (output discarded, default log level) and waits for the first `200`
+/// from `GET /health`; returns it with the time from spawning the process to that answer.
+pub fn start_service(bin: &Path, dir: &Path, port: u16) -> Result<(Service, Duration), Error> {
+    let started = Instant::now();
+    let child = Command::new(bin)
+        .arg("--config")
+        .arg(dir.join("config.toml"))
+        .arg("serve")
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let mut svc = Service(child);
+    loop {
+        let mut conn = Conn::new(port);
+        if conn
+            .send("GET", "/health", &[("Connection", "close")], "")
+            .is_ok_and(|r| r.status == 200)
+        {
+            return Ok((svc, started.elapsed()));
+        }
+        if let Some(status) = svc.0.try_wait()? {
+            return Err(format!("the service exited at start ({status})").into());
+        }
+        if started.elapsed() > Duration::from_secs(60) {
+            return Err("the service did not answer /health within 60 s".into());
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
 }

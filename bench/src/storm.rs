@@ -29,7 +29,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use bench::{Error, Load, Service, binary, free_port, lua, prepare, rss_kib, wrk};
+use bench::{Error, Load, Service, binary, enc, free_port, lua, prepare, rss_kib, wrk};
 
 struct Options {
     storm_seconds: u64,
@@ -100,18 +100,6 @@ fn hidden(html: &str, name: &str) -> Result<String, Error> {
         .and_then(|r| r.find('"'))
         .ok_or("unterminated field")?;
     Ok(html.get(start..start + len).ok_or("field")?.to_owned())
-}
-
-fn enc(s: &str) -> String {
-    s.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
 }
 
 /// A registered client and an open authorization request: the cookie and the body of a wrong-password post.
