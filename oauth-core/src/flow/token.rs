@@ -19,9 +19,11 @@
 //!   compare-and-swap of the grant on the generation ([`Store::rotate_grant`](crate::Store::rotate_grant)) that
 //!   also renews the grant and stores the grace record: one durable commit, so a crash cannot leave two live
 //!   tokens or none;
-//! * **rotated**: it carries the family secret and an older generation: within the grace window a retry gets the
-//!   very same response (sealed under a key only the old token's holder can derive, see [`crate::seal`], in a
-//!   record that lives as long as the window); after it, it is reuse and revokes the grant;
+//! * **rotated**: it carries the family secret and an older generation. If it is the token of the grant's last
+//!   rotation and the grace window is open, a retry gets the same new refresh token (sealed in the grant under a
+//!   key only the old token's holder can derive, see [`crate::seal`]) with a fresh access token; otherwise it is
+//!   reuse and revokes the grant. Only the last rotation is kept: a retry of an older token means the chain moved
+//!   on twice, so the token the retry would get has been used by someone;
 //! * **unknown** otherwise. Knowing a grant id (the `sid` of its access tokens, which resource servers see) is not
 //!   enough to revoke a grant by presenting a made-up old token: that takes the family secret, which only holders
 //!   of the grant's refresh tokens have.
@@ -37,7 +39,7 @@ use crate::cimd::assertion;
 use crate::error::{ErrorCode, OAuthError};
 use crate::jwt::AccessTokenClaims;
 use crate::server::AuthServer;
-use crate::store::{ClientRecord, CodeRedemption, Grace, GraceRecord, GrantRecord, RefreshChain};
+use crate::store::{ClientRecord, CodeRedemption, GrantRecord, PreviousRotation, RefreshChain};
 use crate::types::{ScopeSet, Secret, TokenHash, random_token};
 use crate::wire::{TokenRequest, TokenResponse};
 use crate::{Error, pkce, seal};
@@ -490,6 +492,7 @@ impl AuthServer {
                     family: TokenHash::of(family.as_bytes()),
                     current: token.hash(),
                     issued_at: now,
+                    previous: None,
                 };
                 (token, chain)
             });
@@ -662,34 +665,32 @@ impl AuthServer {
             family: chain.family,
             current: next.hash(),
             issued_at: now,
+            previous: None,
         });
-        let grace_record = if self.config.refresh_grace.is_zero() {
+        let previous = if self.config.refresh_grace.is_zero() {
             None
         } else {
-            let plaintext = serde_json::to_vec(&response)
+            let retry = Retry {
+                refresh_token: next.expose().to_owned(),
+                scope: narrowed.to_string(),
+            };
+            let plaintext = serde_json::to_vec(&retry)
                 .map_err(|e| crate::keys::KeyError::Material(e.to_string()))?;
             let sealed = seal::seal(token.expose(), &plaintext).ok_or_else(|| {
                 crate::keys::KeyError::Material("sealing the rotation failed".into())
             })?;
-            Some(GraceRecord {
-                grant_id: grant.grant_id.clone(),
+            Some(PreviousRotation {
+                token: token.hash(),
                 grace_until: now.saturating_add(self.config.refresh_grace.as_secs()),
-                sealed_response: sealed,
+                sealed,
             })
         };
-        let old = token.hash();
+        if let Some(chain) = grant.refresh.as_mut() {
+            chain.previous = previous;
+        }
         let swapped = self
             .store
-            .rotate_grant(
-                &grant,
-                chain.generation,
-                self.config.refresh_token_ttl,
-                grace_record.as_ref().map(|record| Grace {
-                    key: &old,
-                    record,
-                    ttl: self.config.refresh_grace,
-                }),
-            )
+            .rotate_grant(&grant, chain.generation, self.config.refresh_token_ttl)
             .await?;
         if !swapped {
             return Ok(None);
@@ -751,26 +752,26 @@ impl AuthServer {
         Ok(grant)
     }
 
-    /// A rotated token came back: the same answer within the grace window, family revocation after it.
+    /// A rotated token came back: the same refresh token within the grace window, family revocation after it.
     async fn refresh_retry(
         &self,
         client: &ClientRecord,
         token: &Secret,
         grant: &GrantRecord,
     ) -> Result<TokenResponse, Error> {
-        if !self.config.refresh_grace.is_zero() && !self.verifier.is_grant_revoked(&grant.grant_id)
-        {
-            let response = self
-                .store
-                .grace(&grant.grant_id, &token.hash())
-                .await?
-                .filter(|g| self.clock.unix() <= g.grace_until)
-                .and_then(|g| seal::open(token.expose(), &g.sealed_response))
-                .and_then(|plain| serde_json::from_slice::<TokenResponse>(&plain).ok());
-            if let Some(response) = response {
-                tracing::info!(client_id = %client.client_id, "refresh retried within the grace window");
-                return Ok(response);
-            }
+        let retry = grant
+            .refresh
+            .as_ref()
+            .and_then(|c| c.previous.as_ref())
+            .filter(|p| token.matches(&p.token) && self.clock.unix() <= p.grace_until)
+            .filter(|_| !self.verifier.is_grant_revoked(&grant.grant_id))
+            .and_then(|p| seal::open(token.expose(), &p.sealed))
+            .and_then(|plain| serde_json::from_slice::<Retry>(&plain).ok());
+        if let Some(retry) = retry {
+            let scope = ScopeSet::parse(&retry.scope).unwrap_or_default();
+            let access_token = self.sign_access_token(grant, &scope)?;
+            tracing::info!(client_id = %client.client_id, "refresh retried within the grace window");
+            return Ok(self.token_response(access_token, Some(retry.refresh_token), &scope));
         }
         tracing::warn!(client_id = %client.client_id, "rotated refresh token reused; revoking its grant");
         self.revoke_grant(&grant.grant_id).await?;
@@ -778,6 +779,14 @@ impl AuthServer {
             "the refresh token was already used; every token of this grant is revoked",
         ))
     }
+}
+
+/// What a grace-window retry is answered with, sealed in the grant: the rotation's new refresh token and the
+/// scope of its access token (a fresh access token is signed for the retry).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Retry {
+    refresh_token: String,
+    scope: String,
 }
 
 #[cfg(test)]
@@ -822,6 +831,7 @@ mod tests {
                 family: TokenHash::of(family.as_bytes()),
                 current: TokenHash::of(current.as_bytes()),
                 issued_at: 0,
+                previous: None,
             }),
         }
     }

@@ -14,9 +14,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{
-    ClientRecord, CodeRecord, CodeRedemption, ConsentRecord, Grace, GraceRecord, GrantRecord,
-    KeyRecord, PendingAuthorization, RefreshChain, Revocation, RevokedKind, SessionRecord, Store,
-    StoreError,
+    ClientRecord, CodeRecord, CodeRedemption, ConsentRecord, GrantRecord, KeyRecord,
+    PendingAuthorization, PreviousRotation, RefreshChain, Revocation, RevokedKind, SessionRecord,
+    Store, StoreError,
 };
 use crate::testing::FixedClock;
 use crate::types::{Identity, ScopeSet, TokenHash, UpstreamSession};
@@ -82,16 +82,13 @@ fn chained(id: &str, generation: u64) -> GrantRecord {
             family: TokenHash::of(b"family"),
             current: TokenHash::of(format!("rt-{generation}").as_bytes()),
             issued_at: generation,
+            previous: (generation > 0).then(|| PreviousRotation {
+                token: TokenHash::of(format!("rt-{}", generation - 1).as_bytes()),
+                grace_until: generation,
+                sealed: vec![1, 2, 3],
+            }),
         }),
         ..grant(id, "c1", "alice")
-    }
-}
-
-fn grace_record(grant_id: &str) -> GraceRecord {
-    GraceRecord {
-        grant_id: grant_id.into(),
-        grace_until: 0,
-        sealed_response: vec![1, 2, 3],
     }
 }
 
@@ -334,22 +331,9 @@ async fn ttl_expiry(s: &impl Store, clock: &FixedClock) {
     s.put_pending(&k, &pending("c1"), Duration::from_secs(10))
         .await
         .unwrap();
-    let r = TokenHash::of(b"grace-short");
-    s.put_grant(&chained("g-short", 0), MIN).await.unwrap();
-    assert!(
-        s.rotate_grant(
-            &chained("g-short", 1),
-            0,
-            MIN,
-            Some(Grace {
-                key: &r,
-                record: &grace_record("g-short"),
-                ttl: Duration::from_secs(10)
-            })
-        )
+    s.put_grant(&chained("g-short", 0), Duration::from_secs(10))
         .await
-        .unwrap()
-    );
+        .unwrap();
     clock.advance(Duration::from_secs(9));
     assert!(
         s.pending(&k).await.unwrap().is_some(),
@@ -358,12 +342,14 @@ async fn ttl_expiry(s: &impl Store, clock: &FixedClock) {
     clock.advance(Duration::from_secs(2));
     assert_eq!(s.pending(&k).await.unwrap(), None, "expired after its TTL");
     assert_eq!(s.take_pending(&k).await.unwrap(), None);
-    assert_eq!(
-        s.grace("g-short", &r).await.unwrap(),
-        None,
-        "grace lives for its window"
+    assert_eq!(s.grant("g-short").await.unwrap(), None, "grants expire too");
+    assert!(
+        !s.rotate_grant(&chained("g-short", 1), 0, MIN)
+            .await
+            .unwrap(),
+        "an expired grant cannot be rotated back to life"
     );
-    assert!(s.grant("g-short").await.unwrap().is_some());
+    assert_eq!(s.grant("g-short").await.unwrap(), None);
     s.purge_expired().await.unwrap();
     assert_eq!(s.pending(&k).await.unwrap(), None);
 }
@@ -476,23 +462,9 @@ async fn refresh_rotation<S: Store>(s: Arc<S>) {
     for i in 0..8u8 {
         let s = Arc::clone(&s);
         tasks.push(tokio::spawn(async move {
-            let key = TokenHash::of(&[b'o', i]);
             let mut next = chained("g1", 1);
             next.scope = ScopeSet::from_tokens([format!("winner-{i}")]);
-            let won = s
-                .rotate_grant(
-                    &next,
-                    0,
-                    MIN,
-                    Some(Grace {
-                        key: &key,
-                        record: &grace_record("g1"),
-                        ttl: MIN,
-                    }),
-                )
-                .await
-                .unwrap();
-            (i, won)
+            (i, s.rotate_grant(&next, 0, MIN).await.unwrap())
         }));
     }
     let mut winners = Vec::new();
@@ -503,61 +475,28 @@ async fn refresh_rotation<S: Store>(s: Arc<S>) {
         }
     }
     assert_eq!(winners.len(), 1, "exactly one concurrent rotation wins");
-    let w = winners[0];
     let stored = s.grant("g1").await.unwrap().unwrap();
-    assert_eq!(stored.refresh.as_ref().unwrap().generation, 1);
+    assert_eq!(stored.refresh, chained("g1", 1).refresh);
     assert_eq!(
         stored.scope,
-        ScopeSet::from_tokens([format!("winner-{w}")]),
-        "the winner's grant is stored"
+        ScopeSet::from_tokens([format!("winner-{}", winners[0])]),
+        "the winner's grant is stored, whole"
     );
-    assert_eq!(
-        s.grace("g1", &TokenHash::of(&[b'o', w])).await.unwrap(),
-        Some(grace_record("g1")),
-        "the winner's grace record is stored with it"
-    );
-    for i in (0..8u8).filter(|i| *i != w) {
-        assert_eq!(
-            s.grace("g1", &TokenHash::of(&[b'o', i])).await.unwrap(),
-            None,
-            "a lost rotation writes nothing"
-        );
-    }
     // A stale generation, a missing grant and a grant without a chain all lose.
-    assert!(
-        !s.rotate_grant(&chained("g1", 1), 0, MIN, None)
-            .await
-            .unwrap()
-    );
-    assert!(
-        !s.rotate_grant(&chained("nope", 1), 0, MIN, None)
-            .await
-            .unwrap()
-    );
+    assert!(!s.rotate_grant(&chained("g1", 1), 0, MIN).await.unwrap());
+    assert!(!s.rotate_grant(&chained("nope", 1), 0, MIN).await.unwrap());
     assert_eq!(s.grant("nope").await.unwrap(), None);
     s.put_grant(&grant("plain", "c1", "alice"), MIN)
         .await
         .unwrap();
-    assert!(
-        !s.rotate_grant(&chained("plain", 1), 0, MIN, None)
-            .await
-            .unwrap()
-    );
+    assert!(!s.rotate_grant(&chained("plain", 1), 0, MIN).await.unwrap());
     // A deleted (revoked) grant cannot be written back by a rotation that read it before.
     s.delete_grant("g1").await.unwrap();
-    assert!(
-        !s.rotate_grant(&chained("g1", 2), 1, MIN, None)
-            .await
-            .unwrap()
-    );
+    assert!(!s.rotate_grant(&chained("g1", 2), 1, MIN).await.unwrap());
     assert_eq!(s.grant("g1").await.unwrap(), None);
     // Rotations keep the grant findable by client and subject.
     s.put_grant(&chained("g4", 0), MIN).await.unwrap();
-    assert!(
-        s.rotate_grant(&chained("g4", 1), 0, MIN, None)
-            .await
-            .unwrap()
-    );
+    assert!(s.rotate_grant(&chained("g4", 1), 0, MIN).await.unwrap());
     assert!(
         s.grants_of_client("c1")
             .await

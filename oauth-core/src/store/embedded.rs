@@ -18,7 +18,7 @@
 //!
 //! # Layout
 //! * table `records` (`&str` → bytes): `client:{id}`, `client-used:{id}` (when it was last used), `pending:{hash}`,
-//!   `code:{hash}`, `used:{hash}`, `grant:{id}`, `grace:{grant id}:{hash}`, `key:{kid}`, `session:{hash}`,
+//!   `code:{hash}`, `used:{hash}`, `grant:{id}`, `key:{kid}`, `session:{hash}`,
 //!   `consent:{subject}\0{client_id}`, `fail:{key}` and `ban:{key}` (login regulation), and `meta:clients`,
 //!   `meta:revocation-seq` (counters kept so that neither needs a scan). Each value is an 8-byte big-endian expiry
 //!   (seconds since the epoch, 0 = never) followed by the record as JSON.
@@ -50,8 +50,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::{
-    ClientRecord, CodeRecord, CodeRedemption, ConsentRecord, Grace, GraceRecord, GrantRecord,
-    KeyRecord, PendingAuthorization, Revocation, SessionRecord, Store, StoreError,
+    ClientRecord, CodeRecord, CodeRedemption, ConsentRecord, GrantRecord, KeyRecord,
+    PendingAuthorization, Revocation, SessionRecord, Store, StoreError,
 };
 use crate::clock::Clock;
 use crate::types::TokenHash;
@@ -797,14 +797,9 @@ impl Store for EmbeddedStore {
         grant: &GrantRecord,
         expected_generation: u64,
         ttl: Duration,
-        grace: Option<Grace<'_>>,
     ) -> Result<bool, StoreError> {
         let grant = grant.clone();
         let key = format!("grant:{}", grant.grant_id);
-        let grace = grace.map(|g| {
-            let key = format!("grace:{}:{}", grant.grant_id, g.key.to_hex());
-            (key, g.record.clone(), g.ttl)
-        });
         self.write(move |w| {
             let current = w.get::<GrantRecord>(&key)?;
             let at = current
@@ -815,21 +810,9 @@ impl Store for EmbeddedStore {
                 return Ok(false);
             }
             w.put(&key, &grant, w.expiry(ttl))?;
-            if let Some((grace_key, record, ttl)) = &grace {
-                w.put(grace_key, record, w.expiry(*ttl))?;
-            }
             Ok(true)
         })
         .await
-    }
-
-    async fn grace(
-        &self,
-        grant_id: &str,
-        key: &TokenHash,
-    ) -> Result<Option<GraceRecord>, StoreError> {
-        let key = format!("grace:{grant_id}:{}", key.to_hex());
-        self.inner.get(&key)
     }
 
     async fn add_revocation(&self, r: &Revocation) -> Result<u64, StoreError> {

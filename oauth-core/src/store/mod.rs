@@ -11,9 +11,9 @@
 //!   [`Store::rotate_grant`] each succeed for exactly one of any number of concurrent callers. They map onto
 //!   Redis as `GETDEL` and short Lua scripts.
 //! * Every write is one atomic, durable commit, answered only once it is durable: a refresh (new chain, renewed
-//!   grant, grace record) is one [`Store::rotate_grant`], never two writes a crash could separate.
+//!   grant) is one [`Store::rotate_grant`], never two writes a crash could separate.
 //! * What a grant costs is fixed: one grant record, whatever the number of refreshes (see [`RefreshChain`]);
-//!   what the grace window needs lives as long as the window.
+//!   what the grace window needs is part of that record (the last rotation only), not a record per rotation.
 //! * "Everything of client X / subject Y" is answered from indexes ([`Store::grants_of_client`],
 //!   [`Store::grants_of_subject`]), never by scanning.
 //! * Login regulation ([`Store::count_failure`], [`Store::put_ban`]) keeps one small record per key, each with a
@@ -189,7 +189,8 @@ pub struct GrantRecord {
 ///
 /// Every refresh token of a grant carries the grant id, its generation and the grant's family secret (see
 /// `flow::token`). Only the current token's hash is kept: a token of an older generation that carries the family
-/// secret is a rotated one, and after the grace window its use is reuse, without a record per rotation.
+/// secret is a rotated one, and after the grace window its use is reuse, without a record per rotation. The grace
+/// window itself needs only the last rotation ([`PreviousRotation`]), so the record keeps a fixed size.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RefreshChain {
     /// The generation of the current refresh token; each rotation adds one.
@@ -200,20 +201,24 @@ pub struct RefreshChain {
     pub current: TokenHash,
     /// When the current refresh token was issued.
     pub issued_at: u64,
+    /// The last rotation, while its grace window may matter (`None` with no grace window).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous: Option<PreviousRotation>,
 }
 
-/// What a rotated refresh token is answered with during the grace window (stored under the rotated token's hash
-/// for the window only): the very response of the rotation, sealed with a key only the old token's holder can
-/// derive.
+/// The last rotation of a grant's refresh chain, kept so that a retry of the rotated token within the grace window
+/// gets the same new refresh token. Only the last one: a retry of an older token means the chain moved on twice,
+/// so someone used the token the retry would get, and that is reuse.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct GraceRecord {
-    /// The grant it belongs to.
-    pub grant_id: String,
-    /// Until when a retry gets the same response.
+pub struct PreviousRotation {
+    /// Hash of the rotated token.
+    pub token: TokenHash,
+    /// Until when a retry with it is answered.
     pub grace_until: u64,
-    /// The sealed token response (base64 when stored).
+    /// The new refresh token and its scope, sealed with a key only the rotated token's holder can derive
+    /// (base64 when stored).
     #[serde(with = "base64_bytes")]
-    pub sealed_response: Vec<u8>,
+    pub sealed: Vec<u8>,
 }
 
 /// Bytes as one base64 string rather than JSON's array of numbers (a third of the size, not three times it).
@@ -232,17 +237,6 @@ mod base64_bytes {
             .decode(text.as_bytes())
             .map_err(serde::de::Error::custom)
     }
-}
-
-/// A rotation's grace record and how long it lives (see [`Store::rotate_grant`]).
-#[derive(Clone, Copy, Debug)]
-pub struct Grace<'a> {
-    /// Hash of the rotated token.
-    pub key: &'a TokenHash,
-    /// The record.
-    pub record: &'a GraceRecord,
-    /// Its lifetime: the grace window.
-    pub ttl: Duration,
 }
 
 /// What a revocation applies to.
@@ -382,22 +376,15 @@ pub trait Store: Send + Sync + 'static {
     async fn grants_of_subject(&self, subject: &str) -> Result<Vec<String>, StoreError>;
 
     /// Compare-and-swap of a grant's refresh chain: if the stored grant is live and its chain is at
-    /// `expected_generation`, replace the grant with `grant` (which keeps its client and subject) for `ttl` and
-    /// store `grace`, atomically and durably in one commit, and return `true`. Otherwise change nothing and return
-    /// `false` (a concurrent rotation won, or the grant was revoked meanwhile).
+    /// `expected_generation`, replace the grant with `grant` (which keeps its client and subject) for `ttl`,
+    /// atomically and durably in one commit, and return `true`. Otherwise change nothing and return `false` (a
+    /// concurrent rotation won, or the grant was revoked meanwhile).
     async fn rotate_grant(
         &self,
         grant: &GrantRecord,
         expected_generation: u64,
         ttl: Duration,
-        grace: Option<Grace<'_>>,
     ) -> Result<bool, StoreError>;
-    /// The grace record of a rotated refresh token of grant `grant_id`.
-    async fn grace(
-        &self,
-        grant_id: &str,
-        key: &TokenHash,
-    ) -> Result<Option<GraceRecord>, StoreError>;
 
     /// Appends to the revocation log; returns the entry's sequence number.
     async fn add_revocation(&self, r: &Revocation) -> Result<u64, StoreError>;

@@ -21,7 +21,6 @@
 //! | `P:code-used:{<hash>}` | string | the replay marker of a redeemed code (grant id) |
 //! | `P:grant:<grant_id>` | string | a grant |
 //! | `P:client-grants:<client_id>`, `P:subject-grants:<subject>` | set | grant ids, the revocation indexes |
-//! | `{P:grant:<grant_id>}:grace:<hash>` | string | what a rotated refresh token is answered with during the grace window (shares the grant's slot) |
 //! | `{P:revocations}:seq`, `{P:revocations}:log` | string, sorted set | the revocation log: counter, and entries scored by sequence number |
 //! | `P:keys` | hash | signing keys by `kid` |
 //! | `P:session:<hash>`, `P:consent:<len(subject)>:<subject>:<client_id>` | string | login sessions, remembered consent |
@@ -37,9 +36,8 @@
 //! * `redeem_code`: one script: `GETDEL` the code and leave the replay marker, or report the marker.
 //! * `rotate_grant`: one round trip: the grant's index sets have their expiry extended first (an index may name
 //!   a grant that is gone, never the reverse), then one script replaces the grant only if it is live and its
-//!   refresh chain is at the expected generation, and stores the grace record beside it (same hash slot). So
-//!   exactly one of any number of concurrent rotations wins, on any instance, and a failed rotation writes
-//!   nothing but an index expiry.
+//!   refresh chain is at the expected generation. So exactly one of any number of concurrent rotations wins, on
+//!   any instance, and a failed rotation writes nothing but an index expiry.
 //! * `add_revocation`: one script: `INCR` the sequence, `ZADD` the entry, `PUBLISH` the announcement.
 //! * `put_first_key`: one script: store only if the key hash is empty.
 //!
@@ -71,8 +69,8 @@ use serde::de::DeserializeOwned;
 use tokio::sync::broadcast;
 
 use super::{
-    ClientRecord, CodeRecord, CodeRedemption, ConsentRecord, Grace, GraceRecord, GrantRecord,
-    KeyRecord, PendingAuthorization, Revocation, SessionRecord, Store, StoreError, StoreEvent,
+    ClientRecord, CodeRecord, CodeRedemption, ConsentRecord, GrantRecord, KeyRecord,
+    PendingAuthorization, Revocation, SessionRecord, Store, StoreError, StoreEvent,
 };
 use crate::clock::Clock;
 use crate::types::TokenHash;
@@ -243,10 +241,9 @@ if used then return {2, used} end
 return {0}
 ";
 
-/// Replace a live grant whose refresh chain is at the expected generation, and store the grace record. Sent with
-/// `EVAL` inside the pipeline that extends the index expiries (a pipeline cannot carry `EVALSHA`'s fallback).
-/// KEYS: grant, grace. ARGV: now, expected generation, grant record, grant TTL in ms, grace record (empty: none),
-/// grace TTL in ms. Returns 1 if replaced.
+/// Replace a live grant whose refresh chain is at the expected generation. Sent with `EVAL` inside the pipeline
+/// that extends the index expiries (a pipeline cannot carry `EVALSHA`'s fallback). KEYS: grant. ARGV: now,
+/// expected generation, grant record, grant TTL in ms. Returns 1 if replaced.
 const ROTATE_GRANT: &str = r"
 local v = redis.call('GET', KEYS[1])
 if not v then return 0 end
@@ -257,7 +254,6 @@ if exp ~= 0 and exp <= tonumber(ARGV[1]) then return 0 end
 local chain = cjson.decode(string.sub(v, nl + 1))['refresh']
 if type(chain) ~= 'table' or chain['generation'] ~= tonumber(ARGV[2]) then return 0 end
 redis.call('SET', KEYS[1], ARGV[3], 'PX', ARGV[4])
-if ARGV[5] ~= '' then redis.call('SET', KEYS[2], ARGV[5], 'PX', ARGV[6]) end
 return 1
 ";
 
@@ -353,16 +349,6 @@ impl RedisStore {
     fn revocation_keys(&self) -> (String, String) {
         let tag = format!("{{{}:revocations}}", self.inner.prefix);
         (format!("{tag}:seq"), format!("{tag}:log"))
-    }
-
-    /// The grace record of a rotated refresh token: its hash tag is the grant's key, so that the rotation script
-    /// touches one slot.
-    fn grace_key(&self, grant_id: &str, key: &TokenHash) -> String {
-        format!(
-            "{{{}}}:grace:{}",
-            self.key(&format!("grant:{grant_id}")),
-            key.to_hex()
-        )
     }
 
     fn consent_key(&self, subject: &str, client_id: &str) -> String {
@@ -823,22 +809,9 @@ impl Store for RedisStore {
         grant: &GrantRecord,
         expected_generation: u64,
         ttl: Duration,
-        grace: Option<Grace<'_>>,
     ) -> Result<bool, StoreError> {
         let bytes = encode(grant, self.expiry(ttl))?;
         let ms = millis(ttl);
-        let (grace_key, grace_bytes, grace_ms) = match grace {
-            Some(g) => (
-                self.grace_key(&grant.grant_id, g.key),
-                encode(g.record, self.expiry(g.ttl))?,
-                millis(g.ttl),
-            ),
-            None => (
-                self.grace_key(&grant.grant_id, &TokenHash::of(b"")),
-                Vec::new(),
-                0,
-            ),
-        };
         let mut pipe = redis::pipe();
         for index in [
             self.key(&format!("client-grants:{}", grant.client_id)),
@@ -848,25 +821,14 @@ impl Store for RedisStore {
         }
         pipe.cmd("EVAL")
             .arg(ROTATE_GRANT)
-            .arg(2)
+            .arg(1)
             .arg(self.key(&format!("grant:{}", grant.grant_id)))
-            .arg(grace_key)
             .arg(self.now())
             .arg(expected_generation)
             .arg(bytes)
-            .arg(ms)
-            .arg(grace_bytes)
-            .arg(grace_ms);
+            .arg(ms);
         let (swapped,): (u8,) = self.pipe(pipe).await?;
         Ok(swapped == 1)
-    }
-
-    async fn grace(
-        &self,
-        grant_id: &str,
-        key: &TokenHash,
-    ) -> Result<Option<GraceRecord>, StoreError> {
-        self.get_live(self.grace_key(grant_id, key)).await
     }
 
     async fn add_revocation(&self, r: &Revocation) -> Result<u64, StoreError> {

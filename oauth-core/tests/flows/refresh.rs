@@ -122,7 +122,17 @@ async fn a_retry_within_the_grace_window_gets_the_same_pair() {
         .token(None, refresh_request(&c.client_id, &r0, ""))
         .await
         .unwrap();
-    assert_eq!(retry, first, "same access and refresh token");
+    assert_eq!(
+        retry.refresh_token, first.refresh_token,
+        "the same new refresh token"
+    );
+    assert_eq!(
+        (&retry.scope, retry.expires_in),
+        (&first.scope, first.expires_in)
+    );
+    h.server
+        .verify(Some(&bearer(&retry.access_token)), resource(&h))
+        .unwrap();
     // The family is intact: the new refresh token works.
     h.server
         .token(
@@ -131,17 +141,15 @@ async fn a_retry_within_the_grace_window_gets_the_same_pair() {
         )
         .await
         .unwrap();
-    // The sealed response is not readable from the store: neither the grace record nor the grant holds a
-    // plaintext token.
+    // The sealed answer is not readable from the store: the grant holds no plaintext token.
     let grant_id = r0.split('.').next().unwrap();
-    let grace = h
-        .store
-        .grace(grant_id, &oauth_core::Secret::new(r0.as_str()).hash())
-        .await
-        .unwrap();
-    assert!(grace.is_some(), "the grace record exists within the window");
-    let grant = h.store.grant(grant_id).await.unwrap();
-    let raw = format!("{grace:?}{grant:?}");
+    let grant = h.store.grant(grant_id).await.unwrap().unwrap();
+    let previous = grant.refresh.as_ref().unwrap().previous.as_ref().unwrap();
+    // (the last rotation is the one just made with `first`'s token)
+    assert!(
+        oauth_core::Secret::new(first.refresh_token.as_deref().unwrap()).matches(&previous.token)
+    );
+    let raw = format!("{grant:?}{}", serde_json::to_string(&grant).unwrap());
     let next = first.refresh_token.as_deref().unwrap();
     assert!(!raw.contains(next));
     assert!(
@@ -343,8 +351,10 @@ async fn concurrent_refreshes_leave_one_family_intact() {
         answers.push(t.await.unwrap());
     }
     assert!(
-        answers.windows(2).all(|w| w[0] == w[1]),
-        "one winner; the others get its pair within the grace window"
+        answers
+            .windows(2)
+            .all(|w| w[0].refresh_token == w[1].refresh_token),
+        "one winner; the others get its refresh token within the grace window"
     );
     let next = h
         .server
@@ -576,9 +586,16 @@ async fn a_grant_stays_one_record_of_one_size_however_often_it_is_refreshed() {
         .unwrap();
     let grant_id = rt.split('.').next().unwrap().to_owned();
     let size = |g: &oauth_core::store::GrantRecord| serde_json::to_vec(g).unwrap().len();
-    let first = size(&h.store.grant(&grant_id).await.unwrap().unwrap());
     let mut previous = rt.clone();
-    for _ in 0..50 {
+    rt = h
+        .server
+        .token(None, refresh_request(&c.client_id, &rt, ""))
+        .await
+        .unwrap()
+        .refresh_token
+        .unwrap();
+    let first = size(&h.store.grant(&grant_id).await.unwrap().unwrap());
+    for _ in 1..50 {
         previous = rt.clone();
         rt = h
             .server
@@ -590,15 +607,19 @@ async fn a_grant_stays_one_record_of_one_size_however_often_it_is_refreshed() {
     }
     let grant = h.store.grant(&grant_id).await.unwrap().unwrap();
     assert_eq!(grant.refresh.as_ref().unwrap().generation, 50);
-    // The generation's digits are the only growth: 1 → 2 digits.
-    assert_eq!(size(&grant), first + 1);
-    assert!(first < 1024, "a grant record of {first} bytes");
-    // The grace record of a rotation lives for the window only.
-    let old = oauth_core::Secret::new(previous.as_str()).hash();
-    assert!(h.store.grace(&grant_id, &old).await.unwrap().is_some());
-    h.clock.advance(Duration::from_secs(31));
-    h.store.purge_expired().await.unwrap();
-    assert_eq!(h.store.grace(&grant_id, &old).await.unwrap(), None);
+    // The generation's digits are the only growth: 1 → 2 digits, in the chain and in the sealed refresh token
+    // (one more byte of plaintext, up to two more of base64).
+    assert!(
+        (first + 1..=first + 3).contains(&size(&grant)),
+        "{first} → {} bytes",
+        size(&grant)
+    );
+    assert!(first < 1536, "a grant record of {first} bytes");
+    // What the grace window needs is the last rotation only, inside the record.
+    let chain = grant.refresh.as_ref().unwrap();
+    assert!(
+        oauth_core::Secret::new(previous.as_str()).matches(&chain.previous.as_ref().unwrap().token)
+    );
 }
 
 /// The flow compares the grant's own `expires_at` with the clock: a backend that still returns the record (its

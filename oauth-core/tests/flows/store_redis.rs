@@ -140,7 +140,7 @@ async fn every_key_is_prefixed_and_no_secret_is_stored_in_plaintext() {
         .await
         .unwrap();
     let refresh = t.refresh_token.clone().unwrap();
-    // One rotation, so that a grace record exists too.
+    // One rotation, so that the grant holds a sealed retry answer too.
     let t2 = h
         .server
         .token(
@@ -197,7 +197,6 @@ async fn every_key_is_prefixed_and_no_secret_is_stored_in_plaintext() {
         "grant",
         "client-grants",
         "subject-grants",
-        "grace",
         "keys",
     ] {
         assert!(names.contains(&expected), "no {expected} key in {names:?}");
