@@ -104,7 +104,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     match server.gate(&input(Some(header.as_bytes()))).await.outcome {
         GateOutcome::Admit(who) => {
-            let (sub, client, scope) = (&who.subject, &who.client_id, &who.scope);
+            let (sub, client, scope) = (who.subject(), who.client_id(), who.scope());
             println!("7. admitted: sub {sub}, client {client}, scope `{scope}`");
         }
         other => return Err(format!("the gate did not admit the token: {other:?}").into()),

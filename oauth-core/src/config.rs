@@ -45,9 +45,11 @@ pub struct ServerConfig {
     pub registration: RegistrationPolicy,
     /// Who may use any resource at all (each resource may restrict further).
     pub policy: AccessPolicy,
-    /// How many bytes of verified tokens `/verify` keeps in memory (each entry weighs its token, its claims and
-    /// the bookkeeping: about 1 KiB for a typical ES256 token). When full, the least useful entries go and their
-    /// next use pays a signature check. The default, 32 MiB, holds about 30,000 tokens.
+    /// How many bytes `/verify` spends remembering verified tokens. An entry keeps a 16-byte digest of the token
+    /// and the claims the gate reads: about 158 bytes all told for a typical identity (with its share of the
+    /// cache's table and of its memory of evicted keys), more for long identities; 1/64 of the budget holds the
+    /// claims many tokens share (client, audience, scope, groups). When full, the least useful entries go and
+    /// their next use pays a signature check. The default, 32 MiB, holds about 208,000 typical tokens.
     pub verify_cache_bytes: u64,
     /// For a store shared by several instances: how old the last successful revocation sync
     /// ([`AuthServer::sync`](crate::AuthServer::sync)) may be before `/verify` stops vouching for any token (it

@@ -193,6 +193,13 @@ impl ScopeSet {
     pub fn without(&self, token: &str) -> ScopeSet {
         ScopeSet(self.0.iter().filter(|t| *t != token).cloned().collect())
     }
+
+    /// The set holding no spare capacity, for a value kept long (the verified-token cache): its heap bytes are
+    /// then exactly one `String` per token and the tokens' text.
+    pub(crate) fn compact(mut self) -> Self {
+        self.0.shrink_to_fit();
+        self
+    }
 }
 
 impl fmt::Display for ScopeSet {

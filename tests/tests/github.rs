@@ -534,12 +534,12 @@ async fn an_org_member_gets_tokens_that_carry_no_github_token() {
         .server
         .verify(Some(&format!("Bearer {}", issued.access_token)), resource)
         .unwrap();
-    assert_eq!(principal.subject, "github:583231");
-    assert_eq!(principal.username.as_deref(), Some("Octocat"));
-    assert_eq!(principal.email.as_deref(), Some("octocat@github.example"));
+    assert_eq!(principal.subject(), "github:583231");
+    assert_eq!(principal.username(), Some("Octocat"));
+    assert_eq!(principal.email(), Some("octocat@github.example"));
     assert_eq!(
-        principal.groups,
-        vec!["acme", "acme/platform-team", "octo-org"]
+        principal.groups(),
+        ["acme", "acme/platform-team", "octo-org"]
     );
 
     // No passthrough: GitHub's token appears nowhere in what the client gets, JWT payload included.

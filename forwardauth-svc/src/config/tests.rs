@@ -125,6 +125,7 @@ file = "users.toml"
 
 [gate]
 trusted_proxies = ["10.0.0.0/8", "192.168.1.7", "::1", "fd00::/8"]
+verify_cache_mib = 64
 
 [gate.headers]
 user_id = "X-Auth-Sub"
@@ -166,6 +167,7 @@ scopes = "X-Auth-Scopes"
     assert_eq!(s.session_ttl, Duration::from_secs(3600));
     assert_eq!(s.consent_ttl, Duration::from_secs(7200));
     assert_eq!(s.signing_alg, SigningAlg::EdDsa);
+    assert_eq!(s.verify_cache_bytes, 64 * 1024 * 1024);
 
     let r = &s.registration;
     assert_eq!(r.initial_access_tokens.len(), 2);
@@ -250,6 +252,7 @@ fn a_minimal_file_gets_the_defaults() {
         }
     );
     assert_eq!(c.gate, GateConfig::default());
+    assert_eq!(c.server.verify_cache_bytes, 32 * 1024 * 1024);
     assert_eq!(c.log_format, LogFormat::Human);
     assert!(c.users.is_empty());
     assert!(c.server.registration.initial_access_tokens.is_empty());
@@ -454,6 +457,42 @@ fn a_bad_cidr_is_named() {
             "{}: gate.trusted_proxies[0]: not an IP address or CIDR range: \"proxy.local\" (invalid IP address syntax)",
             f.file()
         )
+    );
+}
+
+#[test]
+fn the_verify_cache_size_is_in_mib_and_refuses_zero_and_absurd_values() {
+    let cache =
+        |value: &str| Fixture::new(&format!("{MINIMAL}\n[gate]\nverify_cache_mib = {value}\n"));
+    for (mib, bytes) in [(1, 1 << 20), (4096, 4 << 30)] {
+        let c = cache(&mib.to_string()).load().unwrap();
+        assert_eq!(c.server.verify_cache_bytes, bytes, "{mib} MiB");
+    }
+    // 0, one past the bound, and bytes written where MiB are expected.
+    for value in [0, 4097, 33_554_432] {
+        let f = cache(&value.to_string());
+        assert_eq!(
+            f.error(),
+            format!(
+                "{}: gate.verify_cache_mib: must be between 1 and 4096 (MiB; the default, 32, holds about 208,000 tokens), not {value}",
+                f.file()
+            )
+        );
+    }
+    let f = cache("\"32MiB\"");
+    assert_eq!(
+        f.error(),
+        format!(
+            "{}: gate.verify_cache_mib: invalid type: string \"32MiB\", expected u64",
+            f.file()
+        )
+    );
+    let f = cache("-1");
+    assert!(
+        f.error()
+            .starts_with(&format!("{}: gate.verify_cache_mib: ", f.file())),
+        "{}",
+        f.error()
     );
 }
 
@@ -1220,4 +1259,19 @@ fn the_readme_limits_block_is_the_module_example_and_loads() {
     ));
     let c = f.load().unwrap();
     assert_eq!(c.server.rate_limits, oauth_core::RateLimits::default());
+}
+
+#[test]
+fn the_readme_verify_cache_example_loads() {
+    let readme = include_str!("../../../README.md");
+    let line = readme
+        .lines()
+        .map(str::trim)
+        .find(|l| l.starts_with("verify_cache_mib ="))
+        .unwrap();
+    let f = Fixture::new(&format!("{MINIMAL}\n[gate]\n{line}\n"));
+    assert_eq!(
+        f.load().unwrap().server.verify_cache_bytes,
+        64 * 1024 * 1024
+    );
 }

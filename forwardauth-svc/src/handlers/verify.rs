@@ -129,12 +129,12 @@ fn identity(p: Option<&Principal>, names: &IdentityHeaderNames) -> HttpResponse 
     headers.reserve(6);
     // No `Pragma`: it means nothing on a response (RFC 9111 §5.4), and this one only ever reaches the proxy.
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    let scope = p.map(|p| p.scope.to_string());
+    let scope = p.map(|p| p.scope().to_string());
     let values = [
-        (&names.user_id, p.map(|p| p.subject.as_str())),
-        (&names.user_name, p.and_then(|p| p.username.as_deref())),
-        (&names.user_email, p.and_then(|p| p.email.as_deref())),
-        (&names.client_id, p.map(|p| p.client_id.as_str())),
+        (&names.user_id, p.map(Principal::subject)),
+        (&names.user_name, p.and_then(Principal::username)),
+        (&names.user_email, p.and_then(Principal::email)),
+        (&names.client_id, p.map(Principal::client_id)),
         (&names.scopes, scope.as_deref()),
     ];
     for (name, value) in values {

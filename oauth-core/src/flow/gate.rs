@@ -27,7 +27,6 @@
 //! to the browser as they are.
 
 use std::borrow::Cow;
-use std::sync::Arc;
 
 use crate::config::ResourceConfig;
 use crate::flow::verify::{Principal, RejectionKind, VerifyRejection, bearer_token};
@@ -62,7 +61,7 @@ pub struct GateInput<'a> {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum GateOutcome {
     /// 200 with the principal's identity headers.
-    Admit(Arc<Principal>),
+    Admit(Principal),
     /// 200 with every identity header empty: a discovery document.
     Pass,
     /// 401 or 403 with a Bearer challenge.
@@ -531,7 +530,7 @@ impl crate::AuthServer {
         method: &str,
         call: &McpCall<'_>,
         resource: &ResourceConfig,
-    ) -> Result<Arc<Principal>, VerifyRejection> {
+    ) -> Result<Principal, VerifyRejection> {
         let principal = self.verify(authorization, resource)?;
         let reject = |kind, description, scope| VerifyRejection {
             kind,
@@ -540,10 +539,10 @@ impl crate::AuthServer {
             resource_metadata: self.resource_index.metadata_url(resource),
         };
         if !resource.policy.allows(
-            &principal.subject,
-            principal.username.as_deref(),
-            principal.email.as_deref(),
-            &principal.groups,
+            principal.subject(),
+            principal.username(),
+            principal.email(),
+            principal.groups(),
         ) {
             return Err(reject(
                 RejectionKind::AccessDenied,
@@ -552,8 +551,8 @@ impl crate::AuthServer {
             ));
         }
         let needed = tool_scopes_needed(resource, method, call);
-        if !needed.iter().all(|s| principal.scope.contains(s)) {
-            let mut scope: Vec<String> = principal.scope.iter().map(str::to_owned).collect();
+        if !needed.iter().all(|s| principal.scope().contains(s)) {
+            let mut scope: Vec<String> = principal.scope().iter().map(str::to_owned).collect();
             for s in needed {
                 if !scope.contains(&s) {
                     scope.push(s);
@@ -576,7 +575,7 @@ impl crate::AuthServer {
         method: &str,
         call: &McpCall<'_>,
         resource: &ResourceConfig,
-    ) -> Result<Arc<Principal>, VerifyRejection> {
+    ) -> Result<Principal, VerifyRejection> {
         match self.verify_call(authorization, method, call, resource) {
             Err(r) if r.kind == RejectionKind::InvalidToken => {
                 let token = bearer_token(authorization).unwrap_or_default();

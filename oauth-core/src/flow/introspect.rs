@@ -8,7 +8,7 @@
 use super::token::{RefreshToken, Standing};
 use crate::flow::token::{ClientCredentials, FormCredentials};
 use crate::server::AuthServer;
-use crate::types::Secret;
+use crate::types::{ScopeSet, Secret};
 use crate::wire::{IntrospectionRequest, IntrospectionResponse};
 use crate::{Error, OAuthError};
 
@@ -40,26 +40,27 @@ impl AuthServer {
         let inactive = IntrospectionResponse::default();
         let now = self.clock.unix();
         let leeway = self.config.leeway.as_secs();
-        // Signature, issuer, lifetime and revocation in one step, as /verify does.
-        if let Ok(p) = self
+        // Signature, issuer, lifetime and revocation in one step, as /verify does (but without its cache, which
+        // keeps neither `jti` nor `iat`).
+        if let Ok(c) = self
             .verifier
-            .principal(token, &self.keys, &self.config.issuer, now, leeway)
+            .introspect(token, &self.keys, &self.config.issuer, now, leeway)
         {
-            if p.client_id != client.client_id || self.store.grant(&p.grant_id).await?.is_none() {
+            if c.client_id != client.client_id || self.store.grant(&c.sid).await?.is_none() {
                 return Ok(inactive);
             }
             return Ok(IntrospectionResponse {
                 active: true,
-                scope: Some(p.scope.to_string()),
-                client_id: Some(p.client_id.clone()),
-                username: p.username.clone(),
+                scope: Some(ScopeSet::parse(&c.scope).unwrap_or_default().to_string()),
+                client_id: Some(c.client_id),
+                username: c.preferred_username,
                 token_type: Some("Bearer".into()),
-                exp: Some(p.expires_at),
-                iat: Some(p.issued_at),
-                sub: Some(p.subject.clone()),
-                aud: Some(p.audience.clone()),
+                exp: Some(c.exp),
+                iat: Some(c.iat),
+                sub: Some(c.sub),
+                aud: Some(c.aud),
                 iss: Some(self.config.issuer.clone()),
-                jti: Some(p.jti.clone()),
+                jti: Some(c.jti),
             });
         }
         let Some(presented) = RefreshToken::parse(token) else {

@@ -157,7 +157,7 @@ async fn a_document_client_completes_the_flow_and_refreshes() {
         c.h.server
             .verify(Some(&bearer(&t.access_token)), resource(&c.h))
             .unwrap();
-    assert_eq!(p.client_id, id);
+    assert_eq!(p.client_id(), id);
     let refreshed =
         c.h.server
             .token(

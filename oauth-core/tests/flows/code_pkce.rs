@@ -25,10 +25,10 @@ async fn code_exchange_issues_a_bearer_jwt_and_a_refresh_token() {
         .verify(Some(&bearer(&t.access_token)), resource(&h))
         .unwrap();
     assert_eq!(
-        (p.subject.as_str(), p.client_id.as_str()),
+        (p.subject(), p.client_id()),
         ("local:alice", c.client_id.as_str())
     );
-    assert_eq!(p.email.as_deref(), Some("alice@example.com"));
+    assert_eq!(p.email(), Some("alice@example.com"));
 }
 
 #[tokio::test]

@@ -107,10 +107,7 @@ async fn a_valid_token_on_a_resource_path_is_admitted_cold_and_warm() {
             let v = gate(&h, &call("POST", &url).token(&header)).await;
             match v.outcome {
                 GateOutcome::Admit(p) => {
-                    assert_eq!(
-                        (p.subject.as_str(), p.audience.as_str()),
-                        ("local:alice", RESOURCE)
-                    );
+                    assert_eq!((p.subject(), p.audience()), ("local:alice", RESOURCE));
                 }
                 other => panic!("{uri} (round {round}): {other:?}"),
             }
@@ -603,7 +600,7 @@ async fn access_policy_admits_by_user_email_domain_or_group() {
         let header = bearer(&valid_token(&issuer).await);
         let v = gate(&h, &call("POST", RESOURCE).token(&header)).await;
         match (admitted, v.outcome) {
-            (true, GateOutcome::Admit(p)) => assert_eq!(p.subject, "local:alice"),
+            (true, GateOutcome::Admit(p)) => assert_eq!(p.subject(), "local:alice"),
             (false, GateOutcome::Reject(r)) => {
                 assert_eq!((r.kind, r.status()), (RejectionKind::AccessDenied, 403));
                 assert_eq!(

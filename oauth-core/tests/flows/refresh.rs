@@ -41,7 +41,7 @@ async fn every_use_rotates_and_the_old_token_dies() {
         .verify(Some(&bearer(&t1.access_token)), resource(&h))
         .unwrap();
     assert_eq!(
-        p.audience,
+        p.audience(),
         oauth_core::testing::RESOURCE,
         "the resource is kept"
     );
@@ -421,7 +421,7 @@ async fn refresh_rechecks_the_user_and_carries_fresh_claims() {
         .verify(Some(&bearer(&t1.access_token)), resource(&live))
         .unwrap();
     assert_eq!(
-        p.email.as_deref(),
+        p.email(),
         Some("alice@new.example.com"),
         "identity re-read from the users file"
     );

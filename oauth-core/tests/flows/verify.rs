@@ -55,11 +55,11 @@ async fn a_valid_token_yields_the_principal() {
         .server
         .verify(Some(&bearer(&token)), resource(&h))
         .unwrap();
-    assert_eq!(p.subject, "local:alice");
-    assert_eq!(p.username.as_deref(), Some("alice"));
-    assert_eq!(p.groups, vec!["staff"]);
-    assert_eq!(p.audience, RESOURCE);
-    assert!(p.scope.contains("mcp"));
+    assert_eq!(p.subject(), "local:alice");
+    assert_eq!(p.username(), Some("alice"));
+    assert_eq!(p.groups(), ["staff"]);
+    assert_eq!(p.audience(), RESOURCE);
+    assert!(p.scope().contains("mcp"));
     // A cache hit gives the same answer.
     assert_eq!(
         h.server
