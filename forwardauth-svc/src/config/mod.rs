@@ -23,7 +23,7 @@
 //! [store]
 //! backend = "embedded"                # "embedded" (default, one file), "memory" (lost at exit) or "redis"
 //! path = "data/oauth.redb"            # embedded only; default "data/oauth.redb"
-//! cache_mb = 16                       # embedded only: the page cache's bound in MiB (1 to 65536); default 16
+//! cache_mib = 16                      # embedded only: the page cache's bound in MiB (1 to 65536); default 16
 //! # With backend = "redis", several instances share one Redis (7.0 or newer; README "Several instances"),
 //! # and instead of `path`:
 //! # url = "rediss://:password@redis.internal:6380/0" # redis:// or rediss:// (TLS); user, password, db number
@@ -330,8 +330,8 @@ pub const DEFAULT_LISTEN: SocketAddr =
 pub const ENV_LISTEN: &str = "FORWARDAUTH_LISTEN";
 /// Environment variable overriding `issuer`.
 pub const ENV_ISSUER: &str = "FORWARDAUTH_ISSUER";
-/// The largest `store.cache_mb`: 64 GiB.
-const MAX_CACHE_MB: u64 = 65_536;
+/// The largest `store.cache_mib`: 64 GiB.
+const MAX_CACHE_MIB: u64 = 65_536;
 
 /// Environment variable overriding `store.path`.
 pub const ENV_STORE_PATH: &str = "FORWARDAUTH_STORE_PATH";
@@ -531,7 +531,7 @@ struct RawStore {
     key_prefix: Option<String>,
     pool_size: Option<usize>,
     timeout_ms: Option<u64>,
-    cache_mb: Option<u64>,
+    cache_mib: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -896,8 +896,8 @@ fn store_config(ctx: &Ctx<'_>, raw: RawStore) -> Result<StoreConfig, ConfigError
         if raw.path.is_some() {
             return Err(ctx.invalid("store.path", "applies to the embedded backend only"));
         }
-        if raw.cache_mb.is_some() {
-            return Err(ctx.invalid("store.cache_mb", "applies to the embedded backend only"));
+        if raw.cache_mib.is_some() {
+            return Err(ctx.invalid("store.cache_mib", "applies to the embedded backend only"));
         }
         return redis_config(ctx, raw).map(StoreConfig::Redis);
     }
@@ -921,14 +921,14 @@ fn store_config(ctx: &Ctx<'_>, raw: RawStore) -> Result<StoreConfig, ConfigError
         (None, Some(p)) => ctx.base.join(p),
         (None, None) => ctx.base.join("data/oauth.redb"),
     };
-    let cache_bytes = match raw.cache_mb {
+    let cache_bytes = match raw.cache_mib {
         None => oauth_core::store::EMBEDDED_CACHE_BYTES,
-        Some(mb @ 1..=MAX_CACHE_MB) => usize::try_from(mb * 1024 * 1024)
-            .map_err(|_| ctx.invalid("store.cache_mb", "is too large for this machine"))?,
+        Some(mb @ 1..=MAX_CACHE_MIB) => usize::try_from(mb * 1024 * 1024)
+            .map_err(|_| ctx.invalid("store.cache_mib", "is too large for this machine"))?,
         Some(_) => {
             return Err(ctx.invalid(
-                "store.cache_mb",
-                format!("must be between 1 and {MAX_CACHE_MB} (MiB)"),
+                "store.cache_mib",
+                format!("must be between 1 and {MAX_CACHE_MIB} (MiB)"),
             ));
         }
     };

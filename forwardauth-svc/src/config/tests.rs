@@ -266,7 +266,7 @@ fn an_unknown_key_is_rejected_by_name() {
     assert_eq!(
         f.error(),
         format!(
-            "{}: store.colour: unknown field `colour`, expected one of `backend`, `path`, `url`, `key_prefix`, `pool_size`, `timeout_ms`, `cache_mb`",
+            "{}: store.colour: unknown field `colour`, expected one of `backend`, `path`, `url`, `key_prefix`, `pool_size`, `timeout_ms`, `cache_mib`",
             f.file()
         )
     );
@@ -982,23 +982,23 @@ fn a_bad_redis_setting_names_the_key_and_never_quotes_the_url() {
 
 #[test]
 fn the_embedded_store_cache_is_configurable_within_bounds() {
-    let f = Fixture::new(&format!("{MINIMAL}\n[store]\ncache_mb = 8\n"));
+    let f = Fixture::new(&format!("{MINIMAL}\n[store]\ncache_mib = 8\n"));
     let StoreConfig::Embedded { cache_bytes, .. } = f.load().unwrap().store else {
         panic!("embedded store expected")
     };
     assert_eq!(cache_bytes, 8 * 1024 * 1024);
     for (store, expected) in [
         (
-            "cache_mb = 0",
-            "store.cache_mb: must be between 1 and 65536 (MiB)",
+            "cache_mib = 0",
+            "store.cache_mib: must be between 1 and 65536 (MiB)",
         ),
         (
-            "cache_mb = 65537",
-            "store.cache_mb: must be between 1 and 65536 (MiB)",
+            "cache_mib = 65537",
+            "store.cache_mib: must be between 1 and 65536 (MiB)",
         ),
         (
-            "backend = \"redis\"\nurl = \"redis://h\"\ncache_mb = 8",
-            "store.cache_mb: applies to the embedded backend only",
+            "backend = \"redis\"\nurl = \"redis://h\"\ncache_mib = 8",
+            "store.cache_mib: applies to the embedded backend only",
         ),
     ] {
         let f = Fixture::new(&format!("{MINIMAL}\n[store]\n{store}\n"));
