@@ -275,10 +275,18 @@ PYEOF
   # keep-alive variants (not what the snippet prints): the same locations with upstream blocks that keep
   # connections to the gate and to the upstream open; requests carry Host: 127.0.0.1:$NGX_OURS_PORT so the
   # gate sees the same resource URL.
-  sed -e "s#listen 127.0.0.1:$NGX_OURS_PORT;#listen 127.0.0.1:$NGX_OURS_KA_PORT;#" \
-      -e "s#proxy_pass $ours_base/verify;#proxy_pass http://fa_ka/verify; proxy_http_version 1.1; proxy_set_header Connection \"\";#" \
-      -e "s#proxy_pass http://127.0.0.1:$UP_PORT;#proxy_pass http://up_ka;#" "$nd/ours-snippet.conf" >"$nd/ours-snippet-ka.conf"
-  grep -q 'proxy_pass http://fa_ka/verify' "$nd/ours-snippet-ka.conf" || die "keep-alive variant: no verify proxy_pass replaced"
+  if grep -q '^upstream ' "$nd/ours-snippet.conf"; then
+    # The snippet keeps its connections to the gate open itself (an `upstream` with `keepalive`): the variant
+    # only adds keep-alive towards the MCP server, and drops the snippet's `upstream` block (declared once).
+    sed -e "s#listen 127.0.0.1:$NGX_OURS_PORT;#listen 127.0.0.1:$NGX_OURS_KA_PORT;#" \
+        -e "s#proxy_pass http://127.0.0.1:$UP_PORT;#proxy_pass http://up_ka;#" \
+        -e '/^upstream /,/^}/d' "$nd/ours-snippet.conf" >"$nd/ours-snippet-ka.conf"
+  else
+    sed -e "s#listen 127.0.0.1:$NGX_OURS_PORT;#listen 127.0.0.1:$NGX_OURS_KA_PORT;#" \
+        -e "s#proxy_pass $ours_base/verify;#proxy_pass http://fa_ka/verify; proxy_http_version 1.1; proxy_set_header Connection \"\";#" \
+        -e "s#proxy_pass http://127.0.0.1:$UP_PORT;#proxy_pass http://up_ka;#" "$nd/ours-snippet.conf" >"$nd/ours-snippet-ka.conf"
+    grep -q 'proxy_pass http://fa_ka/verify' "$nd/ours-snippet-ka.conf" || die "keep-alive variant: no verify proxy_pass replaced"
+  fi
   local plain_ka_loc; plain_ka_loc=$(sed "s#proxy_pass http://127.0.0.1:$UP_PORT;#proxy_pass http://up_ka;#" <<<"$plain_loc")
   cat >"$nd/nginx.conf" <<NGX
 worker_processes 1;
