@@ -11,7 +11,9 @@
 -- token: the whole grant). A step that lacks its input (no code yet, no refresh token yet) authorizes instead.
 -- wrk does not say which request an answer belongs to, so answers are sorted by what they carry: a 302 with a
 -- code, a 200 with a refresh token (code exchange or refresh), 201 (registration), 200 without a body (revocation).
--- done() prints `op NAME COUNT` for the requests sent and `answer KIND COUNT` for the answers.
+-- done() prints `op NAME COUNT` for the requests sent, `answer KIND COUNT` for the answers, and the first
+-- unexpected answers of each thread (`unexpected STATUS BODY`). Codes and refresh tokens are used oldest first,
+-- so that none waits long enough to expire.
 
 local threads = {}
 function setup(thread)
@@ -36,7 +38,7 @@ end
 function init(args)
   authorize_target, cookie, code_form, client_id = args[1], args[2], args[3], args[4]
   limit = tonumber(args[5])
-  sent, answers = {}, {}
+  sent, answers, unexpected = {}, {}, {}
 end
 
 local function count(t, k)
@@ -56,7 +58,7 @@ function request()
   elseif op == "authorize" then
     return wrk.format("GET", authorize_target, { ["Cookie"] = cookie })
   elseif op == "token" then
-    local code = table.remove(codes)
+    local code = table.remove(codes, 1)
     return wrk.format("POST", "/token", form(), "grant_type=authorization_code&code=" .. code .. code_form)
   elseif op == "refresh" then
     local token = table.remove(tokens, 1)
@@ -94,11 +96,13 @@ function response(status, headers, body)
     return
   end
   count(answers, "unexpected " .. status)
+  if #unexpected < 3 then unexpected[#unexpected + 1] = status .. " " .. (body or ""):sub(1, 300) end
 end
 
 function done(summary, latency, requests)
   for _, t in ipairs(threads) do
     for op, n in pairs(t:get("sent")) do io.write(string.format("op %s %d\n", op, n)) end
     for kind, n in pairs(t:get("answers")) do io.write(string.format("answer %s %d\n", kind, n)) end
+    for _, what in ipairs(t:get("unexpected")) do io.write("unexpected " .. what:gsub("\n", " ") .. "\n") end
   end
 end

@@ -111,6 +111,13 @@ pub fn mixed(b: &Bench) -> Result<(), Error> {
             .collect::<Vec<_>>()
             .join(", ")
     );
+    for what in run
+        .output
+        .lines()
+        .filter_map(|l| l.strip_prefix("unexpected "))
+    {
+        println!("  unexpected answer: {what}");
+    }
     let warm = usize::try_from(b.o.warmup_seconds)
         .unwrap_or(usize::MAX)
         .min(samples.len() / 2);
