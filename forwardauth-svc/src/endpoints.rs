@@ -20,7 +20,8 @@ pub type Handler = fn() -> Route;
 /// Which methods an endpoint answers.
 #[derive(Clone, Copy)]
 pub enum Methods {
-    /// Any method, one handler (`/verify`: the proxies call it with the guarded request's method or `GET`).
+    /// Any method, one handler (`/verify`: the proxies call it with the guarded request's method, `GET`, or `HEAD`
+    /// from nginx, whose snippet asks for no body).
     Any(Handler),
     /// These methods; any other gets 405.
     Only(&'static [(Method, Handler)]),

@@ -26,6 +26,22 @@
 //! forward only the headers the gate reads ([`GATE_REQUEST_HEADERS`]; nginx then also passes the MCP server
 //! the one value of each that the gate read).
 //!
+//! **Connections to the gate.** Every guarded request costs one call to `/verify`, so that call must reuse its
+//! connection: a TCP handshake and teardown per request cost the proxy and the service more than the check
+//! itself. nginx does not reuse a connection on its own: `proxy_pass` to an address (an `auth_request`
+//! subrequest included) opens a new connection for each request and asks HTTP/1.0 with `Connection: close`. So
+//! the nginx snippet declares the gate as an `upstream` with `keepalive`, and its internal `/verify` location
+//! speaks HTTP/1.1 without `Connection: close` and asks with `HEAD`: nginx reads only the head of an
+//! `auth_request` answer and keeps the connection only when the answer has no body, which the gate's 401 and 403
+//! (JSON) otherwise have; the gate reads the guarded request's method from `X-Original-Method`, not from its
+//! own. The `upstream` sits beside the `server` blocks in the `http {}` context the snippet is included in; it
+//! is named after the snippet's hosts, so that snippets for other hosts can sit beside it. Caddy and Traefik
+//! need nothing: Caddy's `forward_auth` is a `reverse_proxy` whose HTTP transport keeps connections alive by
+//! default (up to 32 idle per upstream host, for 2 minutes), and Traefik's `forwardAuth` calls the gate through
+//! a Go `http.Client` on Go's default transport, which keeps connections alive too (though it keeps only 2 idle
+//! per host, so under concurrency some are closed and reopened; `forwardAuth` has no setting for it). Both retry
+//! a check that fails on a reused connection, as nginx does: it is idempotent.
+//!
 //! The first line of every snippet is the command that prints it; the files under `deploy/` are such output,
 //! and a test regenerates them from that line.
 
@@ -232,12 +248,13 @@ pub fn command_line(s: &Snippet) -> String {
 /// [`SnippetError`] for a missing or unusable URL.
 pub fn render(s: &Snippet) -> Result<String, SnippetError> {
     let sites = sites(&s.mcp_urls)?;
-    let auth = origin_string(&origin("auth-url", &s.auth_url)?);
+    let auth_url = origin("auth-url", &s.auth_url)?;
+    let auth = origin_string(&auth_url);
     let upstream = origin_string(&origin("upstream", &s.upstream)?);
     let headers = identity_headers();
     let mut out = format!("# {}\n", command_line(s));
     match s.proxy {
-        Proxy::Nginx => nginx(&mut out, &sites, &auth, &upstream, s.bind, &headers),
+        Proxy::Nginx => nginx(&mut out, &sites, &auth_url, &upstream, s.bind, &headers),
         Proxy::Caddy => caddy(&mut out, &sites, &auth, &upstream, s.bind, &headers),
         Proxy::Traefik => traefik(&mut out, &sites, &auth, &upstream, &headers),
     }
@@ -281,20 +298,57 @@ pub fn alias_spellings(header: &str) -> Vec<String> {
     spellings
 }
 
+/// The name of the gate's `upstream` in an nginx snippet: after the snippet's hosts, so that the snippets of
+/// other hosts, included in the same `http {}` block, declare their own.
+fn nginx_gate_upstream(sites: &[Site]) -> String {
+    let hosts: Vec<String> = sites.iter().map(Site::authority).collect();
+    format!("forwardauth-gate-{}", slug(&hosts.join(" ")))
+}
+
 fn nginx(
     out: &mut String,
     sites: &[Site],
-    auth: &str,
+    auth_url: &Url,
     upstream: &str,
     bind: Option<IpAddr>,
     headers: &[String],
 ) {
+    let auth = origin_string(auth_url);
+    let auth_scheme = auth_url.scheme();
+    // As nginx's `$proxy_host` was when `proxy_pass` named the service: the port only when not the default.
+    let auth_authority = auth
+        .trim_start_matches(&format!("{auth_scheme}://"))
+        .to_owned();
+    // The host as `Url` writes it (IPv6 in brackets), with the port spelled out.
+    let auth_server = format!(
+        "{}:{}",
+        auth_url.host_str().unwrap_or_default(),
+        auth_url.port_or_known_default().unwrap_or(80)
+    );
     out.push_str(concat!(
         "# nginx with ngx_http_auth_request_module (Debian: nginx-light or nginx-full). Put this in the http {} block,\n",
         "# e.g. as /etc/nginx/conf.d/mcp.conf. Keep nginx's defaults underscores_in_headers off and\n",
         "# ignore_invalid_headers on: they drop X_User_Id-style spellings of the identity headers.\n",
     ));
     resources_note(out, sites);
+    let gate = nginx_gate_upstream(sites);
+    let _ = write!(
+        out,
+        concat!(
+            "\n# The gate, over connections kept open. Every request to an MCP server costs a call to /verify, and\n",
+            "# without `keepalive` nginx opens (and closes) a TCP connection for each, which costs more than the check\n",
+            "# itself. keepalive_timeout stays below forwardauth-svc's own 5 s idle timeout, so that nginx does not pick\n",
+            "# a connection the service is closing (should a reused connection fail, nginx retries the check, which is\n",
+            "# idempotent).\n",
+            "upstream {gate} {{\n",
+            "    server {server};\n",
+            "    keepalive 32;\n",
+            "    keepalive_timeout 4s;\n",
+            "}}\n",
+        ),
+        gate = gate,
+        server = auth_server,
+    );
     let to_auth = format!(
         "        proxy_pass {auth};\n        proxy_set_header Host $http_host;\n        proxy_set_header X-Forwarded-Proto $scheme;\n        proxy_set_header X-Forwarded-Host $http_host;\n        proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;\n"
     );
@@ -418,7 +472,14 @@ fn nginx(
                 "\n",
                 "    location = /_forwardauth/verify {{\n",
                 "        internal;\n",
-                "        proxy_pass {auth}/verify;\n",
+                "        proxy_pass {auth_scheme}://{gate}/verify;\n",
+                "        # HTTP/1.1 without `Connection: close`: the connection goes back to the upstream's keepalive pool.\n",
+                "        proxy_http_version 1.1;\n",
+                "        proxy_set_header Connection \"\";\n",
+                "        # HEAD, so that no answer of the gate has a body: nginx reads only the head of an auth_request\n",
+                "        # answer and closes a connection whose body it left unread (the gate's 401 and 403 carry JSON).\n",
+                "        proxy_method HEAD;\n",
+                "        proxy_set_header Host {auth_authority};\n",
                 "        proxy_pass_request_body off;\n",
                 "        # Only the headers the gate reads: however many the client sends, the gate answers 200, 401 or\n",
                 "        # 403 (anything else from it is a 500 here), and no client-sent X-Forwarded-* or X-Original-*.\n",
@@ -444,7 +505,9 @@ fn nginx(
                 "}}\n",
             ),
             upstream = upstream,
-            auth = auth,
+            auth_scheme = auth_scheme,
+            gate = gate,
+            auth_authority = auth_authority,
             gate_headers = GATE_REQUEST_HEADERS
                 .iter()
                 .map(|h| format!("        proxy_set_header {h} $http_{};\n", nginx_var(h)))
@@ -761,7 +824,7 @@ mod tests {
             "        proxy_set_header Authorization \"\";",
             "        proxy_buffering off;",
             "        proxy_pass http://mcp-server:3001;",
-            "        proxy_pass http://forwardauth:8080/verify;",
+            "        proxy_pass http://forwardauth-gate-mcp-example-com/verify;",
             "        error_page 403 = @forwardauth_403;",
             "        add_header WWW-Authenticate $forwardauth_www_authenticate always;",
         ] {
@@ -790,9 +853,13 @@ mod tests {
             .filter_map(|l| l.trim().strip_prefix("proxy_set_header "))
             .map(|l| l.split(' ').next().unwrap())
             .collect();
+        // Connection and Host first: they belong to the keep-alive connection to the gate (see
+        // `nginx_keeps_its_connections_to_the_gate_open`), not to the request it judges.
         assert_eq!(
             set,
             [
+                "Connection",
+                "Host",
                 "Authorization",
                 "Origin",
                 "MCP-Protocol-Version",
@@ -824,6 +891,93 @@ mod tests {
             assert!(
                 upstream.lines().any(|l| l == line),
                 "{line:?} in\n{upstream}"
+            );
+        }
+    }
+
+    /// nginx opens a connection per request to a `proxy_pass` address: the gate, called on every request, is an
+    /// `upstream` with `keepalive`, reached over HTTP/1.1 without `Connection: close`.
+    #[test]
+    fn nginx_keeps_its_connections_to_the_gate_open() {
+        let text = render(&snippet(
+            Proxy::Nginx,
+            &[
+                "https://mcp.example.com/mcp",
+                "https://other.example.com:8443/mcp",
+            ],
+        ))
+        .unwrap();
+        // In the http {} context beside the server blocks, before them, named after the snippet's hosts.
+        let upstream = concat!(
+            "upstream forwardauth-gate-mcp-example-com-other-example-com-8443 {\n",
+            "    server forwardauth:8080;\n",
+            "    keepalive 32;\n",
+            "    keepalive_timeout 4s;\n",
+            "}\n",
+        );
+        assert_eq!(text.matches(upstream).count(), 1, "{text}");
+        assert!(text.find(upstream) < text.find("\nserver {"));
+        assert_eq!(
+            text.lines().filter(|l| l.starts_with("upstream ")).count(),
+            1
+        );
+        let verify: Vec<&str> = text
+            .split("    location = /_forwardauth/verify {\n")
+            .skip(1)
+            .map(|rest| rest.split("\n    }\n").next().unwrap())
+            .collect();
+        assert_eq!(verify.len(), 2, "one per server block");
+        for v in verify {
+            for line in [
+                "        proxy_pass http://forwardauth-gate-mcp-example-com-other-example-com-8443/verify;",
+                "        proxy_http_version 1.1;",
+                "        proxy_set_header Connection \"\";",
+                // No body to leave unread, so 401 and 403 keep the connection too.
+                "        proxy_method HEAD;",
+                // The Host the service saw when proxy_pass named it.
+                "        proxy_set_header Host forwardauth:8080;",
+            ] {
+                assert!(v.lines().any(|l| l == line), "{line:?} in\n{v}");
+            }
+        }
+        // Everything else that goes to the service still names it directly.
+        assert!(text.contains("        proxy_pass http://forwardauth:8080;\n"));
+
+        // The server address spells out a default port and keeps IPv6 brackets; https stays https.
+        for (auth, server, pass, host) in [
+            (
+                "https://auth.internal",
+                "auth.internal:443",
+                "https://forwardauth-gate-mcp-example-com/verify",
+                "auth.internal",
+            ),
+            (
+                "http://[::1]:8080",
+                "[::1]:8080",
+                "http://forwardauth-gate-mcp-example-com/verify",
+                "[::1]:8080",
+            ),
+            (
+                "http://127.0.0.1",
+                "127.0.0.1:80",
+                "http://forwardauth-gate-mcp-example-com/verify",
+                "127.0.0.1",
+            ),
+        ] {
+            let mut s = snippet(Proxy::Nginx, &["https://mcp.example.com/mcp"]);
+            s.auth_url = auth.to_owned();
+            let text = render(&s).unwrap();
+            assert!(
+                text.contains(&format!("    server {server};\n")),
+                "{auth}:\n{text}"
+            );
+            assert!(
+                text.contains(&format!("        proxy_pass {pass};\n")),
+                "{auth}"
+            );
+            assert!(
+                text.contains(&format!("        proxy_set_header Host {host};\n")),
+                "{auth}"
             );
         }
     }

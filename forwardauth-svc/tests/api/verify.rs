@@ -478,3 +478,39 @@ async fn every_endpoint_of_the_table_is_served_with_exactly_its_methods() {
         .peer_addr(peer(PROXY));
     assert_eq!(call(&app, req).await.status, 404);
 }
+
+/// nginx's snippet calls the gate with `HEAD` (so that no answer has a body nginx would leave unread and close
+/// the connection over): the gate's decision is the same as for `GET`, from the forwarded method, not its own.
+#[actix_web::test]
+async fn head_is_judged_as_the_forwarded_request_like_get() {
+    let (app, _) = app().await;
+    let (_, t) = tokens(&app, "alice").await;
+    let valid = format!("Bearer {}", t["access_token"].as_str().unwrap());
+    for authorization in [None, Some("Bearer garbage"), Some(valid.as_str())] {
+        let mut answers = Vec::new();
+        for method in [actix_web::http::Method::GET, actix_web::http::Method::HEAD] {
+            let mut req = traefik("GET", "https://mcp.example.com/mcp").method(method);
+            if let Some(a) = authorization {
+                req = req.insert_header(("Authorization", a));
+            }
+            let a = call(&app, req).await;
+            answers.push((
+                a.status,
+                a.header("www-authenticate").map(str::to_owned),
+                a.header("x-user-id").map(str::to_owned),
+            ));
+        }
+        assert_eq!(answers[0], answers[1], "{authorization:?}");
+    }
+    let head = call(
+        &app,
+        traefik("GET", "https://mcp.example.com/mcp")
+            .method(actix_web::http::Method::HEAD)
+            .insert_header(("Authorization", valid)),
+    )
+    .await;
+    assert_eq!(
+        (head.status, head.header("x-user-id")),
+        (200, Some("local:alice"))
+    );
+}

@@ -1451,6 +1451,29 @@ pub async fn run(kind: Proxy) {
     if let Some((s, n)) = gate_statuses.iter().find(|(s, _)| **s >= 500) {
         failures.push(format!("the service answered {s} ({n} times)"));
     }
+    // Connections to the gate are reused: each guarded request costs a `/verify` call, and a TCP connection for
+    // each would cost more than the check. nginx: the snippet's `upstream` with `keepalive`, and `HEAD` so that
+    // the 401s and 403s (most of these calls) keep their connection too; Caddy's and Traefik's clients keep
+    // connections alive by default (Traefik's only two idle ones per host, so under this concurrency it
+    // reconnects often). With these hostile probes nginx still closes some connections: about 5 calls a
+    // connection, against 1 without the keep-alive.
+    let calls_per_connection: Vec<usize> = gate_tap
+        .connections()
+        .iter()
+        .map(|c| c.matches(" /verify HTTP/1.").count())
+        .filter(|n| *n > 0)
+        .collect();
+    let calls: usize = calls_per_connection.iter().sum();
+    let reused = match kind {
+        Proxy::Nginx => calls_per_connection.len() * 2 <= calls,
+        Proxy::Caddy | Proxy::Traefik => calls_per_connection.iter().any(|n| *n > 1),
+    };
+    if !reused {
+        failures.push(format!(
+            "{name} reused too few connections to the gate: {calls} /verify calls over {} connections",
+            calls_per_connection.len()
+        ));
+    }
     let mut proxy_statuses: BTreeMap<String, usize> = BTreeMap::new();
     for (p, answer) in probes.iter().zip(&answers) {
         *proxy_statuses.entry(answer.status_label()).or_default() += 1;
@@ -1544,12 +1567,13 @@ pub async fn run(kind: Proxy) {
     }
     let with_token_sent = probes.iter().filter(|p| p.kind != Kind::Hostile).count();
     eprintln!(
-        "differential through {name}: {} requests sent ({} with a valid token, {} without), {} reached the upstream, {} of them with a valid token; {name} answered {proxy_statuses:?}; the service answered {gate_statuses:?}; stack {:.1} s, probes {:.1} s, total {:.1} s",
+        "differential through {name}: {} requests sent ({} with a valid token, {} without), {} reached the upstream, {} of them with a valid token; {name} answered {proxy_statuses:?}; the service answered {gate_statuses:?}, {calls} /verify calls over {} connections; stack {:.1} s, probes {:.1} s, total {:.1} s",
         probes.len(),
         with_token_sent,
         probes.len() - with_token_sent,
         reached.len(),
         reached_with_token,
+        calls_per_connection.len(),
         ready.as_secs_f64(),
         send_time.as_secs_f64(),
         started.elapsed().as_secs_f64()
