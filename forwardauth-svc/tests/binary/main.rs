@@ -76,9 +76,14 @@ required_scopes = ["mcp"]
         ),
     )
     .unwrap();
+    serve(&dir.join("config.toml"), stderr).await
+}
+
+/// Starts the binary on `config` and waits until it says where it listens.
+async fn serve(config: &std::path::Path, stderr: Stdio) -> Running {
     let mut child = Command::new(env!("CARGO_BIN_EXE_forwardauth-svc"))
         .arg("--config")
-        .arg(dir.join("config.toml"))
+        .arg(config)
         .arg("serve")
         .stdout(Stdio::piped())
         .stderr(stderr)
@@ -576,27 +581,8 @@ async fn acknowledged_writes_survive_kill_9_and_a_refresh_is_never_half_done() {
     let config = forwardauth_svc::config::load(Some(&config_path), &|_| None).unwrap();
     let grants = grants_in_process(&config, 8).await;
 
-    let mut child = Command::new(env!("CARGO_BIN_EXE_forwardauth-svc"))
-        .arg("--config")
-        .arg(&config_path)
-        .arg("serve")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let base = tokio::time::timeout(Duration::from_secs(30), async {
-        while let Some(line) = lines.next_line().await.unwrap() {
-            if let Some(rest) = line.strip_prefix("forwardauth-svc listening on ") {
-                return rest.trim().to_owned();
-            }
-        }
-        panic!("the binary exited without saying where it listens");
-    })
-    .await
-    .unwrap();
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    let mut running = serve(&config_path, Stdio::null()).await;
+    let base = running.base.clone();
 
     let http = reqwest::Client::new();
     let registered: Arc<Mutex<Vec<String>>> = Arc::default();
@@ -677,8 +663,8 @@ async fn acknowledged_writes_survive_kill_9_and_a_refresh_is_never_half_done() {
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    child.start_kill().unwrap(); // SIGKILL
-    child.wait().await.unwrap();
+    running.child.start_kill().unwrap(); // SIGKILL
+    running.child.wait().await.unwrap();
     for t in &tasks {
         t.abort();
     }
