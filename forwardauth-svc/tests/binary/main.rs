@@ -49,33 +49,7 @@ async fn start(dir: &std::path::Path) -> Running {
 /// [`start`], with the service's log (stderr) going to `stderr`.
 async fn start_logging(dir: &std::path::Path, stderr: Stdio) -> Running {
     let port = free_port();
-    let hash = oauth_core::LocalUsers::hash_password("wonderland").unwrap();
-    std::fs::write(
-        dir.join("users.toml"),
-        format!("[[users]]\nusername = \"alice\"\npassword_hash = \"{hash}\"\nemail = \"alice@example.com\"\n"),
-    )
-    .unwrap();
-    std::fs::write(
-        dir.join("config.toml"),
-        format!(
-            r#"listen = "127.0.0.1:{port}"
-issuer = "http://127.0.0.1:{port}"
-
-[store]
-path = "data/oauth.redb"
-
-[users]
-file = "users.toml"
-
-[[resources]]
-resource = "http://127.0.0.1:{port}/mcp"
-name = "Binary test MCP"
-scopes = ["mcp"]
-required_scopes = ["mcp"]
-"#
-        ),
-    )
-    .unwrap();
+    write_config(dir, port, "");
     serve(&dir.join("config.toml"), stderr).await
 }
 
@@ -464,12 +438,13 @@ async fn failed_logins_and_bans_are_logged_with_username_and_address_never_the_p
     assert!(read.is_ok(), "log lines seen: {seen:?}");
 }
 
-/// Config for [`writes_survive_kill_9`]: no rate limits, no client cap, local user alice.
-fn write_burst_config(dir: &std::path::Path, port: u16) {
+/// Writes `dir/config.toml` (listening on `port`, embedded store, resource `/mcp` requiring `mcp`, plus `extra`
+/// sections) and `dir/users.toml` with alice, password `wonderland`.
+fn write_config(dir: &std::path::Path, port: u16, extra: &str) {
     let hash = oauth_core::LocalUsers::hash_password("wonderland").unwrap();
     std::fs::write(
         dir.join("users.toml"),
-        format!("[[users]]\nusername = \"alice\"\npassword_hash = \"{hash}\"\n"),
+        format!("[[users]]\nusername = \"alice\"\npassword_hash = \"{hash}\"\nemail = \"alice@example.com\"\n"),
     )
     .unwrap();
     std::fs::write(
@@ -483,16 +458,10 @@ path = "data/oauth.redb"
 
 [users]
 file = "users.toml"
-
-[registration]
-max_clients = 0
-
-[rate_limits]
-register = 0
-token = 0
-
+{extra}
 [[resources]]
 resource = "http://127.0.0.1:{port}/mcp"
+name = "Binary test MCP"
 scopes = ["mcp"]
 required_scopes = ["mcp"]
 "#
@@ -576,7 +545,12 @@ async fn acknowledged_writes_survive_kill_9_and_a_refresh_is_never_half_done() {
     use std::sync::{Arc, Mutex};
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    write_burst_config(dir.path(), port);
+    // No rate limits and no client cap: the burst comes from one address.
+    write_config(
+        dir.path(),
+        port,
+        "[registration]\nmax_clients = 0\n\n[rate_limits]\nregister = 0\ntoken = 0\n",
+    );
     let config_path = dir.path().join("config.toml");
     let config = forwardauth_svc::config::load(Some(&config_path), &|_| None).unwrap();
     let grants = grants_in_process(&config, 8).await;
