@@ -116,8 +116,13 @@ pub async fn prepare(dir: &Path, base: &str, n: usize) -> Result<Vec<String>, Er
 }
 
 /// The service binary of `profile` (`release` for measurements; `debug` for the CI smoke, which reuses the test
-/// build), built (or brought up to date: a stale binary would measure old code) first.
+/// build), built (or brought up to date: a stale binary would measure old code) first. `BENCH_SERVICE_BINARY`
+/// names another binary to measure instead, as it is (to compare two builds in one run, e.g. a copy of the last
+/// commit's).
 pub fn binary(profile: &str) -> Result<PathBuf, Error> {
+    if let Some(bin) = std::env::var_os("BENCH_SERVICE_BINARY") {
+        return Ok(PathBuf::from(bin));
+    }
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let target =
         std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);

@@ -132,7 +132,7 @@ fn generate(alg: SigningAlg, now: u64) -> Result<KeyRecord, KeyError> {
 
 fn signer(alg: SigningAlg, jwk: &Jwk) -> Result<Box<dyn JwsSigner>, KeyError> {
     Ok(match alg {
-        SigningAlg::Es256 => Box::new(ES256.signer_from_jwk(jwk).map_err(material)?),
+        SigningAlg::Es256 => Box::new(Es256Signer::from_jwk(jwk)?),
         SigningAlg::Rs256 => Box::new(RS256.signer_from_jwk(jwk).map_err(material)?),
         SigningAlg::EdDsa => Box::new(EdDSA.signer_from_jwk(jwk).map_err(material)?),
     })
@@ -144,6 +144,89 @@ fn verifier(alg: SigningAlg, jwk: &Jwk) -> Result<Box<dyn JwsVerifier>, KeyError
         SigningAlg::Rs256 => Box::new(RS256.verifier_from_jwk(jwk).map_err(material)?),
         SigningAlg::EdDsa => Box::new(EdDSA.verifier_from_jwk(jwk).map_err(material)?),
     })
+}
+
+/// ES256 signing without OpenSSL's `EVP_DigestSign*` layer.
+///
+/// josekit's ES256 signer builds an `EVP_DigestSign` context per signature (on OpenSSL 3, a provider lookup each
+/// time), has OpenSSL encode the signature in DER and decodes it again into JWS's `r || s`. Every access token is
+/// one signature, so that overhead is paid on every code exchange and refresh: here the SHA-256 digest is taken in
+/// Rust and signed with `ECDSA_do_sign` on a key parsed once, and `r` and `s` are written padded to 32 bytes each.
+/// What comes out is the same JWS; josekit's own ES256 verifier checks it (a test does).
+#[derive(Clone)]
+struct Es256Signer {
+    key: openssl::ec::EcKey<openssl::pkey::Private>,
+    kid: Option<String>,
+}
+
+impl std::fmt::Debug for Es256Signer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the private key.
+        f.debug_struct("Es256Signer")
+            .field("kid", &self.kid)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Es256Signer {
+    fn from_jwk(jwk: &Jwk) -> Result<Self, KeyError> {
+        use base64::Engine as _;
+        use openssl::bn::BigNum;
+        use openssl::ec::{EcGroup, EcKey};
+        use openssl::nid::Nid;
+
+        // josekit checks the JWK (kty, crv, use, key_ops, the members) exactly as it does for its own signer.
+        ES256.signer_from_jwk(jwk).map_err(material)?;
+        let member = |name: &str| -> Result<BigNum, KeyError> {
+            let text = jwk
+                .parameter(name)
+                .and_then(serde_json::Value::as_str)
+                .ok_or_else(|| KeyError::Material(format!("EC key without `{name}`")))?;
+            let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(text)
+                .map_err(material)?;
+            BigNum::from_slice(&bytes).map_err(material)
+        };
+        let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).map_err(material)?;
+        let (x, y, d) = (member("x")?, member("y")?, member("d")?);
+        let public = EcKey::from_public_key_affine_coordinates(&group, &x, &y).map_err(material)?;
+        let key =
+            EcKey::from_private_components(&group, &d, public.public_key()).map_err(material)?;
+        // `EC_KEY_check_key`: the point is on the curve and is `d` times the generator.
+        key.check_key().map_err(material)?;
+        Ok(Self {
+            key,
+            kid: jwk.key_id().map(str::to_owned),
+        })
+    }
+}
+
+impl JwsSigner for Es256Signer {
+    fn algorithm(&self) -> &dyn josekit::jws::JwsAlgorithm {
+        &ES256
+    }
+
+    fn key_id(&self) -> Option<&str> {
+        self.kid.as_deref()
+    }
+
+    fn signature_len(&self) -> usize {
+        64
+    }
+
+    fn sign(&self, message: &[u8]) -> Result<Vec<u8>, josekit::JoseError> {
+        use sha2::Digest as _;
+        let fail = |e: openssl::error::ErrorStack| josekit::JoseError::InvalidSignature(e.into());
+        let digest = sha2::Sha256::digest(message);
+        let sig = openssl::ecdsa::EcdsaSig::sign(&digest, &self.key).map_err(fail)?;
+        let mut out = sig.r().to_vec_padded(32).map_err(fail)?;
+        out.extend_from_slice(&sig.s().to_vec_padded(32).map_err(fail)?);
+        Ok(out)
+    }
+
+    fn box_clone(&self) -> Box<dyn JwsSigner> {
+        Box::new(self.clone())
+    }
 }
 
 /// The public half of a private JWK: only the members RFC 7517/7518/8037 define as public are kept.
@@ -370,5 +453,63 @@ impl JoseHeader {
             .decode(header)
             .ok()?;
         serde_json::from_slice(&json).ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn es256_jwk() -> Jwk {
+        let rec = generate(SigningAlg::Es256, 0).unwrap();
+        Jwk::from_bytes(rec.private_jwk.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn our_es256_signatures_verify_with_josekit_and_are_fresh_each_time() {
+        let jwk = es256_jwk();
+        let ours = Es256Signer::from_jwk(&jwk).unwrap();
+        let verifier = ES256.verifier_from_jwk(&jwk).unwrap();
+        assert_eq!(ours.key_id(), jwk.key_id());
+        let a = ours.sign(b"header.payload").unwrap();
+        let b = ours.sign(b"header.payload").unwrap();
+        assert_eq!((a.len(), ours.signature_len()), (64, 64));
+        assert_ne!(a, b, "ECDSA draws a fresh nonce for each signature");
+        verifier.verify(b"header.payload", &a).unwrap();
+        verifier.verify(b"header.payload", &b).unwrap();
+        assert!(verifier.verify(b"header.payloaD", &a).is_err());
+        // A whole JWT, as `sign` makes it, through josekit's decoder.
+        let mut header = JwsHeader::new();
+        header.set_token_type("at+jwt");
+        let mut payload = JwtPayload::new();
+        payload.set_subject("someone");
+        let jwt = jwt::encode_with_signer(&payload, &header, &ours).unwrap();
+        let (decoded, _) = jwt::decode_with_verifier(&jwt, &verifier).unwrap();
+        assert_eq!(decoded.subject(), Some("someone"));
+        // Never the private key in a Debug rendering.
+        let d = jwk.parameter("d").unwrap().as_str().unwrap().to_owned();
+        assert!(!format!("{ours:?}").contains(&d));
+    }
+
+    #[test]
+    fn an_es256_key_whose_private_part_does_not_match_its_public_point_is_refused() {
+        let (a, b) = (es256_jwk(), es256_jwk());
+        let with = |name: &str, value: Option<serde_json::Value>| {
+            let mut map = a.as_ref().clone();
+            match value {
+                Some(v) => map.insert(name.to_owned(), v),
+                None => map.remove(name),
+            };
+            Jwk::from_map(map).unwrap()
+        };
+        let mixed = with("d", b.parameter("d").cloned());
+        assert!(matches!(
+            Es256Signer::from_jwk(&mixed),
+            Err(KeyError::Material(_))
+        ));
+        assert!(Es256Signer::from_jwk(&with("d", None)).is_err());
+        // x of another key: not a point on the curve with this y.
+        assert!(Es256Signer::from_jwk(&with("x", b.parameter("x").cloned())).is_err());
+        assert!(Es256Signer::from_jwk(&a).is_ok());
     }
 }

@@ -800,12 +800,18 @@ impl Store for EmbeddedStore {
     ) -> Result<bool, StoreError> {
         let grant = grant.clone();
         let key = format!("grant:{}", grant.grant_id);
+        /// Just what the compare-and-swap reads of the stored grant (serde skips the rest without allocating).
+        #[derive(serde::Deserialize)]
+        struct Stored {
+            refresh: Option<Generation>,
+        }
+        #[derive(serde::Deserialize)]
+        struct Generation {
+            generation: u64,
+        }
         self.write(move |w| {
-            let current = w.get::<GrantRecord>(&key)?;
-            let at = current
-                .as_ref()
-                .and_then(|g| g.refresh.as_ref())
-                .map(|c| c.generation);
+            let current = w.get::<Stored>(&key)?;
+            let at = current.and_then(|g| g.refresh).map(|c| c.generation);
             if at != Some(expected_generation) {
                 return Ok(false);
             }
