@@ -35,8 +35,10 @@
 //! `auth_request` answer and keeps the connection only when the answer has no body, which the gate's 401 and 403
 //! (JSON) otherwise have; the gate reads the guarded request's method from `X-Original-Method`, not from its
 //! own. The `upstream` sits beside the `server` blocks in the `http {}` context the snippet is included in; it
-//! is named after the snippet's hosts, so that snippets for other hosts can sit beside it. Caddy and Traefik
-//! need nothing: Caddy's `forward_auth` is a `reverse_proxy` whose HTTP transport keeps connections alive by
+//! is named after the snippet's hosts, so that snippets for other hosts can sit beside it. The MCP server gets
+//! an `upstream` with `keepalive` for the same reason; its `keepalive_timeout` (4 s) stays below the idle timeout
+//! common MCP servers keep (Node.js and uvicorn: 5 s), because nginx does not retry a `POST` sent on a
+//! connection the server closed meanwhile. Caddy and Traefik need nothing: Caddy's `forward_auth` is a `reverse_proxy` whose HTTP transport keeps connections alive by
 //! default (up to 32 idle per upstream host, for 2 minutes), and Traefik's `forwardAuth` calls the gate through
 //! a Go `http.Client` on Go's default transport, which keeps connections alive too (though it keeps only 2 idle
 //! per host, so under concurrency some are closed and reopened; `forwardAuth` has no setting for it). Both retry
@@ -250,11 +252,12 @@ pub fn render(s: &Snippet) -> Result<String, SnippetError> {
     let sites = sites(&s.mcp_urls)?;
     let auth_url = origin("auth-url", &s.auth_url)?;
     let auth = origin_string(&auth_url);
-    let upstream = origin_string(&origin("upstream", &s.upstream)?);
+    let upstream_url = origin("upstream", &s.upstream)?;
+    let upstream = origin_string(&upstream_url);
     let headers = identity_headers();
     let mut out = format!("# {}\n", command_line(s));
     match s.proxy {
-        Proxy::Nginx => nginx(&mut out, &sites, &auth_url, &upstream, s.bind, &headers),
+        Proxy::Nginx => nginx(&mut out, &sites, &auth_url, &upstream_url, s.bind, &headers),
         Proxy::Caddy => caddy(&mut out, &sites, &auth, &upstream, s.bind, &headers),
         Proxy::Traefik => traefik(&mut out, &sites, &auth, &upstream, &headers),
     }
@@ -298,6 +301,12 @@ pub fn alias_spellings(header: &str) -> Vec<String> {
     spellings
 }
 
+/// The name of the MCP server's `upstream` in an nginx snippet, after the snippet's hosts like the gate's.
+fn nginx_mcp_upstream(sites: &[Site]) -> String {
+    let hosts: Vec<String> = sites.iter().map(Site::authority).collect();
+    format!("forwardauth-mcp-{}", slug(&hosts.join(" ")))
+}
+
 /// The name of the gate's `upstream` in an nginx snippet: after the snippet's hosts, so that the snippets of
 /// other hosts, included in the same `http {}` block, declare their own.
 fn nginx_gate_upstream(sites: &[Site]) -> String {
@@ -305,11 +314,21 @@ fn nginx_gate_upstream(sites: &[Site]) -> String {
     format!("forwardauth-gate-{}", slug(&hosts.join(" ")))
 }
 
+/// `host:port` of a URL for an nginx `server` line: the host as `Url` writes it (IPv6 in brackets), the port
+/// spelled out.
+fn nginx_server(url: &Url) -> String {
+    format!(
+        "{}:{}",
+        url.host_str().unwrap_or_default(),
+        url.port_or_known_default().unwrap_or(80)
+    )
+}
+
 fn nginx(
     out: &mut String,
     sites: &[Site],
     auth_url: &Url,
-    upstream: &str,
+    upstream_url: &Url,
     bind: Option<IpAddr>,
     headers: &[String],
 ) {
@@ -319,12 +338,7 @@ fn nginx(
     let auth_authority = auth
         .trim_start_matches(&format!("{auth_scheme}://"))
         .to_owned();
-    // The host as `Url` writes it (IPv6 in brackets), with the port spelled out.
-    let auth_server = format!(
-        "{}:{}",
-        auth_url.host_str().unwrap_or_default(),
-        auth_url.port_or_known_default().unwrap_or(80)
-    );
+    let auth_server = nginx_server(auth_url);
     out.push_str(concat!(
         "# nginx with ngx_http_auth_request_module (Debian: nginx-light or nginx-full). Put this in the http {} block,\n",
         "# e.g. as /etc/nginx/conf.d/mcp.conf. Keep nginx's defaults underscores_in_headers off and\n",
@@ -349,6 +363,33 @@ fn nginx(
         gate = gate,
         server = auth_server,
     );
+    let mcp = nginx_mcp_upstream(sites);
+    let _ = write!(
+        out,
+        concat!(
+            "\n# The MCP server, over connections kept open too: without `keepalive` nginx opens a connection for every\n",
+            "# request it passes on. keepalive_timeout must stay below the MCP server's own idle timeout (Node.js and\n",
+            "# uvicorn: 5 s; lower it for a server that closes idle connections sooner): nginx does not retry a POST\n",
+            "# sent on a connection the server closed in the meantime.\n",
+            "upstream {mcp} {{\n",
+            "    server {server};\n",
+            "    keepalive 32;\n",
+            "    keepalive_timeout 4s;\n",
+            "}}\n",
+        ),
+        mcp = mcp,
+        server = nginx_server(upstream_url),
+    );
+    let upstream = format!("{}://{mcp}", upstream_url.scheme());
+    // Through an `upstream`, nginx would name the TLS peer after the upstream block: name it after the host.
+    let upstream_tls = if upstream_url.scheme() == "https" {
+        format!(
+            "        proxy_ssl_name {};\n",
+            upstream_url.host_str().unwrap_or_default()
+        )
+    } else {
+        String::new()
+    };
     let to_auth = format!(
         "        proxy_pass {auth};\n        proxy_set_header Host $http_host;\n        proxy_set_header X-Forwarded-Proto $scheme;\n        proxy_set_header X-Forwarded-Host $http_host;\n        proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;\n"
     );
@@ -467,6 +508,7 @@ fn nginx(
                 "        proxy_cache off;\n",
                 "        proxy_read_timeout 1h;\n",
                 "        proxy_send_timeout 1h;\n",
+                "{upstream_tls}",
                 "        proxy_pass {upstream};\n",
                 "    }}\n",
                 "\n",
@@ -505,6 +547,7 @@ fn nginx(
                 "}}\n",
             ),
             upstream = upstream,
+            upstream_tls = upstream_tls,
             auth_scheme = auth_scheme,
             gate = gate,
             auth_authority = auth_authority,
@@ -823,7 +866,7 @@ mod tests {
             "        proxy_set_header X-User-Email $forwardauth_x_user_email;",
             "        proxy_set_header Authorization \"\";",
             "        proxy_buffering off;",
-            "        proxy_pass http://mcp-server:3001;",
+            "        proxy_pass http://forwardauth-mcp-mcp-example-com;",
             "        proxy_pass http://forwardauth-gate-mcp-example-com/verify;",
             "        error_page 403 = @forwardauth_403;",
             "        add_header WWW-Authenticate $forwardauth_www_authenticate always;",
@@ -895,8 +938,23 @@ mod tests {
         }
     }
 
+    /// An MCP server over TLS: the port defaults to 443, and nginx names the TLS peer after the host, not after
+    /// the `upstream` block.
+    #[test]
+    fn nginx_reaches_an_https_mcp_server_by_its_host_name() {
+        let mut s = snippet(Proxy::Nginx, &["https://mcp.example.com/mcp"]);
+        s.upstream = "https://mcp.internal".into();
+        let text = render(&s).unwrap();
+        assert!(text.contains(
+            "upstream forwardauth-mcp-mcp-example-com {\n    server mcp.internal:443;\n"
+        ));
+        assert!(text.contains(
+            "        proxy_ssl_name mcp.internal;\n        proxy_pass https://forwardauth-mcp-mcp-example-com;\n"
+        ), "{text}");
+    }
+
     /// nginx opens a connection per request to a `proxy_pass` address: the gate, called on every request, is an
-    /// `upstream` with `keepalive`, reached over HTTP/1.1 without `Connection: close`.
+    /// `upstream` with `keepalive`, reached over HTTP/1.1 without `Connection: close`; so is the MCP server.
     #[test]
     fn nginx_keeps_its_connections_to_the_gate_open() {
         let text = render(&snippet(
@@ -917,10 +975,27 @@ mod tests {
         );
         assert_eq!(text.matches(upstream).count(), 1, "{text}");
         assert!(text.find(upstream) < text.find("\nserver {"));
+        // The MCP server too, once for all the snippet's server blocks.
+        let mcp = concat!(
+            "upstream forwardauth-mcp-mcp-example-com-other-example-com-8443 {\n",
+            "    server mcp-server:3001;\n",
+            "    keepalive 32;\n",
+            "    keepalive_timeout 4s;\n",
+            "}\n",
+        );
+        assert_eq!(text.matches(mcp).count(), 1, "{text}");
+        assert!(text.find(mcp) < text.find("\nserver {"));
         assert_eq!(
             text.lines().filter(|l| l.starts_with("upstream ")).count(),
-            1
+            2
         );
+        assert_eq!(
+            text.matches("        proxy_pass http://forwardauth-mcp-mcp-example-com-other-example-com-8443;\n")
+                .count(),
+            2,
+            "one per server block"
+        );
+        assert!(!text.contains("proxy_ssl_name"), "a plain-HTTP MCP server");
         let verify: Vec<&str> = text
             .split("    location = /_forwardauth/verify {\n")
             .skip(1)
