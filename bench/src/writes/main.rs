@@ -3,7 +3,8 @@
 //! ```text
 //! cargo run -p bench --release --bin bench-writes -- [--scenario all|register|refresh|growth|mixed|start]...
 //!     [--seconds 10] [--connections 32] [--threads 2] [--grants 100] [--refreshes 100000]
-//!     [--mixed-seconds 60] [--warmup-seconds 10] [--clients 1000000] [--starts 3] [--idle-seconds 5]
+//!     [--mixed-seconds 60] [--warmup-seconds 10] [--access-ttl 60] [--clients 1000000] [--starts 3]
+//!     [--idle-seconds 5]
 //!     [--profile release|debug]
 //! ```
 //!
@@ -22,6 +23,9 @@
 //!   grant and per refresh.
 //! * `mixed`: register, authorize (to a code), code exchange, refresh and revoke at once under `wrk` for
 //!   `--mixed-seconds`, the service's RSS sampled every second: peak, and the spread after `--warmup-seconds`.
+//!   Access tokens live `--access-ttl` seconds: a revoked grant's tokens stay in the revocation set until they
+//!   expire, so that set (and the RSS) only settles one access-token lifetime into the load; with the default
+//!   hour, a ten-minute run would measure the set filling, not a steady state.
 //! * `start`: `--clients` registered clients written straight into a store through `Store::insert_client`
 //!   (many at once), then the service started `--starts` times on it: time to the first `/health` answer, and
 //!   RSS and CPU `--idle-seconds` later.
@@ -62,6 +66,7 @@ struct Options {
     refreshes: u64,
     mixed_seconds: u64,
     warmup_seconds: u64,
+    access_ttl: u64,
     clients: u64,
     starts: u32,
     idle_seconds: u64,
@@ -78,6 +83,7 @@ fn options() -> Result<Options, Error> {
         refreshes: 100_000,
         mixed_seconds: 60,
         warmup_seconds: 10,
+        access_ttl: 60,
         clients: 1_000_000,
         starts: 3,
         idle_seconds: 5,
@@ -101,6 +107,7 @@ fn options() -> Result<Options, Error> {
             "--refreshes" => o.refreshes = value.parse()?,
             "--mixed-seconds" => o.mixed_seconds = value.parse()?,
             "--warmup-seconds" => o.warmup_seconds = value.parse()?,
+            "--access-ttl" => o.access_ttl = value.parse()?,
             "--clients" => o.clients = value.parse()?,
             "--starts" => o.starts = value.parse()?,
             "--idle-seconds" => o.idle_seconds = value.parse()?,

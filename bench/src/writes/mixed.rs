@@ -31,6 +31,15 @@ fn tally(output: &str, prefix: &str) -> Vec<(String, u64)> {
 
 pub fn mixed(b: &Bench) -> Result<(), Error> {
     let ws = b.workspace("mixed")?;
+    bench::write_config(
+        &ws.dir,
+        &ws.base,
+        &format!(
+            "{}[tokens]\naccess_token_ttl_secs = {}\n",
+            crate::OPEN,
+            b.o.access_ttl
+        ),
+    )?;
     let resource = ws.resource();
     let (client_id, cookie) = b.runtime.block_on(async {
         let (auth, _store) = engine(&ws.dir, &ws.base).await?;
@@ -88,8 +97,8 @@ pub fn mixed(b: &Bench) -> Result<(), Error> {
     let answers = tally(&run.output, "answer ");
     let sent: u64 = ops.iter().map(|(_, n)| n).sum();
     println!(
-        "mixed: register, authorize, code exchange, refresh, revoke at once for {} s, {} connections",
-        b.o.mixed_seconds, b.o.connections
+        "mixed: register, authorize, code exchange, refresh, revoke at once for {} s, {} connections, access tokens live {} s",
+        b.o.mixed_seconds, b.o.connections, b.o.access_ttl
     );
     println!(
         "  {}; server CPU {:.3} ms per request",

@@ -100,16 +100,14 @@ impl AuthServer {
     /// # Errors
     /// Store failures.
     pub async fn revoke_grant(&self, grant_id: &str) -> Result<(), Error> {
-        // The entry outlives every token of the grant, refresh tokens included: a refresh racing this revocation
-        // may write the grant back, and must still find it revoked for as long as the grant could live.
-        let lifetime = self
-            .config
-            .access_token_ttl
-            .max(self.config.refresh_token_ttl);
+        // The entry outlives every access token of the grant (they carry its id as `sid`), and no longer: every
+        // instance keeps it in memory, so it must not stay for the refresh token's lifetime (30 days by default).
+        // The refresh tokens die with the record deleted below; a refresh racing this revocation cannot write the
+        // grant back, because `Store::rotate_grant` swaps only a grant that is still there.
         let expires_at = self
             .clock
             .unix()
-            .saturating_add(lifetime.as_secs())
+            .saturating_add(self.config.access_token_ttl.as_secs())
             .saturating_add(self.config.leeway.as_secs());
         self.add_revocation(Revocation {
             kind: RevokedKind::Grant,

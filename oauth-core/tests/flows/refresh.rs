@@ -479,14 +479,19 @@ async fn a_policy_that_no_longer_admits_the_user_ends_the_grant_at_the_next_refr
     );
 }
 
+/// A refresh that read the grant just before a revocation deleted it cannot write it back: the store swaps only a
+/// grant that is still there. So the revocation entry (held in memory by every instance) need only outlive the
+/// grant's access tokens, and then leaves.
 #[tokio::test]
-async fn a_revoked_grant_stays_revoked_for_the_refresh_token_lifetime_even_if_written_back() {
+async fn a_refresh_racing_a_revocation_cannot_write_the_grant_back_and_the_entry_lasts_as_long_as_access_tokens()
+ {
     let h = harness().await;
     let c = public_client(&h).await;
     let t0 = tokens(&h, &c.client_id, &for_resource()).await;
     let rt = t0.refresh_token.clone().unwrap();
     let grant_id = rt.split('.').next().unwrap();
-    let grant = h.store.grant(grant_id).await.unwrap().unwrap();
+    let read_before = h.store.grant(grant_id).await.unwrap().unwrap();
+    let generation = read_before.refresh.as_ref().unwrap().generation;
     h.server
         .revoke(
             None,
@@ -494,13 +499,32 @@ async fn a_revoked_grant_stays_revoked_for_the_refresh_token_lifetime_even_if_wr
         )
         .await
         .unwrap();
-    // A refresh racing the revocation writes the grant back (simulated): it must still count as revoked, long after
-    // every access token of it has expired.
-    h.store
-        .put_grant(&grant, Duration::from_secs(30 * 24 * 3600))
+    // The racing refresh's write: the next generation, swapped against the one it read.
+    let mut rotated = read_before.clone();
+    rotated.refresh.as_mut().unwrap().generation = generation + 1;
+    assert!(
+        !h.store
+            .rotate_grant(&rotated, generation, Duration::from_secs(30 * 24 * 3600))
+            .await
+            .unwrap(),
+        "a revoked grant cannot be rotated back"
+    );
+    assert_eq!(h.store.grant(grant_id).await.unwrap(), None);
+    assert_eq!(h.store.revocations_since(0).await.unwrap().len(), 1);
+    let e = h
+        .server
+        .token(None, refresh_request(&c.client_id, &rt, ""))
         .await
-        .unwrap();
-    h.clock.advance(Duration::from_secs(7 * 24 * 3600));
+        .unwrap_err();
+    assert_eq!(wire_of(&e).1["error"], "invalid_grant");
+    // One access-token lifetime (and the leeway) later, the entry is gone, and the refresh token still dead.
+    let config = oauth_core::testing::config();
+    h.clock
+        .advance(config.access_token_ttl + config.leeway + Duration::from_secs(1));
+    assert!(
+        h.store.revocations_since(0).await.unwrap().is_empty(),
+        "the revocation entry expired with the grant's last access token"
+    );
     let peer = restarted(&h, oauth_core::testing::config(), vec![]).await;
     let e = peer
         .server
