@@ -144,6 +144,23 @@ pub fn mixed(b: &Bench) -> Result<(), Error> {
         100.0 * (high as f64 - mean) / mean.max(1.0),
         mean / 1024.0
     );
+    // A dip (memory handed back) widens the spread as much as growth would: the percentiles show which it is.
+    let mut sorted = settled.to_vec();
+    sorted.sort_unstable();
+    let pct = |p: usize| {
+        sorted
+            .get((sorted.len().saturating_sub(1)) * p / 100)
+            .copied()
+            .unwrap_or(0)
+    };
+    let below = settled.iter().filter(|k| (**k as f64) < 0.9 * mean).count();
+    let above = settled.iter().filter(|k| (**k as f64) > 1.1 * mean).count();
+    println!(
+        "  RSS after the warm-up: 1st percentile {:.1} MiB, median {:.1}, 99th {:.1}; {below} samples below -10%, {above} above +10%",
+        mib(pct(1)),
+        mib(pct(50)),
+        mib(pct(99)),
+    );
     let every = (samples.len() / 12).max(1);
     println!(
         "  RSS every {every} s (MiB): {}; store {:.1} MiB at the end",
