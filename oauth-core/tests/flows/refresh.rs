@@ -104,7 +104,7 @@ async fn reuse_after_the_grace_window_revokes_the_whole_family() {
 }
 
 #[tokio::test]
-async fn a_retry_within_the_grace_window_gets_the_same_pair() {
+async fn a_retry_within_the_grace_window_gets_the_same_refresh_token_and_a_fresh_access_token() {
     let h = harness().await;
     let c = public_client(&h).await;
     let r0 = tokens(&h, &c.client_id, &for_resource())
@@ -125,6 +125,10 @@ async fn a_retry_within_the_grace_window_gets_the_same_pair() {
     assert_eq!(
         retry.refresh_token, first.refresh_token,
         "the same new refresh token"
+    );
+    assert_ne!(
+        retry.access_token, first.access_token,
+        "a freshly signed access token (the first one is not kept anywhere)"
     );
     assert_eq!(
         (&retry.scope, retry.expires_in),
