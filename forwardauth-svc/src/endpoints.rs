@@ -194,6 +194,15 @@ pub const ENDPOINTS: &[Endpoint] = &[
         what: "consent form",
     },
     Endpoint {
+        path: "/logout",
+        pattern: "/logout",
+        methods: Methods::Only(&[(Method::POST, || web::route().to(authorize::logout))]),
+        cors: false,
+        on_mcp_host: true,
+        limit: Some(Limited::Login),
+        what: "ends the browser's sign-in session (the form carries its CSRF token)",
+    },
+    Endpoint {
         path: "/token",
         pattern: "/token",
         methods: Methods::Only(&[(Method::POST, || web::route().to(token::token))]),
@@ -264,7 +273,6 @@ pub fn limit_key(limit: Limited) -> &'static str {
         Limited::Callback => "`callback`",
         Limited::Token => "`token`",
         Limited::Register => "`register`",
-        _ => "",
     }
 }
 

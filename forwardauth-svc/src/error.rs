@@ -6,8 +6,8 @@
 //! | `invalid_token` at `/register…` | 401 | `WWW-Authenticate: Bearer error="invalid_token"` (RFC 6750 §3.1); JSON |
 //! | any other OAuth error | its status | JSON `{error, error_description}` |
 //! | store / keys / upstream failure | 500 or 503 | `server_error` / `temporarily_unavailable`, generic text; the cause is logged |
-//! | a page error (authorization UI) | its status | the rendered HTML page |
-//! | over a rate limit, banned, or too busy | 429 or 503 | `Retry-After`; JSON `temporarily_unavailable` at the OAuth endpoints, a page in the authorization UI |
+//! | an error page of the authorization UI ([`oauth_core::ErrorPage`]) | its status | the rendered HTML page; `Retry-After` when it says when to retry (429 over a limit or banned, 503 too busy) |
+//! | over a rate limit at an OAuth endpoint | 429 | `Retry-After`; JSON `temporarily_unavailable` |
 //!
 //! Every JSON error carries `Cache-Control: no-store`. The `/verify` gate never errors through here: its 401 and
 //! 403 are outcomes, shaped by its handler.
@@ -15,7 +15,7 @@
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
-use oauth_core::{Error, ErrorCode, OAuthError};
+use oauth_core::{Error, ErrorCode, ErrorPage, OAuthError};
 
 /// How long a "retry later" answer (429, 503) is held before it is sent. A client over its limit that retries at
 /// once would otherwise cost about as much per refusal as a `/verify`: 64 connections retrying back to back took
@@ -45,33 +45,16 @@ pub enum ApiError {
         /// The challenge for a 401.
         challenge: Challenge,
     },
-    /// A rendered HTML page (authorization UI).
-    #[error("page {status}")]
-    Page {
-        /// Status.
-        status: StatusCode,
-        /// The page.
-        html: String,
-    },
-    /// Try again later: 429 (this client is over a limit) or 503 (the server is busy), with `Retry-After`.
-    #[error("retry after {retry_after_secs} s")]
-    RetryLater {
-        /// 429 or 503.
-        status: StatusCode,
+    /// An error page of the authorization UI, decided by the engine.
+    #[error("page {}: {}", .0.status, .0.title)]
+    Page(ErrorPage),
+    /// 429 at an OAuth endpoint: this client address is over the endpoint's rate; `temporarily_unavailable`
+    /// with `Retry-After`.
+    #[error("rate limited; retry after {retry_after_secs} s")]
+    Throttled {
         /// Seconds for `Retry-After`.
         retry_after_secs: u64,
-        /// The body: the endpoint's own format.
-        body: RetryBody,
     },
-}
-
-/// The body of a [`ApiError::RetryLater`].
-#[derive(Debug)]
-pub enum RetryBody {
-    /// An OAuth endpoint: `temporarily_unavailable` with this description.
-    Json(String),
-    /// The authorization UI: this page.
-    Page(String),
 }
 
 impl ApiError {
@@ -84,7 +67,7 @@ impl ApiError {
     pub fn with_challenge(self, challenge: Challenge) -> Self {
         match self {
             ApiError::OAuth { error, .. } => ApiError::OAuth { error, challenge },
-            page => page,
+            other => other,
         }
     }
 }
@@ -104,7 +87,8 @@ impl From<OAuthError> for ApiError {
     }
 }
 
-fn status(code: u16) -> StatusCode {
+/// The status of a numeric code from the engine (which only names valid ones; anything else is a 500).
+pub fn status(code: u16) -> StatusCode {
     StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
 }
 
@@ -123,7 +107,8 @@ impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
             ApiError::OAuth { error, .. } => status(error.to_oauth().status()),
-            ApiError::Page { status, .. } | ApiError::RetryLater { status, .. } => *status,
+            ApiError::Page(page) => status(page.status),
+            ApiError::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
         }
     }
 
@@ -149,25 +134,30 @@ impl ResponseError for ApiError {
                 }
                 res.json(visible.to_response())
             }
-            ApiError::Page { status, html } => crate::pages::html(*status, html.clone()),
-            ApiError::RetryLater {
-                status,
-                retry_after_secs,
-                body,
-            } => {
-                let mut res = match body {
-                    RetryBody::Page(html) => crate::pages::html(*status, html.clone()),
-                    RetryBody::Json(description) => HttpResponse::build(*status)
-                        .insert_header((header::CACHE_CONTROL, "no-store"))
-                        .json(
-                            OAuthError::new(ErrorCode::TemporarilyUnavailable, description.clone())
-                                .to_response(),
-                        ),
-                };
-                res.headers_mut()
-                    .insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
+            ApiError::Page(page) => {
+                let mut res = crate::pages::html(status(page.status), crate::pages::error(page));
+                if let Some(wait) = page.retry_after {
+                    res.headers_mut().insert(
+                        header::RETRY_AFTER,
+                        HeaderValue::from(oauth_core::throttle::whole_seconds(wait)),
+                    );
+                }
                 res
             }
+            ApiError::Throttled { retry_after_secs } => HttpResponse::build(
+                StatusCode::TOO_MANY_REQUESTS,
+            )
+            .insert_header((header::CACHE_CONTROL, "no-store"))
+            .insert_header((header::RETRY_AFTER, HeaderValue::from(*retry_after_secs)))
+            .json(
+                OAuthError::new(
+                    ErrorCode::TemporarilyUnavailable,
+                    format!(
+                        "too many requests from this address; retry after {retry_after_secs} s"
+                    ),
+                )
+                .to_response(),
+            ),
         }
     }
 }

@@ -9,113 +9,95 @@
 //! out with `X-Frame-Options: DENY`, `frame-ancestors 'none'` and `no-store`, so it can neither be framed
 //! (clickjacking the consent button) nor cached.
 
+use std::sync::LazyLock;
+
 use actix_web::HttpResponse;
 use actix_web::http::StatusCode;
 use actix_web::http::header;
 use minijinja::{Environment, context};
-use oauth_core::AuthorizationPrompt;
+use oauth_core::{AuthorizationPrompt, ConsentPage, ErrorPage, SignInPage};
 
 const TEMPLATES: &[(&str, &str)] = &[
     ("base.html", include_str!("../templates/base.html")),
     ("login.html", include_str!("../templates/login.html")),
     ("consent.html", include_str!("../templates/consent.html")),
     ("error.html", include_str!("../templates/error.html")),
+    (
+        "signed_out.html",
+        include_str!("../templates/signed_out.html"),
+    ),
 ];
 
 const FALLBACK: &str = "<!doctype html><title>Error</title><p>This page could not be shown.</p>";
 
-/// The page templates.
-pub struct Pages {
-    env: Environment<'static>,
-}
-
-impl Default for Pages {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl Pages {
-    /// Loads the compiled-in templates.
-    pub fn new() -> Self {
-        let mut env = Environment::new();
-        for (name, source) in TEMPLATES {
-            if let Err(e) = env.add_template(name, source) {
-                tracing::error!(template = name, error = %e, "template failed to load");
-            }
-        }
-        Pages { env }
-    }
-
-    fn render(&self, name: &str, ctx: minijinja::Value) -> String {
-        match self.env.get_template(name).and_then(|t| t.render(ctx)) {
-            Ok(html) => html,
-            Err(e) => {
-                tracing::error!(template = name, error = %e, "template failed to render");
-                FALLBACK.to_owned()
-            }
+/// The compiled-in templates, loaded once per process (they are constants; a test renders every page).
+static TEMPLATES_ENV: LazyLock<Environment<'static>> = LazyLock::new(|| {
+    let mut env = Environment::new();
+    for (name, source) in TEMPLATES {
+        if let Err(e) = env.add_template(name, source) {
+            tracing::error!(template = name, error = %e, "template failed to load");
         }
     }
+    env
+});
 
-    /// The login page for a pending authorization: a button per upstream provider (id, name) and, when local
-    /// users exist, the password form.
-    pub fn login(
-        &self,
-        prompt: &AuthorizationPrompt,
-        login: &LoginChoices,
-        csrf: &str,
-        username: &str,
-        error: Option<&str>,
-    ) -> String {
-        self.render(
-            "login.html",
-            context! {
-                client_name => client_name(prompt),
-                handle => prompt.handle,
-                csrf => csrf,
-                                username => username,
-                error => error,
-                providers => login.upstream.iter().map(|(id, name)| context! { id => id, name => name }).collect::<Vec<_>>(),
-                password_login => login.password,
-            },
-        )
-    }
-
-    /// The consent page.
-    pub fn consent(&self, prompt: &AuthorizationPrompt, csrf: &str, user: &str) -> String {
-        self.render(
-            "consent.html",
-            context! {
-                client_name => client_name(prompt),
-                client_id => prompt.client_id,
-                client_host => prompt.client_host,
-                redirect_host => prompt.redirect_host,
-                redirect_is_loopback => prompt.redirect_is_loopback,
-                scopes => prompt.scope.iter().collect::<Vec<_>>(),
-                resource => prompt.resource,
-                handle => prompt.handle,
-                csrf => csrf,
-                user => user,
-            },
-        )
-    }
-
-    /// An error page.
-    pub fn error(&self, title: &str, message: &str) -> String {
-        self.render(
-            "error.html",
-            context! { title => title, message => message },
-        )
+fn render(name: &str, ctx: minijinja::Value) -> String {
+    match TEMPLATES_ENV.get_template(name).and_then(|t| t.render(ctx)) {
+        Ok(html) => html,
+        Err(e) => {
+            tracing::error!(template = name, error = %e, "template failed to render");
+            FALLBACK.to_owned()
+        }
     }
 }
 
-/// How users can sign in.
-#[derive(Clone, Debug, Default)]
-pub struct LoginChoices {
-    /// Upstream providers as (id, display name).
-    pub upstream: Vec<(String, String)>,
-    /// Whether local users exist (show the password form).
-    pub password: bool,
+/// The sign-in page: a button per identity provider and, when local users exist, the password form.
+pub fn sign_in(page: &SignInPage) -> String {
+    render(
+        "login.html",
+        context! {
+            client_name => client_name(&page.prompt),
+            handle => page.prompt.handle,
+            csrf => page.csrf,
+            username => page.username,
+            error => page.error,
+            providers => page.providers.iter().map(|p| context! { id => p.id, name => p.name }).collect::<Vec<_>>(),
+            password_login => page.password,
+        },
+    )
+}
+
+/// The consent page.
+pub fn consent(page: &ConsentPage) -> String {
+    let prompt = &page.prompt;
+    render(
+        "consent.html",
+        context! {
+            client_name => client_name(prompt),
+            client_id => prompt.client_id,
+            client_host => prompt.client_host,
+            redirect_host => prompt.redirect_host,
+            redirect_is_loopback => prompt.redirect_is_loopback,
+            scopes => prompt.scope.iter().collect::<Vec<_>>(),
+            resource => prompt.resource,
+            handle => prompt.handle,
+            csrf => page.csrf,
+            user => page.user,
+        },
+    )
+}
+
+/// An error page.
+pub fn error(page: &ErrorPage) -> String {
+    render(
+        "error.html",
+        context! { title => page.title, message => page.message },
+    )
+}
+
+/// The page after signing out.
+pub fn signed_out() -> String {
+    render("signed_out.html", context! {})
 }
 
 fn client_name(prompt: &AuthorizationPrompt) -> &str {

@@ -20,7 +20,7 @@ use oauth_core::{Limited, Throttled};
 use tracing::Instrument as _;
 
 use crate::endpoints::{ENDPOINTS, Methods};
-use crate::error::{ApiError, RetryBody};
+use crate::error::ApiError;
 use crate::extract::names;
 use crate::handlers::verify;
 use crate::state::AppState;
@@ -115,7 +115,7 @@ async fn rate_limited(
         return next.call(req).await;
     };
     if let Err(throttled) = state.auth.throttle(limit, client) {
-        let error = throttled_error(&state, limit, throttled);
+        let error = throttled_error(limit, throttled);
         actix_web::rt::time::sleep(crate::error::REFUSAL_DELAY).await;
         return Ok(req.error_response(error));
     }
@@ -127,26 +127,13 @@ async fn rate_limited(
 }
 
 /// A 429 in the endpoint's format: a page in the authorization UI, OAuth JSON elsewhere.
-fn throttled_error(state: &AppState, limit: Limited, throttled: Throttled) -> ApiError {
-    let status = actix_web::http::StatusCode::TOO_MANY_REQUESTS;
-    let wait = crate::handlers::authorize::in_words(throttled.retry_after);
+fn throttled_error(limit: Limited, throttled: Throttled) -> ApiError {
     match limit {
         Limited::Authorize | Limited::Login | Limited::Callback => {
-            crate::handlers::authorize::retry_page(
-                state,
-                status,
-                throttled.retry_after,
-                "Too many requests",
-                &format!("Too many sign-in requests came from your network. Try again in {wait}."),
-            )
+            ApiError::Page(oauth_core::ErrorPage::throttled(throttled.retry_after))
         }
-        _ => ApiError::RetryLater {
-            status,
+        Limited::Register | Limited::Token => ApiError::Throttled {
             retry_after_secs: throttled.retry_after_secs(),
-            body: RetryBody::Json(format!(
-                "too many requests from this address; retry after {} s",
-                throttled.retry_after_secs()
-            )),
         },
     }
 }

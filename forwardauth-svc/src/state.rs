@@ -11,7 +11,6 @@ use oauth_core::{
 };
 
 use crate::config::{Config, GateConfig, ProviderConfig, StoreConfig};
-use crate::pages::{LoginChoices, Pages};
 
 /// Why the service could not start.
 #[derive(Debug, thiserror::Error)]
@@ -153,12 +152,8 @@ pub struct AppState {
     pub auth: Arc<AuthServer>,
     /// Gate settings.
     pub gate: Arc<GateConfig>,
-    /// Login, consent and error pages.
-    pub pages: Arc<Pages>,
     /// Whether cookies get `Secure` and the `__Host-` prefix (the issuer is https).
     pub secure_cookies: bool,
-    /// How users can sign in (for the login page).
-    pub login: Arc<LoginChoices>,
     /// The gate's identity header names, parsed once.
     pub identity_headers: Arc<crate::handlers::verify::IdentityHeaderNames>,
 }
@@ -173,31 +168,18 @@ impl AppState {
         Self::with_auth(config, auth)
     }
 
-    /// Builds the state around an existing engine (tests share one engine between several apps). Password logins
-    /// go to the engine's `local` provider ([`build_providers`]).
+    /// Builds the state around an existing engine (tests share one engine between several apps).
     ///
     /// # Errors
     /// None today; kept for the callers' sake.
     pub fn with_auth(config: &Config, auth: Arc<AuthServer>) -> Result<Self, StartupError> {
-        let upstream = auth
-            .providers()
-            .iter()
-            .filter(|p| p.id() != "local")
-            .map(|p| (p.id().to_owned(), p.display_name().to_owned()))
-            .collect();
-        let login = Arc::new(LoginChoices {
-            upstream,
-            password: !config.users.is_empty(),
-        });
         Ok(AppState {
-            login,
             secure_cookies: config.server.issuer.starts_with("https://"),
             auth,
             gate: Arc::new(config.gate.clone()),
             identity_headers: Arc::new(crate::handlers::verify::IdentityHeaderNames::new(
                 &config.gate.headers,
             )),
-            pages: Arc::new(Pages::new()),
         })
     }
 

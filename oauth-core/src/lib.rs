@@ -12,7 +12,7 @@
 //!  MCP client                       AuthServer                                   Store
 //!  ── POST /register ────────────▶ register()            ─ client (secret hashed) ─▶
 //!  ── GET /authorize ────────────▶ authorize()  → AuthorizationPrompt ─ pending ───▶
-//!        (login via an IdentityProvider, consent)
+//!        (browser(): sign-in via an IdentityProvider, consent; each step → a Step the adapter renders)
 //!                                  approve(handle, identity) → redirect with code ─ code (hashed) ─▶
 //!  ── POST /token (code+PKCE) ───▶ token()      → access JWT + refresh token ─ grant, refresh (hashed) ─▶
 //!  ── POST /token (refresh) ─────▶ token()      → rotated pair (CAS) ──────────────▶
@@ -69,6 +69,10 @@ pub use config::{
 };
 pub use error::{AuthorizeError, Error, ErrorCode, OAuthError, Result};
 pub use flow::authorize::AuthorizationPrompt;
+pub use flow::browser::{
+    Browser, ConsentPage, ErrorPage, FORM_LIMIT, Outcome, ProviderChoice, SessionCookie,
+    SignInPage, Step,
+};
 pub use flow::collect::CollectedClients;
 pub use flow::gate::{GateInput, GateOutcome, GateRefusal, GateVerdict, Preflight, RefusalReason};
 pub use flow::login::LoginError;
@@ -85,5 +89,5 @@ pub use store::{RedisConfig, RedisStore};
 pub use throttle::{ClientKey, Limited, RateLimits, Throttled};
 pub use types::{Identity, ScopeSet, Secret, TokenHash, UpstreamSession};
 pub use upstream::{
-    Credentials, IdentityProvider, LocalUser, LocalUsers, Login, LoginStart, UpstreamError,
+    Credentials, IdentityProvider, LocalUser, LocalUsers, Login, LoginStart, SignIn, UpstreamError,
 };

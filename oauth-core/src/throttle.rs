@@ -33,7 +33,6 @@ use crate::clock::Clock;
 
 /// An endpoint with a rate limit.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[non_exhaustive]
 pub enum Limited {
     /// `GET /authorize` (each starts a pending authorization and a session).
     Authorize,

@@ -1,5 +1,6 @@
 //! The authorization UI over HTTP: error pages vs redirects, login, CSRF, consent, cookies, page headers.
 
+use actix_web::http::header;
 use actix_web::test;
 use serde_json::json;
 
@@ -308,4 +309,56 @@ async fn several_providers_show_a_chooser_with_the_password_form() {
         .status,
         400
     );
+}
+
+#[actix_web::test]
+async fn logout_clears_the_cookie_ends_the_session_and_refuses_a_forged_form() {
+    let (app, _) = app().await;
+    let client = register(&app, json!({})).await;
+    let client_id = client["client_id"].as_str().unwrap();
+    let (login, _) = log_in(&app, &authorize_uri(client_id, ""), "alice").await;
+    assert_eq!(login.status, 200, "{}", login.text());
+    let cookie = session_cookie(&login);
+    let csrf = field(&login.text(), "csrf");
+
+    let forged = call(
+        &app,
+        form_post("/logout", "csrf=forged").insert_header((header::COOKIE, cookie.clone())),
+    )
+    .await;
+    assert_eq!(forged.status, 403);
+    assert!(
+        forged.cookies().is_empty(),
+        "a refused form changes no cookie"
+    );
+
+    let out = call(
+        &app,
+        form_post("/logout", &format!("csrf={}", enc(&csrf)))
+            .insert_header((header::COOKIE, cookie.clone())),
+    )
+    .await;
+    assert_eq!(out.status, 200);
+    assert!(out.page().contains("Signed out"));
+    let cleared = out
+        .cookies()
+        .into_iter()
+        .find(|c| c.contains("fa_session="))
+        .unwrap();
+    assert!(cleared.contains("Max-Age=0"), "{cleared}");
+
+    // The old cookie no longer signs anyone in: the next authorization shows the sign-in page and a new cookie.
+    let again = call(
+        &app,
+        test::TestRequest::get()
+            .uri(&authorize_uri(client_id, ""))
+            .insert_header((header::COOKIE, cookie.clone())),
+    )
+    .await;
+    assert_eq!(again.status, 200);
+    assert!(
+        again.page().contains("name=\"password\""),
+        "the sign-in page again"
+    );
+    assert_ne!(session_cookie(&again), cookie);
 }

@@ -2,6 +2,7 @@
 //! Each adds its `AuthServer` methods in an `impl` block of its own.
 
 pub(crate) mod authorize;
+pub(crate) mod browser;
 pub(crate) mod client;
 pub(crate) mod collect;
 pub(crate) mod gate;

@@ -14,7 +14,9 @@ use argon2::password_hash::{PasswordHash, PasswordHasher as _, SaltString};
 use async_trait::async_trait;
 
 use super::password::{PasswordCheckLimits, PasswordChecker};
-use super::{Credentials, IdentityProvider, Login, LoginStart, UpstreamError, UpstreamRequest};
+use super::{
+    Credentials, IdentityProvider, Login, LoginStart, SignIn, UpstreamError, UpstreamRequest,
+};
 use crate::types::{Identity, UpstreamSession};
 
 /// One local user.
@@ -187,6 +189,14 @@ impl IdentityProvider for LocalUsers {
 
     fn display_name(&self) -> &str {
         "Local account"
+    }
+
+    fn sign_in(&self) -> SignIn {
+        if self.users.is_empty() {
+            SignIn::Hidden
+        } else {
+            SignIn::PasswordForm
+        }
     }
 
     async fn start(&self, _request: &UpstreamRequest) -> Result<LoginStart, UpstreamError> {

@@ -88,6 +88,17 @@ pub enum LoginStart {
     Redirect(url::Url),
 }
 
+/// How the sign-in page offers a provider ([`IdentityProvider::sign_in`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SignIn {
+    /// A button that sends the user to the provider.
+    Button,
+    /// The username and password form.
+    PasswordForm,
+    /// Not offered (a password provider with no accounts).
+    Hidden,
+}
+
 /// What the upstream needs to bind a login to one pending authorization.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -141,6 +152,11 @@ pub trait IdentityProvider: Send + Sync + 'static {
     fn id(&self) -> &str;
     /// A name to show on a chooser page.
     fn display_name(&self) -> &str;
+    /// How the sign-in page offers this provider: a button (the default, for providers that redirect), the
+    /// password form, or not at all.
+    fn sign_in(&self) -> SignIn {
+        SignIn::Button
+    }
     /// How a login with this provider starts.
     ///
     /// # Errors

@@ -14,6 +14,7 @@ mod common;
 mod gate;
 
 mod authorize;
+mod browser;
 #[cfg(feature = "cimd")]
 mod cimd;
 mod code_pkce;

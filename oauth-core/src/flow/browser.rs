@@ -1,0 +1,649 @@
+//! The browser side of an authorization, one call per step: open the request, sign in with a password, choose
+//! an identity provider, come back from it, consent, sign out.
+//!
+//! # Why in the core
+//! Which page comes next is protocol, not HTTP: after `GET /authorize` a signed-in user whose consent is
+//! remembered goes straight back to the client, a user the access policy refuses gets a 403 page before any
+//! consent page (approving spends the request), a server with a single upstream provider and no local accounts
+//! sends the browser straight there, and a wrong password shows the form again with a 401. Written in an adapter,
+//! each framework would decide this again, and differently. Here every step returns a [`Step`]: what to show
+//! ([`Outcome`]: the sign-in page, the consent page, a redirect, an error page) and what to do with the session
+//! cookie ([`SessionCookie`]). An adapter reads the cookie and the raw query or form, makes one call, and renders
+//! the outcome; the access policy is checked in one place ([`AuthServer::approve_with`]).
+//!
+//! # Inputs
+//! Steps take the query string or form body as sent (`application/x-www-form-urlencoded`), parsed here by
+//! [`wire::parse_form`](crate::wire::parse_form), so that every adapter refuses the same malformed input with the
+//! same page. Adapters cap form bodies at [`FORM_LIMIT`] bytes and answer [`ErrorPage::form_too_large`] beyond.
+//!
+//! # Forms and sessions
+//! Every form carries the pending authorization's single-use handle and the session's CSRF token, compared in
+//! constant time. POST steps never create a session: a form must follow a page that set the cookie. A sign-in
+//! replaces the session (new id, new CSRF token), so a session id fixed before the sign-in is worthless after.
+
+use std::borrow::Cow;
+use std::net::IpAddr;
+use std::time::Duration;
+
+use serde::Deserialize;
+use url::Url;
+
+use crate::error::{AuthorizeError, Error, OAuthError};
+use crate::flow::authorize::AuthorizationPrompt;
+use crate::flow::login::LoginError;
+use crate::flow::session::BrowserSession;
+use crate::flow::upstream::UpstreamCallback;
+use crate::server::AuthServer;
+use crate::upstream::SignIn;
+use crate::wire::{self, AuthorizationRequest};
+
+/// The largest form body a step accepts; an adapter refuses a larger one with [`ErrorPage::form_too_large`].
+pub const FORM_LIMIT: usize = 16 * 1024;
+
+/// The result of one step: what to show, and what to do with the session cookie.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Step {
+    /// What the browser gets.
+    pub outcome: Outcome,
+    /// What to do with the session cookie.
+    pub cookie: SessionCookie,
+}
+
+/// What the browser gets from a step.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The sign-in page: the password form, a button per identity provider, or both.
+    SignIn(SignInPage),
+    /// The consent page.
+    Consent(ConsentPage),
+    /// Send the browser here (302, `Cache-Control: no-store`): back to the client with a code or an error, or on
+    /// to an identity provider.
+    Redirect(Url),
+    /// The session ended; say so (200).
+    SignedOut,
+    /// An error page with its status.
+    Error(ErrorPage),
+}
+
+/// What to do with the session cookie.
+#[derive(Clone, PartialEq, Eq)]
+pub enum SessionCookie {
+    /// Leave it as it is.
+    Keep,
+    /// Set it (`HttpOnly`, `SameSite=Lax`, `Path=/`, `Secure` on https) to `value` for `max_age`.
+    Set {
+        /// The session id (secret).
+        value: String,
+        /// The cookie's lifetime.
+        max_age: Duration,
+    },
+    /// Remove it.
+    Clear,
+}
+
+impl std::fmt::Debug for SessionCookie {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SessionCookie::Keep => f.write_str("Keep"),
+            SessionCookie::Set { max_age, .. } => f
+                .debug_struct("Set")
+                .field("value", &"<redacted>")
+                .field("max_age", max_age)
+                .finish(),
+            SessionCookie::Clear => f.write_str("Clear"),
+        }
+    }
+}
+
+/// An identity provider offered on the sign-in page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProviderChoice {
+    /// Its id, sent back in the provider form.
+    pub id: String,
+    /// Its name, for the button.
+    pub name: String,
+}
+
+/// Everything the sign-in page shows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignInPage {
+    /// The pending authorization (the form carries its handle).
+    pub prompt: AuthorizationPrompt,
+    /// The session's CSRF token, for every form on the page.
+    pub csrf: String,
+    /// Whether to show the username and password form.
+    pub password: bool,
+    /// The identity providers to offer, in configuration order.
+    pub providers: Vec<ProviderChoice>,
+    /// The username to fill in again after a failed attempt.
+    pub username: String,
+    /// Set after a failed attempt: the message to show; the page then goes out with 401.
+    pub error: Option<&'static str>,
+}
+
+impl SignInPage {
+    /// 401 after a failed attempt, else 200.
+    pub fn status(&self) -> u16 {
+        if self.error.is_some() { 401 } else { 200 }
+    }
+}
+
+/// Everything the consent page shows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsentPage {
+    /// The pending authorization: client, redirect host, scope, resource, handle.
+    pub prompt: AuthorizationPrompt,
+    /// The session's CSRF token.
+    pub csrf: String,
+    /// Who is signed in, as a name to show.
+    pub user: String,
+}
+
+/// An error page: status, title and message, and for a "try again later" page how long to wait.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ErrorPage {
+    /// The HTTP status.
+    pub status: u16,
+    /// The page's title.
+    pub title: Cow<'static, str>,
+    /// What happened, for the user.
+    pub message: String,
+    /// For 429 and 503: when to try again (`Retry-After`). An adapter should hold such an answer briefly before
+    /// sending it, so that a client retrying at once costs a timer rather than CPU.
+    pub retry_after: Option<Duration>,
+}
+
+impl ErrorPage {
+    fn new(status: u16, title: &'static str, message: impl Into<String>) -> Self {
+        ErrorPage {
+            status,
+            title: Cow::Borrowed(title),
+            message: message.into(),
+            retry_after: None,
+        }
+    }
+
+    fn retry(status: u16, title: &'static str, message: String, retry_after: Duration) -> Self {
+        ErrorPage {
+            retry_after: Some(retry_after),
+            ..ErrorPage::new(status, title, message)
+        }
+    }
+
+    /// 400 for a form body over [`FORM_LIMIT`].
+    pub fn form_too_large() -> Self {
+        ErrorPage::new(400, "Invalid form", "The form is too large.")
+    }
+
+    /// 429 for a client address over the sign-in endpoints' rate ([`crate::RateLimits`]).
+    pub fn throttled(retry_after: Duration) -> Self {
+        ErrorPage::retry(
+            429,
+            "Too many requests",
+            format!(
+                "Too many sign-in requests came from your network. Try again in {}.",
+                in_words(retry_after)
+            ),
+            retry_after,
+        )
+    }
+
+    fn invalid_form(e: &OAuthError) -> Self {
+        ErrorPage::new(400, "Invalid form", e.description.clone())
+    }
+
+    fn expired() -> Self {
+        ErrorPage::new(
+            400,
+            "This sign-in has expired",
+            "The authorization request has expired or was already completed.",
+        )
+    }
+
+    /// A generic page for an internal failure; the cause is logged, never shown.
+    fn internal(e: &Error) -> Self {
+        let visible = match e {
+            Error::OAuth(e) => e.clone(),
+            internal => {
+                tracing::error!(error = %internal, "internal failure");
+                internal.to_oauth()
+            }
+        };
+        ErrorPage::new(
+            visible.status(),
+            "Something went wrong",
+            visible.description,
+        )
+    }
+
+    fn login(e: LoginError) -> Self {
+        match e {
+            LoginError::Banned { retry_after } => ErrorPage::retry(
+                429,
+                "Too many failed sign-ins",
+                format!(
+                    "Sign-in is paused for this account or network after too many failed attempts. Try again in {}.",
+                    in_words(retry_after)
+                ),
+                retry_after,
+            ),
+            LoginError::Busy { retry_after } => ErrorPage::retry(
+                503,
+                "Too many sign-ins right now",
+                format!(
+                    "The server is busy checking other sign-ins. Go back and try again in {}.",
+                    in_words(retry_after)
+                ),
+                retry_after,
+            ),
+            LoginError::NotEnabled => ErrorPage::new(
+                400,
+                "Password sign-in is not enabled",
+                "This server has no local accounts; choose another way to sign in.",
+            ),
+            LoginError::Failed => {
+                ErrorPage::new(401, "Sign-in failed", "Invalid username or password.")
+            }
+            LoginError::Internal(e) => ErrorPage::internal(&e),
+        }
+    }
+}
+
+/// "3 seconds", "2 minutes": how long, for a page.
+pub fn in_words(d: Duration) -> String {
+    match crate::throttle::whole_seconds(d) {
+        1 => "1 second".to_owned(),
+        s if s < 120 => format!("{s} seconds"),
+        s => format!("{} minutes", s.div_ceil(60)),
+    }
+}
+
+/// An exit of the authorization endpoint, as the browser sees it.
+fn authorize_exit(e: AuthorizeError) -> Outcome {
+    match e {
+        AuthorizeError::Redirect { to, .. } => Outcome::Redirect(to),
+        AuthorizeError::Render(e) => Outcome::Error(ErrorPage::new(
+            400,
+            "Invalid authorization request",
+            e.description,
+        )),
+        AuthorizeError::Forbidden(e) => {
+            Outcome::Error(ErrorPage::new(403, "Access denied", e.description))
+        }
+        AuthorizeError::Internal(e) => Outcome::Error(ErrorPage::internal(&e)),
+    }
+}
+
+impl From<ErrorPage> for Step {
+    fn from(page: ErrorPage) -> Self {
+        Step {
+            outcome: Outcome::Error(page),
+            cookie: SessionCookie::Keep,
+        }
+    }
+}
+
+impl From<Outcome> for Step {
+    fn from(outcome: Outcome) -> Self {
+        Step {
+            outcome,
+            cookie: SessionCookie::Keep,
+        }
+    }
+}
+
+/// The sign-in form.
+#[derive(Deserialize)]
+struct SignInForm {
+    handle: Option<String>,
+    csrf: Option<String>,
+    username: Option<String>,
+    password: Option<String>,
+}
+
+/// The form of a provider button on the sign-in page.
+#[derive(Deserialize)]
+struct ProviderForm {
+    handle: Option<String>,
+    csrf: Option<String>,
+    provider: Option<String>,
+}
+
+/// The consent form.
+#[derive(Deserialize)]
+struct ConsentForm {
+    handle: Option<String>,
+    csrf: Option<String>,
+    decision: Option<String>,
+    remember: Option<String>,
+}
+
+/// The sign-out form.
+#[derive(Deserialize)]
+struct SignOutForm {
+    csrf: Option<String>,
+}
+
+/// The browser steps of an authorization; see the [module docs](self). From [`AuthServer::browser`].
+#[derive(Debug, Clone, Copy)]
+pub struct Browser<'a> {
+    server: &'a AuthServer,
+}
+
+impl AuthServer {
+    /// The browser steps of an authorization (sign-in, provider choice, callback, consent, sign-out).
+    pub fn browser(&self) -> Browser<'_> {
+        Browser { server: self }
+    }
+}
+
+impl Browser<'_> {
+    /// `GET /authorize?…`: validates the request (RFC 6749 §4.1.1), then shows the sign-in page, or for a
+    /// signed-in user the consent page, or goes straight back to the client when consent is remembered. Sets a
+    /// session cookie when the browser had none.
+    #[tracing::instrument(skip_all)]
+    pub async fn authorize(&self, query: &str, cookie: Option<&str>) -> Step {
+        let request: AuthorizationRequest = match wire::parse_form(query.as_bytes()) {
+            Ok(r) => r,
+            Err(e) => {
+                return ErrorPage::new(400, "Invalid authorization request", e.description).into();
+            }
+        };
+        let prompt = match self.server.authorize(request).await {
+            Ok(p) => p,
+            Err(e) => return authorize_exit(e).into(),
+        };
+        match self.server.browser_session(cookie).await {
+            Ok(session) => self.next(session, prompt, None).await,
+            Err(e) => ErrorPage::internal(&e).into(),
+        }
+    }
+
+    /// `POST /login`: a username and password from the sign-in page, under the engine's regulation (bans,
+    /// concurrent checks). A wrong password shows the page again (401).
+    #[tracing::instrument(skip_all)]
+    pub async fn sign_in(&self, form: &[u8], cookie: Option<&str>, client: Option<IpAddr>) -> Step {
+        let form: SignInForm = match wire::parse_form(form) {
+            Ok(f) => f,
+            Err(e) => return ErrorPage::invalid_form(&e).into(),
+        };
+        let (session, prompt) = match self.form_context(cookie, form.handle, form.csrf).await {
+            Ok(c) => c,
+            Err(page) => return page.into(),
+        };
+        let username = form.username.unwrap_or_default();
+        let password = form.password.unwrap_or_default();
+        match self
+            .server
+            .password_login(&username, &password, client)
+            .await
+        {
+            Ok(login) => match self.server.log_in(&session, login).await {
+                Ok(session) => self.next(session, prompt, None).await,
+                Err(e) => ErrorPage::internal(&e).into(),
+            },
+            Err(LoginError::Failed) => self.next(session, prompt, Some(username)).await,
+            Err(e) => ErrorPage::login(e).into(),
+        }
+    }
+
+    /// `POST /login/upstream`: the user chose an identity provider; off to it.
+    #[tracing::instrument(skip_all)]
+    pub async fn choose_provider(&self, form: &[u8], cookie: Option<&str>) -> Step {
+        let form: ProviderForm = match wire::parse_form(form) {
+            Ok(f) => f,
+            Err(e) => return ErrorPage::invalid_form(&e).into(),
+        };
+        match self.form_context(cookie, form.handle, form.csrf).await {
+            Ok((session, prompt)) => {
+                let provider = form.provider.unwrap_or_default();
+                self.start_upstream(&session, &prompt, &provider)
+                    .await
+                    .into()
+            }
+            Err(page) => page.into(),
+        }
+    }
+
+    /// `GET /callback?…`: the identity provider sent the user back. Verifies the state (exactly, once, from the
+    /// browser that left), signs the user in, and goes on as after a password sign-in.
+    #[tracing::instrument(skip_all)]
+    pub async fn callback(&self, query: &str, cookie: Option<&str>) -> Step {
+        let query: UpstreamCallback = match wire::parse_form(query.as_bytes()) {
+            Ok(q) => q,
+            Err(e) => {
+                return ErrorPage::new(400, "Invalid sign-in response", e.description).into();
+            }
+        };
+        let session = match self.server.existing_session(cookie).await {
+            Ok(s) => s,
+            Err(e) => return ErrorPage::internal(&e).into(),
+        };
+        let (prompt, login) = match self.server.finish_upstream(&query, session.as_ref()).await {
+            Ok(done) => done,
+            Err(e) => return authorize_exit(e).into(),
+        };
+        let Some(session) = session else {
+            return ErrorPage::expired().into();
+        };
+        match self.server.log_in(&session, login).await {
+            Ok(session) => self.next(session, prompt, None).await,
+            Err(e) => ErrorPage::internal(&e).into(),
+        }
+    }
+
+    /// `POST /consent`: approve (optionally remembering the consent) or deny; back to the client either way.
+    #[tracing::instrument(skip_all)]
+    pub async fn consent(&self, form: &[u8], cookie: Option<&str>) -> Step {
+        let form: ConsentForm = match wire::parse_form(form) {
+            Ok(f) => f,
+            Err(e) => return ErrorPage::invalid_form(&e).into(),
+        };
+        let (session, prompt) = match self.form_context(cookie, form.handle, form.csrf).await {
+            Ok(c) => c,
+            Err(page) => return page.into(),
+        };
+        let Some(identity) = session.identity else {
+            return ErrorPage::new(403, "Not signed in", "Sign in before approving access.").into();
+        };
+        let outcome = match form.decision.as_deref() {
+            Some("approve") => {
+                let subject = identity.subject.clone();
+                let approved = self
+                    .server
+                    .approve_with(&prompt.handle, identity, session.upstream)
+                    .await;
+                // Remembered only once approved, so the access policy is judged in one place.
+                if approved.is_ok()
+                    && form.remember.as_deref() == Some("on")
+                    && let Err(e) = self.server.remember_consent(&subject, &prompt).await
+                {
+                    return ErrorPage::internal(&e).into();
+                }
+                approved
+            }
+            Some("deny") => self.server.deny(&prompt.handle).await,
+            _ => return ErrorPage::new(400, "Invalid form", "Choose Approve or Deny.").into(),
+        };
+        match outcome {
+            Ok(to) => Outcome::Redirect(to).into(),
+            Err(e) => authorize_exit(e).into(),
+        }
+    }
+
+    /// `POST /logout`: ends the session (the form carries its CSRF token) and clears the cookie. Without a
+    /// session there is nothing to end, and the answer is the same.
+    #[tracing::instrument(skip_all)]
+    pub async fn sign_out(&self, form: &[u8], cookie: Option<&str>) -> Step {
+        let form: SignOutForm = match wire::parse_form(form) {
+            Ok(f) => f,
+            Err(e) => return ErrorPage::invalid_form(&e).into(),
+        };
+        let session = match self.server.existing_session(cookie).await {
+            Ok(Some(s)) => s,
+            Ok(None) => {
+                return Step {
+                    outcome: Outcome::SignedOut,
+                    cookie: SessionCookie::Clear,
+                };
+            }
+            Err(e) => return ErrorPage::internal(&e).into(),
+        };
+        if !form
+            .csrf
+            .as_deref()
+            .is_some_and(|c| session.csrf_matches(c))
+        {
+            return forged_form().into();
+        }
+        match self.server.log_out(&session).await {
+            Ok(()) => Step {
+                outcome: Outcome::SignedOut,
+                cookie: SessionCookie::Clear,
+            },
+            Err(e) => ErrorPage::internal(&e).into(),
+        }
+    }
+
+    /// The session and pending authorization a form refers to, after the CSRF check.
+    async fn form_context(
+        &self,
+        cookie: Option<&str>,
+        handle: Option<String>,
+        csrf: Option<String>,
+    ) -> Result<(BrowserSession, AuthorizationPrompt), ErrorPage> {
+        let session = self
+            .server
+            .existing_session(cookie)
+            .await
+            .map_err(|e| ErrorPage::internal(&e))?
+            .ok_or_else(|| {
+                ErrorPage::new(
+                    400,
+                    "Your session has expired",
+                    "Cookies must be enabled to sign in.",
+                )
+            })?;
+        if !csrf.as_deref().is_some_and(|c| session.csrf_matches(c)) {
+            return Err(forged_form());
+        }
+        let handle = handle.ok_or_else(ErrorPage::expired)?;
+        let prompt = self
+            .server
+            .pending_authorization(&handle)
+            .await
+            .map_err(|e| ErrorPage::internal(&e))?
+            .ok_or_else(ErrorPage::expired)?;
+        Ok((session, prompt))
+    }
+
+    /// What follows for `session` and `prompt`: for nobody signed in, the sign-in page (or the only provider);
+    /// for a user the policy refuses, the 403 page; for remembered consent, the redirect with the code; else the
+    /// consent page. `failed` is the username of a failed password attempt. The cookie is set when the session
+    /// is new, and only then.
+    async fn next(
+        &self,
+        session: BrowserSession,
+        prompt: AuthorizationPrompt,
+        failed: Option<String>,
+    ) -> Step {
+        let outcome = self.next_outcome(&session, prompt, failed).await;
+        let cookie = match (&outcome, session.is_new) {
+            (Outcome::Error(_), _) | (_, false) => SessionCookie::Keep,
+            (_, true) => SessionCookie::Set {
+                value: session.id,
+                max_age: self.server.config.session_ttl,
+            },
+        };
+        Step { outcome, cookie }
+    }
+
+    async fn next_outcome(
+        &self,
+        session: &BrowserSession,
+        prompt: AuthorizationPrompt,
+        failed: Option<String>,
+    ) -> Outcome {
+        let Some(identity) = &session.identity else {
+            let (password, providers) = self.sign_in_choices();
+            // With one provider and no local accounts there is nothing to choose: go straight there.
+            if let ([only], false, None) = (providers.as_slice(), password, &failed) {
+                return self.start_upstream(session, &prompt, &only.id).await;
+            }
+            return Outcome::SignIn(SignInPage {
+                prompt,
+                csrf: session.csrf.clone(),
+                password,
+                providers,
+                error: failed.is_some().then_some("Invalid username or password."),
+                username: failed.unwrap_or_default(),
+            });
+        };
+        let consented = match self.server.has_consented(&identity.subject, &prompt).await {
+            Ok(c) => c,
+            Err(e) => return Outcome::Error(ErrorPage::internal(&e)),
+        };
+        // A user the policy refuses is refused now rather than after a consent page: approve judges the policy
+        // and spends the request.
+        if consented || !self.server.admits(identity, &prompt.resource) {
+            return match self
+                .server
+                .approve_with(&prompt.handle, identity.clone(), session.upstream.clone())
+                .await
+            {
+                Ok(to) => Outcome::Redirect(to),
+                Err(e) => authorize_exit(e),
+            };
+        }
+        Outcome::Consent(ConsentPage {
+            user: identity
+                .username
+                .clone()
+                .unwrap_or_else(|| identity.subject.clone()),
+            prompt,
+            csrf: session.csrf.clone(),
+        })
+    }
+
+    /// Whether to show the password form, and the providers to offer, from the registered providers.
+    fn sign_in_choices(&self) -> (bool, Vec<ProviderChoice>) {
+        let mut password = false;
+        let mut providers = Vec::new();
+        for p in self.server.providers() {
+            match p.sign_in() {
+                SignIn::PasswordForm => password = true,
+                SignIn::Button => providers.push(ProviderChoice {
+                    id: p.id().to_owned(),
+                    name: p.display_name().to_owned(),
+                }),
+                SignIn::Hidden => {}
+            }
+        }
+        (password, providers)
+    }
+
+    async fn start_upstream(
+        &self,
+        session: &BrowserSession,
+        prompt: &AuthorizationPrompt,
+        provider: &str,
+    ) -> Outcome {
+        let callback = self.server.config.url("/callback");
+        match self
+            .server
+            .start_upstream(&prompt.handle, provider, session, &callback)
+            .await
+        {
+            Ok(to) => Outcome::Redirect(to),
+            Err(e) => authorize_exit(e),
+        }
+    }
+}
+
+fn forged_form() -> ErrorPage {
+    ErrorPage::new(
+        403,
+        "Invalid form",
+        "The form is out of date or was not sent by this site.",
+    )
+}
