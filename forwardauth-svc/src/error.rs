@@ -8,6 +8,9 @@
 //! | store / keys / upstream failure | 500 or 503 | `server_error` / `temporarily_unavailable`, generic text; the cause is logged |
 //! | an error page of the authorization UI ([`oauth_core::ErrorPage`]) | its status | the rendered HTML page; `Retry-After` when it says when to retry (429 over a limit or banned, 503 too busy) |
 //! | over a rate limit at an OAuth endpoint | 429 | `Retry-After`; JSON `temporarily_unavailable` |
+//! | a path nothing serves, an unknown resource's metadata, `/.well-known/openid-configuration` | 404 | JSON `not_found` |
+//! | a method the endpoint does not answer | 405 | JSON `invalid_request` |
+//! | `/ready` while the store does not answer | 503 | JSON `{"status": "unavailable"}` |
 //!
 //! Every JSON error carries `Cache-Control: no-store`. The `/verify` gate never errors through here: its 401 and
 //! 403 are outcomes, shaped by its handler.
@@ -16,6 +19,7 @@ use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
 use oauth_core::{Error, ErrorCode, ErrorPage, OAuthError};
+use serde_json::json;
 
 /// How long a "retry later" answer (429, 503) is held before it is sent. A client over its limit that retries at
 /// once would otherwise cost about as much per refusal as a `/verify`: 64 connections retrying back to back took
@@ -55,6 +59,15 @@ pub enum ApiError {
         /// Seconds for `Retry-After`.
         retry_after_secs: u64,
     },
+    /// 404 with a JSON `not_found` body saying what is not here.
+    #[error("not found: {0}")]
+    NotFound(&'static str),
+    /// 405: the path exists, the method does not.
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    /// 503 from `/ready`: the store does not answer (the cause is logged where it happened).
+    #[error("not ready")]
+    NotReady,
 }
 
 impl ApiError {
@@ -103,12 +116,24 @@ pub fn client_view(error: &Error) -> OAuthError {
     }
 }
 
+/// A handler may return the error itself (an endpoint that only ever refuses).
+impl actix_web::Responder for ApiError {
+    type Body = actix_web::body::BoxBody;
+
+    fn respond_to(self, _: &actix_web::HttpRequest) -> HttpResponse {
+        self.error_response()
+    }
+}
+
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
             ApiError::OAuth { error, .. } => status(error.to_oauth().status()),
             ApiError::Page(page) => status(page.status),
             ApiError::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::NotReady => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -158,6 +183,105 @@ impl ResponseError for ApiError {
                 )
                 .to_response(),
             ),
+            ApiError::NotFound(description) => HttpResponse::NotFound().json(json!({
+                "error": "not_found",
+                "error_description": description,
+            })),
+            ApiError::MethodNotAllowed => HttpResponse::MethodNotAllowed().json(json!({
+                "error": "invalid_request",
+                "error_description": "this method is not allowed on this endpoint",
+            })),
+            ApiError::NotReady => HttpResponse::ServiceUnavailable()
+                .json(json!({ "status": "unavailable", "reason": "store unreachable" })),
         }
+    }
+}
+
+/// Every kind of error response, pinned: status, headers and body. A change to what a client sees shows up as a
+/// snapshot diff (`INSTA_UPDATE=always cargo test -p forwardauth-svc --lib error` rewrites them for review).
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::time::Duration;
+
+    use oauth_core::{ErrorPage, StoreError};
+
+    use super::*;
+
+    async fn wire(e: ApiError) -> String {
+        let res = e.error_response();
+        let mut out = format!("{}\n", res.status());
+        let mut headers: Vec<_> = res
+            .headers()
+            .iter()
+            .map(|(k, v)| format!("{k}: {}", v.to_str().unwrap()))
+            .collect();
+        headers.sort();
+        for h in headers {
+            out.push_str(&h);
+            out.push('\n');
+        }
+        let body = actix_web::body::to_bytes(res.into_body()).await.unwrap();
+        out.push('\n');
+        out.push_str(std::str::from_utf8(&body).unwrap());
+        out
+    }
+
+    #[actix_web::test]
+    async fn oauth_errors() {
+        insta::assert_snapshot!(
+            "invalid_request",
+            wire(ApiError::invalid_request("grant_type is required")).await
+        );
+        let client = OAuthError::new(ErrorCode::InvalidClient, "client authentication failed");
+        insta::assert_snapshot!(
+            "invalid_client_basic",
+            wire(ApiError::from(client.clone()).with_challenge(Challenge::Basic)).await
+        );
+        insta::assert_snapshot!("invalid_client_form", wire(ApiError::from(client)).await);
+        insta::assert_snapshot!(
+            "invalid_token_bearer",
+            wire(
+                ApiError::from(OAuthError::new(
+                    ErrorCode::InvalidToken,
+                    "the registration access token is invalid"
+                ))
+                .with_challenge(Challenge::Bearer)
+            )
+            .await
+        );
+        insta::assert_snapshot!(
+            "internal_store_failure",
+            wire(ApiError::from(Error::Store(StoreError::Unavailable(
+                "connection refused to 10.0.0.7:6379 (secret detail)".into()
+            ))))
+            .await
+        );
+    }
+
+    #[actix_web::test]
+    async fn pages() {
+        let page = ErrorPage::form_too_large();
+        insta::assert_snapshot!("page_invalid_form", wire(ApiError::Page(page)).await);
+        let throttled = ErrorPage::throttled(Duration::from_millis(2500));
+        insta::assert_snapshot!("page_throttled", wire(ApiError::Page(throttled)).await);
+    }
+
+    #[actix_web::test]
+    async fn service_answers() {
+        insta::assert_snapshot!(
+            "throttled_json",
+            wire(ApiError::Throttled {
+                retry_after_secs: 3
+            })
+            .await
+        );
+        insta::assert_snapshot!(
+            "not_found",
+            wire(ApiError::NotFound("no such endpoint")).await
+        );
+        insta::assert_snapshot!("method_not_allowed", wire(ApiError::MethodNotAllowed).await);
+        insta::assert_snapshot!("not_ready", wire(ApiError::NotReady).await);
     }
 }

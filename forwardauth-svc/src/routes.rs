@@ -15,7 +15,7 @@ use actix_web::body::BoxBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::middleware::{Next, from_fn};
-use actix_web::{HttpResponse, web};
+use actix_web::web;
 use oauth_core::{Limited, Throttled};
 use tracing::Instrument as _;
 
@@ -40,12 +40,7 @@ fn cors() -> Cors {
 }
 
 fn method_not_allowed() -> actix_web::Route {
-    web::route().to(|| async {
-        HttpResponse::MethodNotAllowed().json(serde_json::json!({
-            "error": "invalid_request",
-            "error_description": "this method is not allowed on this endpoint",
-        }))
-    })
+    web::route().to(|| async { ApiError::MethodNotAllowed })
 }
 
 /// Any path the service does not serve: `OPTIONS` is a CORS preflight for a protected resource (routed here by
@@ -54,12 +49,9 @@ fn not_served() -> actix_web::Route {
     web::route().to(
         |state: web::Data<crate::state::AppState>, req: actix_web::HttpRequest| async move {
             if req.method() == actix_web::http::Method::OPTIONS {
-                verify::preflight(state, req).await
+                Ok(verify::preflight(state, req).await)
             } else {
-                HttpResponse::NotFound().json(serde_json::json!({
-                    "error": "not_found",
-                    "error_description": "no such endpoint",
-                }))
+                Err(ApiError::NotFound("no such endpoint"))
             }
         },
     )

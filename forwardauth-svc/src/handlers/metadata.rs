@@ -4,6 +4,7 @@
 
 use actix_web::{HttpRequest, HttpResponse, web};
 
+use crate::error::ApiError;
 use crate::extract;
 use crate::state::AppState;
 
@@ -14,15 +15,17 @@ pub async fn authorization_server(state: web::Data<AppState>) -> HttpResponse {
 
 /// `GET /.well-known/openid-configuration`: we are not an OpenID provider; a 404 is the valid answer (a
 /// malformed OIDC document breaks strict clients).
-pub async fn openid_configuration() -> HttpResponse {
-    HttpResponse::NotFound().json(serde_json::json!({
-        "error": "not_found",
-        "error_description": "this server is an OAuth 2.0 authorization server; see /.well-known/oauth-authorization-server",
-    }))
+pub async fn openid_configuration() -> ApiError {
+    ApiError::NotFound(
+        "this server is an OAuth 2.0 authorization server; see /.well-known/oauth-authorization-server",
+    )
 }
 
 /// `GET /.well-known/oauth-protected-resource[/{path}]`.
-pub async fn protected_resource(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
+pub async fn protected_resource(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
     let url = extract::public_url(&req, &state.gate);
     let found = state.auth.resource_for_metadata_url(&url).or_else(|| {
         // Behind a TLS-terminating proxy that does not say so, the scheme we see is wrong; host and path decide.
@@ -32,13 +35,10 @@ pub async fn protected_resource(state: web::Data<AppState>, req: HttpRequest) ->
             without_scheme(&r.metadata_url()).as_deref() == Some(wanted.trim_end_matches('/'))
         })
     });
-    match found {
-        Some(resource) => HttpResponse::Ok().json(state.auth.protected_resource_metadata(resource)),
-        None => HttpResponse::NotFound().json(serde_json::json!({
-            "error": "not_found",
-            "error_description": "no protected resource is configured for this URL",
-        })),
-    }
+    let resource = found.ok_or(ApiError::NotFound(
+        "no protected resource is configured for this URL",
+    ))?;
+    Ok(HttpResponse::Ok().json(state.auth.protected_resource_metadata(resource)))
 }
 
 /// `GET /jwks.json`.

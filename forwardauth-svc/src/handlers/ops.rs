@@ -2,6 +2,7 @@
 
 use actix_web::{HttpResponse, web};
 
+use crate::error::ApiError;
 use crate::state::AppState;
 
 /// `GET /health`: the process is alive.
@@ -10,13 +11,10 @@ pub async fn health() -> HttpResponse {
 }
 
 /// `GET /ready`: the store answers and signing keys are loaded (they are, once the state exists).
-pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
-    match state.auth.ready().await {
-        Ok(()) => HttpResponse::Ok().json(serde_json::json!({ "status": "ready" })),
-        Err(e) => {
-            tracing::warn!(error = %e, "not ready");
-            HttpResponse::ServiceUnavailable()
-                .json(serde_json::json!({ "status": "unavailable", "reason": "store unreachable" }))
-        }
-    }
+pub async fn ready(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    state.auth.ready().await.map_err(|e| {
+        tracing::warn!(error = %e, "not ready");
+        ApiError::NotReady
+    })?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "status": "ready" })))
 }
