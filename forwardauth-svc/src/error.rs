@@ -12,13 +12,17 @@
 //! | a method the endpoint does not answer | 405 | JSON `invalid_request` |
 //! | `/ready` while the store does not answer | 503 | JSON `{"status": "unavailable"}` |
 //!
-//! Every JSON error carries `Cache-Control: no-store`. The `/verify` gate never errors through here: its 401 and
-//! 403 are outcomes, shaped by its handler.
+//! | the gate refuses a guarded request | 401 or 403 | `WWW-Authenticate: Bearer …, resource_metadata="…"` for a token problem; JSON; CORS headers for an allowed `Origin` |
+//!
+//! Every JSON error carries `Cache-Control: no-store`.
 
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
-use oauth_core::{Error, ErrorCode, ErrorPage, OAuthError};
+use oauth_core::{
+    Error, ErrorCode, ErrorPage, GateRefusal, OAuthError, Preflight, RefusalReason, RejectionKind,
+    VerifyRejection,
+};
 use serde_json::json;
 
 /// How long a "retry later" answer (429, 503) is held before it is sent. A client over its limit that retries at
@@ -68,6 +72,89 @@ pub enum ApiError {
     /// 503 from `/ready`: the store does not answer (the cause is logged where it happened).
     #[error("not ready")]
     NotReady,
+    /// The gate's 401 or 403 for a guarded request (`/verify`, or a preflight it refuses), with CORS headers for
+    /// an allowed `Origin` so a browser client can read it.
+    #[error("gate: {denial:?}")]
+    Gate {
+        /// Why.
+        denial: GateDenial,
+        /// The `Origin` to allow, if the request's is allowed.
+        allow_origin: Option<String>,
+    },
+}
+
+/// Why the gate said no.
+#[derive(Debug)]
+pub enum GateDenial {
+    /// The token is missing, invalid, or lacks a scope: 401 or 403 with a Bearer challenge that leads an MCP
+    /// client to discovery (RFC 6750 §3, RFC 9728 §5.1).
+    Rejected(VerifyRejection),
+    /// The guarded request itself is refused, whatever its token: 403 `access_denied`.
+    Refused(GateRefusal),
+}
+
+/// The JSON body of a gate refusal (RFC 6750 §3 codes; `access_denied` for the gate's own refusals).
+#[derive(serde::Serialize)]
+struct Refusal<'a> {
+    error: &'a str,
+    error_description: &'a str,
+}
+
+impl GateDenial {
+    fn status(&self) -> StatusCode {
+        match self {
+            GateDenial::Rejected(r) => status(r.status()),
+            GateDenial::Refused(_) => StatusCode::FORBIDDEN,
+        }
+    }
+
+    fn response(&self) -> HttpResponse {
+        let mut res = HttpResponse::build(self.status());
+        res.insert_header((header::CACHE_CONTROL, "no-store"));
+        res.insert_header((header::PRAGMA, "no-cache"));
+        match self {
+            GateDenial::Rejected(r) => {
+                if let Ok(v) = HeaderValue::from_str(&r.www_authenticate()) {
+                    res.insert_header((header::WWW_AUTHENTICATE, v));
+                }
+                // RFC 6750 gives a missing token no error code; the body still says what happened.
+                let error = match r.kind {
+                    RejectionKind::MissingToken => "unauthorized",
+                    RejectionKind::InvalidToken => "invalid_token",
+                    RejectionKind::InsufficientScope => "insufficient_scope",
+                    RejectionKind::AccessDenied => "access_denied",
+                };
+                res.json(Refusal {
+                    error,
+                    error_description: r.description,
+                })
+            }
+            GateDenial::Refused(r) => {
+                if r.reason == RefusalReason::Untrusted {
+                    tracing::warn!("forwarded headers from an untrusted address");
+                } else {
+                    tracing::debug!(reason = ?r.reason, "gate refusal");
+                }
+                res.json(Refusal {
+                    error: "access_denied",
+                    error_description: &r.description,
+                })
+            }
+        }
+    }
+}
+
+/// CORS headers for an allowed origin, so a browser client can read the answer and its `WWW-Authenticate`.
+pub fn allow_origin(res: &mut HttpResponse, origin: &str) {
+    let h = res.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(origin) {
+        h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, v);
+        h.insert(
+            header::ACCESS_CONTROL_EXPOSE_HEADERS,
+            HeaderValue::from_static(Preflight::EXPOSE_HEADERS),
+        );
+        h.insert(header::VARY, HeaderValue::from_static("Origin"));
+    }
 }
 
 impl ApiError {
@@ -134,6 +221,7 @@ impl ResponseError for ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::NotReady => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Gate { denial, .. } => denial.status(),
         }
     }
 
@@ -193,6 +281,16 @@ impl ResponseError for ApiError {
             })),
             ApiError::NotReady => HttpResponse::ServiceUnavailable()
                 .json(json!({ "status": "unavailable", "reason": "store unreachable" })),
+            ApiError::Gate {
+                denial,
+                allow_origin: origin,
+            } => {
+                let mut res = denial.response();
+                if let Some(origin) = origin {
+                    allow_origin(&mut res, origin);
+                }
+                res
+            }
         }
     }
 }
@@ -203,6 +301,7 @@ impl ResponseError for ApiError {
 mod tests {
     #![allow(clippy::unwrap_used)]
 
+    use std::sync::{Arc, Mutex};
     use std::time::Duration;
 
     use oauth_core::{ErrorPage, StoreError};
@@ -283,5 +382,71 @@ mod tests {
         );
         insta::assert_snapshot!("method_not_allowed", wire(ApiError::MethodNotAllowed).await);
         insta::assert_snapshot!("not_ready", wire(ApiError::NotReady).await);
+    }
+
+    /// Captures what is logged while `f` runs, at every level.
+    fn logged(f: impl FnOnce()) -> String {
+        let buf = Arc::new(Mutex::new(Vec::new()));
+        let writer = {
+            let buf = Arc::clone(&buf);
+            move || Capture(Arc::clone(&buf))
+        };
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_ansi(false)
+            .with_writer(writer)
+            .finish();
+        tracing::subscriber::with_default(subscriber, f);
+        String::from_utf8(buf.lock().unwrap().clone()).unwrap()
+    }
+
+    struct Capture(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Capture {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn refused(reason: RefusalReason) -> HttpResponse {
+        ApiError::Gate {
+            denial: GateDenial::Refused(GateRefusal::from(reason)),
+            allow_origin: None,
+        }
+        .error_response()
+    }
+
+    /// Forwarded headers from an untrusted address mean a misconfigured proxy or someone probing the gate: the
+    /// operator sees a warning. Every other refusal is the client's problem and stays at debug level.
+    #[test]
+    fn only_an_untrusted_sender_is_a_warning() {
+        let untrusted = logged(|| {
+            refused(RefusalReason::Untrusted);
+        });
+        assert!(untrusted.contains("WARN"), "{untrusted}");
+        let other = logged(|| {
+            refused(RefusalReason::NoResource);
+        });
+        assert!(
+            !other.contains("WARN") && other.contains("DEBUG"),
+            "{other}"
+        );
+    }
+
+    #[test]
+    fn an_allowed_origin_can_read_a_refusal() {
+        let res = ApiError::Gate {
+            denial: GateDenial::Refused(GateRefusal::from(RefusalReason::NoResource)),
+            allow_origin: Some("https://app.example".into()),
+        }
+        .error_response();
+        let h = |name: &str| res.headers().get(name).unwrap().to_str().unwrap();
+        assert_eq!(h("access-control-allow-origin"), "https://app.example");
+        assert_eq!(h("vary"), "Origin");
+        assert!(h("access-control-expose-headers").contains("WWW-Authenticate"));
     }
 }

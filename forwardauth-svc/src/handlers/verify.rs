@@ -12,42 +12,46 @@
 //!   request is refused (untrusted, repeated or malformed forwarded headers, a path not in normal form, no
 //!   configured resource, an `Origin` not allowed).
 //!
-//! The decision is the engine's ([`oauth_core::AuthServer::gate`]); this handler extracts and maps. For an
-//! allowed `Origin`, the 401/403 carries CORS headers (proxies return it to the browser as it is).
+//! The decision is the engine's ([`oauth_core::AuthServer::gate`]); this handler extracts and maps: a 200 here,
+//! a 401 or 403 as [`ApiError::Gate`], shaped in [`crate::error`]. For an allowed `Origin`, the 401/403 carries
+//! CORS headers (proxies return it to the browser as it is).
 
-use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, web};
-use oauth_core::{GateOutcome, GateRefusal, Preflight, Principal, RejectionKind, VerifyRejection};
+use oauth_core::{GateOutcome, GateRefusal, Preflight, Principal};
 
-use super::no_store;
 use crate::config::IdentityHeaders;
+use crate::error::{ApiError, GateDenial, allow_origin};
 use crate::extract;
 use crate::state::AppState;
 
 /// `GET|POST|… /verify`: extract, ask the engine, map.
-pub async fn verify(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
+pub async fn verify(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
     let verdict = state
         .auth
         .gate(&extract::gate_input(&req, &state.gate))
         .await;
-    let mut res = match &verdict.outcome {
-        GateOutcome::Admit(p) => identity(Some(p), &state.identity_headers),
-        GateOutcome::Pass => identity(None, &state.identity_headers),
-        GateOutcome::Reject(r) => rejected(r),
-        GateOutcome::Refuse(r) => refused(r),
+    let denial = match verdict.outcome {
+        GateOutcome::Admit(p) => return Ok(identity(Some(&p), &state.identity_headers)),
+        GateOutcome::Pass => return Ok(identity(None, &state.identity_headers)),
+        GateOutcome::Reject(r) => GateDenial::Rejected(r),
+        GateOutcome::Refuse(r) => GateDenial::Refused(r),
     };
-    if let Some(origin) = verdict.allow_origin.as_deref()
-        && !res.status().is_success()
-    {
-        cors(&mut res, origin);
-    }
-    res
+    Err(ApiError::Gate {
+        denial,
+        allow_origin: verdict.allow_origin,
+    })
 }
 
 /// `OPTIONS` on any path the service does not serve itself: a CORS preflight for a protected resource, routed
 /// here by the proxy snippets (a browser needs a 2xx, and the gate's 2xx would reach the MCP server).
-pub async fn preflight(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
+pub async fn preflight(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
     let headers = extract::routed_request(&req, &state.gate);
     let answer = oauth_core::ForwardedRequest::parse(&headers, req.app_config().secure())
         .map_err(|e| GateRefusal::from(oauth_core::RefusalReason::Forwarded(e)))
@@ -61,7 +65,7 @@ pub async fn preflight(state: web::Data<AppState>, req: HttpRequest) -> HttpResp
     match answer {
         Ok(p) => {
             let mut res = HttpResponse::NoContent().finish();
-            cors(&mut res, &p.allow_origin);
+            allow_origin(&mut res, &p.allow_origin);
             let h = res.headers_mut();
             for (name, value) in [
                 (
@@ -76,22 +80,12 @@ pub async fn preflight(state: web::Data<AppState>, req: HttpRequest) -> HttpResp
             ] {
                 h.insert(name, HeaderValue::from_static(value));
             }
-            res
+            Ok(res)
         }
-        Err(r) => refused(&r),
-    }
-}
-
-/// CORS headers for an allowed origin, so a browser client can read the answer and its `WWW-Authenticate`.
-fn cors(res: &mut HttpResponse, origin: &str) {
-    let h = res.headers_mut();
-    if let Ok(v) = HeaderValue::from_str(origin) {
-        h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, v);
-        h.insert(
-            header::ACCESS_CONTROL_EXPOSE_HEADERS,
-            HeaderValue::from_static(Preflight::EXPOSE_HEADERS),
-        );
-        h.insert(header::VARY, HeaderValue::from_static("Origin"));
+        Err(r) => Err(ApiError::Gate {
+            denial: GateDenial::Refused(r),
+            allow_origin: None,
+        }),
     }
 }
 
@@ -145,98 +139,4 @@ fn identity(p: Option<&Principal>, names: &IdentityHeaderNames) -> HttpResponse 
         headers.insert(name.clone(), value);
     }
     res
-}
-
-/// The JSON body of a refusal (RFC 6750 §3 codes; `access_denied` for the gate's own refusals).
-#[derive(serde::Serialize)]
-struct Refusal<'a> {
-    error: &'a str,
-    error_description: &'a str,
-}
-
-fn rejected(r: &VerifyRejection) -> HttpResponse {
-    let status = StatusCode::from_u16(r.status()).unwrap_or(StatusCode::UNAUTHORIZED);
-    let mut res = no_store(HttpResponse::build(status));
-    if let Ok(v) = HeaderValue::from_str(&r.www_authenticate()) {
-        res.insert_header((header::WWW_AUTHENTICATE, v));
-    }
-    // RFC 6750 gives a missing token no error code; the body still says what happened.
-    let error = match r.kind {
-        RejectionKind::MissingToken => "unauthorized",
-        RejectionKind::InvalidToken => "invalid_token",
-        RejectionKind::InsufficientScope => "insufficient_scope",
-        _ => "access_denied",
-    };
-    res.json(Refusal {
-        error,
-        error_description: r.description,
-    })
-}
-
-fn refused(r: &GateRefusal) -> HttpResponse {
-    if r.reason == oauth_core::RefusalReason::Untrusted {
-        tracing::warn!("forwarded headers from an untrusted address");
-    } else {
-        tracing::debug!(reason = ?r.reason, "gate refusal");
-    }
-    no_store(HttpResponse::Forbidden()).json(Refusal {
-        error: "access_denied",
-        error_description: &r.description,
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-
-    use std::sync::{Arc, Mutex};
-
-    use oauth_core::{GateRefusal, RefusalReason};
-
-    use super::refused;
-
-    /// Captures what is logged while `f` runs, at every level.
-    fn logged(f: impl FnOnce()) -> String {
-        let buf = Arc::new(Mutex::new(Vec::new()));
-        let writer = {
-            let buf = Arc::clone(&buf);
-            move || Capture(Arc::clone(&buf))
-        };
-        let subscriber = tracing_subscriber::fmt()
-            .with_max_level(tracing::Level::TRACE)
-            .with_ansi(false)
-            .with_writer(writer)
-            .finish();
-        tracing::subscriber::with_default(subscriber, f);
-        String::from_utf8(buf.lock().unwrap().clone()).unwrap()
-    }
-
-    struct Capture(Arc<Mutex<Vec<u8>>>);
-
-    impl std::io::Write for Capture {
-        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(b);
-            Ok(b.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-
-    /// Forwarded headers from an untrusted address mean a misconfigured proxy or someone probing the gate: the
-    /// operator sees a warning. Every other refusal is the client's problem and stays at debug level.
-    #[test]
-    fn only_an_untrusted_sender_is_a_warning() {
-        let untrusted = logged(|| {
-            refused(&GateRefusal::from(RefusalReason::Untrusted));
-        });
-        assert!(untrusted.contains("WARN"), "{untrusted}");
-        let other = logged(|| {
-            refused(&GateRefusal::from(RefusalReason::NoResource));
-        });
-        assert!(
-            !other.contains("WARN") && other.contains("DEBUG"),
-            "{other}"
-        );
-    }
 }

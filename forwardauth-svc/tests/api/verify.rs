@@ -514,3 +514,36 @@ async fn head_is_judged_as_the_forwarded_request_like_get() {
         (200, Some("local:alice"))
     );
 }
+
+/// The gate's refusals as a proxy passes them to the client: status, headers and body, pinned.
+#[actix_web::test]
+async fn gate_refusals_are_pinned() {
+    let (app, _) = app().await;
+    let shown = |a: Answer| {
+        let mut lines: Vec<String> = a
+            .headers
+            .iter()
+            .map(|(k, v)| format!("{k}: {}", v.to_str().unwrap()))
+            .collect();
+        lines.sort();
+        format!("{}\n{}\n\n{}", a.status, lines.join("\n"), a.text())
+    };
+    let cases = [
+        ("gate_no_token", traefik("POST", RESOURCE)),
+        (
+            "gate_invalid_token",
+            traefik("POST", RESOURCE).insert_header(("Authorization", "Bearer not.a.jwt")),
+        ),
+        (
+            "gate_untrusted_sender",
+            traefik("POST", RESOURCE).peer_addr(peer(STRANGER)),
+        ),
+        (
+            "gate_no_such_resource",
+            traefik("POST", "https://elsewhere.example.com/mcp"),
+        ),
+    ];
+    for (name, req) in cases {
+        insta::assert_snapshot!(name, shown(call(&app, req).await));
+    }
+}

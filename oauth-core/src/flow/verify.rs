@@ -385,7 +385,6 @@ impl Interner {
 
 /// Which answer the gate must give.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[non_exhaustive]
 pub enum RejectionKind {
     /// No bearer token: 401 with a challenge but no error code (RFC 6750 §3.1).
     MissingToken,
