@@ -53,40 +53,39 @@ pub async fn preflight(
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let headers = extract::routed_request(&req, &state.gate);
+    let origin = extract::field(&req, &header::ORIGIN);
+    let method = extract::field(&req, &header::ACCESS_CONTROL_REQUEST_METHOD);
     let answer = oauth_core::ForwardedRequest::parse(&headers, req.app_config().secure())
         .map_err(|e| GateRefusal::from(oauth_core::RefusalReason::Forwarded(e)))
-        .and_then(|r| {
-            state.auth.preflight(
-                &r,
-                extract::field(&req, &header::ORIGIN),
-                extract::field(&req, &header::ACCESS_CONTROL_REQUEST_METHOD),
-            )
-        });
+        .and_then(|r| state.auth.preflight(&r, origin, method));
     match answer {
-        Ok(p) => {
-            let mut res = HttpResponse::NoContent().finish();
-            allow_origin(&mut res, &p.allow_origin);
-            let h = res.headers_mut();
-            for (name, value) in [
-                (
-                    header::ACCESS_CONTROL_ALLOW_METHODS,
-                    Preflight::ALLOW_METHODS,
-                ),
-                (
-                    header::ACCESS_CONTROL_ALLOW_HEADERS,
-                    Preflight::ALLOW_HEADERS,
-                ),
-                (header::ACCESS_CONTROL_MAX_AGE, Preflight::MAX_AGE),
-            ] {
-                h.insert(name, HeaderValue::from_static(value));
-            }
-            Ok(res)
-        }
+        Ok(p) => Ok(preflight_allowed(&p)),
         Err(r) => Err(ApiError::Gate {
             denial: GateDenial::Refused(r),
             allow_origin: None,
         }),
     }
+}
+
+/// 204 with the CORS headers that let the origin send the request.
+fn preflight_allowed(p: &Preflight) -> HttpResponse {
+    let mut res = HttpResponse::NoContent().finish();
+    allow_origin(&mut res, &p.allow_origin);
+    let h = res.headers_mut();
+    for (name, value) in [
+        (
+            header::ACCESS_CONTROL_ALLOW_METHODS,
+            Preflight::ALLOW_METHODS,
+        ),
+        (
+            header::ACCESS_CONTROL_ALLOW_HEADERS,
+            Preflight::ALLOW_HEADERS,
+        ),
+        (header::ACCESS_CONTROL_MAX_AGE, Preflight::MAX_AGE),
+    ] {
+        h.insert(name, HeaderValue::from_static(value));
+    }
+    res
 }
 
 /// The identity header names of the configuration, parsed once (an empty name: the header is not sent).
