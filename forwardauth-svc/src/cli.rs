@@ -363,7 +363,8 @@ async fn store_transfer(
         return Err(CliError::MemoryStore("store"));
     }
     let clock: std::sync::Arc<dyn oauth_core::Clock> = std::sync::Arc::new(oauth_core::SystemClock);
-    let store = crate::state::open_store(config, clock)?;
+    let store = oauth_core::store::open(&crate::state::store_settings(&config.store), clock)
+        .map_err(StartupError::from)?;
     match command {
         StoreCommand::Export { file } => {
             let s = crate::transfer::export(store.as_ref(), file).await?;

@@ -79,7 +79,7 @@ pub use flow::verify::{Principal, RejectionKind, VerifyRejection, bearer_token};
 pub use forwarded::{ForwardedError, ForwardedHeaders, ForwardedRequest, HeaderField};
 pub use keys::{JosekitKeyManager, KeyError};
 pub use server::{AuthServer, StartError};
-pub use store::{EmbeddedStore, Store, StoreError, StoreEvent};
+pub use store::{EmbeddedStore, OpenStoreError, Store, StoreError, StoreEvent, StoreSettings};
 #[cfg(feature = "redis")]
 pub use store::{RedisConfig, RedisStore};
 pub use throttle::{ClientKey, Limited, RateLimits, Throttled};

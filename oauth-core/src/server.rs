@@ -12,7 +12,7 @@ use crate::clock::Clock;
 use crate::config::ServerConfig;
 use crate::flow::verify::Verifier;
 use crate::keys::{JosekitKeyManager, KeyError};
-use crate::store::{Store, StoreError, StoreEvent};
+use crate::store::{Store, StoreError, StoreEvent, StoreSettings};
 use crate::upstream::IdentityProvider;
 
 /// The least time between two key reloads triggered by an unknown `kid` (a flood of forged `kid`s must not turn
@@ -32,6 +32,9 @@ pub enum StartError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The store could not be opened ([`AuthServer::open`]); the text names the file or the redacted Redis URL.
+    #[error(transparent)]
+    OpenStore(#[from] crate::store::OpenStoreError),
 }
 
 /// The OAuth 2.1 authorization server engine.
@@ -100,6 +103,20 @@ impl AuthServer {
         };
         server.sync().await?;
         Ok(server)
+    }
+
+    /// Opens the built-in store `settings` describe, then starts as [`AuthServer::new`]: the way for an adapter
+    /// that picks the backend from its configuration without naming a store type.
+    ///
+    /// # Errors
+    /// [`StartError::OpenStore`] naming the file (or the redacted Redis URL), or as [`AuthServer::new`].
+    pub async fn open(
+        config: ServerConfig,
+        settings: &StoreSettings,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, StartError> {
+        let store = crate::store::open(settings, Arc::clone(&clock))?;
+        Self::new(config, store, clock).await
     }
 
     /// Registers the identity providers users log in with (local users, GitHub, OIDC…). The engine needs them to
