@@ -41,6 +41,7 @@
 //!   [`ClientDocumentFetcher`] of its own.
 #![warn(missing_docs)]
 
+pub mod admin;
 pub mod cimd;
 mod clock;
 mod config;
@@ -61,6 +62,7 @@ mod types;
 pub mod upstream;
 pub mod wire;
 
+pub use admin::{Admin, ImportError, ImportSummary, KeyInfo, StoreExport, StoreTransfer};
 pub use cimd::{ClientDocumentFetcher, FetchError, FetchedDocument};
 pub use clock::{Clock, SystemClock};
 pub use config::{

@@ -110,8 +110,7 @@ impl AuthServer {
         if !stale && !idle {
             return Ok(());
         }
-        self.revoke_client_tokens(id).await?;
-        if self.store.delete_client(id).await? {
+        if self.remove_client(id).await?.deleted {
             if stale {
                 collected.never_used += 1;
             } else {

@@ -13,6 +13,7 @@ mod common;
 
 mod gate;
 
+mod admin;
 mod authorize;
 #[cfg(feature = "cimd")]
 mod cimd;
