@@ -20,6 +20,11 @@
 //!  ── POST /revoke ──────────────▶ revoke()     → revocation log ──────────────────▶ (other instances sync())
 //! ```
 //!
+//! Besides the endpoints, the engine has an operator's facet, [`AuthServer::admin`] (clients, revocation by user
+//! or client, signing keys, moving a store's contents: see [`admin`]), and its housekeeping loop,
+//! [`AuthServer::maintain`], which every running instance spawns (see [`maintain`]). The store itself stays
+//! private to the engine; an adapter opens a built-in one from plain [`StoreSettings`] with [`AuthServer::open`].
+//!
 //! ## The seams
 //!
 //! * [`Store`]: persistence with atomic single-use operations; [`EmbeddedStore`] (one redb file, or in memory)
@@ -50,6 +55,7 @@ mod flow;
 pub mod forwarded;
 pub mod jwt;
 mod keys;
+pub mod maintain;
 mod metadata;
 pub mod pkce;
 mod seal;

@@ -40,6 +40,9 @@ pub enum StartError {
 /// The OAuth 2.1 authorization server engine.
 pub struct AuthServer {
     pub(crate) config: ServerConfig,
+    /// The store. Private to the crate: everything a caller needs from it is a protocol method,
+    /// [`AuthServer::admin`] or [`AuthServer::maintain`], so no caller can bypass the engine's rules (hashing,
+    /// revocation before deletion, announcements).
     pub(crate) store: Arc<dyn Store>,
     pub(crate) keys: JosekitKeyManager,
     pub(crate) clock: Arc<dyn Clock>,
@@ -153,7 +156,7 @@ impl AuthServer {
     }
 
     /// Pulls revocations recorded since the last sync (by any instance sharing the store) into the in-memory set.
-    /// The service calls this periodically.
+    /// [`AuthServer::maintain`] calls this every [`REVOCATION_SYNC_EVERY`](crate::maintain::REVOCATION_SYNC_EVERY).
     ///
     /// # Errors
     /// Store failures.
@@ -232,11 +235,6 @@ impl AuthServer {
     /// The configuration.
     pub fn config(&self) -> &ServerConfig {
         &self.config
-    }
-
-    /// The store.
-    pub fn store(&self) -> &Arc<dyn Store> {
-        &self.store
     }
 
     /// The clock.

@@ -59,8 +59,8 @@ impl AuthServer {
         Ok(())
     }
 
-    /// Deletes the registered clients the policy says are unused (see the module documentation); the service
-    /// calls it periodically.
+    /// Deletes the registered clients the policy says are unused (see the module documentation);
+    /// [`AuthServer::maintain`] calls it every [`COLLECT_EVERY`](crate::maintain::COLLECT_EVERY).
     ///
     /// # Errors
     /// Store failures (what was deleted before the failure stays deleted).

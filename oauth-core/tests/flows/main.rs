@@ -19,6 +19,7 @@ mod authorize;
 mod cimd;
 mod code_pkce;
 mod login;
+mod maintain;
 mod metadata;
 mod refresh;
 mod register;
