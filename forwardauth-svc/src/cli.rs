@@ -17,7 +17,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use oauth_core::store::ClientRecord;
-use oauth_core::{AuthServer, KeyError, LocalUsers, StoreError};
+use oauth_core::{AuthServer, KeyError, LocalUsers, StoreError, StoreTransfer};
 
 use crate::config::{self, Config, ConfigError, LogFormat, StoreConfig};
 use crate::snippet::{self, Proxy, Snippet, SnippetError};
@@ -334,7 +334,7 @@ pub async fn execute(
         Command::Store(c) => store_transfer(&config, &c, &mut out).await,
         Command::Keys(KeysCommand::Rotate) => {
             let auth = admin_auth(&config, "keys rotate").await?;
-            let kid = auth.rotate_keys().await?;
+            let kid = auth.admin().rotate_keys().await?;
             writeln!(out, "new signing key: {kid}")?;
             Ok(())
         }
@@ -363,10 +363,11 @@ async fn store_transfer(
         return Err(CliError::MemoryStore("store"));
     }
     let clock: std::sync::Arc<dyn oauth_core::Clock> = std::sync::Arc::new(oauth_core::SystemClock);
-    let store = crate::state::open_store(config, clock)?;
+    let store = StoreTransfer::open(&crate::state::store_settings(&config.store), clock)
+        .map_err(StartupError::from)?;
     match command {
         StoreCommand::Export { file } => {
-            let s = crate::transfer::export(store.as_ref(), file).await?;
+            let s = crate::transfer::export(&store.export().await?, file)?;
             writeln!(
                 out,
                 "exported {} client(s), {} signing key(s) and {} revocation(s) to {} (mode 0600: it holds private keys)",
@@ -377,7 +378,7 @@ async fn store_transfer(
             )?;
         }
         StoreCommand::Import { file } => {
-            let s = crate::transfer::import(store.as_ref(), file).await?;
+            let s = crate::transfer::import(&store, file).await?;
             writeln!(
                 out,
                 "imported {} client(s) ({} already present), {} signing key(s) ({} already present) and {} revocation(s)",
@@ -547,12 +548,11 @@ pub fn check_config(config: &Config, out: &mut dyn Write) -> Result<(), CliError
 
 /// `clients list`.
 async fn clients_list(auth: &AuthServer, out: &mut dyn Write) -> Result<(), CliError> {
-    let mut clients = auth.store().list_clients().await?;
+    let clients = auth.admin().clients().await?;
     if clients.is_empty() {
         writeln!(out, "no clients registered")?;
         return Ok(());
     }
-    clients.sort_by_key(|c| c.issued_at);
     let rows: Vec<[String; 4]> = clients
         .iter()
         .map(|c| {
@@ -593,7 +593,7 @@ pub fn client_json(c: &ClientRecord) -> serde_json::Value {
 /// `clients show ID`.
 async fn clients_show(auth: &AuthServer, id: &str, out: &mut dyn Write) -> Result<(), CliError> {
     let client = auth
-        .store()
+        .admin()
         .client(id)
         .await?
         .ok_or_else(|| CliError::UnknownClient(id.to_owned()))?;
@@ -607,11 +607,11 @@ async fn clients_show(auth: &AuthServer, id: &str, out: &mut dyn Write) -> Resul
 
 /// `clients delete ID`: revokes the client's grants, then deletes the registration.
 async fn clients_delete(auth: &AuthServer, id: &str, out: &mut dyn Write) -> Result<(), CliError> {
-    if auth.store().client(id).await?.is_none() {
-        return Err(CliError::UnknownClient(id.to_owned()));
-    }
-    let grants = auth.revoke_client_tokens(id).await?;
-    auth.store().delete_client(id).await?;
+    let grants = auth
+        .admin()
+        .delete_client(id)
+        .await?
+        .ok_or_else(|| CliError::UnknownClient(id.to_owned()))?;
     writeln!(out, "deleted client {id}; revoked {grants} grant(s)")?;
     Ok(())
 }
@@ -620,11 +620,11 @@ async fn clients_delete(auth: &AuthServer, id: &str, out: &mut dyn Write) -> Res
 async fn revoke(auth: &AuthServer, args: &RevokeArgs, out: &mut dyn Write) -> Result<(), CliError> {
     match (&args.user, &args.client) {
         (Some(subject), _) => {
-            let n = auth.revoke_subject_tokens(subject).await?;
+            let n = auth.admin().revoke_user(subject).await?;
             writeln!(out, "revoked {n} grant(s) of user {subject}")?;
         }
         (None, Some(id)) => {
-            let n = auth.revoke_client_tokens(id).await?;
+            let n = auth.admin().revoke_client(id).await?;
             writeln!(out, "revoked {n} grant(s) of client {id}")?;
         }
         // clap's argument group requires one of the two.
@@ -795,7 +795,7 @@ mod tests {
             String::from_utf8(out).unwrap(),
             format!("deleted client {id}; revoked 0 grant(s)\n")
         );
-        assert!(auth.store().client(&id).await.unwrap().is_none());
+        assert!(auth.admin().client(&id).await.unwrap().is_none());
         let err = clients_show(&auth, &id, &mut Vec::new()).await.unwrap_err();
         assert_eq!(err.to_string(), format!("no client `{id}`"));
     }

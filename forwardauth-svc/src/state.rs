@@ -1,13 +1,15 @@
-//! Process wiring: the one place that picks concrete backends from the configuration.
+//! Process wiring: the one place that turns the configuration into an engine (store settings, identity
+//! providers) and the state handlers share.
 //!
-//! Handlers see only [`AppState`]; nothing under `handlers/` names a store backend, josekit or a template
-//! engine's setup.
+//! The store is opened by the engine from [`StoreSettings`] ([`store_settings`]): no part of the service names a
+//! store type, so a backend can change without the service noticing. Handlers see only [`AppState`]; nothing
+//! under `handlers/` names josekit or a template engine's setup.
 
 use std::sync::Arc;
 
 use oauth_core::{
-    AuthServer, Clock, EmbeddedStore, IdentityProvider, LocalUsers, RedisConfig, RedisStore,
-    StartError, Store, StoreError, SystemClock,
+    AuthServer, Clock, IdentityProvider, LocalUsers, OpenStoreError, StartError, StoreSettings,
+    SystemClock,
 };
 
 use crate::config::{Config, GateConfig, ProviderConfig, StoreConfig};
@@ -16,14 +18,10 @@ use crate::config::{Config, GateConfig, ProviderConfig, StoreConfig};
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StartupError {
-    /// The store could not be opened.
-    #[error("cannot open the store at {path}: {source}")]
-    Store {
-        /// The store file, or the Redis URL with its password redacted.
-        path: String,
-        /// Why.
-        source: StoreError,
-    },
+    /// The store could not be opened (the message names the file or the redacted Redis URL), or its directory
+    /// could not be created.
+    #[error(transparent)]
+    Store(#[from] OpenStoreError),
     /// The engine refused to start.
     #[error(transparent)]
     Engine(#[from] StartError),
@@ -38,69 +36,36 @@ pub enum StartupError {
         /// Why.
         reason: String,
     },
-    /// Creating the data directory failed.
-    #[error("cannot create the data directory {path}: {source}")]
-    DataDir {
-        /// The directory.
-        path: String,
-        /// Why.
-        source: std::io::Error,
-    },
 }
 
-/// Opens the configured store.
-///
-/// # Errors
-/// [`StartupError::Store`] naming the file (or the redacted Redis URL), [`StartupError::DataDir`] if its
-/// directory cannot be created. Redis is not contacted here: the pool connects on first use.
-pub fn open_store(config: &Config, clock: Arc<dyn Clock>) -> Result<Arc<dyn Store>, StartupError> {
-    match &config.store {
-        StoreConfig::Embedded { path, cache_bytes } => {
-            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                std::fs::create_dir_all(dir).map_err(|source| StartupError::DataDir {
-                    path: dir.display().to_string(),
-                    source,
-                })?;
-            }
-            let store =
-                EmbeddedStore::open_with_cache(path, clock, *cache_bytes).map_err(|source| {
-                    StartupError::Store {
-                        path: path.display().to_string(),
-                        source,
-                    }
-                })?;
-            Ok(Arc::new(store))
-        }
-        StoreConfig::Memory => {
-            let store = EmbeddedStore::in_memory(clock).map_err(|source| StartupError::Store {
-                path: "(memory)".into(),
-                source,
-            })?;
-            Ok(Arc::new(store))
-        }
-        StoreConfig::Redis(redis) => {
-            let mut c = RedisConfig::new(redis.url.0.clone(), redis.key_prefix.clone());
-            c.pool_size = redis.pool_size;
-            c.timeout = redis.timeout;
-            let store = RedisStore::new(c, clock).map_err(|source| StartupError::Store {
-                path: oauth_core::store::redact_url(&redis.url.0),
-                source,
-            })?;
-            Ok(Arc::new(store))
-        }
+/// The engine's settings for the configured store: the service never builds a store itself.
+pub fn store_settings(store: &StoreConfig) -> StoreSettings {
+    match store {
+        StoreConfig::Embedded { path, cache_bytes } => StoreSettings::Embedded {
+            path: path.clone(),
+            cache_bytes: *cache_bytes,
+        },
+        StoreConfig::Memory => StoreSettings::Memory,
+        StoreConfig::Redis(redis) => StoreSettings::Redis {
+            url: redis.url.0.clone(),
+            key_prefix: redis.key_prefix.clone(),
+            pool_size: redis.pool_size,
+            timeout: redis.timeout,
+        },
     }
 }
 
-/// Builds the engine over the configured store (used by `serve` and by the admin commands).
+/// Builds the engine over the configured store (used by `serve` and by the admin commands). Redis is not
+/// contacted to open the store (the pool connects on first use), but the engine's start reads it.
 ///
 /// # Errors
-/// [`StartupError`].
+/// [`StartupError`]; a store that cannot be opened is reported (as [`StartError::OpenStore`]) with its file or
+/// redacted Redis URL.
 pub async fn build_auth(config: &Config) -> Result<Arc<AuthServer>, StartupError> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let store = open_store(config, Arc::clone(&clock))?;
     let providers = build_providers(config, Arc::clone(&clock))?;
     Ok(Arc::new(
-        AuthServer::new(config.server.clone(), store, clock)
+        AuthServer::open(config.server.clone(), &store_settings(&config.store), clock)
             .await?
             .with_providers(providers),
     ))

@@ -20,6 +20,11 @@
 //!  ── POST /revoke ──────────────▶ revoke()     → revocation log ──────────────────▶ (other instances sync())
 //! ```
 //!
+//! Besides the endpoints, the engine has an operator's facet, [`AuthServer::admin`] (clients, revocation by user
+//! or client, signing keys, moving a store's contents: see [`admin`]), and its housekeeping loop,
+//! [`AuthServer::maintain`], which every running instance spawns (see [`maintain`]). The store itself stays
+//! private to the engine; an adapter opens a built-in one from plain [`StoreSettings`] with [`AuthServer::open`].
+//!
 //! ## The seams
 //!
 //! * [`Store`]: persistence with atomic single-use operations; [`EmbeddedStore`] (one redb file, or in memory)
@@ -41,6 +46,7 @@
 //!   [`ClientDocumentFetcher`] of its own.
 #![warn(missing_docs)]
 
+pub mod admin;
 pub mod cimd;
 mod clock;
 mod config;
@@ -49,6 +55,7 @@ mod flow;
 pub mod forwarded;
 pub mod jwt;
 mod keys;
+pub mod maintain;
 mod metadata;
 pub mod pkce;
 mod seal;
@@ -61,6 +68,7 @@ mod types;
 pub mod upstream;
 pub mod wire;
 
+pub use admin::{Admin, ImportError, ImportSummary, KeyInfo, StoreExport, StoreTransfer};
 pub use cimd::{ClientDocumentFetcher, FetchError, FetchedDocument};
 pub use clock::{Clock, SystemClock};
 pub use config::{
@@ -83,7 +91,7 @@ pub use flow::verify::{Principal, RejectionKind, VerifyRejection, bearer_token};
 pub use forwarded::{ForwardedError, ForwardedHeaders, ForwardedRequest, HeaderField};
 pub use keys::{JosekitKeyManager, KeyError};
 pub use server::{AuthServer, StartError};
-pub use store::{EmbeddedStore, Store, StoreError, StoreEvent};
+pub use store::{EmbeddedStore, OpenStoreError, Store, StoreError, StoreEvent, StoreSettings};
 #[cfg(feature = "redis")]
 pub use store::{RedisConfig, RedisStore};
 pub use throttle::{ClientKey, Limited, RateLimits, Throttled};

@@ -12,7 +12,7 @@ use crate::clock::Clock;
 use crate::config::ServerConfig;
 use crate::flow::verify::Verifier;
 use crate::keys::{JosekitKeyManager, KeyError};
-use crate::store::{Store, StoreError, StoreEvent};
+use crate::store::{Store, StoreError, StoreEvent, StoreSettings};
 use crate::upstream::IdentityProvider;
 
 /// The least time between two key reloads triggered by an unknown `kid` (a flood of forged `kid`s must not turn
@@ -32,11 +32,17 @@ pub enum StartError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The store could not be opened ([`AuthServer::open`]); the text names the file or the redacted Redis URL.
+    #[error(transparent)]
+    OpenStore(#[from] crate::store::OpenStoreError),
 }
 
 /// The OAuth 2.1 authorization server engine.
 pub struct AuthServer {
     pub(crate) config: ServerConfig,
+    /// The store. Private to the crate: everything a caller needs from it is a protocol method,
+    /// [`AuthServer::admin`] or [`AuthServer::maintain`], so no caller can bypass the engine's rules (hashing,
+    /// revocation before deletion, announcements).
     pub(crate) store: Arc<dyn Store>,
     pub(crate) keys: JosekitKeyManager,
     pub(crate) clock: Arc<dyn Clock>,
@@ -102,6 +108,20 @@ impl AuthServer {
         Ok(server)
     }
 
+    /// Opens the built-in store `settings` describe, then starts as [`AuthServer::new`]: the way for an adapter
+    /// that picks the backend from its configuration without naming a store type.
+    ///
+    /// # Errors
+    /// [`StartError::OpenStore`] naming the file (or the redacted Redis URL), or as [`AuthServer::new`].
+    pub async fn open(
+        config: ServerConfig,
+        settings: &StoreSettings,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, StartError> {
+        let store = crate::store::open(settings, Arc::clone(&clock))?;
+        Self::new(config, store, clock).await
+    }
+
     /// Registers the identity providers users log in with (local users, GitHub, OIDC…). The engine needs them to
     /// start upstream logins, finish callbacks, and re-check users at refresh.
     #[must_use]
@@ -136,7 +156,7 @@ impl AuthServer {
     }
 
     /// Pulls revocations recorded since the last sync (by any instance sharing the store) into the in-memory set.
-    /// The service calls this periodically.
+    /// [`AuthServer::maintain`] calls this every [`REVOCATION_SYNC_EVERY`](crate::maintain::REVOCATION_SYNC_EVERY).
     ///
     /// # Errors
     /// Store failures.
@@ -215,11 +235,6 @@ impl AuthServer {
     /// The configuration.
     pub fn config(&self) -> &ServerConfig {
         &self.config
-    }
-
-    /// The store.
-    pub fn store(&self) -> &Arc<dyn Store> {
-        &self.store
     }
 
     /// The clock.

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use forwardauth_svc::config::{Config, ProviderConfig, StoreConfig};
 use oauth_core::upstream::OidcConfig;
-use oauth_core::{AccessPolicy, AuthServer, ResourceConfig, Secret};
+use oauth_core::{AccessPolicy, AuthServer, Clock, EmbeddedStore, ResourceConfig, Secret, Store};
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt as _, BufReader};
 use tokio::process::{Child, Command};
@@ -79,7 +79,8 @@ async fn start_upstream(redirect_uri: &str) -> Upstream {
 /// forwardauth-svc in process; stopped when dropped.
 struct Service {
     base: String,
-    auth: Arc<AuthServer>,
+    /// The engine's store, for tests that tamper with a stored record.
+    store: Arc<dyn Store>,
     _stop: tokio::sync::oneshot::Sender<()>,
 }
 
@@ -116,8 +117,15 @@ async fn start_service(
     ];
     oidc.timeout = Duration::from_secs(3);
     config.providers = vec![ProviderConfig::Oidc(oidc)];
-    let state = forwardauth_svc::AppState::build(&config).await.unwrap();
-    let auth = state.auth.clone();
+    // The engine over a store this test holds too (the service itself never sees the store).
+    let clock: Arc<dyn Clock> = Arc::new(oauth_core::SystemClock);
+    let store: Arc<dyn Store> = Arc::new(EmbeddedStore::in_memory(clock.clone()).unwrap());
+    let providers = forwardauth_svc::state::build_providers(&config, clock.clone()).unwrap();
+    let auth = AuthServer::new(config.server.clone(), store.clone(), clock)
+        .await
+        .unwrap()
+        .with_providers(providers);
+    let state = forwardauth_svc::AppState::with_auth(&config, Arc::new(auth)).unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(forwardauth_svc::serve(state, listener, async move {
         let _ = stopped.await;
@@ -125,7 +133,7 @@ async fn start_service(
     (
         Service {
             base,
-            auth,
+            store,
             _stop: stop,
         },
         upstream,
@@ -523,10 +531,9 @@ async fn an_id_token_with_the_wrong_nonce_is_refused() {
         .1
         .into_owned();
     let key = Secret::new(state.as_str()).hash();
-    let mut pending = svc.auth.store().take_pending(&key).await.unwrap().unwrap();
+    let mut pending = svc.store.take_pending(&key).await.unwrap().unwrap();
     pending.upstream.as_mut().unwrap().nonce = "not-the-nonce-that-was-sent".into();
-    svc.auth
-        .store()
+    svc.store
         .put_pending(&key, &pending, Duration::from_secs(600))
         .await
         .unwrap();

@@ -659,9 +659,19 @@ async fn acknowledged_writes_survive_kill_9_and_a_refresh_is_never_half_done() {
         "the burst refreshed only {refreshed} times"
     );
 
-    // Reopen the store the binary was killed on.
-    let auth = forwardauth_svc::state::build_auth(&config).await.unwrap();
-    let store = auth.store();
+    // Reopen the store the binary was killed on: the store itself, to look at each grant's refresh chain, and an
+    // engine over it (with the configured users, which a refresh checks).
+    let clock: Arc<dyn oauth_core::Clock> = Arc::new(oauth_core::SystemClock);
+    let forwardauth_svc::config::StoreConfig::Embedded { path, .. } = &config.store else {
+        panic!("the test configures the embedded store")
+    };
+    let store: Arc<dyn oauth_core::Store> =
+        Arc::new(oauth_core::EmbeddedStore::open(path, clock.clone()).unwrap());
+    let providers = forwardauth_svc::state::build_providers(&config, clock.clone()).unwrap();
+    let auth = oauth_core::AuthServer::new(config.server.clone(), store.clone(), clock)
+        .await
+        .unwrap()
+        .with_providers(providers);
     let mut missing = Vec::new();
     for id in &registered {
         if store.client(id).await.unwrap().is_none() {

@@ -554,7 +554,7 @@ async fn redis_killed_and_restarted_under_load_never_yields_an_unjustified_200_a
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn export_from_the_embedded_store_and_import_into_redis_round_trips_clients_keys_and_revocations()
  {
-    use oauth_core::{EmbeddedStore, RedisConfig, RedisStore, Store, SystemClock};
+    use oauth_core::{EmbeddedStore, Store, StoreTransfer, SystemClock};
     let dir = tempfile::tempdir().unwrap();
     let clock: Arc<dyn oauth_core::Clock> = Arc::new(SystemClock);
     let embedded: Arc<dyn Store> =
@@ -570,13 +570,12 @@ async fn export_from_the_embedded_store_and_import_into_redis_round_trips_client
             .await
             .unwrap();
     }
-    one.rotate_keys().await.unwrap();
+    one.admin().rotate_keys().await.unwrap();
     one.revoke_grant("some-grant").await.unwrap();
 
     let file = dir.path().join("export.json");
-    let out = forwardauth_svc::transfer::export(embedded.as_ref(), &file)
-        .await
-        .unwrap();
+    let exported = one.admin().export().await.unwrap();
+    let out = forwardauth_svc::transfer::export(&exported, &file).unwrap();
     assert_eq!((out.clients, out.keys, out.revocations), (2, 2, 1));
     #[cfg(unix)]
     {
@@ -587,30 +586,21 @@ async fn export_from_the_embedded_store_and_import_into_redis_round_trips_client
         );
     }
     assert!(
-        forwardauth_svc::transfer::export(embedded.as_ref(), &file)
-            .await
-            .is_err(),
+        forwardauth_svc::transfer::export(&exported, &file).is_err(),
         "an existing file is never overwritten"
     );
 
-    let forwardauth_svc::config::StoreConfig::Redis(r) = &config.store else {
-        panic!("redis config")
-    };
-    let target: Arc<dyn Store> = Arc::new(
-        RedisStore::new(
-            RedisConfig::new(r.url.0.clone(), r.key_prefix.clone()),
-            clock.clone(),
-        )
-        .unwrap(),
-    );
-    let imported = forwardauth_svc::transfer::import(target.as_ref(), &file)
+    // The target through the service's own settings, as `store import` opens it.
+    let settings = forwardauth_svc::state::store_settings(&config.store);
+    let target = StoreTransfer::open(&settings, clock.clone()).unwrap();
+    let imported = forwardauth_svc::transfer::import(&target, &file)
         .await
         .unwrap();
     assert_eq!(
         (imported.clients, imported.keys, imported.revocations),
         (2, 2, 1)
     );
-    let again = forwardauth_svc::transfer::import(target.as_ref(), &file)
+    let again = forwardauth_svc::transfer::import(&target, &file)
         .await
         .unwrap();
     assert_eq!(
@@ -627,22 +617,16 @@ async fn export_from_the_embedded_store_and_import_into_redis_round_trips_client
         v.sort_by(|a, b| a.kid.cmp(&b.kid));
         v
     };
+    let moved_out = target.export().await.unwrap();
     assert_eq!(
-        sorted_clients(target.list_clients().await.unwrap()),
+        sorted_clients(moved_out.clients().to_vec()),
         sorted_clients(embedded.list_clients().await.unwrap())
     );
     assert_eq!(
-        sorted_keys(target.keys().await.unwrap()),
+        sorted_keys(moved_out.keys().to_vec()),
         sorted_keys(embedded.keys().await.unwrap())
     );
-    let revs: Vec<_> = target
-        .revocations_since(0)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|(_, r)| r)
-        .collect();
-    assert_eq!(revs[0].id, "some-grant");
+    assert_eq!(moved_out.revocations()[0].id, "some-grant");
     // An instance on Redis now signs with the same key and publishes the same key set.
     let moved = instance(&config).await;
     assert_eq!(

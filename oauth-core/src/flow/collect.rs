@@ -59,8 +59,8 @@ impl AuthServer {
         Ok(())
     }
 
-    /// Deletes the registered clients the policy says are unused (see the module documentation); the service
-    /// calls it periodically.
+    /// Deletes the registered clients the policy says are unused (see the module documentation);
+    /// [`AuthServer::maintain`] calls it every [`COLLECT_EVERY`](crate::maintain::COLLECT_EVERY).
     ///
     /// # Errors
     /// Store failures (what was deleted before the failure stays deleted).
@@ -110,8 +110,7 @@ impl AuthServer {
         if !stale && !idle {
             return Ok(());
         }
-        self.revoke_client_tokens(id).await?;
-        if self.store.delete_client(id).await? {
+        if self.remove_client(id).await?.deleted {
             if stale {
                 collected.never_used += 1;
             } else {

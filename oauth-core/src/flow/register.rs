@@ -498,8 +498,7 @@ impl AuthServer {
     #[tracing::instrument(skip_all, fields(client_id = %client_id))]
     pub async fn delete_client(&self, client_id: &str, token: Option<&str>) -> Result<(), Error> {
         self.managed_client(client_id, token).await?;
-        self.revoke_client_tokens(client_id).await?;
-        self.store.delete_client(client_id).await?;
+        self.remove_client(client_id).await?;
         tracing::info!("client deleted");
         Ok(())
     }

@@ -28,10 +28,12 @@ pub mod conformance;
 mod embedded;
 #[cfg(feature = "redis")]
 mod redis;
+mod settings;
 
 pub use embedded::{EMBEDDED_CACHE_BYTES, EmbeddedStore};
 #[cfg(feature = "redis")]
 pub use redis::{RedisConfig, RedisStore, redact_url};
+pub use settings::{OpenStoreError, StoreSettings, open};
 
 use std::time::Duration;
 

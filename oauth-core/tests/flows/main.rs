@@ -13,12 +13,14 @@ mod common;
 
 mod gate;
 
+mod admin;
 mod authorize;
 mod browser;
 #[cfg(feature = "cimd")]
 mod cimd;
 mod code_pkce;
 mod login;
+mod maintain;
 mod metadata;
 mod refresh;
 mod register;

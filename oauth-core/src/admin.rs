@@ -1,0 +1,341 @@
+//! The operator's facet of the engine: clients, grants, signing keys and the store's contents, as an
+//! administrator manages them.
+//!
+//! # Why a facet of its own
+//! The protocol endpoints on [`AuthServer`] authenticate their caller themselves: a client secret, a registration
+//! access token (RFC 7592), a browser session, a bearer token. Nothing here authenticates anybody: whoever holds the
+//! engine is trusted (the command line on the machine, or an embedder's own operator interface behind its own
+//! authentication). Keeping these operations behind [`AuthServer::admin`] makes that difference visible at every
+//! call site (`auth.admin().delete_client(id)` cannot be mistaken for the RFC 7592 `DELETE`), and gives callers
+//! everything they used to take from the store directly, so the store stays private to the engine and its rules
+//! (secrets stored as hashes, tokens revoked before their client disappears, revocations announced to the other
+//! instances) cannot be bypassed.
+//!
+//! # Moving a store
+//! [`StoreExport`] is what travels from one store to another (e.g. from the embedded store of one machine to the
+//! Redis of several instances): every client, every signing key with its private material, and the live
+//! revocations, which must travel with the keys because tokens signed by an exported key stay valid at the new
+//! store. Grants, refresh tokens, sessions and consent do not travel: users log in again after a move. Import is
+//! additive and idempotent: a client or key already present (same id) is left as it is, and re-appending a
+//! revocation is harmless. Import goes through [`StoreTransfer`], which opens the store alone: an engine started
+//! on an empty target would first generate a signing key of its own.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::clock::Clock;
+use crate::error::Error;
+use crate::keys::KeyError;
+use crate::server::AuthServer;
+use crate::store::{
+    ClientRecord, KeyRecord, OpenStoreError, Revocation, Store, StoreError, StoreSettings,
+};
+
+/// The `format` value of a [`StoreExport`].
+pub const EXPORT_FORMAT: &str = "forwardauth-store-export";
+/// The `version` of the [`StoreExport`] layout this engine writes and reads.
+pub const EXPORT_VERSION: u32 = 1;
+
+/// Administrative operations on an engine; see the [module documentation](self) for why they are apart from the
+/// protocol endpoints. Obtained from [`AuthServer::admin`]; cheap, borrow-only.
+#[derive(Clone, Copy, Debug)]
+pub struct Admin<'a> {
+    server: &'a AuthServer,
+}
+
+/// A signing key as an operator sees it: never its private material.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct KeyInfo {
+    /// Key identifier (the `kid` of the tokens it signs).
+    pub kid: String,
+    /// JWS algorithm name.
+    pub alg: String,
+    /// When it was created (seconds since the epoch).
+    pub created_at: u64,
+    /// When it starts signing, if later than `created_at` (a rotated-in key on a shared store).
+    pub not_before: Option<u64>,
+    /// When it stopped (or stops) signing; `None` for the signing key.
+    pub retired_at: Option<u64>,
+    /// Until when a retired key stays published.
+    pub publish_until: Option<u64>,
+}
+
+impl From<&KeyRecord> for KeyInfo {
+    fn from(k: &KeyRecord) -> Self {
+        KeyInfo {
+            kid: k.kid.clone(),
+            alg: k.alg.clone(),
+            created_at: k.created_at,
+            not_before: k.not_before,
+            retired_at: k.retired_at,
+            publish_until: k.publish_until,
+        }
+    }
+}
+
+/// The contents of a store that move to another one (see the [module documentation](self)). Serialize it to
+/// keep it; it holds private signing keys, so whoever writes it must protect the file.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct StoreExport {
+    format: String,
+    version: u32,
+    clients: Vec<ClientRecord>,
+    keys: Vec<KeyRecord>,
+    revocations: Vec<Revocation>,
+}
+
+impl StoreExport {
+    /// Every registered client.
+    pub fn clients(&self) -> &[ClientRecord] {
+        &self.clients
+    }
+
+    /// Every signing key, private material included.
+    pub fn keys(&self) -> &[KeyRecord] {
+        &self.keys
+    }
+
+    /// The live revocations.
+    pub fn revocations(&self) -> &[Revocation] {
+        &self.revocations
+    }
+
+    /// Reads everything that travels from `store`.
+    async fn from_store(store: &dyn Store) -> Result<Self, StoreError> {
+        Ok(StoreExport {
+            format: EXPORT_FORMAT.into(),
+            version: EXPORT_VERSION,
+            clients: store.list_clients().await?,
+            keys: store.keys().await?,
+            revocations: store
+                .revocations_since(0)
+                .await?
+                .into_iter()
+                .map(|(_, r)| r)
+                .collect(),
+        })
+    }
+
+    /// Adds the contents to `store` (additive, idempotent).
+    async fn add_to(&self, store: &dyn Store) -> Result<ImportSummary, ImportError> {
+        if self.format != EXPORT_FORMAT || self.version != EXPORT_VERSION {
+            return Err(ImportError::Unsupported {
+                format: self.format.clone(),
+                version: self.version,
+            });
+        }
+        let mut summary = ImportSummary::default();
+        for c in &self.clients {
+            match store.insert_client(c).await {
+                Ok(()) => summary.clients += 1,
+                Err(StoreError::Conflict) => summary.clients_present += 1,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let present: HashSet<String> = store.keys().await?.into_iter().map(|k| k.kid).collect();
+        for k in &self.keys {
+            if present.contains(&k.kid) {
+                summary.keys_present += 1;
+            } else {
+                store.put_key(k).await?;
+                summary.keys += 1;
+            }
+        }
+        for r in &self.revocations {
+            store.add_revocation(r).await?;
+            summary.revocations += 1;
+        }
+        Ok(summary)
+    }
+}
+
+/// What an import added.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ImportSummary {
+    /// Clients added.
+    pub clients: usize,
+    /// Clients already present (left as they were).
+    pub clients_present: usize,
+    /// Signing keys added.
+    pub keys: usize,
+    /// Signing keys already present (left as they were).
+    pub keys_present: usize,
+    /// Revocations appended.
+    pub revocations: usize,
+}
+
+/// Why an import failed. Exhaustive, so callers can map each case to their own report.
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    /// The export is of another format or version than this engine reads.
+    #[error("format {format:?}, version {version}")]
+    Unsupported {
+        /// Its `format`.
+        format: String,
+        /// Its `version`.
+        version: u32,
+    },
+    /// The target store failed (what was added before the failure stays).
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+}
+
+/// A store opened on its own, without an engine, to move its contents (see the [module documentation](self)).
+pub struct StoreTransfer {
+    store: Arc<dyn Store>,
+}
+
+impl std::fmt::Debug for StoreTransfer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoreTransfer").finish_non_exhaustive()
+    }
+}
+
+impl StoreTransfer {
+    /// Opens the built-in store `settings` describe.
+    ///
+    /// # Errors
+    /// [`OpenStoreError`] naming the file (or the redacted Redis URL).
+    pub fn open(settings: &StoreSettings, clock: Arc<dyn Clock>) -> Result<Self, OpenStoreError> {
+        Ok(StoreTransfer {
+            store: crate::store::open(settings, clock)?,
+        })
+    }
+
+    /// Works on a store the caller built (an embedder's own backend).
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        StoreTransfer { store }
+    }
+
+    /// Everything that travels.
+    ///
+    /// # Errors
+    /// Store failures.
+    pub async fn export(&self) -> Result<StoreExport, StoreError> {
+        StoreExport::from_store(self.store.as_ref()).await
+    }
+
+    /// Adds `export` to the store: clients and keys not yet present, and the revocations.
+    ///
+    /// # Errors
+    /// [`ImportError`].
+    pub async fn import(&self, export: &StoreExport) -> Result<ImportSummary, ImportError> {
+        export.add_to(self.store.as_ref()).await
+    }
+}
+
+impl AuthServer {
+    /// The operator's facet: clients, revocation by user or client, signing keys, export.
+    pub fn admin(&self) -> Admin<'_> {
+        Admin { server: self }
+    }
+
+    /// Revokes every grant of `client_id`, then deletes its registration: the one way a client goes away (RFC 7592
+    /// `DELETE`, an operator, the collection of unused clients). Revoking first means a failure in between leaves
+    /// a client without tokens, never tokens of a client that is gone.
+    pub(crate) async fn remove_client(&self, client_id: &str) -> Result<RemovedClient, Error> {
+        let grants = self.revoke_client_tokens(client_id).await?;
+        let deleted = self.store.delete_client(client_id).await?;
+        Ok(RemovedClient { grants, deleted })
+    }
+}
+
+/// What [`AuthServer::remove_client`] did.
+pub(crate) struct RemovedClient {
+    /// Grants revoked.
+    pub(crate) grants: usize,
+    /// Whether the registration was still there to delete.
+    pub(crate) deleted: bool,
+}
+
+impl Admin<'_> {
+    /// Every registered client, oldest registration first. Clients known by a metadata document URL are not
+    /// registered and not listed.
+    ///
+    /// # Errors
+    /// Store failures.
+    pub async fn clients(&self) -> Result<Vec<ClientRecord>, Error> {
+        let mut clients = self.server.store.list_clients().await?;
+        clients.sort_by_key(|c| c.issued_at);
+        Ok(clients)
+    }
+
+    /// The registered client `client_id`.
+    ///
+    /// # Errors
+    /// Store failures.
+    pub async fn client(&self, client_id: &str) -> Result<Option<ClientRecord>, Error> {
+        Ok(self.server.store.client(client_id).await?)
+    }
+
+    /// Revokes every grant of the client, then deletes its registration; `None` if no such client is registered
+    /// (then nothing is revoked), else how many grants were revoked.
+    ///
+    /// # Errors
+    /// Store failures.
+    #[tracing::instrument(skip_all, fields(client_id = %client_id))]
+    pub async fn delete_client(&self, client_id: &str) -> Result<Option<usize>, Error> {
+        if self.server.store.client(client_id).await?.is_none() {
+            return Ok(None);
+        }
+        let removed = self.server.remove_client(client_id).await?;
+        tracing::info!(grants = removed.grants, "client deleted by an operator");
+        Ok(Some(removed.grants))
+    }
+
+    /// Revokes every grant (access and refresh tokens) of the user `subject` (e.g. `local:alice`); returns how
+    /// many.
+    ///
+    /// # Errors
+    /// Store failures.
+    pub async fn revoke_user(&self, subject: &str) -> Result<usize, Error> {
+        self.server.revoke_subject_tokens(subject).await
+    }
+
+    /// Revokes every grant of the client `client_id`, which stays registered; returns how many.
+    ///
+    /// # Errors
+    /// Store failures.
+    pub async fn revoke_client(&self, client_id: &str) -> Result<usize, Error> {
+        self.server.revoke_client_tokens(client_id).await
+    }
+
+    /// Makes a fresh signing key active (after
+    /// [`ServerConfig::key_activation_delay`](crate::ServerConfig::key_activation_delay)); the old one stays
+    /// published until its last token has expired. Returns the new key's `kid`.
+    ///
+    /// # Errors
+    /// Key or store failures.
+    pub async fn rotate_keys(&self) -> Result<String, KeyError> {
+        self.server.rotate_keys().await
+    }
+
+    /// The signing keys in the store, oldest first, without private material.
+    ///
+    /// # Errors
+    /// Store failures.
+    pub async fn keys(&self) -> Result<Vec<KeyInfo>, Error> {
+        let mut keys: Vec<KeyInfo> = self
+            .server
+            .store
+            .keys()
+            .await?
+            .iter()
+            .map(KeyInfo::from)
+            .collect();
+        keys.sort_by(|a, b| (a.created_at, &a.kid).cmp(&(b.created_at, &b.kid)));
+        Ok(keys)
+    }
+
+    /// Everything in this engine's store that travels to another store (see the [module documentation](self)).
+    ///
+    /// # Errors
+    /// Store failures.
+    pub async fn export(&self) -> Result<StoreExport, Error> {
+        Ok(StoreExport::from_store(self.server.store.as_ref()).await?)
+    }
+}
