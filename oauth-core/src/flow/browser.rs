@@ -28,7 +28,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use url::Url;
 
-use crate::error::{AuthorizeError, Error, OAuthError};
+use crate::error::{AuthorizeError, Error};
 use crate::flow::authorize::AuthorizationPrompt;
 use crate::flow::login::LoginError;
 use crate::flow::session::BrowserSession;
@@ -188,10 +188,6 @@ impl ErrorPage {
         )
     }
 
-    fn invalid_form(e: &OAuthError) -> Self {
-        ErrorPage::new(400, "Invalid form", e.description.clone())
-    }
-
     fn expired() -> Self {
         ErrorPage::new(
             400,
@@ -343,166 +339,173 @@ impl Browser<'_> {
     /// session cookie when the browser had none.
     #[tracing::instrument(skip_all)]
     pub async fn authorize(&self, query: &str, cookie: Option<&str>) -> Step {
-        let request: AuthorizationRequest = match wire::parse_form(query.as_bytes()) {
-            Ok(r) => r,
-            Err(e) => {
-                return ErrorPage::new(400, "Invalid authorization request", e.description).into();
+        settle(
+            async {
+                let request: AuthorizationRequest =
+                    parse(query.as_bytes(), "Invalid authorization request")?;
+                let prompt = self.server.authorize(request).await.map_err(exit)?;
+                let session = self
+                    .server
+                    .browser_session(cookie)
+                    .await
+                    .map_err(internal)?;
+                Ok(self.next(session, prompt, None).await)
             }
-        };
-        let prompt = match self.server.authorize(request).await {
-            Ok(p) => p,
-            Err(e) => return authorize_exit(e).into(),
-        };
-        match self.server.browser_session(cookie).await {
-            Ok(session) => self.next(session, prompt, None).await,
-            Err(e) => ErrorPage::internal(&e).into(),
-        }
+            .await,
+        )
     }
 
     /// `POST /login`: a username and password from the sign-in page, under the engine's regulation (bans,
     /// concurrent checks). A wrong password shows the page again (401).
     #[tracing::instrument(skip_all)]
     pub async fn sign_in(&self, form: &[u8], cookie: Option<&str>, client: Option<IpAddr>) -> Step {
-        let form: SignInForm = match wire::parse_form(form) {
-            Ok(f) => f,
-            Err(e) => return ErrorPage::invalid_form(&e).into(),
-        };
-        let (session, prompt) = match self.form_context(cookie, form.handle, form.csrf).await {
-            Ok(c) => c,
-            Err(page) => return page.into(),
-        };
-        let username = form.username.unwrap_or_default();
-        let password = form.password.unwrap_or_default();
-        match self
-            .server
-            .password_login(&username, &password, client)
-            .await
-        {
-            Ok(login) => match self.server.log_in(&session, login).await {
-                Ok(session) => self.next(session, prompt, None).await,
-                Err(e) => ErrorPage::internal(&e).into(),
-            },
-            Err(LoginError::Failed) => self.next(session, prompt, Some(username)).await,
-            Err(e) => ErrorPage::login(e).into(),
-        }
+        settle(
+            async {
+                let form: SignInForm = parse(form, "Invalid form")?;
+                let (session, prompt) = self.form_context(cookie, form.handle, form.csrf).await?;
+                let username = form.username.unwrap_or_default();
+                let password = form.password.unwrap_or_default();
+                let login = match self
+                    .server
+                    .password_login(&username, &password, client)
+                    .await
+                {
+                    Ok(login) => login,
+                    Err(LoginError::Failed) => {
+                        return Ok(self.next(session, prompt, Some(username)).await);
+                    }
+                    Err(e) => return Err(ErrorPage::login(e).into()),
+                };
+                let session = self
+                    .server
+                    .log_in(&session, login)
+                    .await
+                    .map_err(internal)?;
+                Ok(self.next(session, prompt, None).await)
+            }
+            .await,
+        )
     }
 
     /// `POST /login/upstream`: the user chose an identity provider; off to it.
     #[tracing::instrument(skip_all)]
     pub async fn choose_provider(&self, form: &[u8], cookie: Option<&str>) -> Step {
-        let form: ProviderForm = match wire::parse_form(form) {
-            Ok(f) => f,
-            Err(e) => return ErrorPage::invalid_form(&e).into(),
-        };
-        match self.form_context(cookie, form.handle, form.csrf).await {
-            Ok((session, prompt)) => {
+        settle(
+            async {
+                let form: ProviderForm = parse(form, "Invalid form")?;
+                let (session, prompt) = self.form_context(cookie, form.handle, form.csrf).await?;
                 let provider = form.provider.unwrap_or_default();
-                self.start_upstream(&session, &prompt, &provider)
+                Ok(self
+                    .start_upstream(&session, &prompt, &provider)
                     .await
-                    .into()
+                    .into())
             }
-            Err(page) => page.into(),
-        }
+            .await,
+        )
     }
 
     /// `GET /callback?…`: the identity provider sent the user back. Verifies the state (exactly, once, from the
     /// browser that left), signs the user in, and goes on as after a password sign-in.
     #[tracing::instrument(skip_all)]
     pub async fn callback(&self, query: &str, cookie: Option<&str>) -> Step {
-        let query: UpstreamCallback = match wire::parse_form(query.as_bytes()) {
-            Ok(q) => q,
-            Err(e) => {
-                return ErrorPage::new(400, "Invalid sign-in response", e.description).into();
+        settle(
+            async {
+                let query: UpstreamCallback = parse(query.as_bytes(), "Invalid sign-in response")?;
+                let session = self
+                    .server
+                    .existing_session(cookie)
+                    .await
+                    .map_err(internal)?;
+                let (prompt, login) = self
+                    .server
+                    .finish_upstream(&query, session.as_ref())
+                    .await
+                    .map_err(exit)?;
+                let session = session.ok_or_else(|| Step::from(ErrorPage::expired()))?;
+                let session = self
+                    .server
+                    .log_in(&session, login)
+                    .await
+                    .map_err(internal)?;
+                Ok(self.next(session, prompt, None).await)
             }
-        };
-        let session = match self.server.existing_session(cookie).await {
-            Ok(s) => s,
-            Err(e) => return ErrorPage::internal(&e).into(),
-        };
-        let (prompt, login) = match self.server.finish_upstream(&query, session.as_ref()).await {
-            Ok(done) => done,
-            Err(e) => return authorize_exit(e).into(),
-        };
-        let Some(session) = session else {
-            return ErrorPage::expired().into();
-        };
-        match self.server.log_in(&session, login).await {
-            Ok(session) => self.next(session, prompt, None).await,
-            Err(e) => ErrorPage::internal(&e).into(),
-        }
+            .await,
+        )
     }
 
     /// `POST /consent`: approve (optionally remembering the consent) or deny; back to the client either way.
     #[tracing::instrument(skip_all)]
     pub async fn consent(&self, form: &[u8], cookie: Option<&str>) -> Step {
-        let form: ConsentForm = match wire::parse_form(form) {
-            Ok(f) => f,
-            Err(e) => return ErrorPage::invalid_form(&e).into(),
-        };
-        let (session, prompt) = match self.form_context(cookie, form.handle, form.csrf).await {
-            Ok(c) => c,
-            Err(page) => return page.into(),
-        };
-        let Some(identity) = session.identity else {
-            return ErrorPage::new(403, "Not signed in", "Sign in before approving access.").into();
-        };
-        let outcome = match form.decision.as_deref() {
-            Some("approve") => {
-                let subject = identity.subject.clone();
-                let approved = self
-                    .server
-                    .approve_with(&prompt.handle, identity, session.upstream)
-                    .await;
-                // Remembered only once approved, so the access policy is judged in one place.
-                if approved.is_ok()
-                    && form.remember.as_deref() == Some("on")
-                    && let Err(e) = self.server.remember_consent(&subject, &prompt).await
-                {
-                    return ErrorPage::internal(&e).into();
-                }
-                approved
+        settle(
+            async {
+                let form: ConsentForm = parse(form, "Invalid form")?;
+                let (session, prompt) = self.form_context(cookie, form.handle, form.csrf).await?;
+                let identity = session.identity.ok_or_else(|| {
+                    Step::from(ErrorPage::new(
+                        403,
+                        "Not signed in",
+                        "Sign in before approving access.",
+                    ))
+                })?;
+                let to = match form.decision.as_deref() {
+                    Some("approve") => {
+                        let subject = identity.subject.clone();
+                        let to = self
+                            .server
+                            .approve_with(&prompt.handle, identity, session.upstream)
+                            .await
+                            .map_err(exit)?;
+                        // Remembered only once approved, so the access policy is judged in one place.
+                        if form.remember.as_deref() == Some("on") {
+                            self.server
+                                .remember_consent(&subject, &prompt)
+                                .await
+                                .map_err(internal)?;
+                        }
+                        to
+                    }
+                    Some("deny") => self.server.deny(&prompt.handle).await.map_err(exit)?,
+                    _ => {
+                        return Err(
+                            ErrorPage::new(400, "Invalid form", "Choose Approve or Deny.").into(),
+                        );
+                    }
+                };
+                Ok(Outcome::Redirect(to).into())
             }
-            Some("deny") => self.server.deny(&prompt.handle).await,
-            _ => return ErrorPage::new(400, "Invalid form", "Choose Approve or Deny.").into(),
-        };
-        match outcome {
-            Ok(to) => Outcome::Redirect(to).into(),
-            Err(e) => authorize_exit(e).into(),
-        }
+            .await,
+        )
     }
 
     /// `POST /logout`: ends the session (the form carries its CSRF token) and clears the cookie. Without a
     /// session there is nothing to end, and the answer is the same.
     #[tracing::instrument(skip_all)]
     pub async fn sign_out(&self, form: &[u8], cookie: Option<&str>) -> Step {
-        let form: SignOutForm = match wire::parse_form(form) {
-            Ok(f) => f,
-            Err(e) => return ErrorPage::invalid_form(&e).into(),
-        };
-        let session = match self.server.existing_session(cookie).await {
-            Ok(Some(s)) => s,
-            Ok(None) => {
-                return Step {
+        settle(
+            async {
+                let form: SignOutForm = parse(form, "Invalid form")?;
+                if let Some(session) = self
+                    .server
+                    .existing_session(cookie)
+                    .await
+                    .map_err(internal)?
+                {
+                    if !form
+                        .csrf
+                        .as_deref()
+                        .is_some_and(|c| session.csrf_matches(c))
+                    {
+                        return Err(forged_form().into());
+                    }
+                    self.server.log_out(&session).await.map_err(internal)?;
+                }
+                Ok(Step {
                     outcome: Outcome::SignedOut,
                     cookie: SessionCookie::Clear,
-                };
+                })
             }
-            Err(e) => return ErrorPage::internal(&e).into(),
-        };
-        if !form
-            .csrf
-            .as_deref()
-            .is_some_and(|c| session.csrf_matches(c))
-        {
-            return forged_form().into();
-        }
-        match self.server.log_out(&session).await {
-            Ok(()) => Step {
-                outcome: Outcome::SignedOut,
-                cookie: SessionCookie::Clear,
-            },
-            Err(e) => ErrorPage::internal(&e).into(),
-        }
+            .await,
+        )
     }
 
     /// The session and pending authorization a form refers to, after the CSRF check.
@@ -511,29 +514,30 @@ impl Browser<'_> {
         cookie: Option<&str>,
         handle: Option<String>,
         csrf: Option<String>,
-    ) -> Result<(BrowserSession, AuthorizationPrompt), ErrorPage> {
+    ) -> Result<(BrowserSession, AuthorizationPrompt), Step> {
         let session = self
             .server
             .existing_session(cookie)
             .await
-            .map_err(|e| ErrorPage::internal(&e))?
+            .map_err(internal)?
             .ok_or_else(|| {
-                ErrorPage::new(
+                Step::from(ErrorPage::new(
                     400,
                     "Your session has expired",
                     "Cookies must be enabled to sign in.",
-                )
+                ))
             })?;
         if !csrf.as_deref().is_some_and(|c| session.csrf_matches(c)) {
-            return Err(forged_form());
+            return Err(forged_form().into());
         }
-        let handle = handle.ok_or_else(ErrorPage::expired)?;
+        let expired = || Step::from(ErrorPage::expired());
+        let handle = handle.ok_or_else(expired)?;
         let prompt = self
             .server
             .pending_authorization(&handle)
             .await
-            .map_err(|e| ErrorPage::internal(&e))?
-            .ok_or_else(ErrorPage::expired)?;
+            .map_err(internal)?
+            .ok_or_else(expired)?;
         Ok((session, prompt))
     }
 
@@ -638,6 +642,26 @@ impl Browser<'_> {
             Err(e) => authorize_exit(e),
         }
     }
+}
+
+/// A step's answer, whether it ran to the end or left early with an error page or a redirect.
+fn settle(step: Result<Step, Step>) -> Step {
+    step.unwrap_or_else(|early| early)
+}
+
+/// A query or form, or the 400 page titled `title` naming what is wrong with it.
+fn parse<T: serde::de::DeserializeOwned>(input: &[u8], title: &'static str) -> Result<T, Step> {
+    wire::parse_form(input).map_err(|e| ErrorPage::new(400, title, e.description).into())
+}
+
+/// An internal failure's page (the cause is logged).
+fn internal(e: Error) -> Step {
+    ErrorPage::internal(&e).into()
+}
+
+/// An exit of the authorization endpoint.
+fn exit(e: AuthorizeError) -> Step {
+    authorize_exit(e).into()
 }
 
 fn forged_form() -> ErrorPage {
