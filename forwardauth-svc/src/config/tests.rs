@@ -2,7 +2,11 @@
 
 use std::collections::HashMap;
 use std::sync::OnceLock;
+use std::time::Duration;
 
+use oauth_core::{
+    AccessPolicy, HostPattern, HostPolicy, LocalUsers, Secret, SigningAlg, ToolScope,
+};
 use tempfile::TempDir;
 
 use super::*;
