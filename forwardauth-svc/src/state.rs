@@ -6,8 +6,8 @@
 use std::sync::Arc;
 
 use oauth_core::{
-    AuthServer, Clock, EmbeddedStore, IdentityProvider, LocalUsers, RedisConfig, RedisStore,
-    StartError, Store, StoreError, SystemClock,
+    AuthServer, Clock, ConfigError, EmbeddedStore, IdentityProvider, LocalUsers, LocalUsersError,
+    RedisConfig, RedisStore, StartError, Store, StoreError, SystemClock,
 };
 
 use crate::config::{Config, GateConfig, ProviderConfig, StoreConfig};
@@ -30,14 +30,14 @@ pub enum StartupError {
     Engine(#[from] StartError),
     /// The users could not be loaded.
     #[error("users: {0}")]
-    Users(String),
+    Users(LocalUsersError),
     /// An upstream identity provider could not be set up.
     #[error("provider {id}: {reason}")]
     Provider {
         /// The provider's id.
         id: String,
-        /// Why.
-        reason: String,
+        /// The setting and what is wrong with it.
+        reason: ConfigError,
     },
     /// Creating the data directory failed.
     #[error("cannot create the data directory {path}: {source}")]

@@ -64,8 +64,9 @@ pub mod wire;
 pub use cimd::{ClientDocumentFetcher, FetchError, FetchedDocument};
 pub use clock::{Clock, SystemClock};
 pub use config::{
-    AccessPolicy, ClientMetadataDocuments, EndpointPaths, HostPattern, HostPolicy,
-    RegistrationPolicy, Regulation, ResourceConfig, ServerConfig, SigningAlg, ToolScope,
+    AccessPolicy, ClientMetadataDocuments, ConfigError, ConfigProblem, EndpointPaths, HostPattern,
+    HostPolicy, RegistrationPolicy, Regulation, ResourceConfig, ServerConfig, SigningAlg,
+    ToolScope, secure_url,
 };
 pub use error::{AuthorizeError, Error, ErrorCode, OAuthError, Result};
 pub use flow::authorize::AuthorizationPrompt;
@@ -85,5 +86,6 @@ pub use store::{RedisConfig, RedisStore};
 pub use throttle::{ClientKey, Limited, RateLimits, Throttled};
 pub use types::{Identity, ScopeSet, Secret, TokenHash, UpstreamSession};
 pub use upstream::{
-    Credentials, IdentityProvider, LocalUser, LocalUsers, Login, LoginStart, UpstreamError,
+    Credentials, IdentityProvider, LocalUser, LocalUsers, LocalUsersError, Login, LoginStart,
+    PasswordHashError, UpstreamError,
 };

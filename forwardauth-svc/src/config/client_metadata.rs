@@ -47,7 +47,8 @@ pub(super) fn client_metadata(
         list.iter()
             .enumerate()
             .map(|(i, p)| {
-                HostPattern::parse(p).map_err(|reason| ctx.invalid(format!("{key}[{i}]"), reason))
+                HostPattern::parse(p)
+                    .map_err(|problem| ctx.invalid(format!("{key}[{i}]"), problem.to_string()))
             })
             .collect::<Result<Vec<_>, _>>()
     };

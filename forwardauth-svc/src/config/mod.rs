@@ -300,13 +300,14 @@ pub enum ConfigError {
         /// What is wrong; names the user.
         reason: String,
     },
-    /// The engine refused the assembled configuration (`ServerConfig::validate`); the reason names the key.
+    /// The engine refused the assembled configuration (`ServerConfig::validate`); its path is the key (the
+    /// engine's field paths are the file's key paths: `resources[0].resource`).
     #[error("{file}: {reason}")]
     Server {
         /// The configuration file, or `configuration` without one.
         file: String,
-        /// What is wrong.
-        reason: String,
+        /// The key and what is wrong.
+        reason: oauth_core::ConfigError,
     },
 }
 
@@ -408,7 +409,9 @@ impl RawConfig {
                 Ok(v.to_owned())
             })?
             .unwrap_or_else(|| config.server.issuer.clone());
-        check_issuer(&issuer).map_err(|reason| ctx.at(&issuer_origin, reason))?;
+        // The engine's issuer rule, checked here so that the message names the key or the variable.
+        ServerConfig::check_issuer(&issuer)
+            .map_err(|problem| ctx.at(&issuer_origin, problem.to_string()))?;
 
         if let Some(f) = ctx.setting(
             ENV_LOG_FORMAT,
@@ -485,27 +488,6 @@ pub fn parse_log_format(v: &str) -> Result<LogFormat, String> {
         "json" => Ok(LogFormat::Json),
         other => Err(format!("expected \"human\" or \"json\", not {other:?}")),
     }
-}
-
-/// The issuer rules of `ServerConfig::validate` (RFC 8414 §2), checked here so the message names the origin.
-fn check_issuer(issuer: &str) -> Result<(), String> {
-    let u = url::Url::parse(issuer).map_err(|e| format!("not a URL: {e}"))?;
-    let loopback = match u.host() {
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
-        None => false,
-    };
-    if u.scheme() != "https" && !(u.scheme() == "http" && loopback) {
-        return Err("must be https (http only on a loopback host)".into());
-    }
-    if issuer.ends_with('/') || u.query().is_some() || u.fragment().is_some() {
-        return Err("must not end with `/` nor carry a query or fragment".into());
-    }
-    if u.path() != "/" {
-        return Err("must be an origin without a path (https://auth.example.com): the service serves its metadata and endpoints at the root".into());
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -77,10 +77,10 @@ pub(super) fn users(ctx: &Ctx<'_>, raw: RawUsers) -> Result<Vec<LocalUser>, Conf
         }
         list.push((u, user));
     }
-    LocalUsers::new(list.iter().map(|(_, user)| user.clone()).collect()).map_err(|reason| {
+    LocalUsers::new(list.iter().map(|(_, user)| user.clone()).collect()).map_err(|e| {
         ConfigError::Users {
             file: file.clone(),
-            reason,
+            reason: e.to_string(),
         }
     })?;
     // A PHC string of another algorithm parses, but no password would ever match it.
