@@ -114,18 +114,10 @@ pub(super) fn providers(
                     .issuer
                     .clone()
                     .ok_or_else(|| ctx.invalid(key("issuer"), "required for an oidc provider"))?;
-                let u = url::Url::parse(&issuer)
-                    .map_err(|e| ctx.invalid(key("issuer"), format!("not a URL: {e}")))?;
-                if u.scheme() != "https"
-                    && !(u.scheme() == "http"
-                        && u.host_str()
-                            .is_some_and(|h| h == "127.0.0.1" || h == "localhost" || h == "[::1]"))
-                {
-                    return Err(ctx.invalid(
-                        key("issuer"),
-                        "must be https (http only on a loopback host)",
-                    ));
-                }
+                // The engine's transport rule (`OidcProvider::new` applies it too), checked here so that the
+                // message names the key.
+                oauth_core::secure_url(&issuer)
+                    .map_err(|problem| ctx.invalid(key("issuer"), problem.to_string()))?;
                 for (field, set) in [
                     ("web_base_url", p.web_base_url.is_some()),
                     ("api_base_url", p.api_base_url.is_some()),

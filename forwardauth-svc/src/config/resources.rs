@@ -3,8 +3,9 @@
 //!
 //! A resource's access lists and the top-level `[policy]` have the same keys and one reader
 //! ([`access_policy`]). The rules the engine states about the assembled configuration (a resource URL without
-//! fragment or trailing slash, every scope in `scopes_supported`) are left to `ServerConfig::validate`, run once
-//! on the whole; this module checks only what the file alone can get wrong (syntax, duplicates).
+//! fragment or trailing slash, browser origins, every scope in `scopes_supported`) are left to
+//! `ServerConfig::validate`, run once on the whole, whose paths are this file's keys; this module checks only
+//! what the engine does not (scope syntax, URL scheme, duplicates, access-list syntax).
 
 use std::collections::BTreeMap;
 
@@ -129,14 +130,6 @@ pub(super) fn resources(
                 allowed_github_teams: r.allowed_github_teams,
             },
         )?;
-        for (j, o) in r.allowed_origins.iter().enumerate() {
-            if oauth_core::forwarded::SiteOrigin::parse(o).is_none() {
-                return Err(ctx.invalid(
-                    format!("{}[{j}]", key("allowed_origins")),
-                    format!("{o:?} is not an origin like https://app.example.com (scheme, host and optional port, no path)"),
-                ));
-            }
-        }
         let mut resource = ResourceConfig::new(r.resource, r.scopes)
             .require(r.required_scopes)
             .with_policy(policy)

@@ -1279,3 +1279,35 @@ fn the_readme_verify_cache_example_loads() {
         64 * 1024 * 1024
     );
 }
+
+#[test]
+fn a_bad_allowed_origin_is_named_by_the_engine_rule() {
+    let f = Fixture::new(&format!(
+        "{MINIMAL}allowed_origins = [\"http://localhost:6274\", \"https://app.example.com/path\"]\n"
+    ));
+    assert_eq!(
+        f.error(),
+        format!(
+            "{}: resources[0].allowed_origins[1]: \"https://app.example.com/path\" is not an origin like https://app.example.com (scheme, host and optional port, no path)",
+            f.file()
+        )
+    );
+}
+
+#[test]
+fn the_oidc_issuer_follows_the_engine_transport_rule() {
+    let f = Fixture::new(&format!(
+        "{MINIMAL}[[providers]]\ntype = \"oidc\"\nissuer = \"http://127.0.0.2:9000\"\nclient_id = \"x\"\n"
+    ));
+    f.load().unwrap();
+    let f = Fixture::new(&format!(
+        "{MINIMAL}[[providers]]\ntype = \"oidc\"\nissuer = \"http://localhost.example.com\"\nclient_id = \"x\"\n"
+    ));
+    assert_eq!(
+        f.error(),
+        format!(
+            "{}: providers[0].issuer: must be https (http only on a loopback host)",
+            f.file()
+        )
+    );
+}
