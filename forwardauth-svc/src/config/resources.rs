@@ -60,16 +60,9 @@ pub(super) struct RawPolicy {
     allowed_github_teams: Vec<String>,
 }
 
-/// Whether `s` is a scope token (RFC 6749 §3.3: `1*( %x21 / %x23-5B / %x5D-7E )`).
-fn is_scope_token(s: &str) -> bool {
-    !s.is_empty()
-        && s.bytes()
-            .all(|b| matches!(b, 0x21 | 0x23..=0x5B | 0x5D..=0x7E))
-}
-
 pub(super) fn check_scopes(ctx: &Ctx<'_>, key: &str, scopes: &[String]) -> Result<(), ConfigError> {
     for (i, s) in scopes.iter().enumerate() {
-        if !is_scope_token(s) {
+        if !oauth_core::ScopeSet::is_token(s) {
             return Err(ctx.invalid(
                 format!("{key}[{i}]"),
                 format!("{s:?} is not a scope token (RFC 6749 §3.3: printable ASCII, no spaces, `\"` or `\\`)"),
