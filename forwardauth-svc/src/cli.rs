@@ -230,8 +230,8 @@ pub enum CliError {
     #[error("empty password: type the password on stdin, then Enter")]
     EmptyPassword,
     /// Hashing the password failed.
-    #[error("cannot hash the password: {0}")]
-    Hash(String),
+    #[error(transparent)]
+    Hash(#[from] oauth_core::PasswordHashError),
     /// No client with that id.
     #[error("no client `{0}`")]
     UnknownClient(String),
@@ -488,7 +488,7 @@ pub fn hash_password(input: &mut dyn BufRead, out: &mut dyn Write) -> Result<(),
     if password.is_empty() {
         return Err(CliError::EmptyPassword);
     }
-    let hash = LocalUsers::hash_password(password).map_err(CliError::Hash)?;
+    let hash = LocalUsers::hash_password(password)?;
     writeln!(out, "{hash}")?;
     out.flush()?;
     Ok(())

@@ -8,8 +8,8 @@
 use std::sync::Arc;
 
 use oauth_core::{
-    AuthServer, Clock, IdentityProvider, LocalUsers, OpenStoreError, StartError, StoreSettings,
-    SystemClock,
+    AuthServer, Clock, ConfigError, IdentityProvider, LocalUsers, LocalUsersError, OpenStoreError,
+    StartError, StoreSettings, SystemClock,
 };
 
 use crate::config::{Config, GateConfig, ProviderConfig, StoreConfig};
@@ -27,14 +27,14 @@ pub enum StartupError {
     Engine(#[from] StartError),
     /// The users could not be loaded.
     #[error("users: {0}")]
-    Users(String),
+    Users(LocalUsersError),
     /// An upstream identity provider could not be set up.
     #[error("provider {id}: {reason}")]
     Provider {
         /// The provider's id.
         id: String,
-        /// Why.
-        reason: String,
+        /// The setting and what is wrong with it.
+        reason: ConfigError,
     },
 }
 

@@ -3,8 +3,133 @@
 //! The core never reads environment variables, files or globals; the service (or any embedder) builds a
 //! [`ServerConfig`] and hands it over by value. Defaults are the values a person running one instance in front of
 //! their MCP servers would pick; [`ServerConfig::new`] needs only the issuer and the protected resources.
+//!
+//! # Errors: each rule once
+//!
+//! Every rule about a configuration value is one function here (or beside the type it configures, as
+//! `GithubProvider::new`), and reports a [`ConfigProblem`]: *what* is wrong, worded once. The caller that knows
+//! *where* the value sits adds the path and returns a [`ConfigError`]
+//! (``resources[1].resource: must not end with `/` ``). An embedder that reads a value from somewhere the engine
+//! cannot see (a file key of another name, an environment variable) calls the same function, such as
+//! [`ServerConfig::check_issuer`] or [`secure_url`], and reports the problem under its own name, so the rule is
+//! not restated there either.
 
 use std::time::Duration;
+
+/// A configuration value the engine refuses: where it sits and what is wrong with it.
+///
+/// Displays as `path: problem`, e.g. ``resources[1].resource: must not end with `/` ``.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{path}: {problem}")]
+#[non_exhaustive]
+pub struct ConfigError {
+    /// The field path from the value that was checked: `issuer`, `resources[1].resource`, `github.client_id`,
+    /// `client_metadata.extra_root_certificates[0]`.
+    pub path: String,
+    /// What is wrong.
+    pub problem: ConfigProblem,
+}
+
+impl ConfigError {
+    /// `problem` at `path`.
+    pub fn new(path: impl Into<String>, problem: ConfigProblem) -> Self {
+        ConfigError {
+            path: path.into(),
+            problem,
+        }
+    }
+
+    /// The same error one level down: `within("github")` turns `client_id` into `github.client_id`.
+    #[must_use]
+    pub fn within(mut self, parent: &str) -> Self {
+        self.path = format!("{parent}.{}", self.path);
+        self
+    }
+}
+
+/// What is wrong with a configuration value; each variant is one rule, worded once.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigProblem {
+    /// The value does not parse as a URL.
+    #[error("not a URL: {0}")]
+    NotAUrl(url::ParseError),
+    /// A URL the server is known by or calls must be https; plain http is for development on a loopback host
+    /// (`127.0.0.0/8`, `[::1]`, `localhost`) only (RFC 8414 §2 for the issuer; RFC 9700 §2.6 in general).
+    #[error("must be https (http only on a loopback host)")]
+    Insecure,
+    /// RFC 8414 §2: the issuer has no query or fragment; it is compared byte for byte, so no trailing slash either.
+    #[error("must not end with `/` nor carry a query or fragment")]
+    IssuerNotBare,
+    /// The issuer has a path: RFC 8414 would put its metadata at `/.well-known/oauth-authorization-server/<path>`
+    /// and its endpoints below the path, and the service serves both at the root.
+    #[error(
+        "must be an origin without a path (https://auth.example.com): the service serves its metadata and endpoints at the root"
+    )]
+    IssuerHasPath,
+    /// No protected resource: no token could ever be issued.
+    #[error("at least one protected resource is required")]
+    NoResource,
+    /// RFC 8707 §2: a resource indicator must not include a fragment.
+    #[error("must not contain a fragment")]
+    Fragment,
+    /// A resource indicator ending in `/` (other than the root) would never equal the URL a client sends.
+    #[error("must not end with `/`")]
+    TrailingSlash,
+    /// A browser origin must be scheme, host and optional port (RFC 6454), as an `Origin` header sends it.
+    #[error(
+        "{0:?} is not an origin like https://app.example.com (scheme, host and optional port, no path)"
+    )]
+    NotAnOrigin(String),
+    /// A scope used by a resource or granted by default must be one the server advertises.
+    #[error("scope `{0}` is not in scopes_supported")]
+    UnknownScope(String),
+    /// A lifetime, bound or count that must be positive is zero.
+    #[error("must be greater than zero")]
+    Zero,
+    /// A duration counted in whole seconds is shorter than one.
+    #[error("must be at least one second")]
+    UnderOneSecond,
+    /// A lower bound is above its upper bound (named here).
+    #[error("must not exceed {0}")]
+    Exceeds(&'static str),
+    /// Neither the built-in roots nor an extra certificate: no server could be trusted.
+    #[error("without the built-in roots, at least one extra root certificate is needed")]
+    NoTrustedRoots,
+    /// An extra root certificate is not PEM.
+    #[error("not a PEM certificate: {0}")]
+    NotPem(String),
+    /// A host pattern is neither a host name nor `*.domain`.
+    #[error("`{0}` is not a host name or `*.domain` pattern")]
+    NotAHostPattern(String),
+    /// A required value is empty.
+    #[error("must not be empty")]
+    Empty,
+    /// An identity provider's id prefixes the subjects it vouches for (`github:42`), so it cannot hold the
+    /// separator.
+    #[error("must not contain `:` or whitespace (it prefixes subjects)")]
+    NotASubjectPrefix,
+    /// A base URL with credentials, a query or a fragment cannot have paths appended.
+    #[error("must not carry credentials, a query or a fragment")]
+    NotABaseUrl,
+    /// The HTTP client for an upstream could not be built (TLS backend, proxy settings).
+    #[error("cannot build the HTTP client: {0}")]
+    HttpClient(String),
+}
+
+/// The transport rule for every URL the server is known by or calls out to (its issuer, an upstream's issuer or
+/// base URL): https, or http on a loopback host for development. Returns the URL parsed.
+///
+/// # Errors
+/// [`ConfigProblem::NotAUrl`] or [`ConfigProblem::Insecure`].
+pub fn secure_url(value: &str) -> Result<url::Url, ConfigProblem> {
+    let url = url::Url::parse(value).map_err(ConfigProblem::NotAUrl)?;
+    if url.scheme() == "https" || (url.scheme() == "http" && is_loopback_host(&url)) {
+        Ok(url)
+    } else {
+        Err(ConfigProblem::Insecure)
+    }
+}
 
 /// Configuration of an [`AuthServer`](crate::AuthServer).
 #[derive(Clone, Debug)]
@@ -111,39 +236,28 @@ impl ServerConfig {
     /// early with a message naming the field.
     ///
     /// # Errors
-    /// A description of the first invalid field.
-    pub fn validate(&self) -> Result<(), String> {
-        let issuer =
-            url::Url::parse(&self.issuer).map_err(|e| format!("issuer: not a URL: {e}"))?;
-        if issuer.scheme() != "https" && !(issuer.scheme() == "http" && is_loopback_host(&issuer)) {
-            return Err("issuer: must be https (http only on a loopback host)".into());
-        }
-        if self.issuer.ends_with('/') || issuer.query().is_some() || issuer.fragment().is_some() {
-            return Err("issuer: must not end with `/` nor carry a query or fragment".into());
-        }
-        // The service answers RFC 8414 metadata and every endpoint at the root of the origin; with a path, the
-        // metadata (`/.well-known/oauth-authorization-server/auth`) and the endpoints would all be 404.
-        if issuer.path() != "/" {
-            return Err("issuer: must be an origin without a path (https://auth.example.com): the service serves its metadata and endpoints at the root".into());
-        }
+    /// The first invalid field, with its path (`resources[1].resource`).
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        Self::check_issuer(&self.issuer).map_err(|p| ConfigError::new("issuer", p))?;
         if self.resources.is_empty() {
-            return Err("resources: at least one protected resource is required".into());
+            return Err(ConfigError::new("resources", ConfigProblem::NoResource));
         }
         for (i, r) in self.resources.iter().enumerate() {
+            let at =
+                |field: &str, problem| ConfigError::new(format!("resources[{i}]{field}"), problem);
             let u = url::Url::parse(&r.resource)
-                .map_err(|e| format!("resources[{i}].resource: not a URL: {e}"))?;
+                .map_err(|e| at(".resource", ConfigProblem::NotAUrl(e)))?;
             if u.fragment().is_some() || r.resource.contains('#') {
-                return Err(format!(
-                    "resources[{i}].resource: must not contain a fragment"
-                ));
+                return Err(at(".resource", ConfigProblem::Fragment));
             }
             if u.path() != "/" && r.resource.ends_with('/') {
-                return Err(format!("resources[{i}].resource: must not end with `/`"));
+                return Err(at(".resource", ConfigProblem::TrailingSlash));
             }
-            for o in &r.allowed_origins {
+            for (j, o) in r.allowed_origins.iter().enumerate() {
                 if crate::forwarded::SiteOrigin::parse(o).is_none() {
-                    return Err(format!(
-                        "resources[{i}].allowed_origins: {o:?} is not an origin like https://app.example.com"
+                    return Err(at(
+                        &format!(".allowed_origins[{j}]"),
+                        ConfigProblem::NotAnOrigin(o.clone()),
                     ));
                 }
             }
@@ -155,25 +269,52 @@ impl ServerConfig {
                 .chain(tool)
             {
                 if !self.scopes_supported.contains(s) {
-                    return Err(format!(
-                        "resources[{i}]: scope `{s}` is not in scopes_supported"
-                    ));
+                    return Err(at("", ConfigProblem::UnknownScope(s.clone())));
                 }
             }
         }
         for s in &self.default_scopes {
             if !self.scopes_supported.contains(s) {
-                return Err(format!("default_scopes: `{s}` is not in scopes_supported"));
+                return Err(ConfigError::new(
+                    "default_scopes",
+                    ConfigProblem::UnknownScope(s.clone()),
+                ));
             }
         }
-        if self.access_token_ttl.is_zero()
-            || self.code_ttl.is_zero()
-            || self.refresh_token_ttl.is_zero()
-        {
-            return Err("token lifetimes must be greater than zero".into());
+        for (field, ttl) in [
+            ("access_token_ttl", self.access_token_ttl),
+            ("code_ttl", self.code_ttl),
+            ("refresh_token_ttl", self.refresh_token_ttl),
+        ] {
+            if ttl.is_zero() {
+                return Err(ConfigError::new(field, ConfigProblem::Zero));
+            }
         }
-        self.regulation.validate()?;
-        self.client_metadata.validate()
+        self.regulation
+            .validate()
+            .map_err(|e| e.within("regulation"))?;
+        self.client_metadata
+            .validate()
+            .map_err(|e| e.within("client_metadata"))
+    }
+
+    /// The issuer rules (RFC 8414 §2): https (http on a loopback host), an origin without path, trailing slash,
+    /// query or fragment. [`validate`](Self::validate) applies them; an embedder reading the issuer from
+    /// somewhere of its own calls this to report the problem under that name.
+    ///
+    /// # Errors
+    /// The [`ConfigProblem`] of the first rule broken.
+    pub fn check_issuer(issuer: &str) -> Result<(), ConfigProblem> {
+        let url = secure_url(issuer)?;
+        if issuer.ends_with('/') || url.query().is_some() || url.fragment().is_some() {
+            return Err(ConfigProblem::IssuerNotBare);
+        }
+        // The service answers RFC 8414 metadata and every endpoint at the root of the origin; with a path, the
+        // metadata (`/.well-known/oauth-authorization-server/auth`) and the endpoints would all be 404.
+        if url.path() != "/" {
+            return Err(ConfigProblem::IssuerHasPath);
+        }
+        Ok(())
     }
 
     /// The absolute URL of an endpoint path below the issuer.
@@ -458,15 +599,23 @@ impl Regulation {
         }
     }
 
-    fn validate(&self) -> Result<(), String> {
+    /// Paths are relative to the regulation (`max_failures_per_account`).
+    fn validate(&self) -> Result<(), ConfigError> {
         if !self.enabled {
             return Ok(());
         }
-        if self.max_failures_per_account == 0 || self.max_failures_per_address == 0 {
-            return Err("regulation: the failure limits must be at least 1".into());
+        for (field, n) in [
+            ("max_failures_per_account", self.max_failures_per_account),
+            ("max_failures_per_address", self.max_failures_per_address),
+        ] {
+            if n == 0 {
+                return Err(ConfigError::new(field, ConfigProblem::Zero));
+            }
         }
-        if self.window.as_secs() == 0 || self.ban.as_secs() == 0 {
-            return Err("regulation: the window and the ban must be at least one second".into());
+        for (field, d) in [("window", self.window), ("ban", self.ban)] {
+            if d.as_secs() == 0 {
+                return Err(ConfigError::new(field, ConfigProblem::UnderOneSecond));
+            }
         }
         Ok(())
     }
@@ -584,24 +733,28 @@ impl ClientMetadataDocuments {
         }
     }
 
-    fn validate(&self) -> Result<(), String> {
+    /// Paths are relative to these settings (`timeout`).
+    fn validate(&self) -> Result<(), ConfigError> {
         if self.timeout.is_zero() {
-            return Err("client_metadata.timeout: must be greater than zero".into());
+            return Err(ConfigError::new("timeout", ConfigProblem::Zero));
         }
         if self.max_document_bytes == 0 {
-            return Err("client_metadata.max_document_bytes: must be greater than zero".into());
+            return Err(ConfigError::new("max_document_bytes", ConfigProblem::Zero));
         }
         if self.cache_min > self.cache_max {
-            return Err("client_metadata.cache_min: must not exceed cache_max".into());
+            return Err(ConfigError::new(
+                "cache_min",
+                ConfigProblem::Exceeds("cache_max"),
+            ));
         }
         if self.cache_capacity == 0 {
-            return Err("client_metadata.cache_capacity: must be greater than zero".into());
+            return Err(ConfigError::new("cache_capacity", ConfigProblem::Zero));
         }
         if self.enabled && !self.builtin_roots && self.extra_root_certificates.is_empty() {
-            return Err(
-                "client_metadata: without the built-in roots, at least one extra root certificate is needed"
-                    .into(),
-            );
+            return Err(ConfigError::new(
+                "builtin_roots",
+                ConfigProblem::NoTrustedRoots,
+            ));
         }
         Ok(())
     }
@@ -640,9 +793,9 @@ impl HostPattern {
     /// Parses a pattern.
     ///
     /// # Errors
-    /// A description when the pattern is empty, has a wildcard anywhere but a leading `*.`, or characters no host
-    /// name has.
-    pub fn parse(pattern: &str) -> Result<Self, String> {
+    /// [`ConfigProblem::NotAHostPattern`] when the pattern is empty, has a wildcard anywhere but a leading `*.`, or
+    /// characters no host name has. The caller knows which list it sits in, and adds the path.
+    pub fn parse(pattern: &str) -> Result<Self, ConfigProblem> {
         let lower = pattern.to_ascii_lowercase();
         let name = lower.strip_prefix("*.").unwrap_or(&lower);
         let valid = !name.is_empty()
@@ -652,9 +805,7 @@ impl HostPattern {
                 b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b':' | b'[' | b']')
             });
         if !valid {
-            return Err(format!(
-                "`{pattern}` is not a host name or `*.domain` pattern"
-            ));
+            return Err(ConfigProblem::NotAHostPattern(pattern.to_owned()));
         }
         Ok(HostPattern(lower))
     }

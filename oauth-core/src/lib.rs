@@ -72,8 +72,9 @@ pub use admin::{Admin, ImportError, ImportSummary, KeyInfo, StoreExport, StoreTr
 pub use cimd::{ClientDocumentFetcher, FetchError, FetchedDocument};
 pub use clock::{Clock, SystemClock};
 pub use config::{
-    AccessPolicy, ClientMetadataDocuments, EndpointPaths, HostPattern, HostPolicy,
-    RegistrationPolicy, Regulation, ResourceConfig, ServerConfig, SigningAlg, ToolScope,
+    AccessPolicy, ClientMetadataDocuments, ConfigError, ConfigProblem, EndpointPaths, HostPattern,
+    HostPolicy, RegistrationPolicy, Regulation, ResourceConfig, ServerConfig, SigningAlg,
+    ToolScope, secure_url,
 };
 pub use error::{AuthorizeError, Error, ErrorCode, OAuthError, Result};
 pub use flow::authorize::AuthorizationPrompt;
@@ -97,5 +98,6 @@ pub use store::{RedisConfig, RedisStore};
 pub use throttle::{ClientKey, Limited, RateLimits, Throttled};
 pub use types::{Identity, ScopeSet, Secret, TokenHash, UpstreamSession};
 pub use upstream::{
-    Credentials, IdentityProvider, LocalUser, LocalUsers, Login, LoginStart, SignIn, UpstreamError,
+    Credentials, IdentityProvider, LocalUser, LocalUsers, LocalUsersError, Login, LoginStart,
+    PasswordHashError, SignIn, UpstreamError,
 };

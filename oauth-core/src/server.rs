@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 
 use crate::clock::Clock;
-use crate::config::ServerConfig;
+use crate::config::{ConfigError, ServerConfig};
 use crate::flow::verify::Verifier;
 use crate::keys::{JosekitKeyManager, KeyError};
 use crate::store::{Store, StoreError, StoreEvent, StoreSettings};
@@ -23,9 +23,9 @@ const UNKNOWN_KID_RELOAD_EVERY: Duration = Duration::from_secs(1);
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StartError {
-    /// The configuration is invalid; the text names the field.
+    /// The configuration is invalid; the error names the field.
     #[error("invalid configuration: {0}")]
-    Config(String),
+    Config(ConfigError),
     /// The signing keys could not be loaded or generated.
     #[error(transparent)]
     Keys(#[from] KeyError),

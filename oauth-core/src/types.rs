@@ -140,14 +140,20 @@ impl fmt::Debug for Secret {
 pub struct ScopeSet(Vec<String>);
 
 impl ScopeSet {
+    /// Whether `token` is one scope token (RFC 6749 §3.3: `1*( %x21 / %x23-5B / %x5D-7E )`): non-empty printable
+    /// ASCII without space, `"` or `\`. The one statement of the rule, for requests and configuration alike.
+    pub fn is_token(token: &str) -> bool {
+        !token.is_empty()
+            && token
+                .bytes()
+                .all(|b| b == 0x21 || (0x23..=0x5b).contains(&b) || (0x5d..=0x7e).contains(&b))
+    }
+
     /// Parses a `scope` parameter. Returns `None` if a token contains a character RFC 6749 §3.3 forbids.
     pub fn parse(value: &str) -> Option<Self> {
         let mut out: Vec<String> = Vec::new();
         for token in value.split(' ').filter(|t| !t.is_empty()) {
-            let valid = token
-                .bytes()
-                .all(|b| b == 0x21 || (0x23..=0x5b).contains(&b) || (0x5d..=0x7e).contains(&b));
-            if !valid {
+            if !Self::is_token(token) {
                 return None;
             }
             if !out.iter().any(|t| t == token) {

@@ -17,7 +17,7 @@ use reqwest::header::{ACCEPT, CACHE_CONTROL, CONTENT_TYPE};
 use url::{Host, Url};
 
 use super::{ClientDocumentFetcher, FetchError, FetchedDocument};
-use crate::config::{ClientMetadataDocuments, is_loopback_host};
+use crate::config::{ClientMetadataDocuments, ConfigError, ConfigProblem, is_loopback_host};
 
 /// Looks up the addresses of a host name.
 #[async_trait]
@@ -328,8 +328,9 @@ impl ReqwestDocumentFetcher {
     /// The fetcher for `config`, resolving with the system resolver.
     ///
     /// # Errors
-    /// A description naming the setting when an extra root certificate is not PEM or the client cannot be built.
-    pub fn new(config: &ClientMetadataDocuments) -> Result<Self, String> {
+    /// [`ConfigError`] naming the setting (`client_metadata.extra_root_certificates[0]`) when an extra root
+    /// certificate is not PEM.
+    pub fn new(config: &ClientMetadataDocuments) -> Result<Self, ConfigError> {
         Self::with_lookup(config, Arc::new(SystemLookup))
     }
 
@@ -340,7 +341,7 @@ impl ReqwestDocumentFetcher {
     pub fn with_lookup(
         config: &ClientMetadataDocuments,
         lookup: Arc<dyn HostLookup>,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, ConfigError> {
         let filter = AddressFilter::new(
             config.allow_private_addresses,
             config.allowed_networks.clone(),
@@ -348,7 +349,10 @@ impl ReqwestDocumentFetcher {
         let mut roots = Vec::with_capacity(config.extra_root_certificates.len());
         for (i, pem) in config.extra_root_certificates.iter().enumerate() {
             let cert = reqwest::Certificate::from_pem(pem).map_err(|e| {
-                format!("client_metadata.extra_root_certificates[{i}]: not a PEM certificate: {e}")
+                ConfigError::new(
+                    format!("client_metadata.extra_root_certificates[{i}]"),
+                    ConfigProblem::NotPem(e.to_string()),
+                )
             })?;
             roots.push(cert);
         }

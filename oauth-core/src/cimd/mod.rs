@@ -48,7 +48,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use url::Url;
 
-use crate::config::{ClientMetadataDocuments, is_loopback_host};
+use crate::config::{ClientMetadataDocuments, ConfigError, is_loopback_host};
 use crate::store::ClientRecord;
 
 /// A fetched document: the body as received and the `Cache-Control` header, if any.
@@ -200,9 +200,9 @@ impl ClientDocuments {
     /// The production setup for `config`: `None` when disabled.
     ///
     /// # Errors
-    /// A description naming the setting when the fetcher cannot be built (an unreadable certificate).
+    /// [`ConfigError`] naming the setting when the fetcher cannot be built (a certificate that is not PEM).
     #[cfg(feature = "cimd")]
-    pub fn from_config(config: &ClientMetadataDocuments) -> Result<Option<Self>, String> {
+    pub fn from_config(config: &ClientMetadataDocuments) -> Result<Option<Self>, ConfigError> {
         if !config.enabled {
             return Ok(None);
         }
@@ -213,7 +213,7 @@ impl ClientDocuments {
     /// Without the `cimd` feature there is no built-in fetcher: an embedder supplies one with
     /// [`AuthServer::with_client_document_fetcher`](crate::AuthServer::with_client_document_fetcher).
     #[cfg(not(feature = "cimd"))]
-    pub fn from_config(_config: &ClientMetadataDocuments) -> Result<Option<Self>, String> {
+    pub fn from_config(_config: &ClientMetadataDocuments) -> Result<Option<Self>, ConfigError> {
         Ok(None)
     }
 

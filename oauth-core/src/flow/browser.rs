@@ -21,6 +21,10 @@
 //! constant time. POST steps never create a session: a form must follow a page that set the cookie. A sign-in
 //! replaces the session (new id, new CSRF token), so a session id fixed before the sign-in is worthless after.
 
+// A step that ends early returns its answer as `Err(Step)`: a whole page or redirect, built once per request. Boxing
+// it would only add an allocation to that path.
+#![allow(clippy::result_large_err)]
+
 use std::borrow::Cow;
 use std::net::IpAddr;
 use std::time::Duration;

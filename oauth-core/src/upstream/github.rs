@@ -75,6 +75,7 @@ use serde::de::DeserializeOwned;
 
 use super::{Credentials, IdentityProvider, Login, LoginStart, UpstreamError, UpstreamRequest};
 use crate::clock::Clock;
+use crate::config::{ConfigError, ConfigProblem, secure_url};
 use crate::types::{Identity, UpstreamSession};
 
 /// The REST API version we speak (`X-GitHub-Api-Version`).
@@ -230,30 +231,30 @@ impl GithubProvider {
     /// A provider for `config`; `clock` dates the expiry of upstream tokens.
     ///
     /// # Errors
-    /// A message naming the field: an empty id or credential, an id with `:` or whitespace, a base URL that is not https (http only on a
-    /// loopback host) or carries a query or fragment, a zero timeout, or an HTTP client that cannot be built.
-    pub fn new(config: GithubConfig, clock: Arc<dyn Clock>) -> Result<Self, String> {
+    /// [`ConfigError`] at `github.<field>`: an empty id or credential, an id with `:` or whitespace, a base URL
+    /// that is not https (http only on a loopback host) or carries credentials, a query or a fragment, a zero
+    /// timeout, or (at `github`) an HTTP client that cannot be built.
+    pub fn new(config: GithubConfig, clock: Arc<dyn Clock>) -> Result<Self, ConfigError> {
+        let at = |field: &str, problem| ConfigError::new(field, problem).within("github");
         for (field, value) in [
             ("id", &config.id),
             ("client_id", &config.client_id),
             ("client_secret", &config.client_secret),
         ] {
             if value.trim().is_empty() {
-                return Err(format!("github.{field}: must not be empty"));
+                return Err(at(field, ConfigProblem::Empty));
             }
         }
         if config.id.contains(|c: char| c == ':' || c.is_whitespace()) {
-            return Err(
-                "github.id: must not contain `:` or whitespace (it prefixes subjects)".into(),
-            );
+            return Err(at("id", ConfigProblem::NotASubjectPrefix));
         }
         if config.timeout.is_zero() {
-            return Err("github.timeout: must be greater than zero".into());
+            return Err(at("timeout", ConfigProblem::Zero));
         }
-        let web = base_url("web_base_url", &config.web_base_url)?;
-        let api = base_url("api_base_url", &config.api_base_url)?;
+        let web = base_url(&config.web_base_url).map_err(|p| at("web_base_url", p))?;
+        let api = base_url(&config.api_base_url).map_err(|p| at("api_base_url", p))?;
         let authorize_url = url::Url::parse(&format!("{web}/login/oauth/authorize"))
-            .map_err(|e| format!("github.web_base_url: {e}"))?;
+            .map_err(|e| at("web_base_url", ConfigProblem::NotAUrl(e)))?;
         let mut scopes = config.scopes.clone();
         if (config.fetch_orgs || config.fetch_teams) && !scopes.iter().any(|s| s == "read:org") {
             scopes.push("read:org".into());
@@ -264,7 +265,7 @@ impl GithubProvider {
             .timeout(config.timeout)
             .user_agent(concat!("oauth-core/", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(|e| format!("github: cannot build the HTTP client: {e}"))?;
+            .map_err(|e| ConfigError::new("github", ConfigProblem::HttpClient(e.to_string())))?;
         Ok(GithubProvider {
             id: config.id,
             display_name: config.display_name,
@@ -590,20 +591,12 @@ impl IdentityProvider for GithubProvider {
     }
 }
 
-/// Checks a base URL and returns it without a trailing slash.
-fn base_url(field: &str, value: &str) -> Result<String, String> {
-    let url = url::Url::parse(value).map_err(|e| format!("github.{field}: not a URL: {e}"))?;
-    let secure = url.scheme() == "https"
-        || (url.scheme() == "http" && crate::config::is_loopback_host(&url));
-    if !secure {
-        return Err(format!(
-            "github.{field}: must be https (http only on a loopback host)"
-        ));
-    }
+/// Checks a base URL ([`secure_url`], then nothing that paths cannot be appended to) and returns it without a
+/// trailing slash.
+fn base_url(value: &str) -> Result<String, ConfigProblem> {
+    let url = secure_url(value)?;
     if url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() {
-        return Err(format!(
-            "github.{field}: must not carry credentials, a query or a fragment"
-        ));
+        return Err(ConfigProblem::NotABaseUrl);
     }
     Ok(url.as_str().trim_end_matches('/').to_owned())
 }
@@ -769,18 +762,28 @@ mod tests {
     #[test]
     fn base_urls_must_be_https_except_on_loopback() {
         assert_eq!(
-            base_url("api_base_url", "https://ghe.example.com/api/v3/").unwrap(),
+            base_url("https://ghe.example.com/api/v3/").unwrap(),
             "https://ghe.example.com/api/v3"
         );
         assert_eq!(
-            base_url("web_base_url", "http://127.0.0.1:8080").unwrap(),
+            base_url("http://127.0.0.1:8080").unwrap(),
             "http://127.0.0.1:8080"
         );
         assert_eq!(
-            base_url("web_base_url", "http://ghe.example.com").unwrap_err(),
+            base_url("http://ghe.example.com").unwrap_err(),
+            ConfigProblem::Insecure
+        );
+        assert_eq!(
+            base_url("https://x.example.com/?a=b").unwrap_err(),
+            ConfigProblem::NotABaseUrl
+        );
+        let clock: Arc<dyn Clock> = Arc::new(crate::SystemClock);
+        let config = GithubConfig::new("id", "secret")
+            .with_base_urls("http://ghe.example.com", "https://ghe.example.com/api/v3");
+        assert_eq!(
+            GithubProvider::new(config, clock).unwrap_err().to_string(),
             "github.web_base_url: must be https (http only on a loopback host)"
         );
-        assert!(base_url("api_base_url", "https://x.example.com/?a=b").is_err());
     }
 
     #[test]
@@ -805,6 +808,6 @@ mod tests {
         let p = GithubProvider::new(GithubConfig::new("id", "secret"), clock.clone()).unwrap();
         assert_eq!(p.scope, "read:user user:email");
         let e = GithubProvider::new(GithubConfig::new("id", " "), clock).unwrap_err();
-        assert_eq!(e, "github.client_secret: must not be empty");
+        assert_eq!(e.to_string(), "github.client_secret: must not be empty");
     }
 }

@@ -19,6 +19,31 @@ use super::{
 };
 use crate::types::{Identity, UpstreamSession};
 
+/// Why a list of local users was refused. Each names the user, since a users file is edited by hand.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum LocalUsersError {
+    /// The user's `password_hash` is not a PHC string (`$argon2id$v=19$…`): no password could ever match it.
+    #[error("user `{username}`: password_hash is not a valid PHC hash: {reason}")]
+    InvalidHash {
+        /// The user.
+        username: String,
+        /// The parser's message.
+        reason: String,
+    },
+    /// Two users have the same username: which password counts would be a guess.
+    #[error("user `{username}` is listed twice")]
+    Duplicate {
+        /// The user.
+        username: String,
+    },
+}
+
+/// Hashing a password failed (argon2 refused the parameters or the salt): nothing the caller can change.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("cannot hash the password: {0}")]
+pub struct PasswordHashError(String);
+
 /// One local user.
 #[derive(Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -97,18 +122,18 @@ impl LocalUsers {
     /// A directory of the given users.
     ///
     /// # Errors
-    /// A message naming the user whose hash is not a valid PHC string, or a duplicate username.
-    pub fn new(users: Vec<LocalUser>) -> Result<Self, String> {
+    /// [`LocalUsersError`] naming the user whose hash is not a valid PHC string, or a duplicate username.
+    pub fn new(users: Vec<LocalUser>) -> Result<Self, LocalUsersError> {
         let mut map = HashMap::new();
         for u in users {
-            PasswordHash::new(&u.password_hash).map_err(|e| {
-                format!(
-                    "user `{}`: password_hash is not a valid PHC hash: {e}",
-                    u.username
-                )
+            PasswordHash::new(&u.password_hash).map_err(|e| LocalUsersError::InvalidHash {
+                username: u.username.clone(),
+                reason: e.to_string(),
             })?;
             if map.contains_key(&u.username) {
-                return Err(format!("user `{}` is listed twice", u.username));
+                return Err(LocalUsersError::Duplicate {
+                    username: u.username,
+                });
             }
             map.insert(u.username.clone(), u);
         }
@@ -133,13 +158,13 @@ impl LocalUsers {
     /// Hashes a password with argon2id and a random salt, in PHC format.
     ///
     /// # Errors
-    /// A message if hashing fails.
-    pub fn hash_password(password: &str) -> Result<String, String> {
+    /// [`PasswordHashError`] if argon2 fails.
+    pub fn hash_password(password: &str) -> Result<String, PasswordHashError> {
         let salt = SaltString::generate(&mut OsRng);
         Argon2::default()
             .hash_password(password.as_bytes(), &salt)
             .map(|h| h.to_string())
-            .map_err(|e| e.to_string())
+            .map_err(|e| PasswordHashError(e.to_string()))
     }
 
     /// Number of users.

@@ -18,7 +18,7 @@ pub mod password;
 
 #[cfg(feature = "github")]
 pub use github::{GithubConfig, GithubProvider};
-pub use local::{LocalUser, LocalUsers};
+pub use local::{LocalUser, LocalUsers, LocalUsersError, PasswordHashError};
 #[cfg(feature = "oidc")]
 mod oidc;
 #[cfg(feature = "oidc")]

@@ -32,6 +32,7 @@ use tokio::sync::Mutex;
 
 use super::{Credentials, IdentityProvider, Login, LoginStart, UpstreamError, UpstreamRequest};
 use crate::clock::Clock;
+use crate::config::{ConfigError, ConfigProblem, secure_url};
 use crate::types::{Identity, UpstreamSession};
 
 type Client = CoreClient<
@@ -157,16 +158,21 @@ impl OidcProvider {
     /// A provider; nothing is fetched until the first login.
     ///
     /// # Errors
-    /// A message if the issuer URL is invalid or the HTTP client cannot be built.
-    pub fn new(config: OidcConfig, clock: Arc<dyn Clock>) -> Result<Self, String> {
-        IssuerUrl::new(config.issuer_url.clone()).map_err(|e| format!("issuer_url: {e}"))?;
+    /// [`ConfigError`] at `oidc.issuer_url` if the issuer is not a URL, or not https (http only on a loopback
+    /// host: [`secure_url`]); at `oidc` if the HTTP client cannot be built.
+    pub fn new(config: OidcConfig, clock: Arc<dyn Clock>) -> Result<Self, ConfigError> {
+        secure_url(&config.issuer_url)
+            .map_err(|p| ConfigError::new("issuer_url", p).within("oidc"))?;
+        IssuerUrl::new(config.issuer_url.clone()).map_err(|e| {
+            ConfigError::new("issuer_url", ConfigProblem::NotAUrl(e)).within("oidc")
+        })?;
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(config.timeout)
             .timeout(config.timeout)
             .user_agent(concat!("oauth-core/", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(|e| format!("HTTP client: {e}"))?;
+            .map_err(|e| ConfigError::new("oidc", ConfigProblem::HttpClient(e.to_string())))?;
         Ok(OidcProvider {
             config,
             http,

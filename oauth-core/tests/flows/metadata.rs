@@ -120,12 +120,12 @@ async fn config_validation_names_the_field() {
     let mut c = oauth_core::testing::config();
     c.issuer = "https://auth.example.com/".into();
     assert_eq!(
-        c.validate().unwrap_err(),
+        c.validate().unwrap_err().to_string(),
         "issuer: must not end with `/` nor carry a query or fragment"
     );
     c.issuer = "http://auth.example.com".into();
     assert_eq!(
-        c.validate().unwrap_err(),
+        c.validate().unwrap_err().to_string(),
         "issuer: must be https (http only on a loopback host)"
     );
     // RFC 8414 would put this issuer's metadata at `/.well-known/oauth-authorization-server/auth`; the service
@@ -133,7 +133,7 @@ async fn config_validation_names_the_field() {
     for with_path in ["https://auth.example.com/auth", "http://127.0.0.1:8080/a/b"] {
         c.issuer = with_path.into();
         assert_eq!(
-            c.validate().unwrap_err(),
+            c.validate().unwrap_err().to_string(),
             "issuer: must be an origin without a path (https://auth.example.com): the service serves its metadata and endpoints at the root",
             "{with_path}"
         );
@@ -144,14 +144,22 @@ async fn config_validation_names_the_field() {
     c.validate().unwrap();
     c.resources[0].resource = "https://mcp.example.com/mcp/".into();
     assert_eq!(
-        c.validate().unwrap_err(),
+        c.validate().unwrap_err().to_string(),
         "resources[0].resource: must not end with `/`"
+    );
+    // The path and the rule, typed: an embedder can report the problem under its own key.
+    assert_eq!(
+        c.validate().unwrap_err(),
+        oauth_core::ConfigError::new(
+            "resources[0].resource",
+            oauth_core::ConfigProblem::TrailingSlash
+        )
     );
     let mut c = oauth_core::testing::config();
     c.default_scopes = vec!["bogus".into()];
     assert_eq!(
-        c.validate().unwrap_err(),
-        "default_scopes: `bogus` is not in scopes_supported"
+        c.validate().unwrap_err().to_string(),
+        "default_scopes: scope `bogus` is not in scopes_supported"
     );
     let clock = oauth_core::testing::FixedClock::new();
     let store = std::sync::Arc::new(oauth_core::EmbeddedStore::in_memory(clock.clone()).unwrap());
@@ -160,6 +168,6 @@ async fn config_validation_names_the_field() {
         .unwrap_err();
     assert_eq!(
         err.to_string(),
-        "invalid configuration: default_scopes: `bogus` is not in scopes_supported"
+        "invalid configuration: default_scopes: scope `bogus` is not in scopes_supported"
     );
 }

@@ -73,7 +73,8 @@ async fn local_users_show_a_form_and_refuse_callbacks() {
 fn bad_user_files_are_refused_with_the_user_named() {
     let err = LocalUsers::new(vec![LocalUser::new("bob", "plaintext")]).unwrap_err();
     assert!(
-        err.starts_with("user `bob`: password_hash is not a valid PHC hash"),
+        err.to_string()
+            .starts_with("user `bob`: password_hash is not a valid PHC hash"),
         "{err}"
     );
     let h = LocalUsers::hash_password("x").unwrap();
@@ -82,5 +83,11 @@ fn bad_user_files_are_refused_with_the_user_named() {
         LocalUser::new("bob", h),
     ])
     .unwrap_err();
-    assert_eq!(err, "user `bob` is listed twice");
+    assert_eq!(err.to_string(), "user `bob` is listed twice");
+    assert_eq!(
+        err,
+        oauth_core::LocalUsersError::Duplicate {
+            username: "bob".into()
+        }
+    );
 }

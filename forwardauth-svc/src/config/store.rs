@@ -1,0 +1,194 @@
+//! `[store]`: which backend keeps the engine's state (the embedded file, memory, or a shared Redis), with the
+//! `FORWARDAUTH_STORE_*` and `FORWARDAUTH_REDIS_URL` overrides.
+//!
+//! Keys that belong to another backend are refused rather than ignored: a `path` next to `backend = "redis"` is
+//! more likely a mistake than an intent. The Redis URL may hold a password, so no message quotes it and its
+//! `Debug` is redacted.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::ConfigError;
+use super::source::{Ctx, Origin, SecretString};
+
+/// Which store to use.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StoreConfig {
+    /// The embedded persistent store in one file.
+    Embedded {
+        /// The store file.
+        path: PathBuf,
+        /// The bound of the store's page cache, in bytes.
+        cache_bytes: usize,
+    },
+    /// In memory only: everything is lost at exit (for tests and demos).
+    Memory,
+    /// Redis, shared by several instances.
+    Redis(RedisStoreConfig),
+}
+
+/// How to reach the shared Redis store.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RedisStoreConfig {
+    /// `redis://` or `rediss://` URL; may carry a password, so its `Debug` is redacted.
+    pub url: RedisUrl,
+    /// Prefix of every key.
+    pub key_prefix: String,
+    /// Pooled connections per instance.
+    pub pool_size: usize,
+    /// Bound on every Redis operation.
+    pub timeout: Duration,
+}
+
+/// A Redis URL, which may contain a password: `Debug` shows it redacted.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RedisUrl(pub String);
+
+impl fmt::Debug for RedisUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&oauth_core::store::redact_url(&self.0))
+    }
+}
+
+/// How old the revocation state of an instance on Redis may get before `/verify` fails closed.
+pub const REDIS_REVOCATION_MAX_STALENESS: Duration = Duration::from_secs(3);
+
+/// How long after a rotation on Redis the new key starts signing (instances reload keys at least every 10 s).
+pub const REDIS_KEY_ACTIVATION_DELAY: Duration = Duration::from_secs(30);
+
+/// Environment variable overriding `store.path`.
+pub const ENV_STORE_PATH: &str = "FORWARDAUTH_STORE_PATH";
+
+/// Environment variable overriding `store.backend`.
+pub const ENV_STORE_BACKEND: &str = "FORWARDAUTH_STORE_BACKEND";
+
+/// Overrides `store.url`.
+pub const ENV_REDIS_URL: &str = "FORWARDAUTH_REDIS_URL";
+
+/// The largest `store.cache_mib`: 64 GiB.
+const MAX_CACHE_MIB: u64 = 65_536;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawStore {
+    backend: Option<String>,
+    path: Option<PathBuf>,
+    url: Option<SecretString>,
+    key_prefix: Option<String>,
+    pool_size: Option<usize>,
+    timeout_ms: Option<u64>,
+    cache_mib: Option<u64>,
+}
+
+pub(super) fn store_config(ctx: &Ctx<'_>, raw: RawStore) -> Result<StoreConfig, ConfigError> {
+    let backend = ctx
+        .setting(
+            ENV_STORE_BACKEND,
+            "store.backend",
+            raw.backend.as_deref(),
+            |v| match v {
+                "embedded" | "memory" | "redis" => Ok(v.to_owned()),
+                other => Err(format!(
+                    "expected \"embedded\", \"memory\" or \"redis\", not {other:?}"
+                )),
+            },
+        )?
+        .unwrap_or_else(|| "embedded".to_owned());
+    if backend == "redis" {
+        if raw.path.is_some() {
+            return Err(ctx.invalid("store.path", "applies to the embedded backend only"));
+        }
+        if raw.cache_mib.is_some() {
+            return Err(ctx.invalid("store.cache_mib", "applies to the embedded backend only"));
+        }
+        return redis_config(ctx, raw).map(StoreConfig::Redis);
+    }
+    let redis_only = [
+        ("store.url", raw.url.is_some()),
+        ("store.key_prefix", raw.key_prefix.is_some()),
+        ("store.pool_size", raw.pool_size.is_some()),
+        ("store.timeout_ms", raw.timeout_ms.is_some()),
+    ];
+    if let Some((key, _)) = redis_only.iter().find(|(_, set)| *set) {
+        return Err(ctx.invalid(*key, "applies to backend = \"redis\" only"));
+    }
+    if backend == "memory" {
+        return Ok(StoreConfig::Memory);
+    }
+    let path = match (ctx.var(ENV_STORE_PATH), raw.path) {
+        (Some(v), _) => PathBuf::from(v),
+        (None, Some(p)) if p.as_os_str().is_empty() => {
+            return Err(ctx.invalid("store.path", "must not be empty"));
+        }
+        (None, Some(p)) => ctx.base.join(p),
+        (None, None) => ctx.base.join("data/oauth.redb"),
+    };
+    let cache_bytes = match raw.cache_mib {
+        None => oauth_core::store::EMBEDDED_CACHE_BYTES,
+        Some(mb @ 1..=MAX_CACHE_MIB) => usize::try_from(mb * 1024 * 1024)
+            .map_err(|_| ctx.invalid("store.cache_mib", "is too large for this machine"))?,
+        Some(_) => {
+            return Err(ctx.invalid(
+                "store.cache_mib",
+                format!("must be between 1 and {MAX_CACHE_MIB} (MiB)"),
+            ));
+        }
+    };
+    Ok(StoreConfig::Embedded { path, cache_bytes })
+}
+
+fn redis_config(ctx: &Ctx<'_>, raw: RawStore) -> Result<RedisStoreConfig, ConfigError> {
+    let (url, origin) = match (ctx.var(ENV_REDIS_URL), raw.url) {
+        (Some(v), _) => (v, Origin::Env(ENV_REDIS_URL)),
+        (None, Some(SecretString(v))) => (v, Origin::File("store.url")),
+        (None, None) => {
+            return Err(ctx.invalid(
+                "store.url",
+                format!("backend = \"redis\" needs a URL (or {ENV_REDIS_URL})"),
+            ));
+        }
+    };
+    // The URL may hold a password: messages never quote it.
+    match url::Url::parse(&url) {
+        Ok(u) if matches!(u.scheme(), "redis" | "rediss") && u.host_str().is_some() => {}
+        Ok(_) => {
+            return Err(ctx.at(
+                &origin,
+                "expected redis://[user:password@]host[:port][/db] or rediss://… (TLS)".into(),
+            ));
+        }
+        Err(e) => return Err(ctx.at(&origin, format!("not a URL: {e}"))),
+    }
+    let key_prefix = raw.key_prefix.unwrap_or_else(|| "forwardauth".to_owned());
+    if key_prefix.is_empty()
+        || key_prefix
+            .chars()
+            .any(|c| c == '{' || c == '}' || c.is_whitespace() || c.is_control())
+    {
+        return Err(ctx.invalid(
+            "store.key_prefix",
+            "must be non-empty, without braces, whitespace or control characters",
+        ));
+    }
+    let pool_size = match raw.pool_size {
+        Some(0) => return Err(ctx.invalid("store.pool_size", "must be at least 1")),
+        Some(n) => n,
+        None => 16,
+    };
+    let timeout = match raw.timeout_ms {
+        Some(0) => return Err(ctx.invalid("store.timeout_ms", "must be greater than zero")),
+        Some(ms) => Duration::from_millis(ms),
+        None => Duration::from_secs(2),
+    };
+    Ok(RedisStoreConfig {
+        url: RedisUrl(url),
+        key_prefix,
+        pool_size,
+        timeout,
+    })
+}

@@ -1,0 +1,514 @@
+//! Loading as a whole: the file and its syntax, the top-level keys, environment overrides, the examples.
+
+use super::*;
+
+#[test]
+fn a_full_file_maps_every_key() {
+    let f = Fixture::new(
+        r#"
+listen = "0.0.0.0:9000"
+issuer = "https://auth.example.com"
+log_format = "json"
+scopes = ["mcp", "mcp:admin", "extra"]
+default_scopes = ["mcp"]
+
+[store]
+backend = "embedded"
+path = "/var/lib/forwardauth/oauth.redb"
+
+[tokens]
+access_token_ttl_secs = 600
+refresh_token_ttl_secs = 86400
+code_ttl_secs = 30
+refresh_grace_secs = 0
+session_ttl_secs = 3600
+consent_ttl_secs = 7200
+signing_alg = "EdDSA"
+
+[registration]
+initial_access_tokens = ["tok-one", "tok-two"]
+allowed_schemes = ["cursor"]
+max_redirect_uris = 3
+downgrade_secret_to_none = true
+
+[[resources]]
+resource = "https://mcp.example.com/mcp"
+name = "Example"
+scopes = ["mcp", "mcp:admin"]
+required_scopes = ["mcp"]
+allowed_users = ["alice"]
+allowed_emails = ["bob@example.com"]
+allowed_email_domains = ["example.com"]
+allowed_groups = ["admins"]
+
+[resources.tool_scopes]
+"tools/call" = ["mcp"]
+"tools/call:delete_repo" = ["mcp:admin"]
+
+[[resources]]
+resource = "https://other.example.com"
+scopes = ["mcp"]
+
+[users]
+file = "users.toml"
+
+[gate]
+trusted_proxies = ["10.0.0.0/8", "192.168.1.7", "::1", "fd00::/8"]
+verify_cache_mib = 64
+
+[gate.headers]
+user_id = "X-Auth-Sub"
+user_name = ""
+user_email = "X-Auth-Email"
+client_id = "X-Auth-Client"
+scopes = "X-Auth-Scopes"
+"#,
+    );
+    f.write(
+        "users.toml",
+        &format!(
+            "[[users]]\nusername = \"alice\"\npassword_hash = \"{}\"\nemail = \"alice@example.com\"\nname = \"Alice\"\ngroups = [\"admins\"]\n\n[[users]]\nusername = \"bob\"\npassword_hash = \"{}\"\n",
+            hash(),
+            hash()
+        ),
+    );
+    let c = f.load().unwrap();
+
+    assert_eq!(c.source, Some(f.path()));
+    assert_eq!(c.listen, "0.0.0.0:9000".parse().unwrap());
+    assert_eq!(c.log_format, LogFormat::Json);
+    assert_eq!(
+        c.store,
+        StoreConfig::Embedded {
+            path: PathBuf::from("/var/lib/forwardauth/oauth.redb"),
+            cache_bytes: oauth_core::store::EMBEDDED_CACHE_BYTES,
+        }
+    );
+
+    let s = &c.server;
+    assert_eq!(s.issuer, "https://auth.example.com");
+    assert_eq!(s.scopes_supported, ["mcp", "mcp:admin", "extra"]);
+    assert_eq!(s.default_scopes, ["mcp"]);
+    assert_eq!(s.access_token_ttl, Duration::from_secs(600));
+    assert_eq!(s.refresh_token_ttl, Duration::from_secs(86400));
+    assert_eq!(s.code_ttl, Duration::from_secs(30));
+    assert_eq!(s.refresh_grace, Duration::ZERO);
+    assert_eq!(s.session_ttl, Duration::from_secs(3600));
+    assert_eq!(s.consent_ttl, Duration::from_secs(7200));
+    assert_eq!(s.signing_alg, SigningAlg::EdDsa);
+    assert_eq!(s.verify_cache_bytes, 64 * 1024 * 1024);
+
+    let r = &s.registration;
+    assert_eq!(r.initial_access_tokens.len(), 2);
+    assert!(Secret::new("tok-one").matches(&r.initial_access_tokens[0]));
+    assert!(Secret::new("tok-two").matches(&r.initial_access_tokens[1]));
+    assert_eq!(r.allowed_schemes, ["cursor"]);
+    assert_eq!(r.max_redirect_uris, 3);
+    assert!(r.downgrade_secret_to_none);
+
+    let expected = ResourceConfig::new(
+        "https://mcp.example.com/mcp",
+        vec!["mcp".into(), "mcp:admin".into()],
+    )
+    .require(vec!["mcp".into()])
+    .named("Example")
+    .with_policy(AccessPolicy::new(
+        vec!["alice".into()],
+        vec!["bob@example.com".into()],
+        vec!["example.com".into()],
+        vec!["admins".into()],
+    ))
+    .with_tool_scopes(vec![
+        ToolScope::new("tools/call", vec!["mcp".into()]),
+        ToolScope::new("tools/call:delete_repo", vec!["mcp:admin".into()]),
+    ]);
+    assert_eq!(
+        s.resources,
+        [
+            expected,
+            ResourceConfig::new("https://other.example.com", vec!["mcp".into()])
+        ]
+    );
+
+    let alice = LocalUser::new("alice", hash())
+        .with_email("alice@example.com")
+        .with_name("Alice")
+        .with_groups(vec!["admins".into()]);
+    assert_eq!(c.users, [alice, LocalUser::new("bob", hash())]);
+
+    let nets: Vec<String> = c
+        .gate
+        .trusted_proxies
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(
+        nets,
+        ["10.0.0.0/8", "192.168.1.7/32", "::1/128", "fd00::/8"]
+    );
+    let h = &c.gate.headers;
+    assert_eq!(
+        [
+            &h.user_id,
+            &h.user_name,
+            &h.user_email,
+            &h.client_id,
+            &h.scopes
+        ],
+        [
+            "X-Auth-Sub",
+            "",
+            "X-Auth-Email",
+            "X-Auth-Client",
+            "X-Auth-Scopes"
+        ]
+    );
+}
+
+#[test]
+fn a_minimal_file_gets_the_defaults() {
+    let f = Fixture::new(MINIMAL);
+    let c = f.load().unwrap();
+    assert_eq!(c.listen, DEFAULT_LISTEN);
+    assert_eq!(c.server.issuer, "http://127.0.0.1:8080");
+    assert_eq!(c.server.scopes_supported, ["mcp"]);
+    assert_eq!(c.server.default_scopes, ["mcp"]);
+    assert_eq!(
+        c.store,
+        StoreConfig::Embedded {
+            path: f.dir.path().join("data/oauth.redb"),
+            cache_bytes: oauth_core::store::EMBEDDED_CACHE_BYTES,
+        }
+    );
+    assert_eq!(c.gate, GateConfig::default());
+    assert_eq!(c.server.verify_cache_bytes, 32 * 1024 * 1024);
+    assert_eq!(c.log_format, LogFormat::Human);
+    assert!(c.users.is_empty());
+    assert!(c.server.registration.initial_access_tokens.is_empty());
+}
+
+#[test]
+fn an_unknown_key_is_rejected_by_name() {
+    let f = Fixture::new(&format!(
+        "{MINIMAL}\n[store]\nbackend = \"memory\"\ncolour = \"blue\"\n"
+    ));
+    assert_eq!(
+        f.error(),
+        format!(
+            "{}: store.colour: unknown field `colour`, expected one of `backend`, `path`, `url`, `key_prefix`, `pool_size`, `timeout_ms`, `cache_mib`",
+            f.file()
+        )
+    );
+
+    let f = Fixture::new(&format!("lisen = \"127.0.0.1:1\"\n{MINIMAL}"));
+    assert!(
+        f.error().starts_with(&format!(
+            "{}: lisen: unknown field `lisen`, expected one of `listen`, ",
+            f.file()
+        )),
+        "{}",
+        f.error()
+    );
+
+    let f = Fixture::new(&format!("{MINIMAL}allowed_user = [\"alice\"]\n"));
+    assert!(
+        f.error().starts_with(&format!(
+            "{}: resources[0].allowed_user: unknown field `allowed_user`",
+            f.file()
+        )),
+        "{}",
+        f.error()
+    );
+}
+
+#[test]
+fn a_wrong_type_is_named_by_its_key_path() {
+    let f = Fixture::new(&format!(
+        "{MINIMAL}\n[tokens]\naccess_token_ttl_secs = \"1h\"\n"
+    ));
+    assert_eq!(
+        f.error(),
+        format!(
+            "{}: tokens.access_token_ttl_secs: invalid type: string \"1h\", expected u64",
+            f.file()
+        )
+    );
+
+    let f =
+        Fixture::new("[[resources]]\nresource = \"http://127.0.0.1:8080/mcp\"\nscopes = \"mcp\"\n");
+    assert_eq!(
+        f.error(),
+        format!(
+            "{}: resources[0].scopes: invalid type: string \"mcp\", expected a sequence",
+            f.file()
+        )
+    );
+
+    let f = Fixture::new("[[resources]]\nname = \"no resource key\"\n");
+    assert_eq!(
+        f.error(),
+        format!("{}: resources[0]: missing field `resource`", f.file())
+    );
+}
+
+#[test]
+fn a_syntax_error_is_located_by_line_and_column() {
+    let f = Fixture::new("listen = \"127.0.0.1:8080\"\nissuer = \n");
+    assert!(
+        f.error()
+            .starts_with(&format!("{}: line 2, column 10: ", f.file())),
+        "{}",
+        f.error()
+    );
+}
+
+#[test]
+fn the_issuer_follows_the_rfc_8414_rules() {
+    let f = Fixture::new(&format!("issuer = \"http://auth.example.com\"\n{MINIMAL}"));
+    assert_eq!(
+        f.error(),
+        format!(
+            "{}: issuer: must be https (http only on a loopback host)",
+            f.file()
+        )
+    );
+
+    let f = Fixture::new(&format!(
+        "issuer = \"https://auth.example.com/\"\n{MINIMAL}"
+    ));
+    assert_eq!(
+        f.error(),
+        format!(
+            "{}: issuer: must not end with `/` nor carry a query or fragment",
+            f.file()
+        )
+    );
+
+    // Its RFC 8414 metadata would be at /.well-known/oauth-authorization-server/auth, its endpoints below /auth:
+    // the service serves neither.
+    let f = Fixture::new(&format!("issuer = \"https://example.com/auth\"\n{MINIMAL}"));
+    assert_eq!(
+        f.error(),
+        format!(
+            "{}: issuer: must be an origin without a path (https://auth.example.com): the service serves its metadata and endpoints at the root",
+            f.file()
+        )
+    );
+
+    let f = Fixture::new(&format!("issuer = \"http://127.0.0.1:8080\"\n{MINIMAL}"));
+    assert_eq!(f.load().unwrap().server.issuer, "http://127.0.0.1:8080");
+}
+
+#[test]
+fn relative_paths_resolve_against_the_config_directory() {
+    let f = Fixture::new(&format!(
+        "{MINIMAL}\n[store]\npath = \"state/oauth.redb\"\n[users]\nfile = \"conf/users.toml\"\n"
+    ));
+    f.write(
+        "conf/users.toml",
+        &format!(
+            "[[users]]\nusername = \"alice\"\npassword_hash = \"{}\"\n",
+            hash()
+        ),
+    );
+    let c = f.load().unwrap();
+    assert_eq!(
+        c.store,
+        StoreConfig::Embedded {
+            path: f.dir.path().join("state/oauth.redb"),
+            cache_bytes: oauth_core::store::EMBEDDED_CACHE_BYTES,
+        }
+    );
+    assert_eq!(c.users, [LocalUser::new("alice", hash())]);
+}
+
+#[test]
+fn environment_overrides_win_over_the_file() {
+    let f = Fixture::new(&format!(
+        "listen = \"127.0.0.1:1111\"\nlog_format = \"human\"\n{MINIMAL}\n[store]\npath = \"file.redb\"\n[registration]\ninitial_access_tokens = [\"from-file\"]\n"
+    ));
+    f.write(
+        "other-users.toml",
+        &format!(
+            "[[users]]\nusername = \"carol\"\npassword_hash = \"{}\"\n",
+            hash()
+        ),
+    );
+    let users_file = f.dir.path().join("other-users.toml").display().to_string();
+    let c = f
+        .load_with(&[
+            ("FORWARDAUTH_LISTEN", "127.0.0.1:2222"),
+            ("FORWARDAUTH_ISSUER", "https://auth.example.com"),
+            ("FORWARDAUTH_STORE_PATH", "env.redb"),
+            ("FORWARDAUTH_LOG_FORMAT", "json"),
+            ("FORWARDAUTH_USERS_FILE", &users_file),
+            ("FORWARDAUTH_INITIAL_ACCESS_TOKEN", "from-env"),
+        ])
+        .unwrap();
+    assert_eq!(c.listen, "127.0.0.1:2222".parse().unwrap());
+    assert_eq!(c.server.issuer, "https://auth.example.com");
+    assert_eq!(
+        c.store,
+        StoreConfig::Embedded {
+            path: PathBuf::from("env.redb"),
+            cache_bytes: oauth_core::store::EMBEDDED_CACHE_BYTES,
+        }
+    );
+    assert_eq!(c.log_format, LogFormat::Json);
+    assert_eq!(c.users, [LocalUser::new("carol", hash())]);
+    let tokens = &c.server.registration.initial_access_tokens;
+    assert_eq!(tokens.len(), 1);
+    assert!(Secret::new("from-env").matches(&tokens[0]));
+
+    let c = f
+        .load_with(&[("FORWARDAUTH_STORE_BACKEND", "memory")])
+        .unwrap();
+    assert_eq!(c.store, StoreConfig::Memory);
+
+    // An empty variable counts as unset.
+    let c = f.load_with(&[("FORWARDAUTH_LISTEN", "")]).unwrap();
+    assert_eq!(c.listen, "127.0.0.1:1111".parse().unwrap());
+}
+
+#[test]
+fn a_bad_environment_value_names_the_variable() {
+    let f = Fixture::new(MINIMAL);
+    let err = |vars: &[(&str, &str)]| f.load_with(vars).unwrap_err().to_string();
+    assert_eq!(
+        err(&[("FORWARDAUTH_LISTEN", "localhost")]),
+        "FORWARDAUTH_LISTEN: not a socket address: invalid socket address syntax (expected IP:port, e.g. 127.0.0.1:8080)"
+    );
+    assert_eq!(
+        err(&[("FORWARDAUTH_ISSUER", "http://auth.example.com")]),
+        "FORWARDAUTH_ISSUER: must be https (http only on a loopback host)"
+    );
+    assert_eq!(
+        err(&[("FORWARDAUTH_ISSUER", "https://example.com/auth")]),
+        "FORWARDAUTH_ISSUER: must be an origin without a path (https://auth.example.com): the service serves its metadata and endpoints at the root"
+    );
+    assert_eq!(
+        err(&[("FORWARDAUTH_STORE_BACKEND", "sqlite")]),
+        "FORWARDAUTH_STORE_BACKEND: expected \"embedded\", \"memory\" or \"redis\", not \"sqlite\""
+    );
+    assert_eq!(
+        err(&[("FORWARDAUTH_LOG_FORMAT", "xml")]),
+        "FORWARDAUTH_LOG_FORMAT: expected \"human\" or \"json\", not \"xml\""
+    );
+    assert!(
+        err(&[("FORWARDAUTH_USERS_FILE", "/nonexistent/users.toml")])
+            .starts_with("FORWARDAUTH_USERS_FILE: cannot read /nonexistent/users.toml: "),
+    );
+    assert_eq!(
+        err(&[("FORWARDAUTH_INITIAL_ACCESS_TOKEN", "two words")]),
+        "FORWARDAUTH_INITIAL_ACCESS_TOKEN: must not contain whitespace"
+    );
+    // The same bad value in the file names the key instead.
+    let f = Fixture::new(&format!("listen = \"localhost\"\n{MINIMAL}"));
+    assert!(
+        f.error()
+            .starts_with(&format!("{}: listen: not a socket address: ", f.file())),
+        "{}",
+        f.error()
+    );
+}
+
+#[test]
+fn a_missing_config_file_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("nope.toml");
+    let err = load(Some(&path), &no_env).unwrap_err().to_string();
+    assert!(
+        err.starts_with(&format!("{}: cannot read: ", path.display())),
+        "{err}"
+    );
+}
+
+#[test]
+fn no_file_means_the_defaults() {
+    let c = load(None, &no_env).unwrap();
+    let d = Config::defaults(DEFAULT_LISTEN);
+    assert_eq!(c.source, None);
+    assert_eq!(c.listen, d.listen);
+    assert_eq!(c.server.issuer, "http://127.0.0.1:8080");
+    assert_eq!(c.server.resources, d.server.resources);
+    assert_eq!(c.server.resources[0].resource, "http://127.0.0.1:8080/mcp");
+    assert_eq!(
+        c.store,
+        StoreConfig::Embedded {
+            path: PathBuf::from("data/oauth.redb"),
+            cache_bytes: oauth_core::store::EMBEDDED_CACHE_BYTES,
+        }
+    );
+    assert_eq!(c.gate, d.gate);
+    assert_eq!(c.log_format, LogFormat::Human);
+    assert!(c.users.is_empty());
+
+    // Overrides apply without a file too; the default issuer and resource follow the listen port.
+    let env = |k: &str| (k == "FORWARDAUTH_LISTEN").then(|| "127.0.0.1:9090".to_owned());
+    let c = load(None, &env).unwrap();
+    assert_eq!(c.server.issuer, "http://127.0.0.1:9090");
+    assert_eq!(c.server.resources[0].resource, "http://127.0.0.1:9090/mcp");
+}
+
+#[test]
+fn the_quickstart_example_loads() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/quickstart.toml");
+    let c = load(Some(&path), &no_env).unwrap();
+    assert_eq!(c.listen, DEFAULT_LISTEN);
+    assert_eq!(c.server.issuer, "http://127.0.0.1:8080");
+    let examples = path.parent().unwrap();
+    assert_eq!(
+        c.store,
+        StoreConfig::Embedded {
+            path: examples.join("../data/oauth.redb"),
+            cache_bytes: oauth_core::store::EMBEDDED_CACHE_BYTES,
+        }
+    );
+    assert_eq!(c.server.resources.len(), 1);
+    assert_eq!(
+        c.server.resources[0].name.as_deref(),
+        Some("Demo MCP server")
+    );
+    assert_eq!(c.users.len(), 1);
+    assert_eq!(c.users[0].username, "demo");
+}
+
+#[test]
+fn the_example_in_the_module_documentation_loads() {
+    // The first ```toml block of the module docs is a complete file; the second is a users file.
+    let doc: Vec<&str> = include_str!("../mod.rs")
+        .lines()
+        .take_while(|l| l.starts_with("//!"))
+        .map(|l| {
+            l.strip_prefix("//! ")
+                .or_else(|| l.strip_prefix("//!"))
+                .unwrap()
+        })
+        .collect();
+    let mut blocks = Vec::new();
+    let mut current: Option<Vec<&str>> = None;
+    for line in doc {
+        match (&mut current, line) {
+            (None, "```toml") => current = Some(Vec::new()),
+            (Some(_), "```") => blocks.push(current.take().unwrap().join("\n")),
+            (Some(b), l) => b.push(l),
+            (None, _) => {}
+        }
+    }
+    assert_eq!(blocks.len(), 2);
+    let f = Fixture::new(&blocks[0]);
+    f.write(
+        "users.toml",
+        &blocks[1].replace("$argon2id$v=19$m=19456,t=2,p=1$…", hash()),
+    );
+    let c = f.load().unwrap();
+    assert_eq!(c.server.issuer, "https://auth.example.com");
+    assert_eq!(c.users.len(), 1);
+    assert_eq!(
+        c.server.resources[0].tool_scopes,
+        [ToolScope::new(
+            "tools/call:delete_repo",
+            vec!["mcp:admin".into()]
+        )]
+    );
+}

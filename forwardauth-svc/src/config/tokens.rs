@@ -1,0 +1,72 @@
+//! `[tokens]`: lifetimes and the signing algorithm, written onto the engine's [`ServerConfig`].
+//!
+//! Only what the file sets is changed; everything else keeps the engine's default, so the defaults live in one
+//! place (`ServerConfig::new`).
+
+use std::time::Duration;
+
+use oauth_core::{ServerConfig, SigningAlg};
+use serde::Deserialize;
+
+use super::ConfigError;
+use super::source::Ctx;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawTokens {
+    access_token_ttl_secs: Option<u64>,
+    refresh_token_ttl_secs: Option<u64>,
+    code_ttl_secs: Option<u64>,
+    refresh_grace_secs: Option<u64>,
+    session_ttl_secs: Option<u64>,
+    consent_ttl_secs: Option<u64>,
+    signing_alg: Option<String>,
+}
+
+pub(super) fn apply_tokens(
+    ctx: &Ctx<'_>,
+    raw: RawTokens,
+    server: &mut ServerConfig,
+) -> Result<(), ConfigError> {
+    let positive = |key: &str, v: Option<u64>, into: &mut Duration| match v {
+        Some(0) => Err(ctx.invalid(format!("tokens.{key}"), "must be greater than zero")),
+        Some(s) => {
+            *into = Duration::from_secs(s);
+            Ok(())
+        }
+        None => Ok(()),
+    };
+    positive(
+        "access_token_ttl_secs",
+        raw.access_token_ttl_secs,
+        &mut server.access_token_ttl,
+    )?;
+    positive(
+        "refresh_token_ttl_secs",
+        raw.refresh_token_ttl_secs,
+        &mut server.refresh_token_ttl,
+    )?;
+    positive("code_ttl_secs", raw.code_ttl_secs, &mut server.code_ttl)?;
+    positive(
+        "session_ttl_secs",
+        raw.session_ttl_secs,
+        &mut server.session_ttl,
+    )?;
+    positive(
+        "consent_ttl_secs",
+        raw.consent_ttl_secs,
+        &mut server.consent_ttl,
+    )?;
+    if let Some(s) = raw.refresh_grace_secs {
+        server.refresh_grace = Duration::from_secs(s);
+    }
+    if let Some(alg) = raw.signing_alg {
+        server.signing_alg = SigningAlg::from_name(&alg).ok_or_else(|| {
+            ctx.invalid(
+                "tokens.signing_alg",
+                format!("expected \"ES256\", \"RS256\" or \"EdDSA\", not {alg:?}"),
+            )
+        })?;
+    }
+    Ok(())
+}
