@@ -2,7 +2,7 @@
 //! fields (the engine reconciles the two), `Cache-Control: no-store`.
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use oauth_core::wire::{self, IntrospectionRequest, RevocationRequest, TokenRequest};
+use oauth_core::wire::{self, TokenReference, TokenRequest};
 
 use super::no_store;
 use crate::error::{ApiError, Challenge};
@@ -51,7 +51,7 @@ pub async fn revoke(
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let (basic, form, challenge) = read::<RevocationRequest>(&req, payload).await?;
+    let (basic, form, challenge) = read::<TokenReference>(&req, payload).await?;
     state
         .auth
         .revoke(basic, form)
@@ -67,7 +67,7 @@ pub async fn introspect(
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let (basic, form, challenge) = read::<IntrospectionRequest>(&req, payload).await?;
+    let (basic, form, challenge) = read::<TokenReference>(&req, payload).await?;
     let answer = state
         .auth
         .introspect(basic, form)

@@ -9,7 +9,7 @@ use super::token::{RefreshToken, Standing};
 use crate::flow::token::{ClientCredentials, FormCredentials};
 use crate::server::AuthServer;
 use crate::types::{ScopeSet, Secret};
-use crate::wire::{IntrospectionRequest, IntrospectionResponse};
+use crate::wire::{IntrospectionResponse, TokenReference};
 use crate::{Error, OAuthError};
 
 impl AuthServer {
@@ -21,7 +21,7 @@ impl AuthServer {
     pub async fn introspect(
         &self,
         basic: Option<ClientCredentials>,
-        req: IntrospectionRequest,
+        req: TokenReference,
     ) -> Result<IntrospectionResponse, Error> {
         let client = self
             .authenticate_client(

@@ -12,7 +12,7 @@ use crate::jwt::{self, AccessTokenClaims};
 use crate::server::AuthServer;
 use crate::store::{Revocation, RevokedKind};
 use crate::types::Secret;
-use crate::wire::RevocationRequest;
+use crate::wire::TokenReference;
 
 impl AuthServer {
     /// `POST /revoke` (RFC 7009 §2.1).
@@ -24,7 +24,7 @@ impl AuthServer {
     pub async fn revoke(
         &self,
         basic: Option<ClientCredentials>,
-        req: RevocationRequest,
+        req: TokenReference,
     ) -> Result<(), Error> {
         let client = self
             .authenticate_client(

@@ -13,7 +13,7 @@ mod register;
 mod token;
 
 pub use authorize::AuthorizationRequest;
-pub use introspect::{IntrospectionRequest, IntrospectionResponse, RevocationRequest};
+pub use introspect::{IntrospectionResponse, TokenReference};
 pub use metadata::{AuthorizationServerMetadata, ProtectedResourceMetadata};
 pub use register::{
     ClientIdMetadataDocument, ClientMetadata, ClientRegistrationRequest, ClientRegistrationResponse,
