@@ -69,11 +69,11 @@ pub use config::{
 };
 pub use error::{AuthorizeError, Error, ErrorCode, OAuthError, Result};
 pub use flow::authorize::AuthorizationPrompt;
+pub use flow::client::{ClientCredentials, FormCredentials};
 pub use flow::collect::CollectedClients;
 pub use flow::gate::{GateInput, GateOutcome, GateRefusal, GateVerdict, Preflight, RefusalReason};
 pub use flow::login::LoginError;
 pub use flow::session::BrowserSession;
-pub use flow::token::{ClientCredentials, FormCredentials};
 pub use flow::upstream::UpstreamCallback;
 pub use flow::verify::{Principal, RejectionKind, VerifyRejection, bearer_token};
 pub use forwarded::{ForwardedError, ForwardedHeaders, ForwardedRequest, HeaderField};

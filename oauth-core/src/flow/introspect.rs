@@ -6,7 +6,7 @@
 //! hold; a refresh token when it is live, not rotated, and its grant stands.
 
 use super::token::{RefreshToken, Standing};
-use crate::flow::token::{ClientCredentials, FormCredentials};
+use crate::flow::client::ClientCredentials;
 use crate::server::AuthServer;
 use crate::types::{ScopeSet, Secret};
 use crate::wire::{IntrospectionResponse, TokenReference};
@@ -23,16 +23,7 @@ impl AuthServer {
         basic: Option<ClientCredentials>,
         req: TokenReference,
     ) -> Result<IntrospectionResponse, Error> {
-        let client = self
-            .authenticate_client(
-                basic,
-                FormCredentials::new(req.client_id.as_deref(), req.client_secret.as_deref())
-                    .with_assertion(
-                        req.client_assertion_type.as_deref(),
-                        req.client_assertion.as_deref(),
-                    ),
-            )
-            .await?;
+        let client = self.authenticate_client(basic, &req).await?;
         let token = req
             .token
             .as_deref()
