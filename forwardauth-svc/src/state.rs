@@ -160,7 +160,7 @@ pub struct AppState {
     /// How users can sign in (for the login page).
     pub login: Arc<LoginChoices>,
     /// The gate's identity header names, parsed once.
-    pub identity_headers: Arc<crate::handlers::verify::IdentityHeaderNames>,
+    pub identity_headers: Arc<crate::identity_headers::IdentityHeaderNames>,
 }
 
 impl AppState {
@@ -194,7 +194,7 @@ impl AppState {
             secure_cookies: config.server.issuer.starts_with("https://"),
             auth,
             gate: Arc::new(config.gate.clone()),
-            identity_headers: Arc::new(crate::handlers::verify::IdentityHeaderNames::new(
+            identity_headers: Arc::new(crate::identity_headers::IdentityHeaderNames::new(
                 &config.gate.headers,
             )),
             pages: Arc::new(Pages::new()),

@@ -16,13 +16,13 @@
 //! allowed `Origin`, the 401/403 carries CORS headers (proxies return it to the browser as it is).
 
 use actix_web::http::StatusCode;
-use actix_web::http::header::{self, HeaderName, HeaderValue};
+use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, web};
 use oauth_core::{GateOutcome, GateRefusal, Preflight, Principal, RejectionKind, VerifyRejection};
 
 use super::no_store;
-use crate::config::IdentityHeaders;
 use crate::extract;
+use crate::identity_headers::IdentityHeaderNames;
 use crate::state::AppState;
 
 /// `GET|POST|… /verify`: extract, ask the engine, map.
@@ -92,31 +92,6 @@ fn cors(res: &mut HttpResponse, origin: &str) {
             HeaderValue::from_static(Preflight::EXPOSE_HEADERS),
         );
         h.insert(header::VARY, HeaderValue::from_static("Origin"));
-    }
-}
-
-/// The identity header names of the configuration, parsed once (an empty name: the header is not sent).
-#[derive(Clone, Debug)]
-pub struct IdentityHeaderNames {
-    user_id: Option<HeaderName>,
-    user_name: Option<HeaderName>,
-    user_email: Option<HeaderName>,
-    client_id: Option<HeaderName>,
-    scopes: Option<HeaderName>,
-}
-
-impl IdentityHeaderNames {
-    /// Parses the configured names. The configuration has already refused invalid ones; an empty name parses
-    /// to `None`, "do not send".
-    pub fn new(names: &IdentityHeaders) -> Self {
-        let parse = |n: &str| HeaderName::from_bytes(n.as_bytes()).ok();
-        IdentityHeaderNames {
-            user_id: parse(&names.user_id),
-            user_name: parse(&names.user_name),
-            user_email: parse(&names.user_email),
-            client_id: parse(&names.client_id),
-            scopes: parse(&names.scopes),
-        }
     }
 }
 
