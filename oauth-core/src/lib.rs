@@ -51,6 +51,7 @@ pub mod jwt;
 mod keys;
 mod metadata;
 pub mod pkce;
+mod resource_index;
 mod seal;
 mod server;
 pub mod store;
@@ -59,6 +60,7 @@ pub mod testing;
 pub mod throttle;
 mod types;
 pub mod upstream;
+mod verifier;
 pub mod wire;
 
 pub use cimd::{ClientDocumentFetcher, FetchError, FetchedDocument};
