@@ -36,8 +36,9 @@ use crate::forwarded::{
 };
 use crate::resource_index::{Located, ResourceIndex};
 
-/// Everything the gate reads of a forward-auth call.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+/// Everything the gate reads of a forward-auth call. `Debug` says whether `Authorization` was sent, never its
+/// value (the bearer token).
+#[derive(Clone, Copy, Default, PartialEq, Eq)]
 pub struct GateInput<'a> {
     /// The headers that describe the guarded request.
     pub forwarded: ForwardedHeaders<'a>,
@@ -55,6 +56,36 @@ pub struct GateInput<'a> {
     pub mcp_method: HeaderField<'a>,
     /// `Mcp-Name` (2026-07-28 transport).
     pub mcp_name: HeaderField<'a>,
+}
+
+impl std::fmt::Debug for GateInput<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let GateInput {
+            forwarded,
+            from_trusted_proxy,
+            listener_https,
+            authorization,
+            origin,
+            mcp_protocol_version,
+            mcp_method,
+            mcp_name,
+        } = self;
+        let authorization = match authorization {
+            HeaderField::Absent => "Absent",
+            HeaderField::One(_) => "One([redacted])",
+            HeaderField::Repeated => "Repeated",
+        };
+        f.debug_struct("GateInput")
+            .field("forwarded", forwarded)
+            .field("from_trusted_proxy", from_trusted_proxy)
+            .field("listener_https", listener_https)
+            .field("authorization", &format_args!("{authorization}"))
+            .field("origin", origin)
+            .field("mcp_protocol_version", mcp_protocol_version)
+            .field("mcp_method", mcp_method)
+            .field("mcp_name", mcp_name)
+            .finish()
+    }
 }
 
 /// The gate's decision. Exhaustive on purpose: an adapter must map every outcome, and a new one must not
@@ -435,5 +466,26 @@ impl crate::AuthServer {
             }
             other => other,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_gate_input_says_whether_a_token_came_but_not_which() {
+        let input = GateInput {
+            authorization: HeaderField::One(b"Bearer token-value-1"),
+            origin: HeaderField::One(b"https://app.example"),
+            ..GateInput::default()
+        };
+        let shown = format!("{input:?}");
+        let token_bytes = format!("{:?}", b"Bearer token-value-1");
+        assert!(!shown.contains("token-value-1"), "{shown}");
+        assert!(!shown.contains(&token_bytes), "{shown}");
+        assert!(shown.contains("authorization: One([redacted])"), "{shown}");
+        let origin_bytes = format!("{:?}", b"https://app.example");
+        assert!(shown.contains(&origin_bytes), "{shown}");
     }
 }
