@@ -13,6 +13,7 @@ pub mod endpoints;
 pub mod error;
 mod extract;
 mod handlers;
+mod identity_headers;
 pub mod logging;
 mod pages;
 pub mod routes;

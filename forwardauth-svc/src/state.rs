@@ -120,7 +120,7 @@ pub struct AppState {
     /// Whether cookies get `Secure` and the `__Host-` prefix (the issuer is https).
     pub secure_cookies: bool,
     /// The gate's identity header names, parsed once.
-    pub identity_headers: Arc<crate::handlers::verify::IdentityHeaderNames>,
+    pub identity_headers: Arc<crate::identity_headers::IdentityHeaderNames>,
 }
 
 impl AppState {
@@ -142,7 +142,7 @@ impl AppState {
             secure_cookies: config.server.issuer.starts_with("https://"),
             auth,
             gate: Arc::new(config.gate.clone()),
-            identity_headers: Arc::new(crate::handlers::verify::IdentityHeaderNames::new(
+            identity_headers: Arc::new(crate::identity_headers::IdentityHeaderNames::new(
                 &config.gate.headers,
             )),
         })

@@ -19,6 +19,13 @@ pub trait Clock: Send + Sync + 'static {
             .unwrap_or(Duration::ZERO)
             .as_secs()
     }
+
+    /// The current time as milliseconds since the Unix epoch (how fresh the revocation state is).
+    fn unix_millis(&self) -> u64 {
+        self.now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    }
 }
 
 /// The real clock.

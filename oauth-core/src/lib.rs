@@ -58,6 +58,7 @@ mod keys;
 pub mod maintain;
 mod metadata;
 pub mod pkce;
+mod resource_index;
 mod seal;
 mod server;
 pub mod store;
@@ -66,6 +67,7 @@ pub mod testing;
 pub mod throttle;
 mod types;
 pub mod upstream;
+mod verifier;
 pub mod wire;
 
 pub use admin::{Admin, ImportError, ImportSummary, KeyInfo, StoreExport, StoreTransfer};
@@ -82,11 +84,11 @@ pub use flow::browser::{
     Browser, ConsentPage, ErrorPage, FORM_LIMIT, Outcome, ProviderChoice, SessionCookie,
     SignInPage, Step,
 };
+pub use flow::client::{ClientCredentials, FormCredentials};
 pub use flow::collect::CollectedClients;
 pub use flow::gate::{GateInput, GateOutcome, GateRefusal, GateVerdict, Preflight, RefusalReason};
 pub use flow::login::LoginError;
 pub use flow::session::BrowserSession;
-pub use flow::token::{ClientCredentials, FormCredentials};
 pub use flow::upstream::UpstreamCallback;
 pub use flow::verify::{Principal, RejectionKind, VerifyRejection, bearer_token};
 pub use forwarded::{ForwardedError, ForwardedHeaders, ForwardedRequest, HeaderField};

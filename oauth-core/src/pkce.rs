@@ -5,7 +5,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sha2::{Digest as _, Sha256};
 use subtle::ConstantTimeEq as _;
 
-use crate::error::OAuthError;
+use crate::wire::error::OAuthError;
 
 /// Checks that a `code_challenge` has the shape of an S256 challenge: 43 base64url characters (RFC 7636 §4.2).
 ///

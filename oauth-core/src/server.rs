@@ -10,14 +10,17 @@ use parking_lot::Mutex;
 
 use crate::clock::Clock;
 use crate::config::{ConfigError, ServerConfig};
-use crate::flow::verify::Verifier;
 use crate::keys::{JosekitKeyManager, KeyError};
 use crate::store::{Store, StoreError, StoreEvent, StoreSettings};
 use crate::upstream::IdentityProvider;
+use crate::verifier::Verifier;
 
 /// The least time between two key reloads triggered by an unknown `kid` (a flood of forged `kid`s must not turn
 /// into a flood of store reads).
 const UNKNOWN_KID_RELOAD_EVERY: Duration = Duration::from_secs(1);
+
+/// How many clients' last recorded use an instance remembers (about 100 bytes each).
+const NOTED_USE_CAPACITY: usize = 10_000;
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -49,7 +52,7 @@ pub struct AuthServer {
     pub(crate) verifier: Verifier,
     pub(crate) providers: Vec<Arc<dyn IdentityProvider>>,
     /// The configured resources, parsed once: `/verify` maps every request URL onto them.
-    pub(crate) resource_index: crate::flow::gate::ResourceIndex,
+    pub(crate) resource_index: crate::resource_index::ResourceIndex,
     /// When an unknown `kid` last caused a key reload. Monotonic time: this is rate limiting, not token time.
     last_kid_reload: Mutex<Option<Instant>>,
     /// Client metadata documents (URL `client_id`s): the fetcher and caches, when enabled.
@@ -88,7 +91,7 @@ impl AuthServer {
         let keys =
             JosekitKeyManager::load_or_generate(store.as_ref(), config.signing_alg, clock.as_ref())
                 .await?;
-        let resource_index = crate::flow::gate::ResourceIndex::new(&config.resources);
+        let resource_index = crate::resource_index::ResourceIndex::new(&config.resources);
         let throttle = crate::throttle::Throttle::new(&config.rate_limits, Arc::clone(&clock));
         let server = AuthServer {
             throttle,
@@ -102,7 +105,7 @@ impl AuthServer {
             last_kid_reload: Mutex::new(None),
             documents,
             assertion_jtis: crate::cimd::assertion::JtiLedger::default(),
-            noted_use: quick_cache::sync::Cache::new(crate::flow::collect::NOTED_USE_CAPACITY),
+            noted_use: quick_cache::sync::Cache::new(NOTED_USE_CAPACITY),
         };
         server.sync().await?;
         Ok(server)
@@ -163,7 +166,7 @@ impl AuthServer {
     pub async fn sync(&self) -> Result<(), StoreError> {
         let entries = self.store.revocations_since(self.verifier.cursor()).await?;
         self.verifier.apply(&entries, self.clock.unix());
-        self.verifier.mark_synced(unix_millis(self.clock.as_ref()));
+        self.verifier.mark_synced(self.clock.unix_millis());
         Ok(())
     }
 
@@ -249,12 +252,4 @@ impl AuthServer {
     pub async fn ready(&self) -> Result<(), StoreError> {
         self.store.ping().await
     }
-}
-
-/// Milliseconds since the epoch on `clock`.
-pub(crate) fn unix_millis(clock: &dyn Clock) -> u64 {
-    clock
-        .now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }

@@ -134,6 +134,16 @@ impl fmt::Debug for Secret {
     }
 }
 
+/// What a `Debug` implementation prints in place of a secret: the reader learns that the field is there, never
+/// what it holds. Types that carry secrets as plain strings (the wire forms, store records) write their `Debug` by
+/// hand with this and [`redacted`], destructuring `self` so that a field added later cannot slip past.
+pub(crate) const REDACTED: &str = "[redacted]";
+
+/// An optional secret field for `Debug`: `Some("[redacted]")` when present, `None` when absent.
+pub(crate) fn redacted<T>(field: &Option<T>) -> Option<&'static str> {
+    field.as_ref().map(|_| REDACTED)
+}
+
 /// A space-separated scope value (RFC 6749 §3.3) as an ordered set of scope tokens.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(transparent)]

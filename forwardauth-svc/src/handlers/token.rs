@@ -1,8 +1,9 @@
 //! `POST /token`, `POST /revoke`, `POST /introspect`: form bodies, client authentication by Basic header or form
-//! fields (the engine reconciles the two), `Cache-Control: no-store`.
+//! fields (the engine reconciles the two, in its one client-authentication step), `Cache-Control: no-store`.
+//! The three read their request the same way (`read`) and answer a failure the same way (`refused`).
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use oauth_core::wire::{self, IntrospectionRequest, RevocationRequest, TokenRequest};
+use oauth_core::wire::{self, TokenReference, TokenRequest};
 
 use super::no_store;
 use crate::error::{ApiError, Challenge};
@@ -11,7 +12,7 @@ use crate::state::AppState;
 
 const FORM_LIMIT: usize = 64 * 1024;
 
-/// Content type, Basic credentials and the parsed form; `bool` says whether Basic was used.
+/// Content type, Basic credentials and the parsed form, with the challenge a 401 must carry.
 async fn read<T: serde::de::DeserializeOwned>(
     req: &HttpRequest,
     payload: web::Payload,
@@ -28,6 +29,12 @@ async fn read<T: serde::de::DeserializeOwned>(
     Ok((basic, form, challenge))
 }
 
+/// An engine error at one of these endpoints: `WWW-Authenticate: Basic` on a 401 when the client authenticated
+/// by Basic (RFC 6749 §5.2).
+fn refused(challenge: Challenge) -> impl FnOnce(oauth_core::Error) -> ApiError {
+    move |e| ApiError::from(e).with_challenge(challenge)
+}
+
 /// `POST /token` (RFC 6749 §3.2).
 #[tracing::instrument(skip_all)]
 pub async fn token(
@@ -40,7 +47,7 @@ pub async fn token(
         .auth
         .token(basic, form)
         .await
-        .map_err(|e| ApiError::from(e).with_challenge(challenge))?;
+        .map_err(refused(challenge))?;
     Ok(no_store(HttpResponse::Ok()).json(issued))
 }
 
@@ -51,12 +58,12 @@ pub async fn revoke(
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let (basic, form, challenge) = read::<RevocationRequest>(&req, payload).await?;
+    let (basic, form, challenge) = read::<TokenReference>(&req, payload).await?;
     state
         .auth
         .revoke(basic, form)
         .await
-        .map_err(|e| ApiError::from(e).with_challenge(challenge))?;
+        .map_err(refused(challenge))?;
     Ok(no_store(HttpResponse::Ok()).finish())
 }
 
@@ -67,11 +74,11 @@ pub async fn introspect(
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let (basic, form, challenge) = read::<IntrospectionRequest>(&req, payload).await?;
+    let (basic, form, challenge) = read::<TokenReference>(&req, payload).await?;
     let answer = state
         .auth
         .introspect(basic, form)
         .await
-        .map_err(|e| ApiError::from(e).with_challenge(challenge))?;
+        .map_err(refused(challenge))?;
     Ok(no_store(HttpResponse::Ok()).json(answer))
 }

@@ -16,13 +16,13 @@
 //! a 401 or 403 as [`ApiError::Gate`], shaped in [`crate::error`]. For an allowed `Origin`, the 401/403 carries
 //! CORS headers (proxies return it to the browser as it is).
 
-use actix_web::http::header::{self, HeaderName, HeaderValue};
+use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, web};
 use oauth_core::{GateOutcome, GateRefusal, Preflight, Principal};
 
-use crate::config::IdentityHeaders;
 use crate::error::{ApiError, GateDenial, allow_origin};
 use crate::extract;
+use crate::identity_headers::IdentityHeaderNames;
 use crate::state::AppState;
 
 /// `GET|POST|… /verify`: extract, ask the engine, map.
@@ -86,31 +86,6 @@ fn preflight_allowed(p: &Preflight) -> HttpResponse {
         h.insert(name, HeaderValue::from_static(value));
     }
     res
-}
-
-/// The identity header names of the configuration, parsed once (an empty name: the header is not sent).
-#[derive(Clone, Debug)]
-pub struct IdentityHeaderNames {
-    user_id: Option<HeaderName>,
-    user_name: Option<HeaderName>,
-    user_email: Option<HeaderName>,
-    client_id: Option<HeaderName>,
-    scopes: Option<HeaderName>,
-}
-
-impl IdentityHeaderNames {
-    /// Parses the configured names. The configuration has already refused invalid ones; an empty name parses
-    /// to `None`, "do not send".
-    pub fn new(names: &IdentityHeaders) -> Self {
-        let parse = |n: &str| HeaderName::from_bytes(n.as_bytes()).ok();
-        IdentityHeaderNames {
-            user_id: parse(&names.user_id),
-            user_name: parse(&names.user_name),
-            user_email: parse(&names.user_email),
-            client_id: parse(&names.client_id),
-            scopes: parse(&names.scopes),
-        }
-    }
 }
 
 /// A 200 with every identity header: the principal's values, or all empty for a request that passes without

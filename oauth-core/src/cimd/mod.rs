@@ -181,7 +181,7 @@ pub(crate) struct ClientDocuments {
     pub fetcher: Arc<dyn ClientDocumentFetcher>,
     clients: quick_cache::sync::Cache<String, Cached<ResolvedClient>>,
     /// Recent failures to resolve a client document, with the error that was answered.
-    failures: quick_cache::sync::Cache<String, Cached<crate::error::OAuthError>>,
+    failures: quick_cache::sync::Cache<String, Cached<crate::wire::error::OAuthError>>,
     jwks: quick_cache::sync::Cache<String, Cached<serde_json::Value>>,
 }
 
@@ -236,15 +236,15 @@ impl ClientDocuments {
     }
 
     /// The error a recent failure to resolve `url` was answered with, if it is still remembered at `now`.
-    pub fn recent_failure(&self, url: &str, now: u64) -> Option<crate::error::OAuthError> {
+    pub fn recent_failure(&self, url: &str, now: u64) -> Option<crate::wire::error::OAuthError> {
         self.failures
             .get(url)
             .filter(|c| c.expires_at > now)
-            .map(|c| crate::error::OAuthError::clone(&c.value))
+            .map(|c| crate::wire::error::OAuthError::clone(&c.value))
     }
 
     /// Remembers that resolving `url` failed with `error` at `now`.
-    pub fn remember_failure(&self, url: &str, error: &crate::error::OAuthError, now: u64) {
+    pub fn remember_failure(&self, url: &str, error: &crate::wire::error::OAuthError, now: u64) {
         self.failures.insert(
             url.to_owned(),
             Cached {

@@ -1,5 +1,12 @@
 //! Who a `client_id` names: a registered client (RFC 7591, from the store) or, for a URL, the client described by
-//! the metadata document at that URL (see [`crate::cimd`]); and `private_key_jwt` authentication of the latter.
+//! the metadata document at that URL (see [`crate::cimd`]); and how a client proves it is that client (RFC 6749
+//! §2.3): [`AuthServer::authenticate_client`], the one step `/token`, `/revoke` and `/introspect` start with —
+//! client secrets (Basic header or form) for registered clients, `none` or `private_key_jwt` (RFC 7523) for
+//! metadata-document clients.
+//!
+//! Client authentication lives here, below the endpoints that use it, so that each endpoint only hands over
+//! what it received and none of them restates the rules (exactly one method, unknown client and wrong secret
+//! indistinguishable).
 //!
 //! Every flow looks clients up here, so a URL `client_id` can never reach the store (registration issues
 //! base64url ids, which contain no `:`), and a document client looks to the flows exactly like a registered one:
@@ -7,15 +14,127 @@
 
 use std::sync::Arc;
 
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+
 use crate::cimd::assertion::{self, MAX_LIFETIME};
 use crate::cimd::{self, ClientDocuments, ClientKeys, ResolvedClient};
 use crate::error::{ErrorCode, OAuthError};
 use crate::flow::register::MetadataSource;
 use crate::server::AuthServer;
 use crate::store::ClientRecord;
-use crate::types::Secret;
-use crate::wire::{ClientIdMetadataDocument, ClientMetadata};
+use crate::types::{Secret, redacted};
+use crate::wire::{ClientIdMetadataDocument, ClientMetadata, TokenReference, TokenRequest};
 use crate::{ClientMetadataDocuments, Error};
+
+/// Client credentials from an HTTP `Authorization: Basic` header (RFC 6749 §2.3.1).
+#[derive(Debug)]
+pub struct ClientCredentials {
+    /// The client identifier.
+    pub client_id: String,
+    /// The client secret.
+    pub secret: Secret,
+}
+
+impl ClientCredentials {
+    /// Parses the value of an `Authorization` header. `Ok(None)` if it is not a Basic header.
+    ///
+    /// # Errors
+    /// `invalid_client` for a malformed Basic header.
+    pub fn from_authorization_header(value: &str) -> Result<Option<Self>, OAuthError> {
+        let Some((scheme, rest)) = value.trim().split_once(' ') else {
+            return Ok(None);
+        };
+        if !scheme.eq_ignore_ascii_case("basic") {
+            return Ok(None);
+        }
+        let malformed = || OAuthError::new(ErrorCode::InvalidClient, "malformed Basic credentials");
+        let raw = STANDARD.decode(rest.trim()).map_err(|_| malformed())?;
+        let text = String::from_utf8(raw).map_err(|_| malformed())?;
+        let (id, secret) = text.split_once(':').ok_or_else(malformed)?;
+        // RFC 6749 §2.3.1: both parts are form-urlencoded before base64.
+        let decode = |s: &str| {
+            let plus: String = s.replace('+', " ");
+            percent_encoding::percent_decode_str(&plus)
+                .decode_utf8()
+                .map(|c| c.into_owned())
+        };
+        Ok(Some(ClientCredentials {
+            client_id: decode(id).map_err(|_| malformed())?,
+            secret: Secret::new(decode(secret).map_err(|_| malformed())?),
+        }))
+    }
+}
+
+/// Client credentials from a form body: `client_id` with `client_secret` (RFC 6749 §2.3.1) or with a
+/// `client_assertion` (RFC 7521 §4.2, `private_key_jwt`). `Debug` shows neither secret nor assertion.
+#[derive(Clone, Copy, Default)]
+#[non_exhaustive]
+pub struct FormCredentials<'a> {
+    /// `client_id`.
+    pub client_id: Option<&'a str>,
+    /// `client_secret`.
+    pub client_secret: Option<&'a str>,
+    /// `client_assertion_type`.
+    pub client_assertion_type: Option<&'a str>,
+    /// `client_assertion`.
+    pub client_assertion: Option<&'a str>,
+}
+
+impl<'a> FormCredentials<'a> {
+    /// `client_id` and, for `client_secret_post`, `client_secret`.
+    pub fn new(client_id: Option<&'a str>, client_secret: Option<&'a str>) -> Self {
+        FormCredentials {
+            client_id,
+            client_secret,
+            client_assertion_type: None,
+            client_assertion: None,
+        }
+    }
+
+    /// Adds `client_assertion_type` and `client_assertion`.
+    #[must_use]
+    pub fn with_assertion(
+        mut self,
+        client_assertion_type: Option<&'a str>,
+        client_assertion: Option<&'a str>,
+    ) -> Self {
+        self.client_assertion_type = client_assertion_type;
+        self.client_assertion = client_assertion;
+        self
+    }
+}
+
+impl std::fmt::Debug for FormCredentials<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FormCredentials")
+            .field("client_id", &self.client_id)
+            .field("client_secret", &redacted(&self.client_secret))
+            .field("client_assertion_type", &self.client_assertion_type)
+            .field("client_assertion", &redacted(&self.client_assertion))
+            .finish()
+    }
+}
+
+/// The credentials of a `POST /token` form.
+impl<'a> From<&'a TokenRequest> for FormCredentials<'a> {
+    fn from(req: &'a TokenRequest) -> Self {
+        FormCredentials::new(req.client_id.as_deref(), req.client_secret.as_deref()).with_assertion(
+            req.client_assertion_type.as_deref(),
+            req.client_assertion.as_deref(),
+        )
+    }
+}
+
+/// The credentials of a `POST /revoke` or `POST /introspect` form.
+impl<'a> From<&'a TokenReference> for FormCredentials<'a> {
+    fn from(req: &'a TokenReference) -> Self {
+        FormCredentials::new(req.client_id.as_deref(), req.client_secret.as_deref()).with_assertion(
+            req.client_assertion_type.as_deref(),
+            req.client_assertion.as_deref(),
+        )
+    }
+}
 
 /// A client the server knows.
 pub(crate) enum KnownClient {
@@ -47,6 +166,113 @@ fn invalid_client(description: String) -> Error {
 }
 
 impl AuthServer {
+    /// Authenticates the client of a token, revocation or introspection request: Basic header, form secret,
+    /// client assertion (`private_key_jwt`, document clients), or none (public clients), exactly one method.
+    /// Unknown client and wrong secret are indistinguishable; a document client's failures say what is wrong
+    /// with its document or assertion (the document is public, so nothing is revealed).
+    ///
+    /// Every endpoint that authenticates clients (`/token`, `/revoke`, `/introspect`) calls this, once, first,
+    /// with the header's credentials and its form (anything that yields [`FormCredentials`]), so the three answer
+    /// a failed authentication alike.
+    ///
+    /// # Errors
+    /// `invalid_request` when two methods are used or the ids disagree; `invalid_client` (401) otherwise.
+    pub async fn authenticate_client<'f>(
+        &self,
+        basic: Option<ClientCredentials>,
+        form: impl Into<FormCredentials<'f>>,
+    ) -> Result<ClientRecord, Error> {
+        let form = form.into();
+        let failed = || OAuthError::new(ErrorCode::InvalidClient, "client authentication failed");
+        let assertion = match (form.client_assertion_type, form.client_assertion) {
+            (None, None) => None,
+            (Some(assertion::JWT_BEARER), Some(a)) => Some(a),
+            (Some(other), Some(_)) => {
+                return Err(OAuthError::new(
+                    ErrorCode::InvalidClient,
+                    format!(
+                        "client_assertion_type `{other}` is not supported (use {})",
+                        assertion::JWT_BEARER
+                    ),
+                )
+                .into());
+            }
+            _ => {
+                return Err(OAuthError::invalid_request(
+                    "client_assertion and client_assertion_type go together (RFC 7521 §4.2)",
+                )
+                .into());
+            }
+        };
+        let methods = [
+            basic.is_some(),
+            form.client_secret.is_some(),
+            assertion.is_some(),
+        ];
+        if methods.iter().filter(|m| **m).count() > 1 {
+            return Err(OAuthError::invalid_request(
+                "use exactly one client authentication method (RFC 6749 §2.3)",
+            )
+            .into());
+        }
+        if let Some(a) = assertion {
+            // RFC 7521 §4.2: client_id is optional beside an assertion; its `sub` names the client.
+            let id = match form.client_id {
+                Some(id) => id.to_owned(),
+                None => assertion::claimed_client(a).ok_or_else(failed)?,
+            };
+            return self.authenticate_with_assertion(&id, a).await;
+        }
+        let (client_id, secret) = match basic {
+            Some(b) => {
+                if form.client_id.is_some_and(|id| id != b.client_id) {
+                    return Err(OAuthError::invalid_request(
+                        "client_id does not match the Basic credentials",
+                    )
+                    .into());
+                }
+                (b.client_id, Some(b.secret))
+            }
+            None => {
+                let id = form.client_id.ok_or_else(|| {
+                    OAuthError::new(
+                        ErrorCode::InvalidClient,
+                        "client authentication is required (client_id)",
+                    )
+                })?;
+                (id.to_owned(), form.client_secret.map(Secret::new))
+            }
+        };
+        let client = match self.find_client(&client_id).await {
+            Ok(Some(c)) => c,
+            Ok(None) => return Err(failed().into()),
+            Err(Error::OAuth(e)) => {
+                return Err(OAuthError::new(ErrorCode::InvalidClient, e.description).into());
+            }
+            Err(e) => return Err(e),
+        };
+        if let KnownClient::Document(d) = &client
+            && d.record.metadata.token_endpoint_auth_method != "none"
+        {
+            return Err(OAuthError::new(
+                ErrorCode::InvalidClient,
+                "client authentication failed: this client authenticates with private_key_jwt (client_assertion)",
+            )
+            .into());
+        }
+        let client = client.into_record();
+        match (&client.secret_hash, secret) {
+            (None, None) => {}
+            (Some(hash), Some(secret)) if secret.matches(hash) => {
+                if client.secret_expires_at != 0 && client.secret_expires_at <= self.clock.unix() {
+                    return Err(failed().into());
+                }
+            }
+            _ => return Err(failed().into()),
+        }
+        Ok(client)
+    }
+
     /// The client `client_id` names; `Ok(None)` if there is none (a URL when documents are disabled, an
     /// unregistered id).
     ///
@@ -304,5 +530,48 @@ impl AuthServer {
             }
         }
         Ok(client.record.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn basic_credentials_show_the_client_but_not_the_secret() {
+        let header = format!("Basic {}", STANDARD.encode("client-a:secret-value-1"));
+        let creds = ClientCredentials::from_authorization_header(&header)
+            .unwrap()
+            .unwrap();
+        let shown = format!("{creds:?}");
+        assert!(!shown.contains("secret-value-1"), "{shown}");
+        assert!(shown.contains(r#"client_id: "client-a""#), "{shown}");
+        assert!(shown.contains("[redacted]"), "{shown}");
+    }
+
+    #[test]
+    fn every_form_yields_the_same_four_credentials() {
+        let token: TokenRequest = crate::wire::parse_form(
+            b"grant_type=refresh_token&client_id=c&client_secret=s&client_assertion_type=t&client_assertion=a",
+        )
+        .unwrap();
+        let reference: TokenReference = crate::wire::parse_form(
+            b"token=x&client_id=c&client_secret=s&client_assertion_type=t&client_assertion=a",
+        )
+        .unwrap();
+        for form in [
+            FormCredentials::from(&token),
+            FormCredentials::from(&reference),
+        ] {
+            assert_eq!(
+                (
+                    form.client_id,
+                    form.client_secret,
+                    form.client_assertion_type,
+                    form.client_assertion
+                ),
+                (Some("c"), Some("s"), Some("t"), Some("a"))
+            );
+        }
     }
 }

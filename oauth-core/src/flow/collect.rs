@@ -24,9 +24,6 @@ use crate::server::AuthServer;
 /// How many clients one store read of a collection returns.
 const COLLECT_PAGE: usize = 256;
 
-/// How many clients' last recorded use an instance remembers (about 100 bytes each).
-pub(crate) const NOTED_USE_CAPACITY: usize = 10_000;
-
 /// How stale a client's last-use record may get before a refresh renews it.
 pub const USE_RESOLUTION: Duration = Duration::from_secs(24 * 3600);
 

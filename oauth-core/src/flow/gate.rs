@@ -34,9 +34,11 @@ use crate::forwarded::{
     ForwardedError, ForwardedHeaders, ForwardedRequest, HeaderField, PathProblem, SiteOrigin,
     check_path,
 };
+use crate::resource_index::{Located, ResourceIndex};
 
-/// Everything the gate reads of a forward-auth call.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+/// Everything the gate reads of a forward-auth call. `Debug` says whether `Authorization` was sent, never its
+/// value (the bearer token).
+#[derive(Clone, Copy, Default, PartialEq, Eq)]
 pub struct GateInput<'a> {
     /// The headers that describe the guarded request.
     pub forwarded: ForwardedHeaders<'a>,
@@ -54,6 +56,36 @@ pub struct GateInput<'a> {
     pub mcp_method: HeaderField<'a>,
     /// `Mcp-Name` (2026-07-28 transport).
     pub mcp_name: HeaderField<'a>,
+}
+
+impl std::fmt::Debug for GateInput<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let GateInput {
+            forwarded,
+            from_trusted_proxy,
+            listener_https,
+            authorization,
+            origin,
+            mcp_protocol_version,
+            mcp_method,
+            mcp_name,
+        } = self;
+        let authorization = match authorization {
+            HeaderField::Absent => "Absent",
+            HeaderField::One(_) => "One([redacted])",
+            HeaderField::Repeated => "Repeated",
+        };
+        f.debug_struct("GateInput")
+            .field("forwarded", forwarded)
+            .field("from_trusted_proxy", from_trusted_proxy)
+            .field("listener_https", listener_https)
+            .field("authorization", &format_args!("{authorization}"))
+            .field("origin", origin)
+            .field("mcp_protocol_version", mcp_protocol_version)
+            .field("mcp_method", mcp_method)
+            .field("mcp_name", mcp_name)
+            .finish()
+    }
 }
 
 /// The gate's decision. Exhaustive on purpose: an adapter must map every outcome, and a new one must not
@@ -222,166 +254,16 @@ fn tool_scopes_needed(resource: &ResourceConfig, method: &str, call: &McpCall<'_
 }
 
 /// The discovery documents the service serves, passed by the gate at these exact paths.
-const AUTHORIZATION_SERVER_METADATA: &str = "/.well-known/oauth-authorization-server";
-const PROTECTED_RESOURCE_METADATA: &str = "/.well-known/oauth-protected-resource";
-
-/// A configured resource's origin and path, parsed once, and its allowed origins.
-struct ResourceLocation {
-    /// `None` if the configured URL does not parse: it then contains nothing.
-    https: bool,
-    host: String,
-    port: u16,
-    /// The path without a trailing `/` (empty for an origin).
-    base: String,
-    /// `/.well-known/oauth-protected-resource` + `base`.
-    metadata_path: String,
-    /// Its RFC 9728 metadata URL, for the challenge of every 401.
-    metadata_url: String,
-    /// The configured URL, to find a location from a [`ResourceConfig`].
-    resource: String,
-    allowed_origins: Vec<(bool, String, u16)>,
-    parsed: bool,
-}
-
-impl ResourceLocation {
-    fn new(r: &ResourceConfig) -> Self {
-        let parsed = url::Url::parse(&r.resource).ok();
-        let origin = parsed.as_ref().and_then(|u| {
-            Some((
-                u.scheme() == "https",
-                u.host_str()?.to_owned(),
-                u.port_or_known_default()?,
-            ))
-        });
-        let base = parsed
-            .as_ref()
-            .map_or_else(String::new, |u| u.path().trim_end_matches('/').to_owned());
-        let (https, host, port) = origin.clone().unwrap_or((false, String::new(), 0));
-        ResourceLocation {
-            parsed: origin.is_some(),
-            https,
-            host,
-            port,
-            metadata_path: format!("{PROTECTED_RESOURCE_METADATA}{base}"),
-            base,
-            metadata_url: r.metadata_url(),
-            resource: r.resource.clone(),
-            allowed_origins: r
-                .allowed_origins
-                .iter()
-                .filter_map(|o| SiteOrigin::parse(o))
-                .map(|o| (o.https, o.host.to_ascii_lowercase(), o.port))
-                .collect(),
-        }
-    }
-
-    fn origin(&self) -> SiteOrigin<'_> {
-        SiteOrigin {
-            https: self.https,
-            host: &self.host,
-            port: self.port,
-        }
-    }
-
-    fn on(&self, origin: &SiteOrigin<'_>) -> bool {
-        self.parsed && self.origin() == *origin
-    }
-
-    /// Whether `path` is this resource's path or below it, on a segment boundary; `fold` ignores ASCII case.
-    fn contains(&self, path: &str, fold: bool) -> bool {
-        if self.base.is_empty() {
-            return true;
-        }
-        let Some(head) = path.get(..self.base.len()) else {
-            return false;
-        };
-        let same = if fold {
-            head.eq_ignore_ascii_case(&self.base)
-        } else {
-            head == self.base
-        };
-        same && path
-            .get(self.base.len()..)
-            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
-    }
-
-    fn allows_origin(&self, o: &SiteOrigin<'_>) -> bool {
-        *o == self.origin()
-            || self.allowed_origins.iter().any(|(https, host, port)| {
-                *o == SiteOrigin {
-                    https: *https,
-                    host,
-                    port: *port,
-                }
-            })
-    }
-}
-
-/// Where a request falls.
-enum Located {
-    Resource(usize),
-    Ambiguous,
-    Nowhere,
-}
-
-/// The configured resources, parsed once. A protected host has a handful of resources, so locating a request
-/// is a scan that compares strings: no URL parsing, no allocation, no memo to bound.
-pub(crate) struct ResourceIndex {
-    locations: Vec<ResourceLocation>,
-}
-
-impl ResourceIndex {
-    pub(crate) fn new(resources: &[ResourceConfig]) -> Self {
-        ResourceIndex {
-            locations: resources.iter().map(ResourceLocation::new).collect(),
-        }
-    }
-
-    /// `resource`'s metadata URL: computed once for the configured resources, on the spot for any other.
-    pub(crate) fn metadata_url(&self, resource: &ResourceConfig) -> String {
-        self.locations
-            .iter()
-            .find(|at| at.resource == resource.resource)
-            .map_or_else(|| resource.metadata_url(), |at| at.metadata_url.clone())
-    }
-
-    fn locate(&self, origin: &SiteOrigin<'_>, path: &str) -> Located {
-        let on_origin = || {
-            self.locations
-                .iter()
-                .enumerate()
-                .filter(|(_, at)| at.on(origin))
-        };
-        let exact = on_origin()
-            .filter(|(_, at)| at.contains(path, false))
-            .max_by_key(|(_, at)| at.base.len());
-        let folded = on_origin()
-            .filter(|(_, at)| at.contains(path, true))
-            .map(|(_, at)| at.base.len())
-            .max();
-        match (exact, folded) {
-            (Some((i, at)), Some(len)) if len == at.base.len() => Located::Resource(i),
-            (None, None) => Located::Nowhere,
-            _ => Located::Ambiguous,
-        }
-    }
-
-    /// The position of the resource `path` on `origin` falls under, or why there is none.
-    fn resource_at(&self, origin: &SiteOrigin<'_>, path: &str) -> Result<usize, RefusalReason> {
-        match self.locate(origin, path) {
-            Located::Resource(i) => Ok(i),
-            Located::Ambiguous => Err(RefusalReason::AmbiguousPath),
-            Located::Nowhere => Err(RefusalReason::NoResource),
-        }
-    }
-
-    /// Whether `path` is a discovery document the service serves for a resource on `origin`.
-    fn is_discovery(&self, origin: &SiteOrigin<'_>, path: &str) -> bool {
-        path == AUTHORIZATION_SERVER_METADATA
-            || self
-                .locations
-                .iter()
-                .any(|at| at.on(origin) && at.metadata_path == path)
+/// The position of the resource `path` on `origin` falls under, or why there is none.
+fn resource_at(
+    index: &ResourceIndex,
+    origin: &SiteOrigin<'_>,
+    path: &str,
+) -> Result<usize, RefusalReason> {
+    match index.locate(origin, path) {
+        Located::Resource(i) => Ok(i),
+        Located::Ambiguous => Err(RefusalReason::AmbiguousPath),
+        Located::Nowhere => Err(RefusalReason::NoResource),
     }
 }
 
@@ -429,7 +311,7 @@ impl crate::AuthServer {
         {
             return GateVerdict::new(GateOutcome::Pass);
         }
-        let at = match self.resource_index.resource_at(&origin, req.path) {
+        let at = match resource_at(&self.resource_index, &origin, req.path) {
             Ok(i) => i,
             Err(reason) => return refuse(reason),
         };
@@ -487,7 +369,7 @@ impl crate::AuthServer {
         request_method: HeaderField<'_>,
     ) -> Result<Preflight, GateRefusal> {
         check_path(req.path).map_err(|p| GateRefusal::from(RefusalReason::Path(p)))?;
-        let at = self.resource_index.resource_at(&req.origin(), req.path)?;
+        let at = resource_at(&self.resource_index, &req.origin(), req.path)?;
         let location = self
             .resource_index
             .locations
@@ -516,10 +398,7 @@ impl crate::AuthServer {
         };
         let req = ForwardedRequest::parse(&headers, false).ok()?;
         check_path(req.path).ok()?;
-        let at = self
-            .resource_index
-            .resource_at(&req.origin(), req.path)
-            .ok()?;
+        let at = resource_at(&self.resource_index, &req.origin(), req.path).ok()?;
         self.config.resources.get(at)
     }
 
@@ -587,5 +466,26 @@ impl crate::AuthServer {
             }
             other => other,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_gate_input_says_whether_a_token_came_but_not_which() {
+        let input = GateInput {
+            authorization: HeaderField::One(b"Bearer token-value-1"),
+            origin: HeaderField::One(b"https://app.example"),
+            ..GateInput::default()
+        };
+        let shown = format!("{input:?}");
+        let token_bytes = format!("{:?}", b"Bearer token-value-1");
+        assert!(!shown.contains("token-value-1"), "{shown}");
+        assert!(!shown.contains(&token_bytes), "{shown}");
+        assert!(shown.contains("authorization: One([redacted])"), "{shown}");
+        let origin_bytes = format!("{:?}", b"https://app.example");
+        assert!(shown.contains(&origin_bytes), "{shown}");
     }
 }

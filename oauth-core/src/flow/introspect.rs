@@ -6,10 +6,10 @@
 //! hold; a refresh token when it is live, not rotated, and its grant stands.
 
 use super::token::{RefreshToken, Standing};
-use crate::flow::token::{ClientCredentials, FormCredentials};
+use crate::flow::client::ClientCredentials;
 use crate::server::AuthServer;
 use crate::types::{ScopeSet, Secret};
-use crate::wire::{IntrospectionRequest, IntrospectionResponse};
+use crate::wire::{IntrospectionResponse, TokenReference};
 use crate::{Error, OAuthError};
 
 impl AuthServer {
@@ -21,18 +21,9 @@ impl AuthServer {
     pub async fn introspect(
         &self,
         basic: Option<ClientCredentials>,
-        req: IntrospectionRequest,
+        req: TokenReference,
     ) -> Result<IntrospectionResponse, Error> {
-        let client = self
-            .authenticate_client(
-                basic,
-                FormCredentials::new(req.client_id.as_deref(), req.client_secret.as_deref())
-                    .with_assertion(
-                        req.client_assertion_type.as_deref(),
-                        req.client_assertion.as_deref(),
-                    ),
-            )
-            .await?;
+        let client = self.authenticate_client(basic, &req).await?;
         let token = req
             .token
             .as_deref()

@@ -7,12 +7,13 @@
 
 use crate::Error;
 use crate::error::{ErrorCode, OAuthError};
-use crate::flow::token::{ClientCredentials, FormCredentials, RefreshToken, Standing};
+use crate::flow::client::ClientCredentials;
+use crate::flow::token::{RefreshToken, Standing};
 use crate::jwt::{self, AccessTokenClaims};
 use crate::server::AuthServer;
 use crate::store::{Revocation, RevokedKind};
 use crate::types::Secret;
-use crate::wire::RevocationRequest;
+use crate::wire::TokenReference;
 
 impl AuthServer {
     /// `POST /revoke` (RFC 7009 §2.1).
@@ -24,18 +25,9 @@ impl AuthServer {
     pub async fn revoke(
         &self,
         basic: Option<ClientCredentials>,
-        req: RevocationRequest,
+        req: TokenReference,
     ) -> Result<(), Error> {
-        let client = self
-            .authenticate_client(
-                basic,
-                FormCredentials::new(req.client_id.as_deref(), req.client_secret.as_deref())
-                    .with_assertion(
-                        req.client_assertion_type.as_deref(),
-                        req.client_assertion.as_deref(),
-                    ),
-            )
-            .await?;
+        let client = self.authenticate_client(basic, &req).await?;
         let token = req
             .token
             .as_deref()

@@ -1,6 +1,6 @@
 //! The token endpoint (RFC 6749 §3.2): the authorization-code grant (§4.1.3, with PKCE, RFC 7636 §4.6) and the
-//! refresh grant (§6) with rotation, plus client authentication (§2.3) shared with revocation and introspection:
-//! client secrets for registered clients, `none` or `private_key_jwt` (RFC 7523) for metadata-document clients.
+//! refresh grant (§6) with rotation. The client authenticates first, in the step revocation and introspection
+//! share ([`AuthServer::authenticate_client`], in `flow::client`).
 //!
 //! # Codes
 //! A code is consumed atomically on first redemption ([`Store::redeem_code`](crate::Store::redeem_code)); the
@@ -30,12 +30,8 @@
 //!
 //! Scope may narrow for the access token, never widen; the resource is kept.
 
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD;
-
 use super::authorize::match_resource;
-use super::client::KnownClient;
-use crate::cimd::assertion;
+use super::client::ClientCredentials;
 use crate::error::{ErrorCode, OAuthError};
 use crate::jwt::AccessTokenClaims;
 use crate::server::AuthServer;
@@ -43,98 +39,6 @@ use crate::store::{ClientRecord, CodeRedemption, GrantRecord, PreviousRotation, 
 use crate::types::{ScopeSet, Secret, TokenHash, random_token};
 use crate::wire::{TokenRequest, TokenResponse};
 use crate::{Error, pkce, seal};
-
-/// Client credentials from an HTTP `Authorization: Basic` header (RFC 6749 §2.3.1).
-#[derive(Debug)]
-pub struct ClientCredentials {
-    /// The client identifier.
-    pub client_id: String,
-    /// The client secret.
-    pub secret: Secret,
-}
-
-impl ClientCredentials {
-    /// Parses the value of an `Authorization` header. `Ok(None)` if it is not a Basic header.
-    ///
-    /// # Errors
-    /// `invalid_client` for a malformed Basic header.
-    pub fn from_authorization_header(value: &str) -> Result<Option<Self>, OAuthError> {
-        let Some((scheme, rest)) = value.trim().split_once(' ') else {
-            return Ok(None);
-        };
-        if !scheme.eq_ignore_ascii_case("basic") {
-            return Ok(None);
-        }
-        let malformed = || OAuthError::new(ErrorCode::InvalidClient, "malformed Basic credentials");
-        let raw = STANDARD.decode(rest.trim()).map_err(|_| malformed())?;
-        let text = String::from_utf8(raw).map_err(|_| malformed())?;
-        let (id, secret) = text.split_once(':').ok_or_else(malformed)?;
-        // RFC 6749 §2.3.1: both parts are form-urlencoded before base64.
-        let decode = |s: &str| {
-            let plus: String = s.replace('+', " ");
-            percent_encoding::percent_decode_str(&plus)
-                .decode_utf8()
-                .map(|c| c.into_owned())
-        };
-        Ok(Some(ClientCredentials {
-            client_id: decode(id).map_err(|_| malformed())?,
-            secret: Secret::new(decode(secret).map_err(|_| malformed())?),
-        }))
-    }
-}
-
-/// Client credentials from a form body: `client_id` with `client_secret` (RFC 6749 §2.3.1) or with a
-/// `client_assertion` (RFC 7521 §4.2, `private_key_jwt`). `Debug` shows neither secret nor assertion.
-#[derive(Clone, Copy, Default)]
-#[non_exhaustive]
-pub struct FormCredentials<'a> {
-    /// `client_id`.
-    pub client_id: Option<&'a str>,
-    /// `client_secret`.
-    pub client_secret: Option<&'a str>,
-    /// `client_assertion_type`.
-    pub client_assertion_type: Option<&'a str>,
-    /// `client_assertion`.
-    pub client_assertion: Option<&'a str>,
-}
-
-impl<'a> FormCredentials<'a> {
-    /// `client_id` and, for `client_secret_post`, `client_secret`.
-    pub fn new(client_id: Option<&'a str>, client_secret: Option<&'a str>) -> Self {
-        FormCredentials {
-            client_id,
-            client_secret,
-            client_assertion_type: None,
-            client_assertion: None,
-        }
-    }
-
-    /// Adds `client_assertion_type` and `client_assertion`.
-    #[must_use]
-    pub fn with_assertion(
-        mut self,
-        client_assertion_type: Option<&'a str>,
-        client_assertion: Option<&'a str>,
-    ) -> Self {
-        self.client_assertion_type = client_assertion_type;
-        self.client_assertion = client_assertion;
-        self
-    }
-}
-
-impl std::fmt::Debug for FormCredentials<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FormCredentials")
-            .field("client_id", &self.client_id)
-            .field("client_secret", &self.client_secret.map(|_| "[redacted]"))
-            .field("client_assertion_type", &self.client_assertion_type)
-            .field(
-                "client_assertion",
-                &self.client_assertion.map(|_| "[redacted]"),
-            )
-            .finish()
-    }
-}
 
 /// The grant of a token request, parsed (STYLE.md §2.4).
 enum TokenGrant {
@@ -252,108 +156,6 @@ pub(crate) enum Standing {
 }
 
 impl AuthServer {
-    /// Authenticates the client of a token, revocation or introspection request: Basic header, form secret,
-    /// client assertion (`private_key_jwt`, document clients), or none (public clients), exactly one method.
-    /// Unknown client and wrong secret are indistinguishable; a document client's failures say what is wrong
-    /// with its document or assertion (the document is public, so nothing is revealed).
-    ///
-    /// # Errors
-    /// `invalid_request` when two methods are used or the ids disagree; `invalid_client` (401) otherwise.
-    pub async fn authenticate_client(
-        &self,
-        basic: Option<ClientCredentials>,
-        form: FormCredentials<'_>,
-    ) -> Result<ClientRecord, Error> {
-        let failed = || OAuthError::new(ErrorCode::InvalidClient, "client authentication failed");
-        let assertion = match (form.client_assertion_type, form.client_assertion) {
-            (None, None) => None,
-            (Some(assertion::JWT_BEARER), Some(a)) => Some(a),
-            (Some(other), Some(_)) => {
-                return Err(OAuthError::new(
-                    ErrorCode::InvalidClient,
-                    format!(
-                        "client_assertion_type `{other}` is not supported (use {})",
-                        assertion::JWT_BEARER
-                    ),
-                )
-                .into());
-            }
-            _ => {
-                return Err(OAuthError::invalid_request(
-                    "client_assertion and client_assertion_type go together (RFC 7521 §4.2)",
-                )
-                .into());
-            }
-        };
-        let methods = [
-            basic.is_some(),
-            form.client_secret.is_some(),
-            assertion.is_some(),
-        ];
-        if methods.iter().filter(|m| **m).count() > 1 {
-            return Err(OAuthError::invalid_request(
-                "use exactly one client authentication method (RFC 6749 §2.3)",
-            )
-            .into());
-        }
-        if let Some(a) = assertion {
-            // RFC 7521 §4.2: client_id is optional beside an assertion; its `sub` names the client.
-            let id = match form.client_id {
-                Some(id) => id.to_owned(),
-                None => assertion::claimed_client(a).ok_or_else(failed)?,
-            };
-            return self.authenticate_with_assertion(&id, a).await;
-        }
-        let (client_id, secret) = match basic {
-            Some(b) => {
-                if form.client_id.is_some_and(|id| id != b.client_id) {
-                    return Err(OAuthError::invalid_request(
-                        "client_id does not match the Basic credentials",
-                    )
-                    .into());
-                }
-                (b.client_id, Some(b.secret))
-            }
-            None => {
-                let id = form.client_id.ok_or_else(|| {
-                    OAuthError::new(
-                        ErrorCode::InvalidClient,
-                        "client authentication is required (client_id)",
-                    )
-                })?;
-                (id.to_owned(), form.client_secret.map(Secret::new))
-            }
-        };
-        let client = match self.find_client(&client_id).await {
-            Ok(Some(c)) => c,
-            Ok(None) => return Err(failed().into()),
-            Err(Error::OAuth(e)) => {
-                return Err(OAuthError::new(ErrorCode::InvalidClient, e.description).into());
-            }
-            Err(e) => return Err(e),
-        };
-        if let KnownClient::Document(d) = &client
-            && d.record.metadata.token_endpoint_auth_method != "none"
-        {
-            return Err(OAuthError::new(
-                ErrorCode::InvalidClient,
-                "client authentication failed: this client authenticates with private_key_jwt (client_assertion)",
-            )
-            .into());
-        }
-        let client = client.into_record();
-        match (&client.secret_hash, secret) {
-            (None, None) => {}
-            (Some(hash), Some(secret)) if secret.matches(hash) => {
-                if client.secret_expires_at != 0 && client.secret_expires_at <= self.clock.unix() {
-                    return Err(failed().into());
-                }
-            }
-            _ => return Err(failed().into()),
-        }
-        Ok(client)
-    }
-
     /// `POST /token`.
     ///
     /// # Errors
@@ -365,16 +167,7 @@ impl AuthServer {
         basic: Option<ClientCredentials>,
         req: TokenRequest,
     ) -> Result<TokenResponse, Error> {
-        let client = self
-            .authenticate_client(
-                basic,
-                FormCredentials::new(req.client_id.as_deref(), req.client_secret.as_deref())
-                    .with_assertion(
-                        req.client_assertion_type.as_deref(),
-                        req.client_assertion.as_deref(),
-                    ),
-            )
-            .await?;
+        let client = self.authenticate_client(basic, &req).await?;
         let issued = match TokenGrant::try_from(&req)? {
             TokenGrant::AuthorizationCode {
                 code,

@@ -40,7 +40,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use crate::types::{Identity, TokenHash, UpstreamSession};
+use crate::types::{Identity, REDACTED, TokenHash, UpstreamSession};
 use crate::wire::ClientMetadata;
 
 /// A storage failure. Backends map their native errors into this.
@@ -117,8 +117,8 @@ pub struct PendingAuthorization {
     pub upstream: Option<UpstreamBinding>,
 }
 
-/// What binds an upstream round trip to one pending authorization and one browser.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// What binds an upstream round trip to one pending authorization and one browser. `Debug` hides the verifier.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UpstreamBinding {
     /// The provider the user was sent to.
     pub provider: String,
@@ -130,6 +130,25 @@ pub struct UpstreamBinding {
     pub session: TokenHash,
     /// The callback URL used.
     pub callback_url: String,
+}
+
+impl std::fmt::Debug for UpstreamBinding {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let UpstreamBinding {
+            provider,
+            nonce,
+            pkce_verifier: _,
+            session,
+            callback_url,
+        } = self;
+        f.debug_struct("UpstreamBinding")
+            .field("provider", provider)
+            .field("nonce", nonce)
+            .field("pkce_verifier", &REDACTED)
+            .field("session", session)
+            .field("callback_url", callback_url)
+            .finish()
+    }
 }
 
 /// An issued authorization code (stored under the code's hash).
@@ -261,8 +280,8 @@ pub struct Revocation {
     pub expires_at: u64,
 }
 
-/// A signing key as persisted.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// A signing key as persisted. `Debug` hides the private key.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KeyRecord {
     /// Key identifier.
     pub kid: String,
@@ -281,8 +300,32 @@ pub struct KeyRecord {
     pub not_before: Option<u64>,
 }
 
+impl std::fmt::Debug for KeyRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let KeyRecord {
+            kid,
+            alg,
+            private_jwk: _,
+            created_at,
+            retired_at,
+            publish_until,
+            not_before,
+        } = self;
+        f.debug_struct("KeyRecord")
+            .field("kid", kid)
+            .field("alg", alg)
+            .field("private_jwk", &REDACTED)
+            .field("created_at", created_at)
+            .field("retired_at", retired_at)
+            .field("publish_until", publish_until)
+            .field("not_before", not_before)
+            .finish()
+    }
+}
+
 /// A browser login session at the authorization server (the service's session cookie names it by hash).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// `Debug` hides the CSRF token.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SessionRecord {
     /// The CSRF token every form of this session must carry.
     pub csrf: String,
@@ -293,6 +336,23 @@ pub struct SessionRecord {
     pub upstream: Option<UpstreamSession>,
     /// When the session ends.
     pub expires_at: u64,
+}
+
+impl std::fmt::Debug for SessionRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let SessionRecord {
+            csrf: _,
+            identity,
+            upstream,
+            expires_at,
+        } = self;
+        f.debug_struct("SessionRecord")
+            .field("csrf", &REDACTED)
+            .field("identity", identity)
+            .field("upstream", upstream)
+            .field("expires_at", expires_at)
+            .finish()
+    }
 }
 
 /// A user's remembered consent for one client.
@@ -449,5 +509,44 @@ pub trait Store: Send + Sync + 'static {
     /// syncs periodically. Call it inside a tokio runtime (a shared backend may start a listener task).
     fn events(&self) -> Option<tokio::sync::broadcast::Receiver<StoreEvent>> {
         None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_holding_secrets_show_that_they_do_but_not_the_secrets() {
+        let key = KeyRecord {
+            kid: "kid-a".into(),
+            alg: "ES256".into(),
+            private_jwk: r#"{"d":"private-value-1"}"#.into(),
+            created_at: 1,
+            retired_at: None,
+            publish_until: None,
+            not_before: None,
+        };
+        let binding = UpstreamBinding {
+            provider: "github".into(),
+            nonce: "nonce-a".into(),
+            pkce_verifier: "verifier-value-2".into(),
+            session: TokenHash::of(b"session"),
+            callback_url: "https://as.example/callback".into(),
+        };
+        let session = SessionRecord {
+            csrf: "csrf-value-3".into(),
+            identity: None,
+            upstream: None,
+            expires_at: 2,
+        };
+        let shown = format!("{key:?} {binding:?} {session:?}");
+        for secret in ["private-value-1", "verifier-value-2", "csrf-value-3"] {
+            assert!(!shown.contains(secret), "{secret} in {shown}");
+        }
+        assert!(shown.contains(r#"private_jwk: "[redacted]""#), "{shown}");
+        assert!(shown.contains(r#"kid: "kid-a""#), "{shown}");
+        assert!(shown.contains(r#"provider: "github""#), "{shown}");
+        assert!(shown.contains("expires_at: 2"), "{shown}");
     }
 }

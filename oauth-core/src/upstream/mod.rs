@@ -26,7 +26,7 @@ pub use oidc::{ClaimNames, OidcConfig, OidcProvider};
 
 use async_trait::async_trait;
 
-use crate::types::{Identity, UpstreamSession};
+use crate::types::{Identity, REDACTED, UpstreamSession};
 
 /// A successful login: who, and (for upstream providers) the session to re-check them with later.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -99,8 +99,9 @@ pub enum SignIn {
     Hidden,
 }
 
-/// What the upstream needs to bind a login to one pending authorization.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// What the upstream needs to bind a login to one pending authorization. `Debug` hides the state and the
+/// PKCE verifier.
+#[derive(Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct UpstreamRequest {
     /// Our single-use state for the upstream round trip.
@@ -111,6 +112,23 @@ pub struct UpstreamRequest {
     pub pkce_verifier: String,
     /// Where the upstream sends the user back.
     pub callback_url: String,
+}
+
+impl std::fmt::Debug for UpstreamRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let UpstreamRequest {
+            state: _,
+            nonce,
+            pkce_verifier: _,
+            callback_url,
+        } = self;
+        f.debug_struct("UpstreamRequest")
+            .field("state", &REDACTED)
+            .field("nonce", nonce)
+            .field("pkce_verifier", &REDACTED)
+            .field("callback_url", callback_url)
+            .finish()
+    }
 }
 
 impl UpstreamRequest {
@@ -125,8 +143,7 @@ impl UpstreamRequest {
     }
 }
 
-/// Credentials handed to [`IdentityProvider::authenticate`].
-#[derive(Debug)]
+/// Credentials handed to [`IdentityProvider::authenticate`]. `Debug` hides the password and the code.
 #[non_exhaustive]
 pub enum Credentials<'a> {
     /// From the login form.
@@ -143,6 +160,26 @@ pub enum Credentials<'a> {
         /// The request the login was started with.
         request: &'a UpstreamRequest,
     },
+}
+
+impl std::fmt::Debug for Credentials<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Credentials::Password {
+                username,
+                password: _,
+            } => f
+                .debug_struct("Password")
+                .field("username", username)
+                .field("password", &REDACTED)
+                .finish(),
+            Credentials::Callback { code: _, request } => f
+                .debug_struct("Callback")
+                .field("code", &REDACTED)
+                .field("request", request)
+                .finish(),
+        }
+    }
 }
 
 /// An identity source.
@@ -180,4 +217,39 @@ pub trait IdentityProvider: Send + Sync + 'static {
         identity: &Identity,
         session: Option<&UpstreamSession>,
     ) -> Result<Option<Login>, UpstreamError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_and_upstream_requests_hide_passwords_codes_and_verifiers() {
+        let request = UpstreamRequest::new(
+            "state-value-1".into(),
+            "nonce-a".into(),
+            "verifier-value-2".into(),
+            "https://as.example/callback".into(),
+        );
+        let password = Credentials::Password {
+            username: "alice",
+            password: "password-value-3",
+        };
+        let callback = Credentials::Callback {
+            code: "code-value-4",
+            request: &request,
+        };
+        let shown = format!("{password:?} {callback:?}");
+        for secret in [
+            "state-value-1",
+            "verifier-value-2",
+            "password-value-3",
+            "code-value-4",
+        ] {
+            assert!(!shown.contains(secret), "{secret} in {shown}");
+        }
+        assert!(shown.contains(r#"username: "alice""#), "{shown}");
+        assert!(shown.contains(r#"password: "[redacted]""#), "{shown}");
+        assert!(shown.contains("https://as.example/callback"), "{shown}");
+    }
 }

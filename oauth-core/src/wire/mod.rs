@@ -7,13 +7,15 @@
 //! with `invalid_request`, and drops empty values as RFC 6749 §3.1 requires.
 
 mod authorize;
+pub(crate) mod error;
 mod introspect;
 mod metadata;
 mod register;
 mod token;
 
 pub use authorize::AuthorizationRequest;
-pub use introspect::{IntrospectionRequest, IntrospectionResponse, RevocationRequest};
+pub use error::ErrorResponse;
+pub use introspect::{IntrospectionResponse, TokenReference};
 pub use metadata::{AuthorizationServerMetadata, ProtectedResourceMetadata};
 pub use register::{
     ClientIdMetadataDocument, ClientMetadata, ClientRegistrationRequest, ClientRegistrationResponse,
@@ -21,19 +23,8 @@ pub use register::{
 pub use token::{TokenRequest, TokenResponse};
 
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
 
-use crate::error::OAuthError;
-
-/// The RFC 6749 §5.2 error body.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ErrorResponse {
-    /// The error code.
-    pub error: String,
-    /// A description for the client developer.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error_description: Option<String>,
-}
+use error::OAuthError;
 
 /// Largest single parameter value accepted in a form or query.
 pub const MAX_PARAM_BYTES: usize = 4096;

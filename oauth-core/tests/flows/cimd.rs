@@ -15,7 +15,7 @@ use oauth_core::cimd::{
 };
 use oauth_core::testing::documents::{DocumentServer, Route, TestCa};
 use oauth_core::testing::{self, ISSUER};
-use oauth_core::wire::{IntrospectionRequest, RevocationRequest, TokenRequest};
+use oauth_core::wire::{TokenReference, TokenRequest};
 use oauth_core::{
     ClientMetadataDocuments, Clock as _, FetchError, HostPattern, HostPolicy, ServerConfig,
 };
@@ -642,7 +642,7 @@ async fn private_key_jwt_with_jwks_and_jwks_uri() {
         c.h.server
             .introspect(
                 None,
-                form::<IntrospectionRequest>(&format!(
+                form::<TokenReference>(&format!(
                     "token={}&client_id={}&client_assertion_type={}&client_assertion={}",
                     enc(&t.access_token),
                     enc(&id),
@@ -656,7 +656,7 @@ async fn private_key_jwt_with_jwks_and_jwks_uri() {
     c.h.server
         .revoke(
             None,
-            form::<RevocationRequest>(&format!(
+            form::<TokenReference>(&format!(
                 "token={}&client_id={}&client_assertion_type={}&client_assertion={}",
                 enc(t.refresh_token.as_deref().unwrap()),
                 enc(&id),
@@ -670,7 +670,7 @@ async fn private_key_jwt_with_jwks_and_jwks_uri() {
         c.h.server
             .introspect(
                 None,
-                form::<IntrospectionRequest>(&format!(
+                form::<TokenReference>(&format!(
                     "token={}&client_id={}&client_assertion_type={}&client_assertion={}",
                     enc(&t.access_token),
                     enc(&id),

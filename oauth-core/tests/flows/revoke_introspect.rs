@@ -4,7 +4,7 @@ use serde_json::json;
 
 use crate::common::*;
 
-fn revoke_form(client_id: &str, token: &str, hint: &str) -> oauth_core::wire::RevocationRequest {
+fn revoke_form(client_id: &str, token: &str, hint: &str) -> oauth_core::wire::TokenReference {
     form(&format!(
         "token={}&client_id={}{hint}",
         enc(token),
@@ -12,7 +12,7 @@ fn revoke_form(client_id: &str, token: &str, hint: &str) -> oauth_core::wire::Re
     ))
 }
 
-fn introspect_form(client_id: &str, token: &str) -> oauth_core::wire::IntrospectionRequest {
+fn introspect_form(client_id: &str, token: &str) -> oauth_core::wire::TokenReference {
     form(&format!(
         "token={}&client_id={}",
         enc(token),
@@ -120,7 +120,7 @@ async fn revocation_of_unknown_or_foreign_tokens_succeeds_without_effect() {
 async fn revocation_errors() {
     let h = harness().await;
     let c = public_client(&h).await;
-    let no_token: oauth_core::wire::RevocationRequest = form(&format!("client_id={}", c.client_id));
+    let no_token: oauth_core::wire::TokenReference = form(&format!("client_id={}", c.client_id));
     assert_eq!(
         wire_of(&h.server.revoke(None, no_token).await.unwrap_err()),
         (400, body("invalid_request", "token is required"))
