@@ -20,6 +20,8 @@
 //!   `X-Original-*` work too), answering 200 with the identity headers `forwardauth-svc` sends by default
 //!   ([`IDENTITY_HEADERS`]), or the engine's 401/403.
 //! * [`ApiError`] is the one place an engine error, an error page or a gate refusal becomes a response.
+//! * Handlers that see a password, a secret or a token are `#[tracing::instrument(skip_all)]`: none of their
+//!   arguments reaches a log.
 //!
 //! Left out, to stay short: RFC 7592 client management (`/register/{id}`), CORS preflights, per-address rate
 //! limits on the OAuth endpoints, health checks, TLS (put a proxy in front).
@@ -210,6 +212,7 @@ async fn jwks(State(app): State<App>) -> Response {
 // ---- registration and the client endpoints ---------------------------------------------------------------------
 
 /// `POST /register` (RFC 7591), with an initial access token as bearer token when the policy asks for one.
+#[tracing::instrument(skip_all)]
 async fn register(
     State(app): State<App>,
     headers: HeaderMap,
@@ -233,6 +236,7 @@ async fn register(
 }
 
 /// `POST /token` (RFC 6749 §3.2).
+#[tracing::instrument(skip_all)]
 async fn token(
     State(app): State<App>,
     headers: HeaderMap,
@@ -245,6 +249,7 @@ async fn token(
 }
 
 /// `POST /revoke` (RFC 7009).
+#[tracing::instrument(skip_all)]
 async fn revoke(
     State(app): State<App>,
     headers: HeaderMap,
@@ -257,6 +262,7 @@ async fn revoke(
 }
 
 /// `POST /introspect` (RFC 7662).
+#[tracing::instrument(skip_all)]
 async fn introspect(
     State(app): State<App>,
     headers: HeaderMap,
@@ -313,6 +319,7 @@ async fn authorize(
 }
 
 /// `POST /login`: the password form, regulated per client address.
+#[tracing::instrument(skip_all)]
 async fn login(
     State(app): State<App>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
