@@ -22,23 +22,15 @@ use forwardauth_svc::config::{Config, ProviderConfig, StoreConfig};
 use oauth_core::upstream::OidcConfig;
 use oauth_core::{AccessPolicy, AuthServer, Clock, EmbeddedStore, ResourceConfig, Secret, Store};
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt as _, BufReader};
-use tokio::process::{Child, Command};
+use test_support::{Running, field, free_port};
+use tokio::process::Command;
 
 const CLIENT_REDIRECT: &str = "http://127.0.0.1:53999/cb";
 const VERIFIER: &str = "dBjftJeZ4CVP-mJ0kaNYgp2zNo1rQa2eyjGa3JiObuEflVasHbR2";
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// The OpenID Provider, killed when dropped.
 struct Upstream {
-    _child: Child,
+    _process: Running,
     issuer: String,
 }
 
@@ -49,29 +41,13 @@ async fn start_upstream(redirect_uri: &str) -> Upstream {
         "oidc-provider is not installed: `.ci/run` runs `npm ci --prefix tests/oidc-provider`"
     );
     let port = free_port();
-    let mut child = Command::new("node")
-        .arg(dir.join("provider.js"))
+    let mut node = Command::new("node");
+    node.arg(dir.join("provider.js"))
         .arg(port.to_string())
         .arg(redirect_uri)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("node must be installed");
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    tokio::time::timeout(Duration::from_secs(30), async {
-        while let Some(line) = lines.next_line().await.unwrap() {
-            if line.trim() == "ready" {
-                return;
-            }
-        }
-        panic!("oidc-provider exited before it was ready");
-    })
-    .await
-    .expect("oidc-provider did not start within 30 s");
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        .stderr(Stdio::null());
     Upstream {
-        _child: child,
+        _process: Running::start(node, "ready").await,
         issuer: format!("http://127.0.0.1:{port}"),
     }
 }
@@ -247,15 +223,6 @@ async fn walk(
         return Ok(End::Page(status, text.replace("&#x2f;", "/")));
     }
     panic!("too many redirects");
-}
-
-fn field(html: &str, name: &str) -> String {
-    let marker = format!("name=\"{name}\" value=\"");
-    let start = html
-        .find(&marker)
-        .unwrap_or_else(|| panic!("no {name} in {html}"))
-        + marker.len();
-    html[start..start + html[start..].find('"').unwrap()].to_owned()
 }
 
 async fn approve(

@@ -189,15 +189,7 @@ pub fn authorize_uri(client_id: &str, extra: &str) -> String {
 }
 
 /// The value of a hidden form field in a page.
-pub fn field(html: &str, name: &str) -> String {
-    let marker = format!("name=\"{name}\" value=\"");
-    let start = html
-        .find(&marker)
-        .unwrap_or_else(|| panic!("no field {name} in {html}"))
-        + marker.len();
-    let end = html[start..].find('"').unwrap() + start;
-    html[start..end].to_owned()
-}
+pub use test_support::field;
 
 /// The `name=value` part of the session cookie from a response.
 pub fn session_cookie(a: &Answer) -> String {

@@ -1,7 +1,8 @@
 //! The real binary on a free loopback port, driven through the whole flow with an HTTP client and a cookie jar:
 //! discovery from a 401 at `/verify` → protected-resource metadata → AS metadata → dynamic registration →
 //! authorize → login form → consent → code → token → `/verify` 200 with identity headers → refresh → revoke →
-//! `/verify` 401. The process is started and stopped (SIGTERM) by PID.
+//! `/verify` 401 (`test_support::walk_the_flow`, the same walk the axum example must pass). The process is started
+//! and stopped (SIGTERM) by PID.
 
 // Test code: a panic is a failed check.
 #![allow(
@@ -11,36 +12,16 @@
     clippy::indexing_slicing
 )]
 
-use std::collections::HashMap;
 use std::process::Stdio;
 use std::time::Duration;
 
 use serde_json::{Value, json};
+use test_support::{Running, field, free_port, walk_the_flow};
 use tokio::io::{AsyncBufReadExt as _, BufReader};
-use tokio::process::{Child, Command};
+use tokio::process::Command;
 
 const VERIFIER: &str = "dBjftJeZ4CVP-mJ0kaNYgp2zNo1rQa2eyjGa3JiObuEflVasHbR2";
 const REDIRECT: &str = "http://127.0.0.1:53682/callback";
-
-/// Kills the child by PID if the test ends early.
-struct Running {
-    child: Child,
-    base: String,
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.start_kill();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 async fn start(dir: &std::path::Path) -> Running {
     start_logging(dir, Stdio::inherit()).await
@@ -53,71 +34,12 @@ async fn start_logging(dir: &std::path::Path, stderr: Stdio) -> Running {
     serve(&dir.join("config.toml"), stderr).await
 }
 
-/// Starts the binary on `config` and waits until it says where it listens.
+/// Starts the binary on `config` and waits until it says where it listens ([`Running::announced`], the base
+/// URL); it is killed by PID if the test ends early.
 async fn serve(config: &std::path::Path, stderr: Stdio) -> Running {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_forwardauth-svc"))
-        .arg("--config")
-        .arg(config)
-        .arg("serve")
-        .stdout(Stdio::piped())
-        .stderr(stderr)
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let base = tokio::time::timeout(Duration::from_secs(30), async {
-        while let Some(line) = lines.next_line().await.unwrap() {
-            if let Some(rest) = line.strip_prefix("forwardauth-svc listening on ") {
-                return rest.trim().to_owned();
-            }
-        }
-        panic!("the binary exited without saying where it listens");
-    })
-    .await
-    .expect("the binary did not start within 30 s");
-    // Keep draining stdout so the child never blocks on a full pipe.
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    Running { child, base }
-}
-
-fn field(html: &str, name: &str) -> String {
-    let marker = format!("name=\"{name}\" value=\"");
-    let start = html
-        .find(&marker)
-        .unwrap_or_else(|| panic!("no {name} in {html}"))
-        + marker.len();
-    let end = html[start..].find('"').unwrap() + start;
-    html[start..end].to_owned()
-}
-
-fn param(header: &str, name: &str) -> String {
-    let marker = format!("{name}=\"");
-    let start = header
-        .find(&marker)
-        .unwrap_or_else(|| panic!("no {name} in {header}"))
-        + marker.len();
-    let end = header[start..].find('"').unwrap() + start;
-    header[start..end].to_owned()
-}
-
-/// `/verify` as Traefik calls it for a request to `url`.
-async fn verify(
-    http: &reqwest::Client,
-    base: &str,
-    url: &str,
-    token: Option<&str>,
-) -> reqwest::Response {
-    let u = url::Url::parse(url).unwrap();
-    let mut req = http
-        .get(format!("{base}/verify"))
-        .header("X-Forwarded-Method", "POST")
-        .header("X-Forwarded-Proto", u.scheme())
-        .header("X-Forwarded-Host", u.authority())
-        .header("X-Forwarded-Uri", u.path());
-    if let Some(t) = token {
-        req = req.bearer_auth(t);
-    }
-    req.send().await.unwrap()
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_forwardauth-svc"));
+    cmd.arg("--config").arg(config).arg("serve").stderr(stderr);
+    Running::start(cmd, "forwardauth-svc listening on ").await
 }
 
 /// An issuer with a path would have its RFC 8414 metadata at `/.well-known/oauth-authorization-server/auth` and
@@ -156,184 +78,10 @@ fn check_config_refuses_an_issuer_with_a_path() {
 async fn the_whole_flow_against_the_real_binary() {
     let dir = tempfile::tempdir().unwrap();
     let mut svc = start(dir.path()).await;
-    let base = svc.base.clone();
-    let http = reqwest::Client::builder()
-        .cookie_store(true)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let mcp = format!("{base}/mcp");
+    let base = svc.announced.clone();
 
-    // 1. The MCP client hits the protected server without a token; the gate answers 401 with discovery.
-    let r = verify(&http, &base, &mcp, None).await;
-    assert_eq!(r.status(), 401);
-    let challenge = r.headers()["www-authenticate"].to_str().unwrap().to_owned();
-    let prm_url = param(&challenge, "resource_metadata");
-    assert_eq!(
-        prm_url,
-        format!("{base}/.well-known/oauth-protected-resource/mcp")
-    );
-
-    // 2. Protected-resource metadata → the authorization server.
-    let prm: Value = http
-        .get(&prm_url)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(prm["resource"], mcp.as_str());
-    let issuer = prm["authorization_servers"][0].as_str().unwrap().to_owned();
-    assert_eq!(issuer, base);
-
-    // 3. Authorization-server metadata.
-    let asm: Value = http
-        .get(format!("{issuer}/.well-known/oauth-authorization-server"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(asm["issuer"], issuer.as_str());
-    assert_eq!(asm["code_challenge_methods_supported"], json!(["S256"]));
-
-    // 4. Dynamic registration.
-    let reg = http
-        .post(asm["registration_endpoint"].as_str().unwrap())
-        .json(&json!({"redirect_uris": [REDIRECT], "token_endpoint_auth_method": "none", "grant_types": ["authorization_code", "refresh_token"], "client_name": "binary test"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(reg.status(), 201);
-    let client_id = reg.json::<Value>().await.unwrap()["client_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-
-    // 5. Authorize → login form.
-    let mut authorize = url::Url::parse(asm["authorization_endpoint"].as_str().unwrap()).unwrap();
-    authorize
-        .query_pairs_mut()
-        .append_pair("response_type", "code")
-        .append_pair("client_id", &client_id)
-        .append_pair("redirect_uri", REDIRECT)
-        .append_pair("code_challenge", &oauth_core::pkce::s256(VERIFIER))
-        .append_pair("code_challenge_method", "S256")
-        .append_pair("state", "s-123")
-        .append_pair("scope", "mcp")
-        .append_pair("resource", &mcp);
-    let login_page = http.get(authorize.as_str()).send().await.unwrap();
-    assert_eq!(login_page.status(), 200);
-    let html = login_page.text().await.unwrap();
-    let (handle, csrf) = (field(&html, "handle"), field(&html, "csrf"));
-
-    // 6. Login → consent page.
-    let consent_page = http
-        .post(format!("{base}/login"))
-        .form(&[
-            ("handle", handle.as_str()),
-            ("csrf", csrf.as_str()),
-            ("username", "alice"),
-            ("password", "wonderland"),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(consent_page.status(), 200);
-    let html = consent_page.text().await.unwrap();
-    assert!(html.contains("Authorize binary test?"));
-    let csrf = field(&html, "csrf");
-
-    // 7. Consent → redirect with code, state, iss.
-    let approved = http
-        .post(format!("{base}/consent"))
-        .form(&[
-            ("handle", handle.as_str()),
-            ("csrf", csrf.as_str()),
-            ("decision", "approve"),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(approved.status(), 302);
-    let location = url::Url::parse(approved.headers()["location"].to_str().unwrap()).unwrap();
-    assert!(location.as_str().starts_with(REDIRECT));
-    let q: HashMap<String, String> = location.query_pairs().into_owned().collect();
-    assert_eq!(
-        (q["state"].as_str(), q["iss"].as_str()),
-        ("s-123", issuer.as_str())
-    );
-
-    // 8. Code → tokens.
-    let token_endpoint = asm["token_endpoint"].as_str().unwrap();
-    let tokens: Value = http
-        .post(token_endpoint)
-        .form(&[
-            ("grant_type", "authorization_code"),
-            ("code", q["code"].as_str()),
-            ("redirect_uri", REDIRECT),
-            ("code_verifier", VERIFIER),
-            ("client_id", client_id.as_str()),
-            ("resource", mcp.as_str()),
-        ])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(tokens["token_type"], "Bearer");
-    let access = tokens["access_token"].as_str().unwrap();
-
-    // 9. The gate lets the request through with identity headers.
-    let ok = verify(&http, &base, &mcp, Some(access)).await;
-    assert_eq!(ok.status(), 200);
-    assert_eq!(ok.headers()["x-user-id"], "local:alice");
-    assert_eq!(ok.headers()["x-user-email"], "alice@example.com");
-    assert_eq!(ok.headers()["x-client-id"], client_id.as_str());
-
-    // 10. Refresh.
-    let refreshed: Value = http
-        .post(token_endpoint)
-        .form(&[
-            ("grant_type", "refresh_token"),
-            ("refresh_token", tokens["refresh_token"].as_str().unwrap()),
-            ("client_id", client_id.as_str()),
-        ])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let access2 = refreshed["access_token"].as_str().unwrap();
-    assert_ne!(access2, access);
-    assert_eq!(
-        verify(&http, &base, &mcp, Some(access2)).await.status(),
-        200
-    );
-
-    // 11. Revoke the refresh token: its whole grant dies at the gate.
-    let revoked = http
-        .post(asm["revocation_endpoint"].as_str().unwrap())
-        .form(&[
-            ("token", refreshed["refresh_token"].as_str().unwrap()),
-            ("client_id", client_id.as_str()),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(revoked.status(), 200);
-    let denied = verify(&http, &base, &mcp, Some(access2)).await;
-    assert_eq!(denied.status(), 401);
-    assert!(
-        denied.headers()["www-authenticate"]
-            .to_str()
-            .unwrap()
-            .contains("error=\"invalid_token\"")
-    );
+    // 1.-11. Discovery from the gate's 401 to revocation, as every adapter must serve it (`test_support`).
+    walk_the_flow(&base, &format!("{base}/mcp"), "alice", "wonderland").await;
 
     // 12. Graceful stop on SIGTERM, by PID.
     let pid = svc.child.id().unwrap();
@@ -358,7 +106,7 @@ async fn failed_logins_and_bans_are_logged_with_username_and_address_never_the_p
     let dir = tempfile::tempdir().unwrap();
     let mut svc = start_logging(dir.path(), Stdio::piped()).await;
     let mut log = BufReader::new(svc.child.stderr.take().unwrap()).lines();
-    let base = svc.base.clone();
+    let base = svc.announced.clone();
     let http = reqwest::Client::builder()
         .cookie_store(true)
         .build()
@@ -556,7 +304,7 @@ async fn acknowledged_writes_survive_kill_9_and_a_refresh_is_never_half_done() {
     let grants = grants_in_process(&config, 8).await;
 
     let mut running = serve(&config_path, Stdio::null()).await;
-    let base = running.base.clone();
+    let base = running.announced.clone();
 
     let http = reqwest::Client::new();
     let registered: Arc<Mutex<Vec<String>>> = Arc::default();

@@ -24,6 +24,7 @@ use forwardauth_svc::config::{Config, RawConfig};
 use oauth_core::testing::{RedisServer, unique_prefix};
 use oauth_core::{AuthServer, LocalUser, LocalUsers};
 use serde_json::{Value, json};
+use test_support::field;
 use tokio::sync::oneshot;
 
 const ISSUER: &str = "http://127.0.0.1:1";
@@ -90,16 +91,6 @@ fn http() -> reqwest::Client {
         .timeout(Duration::from_secs(10))
         .build()
         .unwrap()
-}
-
-fn field(html: &str, name: &str) -> String {
-    let marker = format!("name=\"{name}\" value=\"");
-    let start = html
-        .find(&marker)
-        .unwrap_or_else(|| panic!("no {name} in {html}"))
-        + marker.len();
-    let end = html[start..].find('"').unwrap() + start;
-    html[start..end].to_owned()
 }
 
 /// `/verify` at `base` as Traefik calls it for a POST to the MCP server.

@@ -9,6 +9,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
+/// A free loopback port, and the value of a hidden form field in a page (shared with every adapter's tests).
+pub use test_support::{field, free_port};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -20,15 +22,6 @@ pub fn e2e_dir() -> &'static Path {
 /// The repository root.
 pub fn repo_root() -> PathBuf {
     e2e_dir().parent().unwrap().to_path_buf()
-}
-
-/// A port that was free a moment ago (the process that gets it binds it right away).
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// A program the tests need: the first candidate that exists, else a failure naming the installer.
@@ -407,17 +400,6 @@ pub fn authorize_url(
         q.append_pair("resource", resource);
     }
     url
-}
-
-/// The value of the hidden form field `name` in a page.
-pub fn field(html: &str, name: &str) -> String {
-    let marker = format!("name=\"{name}\" value=\"");
-    let start = html
-        .find(&marker)
-        .unwrap_or_else(|| panic!("no {name} in {html}"))
-        + marker.len();
-    let end = html[start..].find('"').unwrap() + start;
-    html[start..end].to_owned()
 }
 
 /// The whole OAuth flow a client runs, done here with an HTTP client and a cookie jar against `issuer` (so
