@@ -39,7 +39,7 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Json, Response};
 use axum::routing::{any, get, post};
 use ipnet::IpNet;
-use oauth_core::wire::{self, IntrospectionRequest, RevocationRequest, TokenRequest};
+use oauth_core::wire::{self, TokenReference, TokenRequest};
 use oauth_core::{AuthServer, ClientCredentials, ConsentPage, EmbeddedStore, ErrorCode, ErrorPage};
 use oauth_core::{FORM_LIMIT, ForwardedHeaders, GateInput, GateOutcome, GateRefusal, HeaderField};
 use oauth_core::{
@@ -255,7 +255,7 @@ async fn revoke(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let (basic, form, challenge) = client_form::<RevocationRequest>(&headers, body).await?;
+    let (basic, form, challenge) = client_form::<TokenReference>(&headers, body).await?;
     let revoked = app.auth.revoke(basic, form).await;
     revoked.map_err(|e| ApiError::OAuth(e, challenge))?;
     Ok(no_store(StatusCode::OK.into_response()))
@@ -268,7 +268,7 @@ async fn introspect(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let (basic, form, challenge) = client_form::<IntrospectionRequest>(&headers, body).await?;
+    let (basic, form, challenge) = client_form::<TokenReference>(&headers, body).await?;
     let answer = app.auth.introspect(basic, form).await;
     let answer = answer.map_err(|e| ApiError::OAuth(e, challenge))?;
     Ok(no_store(Json(answer).into_response()))
