@@ -49,7 +49,6 @@ impl ConfigError {
 
 /// What is wrong with a configuration value; each variant is one rule, worded once.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
 pub enum ConfigProblem {
     /// The value does not parse as a URL.
     #[error("not a URL: {0}")]
@@ -527,7 +526,6 @@ impl ResourceConfig {
 
 /// Signing algorithm for access tokens.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-#[non_exhaustive]
 pub enum SigningAlg {
     /// ECDSA P-256 with SHA-256 (the default: small keys, small tokens, fast).
     #[default]
@@ -762,7 +760,6 @@ impl ClientMetadataDocuments {
 
 /// Which hosts may serve client metadata documents.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-#[non_exhaustive]
 pub enum HostPolicy {
     /// Any host (the address rules still apply).
     #[default]

@@ -24,7 +24,6 @@ use crate::upstream::UpstreamError;
 
 /// Everything a core operation can fail with.
 #[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
 pub enum Error {
     /// An error for the client: answer with its code, description and status.
     #[error(transparent)]
@@ -64,7 +63,6 @@ impl Error {
 
 /// The authorization endpoint's two failure exits (RFC 6749 §4.1.2.1).
 #[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
 pub enum AuthorizeError {
     /// `client_id` or `redirect_uri` could not be verified: the user agent MUST NOT be redirected. Render an error
     /// page with this error (status 400).

@@ -115,7 +115,6 @@ impl ForwardedHeaders<'_> {
 
 /// Why the guarded request could not be established. Every variant is a refusal (403).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
 pub enum ForwardedError {
     /// No header describes a request.
     #[error("the proxy sent no X-Forwarded-* or X-Original-* headers")]
@@ -442,7 +441,6 @@ fn is_method(m: &str) -> bool {
 
 /// Why a raw path is not in normal form.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
 pub enum PathProblem {
     /// A `.` or `..` segment (also before a `;` parameter, as servlet containers read `..;`).
     #[error("the path has a dot segment")]

@@ -32,7 +32,6 @@ use crate::store::{KeyRecord, Store, StoreError};
 
 /// A key failure.
 #[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
 pub enum KeyError {
     /// Key material could not be generated, parsed or used.
     #[error("key material: {0}")]

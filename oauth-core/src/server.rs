@@ -24,7 +24,6 @@ const NOTED_USE_CAPACITY: usize = 10_000;
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
 pub enum StartError {
     /// The configuration is invalid; the error names the field.
     #[error("invalid configuration: {0}")]

@@ -73,7 +73,6 @@ impl FetchedDocument {
 
 /// Why a document could not be fetched. The text names what went wrong, for the error page and the logs.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
 pub enum FetchError {
     /// The whole exchange took longer than the configured timeout.
     #[error("the fetch timed out after {} ms", .0.as_millis())]

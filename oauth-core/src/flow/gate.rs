@@ -123,7 +123,6 @@ impl GateVerdict {
 
 /// Why the gate refuses a request outright.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[non_exhaustive]
 pub enum RefusalReason {
     /// Forwarded headers from an address that is not a trusted proxy.
     Untrusted,

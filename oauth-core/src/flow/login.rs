@@ -27,7 +27,6 @@ const LOGGED_NAME_CHARS: usize = 64;
 
 /// Why a password login did not log anyone in.
 #[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
 pub enum LoginError {
     /// Wrong username or password. Show the form again with a generic message (401).
     #[error("invalid username or password")]

@@ -19,11 +19,12 @@ use crate::flow::authorize::AuthorizationPrompt;
 use crate::flow::session::BrowserSession;
 use crate::server::AuthServer;
 use crate::store::{PendingAuthorization, UpstreamBinding};
-use crate::types::{Secret, random_token};
+use crate::types::{Secret, random_token, redacted};
 use crate::upstream::{Credentials, Login, LoginStart, UpstreamError, UpstreamRequest};
 
-/// The query of the upstream's redirect back to us (RFC 6749 §4.1.2 / §4.1.2.1).
-#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+/// The query of the upstream's redirect back to us (RFC 6749 §4.1.2 / §4.1.2.1). `Debug` hides the code and
+/// the state.
+#[derive(Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[non_exhaustive]
 pub struct UpstreamCallback {
     /// The upstream's authorization code.
@@ -36,6 +37,25 @@ pub struct UpstreamCallback {
     pub error_description: Option<String>,
     /// RFC 9207 issuer of the upstream (checked by the provider where supported).
     pub iss: Option<String>,
+}
+
+impl std::fmt::Debug for UpstreamCallback {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let UpstreamCallback {
+            code,
+            state,
+            error,
+            error_description,
+            iss,
+        } = self;
+        f.debug_struct("UpstreamCallback")
+            .field("code", &redacted(code))
+            .field("state", &redacted(state))
+            .field("error", error)
+            .field("error_description", error_description)
+            .field("iss", iss)
+            .finish()
+    }
 }
 
 fn bad_state() -> AuthorizeError {
@@ -203,5 +223,26 @@ impl AuthServer {
         error: OAuthError,
     ) -> AuthorizeError {
         self.redirect_error(&pending.redirect_uri, error, pending.state.as_deref())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::UpstreamCallback;
+
+    #[test]
+    fn debug_hides_the_code_and_the_state() {
+        let cb = UpstreamCallback {
+            code: Some("upstream-code-123".into()),
+            state: Some("our-state-456".into()),
+            iss: Some("https://idp.example".into()),
+            ..UpstreamCallback::default()
+        };
+        let shown = format!("{cb:?}");
+        assert!(
+            !shown.contains("upstream-code-123") && !shown.contains("our-state-456"),
+            "{shown}"
+        );
+        assert!(shown.contains("https://idp.example"), "{shown}");
     }
 }

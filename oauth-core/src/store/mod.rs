@@ -45,7 +45,6 @@ use crate::wire::ClientMetadata;
 
 /// A storage failure. Backends map their native errors into this.
 #[derive(Clone, Debug, thiserror::Error)]
-#[non_exhaustive]
 pub enum StoreError {
     /// The record already exists (insert of a duplicate key).
     #[error("record already exists")]
@@ -64,7 +63,6 @@ pub enum StoreError {
 /// A change made through a store shared by several processes, announced so that the others need not poll for it
 /// (see [`Store::events`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[non_exhaustive]
 pub enum StoreEvent {
     /// A revocation was appended to the log: sync now.
     Revoked,

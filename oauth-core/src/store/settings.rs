@@ -21,7 +21,6 @@ use crate::clock::Clock;
 
 /// Which built-in store to open, and how.
 #[derive(Clone, PartialEq, Eq)]
-#[non_exhaustive]
 pub enum StoreSettings {
     /// The embedded store in one file, created (with its directory) if missing.
     Embedded {
@@ -75,7 +74,6 @@ impl std::fmt::Debug for StoreSettings {
 
 /// Why a store could not be opened.
 #[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
 pub enum OpenStoreError {
     /// The backend refused: a locked or foreign file, an invalid Redis URL or key prefix…
     #[error("cannot open the store at {path}: {source}")]

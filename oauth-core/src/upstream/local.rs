@@ -21,7 +21,6 @@ use crate::types::{Identity, UpstreamSession};
 
 /// Why a list of local users was refused. Each names the user, since a users file is edited by hand.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
 pub enum LocalUsersError {
     /// The user's `password_hash` is not a PHC string (`$argon2id$v=19$…`): no password could ever match it.
     #[error("user `{username}`: password_hash is not a valid PHC hash: {reason}")]

@@ -58,7 +58,6 @@ impl Login {
 
 /// An identity-source failure.
 #[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
 pub enum UpstreamError {
     /// The credentials or the upstream answer do not identify a user. Shown to the user as a login failure.
     #[error("login failed")]
@@ -79,7 +78,6 @@ pub enum UpstreamError {
 
 /// How a provider starts a login.
 #[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
 pub enum LoginStart {
     /// Show a username/password form and call [`IdentityProvider::authenticate`] with
     /// [`Credentials::Password`].
@@ -144,7 +142,6 @@ impl UpstreamRequest {
 }
 
 /// Credentials handed to [`IdentityProvider::authenticate`]. `Debug` hides the password and the code.
-#[non_exhaustive]
 pub enum Credentials<'a> {
     /// From the login form.
     Password {

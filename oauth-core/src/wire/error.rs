@@ -14,7 +14,6 @@ use serde::{Deserialize, Serialize};
 /// RFC 7591 §3.2.2 and RFC 8707 §2.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
-#[non_exhaustive]
 pub enum ErrorCode {
     /// The request is missing a parameter, repeats one, or is otherwise malformed (RFC 6749 §5.2).
     InvalidRequest,
