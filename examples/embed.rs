@@ -2,20 +2,20 @@
 //!
 //! Each call below is what an HTTP adapter does for one endpoint. The example opens the default embedded store (a
 //! redb file, here in a temporary directory), starts an [`AuthServer`], registers a public client (RFC 7591), runs
-//! the authorization-code flow with PKCE S256 for a local user, redeems the code, rotates the refresh token once,
-//! and verifies the access token as the forward-auth gate would. Nothing external is needed (no Redis, no
-//! identity provider). Tokens and secrets are never printed, only their lengths.
+//! the authorization-code flow with PKCE S256 through the browser steps a local user takes (sign-in, consent; and a
+//! forged form, refused), redeems the code, rotates the refresh token once, and verifies the access token as the
+//! forward-auth gate would. Nothing external is needed (no Redis, no identity provider). Tokens and secrets are
+//! never printed, only their lengths.
 //!
 //! Run with `cargo run -p examples --example embed`.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use oauth_core::upstream::Credentials;
 use oauth_core::wire::parse_form;
 use oauth_core::{AuthServer, Clock, EmbeddedStore, IdentityProvider, LocalUser, LocalUsers};
 use oauth_core::{ForwardedHeaders, GateInput, GateOutcome, HeaderField};
-use oauth_core::{ResourceConfig, ServerConfig, SystemClock, pkce};
+use oauth_core::{Outcome, ResourceConfig, ServerConfig, SessionCookie, SystemClock, pkce};
 
 const ISSUER: &str = "http://127.0.0.1:8080";
 const RESOURCE: &str = "http://127.0.0.1:8080/mcp";
@@ -29,7 +29,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let store = Arc::new(EmbeddedStore::open(&path, Arc::clone(&clock))?);
     let resource = ResourceConfig::new(RESOURCE, vec!["mcp".into()]).require(vec!["mcp".into()]);
-    let server = AuthServer::new(ServerConfig::new(ISSUER, vec![resource]), store, clock).await?;
+    let hash = LocalUsers::hash_password("wonderland")?;
+    let users: Arc<dyn IdentityProvider> =
+        Arc::new(LocalUsers::new(vec![LocalUser::new("alice", hash)])?);
+    let server = AuthServer::new(ServerConfig::new(ISSUER, vec![resource]), store, clock)
+        .await?
+        .with_providers(vec![users]);
     println!(
         "1. server started: issuer {ISSUER}, store {}",
         path.display()
@@ -43,32 +48,67 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let client_id = server.register(body.as_bytes(), None).await?.client_id;
     println!("2. client registered: client_id {client_id} (public, no secret)");
 
-    // 3. GET /authorize with PKCE S256: validated, then parked until the user logs in and consents.
+    // 3. GET /authorize with PKCE S256: the browser steps are the engine's too. Each returns a `Step`: the page to
+    //    show (or a redirect) and what to do with the session cookie. A user logs in with a password from the
+    //    built-in argon2id directory.
     let verifier = "a-pkce-verifier-of-43-to-128-characters-kept-by-the-client";
     let query = format!(
         "response_type=code&client_id={client_id}&redirect_uri={REDIRECT}&scope=mcp&state=xyz\
          &code_challenge={}&code_challenge_method=S256&resource={RESOURCE}",
         pkce::s256(verifier)
     );
-    let prompt = server.authorize(parse_form(query.as_bytes())?).await?;
-    let (scope, handle) = (&prompt.scope, prompt.handle.len());
-    println!("3. authorization pending: scope `{scope}` (handle: {handle} chars)");
-
-    // 4. Login against the built-in argon2id user directory, then consent: the redirect carries the code.
-    let hash = LocalUsers::hash_password("wonderland")?;
-    let users = LocalUsers::new(vec![LocalUser::new("alice", hash)])?;
-    let login = Credentials::Password {
-        username: "alice",
-        password: "wonderland",
+    let step = server.browser().authorize(&query, None).await;
+    let (Outcome::SignIn(page), SessionCookie::Set { value: cookie, .. }) =
+        (step.outcome, step.cookie)
+    else {
+        return Err("expected the sign-in page and a new session".into());
     };
-    let identity = users.authenticate(login).await?.identity;
-    let redirect = server.approve(&prompt.handle, identity).await?;
+    let (scope, handle, csrf) = (&page.prompt.scope, &page.prompt.handle, &page.csrf);
+    println!(
+        "3. sign-in page: scope `{scope}`, password form: {}",
+        page.password
+    );
+
+    // 4. The sign-in form, then the consent form: the redirect carries the code. A form without the session's
+    //    CSRF token is refused, and nothing is spent.
+    let forged = format!("handle={handle}&csrf=forged&username=alice&password=wonderland");
+    let refused = server
+        .browser()
+        .sign_in(forged.as_bytes(), Some(&cookie), None)
+        .await;
+    if let Outcome::Error(e) = &refused.outcome {
+        println!("4. a forged form: {} {}", e.status, e.title);
+    }
+    let form = format!("handle={handle}&csrf={csrf}&username=alice&password=wonderland");
+    let step = server
+        .browser()
+        .sign_in(form.as_bytes(), Some(&cookie), None)
+        .await;
+    let (Outcome::Consent(consent), SessionCookie::Set { value: cookie, .. }) =
+        (step.outcome, step.cookie)
+    else {
+        return Err("expected the consent page and a new session after the login".into());
+    };
+    let form = format!(
+        "handle={}&csrf={}&decision=approve",
+        consent.prompt.handle, consent.csrf
+    );
+    let Outcome::Redirect(redirect) = server
+        .browser()
+        .consent(form.as_bytes(), Some(&cookie))
+        .await
+        .outcome
+    else {
+        return Err("expected the redirect back to the client".into());
+    };
     let params: HashMap<_, _> = redirect.query_pairs().into_owned().collect();
     let code = params.get("code").ok_or("the redirect carries no code")?;
     let to = redirect.as_str().split('?').next().unwrap_or_default();
     let param = |name: &str| params.get(name).map_or("", String::as_str);
-    let (n, state, iss) = (code.len(), param("state"), param("iss"));
-    println!("4. approved: redirect to {to} with code ({n} chars), state {state}, iss {iss}");
+    let (n, state, iss, user) = (code.len(), param("state"), param("iss"), &consent.user);
+    println!(
+        "   {user} approved: redirect to {to} with code ({n} chars), state {state}, iss {iss}"
+    );
 
     // 5. POST /token: the code and the PKCE verifier buy an access JWT (RFC 9068) and a refresh token.
     let form = format!(
