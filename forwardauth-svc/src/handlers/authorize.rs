@@ -1,17 +1,17 @@
 //! The authorization UI: `GET /authorize`, `POST /login`, `POST /login/upstream`, `GET /callback`,
 //! `POST /consent` and `POST /logout`.
 //!
-//! Which page comes next is the engine's decision ([`oauth_core::Browser`]): each handler reads the session
-//! cookie and the query or form, makes one call, and renders the [`Step`] it gets back. The session cookie is
+//! Which page comes next is the engine's decision ([`oauth_core::Browser`]): each handler takes the session
+//! cookie ([`Session`]) and the query or form ([`FormBody`]), makes one call, and renders the [`Step`] it gets back. The session cookie is
 //! `HttpOnly`, `SameSite=Lax`, `Path=/`, and `Secure` with the `__Host-` prefix when the issuer is https.
 
 use actix_web::cookie::{Cookie, SameSite, time};
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
-use oauth_core::{ErrorPage, FORM_LIMIT, Outcome, SessionCookie, Step};
+use oauth_core::{Outcome, SessionCookie, Step};
 
 use crate::error::{ApiError, REFUSAL_DELAY, status};
-use crate::extract::client_addr;
+use crate::extract::{FormBody, Session, client_addr};
 use crate::pages::{self, html};
 use crate::state::AppState;
 
@@ -20,11 +20,10 @@ use crate::state::AppState;
 pub async fn authorize(
     state: web::Data<AppState>,
     req: HttpRequest,
+    Session(cookie): Session,
 ) -> Result<HttpResponse, ApiError> {
-    let cookie = session_cookie(&req, &state);
-    let step = state
-        .auth
-        .browser()
+    let browser = state.auth.browser();
+    let step = browser
         .authorize(req.query_string(), cookie.as_deref())
         .await;
     respond(&state, step).await
@@ -35,15 +34,12 @@ pub async fn authorize(
 pub async fn login(
     state: web::Data<AppState>,
     req: HttpRequest,
-    payload: web::Payload,
+    FormBody(form): FormBody,
+    Session(cookie): Session,
 ) -> Result<HttpResponse, ApiError> {
-    let form = read_form(payload).await?;
-    let (cookie, client) = (session_cookie(&req, &state), client_addr(&req, &state.gate));
-    let step = state
-        .auth
-        .browser()
-        .sign_in(&form, cookie.as_deref(), client)
-        .await;
+    let client = client_addr(&req, &state.gate);
+    let browser = state.auth.browser();
+    let step = browser.sign_in(&form, cookie.as_deref(), client).await;
     respond(&state, step).await
 }
 
@@ -51,16 +47,11 @@ pub async fn login(
 #[tracing::instrument(skip_all)]
 pub async fn login_upstream(
     state: web::Data<AppState>,
-    req: HttpRequest,
-    payload: web::Payload,
+    FormBody(form): FormBody,
+    Session(cookie): Session,
 ) -> Result<HttpResponse, ApiError> {
-    let form = read_form(payload).await?;
-    let cookie = session_cookie(&req, &state);
-    let step = state
-        .auth
-        .browser()
-        .choose_provider(&form, cookie.as_deref())
-        .await;
+    let browser = state.auth.browser();
+    let step = browser.choose_provider(&form, cookie.as_deref()).await;
     respond(&state, step).await
 }
 
@@ -69,11 +60,10 @@ pub async fn login_upstream(
 pub async fn callback(
     state: web::Data<AppState>,
     req: HttpRequest,
+    Session(cookie): Session,
 ) -> Result<HttpResponse, ApiError> {
-    let cookie = session_cookie(&req, &state);
-    let step = state
-        .auth
-        .browser()
+    let browser = state.auth.browser();
+    let step = browser
         .callback(req.query_string(), cookie.as_deref())
         .await;
     respond(&state, step).await
@@ -83,12 +73,11 @@ pub async fn callback(
 #[tracing::instrument(skip_all)]
 pub async fn consent(
     state: web::Data<AppState>,
-    req: HttpRequest,
-    payload: web::Payload,
+    FormBody(form): FormBody,
+    Session(cookie): Session,
 ) -> Result<HttpResponse, ApiError> {
-    let form = read_form(payload).await?;
-    let cookie = session_cookie(&req, &state);
-    let step = state.auth.browser().consent(&form, cookie.as_deref()).await;
+    let browser = state.auth.browser();
+    let step = browser.consent(&form, cookie.as_deref()).await;
     respond(&state, step).await
 }
 
@@ -96,29 +85,12 @@ pub async fn consent(
 #[tracing::instrument(skip_all)]
 pub async fn logout(
     state: web::Data<AppState>,
-    req: HttpRequest,
-    payload: web::Payload,
+    FormBody(form): FormBody,
+    Session(cookie): Session,
 ) -> Result<HttpResponse, ApiError> {
-    let form = read_form(payload).await?;
-    let cookie = session_cookie(&req, &state);
-    let step = state
-        .auth
-        .browser()
-        .sign_out(&form, cookie.as_deref())
-        .await;
+    let browser = state.auth.browser();
+    let step = browser.sign_out(&form, cookie.as_deref()).await;
     respond(&state, step).await
-}
-
-/// The session cookie's value, if the browser sent one.
-fn session_cookie(req: &HttpRequest, state: &AppState) -> Option<String> {
-    req.cookie(state.cookie_name())
-        .map(|c| c.value().to_owned())
-}
-
-async fn read_form(payload: web::Payload) -> Result<web::Bytes, ApiError> {
-    crate::extract::read_body(payload, FORM_LIMIT)
-        .await
-        .map_err(|_| ApiError::Page(ErrorPage::form_too_large()))
 }
 
 /// Renders a step: the page or redirect, with the cookie change. An error page that says when to retry is held
