@@ -881,11 +881,11 @@ mod tests {
     #[test]
     fn nginx_passes_the_gate_only_the_headers_it_reads() {
         let text = render(&snippet(Proxy::Nginx, &["https://mcp.example.com/mcp"])).unwrap();
-        let verify = text
-            .split("    location = /_forwardauth/verify {\n")
-            .nth(1)
-            .and_then(|rest| rest.split("\n    }\n").next())
-            .unwrap();
+        let verify = crate::testing::between(
+            &text,
+            "    location = /_forwardauth/verify {\n",
+            "\n    }\n",
+        );
         // A client's many or large headers never reach the service (more than 96 lines: 431, a 500 from nginx).
         assert!(
             verify.contains("        proxy_pass_request_headers off;\n"),
@@ -919,11 +919,7 @@ mod tests {
         );
         assert!(verify.contains("        proxy_set_header Mcp-Method $http_mcp_method;\n"));
         // The MCP server gets the value the gate judged, not a client's second line.
-        let upstream = text
-            .split("    location / {\n")
-            .nth(1)
-            .and_then(|rest| rest.split("\n    }\n").next())
-            .unwrap();
+        let upstream = crate::testing::between(&text, "    location / {\n", "\n    }\n");
         for line in [
             "        proxy_set_header Origin $http_origin;",
             "        proxy_set_header MCP-Protocol-Version $http_mcp_protocol_version;",
@@ -1213,11 +1209,8 @@ mod tests {
             "        trustForwardHeader: false\n",
             "        maxResponseBodySize: 65536\n",
         )));
-        let strip = text
-            .split("        customRequestHeaders:\n")
-            .nth(1)
-            .and_then(|rest| rest.split("  services:\n").next())
-            .unwrap();
+        let strip =
+            crate::testing::between(&text, "        customRequestHeaders:\n", "  services:\n");
         let removed: Vec<&str> = strip
             .lines()
             .map(|l| l.trim().strip_suffix(": \"\"").unwrap())

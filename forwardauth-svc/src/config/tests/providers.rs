@@ -92,11 +92,5 @@ fn the_oidc_issuer_follows_the_engine_transport_rule() {
     let f = Fixture::new(&format!(
         "{MINIMAL}[[providers]]\ntype = \"oidc\"\nissuer = \"http://localhost.example.com\"\nclient_id = \"x\"\n"
     ));
-    assert_eq!(
-        f.error(),
-        format!(
-            "{}: providers[0].issuer: must be https (http only on a loopback host)",
-            f.file()
-        )
-    );
+    f.assert_error("providers[0].issuer: must be https (http only on a loopback host)");
 }

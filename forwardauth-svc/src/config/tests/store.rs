@@ -117,6 +117,6 @@ fn the_embedded_store_cache_is_configurable_within_bounds() {
         ),
     ] {
         let f = Fixture::new(&format!("{MINIMAL}\n[store]\n{store}\n"));
-        assert_eq!(f.error(), format!("{}: {expected}", f.file()));
+        f.assert_error(expected);
     }
 }
