@@ -12,7 +12,7 @@ use serde::Deserialize;
 
 use super::ConfigError;
 use super::gate::networks;
-use super::source::Ctx;
+use super::source::{Ctx, GREATER_THAN_ZERO};
 
 /// `[client_metadata]`: Client ID Metadata Documents (URL `client_id`s).
 #[derive(Debug, Default, Deserialize)]
@@ -80,32 +80,26 @@ pub(super) fn client_metadata(
     if let Some(v) = raw.allow_http_loopback {
         c.allow_http_loopback = v;
     }
-    match raw.timeout_ms {
-        Some(0) => {
-            return Err(ctx.invalid("client_metadata.timeout_ms", "must be greater than zero"));
-        }
-        Some(ms) => c.timeout = Duration::from_millis(ms),
-        None => {}
+    if let Some(ms) = ctx.nonzero(
+        "client_metadata.timeout_ms",
+        raw.timeout_ms,
+        GREATER_THAN_ZERO,
+    )? {
+        c.timeout = Duration::from_millis(ms);
     }
-    match raw.max_document_bytes {
-        Some(0) => {
-            return Err(ctx.invalid(
-                "client_metadata.max_document_bytes",
-                "must be greater than zero",
-            ));
-        }
-        Some(n) => c.max_document_bytes = n,
-        None => {}
+    if let Some(n) = ctx.nonzero(
+        "client_metadata.max_document_bytes",
+        raw.max_document_bytes,
+        GREATER_THAN_ZERO,
+    )? {
+        c.max_document_bytes = n;
     }
-    match raw.cache_capacity {
-        Some(0) => {
-            return Err(ctx.invalid(
-                "client_metadata.cache_capacity",
-                "must be greater than zero",
-            ));
-        }
-        Some(n) => c.cache_capacity = n,
-        None => {}
+    if let Some(n) = ctx.nonzero(
+        "client_metadata.cache_capacity",
+        raw.cache_capacity,
+        GREATER_THAN_ZERO,
+    )? {
+        c.cache_capacity = n;
     }
     if let Some(s) = raw.cache_min_secs {
         c.cache_min = Duration::from_secs(s);
