@@ -11,8 +11,6 @@
 
 use std::net::IpAddr;
 
-use std::future::{Ready, ready};
-
 use actix_web::http::header::{self, HeaderName};
 use actix_web::web::{self, Bytes};
 use actix_web::{FromRequest, HttpRequest, dev};
@@ -111,7 +109,7 @@ pub async fn read_body(mut payload: dev::Payload, limit: usize) -> Result<Bytes,
 }
 
 /// The service state, as the handlers' `web::Data<AppState>` sees it.
-fn app_state(req: &HttpRequest) -> Result<&web::Data<AppState>, actix_web::Error> {
+pub fn app_state(req: &HttpRequest) -> Result<&web::Data<AppState>, actix_web::Error> {
     req.app_data::<web::Data<AppState>>().ok_or_else(|| {
         actix_web::error::ErrorInternalServerError("the app state is not configured")
     })
@@ -120,6 +118,14 @@ fn app_state(req: &HttpRequest) -> Result<&web::Data<AppState>, actix_web::Error
 /// A form of the authorization UI, read under [`oauth_core::FORM_LIMIT`]; a larger one is answered with
 /// [`ErrorPage::form_too_large`].
 pub struct FormBody(pub Bytes);
+
+impl std::ops::Deref for FormBody {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        &self.0
+    }
+}
 
 impl FromRequest for FormBody {
     type Error = ApiError;
@@ -133,23 +139,6 @@ impl FromRequest for FormBody {
                 .map(FormBody)
                 .map_err(|_| ApiError::Page(ErrorPage::form_too_large()))
         })
-    }
-}
-
-/// The session cookie's value, if the browser sent one.
-pub struct Session(pub Option<String>);
-
-impl FromRequest for Session {
-    type Error = actix_web::Error;
-    type Future = Ready<Result<Self, actix_web::Error>>;
-
-    fn from_request(req: &HttpRequest, _: &mut dev::Payload) -> Self::Future {
-        ready(app_state(req).map(|state| {
-            Session(
-                req.cookie(state.cookie_name())
-                    .map(|c| c.value().to_owned()),
-            )
-        }))
     }
 }
 
