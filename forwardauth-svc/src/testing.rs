@@ -18,3 +18,14 @@ pub fn readme_section(name: &str) -> &'static str {
         &format!("<!-- {name}:end -->"),
     )
 }
+
+/// Every one of `lines` is a whole line of `text`.
+#[track_caller]
+pub fn assert_has_lines(text: &str, lines: &[&str]) {
+    for line in lines {
+        assert!(
+            text.lines().any(|l| l == *line),
+            "missing {line:?} in\n{text}"
+        );
+    }
+}

@@ -316,33 +316,43 @@ fn environment_overrides_win_over_the_file() {
 fn a_bad_environment_value_names_the_variable() {
     let f = Fixture::new(MINIMAL);
     let err = |vars: &[(&str, &str)]| f.load_with(vars).unwrap_err().to_string();
-    assert_eq!(
-        err(&[("FORWARDAUTH_LISTEN", "localhost")]),
-        "FORWARDAUTH_LISTEN: not a socket address: invalid socket address syntax (expected IP:port, e.g. 127.0.0.1:8080)"
-    );
-    assert_eq!(
-        err(&[("FORWARDAUTH_ISSUER", "http://auth.example.com")]),
-        "FORWARDAUTH_ISSUER: must be https (http only on a loopback host)"
-    );
-    assert_eq!(
-        err(&[("FORWARDAUTH_ISSUER", "https://example.com/auth")]),
-        "FORWARDAUTH_ISSUER: must be an origin without a path (https://auth.example.com): the service serves its metadata and endpoints at the root"
-    );
-    assert_eq!(
-        err(&[("FORWARDAUTH_STORE_BACKEND", "sqlite")]),
-        "FORWARDAUTH_STORE_BACKEND: expected \"embedded\", \"memory\" or \"redis\", not \"sqlite\""
-    );
-    assert_eq!(
-        err(&[("FORWARDAUTH_LOG_FORMAT", "xml")]),
-        "FORWARDAUTH_LOG_FORMAT: expected \"human\" or \"json\", not \"xml\""
-    );
+    for (var, value, expected) in [
+        (
+            "FORWARDAUTH_LISTEN",
+            "localhost",
+            "FORWARDAUTH_LISTEN: not a socket address: invalid socket address syntax (expected IP:port, e.g. 127.0.0.1:8080)",
+        ),
+        (
+            "FORWARDAUTH_ISSUER",
+            "http://auth.example.com",
+            "FORWARDAUTH_ISSUER: must be https (http only on a loopback host)",
+        ),
+        (
+            "FORWARDAUTH_ISSUER",
+            "https://example.com/auth",
+            "FORWARDAUTH_ISSUER: must be an origin without a path (https://auth.example.com): the service serves its metadata and endpoints at the root",
+        ),
+        (
+            "FORWARDAUTH_STORE_BACKEND",
+            "sqlite",
+            "FORWARDAUTH_STORE_BACKEND: expected \"embedded\", \"memory\" or \"redis\", not \"sqlite\"",
+        ),
+        (
+            "FORWARDAUTH_LOG_FORMAT",
+            "xml",
+            "FORWARDAUTH_LOG_FORMAT: expected \"human\" or \"json\", not \"xml\"",
+        ),
+        (
+            "FORWARDAUTH_INITIAL_ACCESS_TOKEN",
+            "two words",
+            "FORWARDAUTH_INITIAL_ACCESS_TOKEN: must not contain whitespace",
+        ),
+    ] {
+        assert_eq!(err(&[(var, value)]), expected);
+    }
     assert!(
         err(&[("FORWARDAUTH_USERS_FILE", "/nonexistent/users.toml")])
             .starts_with("FORWARDAUTH_USERS_FILE: cannot read /nonexistent/users.toml: "),
-    );
-    assert_eq!(
-        err(&[("FORWARDAUTH_INITIAL_ACCESS_TOKEN", "two words")]),
-        "FORWARDAUTH_INITIAL_ACCESS_TOKEN: must not contain whitespace"
     );
     // The same bad value in the file names the key instead.
     let f = Fixture::new(&format!("listen = \"localhost\"\n{MINIMAL}"));
