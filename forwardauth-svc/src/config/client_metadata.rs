@@ -33,6 +33,15 @@ pub(super) struct RawClientMetadata {
     builtin_roots: Option<bool>,
 }
 
+/// A `[client_metadata]` duration or size, refused when zero.
+fn positive<T: PartialOrd + From<u8>>(
+    ctx: &Ctx<'_>,
+    key: &str,
+    value: Option<T>,
+) -> Result<Option<T>, ConfigError> {
+    ctx.nonzero(format!("client_metadata.{key}"), value, GREATER_THAN_ZERO)
+}
+
 /// `[client_metadata]`: enabled by default (the MCP specification says an authorization server SHOULD support
 /// Client ID Metadata Documents), any host, public addresses only.
 pub(super) fn client_metadata(
@@ -80,25 +89,13 @@ pub(super) fn client_metadata(
     if let Some(v) = raw.allow_http_loopback {
         c.allow_http_loopback = v;
     }
-    if let Some(ms) = ctx.nonzero(
-        "client_metadata.timeout_ms",
-        raw.timeout_ms,
-        GREATER_THAN_ZERO,
-    )? {
+    if let Some(ms) = positive(ctx, "timeout_ms", raw.timeout_ms)? {
         c.timeout = Duration::from_millis(ms);
     }
-    if let Some(n) = ctx.nonzero(
-        "client_metadata.max_document_bytes",
-        raw.max_document_bytes,
-        GREATER_THAN_ZERO,
-    )? {
+    if let Some(n) = positive(ctx, "max_document_bytes", raw.max_document_bytes)? {
         c.max_document_bytes = n;
     }
-    if let Some(n) = ctx.nonzero(
-        "client_metadata.cache_capacity",
-        raw.cache_capacity,
-        GREATER_THAN_ZERO,
-    )? {
+    if let Some(n) = positive(ctx, "cache_capacity", raw.cache_capacity)? {
         c.cache_capacity = n;
     }
     if let Some(s) = raw.cache_min_secs {

@@ -4,15 +4,13 @@ use super::*;
 
 #[test]
 fn a_bad_cidr_is_named() {
-    let f = Fixture::new(&format!(
+    Fixture::new(&format!(
         "{MINIMAL}\n[gate]\ntrusted_proxies = [\"10.0.0.0/8\", \"10.0.0.0/33\"]\n"
-    ));
-    f.assert_error("gate.trusted_proxies[1]: not an IP address or CIDR range: \"10.0.0.0/33\" (invalid IP address syntax)");
+    )).assert_error("gate.trusted_proxies[1]: not an IP address or CIDR range: \"10.0.0.0/33\" (invalid IP address syntax)");
 
-    let f = Fixture::new(&format!(
+    Fixture::new(&format!(
         "{MINIMAL}\n[gate]\ntrusted_proxies = [\"proxy.local\"]\n"
-    ));
-    f.assert_error("gate.trusted_proxies[0]: not an IP address or CIDR range: \"proxy.local\" (invalid IP address syntax)");
+    )).assert_error("gate.trusted_proxies[0]: not an IP address or CIDR range: \"proxy.local\" (invalid IP address syntax)");
 }
 
 #[test]
@@ -36,17 +34,17 @@ fn the_verify_cache_size_is_in_mib_and_refuses_zero_and_absurd_values() {
 
 #[test]
 fn a_bad_header_name_is_named() {
-    let f = Fixture::new(&format!(
+    Fixture::new(&format!(
         "{MINIMAL}\n[gate.headers]\nuser_email = \"X User Email\"\n"
-    ));
-    f.assert_error(
+    ))
+    .assert_error(
         "gate.headers.user_email: not a header name: \"X User Email\" (invalid HTTP header name)",
     );
 
-    let f = Fixture::new(&format!(
+    Fixture::new(&format!(
         "{MINIMAL}\n[gate.headers]\nscopes = \"x-user-id\"\n"
-    ));
-    f.assert_error("gate.headers.scopes: \"x-user-id\" is also gate.headers.user_id");
+    ))
+    .assert_error("gate.headers.scopes: \"x-user-id\" is also gate.headers.user_id");
 }
 
 #[test]

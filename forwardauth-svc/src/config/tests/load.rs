@@ -189,53 +189,50 @@ fn a_minimal_file_gets_the_defaults() {
 
 #[test]
 fn an_unknown_key_is_rejected_by_name() {
-    let f = Fixture::new(&format!(
+    Fixture::new(&format!(
         "{MINIMAL}\n[store]\nbackend = \"memory\"\ncolour = \"blue\"\n"
-    ));
-    f.assert_error("store.colour: unknown field `colour`, expected one of `backend`, `path`, `url`, `key_prefix`, `pool_size`, `timeout_ms`, `cache_mib`");
+    )).assert_error("store.colour: unknown field `colour`, expected one of `backend`, `path`, `url`, `key_prefix`, `pool_size`, `timeout_ms`, `cache_mib`");
 
-    let f = Fixture::new(&format!("lisen = \"127.0.0.1:1\"\n{MINIMAL}"));
-    f.assert_error_starts("lisen: unknown field `lisen`, expected one of `listen`, ");
+    Fixture::new(&format!("lisen = \"127.0.0.1:1\"\n{MINIMAL}"))
+        .assert_error_starts("lisen: unknown field `lisen`, expected one of `listen`, ");
 
-    let f = Fixture::new(&format!("{MINIMAL}allowed_user = [\"alice\"]\n"));
-    f.assert_error_starts("resources[0].allowed_user: unknown field `allowed_user`");
+    Fixture::new(&format!("{MINIMAL}allowed_user = [\"alice\"]\n"))
+        .assert_error_starts("resources[0].allowed_user: unknown field `allowed_user`");
 }
 
 #[test]
 fn a_wrong_type_is_named_by_its_key_path() {
-    let f = Fixture::new(&format!(
+    Fixture::new(&format!(
         "{MINIMAL}\n[tokens]\naccess_token_ttl_secs = \"1h\"\n"
-    ));
-    f.assert_error("tokens.access_token_ttl_secs: invalid type: string \"1h\", expected u64");
+    ))
+    .assert_error("tokens.access_token_ttl_secs: invalid type: string \"1h\", expected u64");
 
-    let f =
-        Fixture::new("[[resources]]\nresource = \"http://127.0.0.1:8080/mcp\"\nscopes = \"mcp\"\n");
-    f.assert_error("resources[0].scopes: invalid type: string \"mcp\", expected a sequence");
+    Fixture::new("[[resources]]\nresource = \"http://127.0.0.1:8080/mcp\"\nscopes = \"mcp\"\n")
+        .assert_error("resources[0].scopes: invalid type: string \"mcp\", expected a sequence");
 
-    let f = Fixture::new("[[resources]]\nname = \"no resource key\"\n");
-    f.assert_error("resources[0]: missing field `resource`");
+    Fixture::new("[[resources]]\nname = \"no resource key\"\n")
+        .assert_error("resources[0]: missing field `resource`");
 }
 
 #[test]
 fn a_syntax_error_is_located_by_line_and_column() {
-    let f = Fixture::new("listen = \"127.0.0.1:8080\"\nissuer = \n");
-    f.assert_error_starts("line 2, column 10: ");
+    Fixture::new("listen = \"127.0.0.1:8080\"\nissuer = \n")
+        .assert_error_starts("line 2, column 10: ");
 }
 
 #[test]
 fn the_issuer_follows_the_rfc_8414_rules() {
-    let f = Fixture::new(&format!("issuer = \"http://auth.example.com\"\n{MINIMAL}"));
-    f.assert_error("issuer: must be https (http only on a loopback host)");
+    Fixture::new(&format!("issuer = \"http://auth.example.com\"\n{MINIMAL}"))
+        .assert_error("issuer: must be https (http only on a loopback host)");
 
-    let f = Fixture::new(&format!(
+    Fixture::new(&format!(
         "issuer = \"https://auth.example.com/\"\n{MINIMAL}"
-    ));
-    f.assert_error("issuer: must not end with `/` nor carry a query or fragment");
+    ))
+    .assert_error("issuer: must not end with `/` nor carry a query or fragment");
 
     // Its RFC 8414 metadata would be at /.well-known/oauth-authorization-server/auth, its endpoints below /auth:
     // the service serves neither.
-    let f = Fixture::new(&format!("issuer = \"https://example.com/auth\"\n{MINIMAL}"));
-    f.assert_error("issuer: must be an origin without a path (https://auth.example.com): the service serves its metadata and endpoints at the root");
+    Fixture::new(&format!("issuer = \"https://example.com/auth\"\n{MINIMAL}")).assert_error("issuer: must be an origin without a path (https://auth.example.com): the service serves its metadata and endpoints at the root");
 
     let f = Fixture::new(&format!("issuer = \"http://127.0.0.1:8080\"\n{MINIMAL}"));
     assert_eq!(f.load().unwrap().server.issuer, "http://127.0.0.1:8080");
@@ -355,8 +352,8 @@ fn a_bad_environment_value_names_the_variable() {
             .starts_with("FORWARDAUTH_USERS_FILE: cannot read /nonexistent/users.toml: "),
     );
     // The same bad value in the file names the key instead.
-    let f = Fixture::new(&format!("listen = \"localhost\"\n{MINIMAL}"));
-    f.assert_error_starts("listen: not a socket address: ");
+    Fixture::new(&format!("listen = \"localhost\"\n{MINIMAL}"))
+        .assert_error_starts("listen: not a socket address: ");
 }
 
 #[test]
