@@ -590,13 +590,14 @@ pub fn client_json(c: &ClientRecord) -> serde_json::Value {
     })
 }
 
+/// What the store found for client `id`, or [`CliError::UnknownClient`].
+fn known<T>(id: &str, found: Option<T>) -> Result<T, CliError> {
+    found.ok_or_else(|| CliError::UnknownClient(id.to_owned()))
+}
+
 /// `clients show ID`.
 async fn clients_show(auth: &AuthServer, id: &str, out: &mut dyn Write) -> Result<(), CliError> {
-    let client = auth
-        .admin()
-        .client(id)
-        .await?
-        .ok_or_else(|| CliError::UnknownClient(id.to_owned()))?;
+    let client = known(id, auth.admin().client(id).await?)?;
     writeln!(
         out,
         "{}",
@@ -607,11 +608,7 @@ async fn clients_show(auth: &AuthServer, id: &str, out: &mut dyn Write) -> Resul
 
 /// `clients delete ID`: revokes the client's grants, then deletes the registration.
 async fn clients_delete(auth: &AuthServer, id: &str, out: &mut dyn Write) -> Result<(), CliError> {
-    let grants = auth
-        .admin()
-        .delete_client(id)
-        .await?
-        .ok_or_else(|| CliError::UnknownClient(id.to_owned()))?;
+    let grants = known(id, auth.admin().delete_client(id).await?)?;
     writeln!(out, "deleted client {id}; revoked {grants} grant(s)")?;
     Ok(())
 }

@@ -306,12 +306,7 @@ mod tests {
 
     #[test]
     fn the_readme_lists_every_route() {
-        let readme = include_str!("../../README.md");
-        let table = readme
-            .split("<!-- endpoints:begin -->\n")
-            .nth(1)
-            .and_then(|r| r.split("<!-- endpoints:end -->").next())
-            .unwrap();
+        let table = crate::testing::readme_section("endpoints");
         assert!(
             table == markdown_table(),
             "README.md's endpoint table differs from ENDPOINTS; put this between the endpoints markers:\n{}",

@@ -1,4 +1,4 @@
-//! Reading requests: credentials, cookies, bounded bodies, and the original request behind a forward-auth call.
+//! Reading requests: credentials, cookies, bounded bodies (as extractors where a handler takes them whole), and the original request behind a forward-auth call.
 //!
 //! # Forwarded headers
 //! Traefik and Caddy describe the guarded request with `X-Forwarded-Method`/`-Proto`/`-Host`/`-Uri`; nginx
@@ -11,14 +11,20 @@
 
 use std::net::IpAddr;
 
-use actix_web::HttpRequest;
 use actix_web::http::header::{self, HeaderName};
 use actix_web::web::{self, Bytes};
+use actix_web::{FromRequest, HttpRequest, dev};
 use futures_util::StreamExt as _;
-use oauth_core::{ClientCredentials, ForwardedHeaders, GateInput, HeaderField};
+use futures_util::future::LocalBoxFuture;
+use oauth_core::wire;
+use oauth_core::{
+    ClientCredentials, ErrorCode, ErrorPage, ForwardedHeaders, GateInput, HeaderField, OAuthError,
+};
+use serde::de::DeserializeOwned;
 
 use crate::config::GateConfig;
 use crate::error::{ApiError, Challenge};
+use crate::state::AppState;
 
 /// A header as `&str`, if present and visible ASCII. Take the name from [`names`] (or `actix_web::http::header`):
 /// a `&str` name would be parsed into a `HeaderName`, with an allocation, on every lookup.
@@ -86,7 +92,7 @@ pub fn bearer(req: &HttpRequest) -> Option<&str> {
 ///
 /// # Errors
 /// `invalid_request` naming the limit, or the transport error.
-pub async fn read_body(mut payload: web::Payload, limit: usize) -> Result<Bytes, ApiError> {
+pub async fn read_body(mut payload: dev::Payload, limit: usize) -> Result<Bytes, ApiError> {
     let mut body = web::BytesMut::new();
     while let Some(chunk) = payload.next().await {
         let chunk = chunk.map_err(|e| {
@@ -100,6 +106,103 @@ pub async fn read_body(mut payload: web::Payload, limit: usize) -> Result<Bytes,
         body.extend_from_slice(&chunk);
     }
     Ok(body.freeze())
+}
+
+/// The service state, as the handlers' `web::Data<AppState>` sees it.
+pub fn app_state(req: &HttpRequest) -> Result<&web::Data<AppState>, actix_web::Error> {
+    req.app_data::<web::Data<AppState>>().ok_or_else(|| {
+        actix_web::error::ErrorInternalServerError("the app state is not configured")
+    })
+}
+
+/// A form of the authorization UI, read under [`oauth_core::FORM_LIMIT`]; a larger one is answered with
+/// [`ErrorPage::form_too_large`].
+pub struct FormBody(pub Bytes);
+
+impl std::ops::Deref for FormBody {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl FromRequest for FormBody {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(_: &HttpRequest, payload: &mut dev::Payload) -> Self::Future {
+        let payload = payload.take();
+        Box::pin(async move {
+            read_body(payload, oauth_core::FORM_LIMIT)
+                .await
+                .map(FormBody)
+                .map_err(|_| ApiError::Page(ErrorPage::form_too_large()))
+        })
+    }
+}
+
+/// A form at `/token`, `/revoke` or `/introspect` (RFC 6749 §3.2): the content type checked, the Basic
+/// credentials, the parsed form, and the challenge a 401 must carry.
+pub struct ClientForm<T> {
+    /// Credentials from an `Authorization: Basic` header.
+    pub basic: Option<ClientCredentials>,
+    /// The form.
+    pub form: T,
+    /// `Basic` when the client authenticated by Basic (RFC 6749 §5.2), else none.
+    pub challenge: Challenge,
+}
+
+/// The largest form body `/token`, `/revoke` and `/introspect` read.
+const CLIENT_FORM_LIMIT: usize = 64 * 1024;
+
+impl<T: DeserializeOwned + 'static> FromRequest for ClientForm<T> {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut dev::Payload) -> Self::Future {
+        let head = require_form(req).and_then(|()| basic_credentials(req));
+        let payload = payload.take();
+        Box::pin(async move {
+            let basic = head?;
+            let challenge = if basic.is_some() {
+                Challenge::Basic
+            } else {
+                Challenge::None
+            };
+            let body = read_body(payload, CLIENT_FORM_LIMIT).await?;
+            let form = wire::parse_form(&body)?;
+            Ok(ClientForm {
+                basic,
+                form,
+                challenge,
+            })
+        })
+    }
+}
+
+/// A client registration body (RFC 7591), read under the policy's limit; a larger one is refused with
+/// `invalid_client_metadata`.
+pub struct Metadata(pub Bytes);
+
+impl FromRequest for Metadata {
+    type Error = actix_web::Error;
+    type Future = LocalBoxFuture<'static, Result<Self, actix_web::Error>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut dev::Payload) -> Self::Future {
+        let max = app_state(req).map(|s| s.auth.config().registration.max_metadata_bytes);
+        let payload = payload.take();
+        Box::pin(async move {
+            let max = max?;
+            let body = read_body(payload, max).await.map_err(|_| {
+                ApiError::from(OAuthError::new(
+                    ErrorCode::InvalidClientMetadata,
+                    format!("the registration request is larger than {max} bytes"),
+                ))
+            })?;
+            Ok(Metadata(body))
+        })
+    }
 }
 
 /// Requires `Content-Type: application/x-www-form-urlencoded` (RFC 6749 §3.2).

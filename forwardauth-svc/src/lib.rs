@@ -21,6 +21,9 @@ pub mod snippet;
 pub mod state;
 pub mod transfer;
 
+#[cfg(test)]
+mod testing;
+
 use std::future::Future;
 use std::net::TcpListener;
 

@@ -846,46 +846,44 @@ mod tests {
     #[test]
     fn nginx_guards_the_catch_all_strips_the_token_and_restores_the_403_challenge() {
         let text = render(&snippet(Proxy::Nginx, &["https://mcp.example.com/mcp"])).unwrap();
-        for line in [
-            "    listen 443 ssl;",
-            "    server_name mcp.example.com;",
-            "    location = /.well-known/oauth-protected-resource {",
-            "    location ^~ /.well-known/oauth-protected-resource/ {",
-            "    location = /.well-known/oauth-authorization-server {",
-            "    location = /callback {",
-            "    location = /login/upstream {",
-            "    location ^~ /register/ {",
-            "    location / {",
-            "        if ($request_method = OPTIONS) {",
-            "        error_page 418 = @forwardauth_preflight;",
-            "        error_page 401 = @forwardauth_401;",
-            "    location @forwardauth_preflight {",
-            "        add_header Access-Control-Allow-Origin $forwardauth_allow_origin always;",
-            "        auth_request /_forwardauth/verify;",
-            "        auth_request_set $forwardauth_x_user_id $upstream_http_x_user_id;",
-            "        proxy_set_header X-User-Email $forwardauth_x_user_email;",
-            "        proxy_set_header Authorization \"\";",
-            "        proxy_buffering off;",
-            "        proxy_pass http://forwardauth-mcp-mcp-example-com;",
-            "        proxy_pass http://forwardauth-gate-mcp-example-com/verify;",
-            "        error_page 403 = @forwardauth_403;",
-            "        add_header WWW-Authenticate $forwardauth_www_authenticate always;",
-        ] {
-            assert!(
-                text.lines().any(|l| l == line),
-                "missing {line:?} in\n{text}"
-            );
-        }
+        crate::testing::assert_has_lines(
+            &text,
+            &[
+                "    listen 443 ssl;",
+                "    server_name mcp.example.com;",
+                "    location = /.well-known/oauth-protected-resource {",
+                "    location ^~ /.well-known/oauth-protected-resource/ {",
+                "    location = /.well-known/oauth-authorization-server {",
+                "    location = /callback {",
+                "    location = /login/upstream {",
+                "    location ^~ /register/ {",
+                "    location / {",
+                "        if ($request_method = OPTIONS) {",
+                "        error_page 418 = @forwardauth_preflight;",
+                "        error_page 401 = @forwardauth_401;",
+                "    location @forwardauth_preflight {",
+                "        add_header Access-Control-Allow-Origin $forwardauth_allow_origin always;",
+                "        auth_request /_forwardauth/verify;",
+                "        auth_request_set $forwardauth_x_user_id $upstream_http_x_user_id;",
+                "        proxy_set_header X-User-Email $forwardauth_x_user_email;",
+                "        proxy_set_header Authorization \"\";",
+                "        proxy_buffering off;",
+                "        proxy_pass http://forwardauth-mcp-mcp-example-com;",
+                "        proxy_pass http://forwardauth-gate-mcp-example-com/verify;",
+                "        error_page 403 = @forwardauth_403;",
+                "        add_header WWW-Authenticate $forwardauth_www_authenticate always;",
+            ],
+        );
     }
 
     #[test]
     fn nginx_passes_the_gate_only_the_headers_it_reads() {
         let text = render(&snippet(Proxy::Nginx, &["https://mcp.example.com/mcp"])).unwrap();
-        let verify = text
-            .split("    location = /_forwardauth/verify {\n")
-            .nth(1)
-            .and_then(|rest| rest.split("\n    }\n").next())
-            .unwrap();
+        let verify = crate::testing::between(
+            &text,
+            "    location = /_forwardauth/verify {\n",
+            "\n    }\n",
+        );
         // A client's many or large headers never reach the service (more than 96 lines: 431, a 500 from nginx).
         assert!(
             verify.contains("        proxy_pass_request_headers off;\n"),
@@ -919,23 +917,17 @@ mod tests {
         );
         assert!(verify.contains("        proxy_set_header Mcp-Method $http_mcp_method;\n"));
         // The MCP server gets the value the gate judged, not a client's second line.
-        let upstream = text
-            .split("    location / {\n")
-            .nth(1)
-            .and_then(|rest| rest.split("\n    }\n").next())
-            .unwrap();
-        for line in [
-            "        proxy_set_header Origin $http_origin;",
-            "        proxy_set_header MCP-Protocol-Version $http_mcp_protocol_version;",
-            "        proxy_set_header Mcp-Method $http_mcp_method;",
-            "        proxy_set_header Mcp-Name $http_mcp_name;",
-            "        proxy_set_header Authorization \"\";",
-        ] {
-            assert!(
-                upstream.lines().any(|l| l == line),
-                "{line:?} in\n{upstream}"
-            );
-        }
+        let upstream = crate::testing::between(&text, "    location / {\n", "\n    }\n");
+        crate::testing::assert_has_lines(
+            upstream,
+            &[
+                "        proxy_set_header Origin $http_origin;",
+                "        proxy_set_header MCP-Protocol-Version $http_mcp_protocol_version;",
+                "        proxy_set_header Mcp-Method $http_mcp_method;",
+                "        proxy_set_header Mcp-Name $http_mcp_name;",
+                "        proxy_set_header Authorization \"\";",
+            ],
+        );
     }
 
     /// An MCP server over TLS: the port defaults to 443, and nginx names the TLS peer after the host, not after
@@ -1003,17 +995,18 @@ mod tests {
             .collect();
         assert_eq!(verify.len(), 2, "one per server block");
         for v in verify {
-            for line in [
-                "        proxy_pass http://forwardauth-gate-mcp-example-com-other-example-com-8443/verify;",
-                "        proxy_http_version 1.1;",
-                "        proxy_set_header Connection \"\";",
-                // No body to leave unread, so 401 and 403 keep the connection too.
-                "        proxy_method HEAD;",
-                // The Host the service saw when proxy_pass named it.
-                "        proxy_set_header Host forwardauth:8080;",
-            ] {
-                assert!(v.lines().any(|l| l == line), "{line:?} in\n{v}");
-            }
+            crate::testing::assert_has_lines(
+                v,
+                &[
+                    "        proxy_pass http://forwardauth-gate-mcp-example-com-other-example-com-8443/verify;",
+                    "        proxy_http_version 1.1;",
+                    "        proxy_set_header Connection \"\";",
+                    // No body to leave unread, so 401 and 403 keep the connection too.
+                    "        proxy_method HEAD;",
+                    // The Host the service saw when proxy_pass named it.
+                    "        proxy_set_header Host forwardauth:8080;",
+                ],
+            );
         }
         // Everything else that goes to the service still names it directly.
         assert!(text.contains("        proxy_pass http://forwardauth:8080;\n"));
@@ -1163,16 +1156,14 @@ mod tests {
             &["http://127.0.0.1:8000/mcp", "http://127.0.0.1:8001/mcp"],
         ))
         .unwrap();
-        for line in [
-            "#   web-8000: address \":8000\"",
-            "#   web-8001: address \":8001\"",
-            "    # Everything else on 127.0.0.1:8001: the MCP server, behind the gate, without the client's token.",
-        ] {
-            assert!(
-                text.lines().any(|l| l == line),
-                "missing {line:?} in\n{text}"
-            );
-        }
+        crate::testing::assert_has_lines(
+            &text,
+            &[
+                "#   web-8000: address \":8000\"",
+                "#   web-8001: address \":8001\"",
+                "    # Everything else on 127.0.0.1:8001: the MCP server, behind the gate, without the client's token.",
+            ],
+        );
         assert_eq!(text.matches("      entryPoints: [web-8000]\n").count(), 2);
         assert_eq!(text.matches("      entryPoints: [web-8001]\n").count(), 2);
         assert!(
@@ -1213,11 +1204,8 @@ mod tests {
             "        trustForwardHeader: false\n",
             "        maxResponseBodySize: 65536\n",
         )));
-        let strip = text
-            .split("        customRequestHeaders:\n")
-            .nth(1)
-            .and_then(|rest| rest.split("  services:\n").next())
-            .unwrap();
+        let strip =
+            crate::testing::between(&text, "        customRequestHeaders:\n", "  services:\n");
         let removed: Vec<&str> = strip
             .lines()
             .map(|l| l.trim().strip_suffix(": \"\"").unwrap())

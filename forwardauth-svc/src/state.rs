@@ -71,6 +71,11 @@ pub async fn build_auth(config: &Config) -> Result<Arc<AuthServer>, StartupError
     ))
 }
 
+/// A provider as the engine holds it.
+fn shared(provider: impl IdentityProvider + 'static) -> Arc<dyn IdentityProvider> {
+    Arc::new(provider)
+}
+
 /// The identity providers: local users first (always registered, so that a user removed from the users file
 /// loses their grants at the next refresh), then the configured upstreams.
 ///
@@ -86,26 +91,21 @@ pub fn build_providers(
             .with_limits(config.password_checks),
     )];
     for p in &config.providers {
-        match p {
-            ProviderConfig::Oidc(c) => {
-                let provider =
-                    oauth_core::upstream::OidcProvider::new(c.clone(), Arc::clone(&clock))
-                        .map_err(|reason| StartupError::Provider {
-                            id: c.id.clone(),
-                            reason,
-                        })?;
-                providers.push(Arc::new(provider));
-            }
-            ProviderConfig::Github(c) => {
-                let provider =
-                    oauth_core::upstream::GithubProvider::new(c.clone(), Arc::clone(&clock))
-                        .map_err(|reason| StartupError::Provider {
-                            id: c.id.clone(),
-                            reason,
-                        })?;
-                providers.push(Arc::new(provider));
-            }
-        }
+        let clock = Arc::clone(&clock);
+        let (id, provider) = match p {
+            ProviderConfig::Oidc(c) => (
+                &c.id,
+                oauth_core::upstream::OidcProvider::new(c.clone(), clock).map(shared),
+            ),
+            ProviderConfig::Github(c) => (
+                &c.id,
+                oauth_core::upstream::GithubProvider::new(c.clone(), clock).map(shared),
+            ),
+        };
+        providers.push(provider.map_err(|reason| StartupError::Provider {
+            id: id.clone(),
+            reason,
+        })?);
     }
     Ok(providers)
 }

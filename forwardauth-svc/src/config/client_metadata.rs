@@ -12,7 +12,7 @@ use serde::Deserialize;
 
 use super::ConfigError;
 use super::gate::networks;
-use super::source::Ctx;
+use super::source::{Ctx, GREATER_THAN_ZERO};
 
 /// `[client_metadata]`: Client ID Metadata Documents (URL `client_id`s).
 #[derive(Debug, Default, Deserialize)]
@@ -31,6 +31,15 @@ pub(super) struct RawClientMetadata {
     cache_capacity: Option<usize>,
     ca_certificates: Option<Vec<PathBuf>>,
     builtin_roots: Option<bool>,
+}
+
+/// A `[client_metadata]` duration or size, refused when zero.
+fn positive<T: PartialOrd + From<u8>>(
+    ctx: &Ctx<'_>,
+    key: &str,
+    value: Option<T>,
+) -> Result<Option<T>, ConfigError> {
+    ctx.nonzero(format!("client_metadata.{key}"), value, GREATER_THAN_ZERO)
 }
 
 /// `[client_metadata]`: enabled by default (the MCP specification says an authorization server SHOULD support
@@ -80,32 +89,14 @@ pub(super) fn client_metadata(
     if let Some(v) = raw.allow_http_loopback {
         c.allow_http_loopback = v;
     }
-    match raw.timeout_ms {
-        Some(0) => {
-            return Err(ctx.invalid("client_metadata.timeout_ms", "must be greater than zero"));
-        }
-        Some(ms) => c.timeout = Duration::from_millis(ms),
-        None => {}
+    if let Some(ms) = positive(ctx, "timeout_ms", raw.timeout_ms)? {
+        c.timeout = Duration::from_millis(ms);
     }
-    match raw.max_document_bytes {
-        Some(0) => {
-            return Err(ctx.invalid(
-                "client_metadata.max_document_bytes",
-                "must be greater than zero",
-            ));
-        }
-        Some(n) => c.max_document_bytes = n,
-        None => {}
+    if let Some(n) = positive(ctx, "max_document_bytes", raw.max_document_bytes)? {
+        c.max_document_bytes = n;
     }
-    match raw.cache_capacity {
-        Some(0) => {
-            return Err(ctx.invalid(
-                "client_metadata.cache_capacity",
-                "must be greater than zero",
-            ));
-        }
-        Some(n) => c.cache_capacity = n,
-        None => {}
+    if let Some(n) = positive(ctx, "cache_capacity", raw.cache_capacity)? {
+        c.cache_capacity = n;
     }
     if let Some(s) = raw.cache_min_secs {
         c.cache_min = Duration::from_secs(s);

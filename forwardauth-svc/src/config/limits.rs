@@ -27,7 +27,8 @@ use oauth_core::upstream::password::PasswordCheckLimits;
 use oauth_core::{Limited, RateLimits, Regulation};
 use serde::Deserialize;
 
-use super::{ConfigError, Ctx};
+use super::ConfigError;
+use super::source::{AT_LEAST_ONE, Ctx};
 
 /// `[login]` as written.
 #[derive(Debug, Default, Deserialize)]
@@ -55,24 +56,14 @@ pub(super) struct RawRateLimits {
     max_addresses: Option<usize>,
 }
 
-fn at_least_one<T: PartialOrd + From<u8>>(
-    ctx: &Ctx<'_>,
-    key: &str,
-    value: Option<T>,
-) -> Result<Option<T>, ConfigError> {
-    match value {
-        Some(v) if v < T::from(1) => Err(ctx.invalid(key, "must be at least 1")),
-        other => Ok(other),
-    }
-}
-
 /// The password-check bounds and the regulation of `[login]`.
 pub(super) fn login(
     ctx: &Ctx<'_>,
     raw: RawLogin,
 ) -> Result<(PasswordCheckLimits, Regulation), ConfigError> {
     let defaults = PasswordCheckLimits::default();
-    let concurrent = at_least_one(ctx, "login.password_checks", raw.password_checks)?
+    let concurrent = ctx
+        .nonzero("login.password_checks", raw.password_checks, AT_LEAST_ONE)?
         .unwrap_or(defaults.concurrent);
     let queued = raw
         .password_check_queue
@@ -81,18 +72,22 @@ pub(super) fn login(
     if raw.regulation == Some(false) {
         regulation.enabled = false;
     }
-    let per_account = at_least_one(
-        ctx,
+    let per_account = ctx.nonzero(
         "login.max_failures_per_account",
         raw.max_failures_per_account,
+        AT_LEAST_ONE,
     )?;
-    let per_address = at_least_one(
-        ctx,
+    let per_address = ctx.nonzero(
         "login.max_failures_per_address",
         raw.max_failures_per_address,
+        AT_LEAST_ONE,
     )?;
-    let window = at_least_one(ctx, "login.failure_window_secs", raw.failure_window_secs)?;
-    let ban = at_least_one(ctx, "login.ban_secs", raw.ban_secs)?;
+    let window = ctx.nonzero(
+        "login.failure_window_secs",
+        raw.failure_window_secs,
+        AT_LEAST_ONE,
+    )?;
+    let ban = ctx.nonzero("login.ban_secs", raw.ban_secs, AT_LEAST_ONE)?;
     if let Some(n) = per_account {
         regulation.max_failures_per_account = n;
     }
@@ -126,7 +121,7 @@ pub(super) fn rate_limits(ctx: &Ctx<'_>, raw: RawRateLimits) -> Result<RateLimit
     if let Some(cost) = raw.failure_cost {
         limits.failure_cost = cost;
     }
-    if let Some(n) = at_least_one(ctx, "rate_limits.max_addresses", raw.max_addresses)? {
+    if let Some(n) = ctx.nonzero("rate_limits.max_addresses", raw.max_addresses, AT_LEAST_ONE)? {
         limits.max_addresses = n;
     }
     Ok(limits)

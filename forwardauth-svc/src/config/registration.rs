@@ -10,7 +10,7 @@ use oauth_core::{Secret, ServerConfig};
 use serde::Deserialize;
 
 use super::ConfigError;
-use super::source::{Ctx, SecretString};
+use super::source::{AT_LEAST_ONE, Ctx, SecretString};
 
 /// Environment variable overriding `registration.initial_access_tokens` with one token.
 pub const ENV_INITIAL_ACCESS_TOKEN: &str = "FORWARDAUTH_INITIAL_ACCESS_TOKEN";
@@ -76,10 +76,12 @@ pub(super) fn apply_registration(
         }
         policy.allowed_schemes = schemes;
     }
-    match raw.max_redirect_uris {
-        Some(0) => return Err(ctx.invalid("registration.max_redirect_uris", "must be at least 1")),
-        Some(n) => policy.max_redirect_uris = n,
-        None => {}
+    if let Some(n) = ctx.nonzero(
+        "registration.max_redirect_uris",
+        raw.max_redirect_uris,
+        AT_LEAST_ONE,
+    )? {
+        policy.max_redirect_uris = n;
     }
     if let Some(d) = raw.downgrade_secret_to_none {
         policy.downgrade_secret_to_none = d;

@@ -61,6 +61,11 @@ pub(super) enum Origin<'a> {
     Env(&'static str),
 }
 
+/// Why a count of zero is refused.
+pub(super) const AT_LEAST_ONE: &str = "must be at least 1";
+/// Why a duration or a size of zero is refused.
+pub(super) const GREATER_THAN_ZERO: &str = "must be greater than zero";
+
 /// What the second stage needs besides the raw values.
 pub(super) struct Ctx<'a> {
     /// The file's name as given, for messages.
@@ -76,6 +81,20 @@ impl Ctx<'_> {
             file: self.file.clone(),
             key: key.into(),
             reason: reason.into(),
+        }
+    }
+
+    /// `value`, refused with `reason` ([`AT_LEAST_ONE`] for a count, [`GREATER_THAN_ZERO`] for a duration or a
+    /// size) when it is zero.
+    pub(super) fn nonzero<T: PartialOrd + From<u8>>(
+        &self,
+        key: impl Into<String>,
+        value: Option<T>,
+        reason: &'static str,
+    ) -> Result<Option<T>, ConfigError> {
+        match value {
+            Some(v) if v < T::from(1) => Err(self.invalid(key, reason)),
+            other => Ok(other),
         }
     }
 

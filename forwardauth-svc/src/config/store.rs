@@ -12,7 +12,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::ConfigError;
-use super::source::{Ctx, Origin, SecretString};
+use super::source::{AT_LEAST_ONE, Ctx, GREATER_THAN_ZERO, Origin, SecretString};
 
 /// Which store to use.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -175,16 +175,12 @@ fn redis_config(ctx: &Ctx<'_>, raw: RawStore) -> Result<RedisStoreConfig, Config
             "must be non-empty, without braces, whitespace or control characters",
         ));
     }
-    let pool_size = match raw.pool_size {
-        Some(0) => return Err(ctx.invalid("store.pool_size", "must be at least 1")),
-        Some(n) => n,
-        None => 16,
-    };
-    let timeout = match raw.timeout_ms {
-        Some(0) => return Err(ctx.invalid("store.timeout_ms", "must be greater than zero")),
-        Some(ms) => Duration::from_millis(ms),
-        None => Duration::from_secs(2),
-    };
+    let pool_size = ctx
+        .nonzero("store.pool_size", raw.pool_size, AT_LEAST_ONE)?
+        .unwrap_or(16);
+    let timeout = ctx
+        .nonzero("store.timeout_ms", raw.timeout_ms, GREATER_THAN_ZERO)?
+        .map_or(Duration::from_secs(2), Duration::from_millis);
     Ok(RedisStoreConfig {
         url: RedisUrl(url),
         key_prefix,

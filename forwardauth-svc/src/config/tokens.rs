@@ -9,7 +9,7 @@ use oauth_core::{ServerConfig, SigningAlg};
 use serde::Deserialize;
 
 use super::ConfigError;
-use super::source::Ctx;
+use super::source::{Ctx, GREATER_THAN_ZERO};
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -28,13 +28,11 @@ pub(super) fn apply_tokens(
     raw: RawTokens,
     server: &mut ServerConfig,
 ) -> Result<(), ConfigError> {
-    let positive = |key: &str, v: Option<u64>, into: &mut Duration| match v {
-        Some(0) => Err(ctx.invalid(format!("tokens.{key}"), "must be greater than zero")),
-        Some(s) => {
+    let positive = |key: &str, v: Option<u64>, into: &mut Duration| {
+        if let Some(s) = ctx.nonzero(format!("tokens.{key}"), v, GREATER_THAN_ZERO)? {
             *into = Duration::from_secs(s);
-            Ok(())
         }
-        None => Ok(()),
+        Ok::<(), ConfigError>(())
     };
     positive(
         "access_token_ttl_secs",

@@ -1,124 +1,106 @@
 //! The authorization UI: `GET /authorize`, `POST /login`, `POST /login/upstream`, `GET /callback`,
 //! `POST /consent` and `POST /logout`.
 //!
-//! Which page comes next is the engine's decision ([`oauth_core::Browser`]): each handler reads the session
-//! cookie and the query or form, makes one call, and renders the [`Step`] it gets back. The session cookie is
+//! Which page comes next is the engine's decision ([`oauth_core::Browser`]): each handler takes the session
+//! cookie ([`Visit`]) and the query or form ([`FormBody`]), makes one call, and renders the [`Step`] it gets back. The session cookie is
 //! `HttpOnly`, `SameSite=Lax`, `Path=/`, and `Secure` with the `__Host-` prefix when the issuer is https.
 
 use actix_web::cookie::{Cookie, SameSite, time};
 use actix_web::http::header;
-use actix_web::{HttpRequest, HttpResponse, web};
-use oauth_core::{ErrorPage, FORM_LIMIT, Outcome, SessionCookie, Step};
+use std::future::{Ready, ready};
+
+use actix_web::{FromRequest, HttpRequest, HttpResponse, dev, web};
+use oauth_core::{Browser, Outcome, SessionCookie, Step};
 
 use crate::error::{ApiError, REFUSAL_DELAY, status};
-use crate::extract::client_addr;
+use crate::extract::{FormBody, app_state, client_addr};
 use crate::pages::{self, html};
 use crate::state::AppState;
 
 /// `GET /authorize` (RFC 6749 §4.1.1).
 #[tracing::instrument(skip_all)]
-pub async fn authorize(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-) -> Result<HttpResponse, ApiError> {
-    let cookie = session_cookie(&req, &state);
-    let step = state
-        .auth
-        .browser()
-        .authorize(req.query_string(), cookie.as_deref())
-        .await;
-    respond(&state, step).await
+pub async fn authorize(visit: Visit, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    let query = req.query_string();
+    let step = visit.browser().authorize(query, visit.cookie()).await;
+    visit.respond(step).await
 }
 
 /// `POST /login`: the password form.
 #[tracing::instrument(skip_all)]
 pub async fn login(
-    state: web::Data<AppState>,
+    visit: Visit,
     req: HttpRequest,
-    payload: web::Payload,
+    form: FormBody,
 ) -> Result<HttpResponse, ApiError> {
-    let form = read_form(payload).await?;
-    let (cookie, client) = (session_cookie(&req, &state), client_addr(&req, &state.gate));
-    let step = state
-        .auth
-        .browser()
-        .sign_in(&form, cookie.as_deref(), client)
-        .await;
-    respond(&state, step).await
+    let client = client_addr(&req, &visit.state.gate);
+    let step = visit.browser().sign_in(&form, visit.cookie(), client).await;
+    visit.respond(step).await
 }
 
 /// `POST /login/upstream`: off to the chosen identity provider.
 #[tracing::instrument(skip_all)]
-pub async fn login_upstream(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    payload: web::Payload,
-) -> Result<HttpResponse, ApiError> {
-    let form = read_form(payload).await?;
-    let cookie = session_cookie(&req, &state);
-    let step = state
-        .auth
-        .browser()
-        .choose_provider(&form, cookie.as_deref())
-        .await;
-    respond(&state, step).await
+pub async fn login_upstream(visit: Visit, form: FormBody) -> Result<HttpResponse, ApiError> {
+    let step = visit.browser().choose_provider(&form, visit.cookie()).await;
+    visit.respond(step).await
 }
 
 /// `GET /callback`: the identity provider sends the user back.
 #[tracing::instrument(skip_all)]
-pub async fn callback(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-) -> Result<HttpResponse, ApiError> {
-    let cookie = session_cookie(&req, &state);
-    let step = state
-        .auth
-        .browser()
-        .callback(req.query_string(), cookie.as_deref())
-        .await;
-    respond(&state, step).await
+pub async fn callback(visit: Visit, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    let query = req.query_string();
+    let step = visit.browser().callback(query, visit.cookie()).await;
+    visit.respond(step).await
 }
 
 /// `POST /consent`.
 #[tracing::instrument(skip_all)]
-pub async fn consent(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    payload: web::Payload,
-) -> Result<HttpResponse, ApiError> {
-    let form = read_form(payload).await?;
-    let cookie = session_cookie(&req, &state);
-    let step = state.auth.browser().consent(&form, cookie.as_deref()).await;
-    respond(&state, step).await
+pub async fn consent(visit: Visit, form: FormBody) -> Result<HttpResponse, ApiError> {
+    let step = visit.browser().consent(&form, visit.cookie()).await;
+    visit.respond(step).await
 }
 
 /// `POST /logout`.
 #[tracing::instrument(skip_all)]
-pub async fn logout(
+pub async fn logout(visit: Visit, form: FormBody) -> Result<HttpResponse, ApiError> {
+    let step = visit.browser().sign_out(&form, visit.cookie()).await;
+    visit.respond(step).await
+}
+
+/// What every step of the UI starts from: the service state and the session cookie's value, if the browser
+/// sent one.
+pub struct Visit {
     state: web::Data<AppState>,
-    req: HttpRequest,
-    payload: web::Payload,
-) -> Result<HttpResponse, ApiError> {
-    let form = read_form(payload).await?;
-    let cookie = session_cookie(&req, &state);
-    let step = state
-        .auth
-        .browser()
-        .sign_out(&form, cookie.as_deref())
-        .await;
-    respond(&state, step).await
+    cookie: Option<String>,
 }
 
-/// The session cookie's value, if the browser sent one.
-fn session_cookie(req: &HttpRequest, state: &AppState) -> Option<String> {
-    req.cookie(state.cookie_name())
-        .map(|c| c.value().to_owned())
+impl FromRequest for Visit {
+    type Error = actix_web::Error;
+    type Future = Ready<Result<Self, actix_web::Error>>;
+
+    fn from_request(req: &HttpRequest, _: &mut dev::Payload) -> Self::Future {
+        ready(app_state(req).map(|state| {
+            Visit {
+                cookie: req
+                    .cookie(state.cookie_name())
+                    .map(|c| c.value().to_owned()),
+                state: state.clone(),
+            }
+        }))
+    }
 }
 
-async fn read_form(payload: web::Payload) -> Result<web::Bytes, ApiError> {
-    crate::extract::read_body(payload, FORM_LIMIT)
-        .await
-        .map_err(|_| ApiError::Page(ErrorPage::form_too_large()))
+impl Visit {
+    fn browser(&self) -> Browser<'_> {
+        self.state.auth.browser()
+    }
+
+    fn cookie(&self) -> Option<&str> {
+        self.cookie.as_deref()
+    }
+
+    async fn respond(&self, step: Step) -> Result<HttpResponse, ApiError> {
+        respond(&self.state, step).await
+    }
 }
 
 /// Renders a step: the page or redirect, with the cookie change. An error page that says when to retry is held

@@ -3,24 +3,11 @@
 
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
-use oauth_core::{ErrorCode, OAuthError};
 
 use super::no_store;
 use crate::error::{ApiError, Challenge};
-use crate::extract;
+use crate::extract::{self, Metadata};
 use crate::state::AppState;
-
-/// Reads a registration body, refusing one past the policy's limit with the RFC 7591 error code.
-async fn read_metadata(state: &AppState, payload: web::Payload) -> Result<web::Bytes, ApiError> {
-    let max = state.auth.config().registration.max_metadata_bytes;
-    extract::read_body(payload, max).await.map_err(|_| {
-        OAuthError::new(
-            ErrorCode::InvalidClientMetadata,
-            format!("the registration request is larger than {max} bytes"),
-        )
-        .into()
-    })
-}
 
 fn bearer_failure(e: oauth_core::Error) -> ApiError {
     ApiError::from(e).with_challenge(Challenge::Bearer)
@@ -31,9 +18,8 @@ fn bearer_failure(e: oauth_core::Error) -> ApiError {
 pub async fn register(
     state: web::Data<AppState>,
     req: HttpRequest,
-    payload: web::Payload,
+    Metadata(body): Metadata,
 ) -> Result<HttpResponse, ApiError> {
-    let body = read_metadata(&state, payload).await?;
     let created = state
         .auth
         .register(&body, extract::bearer(&req))
@@ -65,9 +51,8 @@ pub async fn update(
     state: web::Data<AppState>,
     req: HttpRequest,
     path: web::Path<String>,
-    payload: web::Payload,
+    Metadata(body): Metadata,
 ) -> Result<HttpResponse, ApiError> {
-    let body = read_metadata(&state, payload).await?;
     let client = state
         .auth
         .update_client(&path, extract::bearer(&req), &body)

@@ -124,29 +124,20 @@ fn client_metadata_errors_name_the_key() {
     ];
     for (table, message) in cases {
         let f = Fixture::new(&format!("{MINIMAL}\n[client_metadata]\n{table}\n"));
-        assert_eq!(f.error(), format!("{}: {message}", f.file()), "{table}");
+        f.assert_error_because(&message, table);
     }
     let f = Fixture::new(&format!(
         "{MINIMAL}\n[client_metadata]\nca_certificates = [\"missing.pem\", \"not-pem.txt\"]\n"
     ));
     let missing = f.dir.path().join("missing.pem");
-    assert!(
-        f.error().starts_with(&format!(
-            "{}: client_metadata.ca_certificates[0]: cannot read {}: ",
-            f.file(),
-            missing.display()
-        )),
-        "{}",
-        f.error()
-    );
+    f.assert_error_starts(&format!(
+        "client_metadata.ca_certificates[0]: cannot read {}: ",
+        missing.display()
+    ));
     f.write("missing.pem", "-----BEGIN CERTIFICATE-----\n");
     f.write("not-pem.txt", "hello");
-    assert_eq!(
-        f.error(),
-        format!(
-            "{}: client_metadata.ca_certificates[1]: {} holds no PEM certificate",
-            f.file(),
-            f.dir.path().join("not-pem.txt").display()
-        )
-    );
+    f.assert_error(&format!(
+        "client_metadata.ca_certificates[1]: {} holds no PEM certificate",
+        f.dir.path().join("not-pem.txt").display()
+    ));
 }

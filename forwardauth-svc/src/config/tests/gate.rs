@@ -4,27 +4,13 @@ use super::*;
 
 #[test]
 fn a_bad_cidr_is_named() {
-    let f = Fixture::new(&format!(
+    Fixture::new(&format!(
         "{MINIMAL}\n[gate]\ntrusted_proxies = [\"10.0.0.0/8\", \"10.0.0.0/33\"]\n"
-    ));
-    assert_eq!(
-        f.error(),
-        format!(
-            "{}: gate.trusted_proxies[1]: not an IP address or CIDR range: \"10.0.0.0/33\" (invalid IP address syntax)",
-            f.file()
-        )
-    );
+    )).assert_error("gate.trusted_proxies[1]: not an IP address or CIDR range: \"10.0.0.0/33\" (invalid IP address syntax)");
 
-    let f = Fixture::new(&format!(
+    Fixture::new(&format!(
         "{MINIMAL}\n[gate]\ntrusted_proxies = [\"proxy.local\"]\n"
-    ));
-    assert_eq!(
-        f.error(),
-        format!(
-            "{}: gate.trusted_proxies[0]: not an IP address or CIDR range: \"proxy.local\" (invalid IP address syntax)",
-            f.file()
-        )
-    );
+    )).assert_error("gate.trusted_proxies[0]: not an IP address or CIDR range: \"proxy.local\" (invalid IP address syntax)");
 }
 
 #[test]
@@ -38,54 +24,27 @@ fn the_verify_cache_size_is_in_mib_and_refuses_zero_and_absurd_values() {
     // 0, one past the bound, and bytes written where MiB are expected.
     for value in [0, 4097, 33_554_432] {
         let f = cache(&value.to_string());
-        assert_eq!(
-            f.error(),
-            format!(
-                "{}: gate.verify_cache_mib: must be between 1 and 4096 (MiB; the default, 32, holds about 208,000 tokens), not {value}",
-                f.file()
-            )
-        );
+        f.assert_error(&format!("gate.verify_cache_mib: must be between 1 and 4096 (MiB; the default, 32, holds about 208,000 tokens), not {value}"));
     }
     let f = cache("\"32MiB\"");
-    assert_eq!(
-        f.error(),
-        format!(
-            "{}: gate.verify_cache_mib: invalid type: string \"32MiB\", expected u64",
-            f.file()
-        )
-    );
+    f.assert_error("gate.verify_cache_mib: invalid type: string \"32MiB\", expected u64");
     let f = cache("-1");
-    assert!(
-        f.error()
-            .starts_with(&format!("{}: gate.verify_cache_mib: ", f.file())),
-        "{}",
-        f.error()
-    );
+    f.assert_error_starts("gate.verify_cache_mib: ");
 }
 
 #[test]
 fn a_bad_header_name_is_named() {
-    let f = Fixture::new(&format!(
+    Fixture::new(&format!(
         "{MINIMAL}\n[gate.headers]\nuser_email = \"X User Email\"\n"
-    ));
-    assert_eq!(
-        f.error(),
-        format!(
-            "{}: gate.headers.user_email: not a header name: \"X User Email\" (invalid HTTP header name)",
-            f.file()
-        )
+    ))
+    .assert_error(
+        "gate.headers.user_email: not a header name: \"X User Email\" (invalid HTTP header name)",
     );
 
-    let f = Fixture::new(&format!(
+    Fixture::new(&format!(
         "{MINIMAL}\n[gate.headers]\nscopes = \"x-user-id\"\n"
-    ));
-    assert_eq!(
-        f.error(),
-        format!(
-            "{}: gate.headers.scopes: \"x-user-id\" is also gate.headers.user_id",
-            f.file()
-        )
-    );
+    ))
+    .assert_error("gate.headers.scopes: \"x-user-id\" is also gate.headers.user_id");
 }
 
 #[test]

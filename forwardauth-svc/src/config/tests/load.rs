@@ -189,111 +189,50 @@ fn a_minimal_file_gets_the_defaults() {
 
 #[test]
 fn an_unknown_key_is_rejected_by_name() {
-    let f = Fixture::new(&format!(
+    Fixture::new(&format!(
         "{MINIMAL}\n[store]\nbackend = \"memory\"\ncolour = \"blue\"\n"
-    ));
-    assert_eq!(
-        f.error(),
-        format!(
-            "{}: store.colour: unknown field `colour`, expected one of `backend`, `path`, `url`, `key_prefix`, `pool_size`, `timeout_ms`, `cache_mib`",
-            f.file()
-        )
-    );
+    )).assert_error("store.colour: unknown field `colour`, expected one of `backend`, `path`, `url`, `key_prefix`, `pool_size`, `timeout_ms`, `cache_mib`");
 
-    let f = Fixture::new(&format!("lisen = \"127.0.0.1:1\"\n{MINIMAL}"));
-    assert!(
-        f.error().starts_with(&format!(
-            "{}: lisen: unknown field `lisen`, expected one of `listen`, ",
-            f.file()
-        )),
-        "{}",
-        f.error()
-    );
+    Fixture::new(&format!("lisen = \"127.0.0.1:1\"\n{MINIMAL}"))
+        .assert_error_starts("lisen: unknown field `lisen`, expected one of `listen`, ");
 
-    let f = Fixture::new(&format!("{MINIMAL}allowed_user = [\"alice\"]\n"));
-    assert!(
-        f.error().starts_with(&format!(
-            "{}: resources[0].allowed_user: unknown field `allowed_user`",
-            f.file()
-        )),
-        "{}",
-        f.error()
-    );
+    Fixture::new(&format!("{MINIMAL}allowed_user = [\"alice\"]\n"))
+        .assert_error_starts("resources[0].allowed_user: unknown field `allowed_user`");
 }
 
 #[test]
 fn a_wrong_type_is_named_by_its_key_path() {
-    let f = Fixture::new(&format!(
+    Fixture::new(&format!(
         "{MINIMAL}\n[tokens]\naccess_token_ttl_secs = \"1h\"\n"
-    ));
-    assert_eq!(
-        f.error(),
-        format!(
-            "{}: tokens.access_token_ttl_secs: invalid type: string \"1h\", expected u64",
-            f.file()
-        )
-    );
+    ))
+    .assert_error("tokens.access_token_ttl_secs: invalid type: string \"1h\", expected u64");
 
-    let f =
-        Fixture::new("[[resources]]\nresource = \"http://127.0.0.1:8080/mcp\"\nscopes = \"mcp\"\n");
-    assert_eq!(
-        f.error(),
-        format!(
-            "{}: resources[0].scopes: invalid type: string \"mcp\", expected a sequence",
-            f.file()
-        )
-    );
+    Fixture::new("[[resources]]\nresource = \"http://127.0.0.1:8080/mcp\"\nscopes = \"mcp\"\n")
+        .assert_error("resources[0].scopes: invalid type: string \"mcp\", expected a sequence");
 
-    let f = Fixture::new("[[resources]]\nname = \"no resource key\"\n");
-    assert_eq!(
-        f.error(),
-        format!("{}: resources[0]: missing field `resource`", f.file())
-    );
+    Fixture::new("[[resources]]\nname = \"no resource key\"\n")
+        .assert_error("resources[0]: missing field `resource`");
 }
 
 #[test]
 fn a_syntax_error_is_located_by_line_and_column() {
-    let f = Fixture::new("listen = \"127.0.0.1:8080\"\nissuer = \n");
-    assert!(
-        f.error()
-            .starts_with(&format!("{}: line 2, column 10: ", f.file())),
-        "{}",
-        f.error()
-    );
+    Fixture::new("listen = \"127.0.0.1:8080\"\nissuer = \n")
+        .assert_error_starts("line 2, column 10: ");
 }
 
 #[test]
 fn the_issuer_follows_the_rfc_8414_rules() {
-    let f = Fixture::new(&format!("issuer = \"http://auth.example.com\"\n{MINIMAL}"));
-    assert_eq!(
-        f.error(),
-        format!(
-            "{}: issuer: must be https (http only on a loopback host)",
-            f.file()
-        )
-    );
+    Fixture::new(&format!("issuer = \"http://auth.example.com\"\n{MINIMAL}"))
+        .assert_error("issuer: must be https (http only on a loopback host)");
 
-    let f = Fixture::new(&format!(
+    Fixture::new(&format!(
         "issuer = \"https://auth.example.com/\"\n{MINIMAL}"
-    ));
-    assert_eq!(
-        f.error(),
-        format!(
-            "{}: issuer: must not end with `/` nor carry a query or fragment",
-            f.file()
-        )
-    );
+    ))
+    .assert_error("issuer: must not end with `/` nor carry a query or fragment");
 
     // Its RFC 8414 metadata would be at /.well-known/oauth-authorization-server/auth, its endpoints below /auth:
     // the service serves neither.
-    let f = Fixture::new(&format!("issuer = \"https://example.com/auth\"\n{MINIMAL}"));
-    assert_eq!(
-        f.error(),
-        format!(
-            "{}: issuer: must be an origin without a path (https://auth.example.com): the service serves its metadata and endpoints at the root",
-            f.file()
-        )
-    );
+    Fixture::new(&format!("issuer = \"https://example.com/auth\"\n{MINIMAL}")).assert_error("issuer: must be an origin without a path (https://auth.example.com): the service serves its metadata and endpoints at the root");
 
     let f = Fixture::new(&format!("issuer = \"http://127.0.0.1:8080\"\n{MINIMAL}"));
     assert_eq!(f.load().unwrap().server.issuer, "http://127.0.0.1:8080");
@@ -374,42 +313,47 @@ fn environment_overrides_win_over_the_file() {
 fn a_bad_environment_value_names_the_variable() {
     let f = Fixture::new(MINIMAL);
     let err = |vars: &[(&str, &str)]| f.load_with(vars).unwrap_err().to_string();
-    assert_eq!(
-        err(&[("FORWARDAUTH_LISTEN", "localhost")]),
-        "FORWARDAUTH_LISTEN: not a socket address: invalid socket address syntax (expected IP:port, e.g. 127.0.0.1:8080)"
-    );
-    assert_eq!(
-        err(&[("FORWARDAUTH_ISSUER", "http://auth.example.com")]),
-        "FORWARDAUTH_ISSUER: must be https (http only on a loopback host)"
-    );
-    assert_eq!(
-        err(&[("FORWARDAUTH_ISSUER", "https://example.com/auth")]),
-        "FORWARDAUTH_ISSUER: must be an origin without a path (https://auth.example.com): the service serves its metadata and endpoints at the root"
-    );
-    assert_eq!(
-        err(&[("FORWARDAUTH_STORE_BACKEND", "sqlite")]),
-        "FORWARDAUTH_STORE_BACKEND: expected \"embedded\", \"memory\" or \"redis\", not \"sqlite\""
-    );
-    assert_eq!(
-        err(&[("FORWARDAUTH_LOG_FORMAT", "xml")]),
-        "FORWARDAUTH_LOG_FORMAT: expected \"human\" or \"json\", not \"xml\""
-    );
+    for (var, value, expected) in [
+        (
+            "FORWARDAUTH_LISTEN",
+            "localhost",
+            "FORWARDAUTH_LISTEN: not a socket address: invalid socket address syntax (expected IP:port, e.g. 127.0.0.1:8080)",
+        ),
+        (
+            "FORWARDAUTH_ISSUER",
+            "http://auth.example.com",
+            "FORWARDAUTH_ISSUER: must be https (http only on a loopback host)",
+        ),
+        (
+            "FORWARDAUTH_ISSUER",
+            "https://example.com/auth",
+            "FORWARDAUTH_ISSUER: must be an origin without a path (https://auth.example.com): the service serves its metadata and endpoints at the root",
+        ),
+        (
+            "FORWARDAUTH_STORE_BACKEND",
+            "sqlite",
+            "FORWARDAUTH_STORE_BACKEND: expected \"embedded\", \"memory\" or \"redis\", not \"sqlite\"",
+        ),
+        (
+            "FORWARDAUTH_LOG_FORMAT",
+            "xml",
+            "FORWARDAUTH_LOG_FORMAT: expected \"human\" or \"json\", not \"xml\"",
+        ),
+        (
+            "FORWARDAUTH_INITIAL_ACCESS_TOKEN",
+            "two words",
+            "FORWARDAUTH_INITIAL_ACCESS_TOKEN: must not contain whitespace",
+        ),
+    ] {
+        assert_eq!(err(&[(var, value)]), expected);
+    }
     assert!(
         err(&[("FORWARDAUTH_USERS_FILE", "/nonexistent/users.toml")])
             .starts_with("FORWARDAUTH_USERS_FILE: cannot read /nonexistent/users.toml: "),
     );
-    assert_eq!(
-        err(&[("FORWARDAUTH_INITIAL_ACCESS_TOKEN", "two words")]),
-        "FORWARDAUTH_INITIAL_ACCESS_TOKEN: must not contain whitespace"
-    );
     // The same bad value in the file names the key instead.
-    let f = Fixture::new(&format!("listen = \"localhost\"\n{MINIMAL}"));
-    assert!(
-        f.error()
-            .starts_with(&format!("{}: listen: not a socket address: ", f.file())),
-        "{}",
-        f.error()
-    );
+    Fixture::new(&format!("listen = \"localhost\"\n{MINIMAL}"))
+        .assert_error_starts("listen: not a socket address: ");
 }
 
 #[test]
@@ -476,25 +420,7 @@ fn the_quickstart_example_loads() {
 #[test]
 fn the_example_in_the_module_documentation_loads() {
     // The first ```toml block of the module docs is a complete file; the second is a users file.
-    let doc: Vec<&str> = include_str!("../mod.rs")
-        .lines()
-        .take_while(|l| l.starts_with("//!"))
-        .map(|l| {
-            l.strip_prefix("//! ")
-                .or_else(|| l.strip_prefix("//!"))
-                .unwrap()
-        })
-        .collect();
-    let mut blocks = Vec::new();
-    let mut current: Option<Vec<&str>> = None;
-    for line in doc {
-        match (&mut current, line) {
-            (None, "```toml") => current = Some(Vec::new()),
-            (Some(_), "```") => blocks.push(current.take().unwrap().join("\n")),
-            (Some(b), l) => b.push(l),
-            (None, _) => {}
-        }
-    }
+    let blocks = toml_blocks(&module_doc(include_str!("../mod.rs")));
     assert_eq!(blocks.len(), 2);
     let f = Fixture::new(&blocks[0]);
     f.write(

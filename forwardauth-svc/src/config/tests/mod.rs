@@ -80,7 +80,66 @@ impl Fixture {
     fn error(&self) -> String {
         self.load().unwrap_err().to_string()
     }
+
+    /// Loading fails with `message`, after this file's name.
+    #[track_caller]
+    fn assert_error(&self, message: &str) {
+        assert_eq!(self.error(), format!("{}: {message}", self.file()));
+    }
+
+    /// As [`Fixture::assert_error`], naming `case` when it fails.
+    #[track_caller]
+    fn assert_error_because(&self, message: &str, case: &str) {
+        assert_eq!(
+            self.error(),
+            format!("{}: {message}", self.file()),
+            "{case}"
+        );
+    }
+
+    /// Loading fails with a message that starts with `prefix`, after this file's name.
+    #[track_caller]
+    fn assert_error_starts(&self, prefix: &str) {
+        assert_starts_with(&self.error(), &format!("{}: {prefix}", self.file()));
+    }
 }
+
+/// `message` starts with `prefix`; a failure shows the whole message.
+#[track_caller]
+fn assert_starts_with(message: &str, prefix: &str) {
+    assert!(message.starts_with(prefix), "{message}");
+}
+
+/// The lines of a module's `//!` documentation, without the `//! ` markers.
+fn module_doc(source: &str) -> Vec<&str> {
+    source
+        .lines()
+        .take_while(|l| l.starts_with("//!"))
+        .map(|l| {
+            l.strip_prefix("//! ")
+                .or_else(|| l.strip_prefix("//!"))
+                .unwrap()
+        })
+        .collect()
+}
+
+/// The ```` ```toml ```` blocks of `lines`, in order.
+fn toml_blocks(lines: &[&str]) -> Vec<String> {
+    let mut blocks = Vec::new();
+    let mut current: Option<Vec<&str>> = None;
+    for &line in lines {
+        match (&mut current, line) {
+            (None, "```toml") => current = Some(Vec::new()),
+            (Some(_), "```") => blocks.push(current.take().unwrap().join("\n")),
+            (Some(b), l) => b.push(l),
+            (None, _) => {}
+        }
+    }
+    blocks
+}
+
+/// One https resource: the least a file needs besides what a test adds.
+const HTTPS_RESOURCE: &str = "[[resources]]\nresource = \"https://mcp.example.com/mcp\"\n";
 
 const MINIMAL: &str = r#"
 [[resources]]

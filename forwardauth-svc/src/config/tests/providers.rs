@@ -89,14 +89,7 @@ fn the_oidc_issuer_follows_the_engine_transport_rule() {
         "{MINIMAL}[[providers]]\ntype = \"oidc\"\nissuer = \"http://127.0.0.2:9000\"\nclient_id = \"x\"\n"
     ));
     f.load().unwrap();
-    let f = Fixture::new(&format!(
+    Fixture::new(&format!(
         "{MINIMAL}[[providers]]\ntype = \"oidc\"\nissuer = \"http://localhost.example.com\"\nclient_id = \"x\"\n"
-    ));
-    assert_eq!(
-        f.error(),
-        format!(
-            "{}: providers[0].issuer: must be https (http only on a loopback host)",
-            f.file()
-        )
-    );
+    )).assert_error("providers[0].issuer: must be https (http only on a loopback host)");
 }

@@ -4,79 +4,38 @@ use super::*;
 
 #[test]
 fn a_bad_resource_url_is_named() {
-    let f = Fixture::new("[[resources]]\nresource = \"mcp.example.com/mcp\"\n");
-    assert_eq!(
-        f.error(),
-        format!(
-            "{}: resources[0].resource: not a URL: relative URL without a base",
-            f.file()
-        )
-    );
+    Fixture::new("[[resources]]\nresource = \"mcp.example.com/mcp\"\n")
+        .assert_error("resources[0].resource: not a URL: relative URL without a base");
 
-    let f = Fixture::new(&format!(
+    Fixture::new(&format!(
         "{MINIMAL}\n[[resources]]\nresource = \"ftp://example.com/x\"\n"
-    ));
-    assert_eq!(
-        f.error(),
-        format!(
-            "{}: resources[1].resource: must be an http or https URL, not ftp:",
-            f.file()
-        )
-    );
+    ))
+    .assert_error("resources[1].resource: must be an http or https URL, not ftp:");
 
-    let f = Fixture::new("[[resources]]\nresource = \"https://mcp.example.com/mcp/\"\n");
-    assert_eq!(
-        f.error(),
-        format!("{}: resources[0].resource: must not end with `/`", f.file())
-    );
+    Fixture::new("[[resources]]\nresource = \"https://mcp.example.com/mcp/\"\n")
+        .assert_error("resources[0].resource: must not end with `/`");
 }
 
 #[test]
 fn a_file_needs_a_resource() {
-    let f = Fixture::new("listen = \"127.0.0.1:8080\"\n");
-    assert_eq!(
-        f.error(),
-        format!(
-            "{}: resources: at least one [[resources]] table is required",
-            f.file()
-        )
-    );
+    Fixture::new("listen = \"127.0.0.1:8080\"\n")
+        .assert_error("resources: at least one [[resources]] table is required");
 }
 
 #[test]
 fn scopes_must_be_known_and_well_formed() {
-    let f = Fixture::new(&format!("scopes = [\"other\"]\n{MINIMAL}"));
-    assert_eq!(
-        f.error(),
-        format!(
-            "{}: resources[0]: scope `mcp` is not in scopes_supported",
-            f.file()
-        )
-    );
+    Fixture::new(&format!("scopes = [\"other\"]\n{MINIMAL}"))
+        .assert_error("resources[0]: scope `mcp` is not in scopes_supported");
 
-    let f = Fixture::new(
+    Fixture::new(
         "[[resources]]\nresource = \"http://127.0.0.1:8080/mcp\"\nscopes = [\"two words\"]\n",
-    );
-    assert!(
-        f.error().starts_with(&format!(
-            "{}: resources[0].scopes[0]: \"two words\" is not a scope token",
-            f.file()
-        )),
-        "{}",
-        f.error()
-    );
+    )
+    .assert_error_starts("resources[0].scopes[0]: \"two words\" is not a scope token");
 }
 
 #[test]
 fn a_bad_allowed_origin_is_named_by_the_engine_rule() {
-    let f = Fixture::new(&format!(
+    Fixture::new(&format!(
         "{MINIMAL}allowed_origins = [\"http://localhost:6274\", \"https://app.example.com/path\"]\n"
-    ));
-    assert_eq!(
-        f.error(),
-        format!(
-            "{}: resources[0].allowed_origins[1]: \"https://app.example.com/path\" is not an origin like https://app.example.com (scheme, host and optional port, no path)",
-            f.file()
-        )
-    );
+    )).assert_error("resources[0].allowed_origins[1]: \"https://app.example.com/path\" is not an origin like https://app.example.com (scheme, host and optional port, no path)");
 }

@@ -116,7 +116,6 @@ fn the_embedded_store_cache_is_configurable_within_bounds() {
             "store.cache_mib: applies to the embedded backend only",
         ),
     ] {
-        let f = Fixture::new(&format!("{MINIMAL}\n[store]\n{store}\n"));
-        assert_eq!(f.error(), format!("{}: {expected}", f.file()));
+        Fixture::new(&format!("{MINIMAL}\n[store]\n{store}\n")).assert_error(expected);
     }
 }

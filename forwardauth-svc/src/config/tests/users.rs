@@ -6,15 +6,7 @@ use super::*;
 fn a_missing_users_file_is_named() {
     let f = Fixture::new(&format!("{MINIMAL}\n[users]\nfile = \"users.toml\"\n"));
     let users = f.dir.path().join("users.toml");
-    assert!(
-        f.error().starts_with(&format!(
-            "{}: users.file: cannot read {}: ",
-            f.file(),
-            users.display()
-        )),
-        "{}",
-        f.error()
-    );
+    f.assert_error_starts(&format!("users.file: cannot read {}: ", users.display()));
 }
 
 #[test]
@@ -26,12 +18,9 @@ fn users_file_errors_name_the_file_and_the_user() {
         "users.toml",
         "[[users]]\nusername = \"bob\"\npassword_hash = \"hunter2\"\n",
     );
-    assert!(
-        f.error().starts_with(&format!(
-            "{users}: user `bob`: password_hash is not a valid PHC hash: "
-        )),
-        "{}",
-        f.error()
+    assert_starts_with(
+        &f.error(),
+        &format!("{users}: user `bob`: password_hash is not a valid PHC hash: "),
     );
 
     f.write("users.toml", "[[users]]\nusername = \"bob\"\npassword_hash = \"$pbkdf2-sha256$i=1000$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaGhhc2g\"\n");
@@ -52,11 +41,8 @@ fn users_file_errors_name_the_file_and_the_user() {
         "users.toml",
         "[[users]]\nusername = \"bob\"\npasword_hash = \"x\"\n",
     );
-    assert!(
-        f.error().starts_with(&format!(
-            "{users}: users[0].pasword_hash: unknown field `pasword_hash`"
-        )),
-        "{}",
-        f.error()
+    assert_starts_with(
+        &f.error(),
+        &format!("{users}: users[0].pasword_hash: unknown field `pasword_hash`"),
     );
 }
