@@ -567,6 +567,13 @@ impl Verifier {
         set.tokens.contains_key(&ids.token) || set.grants.contains_key(&ids.grant)
     }
 
+    fn not_revoked(&self, ids: RevocationIds) -> Result<(), &'static str> {
+        if self.is_revoked(ids) {
+            return Err("the access token has been revoked");
+        }
+        Ok(())
+    }
+
     /// The compact form of verified claims, its shared part interned.
     fn principal_of(&self, c: AccessTokenClaims) -> Principal {
         let revocation = self.revocation_ids(&c.jti, &c.sid);
@@ -591,48 +598,34 @@ impl Verifier {
     }
 
     /// Signature, issuer and time, without the cache.
-    fn verified_claims(
-        token: &str,
-        keys: &JosekitKeyManager,
-        issuer: &str,
-        now: u64,
-        leeway: u64,
-    ) -> Result<AccessTokenClaims, &'static str> {
-        let map = keys.verify(token).map_err(|e| match e {
+    fn verified_claims(at: &TokenCheck<'_>) -> Result<AccessTokenClaims, &'static str> {
+        let map = at.keys.verify(at.token).map_err(|e| match e {
             KeyError::Rejected(why) => why,
             KeyError::Material(_) | KeyError::Store(_) => "the access token could not be verified",
         })?;
         let claims = AccessTokenClaims::from_map(map)?;
-        jwt::validate(&claims, now, leeway, issuer, None).map_err(ClaimsRejection::describe)?;
+        jwt::validate(&claims, at.now, at.leeway, at.issuer, None)
+            .map_err(ClaimsRejection::describe)?;
         Ok(claims)
     }
 
     /// Signature, claims and revocation, with the cache; audience and scope are the caller's.
-    pub(crate) fn principal(
-        &self,
-        token: &str,
-        keys: &JosekitKeyManager,
-        issuer: &str,
-        now: u64,
-        leeway: u64,
-    ) -> Result<Principal, &'static str> {
-        let key = token_key(token);
+    pub(crate) fn principal(&self, at: &TokenCheck<'_>) -> Result<Principal, &'static str> {
+        let key = token_key(at.token);
         let principal = match self.cache.get(&key) {
             Some(p) => p,
             None => {
-                let claims = Self::verified_claims(token, keys, issuer, now, leeway)?;
+                let claims = Self::verified_claims(at)?;
                 let p = self.principal_of(claims);
                 self.cache.insert(key, p.clone());
                 p
             }
         };
-        if now >= principal.expires_at.saturating_add(leeway) {
+        if at.now >= principal.expires_at.saturating_add(at.leeway) {
             self.cache.remove(&key);
             return Err(ClaimsRejection::Expired.describe());
         }
-        if self.is_revoked(principal.revocation) {
-            return Err("the access token has been revoked");
-        }
+        self.not_revoked(principal.revocation)?;
         Ok(principal)
     }
 
@@ -640,18 +633,22 @@ impl Verifier {
     /// answers with the `jti` and `iat` the cache does not keep, and is rare enough to pay the signature check.
     pub(crate) fn introspect(
         &self,
-        token: &str,
-        keys: &JosekitKeyManager,
-        issuer: &str,
-        now: u64,
-        leeway: u64,
+        at: &TokenCheck<'_>,
     ) -> Result<AccessTokenClaims, &'static str> {
-        let claims = Self::verified_claims(token, keys, issuer, now, leeway)?;
-        if self.is_revoked(self.revocation_ids(&claims.jti, &claims.sid)) {
-            return Err("the access token has been revoked");
-        }
+        let claims = Self::verified_claims(at)?;
+        self.not_revoked(self.revocation_ids(&claims.jti, &claims.sid))?;
         Ok(claims)
     }
+}
+
+/// A presented access token and what it is checked against, the same for `/verify` and for introspection: the
+/// signing keys, our issuer, the time, and the clock leeway in seconds.
+pub(crate) struct TokenCheck<'a> {
+    pub(crate) token: &'a str,
+    pub(crate) keys: &'a JosekitKeyManager,
+    pub(crate) issuer: &'a str,
+    pub(crate) now: u64,
+    pub(crate) leeway: u64,
 }
 
 #[cfg(test)]

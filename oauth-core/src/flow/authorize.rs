@@ -72,6 +72,19 @@ pub(crate) fn redirect_matches(registered: &str, requested: &str) -> bool {
         && req.password().is_none()
 }
 
+/// A requested `scope` parameter as a set, `offline_access` tolerated and dropped: the one parse `/authorize` and
+/// narrowing at refresh share.
+pub(crate) fn requested_scope(requested: &str) -> Result<ScopeSet, OAuthError> {
+    ScopeSet::parse(requested)
+        .map(|s| s.without("offline_access"))
+        .ok_or_else(|| {
+            OAuthError::new(
+                ErrorCode::InvalidScope,
+                "scope contains a character RFC 6749 §3.3 forbids",
+            )
+        })
+}
+
 /// The configured resource a requested `resource` value names: exactly, or ignoring a trailing slash for an
 /// origin-only resource (`https://mcp.example.com` = `https://mcp.example.com/`).
 pub(crate) fn match_resource<'a>(
@@ -166,14 +179,7 @@ impl AuthServer {
                 _ => defaults,
             });
         };
-        let scope = ScopeSet::parse(requested)
-            .ok_or_else(|| {
-                OAuthError::new(
-                    ErrorCode::InvalidScope,
-                    "scope contains a character RFC 6749 §3.3 forbids",
-                )
-            })?
-            .without("offline_access");
+        let scope = requested_scope(requested)?;
         for token in scope.iter() {
             if !self.config.scopes_supported.iter().any(|s| s == token) {
                 return Err(OAuthError::new(

@@ -38,7 +38,7 @@ use crate::flow::login::LoginError;
 use crate::flow::session::BrowserSession;
 use crate::flow::upstream::UpstreamCallback;
 use crate::server::AuthServer;
-use crate::upstream::SignIn;
+use crate::upstream::{Login, SignIn};
 use crate::wire::{self, AuthorizationRequest};
 
 /// The largest form body a step accepts; an adapter refuses a larger one with [`ErrorPage::form_too_large`].
@@ -292,28 +292,32 @@ impl From<Outcome> for Step {
     }
 }
 
-/// The sign-in form.
+/// A form of a pending authorization: its handle and the session's CSRF token, which every such form carries,
+/// and the fields of the step (`T`).
 #[derive(Deserialize)]
-struct SignInForm {
+struct PromptForm<T> {
     handle: Option<String>,
     csrf: Option<String>,
+    #[serde(flatten)]
+    fields: T,
+}
+
+/// The sign-in form's own fields.
+#[derive(Deserialize)]
+struct SignInForm {
     username: Option<String>,
     password: Option<String>,
 }
 
-/// The form of a provider button on the sign-in page.
+/// The own field of a provider button on the sign-in page.
 #[derive(Deserialize)]
 struct ProviderForm {
-    handle: Option<String>,
-    csrf: Option<String>,
     provider: Option<String>,
 }
 
-/// The consent form.
+/// The consent form's own fields.
 #[derive(Deserialize)]
 struct ConsentForm {
-    handle: Option<String>,
-    csrf: Option<String>,
     decision: Option<String>,
     remember: Option<String>,
 }
@@ -324,7 +328,8 @@ struct SignOutForm {
     csrf: Option<String>,
 }
 
-/// The browser steps of an authorization; see the [module docs](self). From [`AuthServer::browser`].
+/// The browser steps of an authorization (sign-in, provider choice, callback, consent, sign-out), one call per
+/// step, each returning a [`Step`]. From [`AuthServer::browser`].
 #[derive(Debug, Clone, Copy)]
 pub struct Browser<'a> {
     server: &'a AuthServer,
@@ -365,8 +370,7 @@ impl Browser<'_> {
     pub async fn sign_in(&self, form: &[u8], cookie: Option<&str>, client: Option<IpAddr>) -> Step {
         settle(
             async {
-                let form: SignInForm = parse(form, "Invalid form")?;
-                let (session, prompt) = self.form_context(cookie, form.handle, form.csrf).await?;
+                let (form, session, prompt) = self.prompt_form::<SignInForm>(form, cookie).await?;
                 let username = form.username.unwrap_or_default();
                 let password = form.password.unwrap_or_default();
                 let login = match self
@@ -380,12 +384,7 @@ impl Browser<'_> {
                     }
                     Err(e) => return Err(ErrorPage::login(e).into()),
                 };
-                let session = self
-                    .server
-                    .log_in(&session, login)
-                    .await
-                    .map_err(internal)?;
-                Ok(self.next(session, prompt, None).await)
+                self.logged_in(&session, prompt, login).await
             }
             .await,
         )
@@ -396,8 +395,8 @@ impl Browser<'_> {
     pub async fn choose_provider(&self, form: &[u8], cookie: Option<&str>) -> Step {
         settle(
             async {
-                let form: ProviderForm = parse(form, "Invalid form")?;
-                let (session, prompt) = self.form_context(cookie, form.handle, form.csrf).await?;
+                let (form, session, prompt) =
+                    self.prompt_form::<ProviderForm>(form, cookie).await?;
                 let provider = form.provider.unwrap_or_default();
                 Ok(self
                     .start_upstream(&session, &prompt, &provider)
@@ -426,12 +425,7 @@ impl Browser<'_> {
                     .await
                     .map_err(exit)?;
                 let session = session.ok_or_else(|| Step::from(ErrorPage::expired()))?;
-                let session = self
-                    .server
-                    .log_in(&session, login)
-                    .await
-                    .map_err(internal)?;
-                Ok(self.next(session, prompt, None).await)
+                self.logged_in(&session, prompt, login).await
             }
             .await,
         )
@@ -442,8 +436,7 @@ impl Browser<'_> {
     pub async fn consent(&self, form: &[u8], cookie: Option<&str>) -> Step {
         settle(
             async {
-                let form: ConsentForm = parse(form, "Invalid form")?;
-                let (session, prompt) = self.form_context(cookie, form.handle, form.csrf).await?;
+                let (form, session, prompt) = self.prompt_form::<ConsentForm>(form, cookie).await?;
                 let identity = session.identity.ok_or_else(|| {
                     Step::from(ErrorPage::new(
                         403,
@@ -512,13 +505,18 @@ impl Browser<'_> {
         )
     }
 
-    /// The session and pending authorization a form refers to, after the CSRF check.
-    async fn form_context(
+    /// A form of a pending authorization parsed, with the session and the pending authorization it refers to,
+    /// after the CSRF check.
+    async fn prompt_form<T: serde::de::DeserializeOwned>(
         &self,
+        body: &[u8],
         cookie: Option<&str>,
-        handle: Option<String>,
-        csrf: Option<String>,
-    ) -> Result<(BrowserSession, AuthorizationPrompt), Step> {
+    ) -> Result<(T, BrowserSession, AuthorizationPrompt), Step> {
+        let PromptForm {
+            handle,
+            csrf,
+            fields,
+        } = parse(body, "Invalid form")?;
         let session = self
             .server
             .existing_session(cookie)
@@ -542,7 +540,19 @@ impl Browser<'_> {
             .await
             .map_err(internal)?
             .ok_or_else(expired)?;
-        Ok((session, prompt))
+        Ok((fields, session, prompt))
+    }
+
+    /// After a successful login, by password or upstream: the session is replaced by a signed-in one, and the
+    /// authorization goes on.
+    async fn logged_in(
+        &self,
+        session: &BrowserSession,
+        prompt: AuthorizationPrompt,
+        login: Login,
+    ) -> Result<Step, Step> {
+        let session = self.server.log_in(session, login).await.map_err(internal)?;
+        Ok(self.next(session, prompt, None).await)
     }
 
     /// What follows for `session` and `prompt`: for nobody signed in, the sign-in page (or the only provider);

@@ -343,7 +343,7 @@ impl crate::AuthServer {
             },
         };
         let outcome = match self
-            .verify_with_reload(authorization, req.method, &call, resource)
+            .verify_call(authorization, req.method, &call, resource)
             .await
         {
             Ok(p) => GateOutcome::Admit(p),
@@ -402,14 +402,14 @@ impl crate::AuthServer {
     }
 
     /// The token, the access policy and the per-tool scopes for a request to `resource`.
-    fn verify_call(
+    async fn verify_call(
         &self,
         authorization: Option<&str>,
         method: &str,
         call: &McpCall<'_>,
         resource: &ResourceConfig,
     ) -> Result<Principal, VerifyRejection> {
-        let principal = self.verify(authorization, resource)?;
+        let principal = self.verify_with_reload(authorization, resource).await?;
         let reject = |kind, description, scope| VerifyRejection {
             kind,
             description,
@@ -445,20 +445,18 @@ impl crate::AuthServer {
         Ok(principal)
     }
 
-    /// [`Self::verify_call`], but a token signed by a key this instance has not loaded yet (another instance
-    /// sharing the store rotated) gets one key reload, rate-limited, before it is rejected.
+    /// [`Self::verify`], but a token signed by a key this instance has not loaded yet (another instance sharing the
+    /// store rotated) gets one key reload, rate-limited, before it is rejected.
     async fn verify_with_reload(
         &self,
         authorization: Option<&str>,
-        method: &str,
-        call: &McpCall<'_>,
         resource: &ResourceConfig,
     ) -> Result<Principal, VerifyRejection> {
-        match self.verify_call(authorization, method, call, resource) {
+        match self.verify(authorization, resource) {
             Err(r) if r.kind == RejectionKind::InvalidToken => {
                 let token = bearer_token(authorization).unwrap_or_default();
                 if self.reload_for_unknown_kid(token).await {
-                    self.verify_call(authorization, method, call, resource)
+                    self.verify(authorization, resource)
                 } else {
                     Err(r)
                 }

@@ -30,7 +30,7 @@
 //!
 //! Scope may narrow for the access token, never widen; the resource is kept.
 
-use super::authorize::match_resource;
+use super::authorize::{match_resource, requested_scope};
 use super::client::ClientCredentials;
 use crate::error::{ErrorCode, OAuthError};
 use crate::jwt::AccessTokenClaims;
@@ -84,6 +84,18 @@ impl TryFrom<&TokenRequest> for TokenGrant {
 
 fn invalid_grant(description: &'static str) -> Error {
     OAuthError::new(ErrorCode::InvalidGrant, description).into()
+}
+
+/// Refuses a grant type the client did not register (RFC 6749 §5.2 `unauthorized_client`).
+fn may_use_grant(client: &ClientRecord, grant_type: &str) -> Result<(), Error> {
+    if client.metadata.grant_types.iter().any(|g| g == grant_type) {
+        return Ok(());
+    }
+    Err(OAuthError::new(
+        ErrorCode::UnauthorizedClient,
+        format!("the client may not use the {grant_type} grant"),
+    )
+    .into())
 }
 
 const INVALID_REFRESH: &str = "the refresh token is invalid, expired or revoked";
@@ -156,6 +168,22 @@ pub(crate) enum Standing {
 }
 
 impl AuthServer {
+    /// A `resource` at the token endpoint may only name the resource the code or grant is already for; `differs`
+    /// says which.
+    fn same_resource(
+        &self,
+        requested: Option<&str>,
+        bound: &str,
+        differs: &'static str,
+    ) -> Result<(), Error> {
+        match requested {
+            Some(r) if match_resource(&self.config.resources, r)?.resource != bound => {
+                Err(OAuthError::new(ErrorCode::InvalidTarget, differs).into())
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// `POST /token`.
     ///
     /// # Errors
@@ -206,18 +234,7 @@ impl AuthServer {
         verifier: &str,
         resource: Option<&str>,
     ) -> Result<TokenResponse, Error> {
-        if !client
-            .metadata
-            .grant_types
-            .iter()
-            .any(|g| g == "authorization_code")
-        {
-            return Err(OAuthError::new(
-                ErrorCode::UnauthorizedClient,
-                "the client may not use the authorization_code grant",
-            )
-            .into());
-        }
+        may_use_grant(client, "authorization_code")?;
         let replay_ttl = self
             .config
             .refresh_token_ttl
@@ -262,15 +279,11 @@ impl AuthServer {
                 "code_verifier does not match the code_challenge",
             ));
         }
-        if let Some(r) = resource
-            && match_resource(&self.config.resources, r)?.resource != p.resource
-        {
-            return Err(OAuthError::new(
-                ErrorCode::InvalidTarget,
-                "resource differs from the authorization request",
-            )
-            .into());
-        }
+        self.same_resource(
+            resource,
+            &p.resource,
+            "resource differs from the authorization request",
+        )?;
         let now = self.clock.unix();
         let refresh = client
             .metadata
@@ -357,18 +370,7 @@ impl AuthServer {
         scope: Option<&str>,
         resource: Option<&str>,
     ) -> Result<TokenResponse, Error> {
-        if !client
-            .metadata
-            .grant_types
-            .iter()
-            .any(|g| g == "refresh_token")
-        {
-            return Err(OAuthError::new(
-                ErrorCode::UnauthorizedClient,
-                "the client may not use the refresh_token grant",
-            )
-            .into());
-        }
+        may_use_grant(client, "refresh_token")?;
         let Some(presented) = RefreshToken::parse(token.expose()) else {
             return Err(invalid_grant(INVALID_REFRESH));
         };
@@ -421,14 +423,7 @@ impl AuthServer {
         let narrowed = match scope {
             None => grant.scope.clone(),
             Some(s) => {
-                let s = ScopeSet::parse(s)
-                    .ok_or_else(|| {
-                        OAuthError::new(
-                            ErrorCode::InvalidScope,
-                            "scope contains a character RFC 6749 §3.3 forbids",
-                        )
-                    })?
-                    .without("offline_access");
+                let s = requested_scope(s)?;
                 if !s.is_subset_of(&grant.scope) {
                     return Err(OAuthError::new(
                         ErrorCode::InvalidScope,
@@ -439,15 +434,11 @@ impl AuthServer {
                 s
             }
         };
-        if let Some(r) = resource
-            && match_resource(&self.config.resources, r)?.resource != grant.resource
-        {
-            return Err(OAuthError::new(
-                ErrorCode::InvalidTarget,
-                "resource differs from the one the grant is for",
-            )
-            .into());
-        }
+        self.same_resource(
+            resource,
+            &grant.resource,
+            "resource differs from the one the grant is for",
+        )?;
         let access_token = self.sign_access_token(&grant, &narrowed)?;
         let generation = chain.generation.saturating_add(1);
         let next = RefreshToken::mint(&grant.grant_id, generation, presented.family);

@@ -10,6 +10,7 @@
 use crate::config::ResourceConfig;
 use crate::jwt::ClaimsRejection;
 pub use crate::verifier::Principal;
+use crate::verifier::TokenCheck;
 
 /// Which answer the gate must give.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -90,6 +91,17 @@ pub fn bearer_token(authorization: Option<&str>) -> Option<&str> {
 }
 
 impl crate::AuthServer {
+    /// `token`, to be checked against our keys and issuer now; `/verify` and introspection check the same.
+    pub(crate) fn token_check<'a>(&'a self, token: &'a str) -> TokenCheck<'a> {
+        TokenCheck {
+            token,
+            keys: &self.keys,
+            issuer: &self.config.issuer,
+            now: self.clock.unix(),
+            leeway: self.config.leeway.as_secs(),
+        }
+    }
+
     /// Verifies the `Authorization` header of a request to `resource` (one of the configured resources, see
     /// [`Self::resource_for_url`]): signature, expiry, revocation, audience and the resource's required scopes.
     ///
@@ -126,16 +138,9 @@ impl crate::AuthServer {
                 None,
             ));
         }
-        let now = self.clock.unix();
         let principal = self
             .verifier
-            .principal(
-                token,
-                &self.keys,
-                &self.config.issuer,
-                now,
-                self.config.leeway.as_secs(),
-            )
+            .principal(&self.token_check(token))
             .map_err(|why| reject(RejectionKind::InvalidToken, why, None))?;
         if let Some(max) = self.config.revocation_max_staleness
             && self.verifier.is_stale(self.clock.unix_millis(), max)

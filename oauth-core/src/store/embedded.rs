@@ -184,6 +184,30 @@ impl EmbeddedStore {
         }))?;
         answer.await.map_err(|_| writer_gone())?
     }
+
+    /// Stores `value` at `key` until `ttl` from now, durably.
+    async fn put_for<T>(&self, key: String, value: T, ttl: Duration) -> Result<(), StoreError>
+    where
+        T: Serialize + Send + 'static,
+    {
+        self.write(move |w| w.put(&key, &value, w.expiry(ttl)))
+            .await
+    }
+
+    /// Deletes the record at `key`, if there is one, durably.
+    async fn delete(&self, key: String) -> Result<(), StoreError> {
+        self.write(move |w| w.remove(&key).map(|_| ())).await
+    }
+}
+
+/// The key of a record stored under the hash of its secret (`pending`, `code`, `session`).
+fn hashed_key(kind: &str, hash: &TokenHash) -> String {
+    format!("{kind}:{}", hash.to_hex())
+}
+
+/// The key of a user's consent for a client.
+fn consent_key(subject: &str, client_id: &str) -> String {
+    format!("consent:{subject}\0{client_id}")
 }
 
 fn writer_gone() -> StoreError {
@@ -707,20 +731,19 @@ impl Store for EmbeddedStore {
         p: &PendingAuthorization,
         ttl: Duration,
     ) -> Result<(), StoreError> {
-        let (key, p) = (format!("pending:{}", key.to_hex()), p.clone());
-        self.write(move |w| w.put(&key, &p, w.expiry(ttl))).await
+        self.put_for(hashed_key("pending", key), p.clone(), ttl)
+            .await
     }
 
     async fn pending(&self, key: &TokenHash) -> Result<Option<PendingAuthorization>, StoreError> {
-        let key = format!("pending:{}", key.to_hex());
-        self.inner.get(&key)
+        self.inner.get(&hashed_key("pending", key))
     }
 
     async fn take_pending(
         &self,
         key: &TokenHash,
     ) -> Result<Option<PendingAuthorization>, StoreError> {
-        let key = format!("pending:{}", key.to_hex());
+        let key = hashed_key("pending", key);
         self.write(move |w| w.take(&key)).await
     }
 
@@ -730,8 +753,8 @@ impl Store for EmbeddedStore {
         code: &CodeRecord,
         ttl: Duration,
     ) -> Result<(), StoreError> {
-        let (key, code) = (format!("code:{}", key.to_hex()), code.clone());
-        self.write(move |w| w.put(&key, &code, w.expiry(ttl))).await
+        self.put_for(hashed_key("code", key), code.clone(), ttl)
+            .await
     }
 
     async fn redeem_code(
@@ -902,8 +925,7 @@ impl Store for EmbeddedStore {
     }
 
     async fn delete_key(&self, kid: &str) -> Result<(), StoreError> {
-        let key = format!("key:{kid}");
-        self.write(move |w| w.remove(&key).map(|_| ())).await
+        self.delete(format!("key:{kid}")).await
     }
 
     async fn put_session(
@@ -912,18 +934,16 @@ impl Store for EmbeddedStore {
         rec: &SessionRecord,
         ttl: Duration,
     ) -> Result<(), StoreError> {
-        let (key, rec) = (format!("session:{}", key.to_hex()), rec.clone());
-        self.write(move |w| w.put(&key, &rec, w.expiry(ttl))).await
+        self.put_for(hashed_key("session", key), rec.clone(), ttl)
+            .await
     }
 
     async fn session(&self, key: &TokenHash) -> Result<Option<SessionRecord>, StoreError> {
-        let key = format!("session:{}", key.to_hex());
-        self.inner.get(&key)
+        self.inner.get(&hashed_key("session", key))
     }
 
     async fn delete_session(&self, key: &TokenHash) -> Result<(), StoreError> {
-        let key = format!("session:{}", key.to_hex());
-        self.write(move |w| w.remove(&key).map(|_| ())).await
+        self.delete(hashed_key("session", key)).await
     }
 
     async fn put_consent(
@@ -933,8 +953,8 @@ impl Store for EmbeddedStore {
         c: &ConsentRecord,
         ttl: Duration,
     ) -> Result<(), StoreError> {
-        let (key, c) = (format!("consent:{subject}\0{client_id}"), c.clone());
-        self.write(move |w| w.put(&key, &c, w.expiry(ttl))).await
+        self.put_for(consent_key(subject, client_id), c.clone(), ttl)
+            .await
     }
 
     async fn consent(
@@ -942,8 +962,7 @@ impl Store for EmbeddedStore {
         subject: &str,
         client_id: &str,
     ) -> Result<Option<ConsentRecord>, StoreError> {
-        let key = format!("consent:{subject}\0{client_id}");
-        self.inner.get(&key)
+        self.inner.get(&consent_key(subject, client_id))
     }
 
     async fn count_failure(&self, key: &str, window: Duration) -> Result<u64, StoreError> {
@@ -972,14 +991,11 @@ impl Store for EmbeddedStore {
     }
 
     async fn clear_failures(&self, key: &str) -> Result<(), StoreError> {
-        let key = format!("fail:{key}");
-        self.write(move |w| w.remove(&key).map(|_| ())).await
+        self.delete(format!("fail:{key}")).await
     }
 
     async fn put_ban(&self, key: &str, until: u64, ttl: Duration) -> Result<(), StoreError> {
-        let key = format!("ban:{key}");
-        self.write(move |w| w.put(&key, &until, w.expiry(ttl)))
-            .await
+        self.put_for(format!("ban:{key}"), until, ttl).await
     }
 
     async fn ban(&self, key: &str) -> Result<Option<u64>, StoreError> {

@@ -351,6 +351,24 @@ impl RedisStore {
         (format!("{tag}:seq"), format!("{tag}:log"))
     }
 
+    /// The key of the record of `kind` named `id` (`client:<id>`, `grant:<id>`, `ban:<key>`…).
+    fn record_key(&self, kind: &str, id: &str) -> String {
+        self.key(&format!("{kind}:{id}"))
+    }
+
+    /// The key of a record stored under the hash of its secret (`pending`, `session`).
+    fn hashed_key(&self, kind: &str, hash: &TokenHash) -> String {
+        self.record_key(kind, &hash.to_hex())
+    }
+
+    /// The index sets that name `grant`: by client and by subject.
+    fn grant_index_keys(&self, grant: &GrantRecord) -> [String; 2] {
+        [
+            self.record_key("client-grants", &grant.client_id),
+            self.record_key("subject-grants", &grant.identity.subject),
+        ]
+    }
+
     fn consent_key(&self, subject: &str, client_id: &str) -> String {
         self.key(&format!("consent:{}:{subject}:{client_id}", subject.len()))
     }
@@ -412,6 +430,35 @@ impl RedisStore {
         decode(body).map(Some)
     }
 
+    /// `GETDEL`: the record at `key` if it was live; gone either way.
+    async fn take_live<T: DeserializeOwned>(&self, key: String) -> Result<Option<T>, StoreError> {
+        let raw: Option<Vec<u8>> = self.cmd(redis::cmd("GETDEL").arg(key).clone()).await?;
+        self.live_body(raw)
+    }
+
+    async fn del(&self, key: String) -> Result<(), StoreError> {
+        self.cmd::<()>(redis::cmd("DEL").arg(key).clone()).await
+    }
+
+    /// The live clients among `ids`, in one round trip.
+    async fn clients_by_id(&self, ids: &[String]) -> Result<Vec<ClientRecord>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = redis::pipe();
+        for id in ids {
+            pipe.cmd("GET").arg(self.record_key("client", id));
+        }
+        let values: Vec<Option<Vec<u8>>> = self.pipe(pipe).await?;
+        let mut out = Vec::new();
+        for raw in values {
+            if let Some(c) = self.live_body(raw)? {
+                out.push(c);
+            }
+        }
+        Ok(out)
+    }
+
     async fn set_px<T: Serialize>(
         &self,
         key: String,
@@ -438,7 +485,7 @@ impl RedisStore {
         }
         let mut pipe = redis::pipe();
         for id in &ids {
-            pipe.cmd("GET").arg(self.key(&format!("grant:{id}")));
+            pipe.cmd("GET").arg(self.record_key("grant", id));
         }
         let values: Vec<Option<Vec<u8>>> = self.pipe(pipe).await?;
         let mut live = Vec::new();
@@ -535,7 +582,7 @@ impl Store for RedisStore {
             .arg(&client.client_id)
             .ignore()
             .cmd("SET")
-            .arg(self.key(&format!("client:{}", client.client_id)))
+            .arg(self.record_key("client", &client.client_id))
             .arg(bytes)
             .arg("NX");
         let (set,): (Option<String>,) = self.pipe(pipe).await?;
@@ -546,8 +593,7 @@ impl Store for RedisStore {
     }
 
     async fn client(&self, client_id: &str) -> Result<Option<ClientRecord>, StoreError> {
-        self.get_live(self.key(&format!("client:{client_id}")))
-            .await
+        self.get_live(self.record_key("client", client_id)).await
     }
 
     async fn replace_client(&self, client: &ClientRecord) -> Result<bool, StoreError> {
@@ -555,7 +601,7 @@ impl Store for RedisStore {
         let set: Option<String> = self
             .cmd(
                 redis::cmd("SET")
-                    .arg(self.key(&format!("client:{}", client.client_id)))
+                    .arg(self.record_key("client", &client.client_id))
                     .arg(bytes)
                     .arg("XX")
                     .clone(),
@@ -568,9 +614,9 @@ impl Store for RedisStore {
         let mut pipe = redis::pipe();
         pipe.atomic()
             .cmd("DEL")
-            .arg(self.key(&format!("client:{client_id}")))
+            .arg(self.record_key("client", client_id))
             .cmd("DEL")
-            .arg(self.key(&format!("client-used:{client_id}")))
+            .arg(self.record_key("client-used", client_id))
             .ignore()
             .cmd("SREM")
             .arg(self.key("clients"))
@@ -588,7 +634,7 @@ impl Store for RedisStore {
     async fn mark_client_used(&self, client_id: &str, at: u64) -> Result<(), StoreError> {
         self.cmd::<()>(
             redis::cmd("SET")
-                .arg(self.key(&format!("client-used:{client_id}")))
+                .arg(self.record_key("client-used", client_id))
                 .arg(encode(&at, 0)?)
                 .clone(),
         )
@@ -596,7 +642,7 @@ impl Store for RedisStore {
     }
 
     async fn client_last_used(&self, client_id: &str) -> Result<Option<u64>, StoreError> {
-        self.get_live(self.key(&format!("client-used:{client_id}")))
+        self.get_live(self.record_key("client-used", client_id))
             .await
     }
 
@@ -616,41 +662,15 @@ impl Store for RedisStore {
                     .clone(),
             )
             .await?;
-        let mut out = Vec::new();
-        if !ids.is_empty() {
-            let mut pipe = redis::pipe();
-            for id in &ids {
-                pipe.cmd("GET").arg(self.key(&format!("client:{id}")));
-            }
-            let values: Vec<Option<Vec<u8>>> = self.pipe(pipe).await?;
-            for raw in values {
-                if let Some(c) = self.live_body(raw)? {
-                    out.push(c);
-                }
-            }
-        }
-        Ok((out, (next != "0").then_some(next)))
+        let page = self.clients_by_id(&ids).await?;
+        Ok((page, (next != "0").then_some(next)))
     }
 
     async fn list_clients(&self) -> Result<Vec<ClientRecord>, StoreError> {
         let ids: Vec<String> = self
             .cmd(redis::cmd("SMEMBERS").arg(self.key("clients")).clone())
             .await?;
-        if ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut pipe = redis::pipe();
-        for id in &ids {
-            pipe.cmd("GET").arg(self.key(&format!("client:{id}")));
-        }
-        let values: Vec<Option<Vec<u8>>> = self.pipe(pipe).await?;
-        let mut out = Vec::new();
-        for raw in values {
-            if let Some(c) = self.live_body(raw)? {
-                out.push(c);
-            }
-        }
-        Ok(out)
+        self.clients_by_id(&ids).await
     }
 
     async fn put_pending(
@@ -659,27 +679,18 @@ impl Store for RedisStore {
         p: &PendingAuthorization,
         ttl: Duration,
     ) -> Result<(), StoreError> {
-        self.set_px(self.key(&format!("pending:{}", key.to_hex())), p, ttl)
-            .await
+        self.set_px(self.hashed_key("pending", key), p, ttl).await
     }
 
     async fn pending(&self, key: &TokenHash) -> Result<Option<PendingAuthorization>, StoreError> {
-        self.get_live(self.key(&format!("pending:{}", key.to_hex())))
-            .await
+        self.get_live(self.hashed_key("pending", key)).await
     }
 
     async fn take_pending(
         &self,
         key: &TokenHash,
     ) -> Result<Option<PendingAuthorization>, StoreError> {
-        let raw: Option<Vec<u8>> = self
-            .cmd(
-                redis::cmd("GETDEL")
-                    .arg(self.key(&format!("pending:{}", key.to_hex())))
-                    .clone(),
-            )
-            .await?;
-        self.live_body(raw)
+        self.take_live(self.hashed_key("pending", key)).await
     }
 
     async fn put_code(
@@ -738,10 +749,7 @@ impl Store for RedisStore {
         let ms = millis(ttl);
         let mut pipe = redis::pipe();
         // Indexes first: an index may name a grant that is gone (readers skip it), never the reverse.
-        for index in [
-            self.key(&format!("client-grants:{}", grant.client_id)),
-            self.key(&format!("subject-grants:{}", grant.identity.subject)),
-        ] {
+        for index in self.grant_index_keys(grant) {
             pipe.cmd("SADD")
                 .arg(&index)
                 .arg(&grant.grant_id)
@@ -758,7 +766,7 @@ impl Store for RedisStore {
                 .ignore();
         }
         pipe.cmd("SET")
-            .arg(self.key(&format!("grant:{}", grant.grant_id)))
+            .arg(self.record_key("grant", &grant.grant_id))
             .arg(bytes)
             .arg("PX")
             .arg(ms)
@@ -767,40 +775,28 @@ impl Store for RedisStore {
     }
 
     async fn grant(&self, grant_id: &str) -> Result<Option<GrantRecord>, StoreError> {
-        self.get_live(self.key(&format!("grant:{grant_id}"))).await
+        self.get_live(self.record_key("grant", grant_id)).await
     }
 
     async fn delete_grant(&self, grant_id: &str) -> Result<Option<GrantRecord>, StoreError> {
-        let raw: Option<Vec<u8>> = self
-            .cmd(
-                redis::cmd("GETDEL")
-                    .arg(self.key(&format!("grant:{grant_id}")))
-                    .clone(),
-            )
-            .await?;
-        let grant: Option<GrantRecord> = self.live_body(raw)?;
+        let grant: Option<GrantRecord> = self.take_live(self.record_key("grant", grant_id)).await?;
         if let Some(g) = &grant {
             let mut pipe = redis::pipe();
-            pipe.cmd("SREM")
-                .arg(self.key(&format!("client-grants:{}", g.client_id)))
-                .arg(grant_id)
-                .ignore()
-                .cmd("SREM")
-                .arg(self.key(&format!("subject-grants:{}", g.identity.subject)))
-                .arg(grant_id)
-                .ignore();
+            for index in self.grant_index_keys(g) {
+                pipe.cmd("SREM").arg(index).arg(grant_id).ignore();
+            }
             self.pipe::<()>(pipe).await?;
         }
         Ok(grant)
     }
 
     async fn grants_of_client(&self, client_id: &str) -> Result<Vec<String>, StoreError> {
-        self.live_grant_ids(self.key(&format!("client-grants:{client_id}")))
+        self.live_grant_ids(self.record_key("client-grants", client_id))
             .await
     }
 
     async fn grants_of_subject(&self, subject: &str) -> Result<Vec<String>, StoreError> {
-        self.live_grant_ids(self.key(&format!("subject-grants:{subject}")))
+        self.live_grant_ids(self.record_key("subject-grants", subject))
             .await
     }
 
@@ -813,16 +809,13 @@ impl Store for RedisStore {
         let bytes = encode(grant, self.expiry(ttl))?;
         let ms = millis(ttl);
         let mut pipe = redis::pipe();
-        for index in [
-            self.key(&format!("client-grants:{}", grant.client_id)),
-            self.key(&format!("subject-grants:{}", grant.identity.subject)),
-        ] {
+        for index in self.grant_index_keys(grant) {
             pipe.cmd("PEXPIRE").arg(&index).arg(ms).arg("GT").ignore();
         }
         pipe.cmd("EVAL")
             .arg(ROTATE_GRANT)
             .arg(1)
-            .arg(self.key(&format!("grant:{}", grant.grant_id)))
+            .arg(self.record_key("grant", &grant.grant_id))
             .arg(self.now())
             .arg(expected_generation)
             .arg(bytes)
@@ -918,22 +911,15 @@ impl Store for RedisStore {
         s: &SessionRecord,
         ttl: Duration,
     ) -> Result<(), StoreError> {
-        self.set_px(self.key(&format!("session:{}", key.to_hex())), s, ttl)
-            .await
+        self.set_px(self.hashed_key("session", key), s, ttl).await
     }
 
     async fn session(&self, key: &TokenHash) -> Result<Option<SessionRecord>, StoreError> {
-        self.get_live(self.key(&format!("session:{}", key.to_hex())))
-            .await
+        self.get_live(self.hashed_key("session", key)).await
     }
 
     async fn delete_session(&self, key: &TokenHash) -> Result<(), StoreError> {
-        self.cmd::<()>(
-            redis::cmd("DEL")
-                .arg(self.key(&format!("session:{}", key.to_hex())))
-                .clone(),
-        )
-        .await
+        self.del(self.hashed_key("session", key)).await
     }
 
     async fn put_consent(
@@ -958,7 +944,7 @@ impl Store for RedisStore {
     async fn count_failure(&self, key: &str, window: Duration) -> Result<u64, StoreError> {
         let mut script = self.inner.scripts.count_failure.prepare_invoke();
         script
-            .key(self.key(&format!("fail:{key}")))
+            .key(self.record_key("fail", key))
             .arg(self.now())
             .arg(self.expiry(window))
             .arg(millis(window));
@@ -967,21 +953,15 @@ impl Store for RedisStore {
     }
 
     async fn clear_failures(&self, key: &str) -> Result<(), StoreError> {
-        self.cmd::<()>(
-            redis::cmd("DEL")
-                .arg(self.key(&format!("fail:{key}")))
-                .clone(),
-        )
-        .await
+        self.del(self.record_key("fail", key)).await
     }
 
     async fn put_ban(&self, key: &str, until: u64, ttl: Duration) -> Result<(), StoreError> {
-        self.set_px(self.key(&format!("ban:{key}")), &until, ttl)
-            .await
+        self.set_px(self.record_key("ban", key), &until, ttl).await
     }
 
     async fn ban(&self, key: &str) -> Result<Option<u64>, StoreError> {
-        self.get_live(self.key(&format!("ban:{key}"))).await
+        self.get_live(self.record_key("ban", key)).await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

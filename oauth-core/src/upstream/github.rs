@@ -73,7 +73,10 @@ use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderMap, LINK, RETRY_AFTER};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
-use super::{Credentials, IdentityProvider, Login, LoginStart, UpstreamError, UpstreamRequest};
+use super::{
+    Credentials, IdentityProvider, Login, LoginStart, UpstreamError, UpstreamRequest,
+    upstream_http_client,
+};
 use crate::clock::Clock;
 use crate::config::{ConfigError, ConfigProblem, secure_url};
 use crate::types::{Identity, UpstreamSession};
@@ -259,13 +262,7 @@ impl GithubProvider {
         if (config.fetch_orgs || config.fetch_teams) && !scopes.iter().any(|s| s == "read:org") {
             scopes.push("read:org".into());
         }
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .connect_timeout(config.timeout)
-            .timeout(config.timeout)
-            .user_agent(concat!("oauth-core/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| ConfigError::new("github", ConfigProblem::HttpClient(e.to_string())))?;
+        let http = upstream_http_client(config.timeout, "github")?;
         Ok(GithubProvider {
             id: config.id,
             display_name: config.display_name,

@@ -28,6 +28,27 @@ use async_trait::async_trait;
 
 use crate::types::{Identity, REDACTED, UpstreamSession};
 
+/// The HTTP client a redirect provider calls its upstream with, one setup for all of them: redirects not followed,
+/// `timeout` on connecting and on each whole request, our user agent. A failure is reported at `section`.
+#[cfg(any(feature = "github", feature = "oidc"))]
+fn upstream_http_client(
+    timeout: std::time::Duration,
+    section: &str,
+) -> Result<reqwest::Client, crate::config::ConfigError> {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .connect_timeout(timeout)
+        .timeout(timeout)
+        .user_agent(concat!("oauth-core/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| {
+            crate::config::ConfigError::new(
+                section,
+                crate::config::ConfigProblem::HttpClient(e.to_string()),
+            )
+        })
+}
+
 /// A successful login: who, and (for upstream providers) the session to re-check them with later.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]

@@ -30,7 +30,10 @@ use openidconnect::{
 use serde_json::{Map, Value};
 use tokio::sync::Mutex;
 
-use super::{Credentials, IdentityProvider, Login, LoginStart, UpstreamError, UpstreamRequest};
+use super::{
+    Credentials, IdentityProvider, Login, LoginStart, UpstreamError, UpstreamRequest,
+    upstream_http_client,
+};
 use crate::clock::Clock;
 use crate::config::{ConfigError, ConfigProblem, secure_url};
 use crate::types::{Identity, UpstreamSession};
@@ -166,13 +169,7 @@ impl OidcProvider {
         IssuerUrl::new(config.issuer_url.clone()).map_err(|e| {
             ConfigError::new("issuer_url", ConfigProblem::NotAUrl(e)).within("oidc")
         })?;
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .connect_timeout(config.timeout)
-            .timeout(config.timeout)
-            .user_agent(concat!("oauth-core/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| ConfigError::new("oidc", ConfigProblem::HttpClient(e.to_string())))?;
+        let http = upstream_http_client(config.timeout, "oidc")?;
         Ok(OidcProvider {
             config,
             http,
