@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use oauth_core::{
     AuthServer, Clock, ConfigError, IdentityProvider, LocalUsers, LocalUsersError, OpenStoreError,
-    StartError, StoreSettings, SystemClock,
+    RedisConfig as RedisSettings, StartError, StoreSettings, SystemClock,
 };
 
 use crate::config::{Config, GateConfig, ProviderConfig, StoreConfig};
@@ -46,12 +46,12 @@ pub fn store_settings(store: &StoreConfig) -> StoreSettings {
             cache_bytes: *cache_bytes,
         },
         StoreConfig::Memory => StoreSettings::Memory,
-        StoreConfig::Redis(redis) => StoreSettings::Redis {
-            url: redis.url.0.clone(),
-            key_prefix: redis.key_prefix.clone(),
-            pool_size: redis.pool_size,
-            timeout: redis.timeout,
-        },
+        StoreConfig::Redis(redis) => {
+            let mut settings = RedisSettings::new(redis.url.0.clone(), redis.key_prefix.clone());
+            settings.pool_size = redis.pool_size;
+            settings.timeout = redis.timeout;
+            StoreSettings::Redis(settings)
+        }
     }
 }
 

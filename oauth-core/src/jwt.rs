@@ -160,13 +160,26 @@ mod tests {
         }
     }
 
+    /// With `leeway`, `c` is still acceptable at `valid` and refused as `rejected` at `invalid`, one second on.
+    fn edge(
+        c: &AccessTokenClaims,
+        rejected: ClaimsRejection,
+        leeway: u64,
+        valid: u64,
+        invalid: u64,
+    ) {
+        assert_eq!(check_time(c, valid, leeway), Ok(()), "at {valid}");
+        assert_eq!(
+            check_time(c, invalid, leeway),
+            Err(rejected),
+            "at {invalid}"
+        );
+    }
+
     #[test]
     fn expiry_holds_up_to_the_leeway_and_not_one_second_more() {
-        let c = claims();
-        assert_eq!(check_time(&c, 1999, 0), Ok(()));
-        assert_eq!(check_time(&c, 2000, 0), Err(ClaimsRejection::Expired));
-        assert_eq!(check_time(&c, 2029, 30), Ok(()));
-        assert_eq!(check_time(&c, 2030, 30), Err(ClaimsRejection::Expired));
+        edge(&claims(), ClaimsRejection::Expired, 0, 1999, 2000);
+        edge(&claims(), ClaimsRejection::Expired, 30, 2029, 2030);
         let forever = AccessTokenClaims {
             exp: u64::MAX,
             ..claims()
@@ -176,21 +189,14 @@ mod tests {
 
     #[test]
     fn a_token_from_the_future_is_accepted_only_within_the_leeway() {
-        let c = claims();
-        assert_eq!(check_time(&c, 1000, 0), Ok(()));
-        assert_eq!(check_time(&c, 999, 0), Err(ClaimsRejection::NotYetValid));
-        assert_eq!(check_time(&c, 970, 30), Ok(()));
-        assert_eq!(check_time(&c, 969, 30), Err(ClaimsRejection::NotYetValid));
+        edge(&claims(), ClaimsRejection::NotYetValid, 0, 1000, 999);
+        edge(&claims(), ClaimsRejection::NotYetValid, 30, 970, 969);
         // `nbf`, when present, is the one that counts, later or earlier than `iat`.
         let later = AccessTokenClaims {
             nbf: Some(1500),
             ..claims()
         };
-        assert_eq!(check_time(&later, 1470, 30), Ok(()));
-        assert_eq!(
-            check_time(&later, 1469, 30),
-            Err(ClaimsRejection::NotYetValid)
-        );
+        edge(&later, ClaimsRejection::NotYetValid, 30, 1470, 1469);
         let earlier = AccessTokenClaims {
             nbf: Some(500),
             ..claims()
@@ -246,22 +252,23 @@ mod tests {
 
     #[test]
     fn each_rejection_has_its_own_description() {
-        assert_eq!(
-            ClaimsRejection::Expired.describe(),
-            "the access token has expired"
-        );
-        assert_eq!(
-            ClaimsRejection::NotYetValid.describe(),
-            "the access token is not valid yet"
-        );
-        assert_eq!(
-            ClaimsRejection::WrongIssuer.describe(),
-            "the access token was not issued by this authorization server"
-        );
-        assert_eq!(
-            ClaimsRejection::WrongAudience.describe(),
-            "the access token was not issued for this resource"
-        );
+        for (rejection, description) in [
+            (ClaimsRejection::Expired, "the access token has expired"),
+            (
+                ClaimsRejection::NotYetValid,
+                "the access token is not valid yet",
+            ),
+            (
+                ClaimsRejection::WrongIssuer,
+                "the access token was not issued by this authorization server",
+            ),
+            (
+                ClaimsRejection::WrongAudience,
+                "the access token was not issued for this resource",
+            ),
+        ] {
+            assert_eq!(rejection.describe(), description);
+        }
     }
 
     #[test]

@@ -144,6 +144,42 @@ pub(crate) fn redacted<T>(field: &Option<T>) -> Option<&'static str> {
     field.as_ref().map(|_| REDACTED)
 }
 
+/// `Debug` for a struct that carries secrets: `debug_redacted!(Type { plain, token: secret, key: hidden })` prints
+/// every field by name, an optional `secret` as [`redacted`] (present or not, never its value) and a `hidden` one
+/// as [`REDACTED`]. The struct is destructured, so a field added later does not compile until it is listed here.
+macro_rules! debug_redacted {
+    ($ty:ident { $($field:ident $(: $kind:ident)?),* $(,)? }) => {
+        impl ::std::fmt::Debug for $ty {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+                let $ty { $($field),* } = self;
+                f.debug_struct(stringify!($ty))
+                    $(.field(stringify!($field), &$crate::types::debug_redacted!(@show $field $($kind)?)))*
+                    .finish()
+            }
+        }
+    };
+    (@show $field:ident) => { $field };
+    (@show $field:ident secret) => { $crate::types::redacted($field) };
+    (@show $field:ident hidden) => {{
+        let _ = $field;
+        $crate::types::REDACTED
+    }};
+}
+pub(crate) use debug_redacted;
+
+/// For tests: `value`'s `Debug` shows none of `hidden` and every one of `shown` (which is how a test of a
+/// redaction can fail: a value that shows nothing at all would pass the first half).
+#[cfg(test)]
+pub(crate) fn assert_debug(value: &impl std::fmt::Debug, hidden: &[&str], shown: &[&str]) {
+    let text = format!("{value:?}");
+    for h in hidden {
+        assert!(!text.contains(h), "{h} in {text}");
+    }
+    for s in shown {
+        assert!(text.contains(s), "{s} missing in {text}");
+    }
+}
+
 /// A space-separated scope value (RFC 6749 §3.3) as an ordered set of scope tokens.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(transparent)]

@@ -69,7 +69,7 @@ pub async fn grants(
         req.code = Some(code);
         req.redirect_uri = Some(REDIRECT.to_owned());
         req.code_verifier = Some(VERIFIER.to_owned());
-        req.client_id = Some(client_id.to_owned());
+        req.client.client_id = Some(client_id.to_owned());
         req.resource = Some(resource.to_owned());
         let issued = auth.token(None, req).await?;
         tokens.push(issued.refresh_token.ok_or("no refresh token issued")?);

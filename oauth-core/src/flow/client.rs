@@ -24,7 +24,7 @@ use crate::flow::register::MetadataSource;
 use crate::server::AuthServer;
 use crate::store::ClientRecord;
 use crate::types::{Secret, redacted};
-use crate::wire::{ClientIdMetadataDocument, ClientMetadata, TokenReference, TokenRequest};
+use crate::wire::{ClientAuthentication, ClientIdMetadataDocument, ClientMetadata};
 use crate::{ClientMetadataDocuments, Error};
 
 /// Client credentials from an HTTP `Authorization: Basic` header (RFC 6749 §2.3.1).
@@ -116,23 +116,14 @@ impl std::fmt::Debug for FormCredentials<'_> {
     }
 }
 
-/// The credentials of a `POST /token` form.
-impl<'a> From<&'a TokenRequest> for FormCredentials<'a> {
-    fn from(req: &'a TokenRequest) -> Self {
-        FormCredentials::new(req.client_id.as_deref(), req.client_secret.as_deref()).with_assertion(
-            req.client_assertion_type.as_deref(),
-            req.client_assertion.as_deref(),
-        )
-    }
-}
-
-/// The credentials of a `POST /revoke` or `POST /introspect` form.
-impl<'a> From<&'a TokenReference> for FormCredentials<'a> {
-    fn from(req: &'a TokenReference) -> Self {
-        FormCredentials::new(req.client_id.as_deref(), req.client_secret.as_deref()).with_assertion(
-            req.client_assertion_type.as_deref(),
-            req.client_assertion.as_deref(),
-        )
+/// The credentials of a `POST /token`, `/revoke` or `/introspect` form.
+impl<'a> From<&'a ClientAuthentication> for FormCredentials<'a> {
+    fn from(form: &'a ClientAuthentication) -> Self {
+        FormCredentials::new(form.client_id.as_deref(), form.client_secret.as_deref())
+            .with_assertion(
+                form.client_assertion_type.as_deref(),
+                form.client_assertion.as_deref(),
+            )
     }
 }
 
@@ -551,6 +542,8 @@ mod tests {
 
     #[test]
     fn every_form_yields_the_same_four_credentials() {
+        use crate::wire::{TokenReference, TokenRequest};
+
         let token: TokenRequest = crate::wire::parse_form(
             b"grant_type=refresh_token&client_id=c&client_secret=s&client_assertion_type=t&client_assertion=a",
         )
@@ -560,8 +553,8 @@ mod tests {
         )
         .unwrap();
         for form in [
-            FormCredentials::from(&token),
-            FormCredentials::from(&reference),
+            FormCredentials::from(&token.client),
+            FormCredentials::from(&reference.client),
         ] {
             assert_eq!(
                 (

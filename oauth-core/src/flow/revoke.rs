@@ -27,7 +27,7 @@ impl AuthServer {
         basic: Option<ClientCredentials>,
         req: TokenReference,
     ) -> Result<(), Error> {
-        let client = self.authenticate_client(basic, &req).await?;
+        let client = self.authenticate_client(basic, &req.client).await?;
         let token = req
             .token
             .as_deref()

@@ -195,7 +195,7 @@ impl AuthServer {
         basic: Option<ClientCredentials>,
         req: TokenRequest,
     ) -> Result<TokenResponse, Error> {
-        let client = self.authenticate_client(basic, &req).await?;
+        let client = self.authenticate_client(basic, &req.client).await?;
         let issued = match TokenGrant::try_from(&req)? {
             TokenGrant::AuthorizationCode {
                 code,

@@ -19,7 +19,7 @@ use crate::flow::authorize::AuthorizationPrompt;
 use crate::flow::session::BrowserSession;
 use crate::server::AuthServer;
 use crate::store::{PendingAuthorization, UpstreamBinding};
-use crate::types::{Secret, random_token, redacted};
+use crate::types::{Secret, debug_redacted, random_token};
 use crate::upstream::{Credentials, Login, LoginStart, UpstreamError, UpstreamRequest};
 
 /// The query of the upstream's redirect back to us (RFC 6749 §4.1.2 / §4.1.2.1). `Debug` hides the code and
@@ -39,24 +39,13 @@ pub struct UpstreamCallback {
     pub iss: Option<String>,
 }
 
-impl std::fmt::Debug for UpstreamCallback {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let UpstreamCallback {
-            code,
-            state,
-            error,
-            error_description,
-            iss,
-        } = self;
-        f.debug_struct("UpstreamCallback")
-            .field("code", &redacted(code))
-            .field("state", &redacted(state))
-            .field("error", error)
-            .field("error_description", error_description)
-            .field("iss", iss)
-            .finish()
-    }
-}
+debug_redacted!(UpstreamCallback {
+    code: secret,
+    state: secret,
+    error,
+    error_description,
+    iss,
+});
 
 fn bad_state() -> AuthorizeError {
     AuthorizeError::Render(OAuthError::invalid_request(
@@ -229,20 +218,18 @@ impl AuthServer {
 #[cfg(test)]
 mod tests {
     use super::UpstreamCallback;
+    use crate::types::assert_debug;
 
     #[test]
     fn debug_hides_the_code_and_the_state() {
-        let cb = UpstreamCallback {
-            code: Some("upstream-code-123".into()),
-            state: Some("our-state-456".into()),
-            iss: Some("https://idp.example".into()),
-            ..UpstreamCallback::default()
-        };
-        let shown = format!("{cb:?}");
-        assert!(
-            !shown.contains("upstream-code-123") && !shown.contains("our-state-456"),
-            "{shown}"
+        let cb: UpstreamCallback = crate::wire::parse_form(
+            b"code=upstream-code-123&state=our-state-456&iss=https://idp.example",
+        )
+        .unwrap();
+        assert_debug(
+            &cb,
+            &["upstream-code-123", "our-state-456"],
+            &["https://idp.example"],
         );
-        assert!(shown.contains("https://idp.example"), "{shown}");
     }
 }

@@ -40,7 +40,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use crate::types::{Identity, REDACTED, TokenHash, UpstreamSession};
+use crate::types::{Identity, TokenHash, UpstreamSession, debug_redacted};
 use crate::wire::ClientMetadata;
 
 /// A storage failure. Backends map their native errors into this.
@@ -130,24 +130,13 @@ pub struct UpstreamBinding {
     pub callback_url: String,
 }
 
-impl std::fmt::Debug for UpstreamBinding {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let UpstreamBinding {
-            provider,
-            nonce,
-            pkce_verifier: _,
-            session,
-            callback_url,
-        } = self;
-        f.debug_struct("UpstreamBinding")
-            .field("provider", provider)
-            .field("nonce", nonce)
-            .field("pkce_verifier", &REDACTED)
-            .field("session", session)
-            .field("callback_url", callback_url)
-            .finish()
-    }
-}
+debug_redacted!(UpstreamBinding {
+    provider,
+    nonce,
+    pkce_verifier: hidden,
+    session,
+    callback_url,
+});
 
 /// An issued authorization code (stored under the code's hash).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -298,28 +287,15 @@ pub struct KeyRecord {
     pub not_before: Option<u64>,
 }
 
-impl std::fmt::Debug for KeyRecord {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let KeyRecord {
-            kid,
-            alg,
-            private_jwk: _,
-            created_at,
-            retired_at,
-            publish_until,
-            not_before,
-        } = self;
-        f.debug_struct("KeyRecord")
-            .field("kid", kid)
-            .field("alg", alg)
-            .field("private_jwk", &REDACTED)
-            .field("created_at", created_at)
-            .field("retired_at", retired_at)
-            .field("publish_until", publish_until)
-            .field("not_before", not_before)
-            .finish()
-    }
-}
+debug_redacted!(KeyRecord {
+    kid,
+    alg,
+    private_jwk: hidden,
+    created_at,
+    retired_at,
+    publish_until,
+    not_before,
+});
 
 /// A browser login session at the authorization server (the service's session cookie names it by hash).
 /// `Debug` hides the CSRF token.
@@ -336,22 +312,12 @@ pub struct SessionRecord {
     pub expires_at: u64,
 }
 
-impl std::fmt::Debug for SessionRecord {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let SessionRecord {
-            csrf: _,
-            identity,
-            upstream,
-            expires_at,
-        } = self;
-        f.debug_struct("SessionRecord")
-            .field("csrf", &REDACTED)
-            .field("identity", identity)
-            .field("upstream", upstream)
-            .field("expires_at", expires_at)
-            .finish()
-    }
-}
+debug_redacted!(SessionRecord {
+    csrf: hidden,
+    identity,
+    upstream,
+    expires_at,
+});
 
 /// A user's remembered consent for one client.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -76,7 +76,7 @@ use crate::clock::Clock;
 use crate::types::TokenHash;
 
 /// How to reach Redis.
-#[derive(Clone)]
+#[derive(Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct RedisConfig {
     /// `redis://[user:password@]host[:port][/db]` or `rediss://…` for TLS.

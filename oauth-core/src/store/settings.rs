@@ -13,14 +13,12 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-#[cfg(feature = "redis")]
-use std::time::Duration;
 
 use super::{EmbeddedStore, Store, StoreError};
 use crate::clock::Clock;
 
-/// Which built-in store to open, and how.
-#[derive(Clone, PartialEq, Eq)]
+/// Which built-in store to open, and how. `Debug` shows a Redis URL with its password redacted.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum StoreSettings {
     /// The embedded store in one file, created (with its directory) if missing.
     Embedded {
@@ -34,42 +32,7 @@ pub enum StoreSettings {
     Memory,
     /// Redis, shared by several instances (feature `redis`). Not contacted here: the pool connects on first use.
     #[cfg(feature = "redis")]
-    Redis {
-        /// `redis://[user:password@]host[:port][/db]` or `rediss://…`; may carry a password, so `Debug` redacts it.
-        url: String,
-        /// Prefix of every key (and of the announcement channel).
-        key_prefix: String,
-        /// Most pooled connections.
-        pool_size: usize,
-        /// Bound on every operation, including the wait for a pooled connection.
-        timeout: Duration,
-    },
-}
-
-impl std::fmt::Debug for StoreSettings {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            StoreSettings::Embedded { path, cache_bytes } => f
-                .debug_struct("Embedded")
-                .field("path", path)
-                .field("cache_bytes", cache_bytes)
-                .finish(),
-            StoreSettings::Memory => f.write_str("Memory"),
-            #[cfg(feature = "redis")]
-            StoreSettings::Redis {
-                url,
-                key_prefix,
-                pool_size,
-                timeout,
-            } => f
-                .debug_struct("Redis")
-                .field("url", &super::redact_url(url))
-                .field("key_prefix", key_prefix)
-                .field("pool_size", pool_size)
-                .field("timeout", timeout)
-                .finish(),
-        }
-    }
+    Redis(super::RedisConfig),
 }
 
 /// Why a store could not be opened.
@@ -126,20 +89,13 @@ pub fn open(
             Ok(Arc::new(store))
         }
         #[cfg(feature = "redis")]
-        StoreSettings::Redis {
-            url,
-            key_prefix,
-            pool_size,
-            timeout,
-        } => {
-            let mut config = super::RedisConfig::new(url.clone(), key_prefix.clone());
-            config.pool_size = *pool_size;
-            config.timeout = *timeout;
-            let store =
-                super::RedisStore::new(config, clock).map_err(|source| OpenStoreError::Open {
-                    path: super::redact_url(url),
+        StoreSettings::Redis(config) => {
+            let store = super::RedisStore::new(config.clone(), clock).map_err(|source| {
+                OpenStoreError::Open {
+                    path: super::redact_url(&config.url),
                     source,
-                })?;
+                }
+            })?;
             Ok(Arc::new(store))
         }
     }
@@ -175,12 +131,11 @@ mod tests {
     #[cfg(feature = "redis")]
     #[test]
     fn a_redis_failure_names_the_url_without_its_password() {
-        let settings = StoreSettings::Redis {
-            url: "redis://user:hunter2@127.0.0.1:1/0".into(),
-            key_prefix: "bad prefix".into(),
-            pool_size: 1,
-            timeout: Duration::from_secs(1),
-        };
+        let mut config =
+            super::super::RedisConfig::new("redis://user:hunter2@127.0.0.1:1/0", "bad prefix");
+        config.pool_size = 1;
+        config.timeout = std::time::Duration::from_secs(1);
+        let settings = StoreSettings::Redis(config);
         let Err(err) = open(&settings, FixedClock::new()) else {
             panic!("opened")
         };

@@ -7,6 +7,8 @@
 //! with `invalid_request`, and drops empty values as RFC 6749 §3.1 requires.
 
 mod authorize;
+#[cfg(test)]
+mod debug_tests;
 pub(crate) mod error;
 mod introspect;
 mod metadata;
@@ -20,7 +22,7 @@ pub use metadata::{AuthorizationServerMetadata, ProtectedResourceMetadata};
 pub use register::{
     ClientIdMetadataDocument, ClientMetadata, ClientRegistrationRequest, ClientRegistrationResponse,
 };
-pub use token::{TokenRequest, TokenResponse};
+pub use token::{ClientAuthentication, TokenRequest, TokenResponse};
 
 use serde::de::DeserializeOwned;
 
@@ -101,7 +103,7 @@ mod tests {
         assert_eq!(t.grant_type.as_deref(), Some("refresh_token"));
         assert_eq!(t.scope.as_deref(), Some("a b c"));
         assert_eq!(t.refresh_token.as_deref(), Some("x+y"));
-        assert_eq!((t.code, t.client_id), (None, None));
+        assert_eq!((t.code, t.client.client_id), (None, None));
         let empty: TokenRequest = parse_form(b"").unwrap();
         assert_eq!(empty, TokenRequest::default());
     }

@@ -3,11 +3,9 @@
 //! The request (in an RFC 7592 update) and the response carry the client secret and the registration access
 //! token: their `Debug` shows that these are present, never their values.
 
-use std::fmt;
-
 use serde::{Deserialize, Serialize};
 
-use crate::types::redacted;
+use crate::types::debug_redacted;
 
 /// A registration (or RFC 7592 update) request body. Unknown fields are ignored (RFC 7591 §2). `Debug` is
 /// redacted.
@@ -57,57 +55,28 @@ pub struct ClientRegistrationRequest {
     pub client_secret_expires_at: Option<serde_json::Value>,
 }
 
-impl fmt::Debug for ClientRegistrationRequest {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let ClientRegistrationRequest {
-            redirect_uris,
-            token_endpoint_auth_method,
-            grant_types,
-            response_types,
-            application_type,
-            client_name,
-            client_uri,
-            logo_uri,
-            scope,
-            contacts,
-            tos_uri,
-            policy_uri,
-            software_id,
-            software_version,
-            client_id,
-            client_secret,
-            registration_access_token,
-            registration_client_uri,
-            client_id_issued_at,
-            client_secret_expires_at,
-        } = self;
-        f.debug_struct("ClientRegistrationRequest")
-            .field("redirect_uris", redirect_uris)
-            .field("token_endpoint_auth_method", token_endpoint_auth_method)
-            .field("grant_types", grant_types)
-            .field("response_types", response_types)
-            .field("application_type", application_type)
-            .field("client_name", client_name)
-            .field("client_uri", client_uri)
-            .field("logo_uri", logo_uri)
-            .field("scope", scope)
-            .field("contacts", contacts)
-            .field("tos_uri", tos_uri)
-            .field("policy_uri", policy_uri)
-            .field("software_id", software_id)
-            .field("software_version", software_version)
-            .field("client_id", client_id)
-            .field("client_secret", &redacted(client_secret))
-            .field(
-                "registration_access_token",
-                &redacted(registration_access_token),
-            )
-            .field("registration_client_uri", registration_client_uri)
-            .field("client_id_issued_at", client_id_issued_at)
-            .field("client_secret_expires_at", client_secret_expires_at)
-            .finish()
-    }
-}
+debug_redacted!(ClientRegistrationRequest {
+    redirect_uris,
+    token_endpoint_auth_method,
+    grant_types,
+    response_types,
+    application_type,
+    client_name,
+    client_uri,
+    logo_uri,
+    scope,
+    contacts,
+    tos_uri,
+    policy_uri,
+    software_id,
+    software_version,
+    client_id,
+    client_secret: secret,
+    registration_access_token: secret,
+    registration_client_uri,
+    client_id_issued_at,
+    client_secret_expires_at,
+});
 
 /// Validated client metadata, as registered and echoed.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -177,31 +146,15 @@ pub struct ClientRegistrationResponse {
     pub metadata: ClientMetadata,
 }
 
-impl fmt::Debug for ClientRegistrationResponse {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let ClientRegistrationResponse {
-            client_id,
-            client_secret,
-            client_id_issued_at,
-            client_secret_expires_at,
-            registration_access_token,
-            registration_client_uri,
-            metadata,
-        } = self;
-        f.debug_struct("ClientRegistrationResponse")
-            .field("client_id", client_id)
-            .field("client_secret", &redacted(client_secret))
-            .field("client_id_issued_at", client_id_issued_at)
-            .field("client_secret_expires_at", client_secret_expires_at)
-            .field(
-                "registration_access_token",
-                &redacted(registration_access_token),
-            )
-            .field("registration_client_uri", registration_client_uri)
-            .field("metadata", metadata)
-            .finish()
-    }
-}
+debug_redacted!(ClientRegistrationResponse {
+    client_id,
+    client_secret: secret,
+    client_id_issued_at,
+    client_secret_expires_at,
+    registration_access_token: secret,
+    registration_client_uri,
+    metadata,
+});
 
 /// A client ID metadata document (draft-ietf-oauth-client-id-metadata-document §4): RFC 7591 client metadata
 /// plus the `client_id` (the document's own URL) and the client's public keys. Unknown fields are ignored.
@@ -216,45 +169,4 @@ pub struct ClientIdMetadataDocument {
     pub jwks: Option<serde_json::Value>,
     /// Where the client's public keys are (RFC 7591 §2 `jwks_uri`), for `private_key_jwt`.
     pub jwks_uri: Option<String>,
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn registration_bodies_show_which_secrets_are_present_but_not_their_values() {
-        let update = ClientRegistrationRequest {
-            client_id: Some("client-a".into()),
-            client_secret: Some("secret-value-1".into()),
-            registration_access_token: Some("rat-value-2".into()),
-            ..ClientRegistrationRequest::default()
-        };
-        let shown = format!("{update:?}");
-        assert!(!shown.contains("secret-value-1"), "{shown}");
-        assert!(!shown.contains("rat-value-2"), "{shown}");
-        assert!(
-            shown.contains(r#"client_secret: Some("[redacted]")"#),
-            "{shown}"
-        );
-        assert!(shown.contains(r#"client_id: Some("client-a")"#), "{shown}");
-
-        let issued = ClientRegistrationResponse {
-            client_id: "client-b".into(),
-            client_secret: Some("secret-value-3".into()),
-            client_id_issued_at: 1,
-            client_secret_expires_at: Some(0),
-            registration_access_token: Some("rat-value-4".into()),
-            registration_client_uri: "https://as.example/register/client-b".into(),
-            metadata: ClientMetadata::default(),
-        };
-        let shown = format!("{issued:?}");
-        assert!(!shown.contains("secret-value-3"), "{shown}");
-        assert!(!shown.contains("rat-value-4"), "{shown}");
-        assert!(
-            shown.contains(r#"registration_access_token: Some("[redacted]")"#),
-            "{shown}"
-        );
-        assert!(shown.contains(r#"client_id: "client-b""#), "{shown}");
-    }
 }

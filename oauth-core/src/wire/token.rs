@@ -4,11 +4,32 @@
 //! `Debug` shows which fields are present and never their values: a request logged while debugging must not
 //! hand out a token.
 
-use std::fmt;
-
 use serde::{Deserialize, Serialize};
 
-use crate::types::{REDACTED, redacted};
+use crate::types::debug_redacted;
+
+/// How a client authenticates in a form body, the same in the token, revocation and introspection requests:
+/// `client_id` alone (a public client), with `client_secret` (RFC 6749 §2.3.1 `client_secret_post`), or with a
+/// signed assertion (RFC 7523 §2.2 `private_key_jwt`). `Debug` hides the secret and the assertion.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct ClientAuthentication {
+    /// Client identifier.
+    pub client_id: Option<String>,
+    /// Client secret, for `client_secret_post`.
+    pub client_secret: Option<String>,
+    /// RFC 7521 §4.2: `urn:ietf:params:oauth:client-assertion-type:jwt-bearer` for `private_key_jwt`.
+    pub client_assertion_type: Option<String>,
+    /// RFC 7523 §2.2: the signed JWT authenticating the client.
+    pub client_assertion: Option<String>,
+}
+
+debug_redacted!(ClientAuthentication {
+    client_id,
+    client_secret: secret,
+    client_assertion_type,
+    client_assertion: secret,
+});
 
 /// The form of `POST /token`, flat: the grant type decides which fields matter. `Debug` is redacted.
 #[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -28,46 +49,21 @@ pub struct TokenRequest {
     pub scope: Option<String>,
     /// The protected resource (RFC 8707).
     pub resource: Option<String>,
-    /// Client identifier, for public clients and `client_secret_post`.
-    pub client_id: Option<String>,
-    /// Client secret, for `client_secret_post`.
-    pub client_secret: Option<String>,
-    /// RFC 7521 §4.2: `urn:ietf:params:oauth:client-assertion-type:jwt-bearer` for `private_key_jwt`.
-    pub client_assertion_type: Option<String>,
-    /// RFC 7523 §2.2: the signed JWT authenticating the client.
-    pub client_assertion: Option<String>,
+    /// The client's credentials, when it authenticates in the body.
+    #[serde(flatten)]
+    pub client: ClientAuthentication,
 }
 
-impl fmt::Debug for TokenRequest {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let TokenRequest {
-            grant_type,
-            code,
-            redirect_uri,
-            code_verifier,
-            refresh_token,
-            scope,
-            resource,
-            client_id,
-            client_secret,
-            client_assertion_type,
-            client_assertion,
-        } = self;
-        f.debug_struct("TokenRequest")
-            .field("grant_type", grant_type)
-            .field("code", &redacted(code))
-            .field("redirect_uri", redirect_uri)
-            .field("code_verifier", &redacted(code_verifier))
-            .field("refresh_token", &redacted(refresh_token))
-            .field("scope", scope)
-            .field("resource", resource)
-            .field("client_id", client_id)
-            .field("client_secret", &redacted(client_secret))
-            .field("client_assertion_type", client_assertion_type)
-            .field("client_assertion", &redacted(client_assertion))
-            .finish()
-    }
-}
+debug_redacted!(TokenRequest {
+    grant_type,
+    code: secret,
+    redirect_uri,
+    code_verifier: secret,
+    refresh_token: secret,
+    scope,
+    resource,
+    client,
+});
 
 /// The RFC 6749 §5.1 successful token response. `Debug` is redacted.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -85,73 +81,10 @@ pub struct TokenResponse {
     pub scope: String,
 }
 
-impl fmt::Debug for TokenResponse {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let TokenResponse {
-            access_token: _,
-            token_type,
-            expires_in,
-            refresh_token,
-            scope,
-        } = self;
-        f.debug_struct("TokenResponse")
-            .field("access_token", &REDACTED)
-            .field("token_type", token_type)
-            .field("expires_in", expires_in)
-            .field("refresh_token", &redacted(refresh_token))
-            .field("scope", scope)
-            .finish()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_token_request_shows_which_secrets_are_present_but_not_their_values() {
-        let req = TokenRequest {
-            grant_type: Some("authorization_code".into()),
-            code: Some("code-value-1".into()),
-            code_verifier: Some("verifier-value-2".into()),
-            refresh_token: Some("refresh-value-3".into()),
-            client_id: Some("client-a".into()),
-            client_secret: Some("secret-value-4".into()),
-            client_assertion: Some("assertion-value-5".into()),
-            ..TokenRequest::default()
-        };
-        let shown = format!("{req:?}");
-        for secret in [
-            "code-value-1",
-            "verifier-value-2",
-            "refresh-value-3",
-            "secret-value-4",
-            "assertion-value-5",
-        ] {
-            assert!(!shown.contains(secret), "{secret} in {shown}");
-        }
-        assert!(shown.contains(r#"code: Some("[redacted]")"#), "{shown}");
-        assert!(shown.contains(r#"client_id: Some("client-a")"#), "{shown}");
-        assert!(
-            shown.contains(r#"grant_type: Some("authorization_code")"#),
-            "{shown}"
-        );
-        assert!(shown.contains("redirect_uri: None"), "{shown}");
-    }
-
-    #[test]
-    fn a_token_response_shows_neither_token() {
-        let res = TokenResponse {
-            access_token: "access-value-1".into(),
-            token_type: "Bearer".into(),
-            expires_in: 3600,
-            refresh_token: Some("refresh-value-2".into()),
-            scope: "mcp:read".into(),
-        };
-        let shown = format!("{res:?}");
-        assert!(!shown.contains("access-value-1"), "{shown}");
-        assert!(!shown.contains("refresh-value-2"), "{shown}");
-        assert!(shown.contains(r#"access_token: "[redacted]""#), "{shown}");
-        assert!(shown.contains(r#"scope: "mcp:read""#), "{shown}");
-    }
-}
+debug_redacted!(TokenResponse {
+    access_token: hidden,
+    token_type,
+    expires_in,
+    refresh_token: secret,
+    scope,
+});

@@ -486,7 +486,7 @@ async fn shared_secret_methods_are_refused_in_documents() {
     let id = c.serve("/client.json", json!({}));
     let code = code_for(&c.h, &id, "https://app.example.com/cb", &for_resource()).await;
     let mut req = code_request(&id, &code, "https://app.example.com/cb");
-    req.client_secret = Some("guess".into());
+    req.client.client_secret = Some("guess".into());
     assert_eq!(
         token_refused(&c.h, req).await,
         (
@@ -523,8 +523,8 @@ fn assertion(key: &Jwk, client_id: &str, aud: &str, jti: &str, now: u64, lifetim
 }
 
 fn with_assertion(mut req: TokenRequest, a: &str) -> TokenRequest {
-    req.client_assertion_type = Some(ASSERTION_TYPE.into());
-    req.client_assertion = Some(a.into());
+    req.client.client_assertion_type = Some(ASSERTION_TYPE.into());
+    req.client.client_assertion = Some(a.into());
     req
 }
 
@@ -634,7 +634,7 @@ async fn private_key_jwt_with_jwks_and_jwks_uri() {
         code_request(&id, &code, redirect),
         &assertion(&key, &id, ISSUER, "jti-6", now, 60),
     );
-    req.client_id = None;
+    req.client.client_id = None;
     let t = c.h.server.token(None, req).await.unwrap();
 
     // Revocation and introspection authenticate the same way.

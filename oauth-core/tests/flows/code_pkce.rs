@@ -325,7 +325,7 @@ async fn confidential_clients_authenticate_by_basic_or_post_in_constant_time() {
     // Basic.
     let code = code_for(&h, &c.client_id, redirect, &for_resource()).await;
     let mut req = code_request(&c.client_id, &code, redirect);
-    req.client_id = None;
+    req.client.client_id = None;
     h.server
         .token(basic(&c.client_id, &secret), req)
         .await
@@ -333,28 +333,28 @@ async fn confidential_clients_authenticate_by_basic_or_post_in_constant_time() {
     // Post.
     let code = code_for(&h, &c.client_id, redirect, &for_resource()).await;
     let mut req = code_request(&c.client_id, &code, redirect);
-    req.client_secret = Some(secret.clone());
+    req.client.client_secret = Some(secret.clone());
     h.server.token(None, req).await.unwrap();
 
     let failed = (401, body("invalid_client", "client authentication failed"));
     let code = code_for(&h, &c.client_id, redirect, &for_resource()).await;
     let mut req = code_request(&c.client_id, &code, redirect);
-    req.client_secret = Some("wrong".into());
+    req.client.client_secret = Some("wrong".into());
     assert_eq!(token_refused(&h, req.clone()).await, failed);
-    req.client_secret = None;
+    req.client.client_secret = None;
     assert_eq!(
         token_refused(&h, req.clone()).await,
         failed,
         "a secret client must send its secret"
     );
-    req.client_id = Some("unknown".into());
-    req.client_secret = Some(secret.clone());
+    req.client.client_id = Some("unknown".into());
+    req.client.client_secret = Some(secret.clone());
     assert_eq!(
         token_refused(&h, req.clone()).await,
         failed,
         "unknown client looks the same"
     );
-    req.client_id = Some(c.client_id.clone());
+    req.client.client_id = Some(c.client_id.clone());
     assert_eq!(
         wire_of(
             &h.server
@@ -370,8 +370,8 @@ async fn confidential_clients_authenticate_by_basic_or_post_in_constant_time() {
             )
         )
     );
-    req.client_secret = None;
-    req.client_id = Some("other".into());
+    req.client.client_secret = None;
+    req.client.client_id = Some("other".into());
     assert_eq!(
         wire_of(
             &h.server
@@ -404,7 +404,7 @@ async fn confidential_clients_authenticate_by_basic_or_post_in_constant_time() {
 /// tells whether authentication passed.
 fn bogus_code_request(client_id: Option<&str>) -> oauth_core::wire::TokenRequest {
     let mut req = code_request(client_id.unwrap_or(""), "nope", LOOPBACK);
-    req.client_id = client_id.map(str::to_owned);
+    req.client.client_id = client_id.map(str::to_owned);
     req
 }
 
@@ -455,7 +455,7 @@ async fn basic_and_form_credentials_naming_different_clients_are_refused() {
     );
 
     let mut req = bogus_code_request(Some(&b.client_id));
-    req.client_secret = Some(secret_b.clone());
+    req.client.client_secret = Some(secret_b.clone());
     assert_eq!(
         refused(&h, basic_for(&a.client_id, &secret_a), req.clone()).await,
         one_method
@@ -498,14 +498,14 @@ async fn basic_and_form_credentials_naming_different_clients_are_refused() {
     );
     // Basic beside an assertion, and a form secret beside an assertion, are two methods too.
     let mut req = bogus_code_request(Some(&a.client_id));
-    req.client_assertion_type =
+    req.client.client_assertion_type =
         Some("urn:ietf:params:oauth:client-assertion-type:jwt-bearer".into());
-    req.client_assertion = Some("eyJhbGciOiJFUzI1NiJ9.e30.c2ln".into());
+    req.client.client_assertion = Some("eyJhbGciOiJFUzI1NiJ9.e30.c2ln".into());
     assert_eq!(
         refused(&h, basic_for(&a.client_id, &secret_a), req.clone()).await,
         one_method
     );
-    req.client_secret = Some(secret_a);
+    req.client.client_secret = Some(secret_a);
     assert_eq!(refused(&h, None, req).await, one_method);
 }
 
@@ -516,8 +516,8 @@ async fn client_assertion_and_its_type_go_together_and_only_jwt_bearer_is_known(
     let code = code_for(&h, &c.client_id, LOOPBACK, &for_resource()).await;
     let with = |kind: Option<&str>, assertion: Option<&str>| {
         let mut req = code_request(&c.client_id, &code, LOOPBACK);
-        req.client_assertion_type = kind.map(str::to_owned);
-        req.client_assertion = assertion.map(str::to_owned);
+        req.client.client_assertion_type = kind.map(str::to_owned);
+        req.client.client_assertion = assertion.map(str::to_owned);
         req
     };
     assert_eq!(
@@ -570,7 +570,7 @@ async fn a_client_secret_with_an_expiry_stops_working_when_it_expires() {
 
     let post = || {
         let mut req = bogus_code_request(Some(&c.client_id));
-        req.client_secret = Some(secret.clone());
+        req.client.client_secret = Some(secret.clone());
         req
     };
     assert_eq!(token_refused(&h, post()).await, authenticated());
@@ -613,7 +613,7 @@ async fn a_public_client_must_not_send_a_secret() {
     let c = public_client(&h).await;
     let code = code_for(&h, &c.client_id, LOOPBACK, &for_resource()).await;
     let mut req = code_request(&c.client_id, &code, LOOPBACK);
-    req.client_secret = Some("anything".into());
+    req.client.client_secret = Some("anything".into());
     assert_eq!(
         token_refused(&h, req).await,
         (401, body("invalid_client", "client authentication failed"))
