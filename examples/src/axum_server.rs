@@ -558,13 +558,7 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         match self {
             ApiError::OAuth(error, challenge) => {
-                let visible = match error {
-                    oauth_core::Error::OAuth(e) => e,
-                    internal => {
-                        tracing::error!(error = %internal, "internal failure");
-                        internal.to_oauth()
-                    }
-                };
+                let visible = error.client_view();
                 let challenge = match (visible.code, challenge) {
                     (ErrorCode::InvalidClient, Challenge::Basic) => {
                         Some("Basic realm=\"oauth\"".to_owned())

@@ -192,17 +192,6 @@ pub fn status(code: u16) -> StatusCode {
     StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
 }
 
-/// Logs an internal failure (never its request data) and returns what the client may see.
-pub fn client_view(error: &Error) -> OAuthError {
-    match error {
-        Error::OAuth(e) => e.clone(),
-        internal => {
-            tracing::error!(error = %internal, "internal failure");
-            internal.to_oauth()
-        }
-    }
-}
-
 /// A handler may return the error itself (an endpoint that only ever refuses).
 impl actix_web::Responder for ApiError {
     type Body = actix_web::body::BoxBody;
@@ -228,7 +217,7 @@ impl ResponseError for ApiError {
     fn error_response(&self) -> HttpResponse {
         match self {
             ApiError::OAuth { error, challenge } => {
-                let visible = client_view(error);
+                let visible = error.client_view();
                 let mut res = HttpResponse::build(status(visible.status()));
                 res.insert_header((header::CACHE_CONTROL, "no-store"));
                 res.insert_header((header::PRAGMA, "no-cache"));

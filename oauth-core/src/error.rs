@@ -59,6 +59,15 @@ impl Error {
             ),
         }
     }
+
+    /// [`Self::to_oauth`] for an answer about to be sent: an internal failure's cause is logged here, once, for
+    /// every adapter (never any request data), and the client gets the generic error.
+    pub fn client_view(&self) -> OAuthError {
+        if !matches!(self, Error::OAuth(_)) {
+            tracing::error!(error = %self, "internal failure");
+        }
+        self.to_oauth()
+    }
 }
 
 /// The authorization endpoint's two failure exits (RFC 6749 §4.1.2.1).

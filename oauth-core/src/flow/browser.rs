@@ -202,13 +202,7 @@ impl ErrorPage {
 
     /// A generic page for an internal failure; the cause is logged, never shown.
     fn internal(e: &Error) -> Self {
-        let visible = match e {
-            Error::OAuth(e) => e.clone(),
-            internal => {
-                tracing::error!(error = %internal, "internal failure");
-                internal.to_oauth()
-            }
-        };
+        let visible = e.client_view();
         ErrorPage::new(
             visible.status(),
             "Something went wrong",
