@@ -105,7 +105,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let code = params.get("code").ok_or("the redirect carries no code")?;
     let to = redirect.as_str().split('?').next().unwrap_or_default();
     let param = |name: &str| params.get(name).map_or("", String::as_str);
-    let (n, state, iss, user) = (code.len(), param("state"), param("iss"), &consent.user);
+    let (n, state, iss, user) = (
+        code.len(),
+        param("state"),
+        param("iss"),
+        consent.user.as_deref().unwrap_or("someone"),
+    );
     println!(
         "   {user} approved: redirect to {to} with code ({n} chars), state {state}, iss {iss}"
     );

@@ -719,15 +719,35 @@ fn sign_in_page(p: &SignInPage) -> String {
 fn consent_page(p: &ConsentPage) -> String {
     let prompt = &p.prompt;
     let name = client_name(prompt);
-    let (user, resource) = (escape(&p.user), escape(&prompt.resource));
-    let (scope, to) = (
-        escape(&prompt.scope.to_string()),
-        escape(&prompt.redirect_host),
-    );
+    let resource = escape(p.resource_name.as_deref().unwrap_or(&prompt.resource));
+    let to = escape(&prompt.redirect_host);
+    let who = match (&p.user, &p.provider) {
+        (Some(user), _) => format!("Signed in as <strong>{}</strong>.", escape(user)),
+        (None, Some(provider)) => format!(
+            "After you approve, you sign in with <strong>{}</strong>.",
+            escape(&provider.name)
+        ),
+        (None, None) => String::new(),
+    };
+    let scopes: Vec<String> = p
+        .scopes
+        .iter()
+        .map(|s| match &s.description {
+            Some(d) => format!("<li><code>{}</code>: {}</li>", escape(&s.scope), escape(d)),
+            None => format!("<li><code>{}</code></li>", escape(&s.scope)),
+        })
+        .collect();
     let mut body = format!(
-        "<h1>Authorize {name}?</h1><p>Signed in as <strong>{user}</strong>. <strong>{name}</strong> wants to access \
-         <strong>{resource}</strong> with scope <code>{scope}</code>; you will be sent back to <strong>{to}</strong>.</p>"
+        "<h1>Authorize {name}?</h1><p>{who} <strong>{name}</strong> wants to access <strong>{resource}</strong>; \
+         you will be sent back to <strong>{to}</strong>.</p><ul>{}</ul>",
+        scopes.concat()
     );
+    if !p.withheld.is_empty() {
+        body.push_str(&format!(
+            "<p>Not granted: <code>{}</code></p>",
+            escape(&p.withheld.join(" "))
+        ));
+    }
     if let Some(host) = &prompt.client_host {
         body.push_str(&format!(
             "<p>The client is published by <strong>{}</strong>.</p>",
@@ -737,9 +757,20 @@ fn consent_page(p: &ConsentPage) -> String {
     if prompt.redirect_is_loopback {
         body.push_str("<p><strong>Warning:</strong> the authorization goes to a program on your own computer. Approve only if you started this sign-in yourself, just now.</p>");
     }
+    let provider = p.provider.as_ref().map_or_else(String::new, |pr| {
+        format!(
+            "<input type=\"hidden\" name=\"provider\" value=\"{}\">",
+            escape(&pr.id)
+        )
+    });
+    let remember = if p.rememberable {
+        "<label><input type=\"checkbox\" name=\"remember\" value=\"on\"> Remember this decision</label>"
+    } else {
+        ""
+    };
     body.push_str(&format!(
-        "<form method=\"post\" action=\"/consent\">{}<label><input type=\"checkbox\" name=\"remember\" value=\"on\"> \
-         Remember this decision</label><button name=\"decision\" value=\"approve\">Approve</button>\
+        "<form method=\"post\" action=\"/consent\">{}{provider}{remember}\
+         <button name=\"decision\" value=\"approve\">Approve</button>\
          <button name=\"decision\" value=\"deny\">Deny</button></form>",
         hidden(&prompt.handle, &p.csrf)
     ));

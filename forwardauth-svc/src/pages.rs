@@ -5,7 +5,8 @@
 //! escaped on output. The consent page names the client's host for a metadata-document client (the name is
 //! only what the document claims; the host is who published it), always the host the code goes to, and warns
 //! when that is the user's own machine, where any program could be waiting (MCP security best practices,
-//! "localhost redirect impersonation"). Every page goes
+//! "localhost redirect impersonation"); consent to such a client is never remembered. It lists exactly the scopes
+//! the token will carry, with the descriptions from the configuration, and those left out. Every page goes
 //! out with `X-Frame-Options: DENY`, `frame-ancestors 'none'` and `no-store`, so it can neither be framed
 //! (clickjacking the consent button) nor cached.
 
@@ -78,11 +79,16 @@ pub fn consent(page: &ConsentPage) -> String {
             client_host => prompt.client_host,
             redirect_host => prompt.redirect_host,
             redirect_is_loopback => prompt.redirect_is_loopback,
-            scopes => prompt.scope.iter().collect::<Vec<_>>(),
+            scopes => page.scopes.iter().map(|s| context! { scope => s.scope, description => s.description }).collect::<Vec<_>>(),
+            withheld => page.withheld,
             resource => prompt.resource,
+            resource_name => page.resource_name,
             handle => prompt.handle,
             csrf => page.csrf,
             user => page.user,
+            provider_id => page.provider.as_ref().map(|p| p.id.as_str()),
+            provider_name => page.provider.as_ref().map(|p| p.name.as_str()),
+            rememberable => page.rememberable,
         },
     )
 }

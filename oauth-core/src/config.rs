@@ -114,6 +114,17 @@ pub enum ConfigProblem {
     /// The HTTP client for an upstream could not be built (TLS backend, proxy settings).
     #[error("cannot build the HTTP client: {0}")]
     HttpClient(String),
+    /// A name in an access list without the provider that vouches for it: any provider could assert it.
+    #[error(
+        "{0:?} must name its identity provider, as `provider:name` (`github:acme/platform`, `keycloak:mcp-users`, `local:alice`)"
+    )]
+    NoProvider(String),
+    /// A scope named by a resource's default scopes, grants or descriptions that the resource does not list.
+    #[error("scope `{0}` is not one of this resource's scopes")]
+    NotAResourceScope(String),
+    /// A scope grant that lists nobody: a scope with no grant may be held by everyone the resource admits.
+    #[error("lists nobody; remove the entry to let everyone the resource admits hold the scope")]
+    GrantsNobody,
 }
 
 /// The transport rule for every URL the server is known by or calls out to (its issuer, an upstream's issuer or
@@ -144,8 +155,6 @@ pub struct ServerConfig {
     pub resources: Vec<ResourceConfig>,
     /// Every scope the server knows (AS metadata `scopes_supported`, without `offline_access`).
     pub scopes_supported: Vec<String>,
-    /// Scopes granted when an authorization request carries no `scope` (RFC 6749 §3.3).
-    pub default_scopes: Vec<String>,
     /// Lifetime of access tokens.
     pub access_token_ttl: Duration,
     /// Lifetime of a refresh token (each rotation issues a new one with this lifetime).
@@ -209,7 +218,6 @@ impl ServerConfig {
             issuer: issuer.into(),
             endpoints: EndpointPaths::default(),
             resources,
-            default_scopes: scopes.clone(),
             scopes_supported: scopes,
             access_token_ttl: Duration::from_secs(3600),
             refresh_token_ttl: Duration::from_secs(30 * 24 * 3600),
@@ -271,15 +279,10 @@ impl ServerConfig {
                     return Err(at("", ConfigProblem::UnknownScope(s.clone())));
                 }
             }
+            r.validate_grants()
+                .map_err(|e| e.within(&format!("resources[{i}]")))?;
         }
-        for s in &self.default_scopes {
-            if !self.scopes_supported.contains(s) {
-                return Err(ConfigError::new(
-                    "default_scopes",
-                    ConfigProblem::UnknownScope(s.clone()),
-                ));
-            }
-        }
+        self.policy.validate().map_err(|e| e.within("policy"))?;
         for (field, ttl) in [
             ("access_token_ttl", self.access_token_ttl),
             ("code_ttl", self.code_ttl),
@@ -366,6 +369,12 @@ pub struct ResourceConfig {
     pub scopes_supported: Vec<String>,
     /// Scopes a token must carry to pass `/verify` for this resource.
     pub required_scopes: Vec<String>,
+    /// Scopes asked for when an authorization request names none (RFC 6749 §3.3). Empty: the required scopes.
+    pub default_scopes: Vec<String>,
+    /// Who may hold which scope; a scope not listed here may be held by everyone the policy admits.
+    pub scope_grants: Vec<ScopeGrant>,
+    /// What each scope allows, in words, for the consent page (`mcp:admin` → "Delete repositories").
+    pub scope_descriptions: Vec<(String, String)>,
     /// Who may use this resource at all.
     pub policy: AccessPolicy,
     /// Extra scopes per MCP method (`tools/call`) or method and name (`tools/call:delete_repo`), read from the
@@ -377,24 +386,38 @@ pub struct ResourceConfig {
     pub allowed_origins: Vec<String>,
 }
 
-/// Who may use a resource. Empty lists on every axis mean everyone who can log in; otherwise a user passes if
-/// any one axis matches.
+/// Who may use a resource, or hold a scope of it. Empty lists on every axis mean everyone who can log in;
+/// otherwise a user passes if any one axis matches.
+///
+/// # Every name carries its provider
+/// Each entry is `provider:name`, where `provider` is the id of the identity provider that vouches for the name
+/// (`local` for the users file, `github`, or a `[[providers]]` id): `github:acme/platform`, `keycloak:mcp-users`,
+/// `local:alice`, `entra:example.com`. A name alone would match whatever any provider asserts: an OpenID Connect
+/// provider whose users can choose their own `groups` or unverified e-mail could then pass as a GitHub team. The
+/// provider of a user is the prefix of their subject (`github:583231`), which the engine sets, never the user.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct AccessPolicy {
-    /// Login names (`preferred_username`), subjects (`github:12345`), or a subject's provider-local part (`12345`,
-    /// a GitHub numeric id), compared case-insensitively.
+    /// `provider:login` (the `preferred_username`, compared case-insensitively) or `provider:id` (the subject's
+    /// provider-local part, a GitHub numeric id or an OpenID Connect `sub`, compared exactly).
     pub users: Vec<String>,
-    /// E-mail addresses, compared case-insensitively.
+    /// `provider:address`, compared case-insensitively.
     pub emails: Vec<String>,
-    /// E-mail domains (`example.com`), compared case-insensitively.
+    /// `provider:domain` (`entra:example.com`), compared case-insensitively.
     pub email_domains: Vec<String>,
-    /// Groups.
+    /// `provider:group` (`github:acme/platform`, `keycloak:mcp-users`), compared exactly.
     pub groups: Vec<String>,
 }
 
+/// `provider:name` split, or `None` without a provider.
+fn namespaced(entry: &str) -> Option<(&str, &str)> {
+    entry
+        .split_once(':')
+        .filter(|(provider, name)| !provider.is_empty() && !name.is_empty())
+}
+
 impl AccessPolicy {
-    /// A policy from its four lists.
+    /// A policy from its four lists, each entry `provider:name`.
     pub fn new(
         users: Vec<String>,
         emails: Vec<String>,
@@ -417,7 +440,49 @@ impl AccessPolicy {
             && self.groups.is_empty()
     }
 
-    /// Whether a user with these claims may pass.
+    /// Every entry of every list, with its path relative to the policy (`groups[1]`).
+    pub fn entries(&self) -> impl Iterator<Item = (String, &str)> {
+        [
+            ("users", &self.users),
+            ("emails", &self.emails),
+            ("email_domains", &self.email_domains),
+            ("groups", &self.groups),
+        ]
+        .into_iter()
+        .flat_map(|(list, entries)| {
+            entries
+                .iter()
+                .enumerate()
+                .map(move |(i, e)| (format!("{list}[{i}]"), e.as_str()))
+        })
+    }
+
+    /// Every entry names its provider. Paths are relative to the policy (`groups[1]`).
+    ///
+    /// # Errors
+    /// [`ConfigProblem::NoProvider`] for the first entry without one.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        match self.entries().find(|(_, e)| namespaced(e).is_none()) {
+            Some((path, entry)) => Err(ConfigError::new(
+                path,
+                ConfigProblem::NoProvider(entry.to_owned()),
+            )),
+            None => Ok(()),
+        }
+    }
+
+    /// Whether `identity` may pass.
+    pub fn admits(&self, identity: &crate::Identity) -> bool {
+        self.allows(
+            &identity.subject,
+            identity.username.as_deref(),
+            identity.email.as_deref(),
+            &identity.groups,
+        )
+    }
+
+    /// Whether a user with these claims may pass. `subject` is `provider:id`; a subject without a provider
+    /// matches no list.
     pub fn allows(
         &self,
         subject: &str,
@@ -428,21 +493,57 @@ impl AccessPolicy {
         if self.is_open() {
             return true;
         }
-        // `github:12345` is matched by `github:12345` and by `12345` (a GitHub numeric id).
-        let local_part = subject.rsplit_once(':').map_or(subject, |(_, id)| id);
-        let user_ok = self.users.iter().any(|u| {
-            u.eq_ignore_ascii_case(subject)
-                || u.eq_ignore_ascii_case(local_part)
-                || username.is_some_and(|n| u.eq_ignore_ascii_case(n))
-        });
+        let Some((provider, local_part)) = subject.split_once(':') else {
+            return false;
+        };
+        // The entries of `list` that this user's provider vouches for, without the prefix.
+        fn ours<'a>(list: &'a [String], provider: &str) -> Vec<&'a str> {
+            list.iter()
+                .filter_map(|e| namespaced(e))
+                .filter(|(p, _)| *p == provider)
+                .map(|(_, name)| name)
+                .collect()
+        }
+        let ours = |list| ours(list, provider);
+        let user_ok = ours(&self.users)
+            .into_iter()
+            .any(|u| u == local_part || username.is_some_and(|n| u.eq_ignore_ascii_case(n)));
         let email_ok = email.is_some_and(|e| {
-            self.emails.iter().any(|a| a.eq_ignore_ascii_case(e))
+            ours(&self.emails)
+                .into_iter()
+                .any(|a| a.eq_ignore_ascii_case(e))
                 || e.rsplit_once('@').is_some_and(|(_, d)| {
-                    self.email_domains.iter().any(|a| a.eq_ignore_ascii_case(d))
+                    ours(&self.email_domains)
+                        .into_iter()
+                        .any(|a| a.eq_ignore_ascii_case(d))
                 })
         });
-        let group_ok = groups.iter().any(|g| self.groups.contains(g));
+        let group_ok = ours(&self.groups)
+            .into_iter()
+            .any(|g| groups.iter().any(|mine| mine == g));
         user_ok || email_ok || group_ok
+    }
+}
+
+/// Who may hold one scope of a resource (RFC 6749 §3.3: the server grants the subset of the requested scope the
+/// user may hold, and says so in the token response). A scope without a grant may be held by everyone the
+/// resource's access policy admits.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ScopeGrant {
+    /// The scope.
+    pub scope: String,
+    /// Who may hold it (never open: a grant lists someone).
+    pub holders: AccessPolicy,
+}
+
+impl ScopeGrant {
+    /// `scope` may be held by `holders`.
+    pub fn new(scope: impl Into<String>, holders: AccessPolicy) -> Self {
+        ScopeGrant {
+            scope: scope.into(),
+            holders,
+        }
     }
 }
 
@@ -474,6 +575,9 @@ impl ResourceConfig {
             name: None,
             scopes_supported,
             required_scopes: Vec::new(),
+            default_scopes: Vec::new(),
+            scope_grants: Vec::new(),
+            scope_descriptions: Vec::new(),
             policy: AccessPolicy::default(),
             tool_scopes: Vec::new(),
             allowed_origins: Vec::new(),
@@ -490,6 +594,91 @@ impl ResourceConfig {
     pub fn with_policy(mut self, policy: AccessPolicy) -> Self {
         self.policy = policy;
         self
+    }
+
+    /// Sets the scopes asked for when a request names none.
+    pub fn with_default_scopes(mut self, scopes: Vec<String>) -> Self {
+        self.default_scopes = scopes;
+        self
+    }
+
+    /// Sets who may hold which scope.
+    pub fn with_scope_grants(mut self, grants: Vec<ScopeGrant>) -> Self {
+        self.scope_grants = grants;
+        self
+    }
+
+    /// Sets the scopes' descriptions for the consent page.
+    pub fn with_scope_descriptions(mut self, descriptions: Vec<(String, String)>) -> Self {
+        self.scope_descriptions = descriptions;
+        self
+    }
+
+    /// The scopes asked for when a request names none: [`Self::default_scopes`], or the required scopes.
+    pub fn defaults(&self) -> &[String] {
+        if self.default_scopes.is_empty() {
+            &self.required_scopes
+        } else {
+            &self.default_scopes
+        }
+    }
+
+    /// Whether `identity` may hold `scope` here: the resource knows the scope, and its grant (if any) lists them.
+    /// (Whether they may use the resource at all is [`Self::policy`]'s question.)
+    pub fn may_hold(&self, identity: &crate::Identity, scope: &str) -> bool {
+        self.scopes_supported.iter().any(|s| s == scope)
+            && self
+                .scope_grants
+                .iter()
+                .filter(|g| g.scope == scope)
+                .all(|g| g.holders.admits(identity))
+    }
+
+    /// The description of `scope` for the consent page, if configured.
+    pub fn describe(&self, scope: &str) -> Option<&str> {
+        self.scope_descriptions
+            .iter()
+            .find(|(s, _)| s == scope)
+            .map(|(_, d)| d.as_str())
+    }
+
+    /// The default scopes, grants and descriptions name this resource's scopes; every grant lists someone;
+    /// every policy entry names its provider. Paths are relative to the resource (`scope_grants[0].holders`).
+    fn validate_grants(&self) -> Result<(), ConfigError> {
+        let known = |s: &str| self.scopes_supported.iter().any(|k| k == s);
+        for (i, s) in self.default_scopes.iter().enumerate() {
+            if !known(s) {
+                return Err(ConfigError::new(
+                    format!("default_scopes[{i}]"),
+                    ConfigProblem::NotAResourceScope(s.clone()),
+                ));
+            }
+        }
+        for (i, (s, _)) in self.scope_descriptions.iter().enumerate() {
+            if !known(s) {
+                return Err(ConfigError::new(
+                    format!("scope_descriptions[{i}]"),
+                    ConfigProblem::NotAResourceScope(s.clone()),
+                ));
+            }
+        }
+        self.policy.validate().map_err(|e| e.within("policy"))?;
+        for (i, g) in self.scope_grants.iter().enumerate() {
+            let at = format!("scope_grants[{i}]");
+            if !known(&g.scope) {
+                return Err(ConfigError::new(
+                    at,
+                    ConfigProblem::NotAResourceScope(g.scope.clone()),
+                ));
+            }
+            if g.holders.is_open() {
+                return Err(ConfigError::new(at, ConfigProblem::GrantsNobody));
+            }
+            g.holders
+                .validate()
+                .map_err(|e| e.within(&format!("{at}.holders")))?;
+        }
+        Ok(())
     }
 
     /// Sets the per-tool scopes.
@@ -821,5 +1010,182 @@ impl HostPattern {
     /// The pattern as written (lower-cased).
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(v: &[&str]) -> Vec<String> {
+        v.iter().map(|x| (*x).to_owned()).collect()
+    }
+
+    fn person(subject: &str, username: &str, email: &str, groups: &[&str]) -> crate::Identity {
+        crate::Identity {
+            subject: subject.into(),
+            username: Some(username.into()),
+            email: Some(email.into()),
+            name: None,
+            groups: s(groups),
+        }
+    }
+
+    #[test]
+    fn a_policy_name_matches_only_users_of_the_provider_it_names() {
+        let octocat = person(
+            "github:583231",
+            "octocat",
+            "oc@acme.example",
+            &["acme/platform"],
+        );
+        let kc = person(
+            "keycloak:f81d",
+            "octocat",
+            "oc@acme.example",
+            &["acme/platform"],
+        );
+        for (policy, github, keycloak) in [
+            (
+                AccessPolicy::new(s(&["github:OctoCat"]), vec![], vec![], vec![]),
+                true,
+                false,
+            ),
+            (
+                AccessPolicy::new(s(&["github:583231"]), vec![], vec![], vec![]),
+                true,
+                false,
+            ),
+            (
+                AccessPolicy::new(s(&["keycloak:f81d"]), vec![], vec![], vec![]),
+                false,
+                true,
+            ),
+            (
+                AccessPolicy::new(s(&["keycloak:F81D"]), vec![], vec![], vec![]),
+                false,
+                false,
+            ),
+            (
+                AccessPolicy::new(vec![], s(&["github:OC@acme.example"]), vec![], vec![]),
+                true,
+                false,
+            ),
+            (
+                AccessPolicy::new(vec![], vec![], s(&["keycloak:acme.example"]), vec![]),
+                false,
+                true,
+            ),
+            (
+                AccessPolicy::new(vec![], vec![], vec![], s(&["github:acme/platform"])),
+                true,
+                false,
+            ),
+            (
+                AccessPolicy::new(vec![], vec![], vec![], s(&["keycloak:acme/platform"])),
+                false,
+                true,
+            ),
+            (
+                AccessPolicy::new(vec![], vec![], vec![], s(&["github:acme/PLATFORM"])),
+                false,
+                false,
+            ),
+            // Without a provider a name matches nobody (validate refuses it; an embedder that skips it gets no match).
+            (
+                AccessPolicy::new(s(&["octocat"]), vec![], vec![], s(&["acme/platform"])),
+                false,
+                false,
+            ),
+        ] {
+            assert_eq!(
+                (policy.admits(&octocat), policy.admits(&kc)),
+                (github, keycloak),
+                "{policy:?}"
+            );
+        }
+        let no_provider = person("octocat", "octocat", "oc@acme.example", &[]);
+        assert!(
+            !AccessPolicy::new(s(&["octocat:octocat"]), vec![], vec![], vec![])
+                .admits(&no_provider)
+        );
+    }
+
+    #[test]
+    fn validation_names_a_policy_entry_without_a_provider_and_a_grant_of_nobody() {
+        let resource =
+            || ResourceConfig::new("https://mcp.example.com/mcp", s(&["mcp", "mcp:admin"]));
+        let cases = [
+            (
+                resource().with_policy(AccessPolicy::new(
+                    vec![],
+                    vec![],
+                    vec![],
+                    s(&["local:a", "staff"]),
+                )),
+                "resources[0].policy.groups[1]: \"staff\" must name its identity provider, as `provider:name` (`github:acme/platform`, `keycloak:mcp-users`, `local:alice`)",
+            ),
+            (
+                resource()
+                    .with_scope_grants(vec![ScopeGrant::new("mcp:admin", AccessPolicy::default())]),
+                "resources[0].scope_grants[0]: lists nobody; remove the entry to let everyone the resource admits hold the scope",
+            ),
+            (
+                resource().with_scope_grants(vec![ScopeGrant::new(
+                    "other",
+                    AccessPolicy::new(s(&["local:a"]), vec![], vec![], vec![]),
+                )]),
+                "resources[0].scope_grants[0]: scope `other` is not one of this resource's scopes",
+            ),
+            (
+                resource().with_scope_grants(vec![ScopeGrant::new(
+                    "mcp:admin",
+                    AccessPolicy::new(s(&[":a"]), vec![], vec![], vec![]),
+                )]),
+                "resources[0].scope_grants[0].holders.users[0]: \":a\" must name its identity provider, as `provider:name` (`github:acme/platform`, `keycloak:mcp-users`, `local:alice`)",
+            ),
+            (
+                resource().with_scope_descriptions(vec![("nope".into(), "x".into())]),
+                "resources[0].scope_descriptions[0]: scope `nope` is not one of this resource's scopes",
+            ),
+        ];
+        for (r, message) in cases {
+            let config = ServerConfig::new("https://auth.example.com", vec![r]);
+            assert_eq!(config.validate().unwrap_err().to_string(), message);
+        }
+        let mut config = ServerConfig::new("https://auth.example.com", vec![resource()]);
+        config.policy = AccessPolicy::new(vec![], s(&["a@b.example"]), vec![], vec![]);
+        assert_eq!(
+            config.validate().unwrap_err().path,
+            "policy.emails[0]",
+            "the server-wide policy too"
+        );
+    }
+
+    #[test]
+    fn a_scope_is_held_by_those_its_grant_lists_and_by_everyone_without_a_grant() {
+        let r = ResourceConfig::new("https://mcp.example.com/mcp", s(&["mcp", "mcp:admin"]))
+            .require(s(&["mcp"]))
+            .with_scope_grants(vec![ScopeGrant::new(
+                "mcp:admin",
+                AccessPolicy::new(vec![], vec![], vec![], s(&["local:admins"])),
+            )]);
+        let admin = person("local:ann", "ann", "ann@example.com", &["admins"]);
+        let plain = person("local:bob", "bob", "bob@example.com", &["staff"]);
+        assert!(r.may_hold(&admin, "mcp") && r.may_hold(&admin, "mcp:admin"));
+        assert!(r.may_hold(&plain, "mcp") && !r.may_hold(&plain, "mcp:admin"));
+        assert!(
+            !r.may_hold(&admin, "other"),
+            "a scope the resource does not know"
+        );
+        assert_eq!(
+            r.defaults(),
+            ["mcp"],
+            "no default_scopes: the required ones"
+        );
+        assert_eq!(
+            r.clone().with_default_scopes(s(&["mcp:admin"])).defaults(),
+            ["mcp:admin"]
+        );
     }
 }

@@ -75,13 +75,13 @@ pub use cimd::{ClientDocumentFetcher, FetchError, FetchedDocument};
 pub use clock::{Clock, SystemClock};
 pub use config::{
     AccessPolicy, ClientMetadataDocuments, ConfigError, ConfigProblem, EndpointPaths, HostPattern,
-    HostPolicy, RegistrationPolicy, Regulation, ResourceConfig, ServerConfig, SigningAlg,
-    ToolScope, secure_url,
+    HostPolicy, RegistrationPolicy, Regulation, ResourceConfig, ScopeGrant, ServerConfig,
+    SigningAlg, ToolScope, secure_url,
 };
 pub use error::{AuthorizeError, Error, ErrorCode, OAuthError, Result};
-pub use flow::authorize::AuthorizationPrompt;
+pub use flow::authorize::{AuthorizationPrompt, ScopeChoice};
 pub use flow::browser::{
-    Browser, ConsentPage, ErrorPage, FORM_LIMIT, Outcome, ProviderChoice, SessionCookie,
+    Browser, ConsentPage, ErrorPage, FORM_LIMIT, Outcome, ProviderChoice, ScopeLine, SessionCookie,
     SignInPage, Step,
 };
 pub use flow::client::{ClientCredentials, FormCredentials};

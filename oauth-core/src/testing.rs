@@ -50,19 +50,18 @@ pub const RESOURCE: &str = "https://mcp.example.com/mcp";
 /// Second protected resource of the fixtures (origin-only, requires nothing).
 pub const OTHER_RESOURCE: &str = "https://tools.example.com";
 
-/// A configuration with two resources and scopes `mcp`, `mcp:admin`.
+/// A configuration with two resources and scopes `mcp`, `mcp:admin`; a request without `scope` asks for `mcp`.
 pub fn config() -> ServerConfig {
-    let mut c = ServerConfig::new(
+    ServerConfig::new(
         ISSUER,
         vec![
             ResourceConfig::new(RESOURCE, vec!["mcp".into(), "mcp:admin".into()])
                 .require(vec!["mcp".into()])
                 .named("Example MCP"),
-            ResourceConfig::new(OTHER_RESOURCE, vec!["mcp".into()]),
+            ResourceConfig::new(OTHER_RESOURCE, vec!["mcp".into()])
+                .with_default_scopes(vec!["mcp".into()]),
         ],
-    );
-    c.default_scopes = vec!["mcp".into()];
-    c
+    )
 }
 
 /// A real `redis-server` (the Debian package) on a free loopback port, without persistence unless asked, stopped

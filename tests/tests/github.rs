@@ -297,7 +297,8 @@ async fn an_unverified_primary_email_is_never_used() {
         login.identity.email, None,
         "neither the unverified primary nor the public address, nor a verified secondary one"
     );
-    let domain_policy = AccessPolicy::new(vec![], vec![], vec!["acme.example".into()], vec![]);
+    let domain_policy =
+        AccessPolicy::new(vec![], vec![], vec!["github:acme.example".into()], vec![]);
     let id = &login.identity;
     assert!(!domain_policy.allows(
         &id.subject,
@@ -377,7 +378,7 @@ async fn world(
     let gh = standin(app);
     let clock = FixedClock::new();
     let store: Arc<dyn Store> = Arc::new(EmbeddedStore::in_memory(clock.clone()).unwrap());
-    let mut server_config = ServerConfig::new(
+    let server_config = ServerConfig::new(
         ISSUER,
         vec![
             ResourceConfig::new(RESOURCE, vec!["mcp".into()])
@@ -385,7 +386,6 @@ async fn world(
                 .with_policy(policy),
         ],
     );
-    server_config.default_scopes = vec!["mcp".into()];
     let provider = GithubProvider::new(config(&gh), clock.clone()).unwrap();
     let server = AuthServer::new(server_config, store, clock.clone())
         .await
@@ -410,7 +410,7 @@ async fn world(
 }
 
 fn acme_only() -> AccessPolicy {
-    AccessPolicy::new(vec![], vec![], vec![], vec!["acme".into()])
+    AccessPolicy::new(vec![], vec![], vec![], vec!["github:acme".into()])
 }
 
 /// `/authorize` → `start_upstream` → the stand-in: the callback GitHub sent the browser to, and the browser
@@ -575,7 +575,7 @@ async fn a_user_outside_the_org_is_refused_at_approval() {
 
 #[tokio::test]
 async fn an_email_domain_policy_ignores_an_unverified_address() {
-    let policy = AccessPolicy::new(vec![], vec![], vec!["acme.example".into()], vec![]);
+    let policy = AccessPolicy::new(vec![], vec![], vec!["github:acme.example".into()], vec![]);
     let w = world(policy, app(), github_config).await;
     w.gh.sign_in(MALLORY);
     let (prompt, login) = log_in(&w).await.unwrap();
@@ -590,12 +590,28 @@ async fn an_email_domain_policy_ignores_an_unverified_address() {
 
 #[tokio::test]
 async fn users_are_matched_by_numeric_id_or_login_in_any_case() {
-    for entry in ["583231", "github:583231", "OCTOCAT"] {
+    for entry in ["github:583231", "github:OCTOCAT"] {
         let policy = AccessPolicy::new(vec![entry.into()], vec![], vec![], vec![]);
         let w = world(policy, app(), github_config).await;
         w.gh.sign_in(OCTOCAT);
         let issued = tokens(&w).await;
         assert!(verified(&w, &issued.access_token), "{entry}");
+    }
+}
+
+#[tokio::test]
+async fn a_name_vouched_for_by_another_provider_does_not_match_a_github_user() {
+    for entry in ["local:octocat", "keycloak:583231", "keycloak:octocat"] {
+        let policy = AccessPolicy::new(vec![entry.into()], vec![], vec![], vec![]);
+        let w = world(policy, app(), github_config).await;
+        w.gh.sign_in(OCTOCAT);
+        let (prompt, login) = log_in(&w).await.unwrap();
+        let e = w
+            .server
+            .approve_with(&prompt.handle, login.identity, login.session)
+            .await
+            .unwrap_err();
+        assert!(matches!(e, AuthorizeError::Forbidden(_)), "{entry}: {e:?}");
     }
 }
 

@@ -206,6 +206,21 @@ async fn walk(
             continue;
         }
         let text = res.text().await.unwrap();
+        if status == 200
+            && url.starts_with(base)
+            && text.contains("name=\"provider\"")
+            && text.contains("name=\"decision\" value=\"approve\"")
+        {
+            // Our consent page before sign-in: the user approves, and only then goes to the provider.
+            body = Some(vec![
+                ("handle", field(&text, "handle")),
+                ("csrf", field(&text, "csrf")),
+                ("provider", field(&text, "provider")),
+                ("decision", "approve".into()),
+            ]);
+            url = format!("{base}/consent");
+            continue;
+        }
         if url.contains("/interaction/") && status == 200 {
             match (user, text.contains("name=\"prompt\" value=\"login\"")) {
                 (AtUpstream::Cancel, _) => url = format!("{url}/abort"),
@@ -225,27 +240,30 @@ async fn walk(
     panic!("too many redirects");
 }
 
-async fn approve(
-    http: &reqwest::Client,
-    base: &str,
-    consent_page: &str,
-) -> HashMap<String, String> {
+/// Opens the authorization: our consent page comes first (before any upstream redirect); approving it sends
+/// the browser to the upstream. The page, and the URL at the upstream.
+async fn to_upstream(http: &reqwest::Client, base: &str, client_id: &str) -> (String, String) {
+    let page = http
+        .get(authorize_url(base, client_id))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200, "our consent page first");
+    let page = page.text().await.unwrap();
     let res = http
         .post(format!("{base}/consent"))
         .form(&[
-            ("handle", field(consent_page, "handle")),
-            ("csrf", field(consent_page, "csrf")),
+            ("handle", field(&page, "handle")),
+            ("csrf", field(&page, "csrf")),
+            ("provider", field(&page, "provider")),
             ("decision", "approve".into()),
         ])
         .send()
         .await
         .unwrap();
     assert_eq!(res.status(), 302);
-    url::Url::parse(res.headers()["location"].to_str().unwrap())
-        .unwrap()
-        .query_pairs()
-        .into_owned()
-        .collect()
+    let location = res.headers()["location"].to_str().unwrap().to_owned();
+    (page, location)
 }
 
 fn claims(jwt: &str) -> Value {
@@ -280,20 +298,24 @@ async fn login_through_the_upstream_puts_its_claims_in_our_token() {
     let (svc, _up) = start_service(|i| i.to_owned(), AccessPolicy::default()).await;
     let http = browser();
     let client_id = register(&http, &svc.base).await;
-    let End::Page(200, consent) = walk(
+    let (consent, upstream) = to_upstream(&http, &svc.base, &client_id).await;
+    assert!(consent.contains("Authorize e2e client?"), "{consent}");
+    assert!(
+        consent.contains("you sign in with <strong>Corp SSO</strong>"),
+        "{consent}"
+    );
+    // Approved before leaving, and granted all of it: back at the client without a second page.
+    let End::Client(back) = walk(
         &http,
-        authorize_url(&svc.base, &client_id),
+        upstream,
         &svc.base,
         AtUpstream::LogIn("alice"),
         false,
     )
     .await
     .unwrap() else {
-        panic!("expected our consent page")
+        panic!("expected the redirect back to the client")
     };
-    assert!(consent.contains("Authorize e2e client?"), "{consent}");
-    assert!(consent.contains("Signed in as <strong>alice</strong>"));
-    let back = approve(&http, &svc.base, &consent).await;
     assert_eq!(
         (back["state"].as_str(), back["iss"].as_str()),
         ("client-state", svc.base.as_str()),
@@ -331,7 +353,7 @@ async fn login_through_the_upstream_puts_its_claims_in_our_token() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn group_and_email_domain_policies_refuse_with_a_403_page_and_no_code() {
-    let groups = AccessPolicy::new(vec![], vec![], vec![], vec!["admins".into()]);
+    let groups = AccessPolicy::new(vec![], vec![], vec![], vec!["corp:admins".into()]);
     let (svc, _up) = start_service(|i| i.to_owned(), groups).await;
     let http = browser();
     let client_id = register(&http, &svc.base).await;
@@ -349,7 +371,7 @@ async fn group_and_email_domain_policies_refuse_with_a_403_page_and_no_code() {
     };
     assert!(page.contains("alice may not use"), "{page}");
 
-    let domains = AccessPolicy::new(vec![], vec![], vec!["example.com".into()], vec![]);
+    let domains = AccessPolicy::new(vec![], vec![], vec!["corp:example.com".into()], vec![]);
     let (svc, _up) = start_service(|i| i.to_owned(), domains).await;
     let http = browser();
     let client_id = register(&http, &svc.base).await;
@@ -392,7 +414,10 @@ async fn group_and_email_domain_policies_refuse_with_a_403_page_and_no_code() {
     )
     .await
     .unwrap();
-    assert!(matches!(end, End::Page(200, _)), "{end:?}");
+    assert!(
+        matches!(&end, End::Client(q) if q.contains_key("code")),
+        "{end:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -466,10 +491,17 @@ async fn forged_replayed_and_cross_browser_states_are_refused() {
     )
     .await
     .unwrap_err();
+    let first = http.get(&callback).send().await.unwrap();
     assert_eq!(
-        http.get(&callback).send().await.unwrap().status(),
-        200,
-        "first use: our consent page"
+        first.status(),
+        302,
+        "first use: approved before, back to the client"
+    );
+    assert!(
+        first.headers()["location"]
+            .to_str()
+            .unwrap()
+            .starts_with(CLIENT_REDIRECT)
     );
     assert_eq!(
         http.get(&callback).send().await.unwrap().status(),
@@ -484,12 +516,7 @@ async fn an_id_token_with_the_wrong_nonce_is_refused() {
     let http = browser();
     let client_id = register(&http, &svc.base).await;
     // Leave for the upstream, then change the nonce we expect (as if the ID token were for another login).
-    let res = http
-        .get(authorize_url(&svc.base, &client_id))
-        .send()
-        .await
-        .unwrap();
-    let to_upstream = res.headers()["location"].to_str().unwrap().to_owned();
+    let (_, to_upstream) = to_upstream(&http, &svc.base, &client_id).await;
     let state = url::Url::parse(&to_upstream)
         .unwrap()
         .query_pairs()

@@ -83,7 +83,8 @@ pub async fn session(auth: &AuthServer, client_id: &str, resource: &str) -> Resu
     let anonymous = auth.browser_session(None).await?;
     let session = auth.log_in(&anonymous, Login::local(identity())).await?;
     let prompt = auth.authorize(authorization(client_id, resource)).await?;
-    auth.remember_consent(&identity().subject, &prompt).await?;
+    auth.remember_consent(&identity().subject, &prompt, &prompt.scope)
+        .await?;
     Ok(session.id)
 }
 

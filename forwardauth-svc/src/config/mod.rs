@@ -42,7 +42,6 @@
 //!                                     # an origin: no path, trailing slash, query or fragment
 //! log_format = "json"                 # "human" (default) or "json"
 //! scopes = ["mcp", "mcp:admin"]       # every scope the server knows; default: union of the resources' scopes
-//! default_scopes = ["mcp"]            # granted when a client asks for none; default: union of the resources' scopes
 //!
 //! [store]
 //! backend = "embedded"                # "embedded" (default, one file), "memory" (lost at exit) or "redis"
@@ -78,12 +77,25 @@
 //! name = "Example MCP server"
 //! scopes = ["mcp", "mcp:admin"]       # scopes the resource understands
 //! required_scopes = ["mcp"]           # scopes /verify requires for every request
-//! allowed_users = ["alice"]           # access policy: a user passes if any one list matches;
-//! allowed_emails = ["bob@example.com"]  # all lists empty = everyone who can log in
-//! allowed_email_domains = ["example.com"]
-//! allowed_groups = ["admins"]
+//! default_scopes = ["mcp"]            # asked for when a client names no scope; default: required_scopes
+//! # Access policy: a user passes if any one list matches; all lists empty = everyone who can log in. Every
+//! # name is `provider:name`, the provider being `local` (the users file) or a [[providers]] id, so that no
+//! # provider can vouch for another's names (`keycloak:mcp-users`, `entra:example.com`, …):
+//! allowed_users = ["local:alice", "github:octocat"] # login names, or provider-local ids (`github:583231`)
+//! allowed_emails = ["github:bob@example.com"]
+//! allowed_email_domains = ["local:example.com"]
+//! allowed_groups = ["local:admins", "github:acme/platform"]
+//! allowed_github_orgs = ["acme"]      # = allowed_groups "<the github provider's id>:acme"; needs read:org
+//! allowed_github_teams = ["acme/platform"]
 //! allowed_origins = ["http://localhost:6274"] # browser origins besides the resource's own; a request with any
 //!                                     # other Origin header is refused (403), and no Origin passes
+//!
+//! [resources.scope_grants."mcp:admin"] # who may hold a scope (same keys as the access policy); a token gets the
+//! allowed_groups = ["local:admins"]   # scopes asked for that the user may hold; a scope with no entry here:
+//!                                     # everyone the resource admits
+//! [resources.scope_descriptions]      # shown on the consent page
+//! mcp = "Use the example MCP server's tools"
+//! "mcp:admin" = "Delete repositories"
 //!
 //! [resources.tool_scopes]             # extra scopes per MCP method, or method and tool name
 //! "tools/call:delete_repo" = ["mcp:admin"]
@@ -106,7 +118,15 @@
 //! [rate_limits]                       # requests per minute per client address: see `config::limits`
 //!
 //! [users]
-//! file = "users.toml"                 # local users; see below
+//! file = "users.toml"                 # local users (provider `local`); see below
+//!
+//! [[providers]]                       # upstream identity providers, in the order the sign-in page offers them;
+//! type = "github"                     # examples/providers/ has GitHub, Google, Entra and Keycloak
+//! id = "github"                       # prefixes its users' subjects (`github:583231`) and its policy names
+//! client_id = "Iv1.0123456789abcdef"
+//! client_secret = "change-me"         # or client_secret_env = "GITHUB_CLIENT_SECRET"
+//! fetch_orgs = true                   # orgs and teams become groups (`github:acme/platform`); asks for read:org
+//! fetch_teams = true
 //!
 //! [gate]
 //! trusted_proxies = ["127.0.0.1", "10.0.0.0/8"] # peers whose X-Forwarded-* headers are believed;
@@ -210,7 +230,8 @@ impl Config {
     /// `http://127.0.0.1:<port>`, one protected resource `<issuer>/mcp`, no users.
     pub fn defaults(listen: SocketAddr) -> Self {
         let issuer = format!("http://127.0.0.1:{}", listen.port());
-        let resource = oauth_core::ResourceConfig::new(format!("{issuer}/mcp"), vec!["mcp".into()]);
+        let resource = oauth_core::ResourceConfig::new(format!("{issuer}/mcp"), vec!["mcp".into()])
+            .with_default_scopes(vec!["mcp".into()]);
         Config {
             source: None,
             listen,
@@ -319,7 +340,6 @@ pub struct RawConfig {
     issuer: Option<String>,
     log_format: Option<String>,
     scopes: Option<Vec<String>>,
-    default_scopes: Option<Vec<String>>,
     #[serde(default)]
     store: store::RawStore,
     #[serde(default)]
@@ -422,6 +442,18 @@ impl RawConfig {
             config.log_format = f;
         }
         config.store = store::store_config(&ctx, self.store)?;
+        config.providers = providers::providers(&ctx, self.providers)?;
+        let known = resources::Providers {
+            ids: std::iter::once("local".to_owned())
+                .chain(config.providers.iter().map(|p| p.id().to_owned()))
+                .collect(),
+            github: config
+                .providers
+                .iter()
+                .filter(|p| matches!(p, ProviderConfig::Github(_)))
+                .map(|p| p.id().to_owned())
+                .collect(),
+        };
 
         let resources = if self.resources.is_empty() {
             if source.is_some() {
@@ -429,21 +461,17 @@ impl RawConfig {
                     ctx.invalid("resources", "at least one [[resources]] table is required")
                 );
             }
-            vec![ResourceConfig::new(
-                format!("{issuer}/mcp"),
-                vec!["mcp".into()],
-            )]
+            vec![
+                ResourceConfig::new(format!("{issuer}/mcp"), vec!["mcp".into()])
+                    .with_default_scopes(vec!["mcp".into()]),
+            ]
         } else {
-            resources::resources(&ctx, self.resources)?
+            resources::resources(&ctx, self.resources, &known)?
         };
         let mut server = ServerConfig::new(issuer, resources);
         if let Some(scopes) = self.scopes {
             resources::check_scopes(&ctx, "scopes", &scopes)?;
             server.scopes_supported = scopes;
-        }
-        if let Some(scopes) = self.default_scopes {
-            resources::check_scopes(&ctx, "default_scopes", &scopes)?;
-            server.default_scopes = scopes;
         }
         tokens::apply_tokens(&ctx, self.tokens, &mut server)?;
         registration::apply_registration(&ctx, self.registration, &mut server)?;
@@ -459,14 +487,12 @@ impl RawConfig {
             server.revocation_max_staleness = Some(REDIS_REVOCATION_MAX_STALENESS);
             server.key_activation_delay = REDIS_KEY_ACTIVATION_DELAY;
         }
+        server.policy = resources::access_policy(&ctx, "policy.", self.policy, &known)?;
         server.validate().map_err(|reason| ConfigError::Server {
             file: ctx.file.clone(),
             reason,
         })?;
         config.server = server;
-
-        config.server.policy = resources::access_policy(&ctx, "policy.", self.policy)?;
-        config.providers = providers::providers(&ctx, self.providers)?;
         config.users = users::users(&ctx, self.users)?;
         config.gate = gate::gate_config(&ctx, self.gate)?;
         Ok(config)

@@ -1,15 +1,17 @@
-//! `[[resources]]` and `[policy]`: the protected MCP servers (RFC 8707 / RFC 9728), their scopes, tool scopes,
-//! browser origins, and who may use them.
+//! `[[resources]]` and `[policy]`: the protected MCP servers (RFC 8707 / RFC 9728), their scopes, who may hold
+//! which scope, tool scopes, browser origins, and who may use them.
 //!
-//! A resource's access lists and the top-level `[policy]` have the same keys and one reader
-//! ([`access_policy`]). The rules the engine states about the assembled configuration (a resource URL without
+//! A resource's access lists, each of its `scope_grants` and the top-level `[policy]` have the same keys and one
+//! reader ([`access_policy`]). Every name in them carries the identity provider that vouches for it
+//! (`github:acme/platform`, `keycloak:mcp-users`, `local:alice`), and that provider must be configured: a name
+//! any provider could assert would let one provider's users pass as another's. The rules the engine states about the assembled configuration (a resource URL without
 //! fragment or trailing slash, browser origins, every scope in `scopes_supported`) are left to
 //! `ServerConfig::validate`, run once on the whole, whose paths are this file's keys; this module checks only
 //! what the engine does not (scope syntax, URL scheme, duplicates, access-list syntax).
 
 use std::collections::BTreeMap;
 
-use oauth_core::{AccessPolicy, ResourceConfig, ToolScope};
+use oauth_core::{AccessPolicy, ResourceConfig, ScopeGrant, ToolScope};
 use serde::Deserialize;
 
 use super::ConfigError;
@@ -24,6 +26,11 @@ pub(super) struct RawResource {
     scopes: Vec<String>,
     #[serde(default)]
     required_scopes: Vec<String>,
+    default_scopes: Option<Vec<String>>,
+    #[serde(default)]
+    scope_grants: BTreeMap<String, RawPolicy>,
+    #[serde(default)]
+    scope_descriptions: BTreeMap<String, String>,
     #[serde(default)]
     allowed_users: Vec<String>,
     #[serde(default)]
@@ -79,9 +86,17 @@ fn check_nonempty(ctx: &Ctx<'_>, key: &str, values: &[String]) -> Result<(), Con
     }
 }
 
+/// The identity providers a policy may name: `local` and every `[[providers]]` id, and which of them is the
+/// GitHub provider that `allowed_github_orgs`/`allowed_github_teams` mean.
+pub(super) struct Providers {
+    pub(super) ids: Vec<String>,
+    pub(super) github: Vec<String>,
+}
+
 pub(super) fn resources(
     ctx: &Ctx<'_>,
     raw: Vec<RawResource>,
+    providers: &Providers,
 ) -> Result<Vec<ResourceConfig>, ConfigError> {
     let mut out: Vec<ResourceConfig> = Vec::with_capacity(raw.len());
     for (i, r) in raw.into_iter().enumerate() {
@@ -122,9 +137,45 @@ pub(super) fn resources(
                 allowed_github_orgs: r.allowed_github_orgs,
                 allowed_github_teams: r.allowed_github_teams,
             },
+            providers,
         )?;
+        let own_scope = |k: &str, scope: &str| {
+            if r.scopes.iter().any(|s| s == scope) {
+                Ok(())
+            } else {
+                Err(ctx.invalid(
+                    key(k),
+                    format!("scope `{scope}` is not in this resource's `scopes`"),
+                ))
+            }
+        };
+        let default_scopes = r.default_scopes.unwrap_or_default();
+        for (j, s) in default_scopes.iter().enumerate() {
+            own_scope(&format!("default_scopes[{j}]"), s)?;
+        }
+        let mut grants = Vec::with_capacity(r.scope_grants.len());
+        for (scope, holders) in r.scope_grants {
+            let gkey = format!("scope_grants.{scope:?}");
+            own_scope(&gkey, &scope)?;
+            let holders = access_policy(ctx, &key(&format!("{gkey}.")), holders, providers)?;
+            if holders.is_open() {
+                return Err(ctx.invalid(
+                    key(&gkey),
+                    "lists nobody; remove it to let everyone the resource admits hold the scope",
+                ));
+            }
+            grants.push(ScopeGrant::new(scope, holders));
+        }
+        let mut descriptions = Vec::with_capacity(r.scope_descriptions.len());
+        for (scope, text) in r.scope_descriptions {
+            own_scope(&format!("scope_descriptions.{scope:?}"), &scope)?;
+            descriptions.push((scope, text));
+        }
         let mut resource = ResourceConfig::new(r.resource, r.scopes)
             .require(r.required_scopes)
+            .with_default_scopes(default_scopes)
+            .with_scope_grants(grants)
+            .with_scope_descriptions(descriptions)
             .with_policy(policy)
             .with_tool_scopes(tool_scopes)
             .with_allowed_origins(r.allowed_origins);
@@ -136,31 +187,51 @@ pub(super) fn resources(
     Ok(out)
 }
 
-/// An access policy from its raw lists (`prefix` is the key path of the table, e.g. `resources[0].`). GitHub
-/// organisations and teams are groups of GitHub users: `acme` and `acme/devs`, lower-case.
+/// An access policy from its raw lists (`prefix` is the key path of the table, e.g. `resources[0].`). Each name
+/// is `provider:name` with a configured provider. GitHub organisations and teams are groups of the GitHub
+/// provider: `acme` and `acme/devs`, lower-case, as `github:acme` (there must be exactly one GitHub provider).
 pub(super) fn access_policy(
     ctx: &Ctx<'_>,
     prefix: &str,
     r: RawPolicy,
+    providers: &Providers,
 ) -> Result<AccessPolicy, ConfigError> {
     let key = |k: &str| format!("{prefix}{k}");
     check_nonempty(ctx, &key("allowed_users"), &r.allowed_users)?;
     check_nonempty(ctx, &key("allowed_groups"), &r.allowed_groups)?;
     check_nonempty(ctx, &key("allowed_github_orgs"), &r.allowed_github_orgs)?;
-    if let Some(j) = r.allowed_emails.iter().position(|e| !e.contains('@')) {
+    for (list, entries) in [
+        ("allowed_users", &r.allowed_users),
+        ("allowed_emails", &r.allowed_emails),
+        ("allowed_email_domains", &r.allowed_email_domains),
+        ("allowed_groups", &r.allowed_groups),
+    ] {
+        for (j, entry) in entries.iter().enumerate() {
+            check_provider(ctx, &key(&format!("{list}[{j}]")), entry, providers)?;
+        }
+    }
+    let local = |e: &String| {
+        e.split_once(':')
+            .map_or(String::new(), |(_, n)| n.to_owned())
+    };
+    if let Some(j) = r
+        .allowed_emails
+        .iter()
+        .position(|e| !local(e).contains('@'))
+    {
         return Err(ctx.invalid(
             key(&format!("allowed_emails[{j}]")),
-            "not an e-mail address",
+            "not an e-mail address (`provider:alice@example.com`)",
         ));
     }
     if let Some(j) = r
         .allowed_email_domains
         .iter()
-        .position(|d| d.is_empty() || d.contains('@'))
+        .position(|d| local(d).contains('@'))
     {
         return Err(ctx.invalid(
             key(&format!("allowed_email_domains[{j}]")),
-            "must be a bare domain (example.com)",
+            "must be a bare domain (`provider:example.com`)",
         ));
     }
     if let Some(j) = r
@@ -174,16 +245,69 @@ pub(super) fn access_policy(
         ));
     }
     let mut groups = r.allowed_groups;
-    groups.extend(
-        r.allowed_github_orgs
-            .iter()
-            .chain(&r.allowed_github_teams)
-            .map(|g| g.to_ascii_lowercase()),
-    );
+    let github_groups: Vec<&String> = r
+        .allowed_github_orgs
+        .iter()
+        .chain(&r.allowed_github_teams)
+        .collect();
+    if !github_groups.is_empty() {
+        let github = match providers.github.as_slice() {
+            [only] => only,
+            _ => {
+                let k = if r.allowed_github_orgs.is_empty() {
+                    "allowed_github_teams"
+                } else {
+                    "allowed_github_orgs"
+                };
+                return Err(ctx.invalid(
+                    key(k),
+                    format!(
+                        "needs exactly one `kind = \"github\"` provider, and there are {}; list the groups in \
+                         allowed_groups as `<provider id>:org` or `<provider id>:org/team`",
+                        providers.github.len()
+                    ),
+                ));
+            }
+        };
+        groups.extend(
+            github_groups
+                .into_iter()
+                .map(|g| format!("{github}:{}", g.to_ascii_lowercase())),
+        );
+    }
     Ok(AccessPolicy::new(
         r.allowed_users,
         r.allowed_emails,
         r.allowed_email_domains,
         groups,
     ))
+}
+
+/// `entry` is `provider:name` with a configured provider.
+fn check_provider(
+    ctx: &Ctx<'_>,
+    key: &str,
+    entry: &str,
+    providers: &Providers,
+) -> Result<(), ConfigError> {
+    let known = providers.ids.join("`, `");
+    match entry.split_once(':') {
+        Some((p, name)) if !p.is_empty() && !name.is_empty() => {
+            if providers.ids.iter().any(|id| id == p) {
+                Ok(())
+            } else {
+                Err(ctx.invalid(
+                    key,
+                    format!("{entry:?} names provider `{p}`, which is not configured (the providers are `{known}`)"),
+                ))
+            }
+        }
+        _ => Err(ctx.invalid(
+            key,
+            format!(
+                "{entry:?} must name the identity provider that vouches for it, as `provider:name` \
+                 (`local:alice`, `github:acme/platform`; the providers are `{known}`)"
+            ),
+        )),
+    }
 }

@@ -164,7 +164,7 @@ async fn wrong_password_csrf_and_missing_session() {
 }
 
 #[actix_web::test]
-async fn consent_deny_returns_access_denied_and_remember_skips_the_page() {
+async fn consent_deny_returns_access_denied_and_remember_skips_the_page_except_for_loopback() {
     let (app, _) = app().await;
     let client = register(&app, json!({})).await;
     let client_id = client["client_id"].as_str().unwrap();
@@ -198,7 +198,7 @@ async fn consent_deny_returns_access_denied_and_remember_skips_the_page() {
             .contains("error=access_denied")
     );
 
-    // Approve with remember: the next authorization goes straight back to the client.
+    // Approve with remember: a loopback client is asked again anyway (any local program could be it).
     let page = call(
         &app,
         test::TestRequest::get()
@@ -229,13 +229,54 @@ async fn consent_deny_returns_access_denied_and_remember_skips_the_page() {
         &app,
         test::TestRequest::get()
             .uri(&authorize_uri(client_id, ""))
+            .insert_header(("Cookie", cookie.clone())),
+    )
+    .await;
+    assert_eq!(again.status, 200, "a loopback client is asked every time");
+    let html = again.page();
+    assert!(html.contains("you are asked every time") && !html.contains("name=\"remember\""));
+
+    // A web client: remembered, the next authorization goes straight back to it.
+    let web = "https://app.example.com/cb";
+    let client = register(&app, json!({ "redirect_uris": [web] })).await;
+    let web_uri =
+        authorize_uri(client["client_id"].as_str().unwrap(), "").replace(&enc(REDIRECT), &enc(web));
+    let page = call(
+        &app,
+        test::TestRequest::get()
+            .uri(&web_uri)
+            .insert_header(("Cookie", cookie.clone())),
+    )
+    .await;
+    assert!(
+        page.page().contains("name=\"remember\""),
+        "a web client's consent may be remembered"
+    );
+    let approve = call(
+        &app,
+        form_post(
+            "/consent",
+            &format!(
+                "handle={}&csrf={}&decision=approve&remember=on",
+                enc(&field(&page.text(), "handle")),
+                enc(&csrf)
+            ),
+        )
+        .insert_header(("Cookie", cookie.clone())),
+    )
+    .await;
+    assert_eq!(approve.status, 302);
+    let again = call(
+        &app,
+        test::TestRequest::get()
+            .uri(&web_uri)
             .insert_header(("Cookie", cookie)),
     )
     .await;
     assert_eq!(again.status, 302);
     let loc = again.header("location").unwrap();
     assert!(
-        loc.starts_with(REDIRECT) && loc.contains("code=") && loc.contains("iss="),
+        loc.starts_with(web) && loc.contains("code=") && loc.contains("iss="),
         "{loc}"
     );
 }
@@ -290,6 +331,24 @@ async fn several_providers_show_a_chooser_with_the_password_form() {
     .await;
     assert_eq!(unknown.status, 400);
     assert!(unknown.page().contains("unknown identity provider `nope`"));
+    // Choosing a provider shows the consent page first; only its approval sends the user there.
+    let chosen = call(
+        &app,
+        form_post(
+            "/login/upstream",
+            &format!("handle={}&csrf={}&provider=corp", enc(&handle), enc(&csrf)),
+        )
+        .insert_header(("Cookie", cookie.clone())),
+    )
+    .await;
+    assert_eq!(chosen.status, 200);
+    let html = chosen.page();
+    assert!(
+        html.contains("name=\"provider\" value=\"corp\"")
+            && html.contains("you sign in with <strong>Corp &lt;SSO&gt;</strong>")
+            && html.contains("Approve and sign in"),
+        "{html}"
+    );
     let forged = call(
         &app,
         form_post(

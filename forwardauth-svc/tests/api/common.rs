@@ -34,7 +34,7 @@ fn hash() -> String {
 
 pub fn config() -> Config {
     let mut c = Config::defaults("127.0.0.1:8080".parse().unwrap());
-    let mut server =
+    let server =
         oauth_core::ServerConfig::new(
             ISSUER,
             vec![
@@ -46,11 +46,10 @@ pub fn config() -> Config {
                         vec!["mcp:admin".into()],
                     )]),
                 ResourceConfig::new(ADMIN_RESOURCE, vec!["mcp".into()]).with_policy(
-                    AccessPolicy::new(vec!["bob".into()], vec![], vec![], vec![]),
+                    AccessPolicy::new(vec!["local:bob".into()], vec![], vec![], vec![]),
                 ),
             ],
         );
-    server.default_scopes = vec!["mcp".into()];
     c.server = server;
     c.users = vec![
         LocalUser::new("alice", hash())

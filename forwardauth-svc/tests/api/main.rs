@@ -16,5 +16,6 @@ mod cimd;
 mod limits;
 mod metadata;
 mod register;
+mod scopes;
 mod token;
 mod verify;

@@ -50,6 +50,18 @@ pub struct AuthorizationPrompt {
     pub resource: String,
     /// When the pending authorization expires.
     pub expires_at: u64,
+    /// Whether the user approved the request before signing in at an upstream identity provider.
+    pub consented: bool,
+}
+
+/// What a user gets of the scope asked for ([`AuthServer::scope_for`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ScopeChoice {
+    /// What the token will carry.
+    pub granted: ScopeSet,
+    /// What was asked for and is left out: the user may not hold it, or the resource does not know it.
+    pub withheld: Vec<String>,
 }
 
 /// Whether `requested` matches the `registered` redirect URI: exactly, or for a loopback http URI with any port
@@ -162,16 +174,18 @@ impl AuthServer {
         }
     }
 
-    /// The scope to grant: the request's (unknown scopes refused, `offline_access` tolerated and dropped), or the
-    /// default set; never beyond what the client registered.
+    /// The scope asked for: the request's (unknown scopes refused, `offline_access` tolerated and dropped), or
+    /// the resource's default scopes; never beyond what the client registered. What the user gets of it is
+    /// decided once they are known ([`Self::scope_for`]).
     pub(crate) fn resolve_scope(
         &self,
         requested: Option<&str>,
         client: &ClientRecord,
+        resource: &ResourceConfig,
     ) -> Result<ScopeSet, OAuthError> {
         let registered = client.metadata.scope.as_deref().and_then(ScopeSet::parse);
         let Some(requested) = requested else {
-            let defaults = ScopeSet::from_tokens(self.config.default_scopes.iter().cloned());
+            let defaults = ScopeSet::from_tokens(resource.defaults().iter().cloned());
             return Ok(match registered {
                 Some(r) if !r.without("offline_access").is_empty() => ScopeSet::from_tokens(
                     defaults.iter().filter(|t| r.contains(t)).map(str::to_owned),
@@ -198,6 +212,38 @@ impl AuthServer {
             }
         }
         Ok(scope)
+    }
+
+    /// What of `scope` a user may hold at `resource` (RFC 6749 §3.3: the server may grant less than was asked,
+    /// and says what in the token response). `None` for a user not known yet: then only what the resource does
+    /// not know is left out. The rest is [`ScopeChoice::withheld`], in the order asked.
+    pub fn scope_for(
+        &self,
+        identity: Option<&Identity>,
+        scope: &ScopeSet,
+        resource: &str,
+    ) -> ScopeChoice {
+        let config = self
+            .config
+            .resources
+            .iter()
+            .find(|r| r.resource == resource);
+        let (mut granted, mut withheld) = (Vec::new(), Vec::new());
+        for token in scope.iter() {
+            let holds = config.is_some_and(|r| match identity {
+                Some(who) => r.may_hold(who, token),
+                None => r.scopes_supported.iter().any(|s| s == token),
+            });
+            if holds {
+                granted.push(token.to_owned());
+            } else {
+                withheld.push(token.to_owned());
+            }
+        }
+        ScopeChoice {
+            granted: ScopeSet::from_tokens(granted),
+            withheld,
+        }
     }
 
     /// `GET /authorize`: validates the request and parks it for login and consent.
@@ -294,16 +340,10 @@ impl AuthServer {
             }
         }
         pkce::check_challenge(challenge).map_err(fail)?;
-        let scope = self
-            .resolve_scope(req.scope.as_deref(), &client)
-            .map_err(fail)?;
         let resource = match req.resource.as_deref() {
-            Some(r) => match_resource(&self.config.resources, r)
-                .map_err(fail)?
-                .resource
-                .clone(),
+            Some(r) => match_resource(&self.config.resources, r).map_err(fail)?,
             None => match self.config.resources.as_slice() {
-                [only] => only.resource.clone(),
+                [only] => only,
                 _ => {
                     return Err(fail(OAuthError::new(
                         ErrorCode::InvalidTarget,
@@ -312,6 +352,10 @@ impl AuthServer {
                 }
             },
         };
+        let scope = self
+            .resolve_scope(req.scope.as_deref(), &client, resource)
+            .map_err(fail)?;
+        let resource = resource.resource.clone();
         let expires_at = self
             .clock
             .unix()
@@ -326,6 +370,7 @@ impl AuthServer {
             state: req.state.clone(),
             expires_at,
             upstream: None,
+            consented: false,
         };
         let handle = Secret::generate();
         self.store
@@ -411,6 +456,20 @@ impl AuthServer {
                 ),
             )));
         }
+        let choice = self.scope_for(Some(&identity), &pending.scope, &pending.resource);
+        if choice.granted.is_empty() && !pending.scope.is_empty() {
+            tracing::info!(subject = %identity.subject, "the user may hold none of the scopes asked for; no code issued");
+            return Err(self.redirect_error(
+                &pending.redirect_uri,
+                OAuthError::new(
+                    ErrorCode::AccessDenied,
+                    format!("this user may not hold any of: {}", pending.scope),
+                ),
+                pending.state.as_deref(),
+            ));
+        }
+        let mut pending = pending;
+        pending.scope = choice.granted;
         let code = Secret::generate();
         let record = CodeRecord {
             grant_id: random_token(16),
@@ -436,21 +495,13 @@ impl AuthServer {
     /// Whether the global access policy and that of `resource` both admit `identity` (an unknown resource admits
     /// nobody).
     pub fn admits(&self, identity: &Identity, resource: &str) -> bool {
-        let allows = |p: &crate::AccessPolicy| {
-            p.allows(
-                &identity.subject,
-                identity.username.as_deref(),
-                identity.email.as_deref(),
-                &identity.groups,
-            )
-        };
-        allows(&self.config.policy)
+        self.config.policy.admits(identity)
             && self
                 .config
                 .resources
                 .iter()
                 .find(|r| r.resource == resource)
-                .is_some_and(|r| allows(&r.policy))
+                .is_some_and(|r| r.policy.admits(identity))
     }
 
     /// The user denied consent: return the `access_denied` redirect to the client.
@@ -491,5 +542,6 @@ fn prompt(
         scope: pending.scope,
         resource: pending.resource,
         expires_at: pending.expires_at,
+        consented: pending.consented,
     }
 }

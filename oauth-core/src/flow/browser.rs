@@ -4,8 +4,17 @@
 //! # Why in the core
 //! Which page comes next is protocol, not HTTP: after `GET /authorize` a signed-in user whose consent is
 //! remembered goes straight back to the client, a user the access policy refuses gets a 403 page before any
-//! consent page (approving spends the request), a server with a single upstream provider and no local accounts
-//! sends the browser straight there, and a wrong password shows the form again with a 401. Written in an adapter,
+//! consent page (approving spends the request), and a wrong password shows the form again with a 401.
+//!
+//! # Consent
+//! The consent page lists what the token will carry: the scopes asked for that this user may hold, each with its
+//! configured description, and those left out. It comes before any redirect to an upstream identity provider
+//! (MCP security best practices, confused deputy): a user who has not signed in yet approves the request (the
+//! scopes the resource knows) and only then leaves for the provider, and only then does an upstream `state`
+//! exist. Back from the provider, a grant of everything approved needs no second page; a grant of less shows the
+//! page again with exactly what is granted. Consent is remembered only on request, and never for a client whose
+//! redirect URI is on a loopback host: any program on the user's machine can listen there and claim to be that
+//! client, so the user is asked every time. Written in an adapter,
 //! each framework would decide this again, and differently. Here every step returns a [`Step`]: what to show
 //! ([`Outcome`]: the sign-in page, the consent page, a redirect, an error page) and what to do with the session
 //! cookie ([`SessionCookie`]). An adapter reads the cookie and the raw query or form, makes one call, and renders
@@ -135,12 +144,33 @@ impl SignInPage {
 /// Everything the consent page shows.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConsentPage {
-    /// The pending authorization: client, redirect host, scope, resource, handle.
+    /// The pending authorization: client, redirect host, scope asked for, resource, handle.
     pub prompt: AuthorizationPrompt,
     /// The session's CSRF token.
     pub csrf: String,
-    /// Who is signed in, as a name to show.
-    pub user: String,
+    /// Who is signed in, as a name to show; `None` before sign-in (the user approves, then signs in at
+    /// [`Self::provider`]).
+    pub user: Option<String>,
+    /// The resource's configured name, if any.
+    pub resource_name: Option<String>,
+    /// What the token will carry, each scope with its configured description.
+    pub scopes: Vec<ScopeLine>,
+    /// Scopes asked for and left out: this user may not hold them, or the resource does not know them.
+    pub withheld: Vec<String>,
+    /// Before sign-in: the identity provider the user is sent to on approval (the form carries its id as
+    /// `provider`).
+    pub provider: Option<ProviderChoice>,
+    /// Whether to offer to remember the decision: never before sign-in, never for a loopback redirect URI.
+    pub rememberable: bool,
+}
+
+/// One scope on the consent page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScopeLine {
+    /// The scope.
+    pub scope: String,
+    /// What it allows, from the resource's configuration.
+    pub description: Option<String>,
 }
 
 /// An error page: status, title and message, and for a "try again later" page how long to wait.
@@ -314,6 +344,8 @@ struct ProviderForm {
 struct ConsentForm {
     decision: Option<String>,
     remember: Option<String>,
+    /// Before sign-in: the identity provider to continue with.
+    provider: Option<String>,
 }
 
 /// The sign-out form.
@@ -392,10 +424,23 @@ impl Browser<'_> {
                 let (form, session, prompt) =
                     self.prompt_form::<ProviderForm>(form, cookie).await?;
                 let provider = form.provider.unwrap_or_default();
-                Ok(self
-                    .start_upstream(&session, &prompt, &provider)
-                    .await
-                    .into())
+                if prompt.consented {
+                    return Ok(self
+                        .start_upstream(&session, &prompt, &provider)
+                        .await
+                        .into());
+                }
+                let choice = self.button(&provider).ok_or_else(|| {
+                    Step::from(ErrorPage::new(
+                        400,
+                        "Invalid form",
+                        format!("unknown identity provider `{provider}`"),
+                    ))
+                })?;
+                Ok(
+                    Outcome::Consent(self.consent_page(&session, prompt, None, Some(choice)))
+                        .into(),
+                )
             }
             .await,
         )
@@ -431,31 +476,36 @@ impl Browser<'_> {
         settle(
             async {
                 let (form, session, prompt) = self.prompt_form::<ConsentForm>(form, cookie).await?;
-                let identity = session.identity.ok_or_else(|| {
-                    Step::from(ErrorPage::new(
-                        403,
-                        "Not signed in",
-                        "Sign in before approving access.",
-                    ))
-                })?;
-                let to = match form.decision.as_deref() {
-                    Some("approve") => {
+                let to = match (form.decision.as_deref(), session.identity.clone()) {
+                    // Approved before sign-in: only now is the user sent to the provider.
+                    (Some("approve"), None) => {
+                        let provider = form.provider.unwrap_or_default();
+                        return Ok(self
+                            .start_upstream(&session, &prompt, &provider)
+                            .await
+                            .into());
+                    }
+                    (Some("approve"), Some(identity)) => {
                         let subject = identity.subject.clone();
+                        let granted = self
+                            .server
+                            .scope_for(Some(&identity), &prompt.scope, &prompt.resource)
+                            .granted;
                         let to = self
                             .server
                             .approve_with(&prompt.handle, identity, session.upstream)
                             .await
                             .map_err(exit)?;
                         // Remembered only once approved, so the access policy is judged in one place.
-                        if form.remember.as_deref() == Some("on") {
+                        if form.remember.as_deref() == Some("on") && rememberable(&prompt) {
                             self.server
-                                .remember_consent(&subject, &prompt)
+                                .remember_consent(&subject, &prompt, &granted)
                                 .await
                                 .map_err(internal)?;
                         }
                         to
                     }
-                    Some("deny") => self.server.deny(&prompt.handle).await.map_err(exit)?,
+                    (Some("deny"), _) => self.server.deny(&prompt.handle).await.map_err(exit)?,
                     _ => {
                         return Err(
                             ErrorPage::new(400, "Invalid form", "Choose Approve or Deny.").into(),
@@ -578,9 +628,11 @@ impl Browser<'_> {
     ) -> Outcome {
         let Some(identity) = &session.identity else {
             let (password, providers) = self.sign_in_choices();
-            // With one provider and no local accounts there is nothing to choose: go straight there.
+            // With one provider and no local accounts there is nothing to choose: the user approves, then goes
+            // there.
             if let ([only], false, None) = (providers.as_slice(), password, &failed) {
-                return self.start_upstream(session, &prompt, &only.id).await;
+                let only = only.clone();
+                return Outcome::Consent(self.consent_page(session, prompt, None, Some(only)));
             }
             return Outcome::SignIn(SignInPage {
                 prompt,
@@ -591,13 +643,28 @@ impl Browser<'_> {
                 username: failed.unwrap_or_default(),
             });
         };
-        let consented = match self.server.has_consented(&identity.subject, &prompt).await {
-            Ok(c) => c,
-            Err(e) => return Outcome::Error(ErrorPage::internal(&e)),
-        };
+        let choice = self
+            .server
+            .scope_for(Some(identity), &prompt.scope, &prompt.resource);
+        // Approved before sign-in, and granted all that was approved then.
+        let approved_before = prompt.consented
+            && choice.granted
+                == self
+                    .server
+                    .scope_for(None, &prompt.scope, &prompt.resource)
+                    .granted;
+        let remembered = rememberable(&prompt)
+            && match self
+                .server
+                .has_consented(&identity.subject, &prompt, &choice.granted)
+                .await
+            {
+                Ok(c) => c,
+                Err(e) => return Outcome::Error(ErrorPage::internal(&e)),
+            };
         // A user the policy refuses is refused now rather than after a consent page: approve judges the policy
         // and spends the request.
-        if consented || !self.server.admits(identity, &prompt.resource) {
+        if approved_before || remembered || !self.server.admits(identity, &prompt.resource) {
             return match self
                 .server
                 .approve_with(&prompt.handle, identity.clone(), session.upstream.clone())
@@ -607,14 +674,51 @@ impl Browser<'_> {
                 Err(e) => authorize_exit(e),
             };
         }
-        Outcome::Consent(ConsentPage {
-            user: identity
-                .username
-                .clone()
-                .unwrap_or_else(|| identity.subject.clone()),
+        Outcome::Consent(self.consent_page(session, prompt, Some(identity), None))
+    }
+
+    /// The consent page for `prompt`: for a signed-in user (`identity`), exactly what they would be granted;
+    /// before sign-in, what the resource knows of what was asked, and the `provider` the user goes to on approval.
+    fn consent_page(
+        &self,
+        session: &BrowserSession,
+        prompt: AuthorizationPrompt,
+        identity: Option<&crate::Identity>,
+        provider: Option<ProviderChoice>,
+    ) -> ConsentPage {
+        let user = identity.map(|i| i.username.clone().unwrap_or_else(|| i.subject.clone()));
+        let choice = self
+            .server
+            .scope_for(identity, &prompt.scope, &prompt.resource);
+        let resource = self
+            .server
+            .config
+            .resources
+            .iter()
+            .find(|r| r.resource == prompt.resource);
+        let scopes = choice
+            .granted
+            .iter()
+            .map(|scope| ScopeLine {
+                scope: scope.to_owned(),
+                description: resource.and_then(|r| r.describe(scope)).map(str::to_owned),
+            })
+            .collect();
+        ConsentPage {
+            rememberable: identity.is_some() && rememberable(&prompt),
+            resource_name: resource.and_then(|r| r.name.clone()),
+            scopes,
+            withheld: choice.withheld,
+            user,
+            provider,
             prompt,
             csrf: session.csrf.clone(),
-        })
+        }
+    }
+
+    /// The provider offered as a button with this id.
+    fn button(&self, id: &str) -> Option<ProviderChoice> {
+        self.sign_in_choices().1.into_iter().find(|p| p.id == id)
     }
 
     /// Whether to show the password form, and the providers to offer, from the registered providers.
@@ -678,4 +782,10 @@ fn forged_form() -> ErrorPage {
         "Invalid form",
         "The form is out of date or was not sent by this site.",
     )
+}
+
+/// Whether consent to `prompt` may be remembered: not for a loopback redirect URI, where any local program can
+/// receive the code and claim to be the client.
+fn rememberable(prompt: &AuthorizationPrompt) -> bool {
+    !prompt.redirect_is_loopback
 }

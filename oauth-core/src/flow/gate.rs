@@ -416,12 +416,17 @@ impl crate::AuthServer {
             scope,
             resource_metadata: self.resource_index.metadata_url(resource),
         };
-        if !resource.policy.allows(
-            principal.subject(),
-            principal.username(),
-            principal.email(),
-            principal.groups(),
-        ) {
+        let admitted = |policy: &crate::AccessPolicy| {
+            policy.allows(
+                principal.subject(),
+                principal.username(),
+                principal.email(),
+                principal.groups(),
+            )
+        };
+        // The server-wide policy too: after an edit and a restart, a token issued before it ends here, not an hour
+        // later.
+        if !(admitted(&self.config.policy) && admitted(&resource.policy)) {
             return Err(reject(
                 RejectionKind::AccessDenied,
                 "this user may not access this resource",

@@ -143,7 +143,7 @@ impl AuthServer {
         Ok(())
     }
 
-    /// Whether `subject` has already consented to everything `prompt` asks of this client.
+    /// Whether `subject` has already consented to `scope` at `prompt`'s resource for its client.
     ///
     /// # Errors
     /// Store failures.
@@ -151,14 +151,16 @@ impl AuthServer {
         &self,
         subject: &str,
         prompt: &AuthorizationPrompt,
+        scope: &ScopeSet,
     ) -> Result<bool, Error> {
         let Some(c) = self.store.consent(subject, &prompt.client_id).await? else {
             return Ok(false);
         };
-        Ok(prompt.scope.is_subset_of(&c.scope) && c.resources.contains(&prompt.resource))
+        Ok(scope.is_subset_of(&c.scope) && c.resources.contains(&prompt.resource))
     }
 
-    /// Remembers that `subject` consented to `prompt` (merged with earlier consent for the same client).
+    /// Remembers that `subject` consented to `scope` at `prompt`'s resource (merged with earlier consent for the
+    /// same client).
     ///
     /// # Errors
     /// Store failures.
@@ -166,9 +168,10 @@ impl AuthServer {
         &self,
         subject: &str,
         prompt: &AuthorizationPrompt,
+        scope: &ScopeSet,
     ) -> Result<(), Error> {
         let earlier = self.store.consent(subject, &prompt.client_id).await?;
-        let (mut scope, mut resources) = earlier
+        let (mut all, mut resources) = earlier
             .map(|c| {
                 (
                     c.scope.iter().map(str::to_owned).collect::<Vec<_>>(),
@@ -176,12 +179,12 @@ impl AuthServer {
                 )
             })
             .unwrap_or_default();
-        scope.extend(prompt.scope.iter().map(str::to_owned));
+        all.extend(scope.iter().map(str::to_owned));
         if !resources.contains(&prompt.resource) {
             resources.push(prompt.resource.clone());
         }
         let record = ConsentRecord {
-            scope: ScopeSet::from_tokens(scope),
+            scope: ScopeSet::from_tokens(all),
             resources,
             granted_at: self.clock.unix(),
         };

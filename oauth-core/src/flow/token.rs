@@ -420,8 +420,20 @@ impl AuthServer {
             return Err(invalid_grant(INVALID_REFRESH));
         }
         let mut grant = self.recheck(grant).await?;
+        // What the user may hold may have shrunk since consent (a group left upstream, a grant edited in the
+        // configuration): the grant narrows to it, and never widens again without a new authorization.
+        let holdable = self
+            .scope_for(Some(&grant.identity), &grant.scope, &grant.resource)
+            .granted;
+        if holdable.is_empty() && !grant.scope.is_empty() {
+            tracing::info!(subject = %grant.identity.subject, "the user may no longer hold any scope of the grant; revoking it");
+            self.revoke_grant(&grant.grant_id).await?;
+            return Err(invalid_grant(
+                "this user may no longer hold any scope of this grant; sign in again",
+            ));
+        }
         let narrowed = match scope {
-            None => grant.scope.clone(),
+            None => holdable.clone(),
             Some(s) => {
                 let s = requested_scope(s)?;
                 if !s.is_subset_of(&grant.scope) {
@@ -431,9 +443,10 @@ impl AuthServer {
                     )
                     .into());
                 }
-                s
+                ScopeSet::from_tokens(s.iter().filter(|t| holdable.contains(t)).map(str::to_owned))
             }
         };
+        grant.scope = holdable;
         self.same_resource(
             resource,
             &grant.resource,

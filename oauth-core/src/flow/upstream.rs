@@ -54,8 +54,11 @@ fn bad_state() -> AuthorizeError {
 }
 
 impl AuthServer {
-    /// Sends the user of a pending authorization to an upstream identity provider: returns the URL to redirect
-    /// the browser to. The form handle is spent; the pending authorization now waits under the upstream state.
+    /// Sends the user of a pending authorization, who has approved it, to an upstream identity provider: returns
+    /// the URL to redirect the browser to. The form handle is spent; the pending authorization now waits under
+    /// the upstream state, marked as approved. Call it only after the user approved the request on the consent
+    /// page: consent comes before any upstream redirect (MCP security best practices, confused deputy), so no
+    /// upstream `state` exists for a request nobody approved.
     ///
     /// # Errors
     /// [`AuthorizeError::Render`] for an unknown provider or an expired handle; a redirect with
@@ -96,6 +99,7 @@ impl AuthServer {
             session: Secret::new(session.id.as_str()).hash(),
             callback_url: callback_url.to_owned(),
         });
+        pending.consented = true;
         self.store
             .put_pending(
                 &Secret::new(request.state.as_str()).hash(),

@@ -50,6 +50,7 @@ fn pending(client_id: &str) -> PendingAuthorization {
         state: Some("xyz".into()),
         expires_at: u64::MAX,
         upstream: None,
+        consented: false,
     }
 }
 

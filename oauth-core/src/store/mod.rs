@@ -113,6 +113,10 @@ pub struct PendingAuthorization {
     /// the upstream `state`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub upstream: Option<UpstreamBinding>,
+    /// Whether the user approved the request before being sent to an upstream identity provider (consent comes
+    /// before any upstream redirect). After the callback, a grant within what was approved needs no second page.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub consented: bool,
 }
 
 /// What binds an upstream round trip to one pending authorization and one browser. `Debug` hides the verifier.

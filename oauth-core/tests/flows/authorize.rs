@@ -215,7 +215,7 @@ async fn errors_after_verification_redirect_with_state_and_iss() {
         ),
         (
             format!(
-                "{base}&response_type=code&code_challenge={challenge}&code_challenge_method=S256&scope=mcp+admin"
+                "{base}&response_type=code&code_challenge={challenge}&code_challenge_method=S256&scope=mcp+admin&resource=https%3A%2F%2Fmcp.example.com%2Fmcp"
             ),
             "invalid_scope",
             "scope `admin` is not supported",
@@ -471,7 +471,7 @@ async fn approval_of_a_user_the_policy_refuses_issues_no_code() {
     let mut config = testing::config();
     config.resources[0] =
         oauth_core::ResourceConfig::new(RESOURCE, vec!["mcp".into()]).with_policy(
-            oauth_core::AccessPolicy::new(vec!["bob".into()], vec![], vec![], vec![]),
+            oauth_core::AccessPolicy::new(vec!["local:bob".into()], vec![], vec![], vec![]),
         );
     let h = harness_with(config).await;
     let c = public_client(&h).await;
@@ -498,5 +498,27 @@ async fn approval_of_a_user_the_policy_refuses_issues_no_code() {
         h.server.pending_authorization(&p.handle).await.unwrap(),
         None,
         "spent"
+    );
+}
+
+/// RFC 6749 §3.3: a request without `scope` asks for the resource's default scopes only (its required ones unless
+/// configured), never every scope it knows.
+#[tokio::test]
+async fn an_omitted_scope_asks_for_the_resource_defaults_only() {
+    let h = harness().await;
+    let c = public_client(&h).await;
+    let t = tokens(&h, &c.client_id, &for_resource()).await;
+    assert_eq!(
+        t.scope, "mcp",
+        "not mcp:admin, which the resource also knows"
+    );
+    let mut config = oauth_core::testing::config();
+    let r = config.resources[0].clone();
+    config.resources[0] = r.with_default_scopes(vec!["mcp".into(), "mcp:admin".into()]);
+    let h = harness_with(config).await;
+    let c = public_client(&h).await;
+    assert_eq!(
+        tokens(&h, &c.client_id, &for_resource()).await.scope,
+        "mcp mcp:admin"
     );
 }

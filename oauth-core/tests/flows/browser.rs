@@ -38,21 +38,51 @@ fn error_of(step: &Step) -> &ErrorPage {
     }
 }
 
+/// A web application's redirect URI: not on a loopback host, so consent to it may be remembered.
+const WEB: &str = "https://app.example.com/cb";
+
+/// A public client redirecting to [`WEB`].
+async fn web_client(h: &Harness) -> String {
+    register(
+        h,
+        serde_json::json!({
+            "redirect_uris": [WEB],
+            "token_endpoint_auth_method": "none",
+            "grant_types": ["authorization_code", "refresh_token"],
+            "client_name": "Web MCP client",
+        }),
+    )
+    .await
+    .client_id
+}
+
 /// Opens an authorization for a fresh public client: the sign-in page's handle and CSRF token, and the cookie.
 async fn opened(h: &Harness, cookie: Option<&str>) -> (String, String, Step) {
     let client = public_client(h).await;
+    let opened = opened_for(h, cookie, &client.client_id, LOOPBACK, &for_resource()).await;
+    let Outcome::SignIn(page) = &opened.2.outcome else {
+        unreachable!("opened_for returns only sign-in pages")
+    };
+    assert!(page.password && page.providers.is_empty(), "{page:?}");
+    opened
+}
+
+/// Opens an authorization for `client_id`: the sign-in page's handle and CSRF token, and the step.
+async fn opened_for(
+    h: &Harness,
+    cookie: Option<&str>,
+    client_id: &str,
+    redirect_uri: &str,
+    extra: &str,
+) -> (String, String, Step) {
     let step = h
         .server
         .browser()
-        .authorize(
-            &authorize_query(&client.client_id, LOOPBACK, &for_resource()),
-            cookie,
-        )
+        .authorize(&authorize_query(client_id, redirect_uri, extra), cookie)
         .await;
     let Outcome::SignIn(page) = &step.outcome else {
         panic!("expected the sign-in page, got {:?}", step.outcome);
     };
-    assert!(page.password && page.providers.is_empty(), "{page:?}");
     (page.prompt.handle.clone(), page.csrf.clone(), step)
 }
 
@@ -69,7 +99,8 @@ fn sign_in_form(handle: &str, csrf: &str, password: &str) -> Vec<u8> {
 #[tokio::test]
 async fn a_user_signs_in_consents_and_the_next_authorization_goes_straight_back() {
     let h = with_users(testing::config()).await;
-    let (handle, csrf, step) = opened(&h, None).await;
+    let web = web_client(&h).await;
+    let (handle, csrf, step) = opened_for(&h, None, &web, WEB, &for_resource()).await;
     let anonymous = cookie_of(&step);
 
     // A wrong password: the page again, 401, the name kept, the session kept.
@@ -103,7 +134,11 @@ async fn a_user_signs_in_consents_and_the_next_authorization_goes_straight_back(
     let Outcome::Consent(consent) = &signed.outcome else {
         panic!("{signed:?}");
     };
-    assert_eq!(consent.user, "alice");
+    assert_eq!(consent.user.as_deref(), Some("alice"));
+    assert!(
+        consent.rememberable,
+        "a web client's consent may be remembered"
+    );
     let form = format!(
         "handle={}&csrf={}&decision=approve&remember=on",
         enc(&consent.prompt.handle),
@@ -126,7 +161,7 @@ async fn a_user_signs_in_consents_and_the_next_authorization_goes_straight_back(
         .server
         .browser()
         .authorize(
-            &authorize_query(&client_id, LOOPBACK, &for_resource()),
+            &authorize_query(&client_id, WEB, &for_resource()),
             Some(&session),
         )
         .await;
@@ -188,7 +223,7 @@ async fn forms_without_the_session_or_its_csrf_token_are_refused_and_change_noth
 #[tokio::test]
 async fn a_user_the_policy_refuses_gets_403_before_consent_and_nothing_is_remembered() {
     let mut config = testing::config();
-    config.policy = AccessPolicy::new(vec!["bob".into()], vec![], vec![], vec![]);
+    config.policy = AccessPolicy::new(vec!["local:bob".into()], vec![], vec![], vec![]);
     let h = with_users(config).await;
     let (handle, csrf, step) = opened(&h, None).await;
     let refused = h
@@ -251,7 +286,7 @@ async fn consent_is_remembered_only_once_approved() {
     assert_eq!(error_of(&late).status, 400, "{late:?}");
     assert!(
         !h.server
-            .has_consented("local:alice", &consent.prompt)
+            .has_consented("local:alice", &consent.prompt, &consent.prompt.scope)
             .await
             .unwrap()
     );
@@ -310,6 +345,7 @@ async fn signing_out_ends_the_session_and_clears_the_cookie_but_not_for_a_forged
 /// An upstream provider that sends the browser to a fixed URL, or fails to start.
 struct Upstream {
     fails: bool,
+    carol_is_admin: bool,
 }
 
 #[async_trait]
@@ -328,8 +364,24 @@ impl IdentityProvider for Upstream {
         url.query_pairs_mut().append_pair("state", &r.state);
         Ok(LoginStart::Redirect(url))
     }
-    async fn authenticate(&self, _: Credentials<'_>) -> Result<Login, UpstreamError> {
-        Err(UpstreamError::LoginFailed)
+    /// The code `good` signs in `corp:carol` (group `admins` when `carol_is_admin`); any other fails.
+    async fn authenticate(&self, c: Credentials<'_>) -> Result<Login, UpstreamError> {
+        match c {
+            Credentials::Callback { code: "good", .. } => {
+                let groups = if self.carol_is_admin {
+                    vec!["admins".into()]
+                } else {
+                    vec![]
+                };
+                Ok(Login::local(oauth_core::Identity {
+                    subject: "corp:carol".into(),
+                    username: Some("carol".into()),
+                    groups,
+                    ..Default::default()
+                }))
+            }
+            _ => Err(UpstreamError::LoginFailed),
+        }
     }
     async fn recheck(
         &self,
@@ -340,12 +392,17 @@ impl IdentityProvider for Upstream {
     }
 }
 
+/// With one provider and no local accounts, the user approves before being sent there, and no upstream `state`
+/// exists before the approval (consent before any upstream redirect).
 #[tokio::test]
-async fn with_one_provider_and_no_accounts_the_browser_goes_straight_there() {
+async fn with_one_provider_and_no_accounts_consent_comes_first_then_the_provider() {
     let mut h = harness().await;
     h.server = h.server.with_providers(vec![
         Arc::new(LocalUsers::default()) as Arc<dyn IdentityProvider>,
-        Arc::new(Upstream { fails: false }),
+        Arc::new(Upstream {
+            fails: false,
+            carol_is_admin: false,
+        }),
     ]);
     let client = public_client(&h).await;
     let step = h
@@ -356,58 +413,371 @@ async fn with_one_provider_and_no_accounts_the_browser_goes_straight_there() {
             None,
         )
         .await;
-    let Outcome::Redirect(to) = &step.outcome else {
-        panic!("{step:?}");
+    let Outcome::Consent(page) = &step.outcome else {
+        panic!("consent before the provider: {step:?}");
+    };
+    assert_eq!(page.user, None);
+    assert_eq!(page.provider.as_ref().map(|p| p.id.as_str()), Some("corp"));
+    assert!(!page.rememberable, "nobody to remember it for yet");
+    assert!(
+        h.server
+            .pending_authorization(&page.prompt.handle)
+            .await
+            .unwrap()
+            .is_some(),
+        "still waiting under the form's handle: no upstream state yet"
+    );
+    let cookie = match &step.cookie {
+        SessionCookie::Set { value, .. } => value.clone(),
+        other => panic!("the callback must find the browser that left: {other:?}"),
+    };
+    let approved = h
+        .server
+        .browser()
+        .consent(&approve_form(page, "&provider=corp"), Some(&cookie))
+        .await;
+    let Outcome::Redirect(to) = &approved.outcome else {
+        panic!("{approved:?}");
     };
     assert_eq!(to.host_str(), Some("sso.example"));
+    let state = query(to)["state"].clone();
+
+    // Back with a login: approved before, granted all of it, so straight back to the client with a code.
+    let back = h
+        .server
+        .browser()
+        .callback(&format!("code=good&state={}", enc(&state)), Some(&cookie))
+        .await;
+    let Outcome::Redirect(to) = &back.outcome else {
+        panic!("{back:?}");
+    };
     assert!(
-        matches!(step.cookie, SessionCookie::Set { .. }),
-        "the callback must find the browser that left"
+        to.as_str().starts_with(LOOPBACK) && query(to).contains_key("code"),
+        "{to}"
     );
+}
+
+#[tokio::test]
+async fn denying_before_sign_in_goes_back_to_the_client_without_visiting_the_provider() {
+    let mut h = harness().await;
+    h.server = h.server.with_providers(vec![Arc::new(Upstream {
+        fails: false,
+        carol_is_admin: false,
+    }) as Arc<dyn IdentityProvider>]);
+    let client = public_client(&h).await;
+    let step = h
+        .server
+        .browser()
+        .authorize(
+            &authorize_query(&client.client_id, LOOPBACK, &for_resource()),
+            None,
+        )
+        .await;
+    let Outcome::Consent(page) = &step.outcome else {
+        panic!("{step:?}");
+    };
+    let form = format!(
+        "handle={}&csrf={}&decision=deny&provider=corp",
+        enc(&page.prompt.handle),
+        enc(&page.csrf)
+    );
+    let denied = h
+        .server
+        .browser()
+        .consent(form.as_bytes(), Some(&cookie_of(&step)))
+        .await;
+    let Outcome::Redirect(to) = &denied.outcome else {
+        panic!("{denied:?}");
+    };
+    assert!(to.as_str().starts_with(LOOPBACK), "{to}");
+    assert_eq!(query(to)["error"], "access_denied");
+}
+
+/// Approved before sign-in, but the provider's user may hold less than was approved: the consent page again, with
+/// exactly what is granted.
+#[tokio::test]
+async fn a_grant_smaller_than_approved_before_sign_in_is_shown_again() {
+    let mut h = harness_with(admin_granted_config()).await;
+    h.server = h.server.with_providers(vec![Arc::new(Upstream {
+        fails: false,
+        carol_is_admin: false,
+    }) as Arc<dyn IdentityProvider>]);
+    let client = public_client(&h).await;
+    let wide = format!("{}&scope=mcp+mcp%3Aadmin", for_resource());
+    let step = h
+        .server
+        .browser()
+        .authorize(&authorize_query(&client.client_id, LOOPBACK, &wide), None)
+        .await;
+    let Outcome::Consent(before) = &step.outcome else {
+        panic!("{step:?}");
+    };
+    let asked: Vec<&str> = before.scopes.iter().map(|l| l.scope.as_str()).collect();
+    assert_eq!(
+        asked,
+        ["mcp", "mcp:admin"],
+        "before sign-in: what the resource offers"
+    );
+    let cookie = cookie_of(&step);
+    let approved = h
+        .server
+        .browser()
+        .consent(&approve_form(before, "&provider=corp"), Some(&cookie))
+        .await;
+    let Outcome::Redirect(to) = &approved.outcome else {
+        panic!("{approved:?}");
+    };
+    let back = h
+        .server
+        .browser()
+        .callback(
+            &format!("code=good&state={}", enc(&query(to)["state"])),
+            Some(&cookie),
+        )
+        .await;
+    let Outcome::Consent(after) = &back.outcome else {
+        panic!("asked again with the smaller grant: {back:?}");
+    };
+    assert_eq!(after.user.as_deref(), Some("carol"));
+    let granted: Vec<&str> = after.scopes.iter().map(|l| l.scope.as_str()).collect();
+    assert_eq!(granted, ["mcp"]);
+    assert_eq!(after.withheld, ["mcp:admin"]);
 }
 
 #[tokio::test]
 async fn a_provider_that_cannot_start_sends_the_client_temporarily_unavailable() {
     let mut h = harness().await;
-    h.server = h
-        .server
-        .with_providers(vec![users(), Arc::new(Upstream { fails: true })]);
-    let (handle, csrf, step) = {
-        let client = public_client(&h).await;
-        let step = h
-            .server
-            .browser()
-            .authorize(
-                &authorize_query(&client.client_id, LOOPBACK, &for_resource()),
-                None,
-            )
-            .await;
-        let Outcome::SignIn(page) = &step.outcome else {
-            panic!("{step:?}");
-        };
-        assert_eq!(page.providers.len(), 1, "{page:?}");
-        assert!(page.password);
-        (page.prompt.handle.clone(), page.csrf.clone(), step)
+    h.server = h.server.with_providers(vec![
+        users(),
+        Arc::new(Upstream {
+            fails: true,
+            carol_is_admin: false,
+        }),
+    ]);
+    let client = public_client(&h).await;
+    let (handle, csrf, step) =
+        opened_for(&h, None, &client.client_id, LOOPBACK, &for_resource()).await;
+    let Outcome::SignIn(page) = &step.outcome else {
+        panic!("{step:?}");
     };
+    assert_eq!(page.providers.len(), 1, "{page:?}");
+    let cookie = cookie_of(&step);
+    let unknown = format!("handle={}&csrf={}&provider=nope", enc(&handle), enc(&csrf));
+    let nope = h
+        .server
+        .browser()
+        .choose_provider(unknown.as_bytes(), Some(&cookie))
+        .await;
+    assert_eq!(error_of(&nope).status, 400, "an unknown provider");
     let form = format!("handle={}&csrf={}&provider=corp", enc(&handle), enc(&csrf));
     let chosen = h
         .server
         .browser()
-        .choose_provider(form.as_bytes(), Some(&cookie_of(&step)))
+        .choose_provider(form.as_bytes(), Some(&cookie))
         .await;
-    let Outcome::Redirect(to) = &chosen.outcome else {
-        panic!("{chosen:?}");
+    let Outcome::Consent(consent) = &chosen.outcome else {
+        panic!("the provider chosen, consent first: {chosen:?}");
     };
-    assert_eq!(query(to)["error"], "temporarily_unavailable", "{to}");
-    let unknown = format!("handle={}&csrf={}&provider=nope", enc(&handle), enc(&csrf));
-    let step2 = h
+    assert_eq!(
+        consent.provider.as_ref().map(|p| p.id.as_str()),
+        Some("corp")
+    );
+    let approved = h
         .server
         .browser()
-        .choose_provider(unknown.as_bytes(), Some(&cookie_of(&step)))
+        .consent(&approve_form(consent, "&provider=corp"), Some(&cookie))
         .await;
-    assert_eq!(
-        error_of(&step2).status,
-        400,
-        "the handle was spent or the provider is unknown"
+    let Outcome::Redirect(to) = &approved.outcome else {
+        panic!("{approved:?}");
+    };
+    assert_eq!(query(to)["error"], "temporarily_unavailable", "{to}");
+    let again = h
+        .server
+        .browser()
+        .consent(&approve_form(consent, "&provider=corp"), Some(&cookie))
+        .await;
+    assert_eq!(error_of(&again).status, 400, "the handle was spent");
+}
+
+/// Signs alice in on a fresh authorization for `client_id` and returns the consent page and the session.
+async fn consent_page_for(
+    h: &Harness,
+    client_id: &str,
+    redirect_uri: &str,
+    extra: &str,
+) -> (oauth_core::ConsentPage, String) {
+    let (handle, csrf, step) = opened_for(h, None, client_id, redirect_uri, extra).await;
+    let signed = h
+        .server
+        .browser()
+        .sign_in(
+            &sign_in_form(&handle, &csrf, "correct horse"),
+            Some(&cookie_of(&step)),
+            None,
+        )
+        .await;
+    let session = cookie_of(&signed);
+    match signed.outcome {
+        Outcome::Consent(page) => (page, session),
+        other => panic!("expected the consent page, got {other:?}"),
+    }
+}
+
+fn approve_form(page: &oauth_core::ConsentPage, extra: &str) -> Vec<u8> {
+    format!(
+        "handle={}&csrf={}&decision=approve{extra}",
+        enc(&page.prompt.handle),
+        enc(&page.csrf)
+    )
+    .into_bytes()
+}
+
+/// Any program on the user's machine can listen on a loopback port and claim to be a client that redirects there
+/// (MCP security best practices): consent to it is asked every time, whatever the form says.
+#[tokio::test]
+async fn consent_to_a_loopback_client_is_asked_every_time() {
+    let h = with_users(testing::config()).await;
+    let client = public_client(&h).await;
+    let (page, session) = consent_page_for(&h, &client.client_id, LOOPBACK, &for_resource()).await;
+    assert!(!page.rememberable, "{page:?}");
+    let approved = h
+        .server
+        .browser()
+        .consent(&approve_form(&page, "&remember=on"), Some(&session))
+        .await;
+    assert!(
+        matches!(approved.outcome, Outcome::Redirect(_)),
+        "{approved:?}"
     );
+    let next = h
+        .server
+        .browser()
+        .authorize(
+            &authorize_query(&client.client_id, LOOPBACK, &for_resource()),
+            Some(&session),
+        )
+        .await;
+    let Outcome::Consent(again) = &next.outcome else {
+        panic!("a loopback client must be asked again: {next:?}");
+    };
+    assert!(!again.rememberable);
+    // Even a consent remembered before this rule (or by another adapter) is not used for it.
+    h.server
+        .remember_consent("local:alice", &again.prompt, &again.prompt.scope)
+        .await
+        .unwrap();
+    let third = h
+        .server
+        .browser()
+        .authorize(
+            &authorize_query(&client.client_id, LOOPBACK, &for_resource()),
+            Some(&session),
+        )
+        .await;
+    assert!(matches!(third.outcome, Outcome::Consent(_)), "{third:?}");
+}
+
+/// A configuration where `mcp:admin` may be held only by the `local:admins` group, with descriptions.
+fn admin_granted_config() -> oauth_core::ServerConfig {
+    let mut config = testing::config();
+    let r = config.resources[0].clone();
+    config.resources[0] = r
+        .with_scope_grants(vec![oauth_core::ScopeGrant::new(
+            "mcp:admin",
+            AccessPolicy::new(vec![], vec![], vec![], vec!["local:admins".into()]),
+        )])
+        .with_scope_descriptions(vec![
+            ("mcp".into(), "Use the tools".into()),
+            ("mcp:admin".into(), "Delete repositories".into()),
+        ]);
+    config
+}
+
+fn alice_in(groups: &[&str]) -> Arc<dyn IdentityProvider> {
+    let hash = LocalUsers::hash_password("correct horse").unwrap();
+    let groups = groups.iter().map(|g| (*g).to_owned()).collect();
+    Arc::new(LocalUsers::new(vec![LocalUser::new("alice", hash).with_groups(groups)]).unwrap())
+}
+
+#[tokio::test]
+async fn consent_lists_what_is_granted_with_descriptions_and_what_is_left_out() {
+    let mut h = harness_with(admin_granted_config()).await;
+    h.server = h.server.with_providers(vec![alice_in(&["staff"])]);
+    let web = web_client(&h).await;
+    let wide = format!("{}&scope=mcp+mcp%3Aadmin", for_resource());
+    let (page, session) = consent_page_for(&h, &web, WEB, &wide).await;
+    let lines: Vec<(&str, Option<&str>)> = page
+        .scopes
+        .iter()
+        .map(|l| (l.scope.as_str(), l.description.as_deref()))
+        .collect();
+    assert_eq!(lines, [("mcp", Some("Use the tools"))]);
+    assert_eq!(page.withheld, ["mcp:admin"]);
+    assert_eq!(page.resource_name.as_deref(), Some("Example MCP"));
+    let approved = h
+        .server
+        .browser()
+        .consent(&approve_form(&page, "&remember=on"), Some(&session))
+        .await;
+    let Outcome::Redirect(to) = &approved.outcome else {
+        panic!("{approved:?}");
+    };
+    let code = query(to)["code"].clone();
+    let issued = h
+        .server
+        .token(None, code_request(&web, &code, WEB))
+        .await
+        .unwrap();
+    assert_eq!(
+        issued.scope, "mcp",
+        "the token response says what was granted"
+    );
+
+    // Added to the group: asked again (the remembered consent covers `mcp` only), then granted both.
+    let mut h = h;
+    h.server = h
+        .server
+        .with_providers(vec![alice_in(&["staff", "admins"])]);
+    let (page, session) = consent_page_for(&h, &web, WEB, &wide).await;
+    let granted: Vec<&str> = page.scopes.iter().map(|l| l.scope.as_str()).collect();
+    assert_eq!(granted, ["mcp", "mcp:admin"]);
+    assert!(page.withheld.is_empty());
+    let approved = h
+        .server
+        .browser()
+        .consent(&approve_form(&page, ""), Some(&session))
+        .await;
+    let Outcome::Redirect(to) = &approved.outcome else {
+        panic!("{approved:?}");
+    };
+    let issued = h
+        .server
+        .token(None, code_request(&web, &query(to)["code"], WEB))
+        .await
+        .unwrap();
+    assert_eq!(issued.scope, "mcp mcp:admin");
+}
+
+#[tokio::test]
+async fn a_user_who_may_hold_none_of_the_scopes_asked_for_gets_access_denied() {
+    let mut h = harness_with(admin_granted_config()).await;
+    h.server = h.server.with_providers(vec![alice_in(&[])]);
+    let web = web_client(&h).await;
+    let only_admin = format!("{}&scope=mcp%3Aadmin", for_resource());
+    let (page, session) = consent_page_for(&h, &web, WEB, &only_admin).await;
+    assert!(
+        page.scopes.is_empty() && page.withheld == ["mcp:admin"],
+        "{page:?}"
+    );
+    let approved = h
+        .server
+        .browser()
+        .consent(&approve_form(&page, ""), Some(&session))
+        .await;
+    let Outcome::Redirect(to) = &approved.outcome else {
+        panic!("{approved:?}");
+    };
+    let q = query(to);
+    assert_eq!(q["error"], "access_denied", "{to}");
+    assert!(!q.contains_key("code"));
 }

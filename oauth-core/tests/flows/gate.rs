@@ -554,7 +554,7 @@ async fn access_policy_admits_by_user_email_domain_or_group() {
     let cases = [
         (AccessPolicy::default(), true),
         (
-            AccessPolicy::new(s(&["ALICE"]), vec![], vec![], vec![]),
+            AccessPolicy::new(s(&["local:ALICE"]), vec![], vec![], vec![]),
             true,
         ),
         (
@@ -562,29 +562,48 @@ async fn access_policy_admits_by_user_email_domain_or_group() {
             true,
         ),
         (
-            AccessPolicy::new(vec![], s(&["Alice@Example.com"]), vec![], vec![]),
+            AccessPolicy::new(vec![], s(&["local:Alice@Example.com"]), vec![], vec![]),
             true,
         ),
         (
-            AccessPolicy::new(vec![], vec![], s(&["example.com"]), vec![]),
+            AccessPolicy::new(vec![], vec![], s(&["local:example.com"]), vec![]),
             true,
         ),
         (
-            AccessPolicy::new(vec![], vec![], vec![], s(&["staff"])),
+            AccessPolicy::new(vec![], vec![], vec![], s(&["local:staff"])),
             true,
         ),
         (
             AccessPolicy::new(
-                s(&["bob"]),
-                s(&["bob@example.com"]),
-                s(&["example.org"]),
-                s(&["admins"]),
+                s(&["local:bob"]),
+                s(&["local:bob@example.com"]),
+                s(&["local:example.org"]),
+                s(&["local:admins"]),
+            ),
+            false,
+        ),
+        // The same names vouched for by another provider: nobody here.
+        (
+            AccessPolicy::new(
+                s(&["github:alice"]),
+                s(&["keycloak:alice@example.com"]),
+                s(&["entra:example.com"]),
+                s(&["github:staff"]),
             ),
             false,
         ),
     ];
-    for (policy, admitted) in cases {
-        let h = harness_with(gated(policy.clone(), vec![])).await;
+    // Each as the resource's policy and as the server-wide one.
+    let placed = cases.iter().flat_map(|(policy, admitted)| {
+        let mut global = gated(AccessPolicy::default(), vec![]);
+        global.policy = policy.clone();
+        [
+            (gated(policy.clone(), vec![]), policy.clone(), *admitted),
+            (global, policy.clone(), *admitted),
+        ]
+    });
+    for (config, policy, admitted) in placed {
+        let h = harness_with(config).await;
         // Tokens come from an instance without the policy (approve would refuse the user), sharing the store.
         let issuer = Harness {
             server: AuthServer::new(

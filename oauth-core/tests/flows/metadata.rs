@@ -156,10 +156,10 @@ async fn config_validation_names_the_field() {
         )
     );
     let mut c = oauth_core::testing::config();
-    c.default_scopes = vec!["bogus".into()];
+    c.resources[0].default_scopes = vec!["mcp".into(), "bogus".into()];
     assert_eq!(
         c.validate().unwrap_err().to_string(),
-        "default_scopes: scope `bogus` is not in scopes_supported"
+        "resources[0].default_scopes[1]: scope `bogus` is not one of this resource's scopes"
     );
     let clock = oauth_core::testing::FixedClock::new();
     let store = std::sync::Arc::new(oauth_core::EmbeddedStore::in_memory(clock.clone()).unwrap());
@@ -168,6 +168,6 @@ async fn config_validation_names_the_field() {
         .unwrap_err();
     assert_eq!(
         err.to_string(),
-        "invalid configuration: default_scopes: scope `bogus` is not in scopes_supported"
+        "invalid configuration: resources[0].default_scopes[1]: scope `bogus` is not one of this resource's scopes"
     );
 }

@@ -465,7 +465,7 @@ async fn a_policy_that_no_longer_admits_the_user_ends_the_grant_at_the_next_refr
     let t0 = tokens(&h, &c.client_id, &for_resource()).await;
     let mut config = oauth_core::testing::config();
     config.policy =
-        oauth_core::AccessPolicy::new(vec![], vec![], vec!["example.org".into()], vec![]);
+        oauth_core::AccessPolicy::new(vec![], vec![], vec!["local:example.org".into()], vec![]);
     let strict = restarted(&h, config, vec![]).await;
     assert_eq!(
         token_refused(
@@ -714,4 +714,82 @@ async fn a_retry_within_the_grace_window_of_a_revoked_grant_is_refused() {
     let (status, refused) = token_refused(&h, refresh_request(&c.client_id, &r0, "")).await;
     assert_eq!(status, 400);
     assert_eq!(refused["error"], "invalid_grant", "{refused}");
+}
+
+/// `mcp:admin` only for the `local:staff` group (the fixture's alice is in it).
+fn staff_admin_config() -> oauth_core::ServerConfig {
+    let mut config = oauth_core::testing::config();
+    let r = config.resources[0].clone();
+    config.resources[0] = r.with_scope_grants(vec![oauth_core::ScopeGrant::new(
+        "mcp:admin",
+        oauth_core::AccessPolicy::new(vec![], vec![], vec![], vec!["local:staff".into()]),
+    )]);
+    config
+}
+
+#[tokio::test]
+async fn a_user_who_left_the_group_a_scope_needs_loses_that_scope_at_the_next_refresh() {
+    let h = harness_with(staff_admin_config()).await;
+    let c = public_client(&h).await;
+    let wide = format!("{}&scope=mcp+mcp%3Aadmin", for_resource());
+    let t0 = tokens(&h, &c.client_id, &wide).await;
+    assert_eq!(t0.scope, "mcp mcp:admin");
+    // Restarted with alice no longer in `staff`.
+    let left = restarted(&h, staff_admin_config(), vec![users(&["alice"])]).await;
+    let t1 = left
+        .server
+        .token(
+            None,
+            refresh_request(
+                &c.client_id,
+                t0.refresh_token.as_deref().unwrap(),
+                "&scope=mcp+mcp%3Aadmin",
+            ),
+        )
+        .await
+        .unwrap();
+    assert_eq!(t1.scope, "mcp", "the response says what the token carries");
+    let p = left
+        .server
+        .verify(Some(&bearer(&t1.access_token)), resource(&left))
+        .unwrap();
+    assert!(!p.scope().contains("mcp:admin"));
+    // The grant itself narrowed: asking for the lost scope again is asking beyond it.
+    let (status, body) = token_refused(
+        &left,
+        refresh_request(
+            &c.client_id,
+            t1.refresh_token.as_deref().unwrap(),
+            "&scope=mcp%3Aadmin",
+        ),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_scope"))
+    );
+}
+
+#[tokio::test]
+async fn a_user_who_may_hold_no_scope_of_the_grant_loses_it_at_the_next_refresh() {
+    let h = harness_with(staff_admin_config()).await;
+    let c = public_client(&h).await;
+    let only_admin = format!("{}&scope=mcp%3Aadmin", for_resource());
+    let t0 = tokens(&h, &c.client_id, &only_admin).await;
+    assert_eq!(t0.scope, "mcp:admin");
+    let left = restarted(&h, staff_admin_config(), vec![users(&["alice"])]).await;
+    assert_eq!(
+        token_refused(
+            &left,
+            refresh_request(&c.client_id, t0.refresh_token.as_deref().unwrap(), "")
+        )
+        .await,
+        (
+            400,
+            body(
+                "invalid_grant",
+                "this user may no longer hold any scope of this grant; sign in again"
+            )
+        )
+    );
 }

@@ -84,22 +84,25 @@ async fn consent_covers_only_what_was_consented() {
         .unwrap();
     assert!(
         !h.server
-            .has_consented("local:alice", &narrow)
+            .has_consented("local:alice", &narrow, &narrow.scope)
             .await
             .unwrap()
     );
     h.server
-        .remember_consent("local:alice", &narrow)
+        .remember_consent("local:alice", &narrow, &narrow.scope)
         .await
         .unwrap();
     assert!(
         h.server
-            .has_consented("local:alice", &narrow)
+            .has_consented("local:alice", &narrow, &narrow.scope)
             .await
             .unwrap()
     );
     assert!(
-        !h.server.has_consented("local:bob", &narrow).await.unwrap(),
+        !h.server
+            .has_consented("local:bob", &narrow, &narrow.scope)
+            .await
+            .unwrap(),
         "per user"
     );
     let wider = h
@@ -112,7 +115,10 @@ async fn consent_covers_only_what_was_consented() {
         .await
         .unwrap();
     assert!(
-        !h.server.has_consented("local:alice", &wider).await.unwrap(),
+        !h.server
+            .has_consented("local:alice", &wider, &wider.scope)
+            .await
+            .unwrap(),
         "more scope needs consent again"
     );
     let elsewhere = h
@@ -126,7 +132,7 @@ async fn consent_covers_only_what_was_consented() {
         .unwrap();
     assert!(
         !h.server
-            .has_consented("local:alice", &elsewhere)
+            .has_consented("local:alice", &elsewhere, &elsewhere.scope)
             .await
             .unwrap(),
         "another resource needs consent again"
@@ -142,19 +148,25 @@ async fn consent_covers_only_what_was_consented() {
         .await
         .unwrap();
     assert!(
-        !h.server.has_consented("local:alice", &p).await.unwrap(),
+        !h.server
+            .has_consented("local:alice", &p, &p.scope)
+            .await
+            .unwrap(),
         "per client"
     );
     h.server
-        .remember_consent("local:alice", &wider)
+        .remember_consent("local:alice", &wider, &wider.scope)
         .await
         .unwrap();
     assert!(
         h.server
-            .has_consented("local:alice", &narrow)
+            .has_consented("local:alice", &narrow, &narrow.scope)
             .await
             .unwrap()
-            && h.server.has_consented("local:alice", &wider).await.unwrap()
+            && h.server
+                .has_consented("local:alice", &wider, &wider.scope)
+                .await
+                .unwrap()
     );
 }
 

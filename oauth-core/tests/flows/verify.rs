@@ -253,7 +253,8 @@ async fn expiry_holds_even_for_cached_tokens() {
 async fn insufficient_scope_is_403_with_the_scope_needed() {
     let mut config = testing::config();
     config.resources[0] = ResourceConfig::new(RESOURCE, vec!["mcp".into(), "mcp:admin".into()])
-        .require(vec!["mcp".into(), "mcp:admin".into()]);
+        .require(vec!["mcp".into(), "mcp:admin".into()])
+        .with_default_scopes(vec!["mcp".into()]);
     let h = harness_with(config).await;
     let token = valid_token(&h).await;
     let r = h

@@ -10,7 +10,6 @@ listen = "0.0.0.0:9000"
 issuer = "https://auth.example.com"
 log_format = "json"
 scopes = ["mcp", "mcp:admin", "extra"]
-default_scopes = ["mcp"]
 
 [store]
 backend = "embedded"
@@ -36,10 +35,18 @@ resource = "https://mcp.example.com/mcp"
 name = "Example"
 scopes = ["mcp", "mcp:admin"]
 required_scopes = ["mcp"]
-allowed_users = ["alice"]
-allowed_emails = ["bob@example.com"]
-allowed_email_domains = ["example.com"]
-allowed_groups = ["admins"]
+default_scopes = ["mcp", "mcp:admin"]
+allowed_users = ["local:alice"]
+allowed_emails = ["local:bob@example.com"]
+allowed_email_domains = ["local:example.com"]
+allowed_groups = ["local:admins"]
+
+[resources.scope_grants."mcp:admin"]
+allowed_groups = ["local:admins"]
+allowed_users = ["local:carol"]
+
+[resources.scope_descriptions]
+"mcp:admin" = "Delete repositories"
 
 [resources.tool_scopes]
 "tools/call" = ["mcp"]
@@ -88,7 +95,6 @@ scopes = "X-Auth-Scopes"
     let s = &c.server;
     assert_eq!(s.issuer, "https://auth.example.com");
     assert_eq!(s.scopes_supported, ["mcp", "mcp:admin", "extra"]);
-    assert_eq!(s.default_scopes, ["mcp"]);
     assert_eq!(s.access_token_ttl, Duration::from_secs(600));
     assert_eq!(s.refresh_token_ttl, Duration::from_secs(86400));
     assert_eq!(s.code_ttl, Duration::from_secs(30));
@@ -112,11 +118,22 @@ scopes = "X-Auth-Scopes"
     )
     .require(vec!["mcp".into()])
     .named("Example")
+    .with_default_scopes(vec!["mcp".into(), "mcp:admin".into()])
+    .with_scope_grants(vec![oauth_core::ScopeGrant::new(
+        "mcp:admin",
+        AccessPolicy::new(
+            vec!["local:carol".into()],
+            vec![],
+            vec![],
+            vec!["local:admins".into()],
+        ),
+    )])
+    .with_scope_descriptions(vec![("mcp:admin".into(), "Delete repositories".into())])
     .with_policy(AccessPolicy::new(
-        vec!["alice".into()],
-        vec!["bob@example.com".into()],
-        vec!["example.com".into()],
-        vec!["admins".into()],
+        vec!["local:alice".into()],
+        vec!["local:bob@example.com".into()],
+        vec!["local:example.com".into()],
+        vec!["local:admins".into()],
     ))
     .with_tool_scopes(vec![
         ToolScope::new("tools/call", vec!["mcp".into()]),
@@ -172,7 +189,10 @@ fn a_minimal_file_gets_the_defaults() {
     assert_eq!(c.listen, DEFAULT_LISTEN);
     assert_eq!(c.server.issuer, "http://127.0.0.1:8080");
     assert_eq!(c.server.scopes_supported, ["mcp"]);
-    assert_eq!(c.server.default_scopes, ["mcp"]);
+    assert!(
+        c.server.resources[0].defaults().is_empty(),
+        "no required scopes: a request without scope asks for none"
+    );
     assert_eq!(
         c.store,
         StoreConfig::Embedded {

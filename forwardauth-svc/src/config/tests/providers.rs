@@ -73,13 +73,15 @@ fn github_orgs_and_teams_become_lower_case_groups() {
     let file = dir.path().join("c.toml");
     std::fs::write(
         &file,
-        "[[resources]]\nresource = \"https://mcp.example.com/mcp\"\nallowed_github_orgs = [\"Acme\"]\nallowed_github_teams = [\"Acme/Platform\"]\n",
+        "[[resources]]\nresource = \"https://mcp.example.com/mcp\"\nallowed_github_orgs = [\"Acme\"]\nallowed_github_teams = [\"Acme/Platform\"]\n\
+         [[providers]]\ntype = \"github\"\nid = \"gh\"\nclient_id = \"x\"\nclient_secret = \"y\"\n",
     )
     .unwrap();
     let config = load(Some(&file), &no_env).unwrap();
     assert_eq!(
         config.server.resources[0].policy.groups,
-        vec!["acme", "acme/platform"]
+        vec!["gh:acme", "gh:acme/platform"],
+        "groups of the one GitHub provider, by its id"
     );
 }
 
