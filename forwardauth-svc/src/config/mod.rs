@@ -61,6 +61,9 @@
 //! code_ttl_secs = 60
 //! refresh_grace_secs = 30             # 0 disables the retry window after a refresh rotation
 //! session_ttl_secs = 43200
+//! max_unverified_age_secs = 86400     # a grant whose user the provider cannot re-check at refresh (no upstream
+//!                                     # refresh token once its access token expired, no userinfo) ends this long
+//!                                     # after the provider last vouched for them: refused with invalid_grant
 //! consent_ttl_secs = 7776000
 //! signing_alg = "ES256"               # "ES256" (default), "RS256" or "EdDSA"
 //!
@@ -107,6 +110,29 @@
 //!
 //! [users]
 //! file = "users.toml"                 # local users; see below
+//!
+//! [[providers]]                       # upstream identity providers, one table each (examples/providers/)
+//! type = "oidc"                       # "oidc" (any OpenID Connect provider) or "github"
+//! id = "keycloak"                     # default: the type; subjects become <id>:<user id>
+//! display_name = "Company SSO"        # on the sign-in page
+//! issuer = "https://keycloak.example.com/realms/company" # oidc only; discovery below it
+//! client_id = "forwardauth"
+//! # client_secret_env = "KEYCLOAK_CLIENT_SECRET" # confidential clients; or client_secret = "…"
+//! scopes = ["openid", "email", "profile"] # the default for oidc
+//! request_refresh_token = "auto"      # oidc only: how to ask for a refresh token, which keeps the user
+//!                                     # re-checkable at refresh after the upstream access token expires:
+//!                                     # "auto" (offline_access + prompt=consent when discovery offers it),
+//!                                     # "offline_access" (always so), "access_type_offline" (Google's way),
+//!                                     # "off" (ask for nothing beyond `scopes`)
+//! require_verified_email = true       # oidc only
+//! timeout_secs = 10                   # 1 to 120
+//! [providers.claims]                  # oidc only: claim names; the defaults shown
+//! user_id = "sub"
+//! username = "preferred_username"
+//! email = "email"
+//! name = "name"
+//! groups = "groups"                   # an answer without it at a re-check means no groups
+//! # github only: web_base_url, api_base_url (GitHub Enterprise Server), fetch_orgs, fetch_teams
 //!
 //! [gate]
 //! trusted_proxies = ["127.0.0.1", "10.0.0.0/8"] # peers whose X-Forwarded-* headers are believed;
