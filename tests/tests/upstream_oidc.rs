@@ -34,12 +34,8 @@ struct Upstream {
     issuer: String,
 }
 
-async fn start_upstream(redirect_uri: &str) -> Upstream {
-    start_upstream_with(redirect_uri, None).await
-}
-
 /// The OpenID Provider, its access tokens living `access_token_ttl` seconds if given (one hour otherwise).
-async fn start_upstream_with(redirect_uri: &str, access_token_ttl: Option<u64>) -> Upstream {
+async fn start_upstream(redirect_uri: &str, access_token_ttl: Option<u64>) -> Upstream {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("oidc-provider");
     assert!(
         dir.join("node_modules/oidc-provider").exists(),
@@ -96,7 +92,7 @@ async fn start_service_with(
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let upstream =
-        start_upstream_with(&format!("{base}/callback"), setup.upstream_access_token_ttl).await;
+        start_upstream(&format!("{base}/callback"), setup.upstream_access_token_ttl).await;
     let mut config = Config::defaults(listener.local_addr().unwrap());
     config.store = StoreConfig::Memory;
     config.server = oauth_core::ServerConfig::new(
@@ -780,4 +776,22 @@ async fn without_an_upstream_refresh_token_an_expired_upstream_session_ends_the_
         refused("the identity provider could not confirm this user recently enough; sign in again")
     );
     assert_eq!(verify_status(&svc, &b0).await, 401);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_provider_unreachable_at_refresh_refuses_that_refresh_and_keeps_the_grant() {
+    let (svc, up) = start_service_with(|i| i.to_owned(), staff_only(), Setup::default()).await;
+    let (client_id, t0) = logged_in(&svc, "alice").await;
+    drop(up);
+    let (status, body) = refresh(&svc, &client_id, &t0).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (503, Some("temporarily_unavailable")),
+        "{body}"
+    );
+    assert!(
+        grant_of(&svc, &t0).await.refresh.is_some(),
+        "the grant is kept for a later try"
+    );
+    assert_eq!(verify_status(&svc, &t0).await, 200);
 }

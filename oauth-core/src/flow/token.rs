@@ -29,6 +29,14 @@
 //!   of the grant's refresh tokens have.
 //!
 //! Scope may narrow for the access token, never widen; the resource is kept.
+//!
+//! # Re-checks
+//! Before a rotation the user is asked about at their identity provider again ([`crate::Recheck`]), and the access
+//! policy judges the answer: a user who is gone or no longer admitted loses the grant. A refresh must not keep an
+//! identity alive that nobody can confirm any more, or a user removed upstream would keep access for as long as
+//! the client refreshes; so an unverifiable answer lets the last identity stand only until
+//! `max_unverified_age` after the provider last vouched (the session's `verified_at`, else the grant's creation),
+//! the grant's expiry never slides past that point, and once it has passed the grant ends (`invalid_grant`).
 
 use super::authorize::{match_resource, requested_scope};
 use super::client::ClientCredentials;

@@ -245,7 +245,6 @@ pub trait IdentityProvider: Send + Sync + 'static {
 
 /// What a re-check at refresh found ([`IdentityProvider::recheck`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
 pub enum Recheck {
     /// The provider vouched for the user just now: their current identity (the access policy decides on it), and
     /// the session to keep (renewed if its tokens were refreshed).

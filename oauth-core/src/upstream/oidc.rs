@@ -101,7 +101,6 @@ impl Default for ClaimNames {
 /// re-checked only while the access token lives, and after that their grant ends at
 /// [`max_unverified_age`](crate::ServerConfig::max_unverified_age).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[non_exhaustive]
 pub enum RefreshTokenRequest {
     /// The scope `offline_access` with `prompt=consent` (as OpenID Connect Core §11 asks) when the provider's
     /// discovery document lists `offline_access` in `scopes_supported`; nothing otherwise.
