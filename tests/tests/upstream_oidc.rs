@@ -795,3 +795,53 @@ async fn a_provider_unreachable_at_refresh_refuses_that_refresh_and_keeps_the_gr
     );
     assert_eq!(verify_status(&svc, &t0).await, 200);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_refresh_token_is_asked_for_as_configured() {
+    for (mode, scope, extra) in [
+        (
+            RefreshTokenRequest::Auto,
+            "openid email profile groups offline_access",
+            vec![("prompt", "consent")],
+        ),
+        (
+            RefreshTokenRequest::OfflineAccess,
+            "openid email profile groups offline_access",
+            vec![("prompt", "consent")],
+        ),
+        (
+            RefreshTokenRequest::AccessTypeOffline,
+            "openid email profile groups",
+            vec![("access_type", "offline"), ("prompt", "consent")],
+        ),
+        (
+            RefreshTokenRequest::Off,
+            "openid email profile groups",
+            vec![],
+        ),
+    ] {
+        let setup = Setup {
+            refresh_token_request: mode,
+            ..Setup::default()
+        };
+        let (svc, _up) = start_service_with(|i| i.to_owned(), AccessPolicy::default(), setup).await;
+        let http = browser();
+        let client_id = register(&http, &svc.base).await;
+        let res = http
+            .get(authorize_url(&svc.base, &client_id))
+            .send()
+            .await
+            .unwrap();
+        let to_upstream = url::Url::parse(res.headers()["location"].to_str().unwrap()).unwrap();
+        let q: HashMap<String, String> = to_upstream.query_pairs().into_owned().collect();
+        assert_eq!(q["scope"], scope, "{mode:?}");
+        for (name, value) in &extra {
+            assert_eq!(q.get(*name).map(String::as_str), Some(*value), "{mode:?}");
+        }
+        for name in ["prompt", "access_type"] {
+            if !extra.iter().any(|(n, _)| *n == name) {
+                assert!(!q.contains_key(name), "{mode:?} sends no {name}");
+            }
+        }
+    }
+}
