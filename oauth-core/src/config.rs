@@ -170,6 +170,13 @@ pub struct ServerConfig {
     pub leeway: Duration,
     /// How long a browser login session at the authorization server lasts.
     pub session_ttl: Duration,
+    /// How long a grant lives on an identity its provider can no longer re-check, counted from the last time the
+    /// provider vouched for the user (the login, or a refresh that read their current claims). A refresh re-checks
+    /// the user upstream; when that cannot be done (an OpenID Connect provider that issued no refresh token once
+    /// its access token expired, one without a userinfo endpoint, a provider no longer configured) the last
+    /// identity stands until this age, the grant's expiry does not move past it, and after it the refresh is
+    /// refused with `invalid_grant` and the grant ends: the user signs in again. Default 24 hours.
+    pub max_unverified_age: Duration,
     /// How long a remembered consent lasts.
     pub consent_ttl: Duration,
     /// Signing algorithm for new access-token keys.
@@ -226,6 +233,7 @@ impl ServerConfig {
             refresh_grace: Duration::from_secs(30),
             leeway: Duration::from_secs(30),
             session_ttl: Duration::from_secs(12 * 3600),
+            max_unverified_age: Duration::from_secs(24 * 3600),
             consent_ttl: Duration::from_secs(90 * 24 * 3600),
             signing_alg: SigningAlg::Es256,
             registration: RegistrationPolicy::default(),
@@ -287,6 +295,7 @@ impl ServerConfig {
             ("access_token_ttl", self.access_token_ttl),
             ("code_ttl", self.code_ttl),
             ("refresh_token_ttl", self.refresh_token_ttl),
+            ("max_unverified_age", self.max_unverified_age),
         ] {
             if ttl.is_zero() {
                 return Err(ConfigError::new(field, ConfigProblem::Zero));

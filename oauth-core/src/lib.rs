@@ -101,5 +101,5 @@ pub use throttle::{ClientKey, Limited, RateLimits, Throttled};
 pub use types::{Identity, ScopeSet, Secret, TokenHash, UpstreamSession};
 pub use upstream::{
     Credentials, IdentityProvider, LocalUser, LocalUsers, LocalUsersError, Login, LoginStart,
-    PasswordHashError, SignIn, UpstreamError,
+    PasswordHashError, Recheck, SignIn, UpstreamError,
 };

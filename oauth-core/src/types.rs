@@ -302,6 +302,12 @@ pub struct UpstreamSession {
     /// When the upstream access token expires, if known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<u64>,
+    /// When the provider last vouched for the user (the login, or a re-check that read their current claims).
+    /// The engine sets it; a provider leaves it `None`. `None` in a session stored before it was recorded: the
+    /// grant's creation counts instead. A grant whose user can no longer be re-checked ends
+    /// [`max_unverified_age`](crate::ServerConfig::max_unverified_age) after it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verified_at: Option<u64>,
 }
 
 impl fmt::Debug for UpstreamSession {

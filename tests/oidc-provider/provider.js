@@ -7,6 +7,13 @@
 // interactions at /interaction/:uid): alice (verified e-mail at example.com, group staff), bob (verified e-mail at
 // other.org, group guests), carol (unverified e-mail at example.com). Claims come from userinfo
 // (`conformIdTokenClaims`), as with most real providers. Prints `ready` when listening.
+//
+// Test-only additions, for re-checks at refresh:
+// * the environment variable ACCESS_TOKEN_TTL (seconds) shortens the access tokens' lifetime (default one hour);
+// * `PUT /test/accounts/<id>/groups` with a JSON array body replaces that account's groups, and with `null` removes
+//   the groups claim altogether (204; 404 for an unknown account): a user's membership changes mid-session, as
+//   when an administrator removes them from a group. Refresh tokens are issued with `offline_access` (which this
+//   provider keeps only with `prompt=consent`).
 import Provider from 'oidc-provider';
 
 const [port, redirectUri] = process.argv.slice(2);
@@ -45,6 +52,24 @@ const provider = new Provider(`http://127.0.0.1:${port}`, {
   pkce: { required: () => true },
   cookies: { keys: ['e2e-test-only-cookie-key'] },
   features: { devInteractions: { enabled: true } },
+  ...(process.env.ACCESS_TOKEN_TTL ? { ttl: { AccessToken: Number(process.env.ACCESS_TOKEN_TTL) } } : {}),
+});
+
+provider.use(async (ctx, next) => {
+  const route = ctx.method === 'PUT' && ctx.path.match(/^\/test\/accounts\/([^/]+)\/groups$/);
+  if (!route) return next();
+  const account = accounts[route[1]];
+  if (!account) {
+    ctx.status = 404;
+    return undefined;
+  }
+  let body = '';
+  for await (const chunk of ctx.req) body += chunk;
+  const groups = JSON.parse(body);
+  if (groups === null) delete account.groups;
+  else account.groups = groups;
+  ctx.status = 204;
+  return undefined;
 });
 
 provider.listen(Number(port), '127.0.0.1', () => {

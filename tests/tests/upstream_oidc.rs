@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use forwardauth_svc::config::{Config, ProviderConfig, StoreConfig};
-use oauth_core::upstream::OidcConfig;
+use oauth_core::upstream::{OidcConfig, RefreshTokenRequest};
 use oauth_core::{AccessPolicy, AuthServer, Clock, EmbeddedStore, ResourceConfig, Secret, Store};
 use serde_json::{Value, json};
 use test_support::{Running, field, free_port};
@@ -34,7 +34,8 @@ struct Upstream {
     issuer: String,
 }
 
-async fn start_upstream(redirect_uri: &str) -> Upstream {
+/// The OpenID Provider, its access tokens living `access_token_ttl` seconds if given (one hour otherwise).
+async fn start_upstream(redirect_uri: &str, access_token_ttl: Option<u64>) -> Upstream {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("oidc-provider");
     assert!(
         dir.join("node_modules/oidc-provider").exists(),
@@ -46,6 +47,9 @@ async fn start_upstream(redirect_uri: &str) -> Upstream {
         .arg(port.to_string())
         .arg(redirect_uri)
         .stderr(Stdio::null());
+    if let Some(ttl) = access_token_ttl {
+        node.env("ACCESS_TOKEN_TTL", ttl.to_string());
+    }
     Upstream {
         _process: Running::start(node, "ready").await,
         issuer: format!("http://127.0.0.1:{port}"),
@@ -66,9 +70,29 @@ async fn start_service(
     issuer_of: impl FnOnce(&str) -> String,
     policy: AccessPolicy,
 ) -> (Service, Upstream) {
+    start_service_with(issuer_of, policy, Setup::default()).await
+}
+
+/// What a test changes in the provider and the service beyond the policy.
+#[derive(Default)]
+struct Setup {
+    /// The provider's access-token lifetime in seconds (default one hour).
+    upstream_access_token_ttl: Option<u64>,
+    /// How the service asks the provider for a refresh token (default: `auto`, which gets one here).
+    refresh_token_request: RefreshTokenRequest,
+    /// The service's `max_unverified_age` (default 24 hours).
+    max_unverified_age: Option<Duration>,
+}
+
+async fn start_service_with(
+    issuer_of: impl FnOnce(&str) -> String,
+    policy: AccessPolicy,
+    setup: Setup,
+) -> (Service, Upstream) {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
-    let upstream = start_upstream(&format!("{base}/callback")).await;
+    let upstream =
+        start_upstream(&format!("{base}/callback"), setup.upstream_access_token_ttl).await;
     let mut config = Config::defaults(listener.local_addr().unwrap());
     config.store = StoreConfig::Memory;
     config.server = oauth_core::ServerConfig::new(
@@ -78,6 +102,9 @@ async fn start_service(
                 .with_policy(policy),
         ],
     );
+    if let Some(age) = setup.max_unverified_age {
+        config.server.max_unverified_age = age;
+    }
     let mut oidc = OidcConfig::new(
         "corp",
         issuer_of(&upstream.issuer),
@@ -92,6 +119,7 @@ async fn start_service(
         "groups".into(),
     ];
     oidc.timeout = Duration::from_secs(3);
+    oidc.refresh_token_request = setup.refresh_token_request;
     config.providers = vec![ProviderConfig::Oidc(oidc)];
     // The engine over a store this test holds too (the service itself never sees the store).
     let clock: Arc<dyn Clock> = Arc::new(oauth_core::SystemClock);
@@ -575,4 +603,268 @@ async fn an_unreachable_upstream_is_temporarily_unavailable_quickly() {
         started.elapsed() < Duration::from_secs(10),
         "never a hang: bounded by the upstream timeout"
     );
+}
+
+// Re-checks at refresh: a user removed from a group at the provider loses access at the next refresh, whether the
+// service holds an upstream refresh token or not, and an identity the provider can no longer be asked about lasts
+// only `max_unverified_age`.
+
+/// The policy's name for the group `group` of the `corp` provider.
+fn policy_group(group: &str) -> String {
+    format!("corp:{group}")
+}
+
+/// Only members of `staff` at the provider may use the resource.
+fn staff_only() -> AccessPolicy {
+    AccessPolicy::new(vec![], vec![], vec![], vec![policy_group("staff")])
+}
+
+/// Changes `user`'s groups at the provider (`null`: no groups claim at all), through its test-only route.
+async fn set_groups(upstream: &Upstream, user: &str, groups: Value) {
+    let res = reqwest::Client::new()
+        .put(format!("{}/test/accounts/{user}/groups", upstream.issuer))
+        .body(groups.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 204);
+}
+
+/// A new client, and `user` logged in through the provider: the tokens of the code exchange.
+async fn logged_in(svc: &Service, user: &str) -> (String, Value) {
+    let http = browser();
+    let client_id = register(&http, &svc.base).await;
+    let end = walk(
+        &http,
+        authorize_url(&svc.base, &client_id),
+        &svc.base,
+        AtUpstream::LogIn(user),
+        false,
+    )
+    .await
+    .unwrap();
+    // Approved before leaving for the provider (`walk` approves our consent page), and granted all of it.
+    let End::Client(back) = end else {
+        panic!("expected the redirect back to the client, got {end:?}")
+    };
+    let tokens = exchange(&http, &svc.base, &client_id, &back["code"]).await;
+    assert!(tokens["access_token"].is_string(), "{tokens}");
+    (client_id, tokens)
+}
+
+/// A refresh with the refresh token of `tokens`: the status and the body.
+async fn refresh(svc: &Service, client_id: &str, tokens: &Value) -> (u16, Value) {
+    let res = reqwest::Client::new()
+        .post(format!("{}/token", svc.base))
+        .form(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", tokens["refresh_token"].as_str().unwrap()),
+            ("client_id", client_id),
+        ])
+        .send()
+        .await
+        .unwrap();
+    (res.status().as_u16(), res.json().await.unwrap())
+}
+
+/// `/verify`'s status for a request to the resource with the access token of `tokens`.
+async fn verify_status(svc: &Service, tokens: &Value) -> u16 {
+    test_support::verify(
+        &reqwest::Client::new(),
+        &svc.base,
+        &format!("{}{RESOURCE_PATH}", svc.base),
+        tokens["access_token"].as_str(),
+    )
+    .await
+    .status()
+    .as_u16()
+}
+
+/// The grant the tokens belong to, as stored.
+async fn grant_of(svc: &Service, tokens: &Value) -> oauth_core::store::GrantRecord {
+    let grant_id = tokens["refresh_token"]
+        .as_str()
+        .unwrap()
+        .split('.')
+        .next()
+        .unwrap();
+    svc.store.grant(grant_id).await.unwrap().unwrap()
+}
+
+fn refused(description: &str) -> (u16, Value) {
+    (
+        400,
+        json!({"error": "invalid_grant", "error_description": description}),
+    )
+}
+
+const NOT_ADMITTED: &str = "this user may no longer use this resource; sign in again";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn removed_from_the_group_upstream_loses_access_at_the_next_refresh_through_the_upstream_refresh_token()
+ {
+    let setup = Setup {
+        upstream_access_token_ttl: Some(2),
+        ..Setup::default()
+    };
+    let (svc, up) = start_service_with(|i| i.to_owned(), staff_only(), setup).await;
+    let (client_id, t0) = logged_in(&svc, "alice").await;
+    assert_eq!(verify_status(&svc, &t0).await, 200);
+    let held = grant_of(&svc, &t0).await.upstream.unwrap();
+    assert!(
+        held.refresh_token.is_some(),
+        "offline_access (with prompt=consent) brought an upstream refresh token"
+    );
+    // The upstream access token expires: the re-check goes through the upstream refresh token.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (status, t1) = refresh(&svc, &client_id, &t0).await;
+    assert_eq!(status, 200, "{t1}");
+    assert_eq!(
+        claims(t1["access_token"].as_str().unwrap())["groups"],
+        json!(["staff"])
+    );
+    let renewed = grant_of(&svc, &t1).await.upstream.unwrap();
+    assert!(
+        renewed.expires_at > held.expires_at,
+        "a new upstream access token: {:?} after {:?}",
+        renewed.expires_at,
+        held.expires_at
+    );
+    set_groups(&up, "alice", json!(["guests"])).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(refresh(&svc, &client_id, &t1).await, refused(NOT_ADMITTED));
+    assert_eq!(
+        verify_status(&svc, &t1).await,
+        401,
+        "the grant ended, its access tokens with it"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn removed_from_every_group_upstream_loses_access_at_the_next_refresh_through_userinfo() {
+    let setup = Setup {
+        refresh_token_request: RefreshTokenRequest::Off,
+        ..Setup::default()
+    };
+    let (svc, up) = start_service_with(|i| i.to_owned(), staff_only(), setup).await;
+    let (client_id, t0) = logged_in(&svc, "alice").await;
+    assert_eq!(verify_status(&svc, &t0).await, 200);
+    assert_eq!(
+        grant_of(&svc, &t0).await.upstream.unwrap().refresh_token,
+        None,
+        "no offline_access asked for, no upstream refresh token"
+    );
+    let (status, t1) = refresh(&svc, &client_id, &t0).await;
+    assert_eq!(status, 200, "{t1}");
+    // The provider now answers without a groups claim: no groups, not the ones alice had.
+    set_groups(&up, "alice", Value::Null).await;
+    assert_eq!(refresh(&svc, &client_id, &t1).await, refused(NOT_ADMITTED));
+    assert_eq!(verify_status(&svc, &t1).await, 401);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_an_upstream_refresh_token_an_expired_upstream_session_ends_the_grant_at_max_unverified_age()
+ {
+    let setup = Setup {
+        upstream_access_token_ttl: Some(2),
+        refresh_token_request: RefreshTokenRequest::Off,
+        max_unverified_age: Some(Duration::from_secs(5)),
+    };
+    let (svc, up) = start_service_with(|i| i.to_owned(), staff_only(), setup).await;
+    let (client_a, a0) = logged_in(&svc, "alice").await;
+    let (client_b, b0) = logged_in(&svc, "alice").await;
+    let vouched = grant_of(&svc, &a0)
+        .await
+        .upstream
+        .unwrap()
+        .verified_at
+        .unwrap();
+    set_groups(&up, "alice", json!(["guests"])).await;
+    // The upstream access token has expired and there is no refresh token: the provider cannot be asked, so
+    // alice's identity from the login stands (the change at the provider goes unseen), but only until
+    // max_unverified_age after the login, and the grant's expiry stops there.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (status, a1) = refresh(&svc, &client_a, &a0).await;
+    assert_eq!(status, 200, "{a1}");
+    assert_eq!(
+        claims(a1["access_token"].as_str().unwrap())["groups"],
+        json!(["staff"])
+    );
+    assert_eq!(grant_of(&svc, &a1).await.expires_at, vouched + 5);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        refresh(&svc, &client_a, &a1).await,
+        refused("the refresh token is invalid, expired or revoked"),
+        "the grant lapsed at max_unverified_age"
+    );
+    // A grant first refreshed after the age has passed (its expiry not yet capped) ends at that refresh.
+    assert_eq!(
+        refresh(&svc, &client_b, &b0).await,
+        refused("the identity provider could not confirm this user recently enough; sign in again")
+    );
+    assert_eq!(verify_status(&svc, &b0).await, 401);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_provider_unreachable_at_refresh_refuses_that_refresh_and_keeps_the_grant() {
+    let (svc, up) = start_service_with(|i| i.to_owned(), staff_only(), Setup::default()).await;
+    let (client_id, t0) = logged_in(&svc, "alice").await;
+    drop(up);
+    let (status, body) = refresh(&svc, &client_id, &t0).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (503, Some("temporarily_unavailable")),
+        "{body}"
+    );
+    assert!(
+        grant_of(&svc, &t0).await.refresh.is_some(),
+        "the grant is kept for a later try"
+    );
+    assert_eq!(verify_status(&svc, &t0).await, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_refresh_token_is_asked_for_as_configured() {
+    for (mode, scope, extra) in [
+        (
+            RefreshTokenRequest::Auto,
+            "openid email profile groups offline_access",
+            vec![("prompt", "consent")],
+        ),
+        (
+            RefreshTokenRequest::OfflineAccess,
+            "openid email profile groups offline_access",
+            vec![("prompt", "consent")],
+        ),
+        (
+            RefreshTokenRequest::AccessTypeOffline,
+            "openid email profile groups",
+            vec![("access_type", "offline"), ("prompt", "consent")],
+        ),
+        (
+            RefreshTokenRequest::Off,
+            "openid email profile groups",
+            vec![],
+        ),
+    ] {
+        let setup = Setup {
+            refresh_token_request: mode,
+            ..Setup::default()
+        };
+        let (svc, _up) = start_service_with(|i| i.to_owned(), AccessPolicy::default(), setup).await;
+        let http = browser();
+        let client_id = register(&http, &svc.base).await;
+        let (_, to_upstream) = to_upstream(&http, &svc.base, &client_id).await;
+        let to_upstream = url::Url::parse(&to_upstream).unwrap();
+        let q: HashMap<String, String> = to_upstream.query_pairs().into_owned().collect();
+        assert_eq!(q["scope"], scope, "{mode:?}");
+        for (name, value) in &extra {
+            assert_eq!(q.get(*name).map(String::as_str), Some(*value), "{mode:?}");
+        }
+        for name in ["prompt", "access_type"] {
+            if !extra.iter().any(|(n, _)| *n == name) {
+                assert!(!q.contains_key(name), "{mode:?} sends no {name}");
+            }
+        }
+    }
 }

@@ -60,6 +60,9 @@
 //! code_ttl_secs = 60
 //! refresh_grace_secs = 30             # 0 disables the retry window after a refresh rotation
 //! session_ttl_secs = 43200
+//! max_unverified_age_secs = 86400     # a grant whose user the provider cannot re-check at refresh (no upstream
+//!                                     # refresh token once its access token expired, no userinfo) ends this long
+//!                                     # after the provider last vouched for them: refused with invalid_grant
 //! consent_ttl_secs = 7776000
 //! signing_alg = "ES256"               # "ES256" (default), "RS256" or "EdDSA"
 //!
@@ -84,7 +87,7 @@
 //! allowed_users = ["local:alice", "github:octocat"] # login names, or provider-local ids (`github:583231`)
 //! allowed_emails = ["github:bob@example.com"]
 //! allowed_email_domains = ["local:example.com"]
-//! allowed_groups = ["local:admins", "github:acme/platform"]
+//! allowed_groups = ["local:admins", "github:acme/platform", "keycloak:mcp-users"]
 //! allowed_github_orgs = ["acme"]      # = allowed_groups "<the github provider's id>:acme"; needs read:org
 //! allowed_github_teams = ["acme/platform"]
 //! allowed_origins = ["http://localhost:6274"] # browser origins besides the resource's own; a request with any
@@ -120,13 +123,36 @@
 //! [users]
 //! file = "users.toml"                 # local users (provider `local`); see below
 //!
-//! [[providers]]                       # upstream identity providers, in the order the sign-in page offers them;
-//! type = "github"                     # examples/providers/ has GitHub, Google, Entra and Keycloak
+//! [[providers]]                       # a GitHub provider (an OAuth App or a GitHub App)
+//! type = "github"
 //! id = "github"                       # prefixes its users' subjects (`github:583231`) and its policy names
 //! client_id = "Iv1.0123456789abcdef"
 //! client_secret = "change-me"         # or client_secret_env = "GITHUB_CLIENT_SECRET"
 //! fetch_orgs = true                   # orgs and teams become groups (`github:acme/platform`); asks for read:org
 //! fetch_teams = true
+//!
+//! [[providers]]                       # upstream identity providers, one table each (examples/providers/)
+//! type = "oidc"                       # "oidc" (any OpenID Connect provider) or "github"
+//! id = "keycloak"                     # default: the type; subjects become <id>:<user id>
+//! display_name = "Company SSO"        # on the sign-in page
+//! issuer = "https://keycloak.example.com/realms/company" # oidc only; discovery below it
+//! client_id = "forwardauth"
+//! # client_secret_env = "KEYCLOAK_CLIENT_SECRET" # confidential clients; or client_secret = "…"
+//! scopes = ["openid", "email", "profile"] # the default for oidc
+//! request_refresh_token = "auto"      # oidc only: how to ask for a refresh token, which keeps the user
+//!                                     # re-checkable at refresh after the upstream access token expires:
+//!                                     # "auto" (offline_access + prompt=consent when discovery offers it),
+//!                                     # "offline_access" (always so), "access_type_offline" (Google's way),
+//!                                     # "off" (ask for nothing beyond `scopes`)
+//! require_verified_email = true       # oidc only
+//! timeout_secs = 10                   # 1 to 120
+//! [providers.claims]                  # oidc only: claim names; the defaults shown
+//! user_id = "sub"
+//! username = "preferred_username"
+//! email = "email"
+//! name = "name"
+//! groups = "groups"                   # an answer without it at a re-check means no groups
+//! # github only: web_base_url, api_base_url (GitHub Enterprise Server), fetch_orgs, fetch_teams
 //!
 //! [gate]
 //! trusted_proxies = ["127.0.0.1", "10.0.0.0/8"] # peers whose X-Forwarded-* headers are believed;

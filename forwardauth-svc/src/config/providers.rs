@@ -48,6 +48,7 @@ pub(super) struct RawProvider {
     #[serde(default)]
     claims: RawClaims,
     require_verified_email: Option<bool>,
+    request_refresh_token: Option<String>,
     // GitHub
     web_base_url: Option<String>,
     api_base_url: Option<String>,
@@ -151,6 +152,21 @@ pub(super) fn providers(
                 if let Some(v) = p.require_verified_email {
                     c.require_verified_email = v;
                 }
+                if let Some(v) = p.request_refresh_token {
+                    use oauth_core::upstream::RefreshTokenRequest as R;
+                    c.refresh_token_request = match v.as_str() {
+                        "auto" => R::Auto,
+                        "offline_access" => R::OfflineAccess,
+                        "access_type_offline" => R::AccessTypeOffline,
+                        "off" => R::Off,
+                        other => {
+                            return Err(ctx.invalid(
+                                key("request_refresh_token"),
+                                format!("`{other}` is not one of \"auto\", \"offline_access\", \"access_type_offline\", \"off\""),
+                            ));
+                        }
+                    };
+                }
                 c.timeout = timeout;
                 out.push(ProviderConfig::Oidc(c));
             }
@@ -158,6 +174,7 @@ pub(super) fn providers(
                 for (field, set) in [
                     ("issuer", p.issuer.is_some()),
                     ("require_verified_email", p.require_verified_email.is_some()),
+                    ("request_refresh_token", p.request_refresh_token.is_some()),
                 ] {
                     if set {
                         return Err(ctx.invalid(key(field), "applies only to oidc providers"));

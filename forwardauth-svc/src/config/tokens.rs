@@ -19,6 +19,7 @@ pub(super) struct RawTokens {
     code_ttl_secs: Option<u64>,
     refresh_grace_secs: Option<u64>,
     session_ttl_secs: Option<u64>,
+    max_unverified_age_secs: Option<u64>,
     consent_ttl_secs: Option<u64>,
     signing_alg: Option<String>,
 }
@@ -49,6 +50,11 @@ pub(super) fn apply_tokens(
         "session_ttl_secs",
         raw.session_ttl_secs,
         &mut server.session_ttl,
+    )?;
+    positive(
+        "max_unverified_age_secs",
+        raw.max_unverified_age_secs,
+        &mut server.max_unverified_age,
     )?;
     positive(
         "consent_ttl_secs",

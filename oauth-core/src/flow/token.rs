@@ -29,6 +29,14 @@
 //!   of the grant's refresh tokens have.
 //!
 //! Scope may narrow for the access token, never widen; the resource is kept.
+//!
+//! # Re-checks
+//! Before a rotation the user is asked about at their identity provider again ([`crate::Recheck`]), and the access
+//! policy judges the answer: a user who is gone or no longer admitted loses the grant. A refresh must not keep an
+//! identity alive that nobody can confirm any more, or a user removed upstream would keep access for as long as
+//! the client refreshes; so an unverifiable answer lets the last identity stand only until
+//! `max_unverified_age` after the provider last vouched (the session's `verified_at`, else the grant's creation),
+//! the grant's expiry never slides past that point, and once it has passed the grant ends (`invalid_grant`).
 
 use super::authorize::{match_resource, requested_scope};
 use super::client::ClientCredentials;
@@ -37,6 +45,7 @@ use crate::jwt::AccessTokenClaims;
 use crate::server::AuthServer;
 use crate::store::{ClientRecord, CodeRedemption, GrantRecord, PreviousRotation, RefreshChain};
 use crate::types::{ScopeSet, Secret, TokenHash, random_token};
+use crate::upstream::Recheck;
 use crate::wire::{TokenRequest, TokenResponse};
 use crate::{Error, pkce, seal};
 
@@ -419,7 +428,7 @@ impl AuthServer {
         if grant.expires_at <= now || self.verifier.is_grant_revoked(&grant.grant_id) {
             return Err(invalid_grant(INVALID_REFRESH));
         }
-        let mut grant = self.recheck(grant).await?;
+        let (mut grant, unverified_until) = self.recheck(grant).await?;
         // What the user may hold may have shrunk since consent (a group left upstream, a grant edited in the
         // configuration): the grant narrows to it, and never widens again without a new authorization.
         let holdable = self
@@ -456,7 +465,11 @@ impl AuthServer {
         let generation = chain.generation.saturating_add(1);
         let next = RefreshToken::mint(&grant.grant_id, generation, presented.family);
         let response = self.token_response(access_token, Some(next.expose().to_owned()), &narrowed);
-        grant.expires_at = now.saturating_add(self.config.refresh_token_ttl.as_secs());
+        // Slides with each refresh, but never past the point where an identity nobody could re-check lapses.
+        grant.expires_at = now
+            .saturating_add(self.config.refresh_token_ttl.as_secs())
+            .min(unverified_until.unwrap_or(u64::MAX));
+        let ttl = std::time::Duration::from_secs(grant.expires_at.saturating_sub(now));
         grant.refresh = Some(RefreshChain {
             generation,
             family: chain.family,
@@ -487,7 +500,7 @@ impl AuthServer {
         }
         let swapped = self
             .store
-            .rotate_grant(&grant, chain.generation, self.config.refresh_token_ttl)
+            .rotate_grant(&grant, chain.generation, ttl)
             .await?;
         if !swapped {
             return Ok(None);
@@ -505,38 +518,71 @@ impl AuthServer {
     /// Re-checks the user of a grant before a refresh: still known to their identity provider (which may renew
     /// the identity and the upstream session), and still admitted by the access policy. A user who is gone or no
     /// longer admitted loses the whole grant; an upstream that cannot answer now refuses this refresh only.
-    async fn recheck(&self, mut grant: GrantRecord) -> Result<GrantRecord, Error> {
+    ///
+    /// A provider that cannot be asked ([`Recheck::Unverifiable`], or no provider of that id configured any
+    /// more) leaves the last identity standing until `max_unverified_age` after the provider last vouched, and
+    /// that point is returned: the grant must not outlive it. Past it the grant ends, as for a user who is gone.
+    async fn recheck(&self, mut grant: GrantRecord) -> Result<(GrantRecord, Option<u64>), Error> {
+        let now = self.clock.unix();
         let provider_id = match &grant.upstream {
             Some(u) => Some(u.provider.as_str()),
             None => grant.identity.subject.split_once(':').map(|(p, _)| p),
         };
-        if let Some(provider) = provider_id.and_then(|id| self.provider(id)).cloned() {
-            match provider
-                .recheck(&grant.identity, grant.upstream.as_ref())
-                .await
-            {
-                Ok(Some(login)) => {
-                    grant.identity = login.identity;
-                    if login.session.is_some() {
-                        grant.upstream = login.session;
-                    }
+        let provider = provider_id.and_then(|id| self.provider(id)).cloned();
+        let answer = match provider {
+            Some(provider) => {
+                provider
+                    .recheck(&grant.identity, grant.upstream.as_ref())
+                    .await
+            }
+            None => {
+                tracing::info!(subject = %grant.identity.subject, "the user's identity provider is not configured; the identity cannot be re-checked");
+                Ok(Recheck::Unverifiable(None))
+            }
+        };
+        let mut unverified_until = None;
+        match answer {
+            Ok(Recheck::Current(login)) => {
+                grant.identity = login.identity;
+                if let Some(mut session) = login.session {
+                    session.verified_at = Some(now);
+                    grant.upstream = Some(session);
                 }
-                Ok(None) => {
-                    tracing::info!(subject = %grant.identity.subject, "user gone upstream; revoking the grant");
+            }
+            Ok(Recheck::Unverifiable(session)) => {
+                if let Some(session) = session {
+                    grant.upstream = Some(session);
+                }
+                let vouched = grant
+                    .upstream
+                    .as_ref()
+                    .and_then(|s| s.verified_at)
+                    .unwrap_or(grant.created_at);
+                let until = vouched.saturating_add(self.config.max_unverified_age.as_secs());
+                if until <= now {
+                    tracing::info!(subject = %grant.identity.subject, "the identity provider has not vouched for the user within max_unverified_age; revoking the grant");
                     self.revoke_grant(&grant.grant_id).await?;
                     return Err(invalid_grant(
-                        "the user is no longer known to the identity provider; sign in again",
+                        "the identity provider could not confirm this user recently enough; sign in again",
                     ));
                 }
-                Err(crate::UpstreamError::Unavailable(cause)) => {
-                    return Err(crate::UpstreamError::Unavailable(cause).into());
-                }
-                Err(_) => {
-                    self.revoke_grant(&grant.grant_id).await?;
-                    return Err(invalid_grant(
-                        "the identity provider no longer vouches for this user; sign in again",
-                    ));
-                }
+                unverified_until = Some(until);
+            }
+            Ok(Recheck::Gone) => {
+                tracing::info!(subject = %grant.identity.subject, "user gone upstream; revoking the grant");
+                self.revoke_grant(&grant.grant_id).await?;
+                return Err(invalid_grant(
+                    "the user is no longer known to the identity provider; sign in again",
+                ));
+            }
+            Err(crate::UpstreamError::Unavailable(cause)) => {
+                return Err(crate::UpstreamError::Unavailable(cause).into());
+            }
+            Err(_) => {
+                self.revoke_grant(&grant.grant_id).await?;
+                return Err(invalid_grant(
+                    "the identity provider no longer vouches for this user; sign in again",
+                ));
             }
         }
         if !self.admits(&grant.identity, &grant.resource) {
@@ -546,7 +592,7 @@ impl AuthServer {
                 "this user may no longer use this resource; sign in again",
             ));
         }
-        Ok(grant)
+        Ok((grant, unverified_until))
     }
 
     /// A rotated token came back: the same refresh token within the grace window, family revocation after it.

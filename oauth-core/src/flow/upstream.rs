@@ -177,13 +177,17 @@ impl AuthServer {
             binding.pkce_verifier,
             binding.callback_url,
         );
-        let login = provider
+        let mut login = provider
             .authenticate(Credentials::Callback {
                 code,
                 request: &request,
             })
             .await
             .map_err(|e| self.upstream_failed(&pending, &e))?;
+        // The provider vouched for the user just now: a grant that cannot re-check them later counts from here.
+        if let Some(session) = login.session.as_mut() {
+            session.verified_at = Some(self.clock.unix());
+        }
         let handle = Secret::generate();
         self.store
             .put_pending(&handle.hash(), &pending, self.config.pending_ttl)

@@ -71,6 +71,7 @@ fn grant(id: &str, client_id: &str, subject: &str) -> GrantRecord {
             access_token: "gho_x".into(),
             refresh_token: None,
             expires_at: Some(9),
+            verified_at: Some(8),
         }),
         refresh: None,
     }
@@ -370,6 +371,7 @@ async fn codes(s: &impl Store) {
             access_token: "gho_y".into(),
             refresh_token: None,
             expires_at: None,
+            verified_at: None,
         }),
     };
     s.put_code(&k, &rec, MIN).await.unwrap();

@@ -74,7 +74,7 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
 use super::{
-    Credentials, IdentityProvider, Login, LoginStart, UpstreamError, UpstreamRequest,
+    Credentials, IdentityProvider, Login, LoginStart, Recheck, UpstreamError, UpstreamRequest,
     upstream_http_client,
 };
 use crate::clock::Clock;
@@ -327,6 +327,7 @@ impl GithubProvider {
             access_token,
             refresh_token: answer.refresh_token.filter(|t| !t.is_empty()),
             expires_at: answer.expires_in.map(|s| now.saturating_add(s)),
+            verified_at: None,
         }))
     }
 
@@ -470,7 +471,14 @@ impl GithubProvider {
             ("refresh_token", refresh_token),
         ];
         match self.token_request(&form).await? {
-            TokenOutcome::Issued(renewed) => Ok(Some(renewed)),
+            TokenOutcome::Issued(mut renewed) => {
+                // GitHub rotates the refresh token with every renewal; should an answer lack one, the held one
+                // is still the latest.
+                if renewed.refresh_token.is_none() {
+                    renewed.refresh_token = session.refresh_token.clone();
+                }
+                Ok(Some(renewed))
+            }
             TokenOutcome::Refused(error) => {
                 tracing::info!(provider = %self.id, error = %error, "GitHub refused to renew the user's token");
                 Ok(None)
@@ -541,17 +549,19 @@ impl IdentityProvider for GithubProvider {
         Ok(Login::upstream(identity, session))
     }
 
-    /// Asks GitHub again who the stored token belongs to (renewing an expiring token first): `None` when the
-    /// token is no longer accepted (app revoked, account suspended or deleted) or now names another account.
+    /// Asks GitHub again who the stored token belongs to (renewing an expiring token first), so the answer is
+    /// always current or gone, never unverifiable: [`Recheck::Gone`] when the token is no longer accepted (app
+    /// revoked, account suspended or deleted, an expired token with no refresh token) or now names another
+    /// account.
     #[tracing::instrument(skip_all, fields(provider = %self.id))]
     async fn recheck(
         &self,
         identity: &Identity,
         session: Option<&UpstreamSession>,
-    ) -> Result<Option<Login>, UpstreamError> {
+    ) -> Result<Recheck, UpstreamError> {
         let Some(mut session) = session.filter(|s| s.provider == self.id).cloned() else {
             tracing::info!(subject = %identity.subject, "no GitHub session to re-check the user with");
-            return Ok(None);
+            return Ok(Recheck::Gone);
         };
         let renew_now = session.refresh_token.is_some()
             && session
@@ -560,7 +570,7 @@ impl IdentityProvider for GithubProvider {
         if renew_now {
             match self.renew(&session).await? {
                 Some(renewed) => session = renewed,
-                None => return Ok(None),
+                None => return Ok(Recheck::Gone),
             }
         }
         let mut fetched = self.identity(&session.access_token).await;
@@ -573,16 +583,16 @@ impl IdentityProvider for GithubProvider {
         }
         match fetched {
             Ok(fresh) if fresh.subject == identity.subject => {
-                Ok(Some(Login::upstream(fresh, session)))
+                Ok(Recheck::Current(Login::upstream(fresh, session)))
             }
             Ok(fresh) => {
                 tracing::warn!(subject = %identity.subject, now = %fresh.subject, "the GitHub token now names another account");
-                Ok(None)
+                Ok(Recheck::Gone)
             }
             Err(ApiError::Unavailable(cause)) => Err(UpstreamError::Unavailable(cause)),
             Err(e) => {
                 tracing::info!(subject = %identity.subject, cause = %e, "GitHub no longer accepts the user's token");
-                Ok(None)
+                Ok(Recheck::Gone)
             }
         }
     }

@@ -15,7 +15,8 @@ use async_trait::async_trait;
 
 use super::password::{PasswordCheckLimits, PasswordChecker};
 use super::{
-    Credentials, IdentityProvider, Login, LoginStart, SignIn, UpstreamError, UpstreamRequest,
+    Credentials, IdentityProvider, Login, LoginStart, Recheck, SignIn, UpstreamError,
+    UpstreamRequest,
 };
 use crate::types::{Identity, UpstreamSession};
 
@@ -243,9 +244,12 @@ impl IdentityProvider for LocalUsers {
         &self,
         identity: &Identity,
         _session: Option<&UpstreamSession>,
-    ) -> Result<Option<Login>, UpstreamError> {
+    ) -> Result<Recheck, UpstreamError> {
         let name = identity.subject.strip_prefix("local:").unwrap_or_default();
-        Ok(self.users.get(name).map(|u| Login::local(identity_of(u))))
+        Ok(match self.users.get(name) {
+            Some(u) => Recheck::Current(Login::local(identity_of(u))),
+            None => Recheck::Gone,
+        })
     }
 }
 

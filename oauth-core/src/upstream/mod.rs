@@ -5,9 +5,14 @@
 //! several at once:
 //!
 //! * **password** sources ([`LocalUsers`]): the service shows a login form and hands the credentials over;
-//! * **redirect** sources (GitHub: `GithubProvider`, feature `github`; OpenID Connect providers in a later issue):
-//!   the service redirects to the upstream with our own `state`, nonce and PKCE challenge, and hands the
-//!   callback's code over.
+//! * **redirect** sources (GitHub: `GithubProvider`, feature `github`; any OpenID Connect provider:
+//!   `OidcProvider`, feature `oidc`): the service redirects to the upstream with our own `state`, nonce and PKCE
+//!   challenge, and hands the callback's code over.
+//!
+//! At every refresh the engine asks the user's provider again ([`IdentityProvider::recheck`]). The answer is one
+//! of three ([`Recheck`]): the current identity, the user is gone, or the provider cannot be asked. The last
+//! must not pass for the first: an identity nobody re-checked would otherwise keep a grant alive for as long as
+//! the client refreshes, so the engine ends such a grant a configured time after the provider last vouched.
 //!
 //! Library types of upstream clients (openidconnect, oauth2) never cross this boundary.
 
@@ -22,7 +27,7 @@ pub use local::{LocalUser, LocalUsers, LocalUsersError, PasswordHashError};
 #[cfg(feature = "oidc")]
 mod oidc;
 #[cfg(feature = "oidc")]
-pub use oidc::{ClaimNames, OidcConfig, OidcProvider};
+pub use oidc::{ClaimNames, OidcConfig, OidcProvider, RefreshTokenRequest};
 
 use async_trait::async_trait;
 
@@ -224,8 +229,9 @@ pub trait IdentityProvider: Send + Sync + 'static {
     /// [`UpstreamError::Unavailable`] for upstream failures.
     async fn authenticate(&self, credentials: Credentials<'_>) -> Result<Login, UpstreamError>;
 
-    /// Re-validates a user at refresh time: `Ok(Some(login))` with the current identity (and a possibly renewed
-    /// session), `Ok(None)` if the user is gone (deleted, upstream session revoked), so their grant must end.
+    /// Re-validates a user at refresh time, with the session of their login (or of the last re-check): see
+    /// [`Recheck`] for the three answers. A provider never answers with the old identity as if it had checked it:
+    /// what it could not ask about is [`Recheck::Unverifiable`], and the engine decides how long that may last.
     ///
     /// # Errors
     /// [`UpstreamError::Unavailable`] if the upstream cannot answer now (the refresh is refused for now, the grant
@@ -234,7 +240,23 @@ pub trait IdentityProvider: Send + Sync + 'static {
         &self,
         identity: &Identity,
         session: Option<&UpstreamSession>,
-    ) -> Result<Option<Login>, UpstreamError>;
+    ) -> Result<Recheck, UpstreamError>;
+}
+
+/// What a re-check at refresh found ([`IdentityProvider::recheck`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Recheck {
+    /// The provider vouched for the user just now: their current identity (the access policy decides on it), and
+    /// the session to keep (renewed if its tokens were refreshed).
+    Current(Login),
+    /// The provider could not be asked (no upstream refresh token once the access token expired, no userinfo
+    /// endpoint, answers without the user id): the last identity stands, but only until
+    /// [`max_unverified_age`](crate::ServerConfig::max_unverified_age) after the provider last vouched. Carries
+    /// the session to keep if it changed (a token refresh that succeeded), `None` to keep the one held.
+    Unverifiable(Option<UpstreamSession>),
+    /// The user is gone (deleted, disabled, upstream session or refresh token revoked, the token now names someone
+    /// else): the grant ends.
+    Gone,
 }
 
 #[cfg(test)]

@@ -7,6 +7,24 @@
 //! provider's JWKS, `iss`, `aud`, `nonce`, expiry against our [`Clock`]). Claims that are not in the ID token are
 //! read from the userinfo endpoint, whose `sub` must match (OIDC Core §5.3.2).
 //!
+//! # Re-checks at refresh
+//! A grant must not outlive the user's standing at the provider (the MCP authorization spec binds our tokens to
+//! the upstream session), so every refresh asks the provider again, with the session held from the login:
+//!
+//! | what we hold | what is asked | the answer ([`Recheck`]) |
+//! |---|---|---|
+//! | a live upstream access token | userinfo | its claims; a 401 means gone, unless a refresh token can say more |
+//! | an expired one (or userinfo lacking claims the login had) and a refresh token | the token endpoint, then the new ID token and userinfo | a refused refresh token means gone; otherwise the fresh claims |
+//! | an expired one and no refresh token, or no userinfo endpoint and no refresh token | nothing | unverifiable |
+//!
+//! Fresh claims that name another user mean gone; fresh claims without the user id claim are unverifiable (who
+//! they are cannot be told); fresh claims without the groups claim mean no groups, never the old ones. An
+//! unverifiable identity stands only until the engine's `max_unverified_age`, so to keep users re-checkable we
+//! ask for a refresh token ([`RefreshTokenRequest`]): `offline_access` when discovery offers it. The refresh
+//! path matters most where userinfo lacks claims the ID token has: Entra's userinfo carries neither `oid` nor
+//! groups, so without a refresh token an Entra user can be re-checked only by a new login. A rotated upstream
+//! refresh token replaces the held one; the engine stores the renewed session with the grant.
+//!
 //! # Security
 //! The HTTP client never follows redirects (SSRF, openidconnect's advice) and has connect and request timeouts,
 //! so a hanging upstream cannot hang a login. E-mail addresses are used only when the provider says they are
@@ -21,7 +39,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use openidconnect::core::{CoreAuthenticationFlow, CoreClient, CoreProviderMetadata};
+use openidconnect::core::{
+    CoreAuthPrompt, CoreAuthenticationFlow, CoreClient, CoreProviderMetadata,
+};
 use openidconnect::{
     AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointMaybeSet, EndpointNotSet,
     EndpointSet, IssuerUrl, Nonce, OAuth2TokenResponse as _, PkceCodeChallenge, PkceCodeVerifier,
@@ -31,7 +51,7 @@ use serde_json::{Map, Value};
 use tokio::sync::Mutex;
 
 use super::{
-    Credentials, IdentityProvider, Login, LoginStart, UpstreamError, UpstreamRequest,
+    Credentials, IdentityProvider, Login, LoginStart, Recheck, UpstreamError, UpstreamRequest,
     upstream_http_client,
 };
 use crate::clock::Clock;
@@ -75,6 +95,27 @@ impl Default for ClaimNames {
     }
 }
 
+/// How to ask an OpenID Connect provider for a refresh token. A refresh token is what lets a refresh re-check the
+/// user after the upstream access token expires (the provider refuses it once the user is disabled or their
+/// session revoked, and the claims read with the new access token are current); without one, the user can be
+/// re-checked only while the access token lives, and after that their grant ends at
+/// [`max_unverified_age`](crate::ServerConfig::max_unverified_age).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum RefreshTokenRequest {
+    /// The scope `offline_access` with `prompt=consent` (as OpenID Connect Core §11 asks) when the provider's
+    /// discovery document lists `offline_access` in `scopes_supported`; nothing otherwise.
+    #[default]
+    Auto,
+    /// The scope `offline_access` with `prompt=consent`, whatever discovery says.
+    OfflineAccess,
+    /// Google's way: `access_type=offline` with `prompt=consent`.
+    AccessTypeOffline,
+    /// Nothing beyond the configured scopes. For providers that issue refresh tokens anyway (Keycloak's are
+    /// bound to the user's single-sign-on session), or that grant `offline_access` listed in the scopes without
+    /// `prompt=consent` (Microsoft Entra, whose `prompt=consent` would show a consent page at every login).
+    Off,
+}
+
 /// Configuration of one OpenID Connect provider.
 #[derive(Clone)]
 #[non_exhaustive]
@@ -91,6 +132,8 @@ pub struct OidcConfig {
     pub client_secret: Option<String>,
     /// Scopes to ask for (default `openid email profile`).
     pub scopes: Vec<String>,
+    /// How to ask for a refresh token (default [`RefreshTokenRequest::Auto`]).
+    pub refresh_token_request: RefreshTokenRequest,
     /// Claim names.
     pub claims: ClaimNames,
     /// Use `email` only when `email_verified` is true (default).
@@ -115,6 +158,7 @@ impl OidcConfig {
             client_id: client_id.into(),
             client_secret,
             scopes: vec!["openid".into(), "email".into(), "profile".into()],
+            refresh_token_request: RefreshTokenRequest::default(),
             claims: ClaimNames::default(),
             require_verified_email: true,
             timeout: Duration::from_secs(10),
@@ -135,6 +179,8 @@ impl std::fmt::Debug for OidcConfig {
 struct Discovered {
     client: Client,
     userinfo_url: Option<String>,
+    /// Whether discovery lists `offline_access` in `scopes_supported`.
+    offers_offline_access: bool,
 }
 
 /// An OpenID Connect identity provider.
@@ -189,6 +235,9 @@ impl OidcProvider {
             .await
             .map_err(|e| unavailable("discovery", e))?;
         let userinfo_url = metadata.userinfo_endpoint().map(|u| u.url().to_string());
+        let offers_offline_access = metadata
+            .scopes_supported()
+            .is_some_and(|s| s.iter().any(|s| s.as_str() == "offline_access"));
         let client = CoreClient::from_provider_metadata(
             metadata,
             ClientId::new(self.config.client_id.clone()),
@@ -197,6 +246,7 @@ impl OidcProvider {
         let d = Arc::new(Discovered {
             client,
             userinfo_url,
+            offers_offline_access,
         });
         *slot = Some(Arc::clone(&d));
         Ok(d)
@@ -261,6 +311,62 @@ impl OidcProvider {
             .any(|c| !claims.contains_key(c.as_str()))
     }
 
+    /// Whether userinfo `info` is enough to re-check `identity` by: it names the user, and it says which groups
+    /// they are in unless they had none.
+    fn answers_for(&self, info: &Map<String, Value>, identity: &Identity) -> bool {
+        let names = &self.config.claims;
+        info.contains_key(&names.user_id)
+            && (identity.groups.is_empty() || info.contains_key(&names.groups))
+    }
+
+    /// What a re-check makes of `claims` read just now, keeping `session`: unverifiable without the user id (who
+    /// they are cannot be told), gone if they name someone else, the current identity otherwise. An absent groups
+    /// claim means no groups: the old ones are never carried forward.
+    fn judge(
+        &self,
+        identity: &Identity,
+        claims: &Map<String, Value>,
+        session: UpstreamSession,
+    ) -> Recheck {
+        let Ok(fresh) = self.identity(claims) else {
+            tracing::warn!(subject = %identity.subject, claim = %self.config.claims.user_id, "the provider's answer lacks the user id claim; the user cannot be re-checked");
+            return Recheck::Unverifiable(Some(session));
+        };
+        if fresh.subject != identity.subject {
+            tracing::warn!(subject = %identity.subject, now = %fresh.subject, "the provider's answer names another user");
+            return Recheck::Gone;
+        }
+        Recheck::Current(Login::upstream(fresh, session))
+    }
+
+    /// The claims of an ID token that came with a refreshed access token, and its subject, once it verifies
+    /// (signature, issuer, audience, expiry; OpenID Connect Core §12.2 puts no nonce in it). One that does not
+    /// verify is left out (logged): the claims then come from userinfo alone.
+    fn refreshed_id_token_claims(
+        &self,
+        d: &Discovered,
+        id_token: &openidconnect::core::CoreIdToken,
+    ) -> (Map<String, Value>, Option<String>) {
+        let clock = Arc::clone(&self.clock);
+        let verifier = d
+            .client
+            .id_token_verifier()
+            .set_time_fn(move || chrono::DateTime::<chrono::Utc>::from(clock.now()));
+        match id_token.claims(&verifier, |_: Option<&Nonce>| Ok(())) {
+            Ok(verified) => {
+                let sub = verified.subject().to_string();
+                (
+                    payload(&id_token.to_string()).unwrap_or_default(),
+                    Some(sub),
+                )
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "the refreshed ID token failed verification; left out");
+                (Map::new(), None)
+            }
+        }
+    }
+
     fn expiry(&self, expires_in: Option<Duration>) -> Option<u64> {
         expires_in.map(|d| self.clock.unix().saturating_add(d.as_secs()))
     }
@@ -299,8 +405,28 @@ impl IdentityProvider for OidcProvider {
             )
             .set_redirect_uri(Cow::Owned(redirect))
             .set_pkce_challenge(challenge);
-        for scope in self.config.scopes.iter().filter(|s| *s != "openid") {
+        let offline_access = match self.config.refresh_token_request {
+            RefreshTokenRequest::Auto => d.offers_offline_access,
+            RefreshTokenRequest::OfflineAccess => true,
+            RefreshTokenRequest::AccessTypeOffline | RefreshTokenRequest::Off => false,
+        };
+        for scope in self
+            .config
+            .scopes
+            .iter()
+            .filter(|s| *s != "openid" && !(offline_access && *s == "offline_access"))
+        {
             auth = auth.add_scope(Scope::new(scope.clone()));
+        }
+        if offline_access {
+            auth = auth
+                .add_scope(Scope::new("offline_access".into()))
+                .add_prompt(CoreAuthPrompt::Consent);
+        }
+        if self.config.refresh_token_request == RefreshTokenRequest::AccessTypeOffline {
+            auth = auth
+                .add_extra_param("access_type", "offline")
+                .add_prompt(CoreAuthPrompt::Consent);
         }
         let (url, _, _) = auth.url();
         Ok(LoginStart::Redirect(url))
@@ -361,59 +487,90 @@ impl IdentityProvider for OidcProvider {
             access_token,
             refresh_token: tokens.refresh_token().map(|t| t.secret().clone()),
             expires_at: self.expiry(tokens.expires_in()),
+            verified_at: None,
         };
         Ok(Login::upstream(self.identity(&claims)?, session))
     }
 
-    /// Re-reads the user's claims from userinfo, refreshing the upstream access token first if it expired and a
-    /// refresh token is held. An upstream that refuses the refresh token or the access token means the user is
-    /// gone. Without a usable token or userinfo endpoint, the last known identity stands.
+    /// Re-reads the user's claims at the provider (see the module documentation, "Re-checks at refresh").
     async fn recheck(
         &self,
         identity: &Identity,
         session: Option<&UpstreamSession>,
-    ) -> Result<Option<Login>, UpstreamError> {
-        let Some(session) = session else {
-            return Ok(Some(Login::local(identity.clone())));
+    ) -> Result<Recheck, UpstreamError> {
+        let Some(session) = session.filter(|s| s.provider == self.config.id) else {
+            tracing::info!(subject = %identity.subject, "no upstream session to re-check the user with");
+            return Ok(Recheck::Unverifiable(None));
         };
         let d = self.discovered().await?;
-        let mut current = session.clone();
-        let expired = current.expires_at.is_some_and(|e| e <= self.clock.unix());
-        if expired {
-            let Some(refresh) = current.refresh_token.clone() else {
-                return Ok(Some(Login::upstream(identity.clone(), current)));
-            };
-            let renewed = d
-                .client
-                .exchange_refresh_token(&RefreshToken::new(refresh))
-                .map_err(|e| unavailable("token endpoint", e))?
-                .request_async(&self.http)
-                .await;
-            match renewed {
-                Ok(t) => {
-                    current.access_token = t.access_token().secret().clone();
-                    if let Some(r) = t.refresh_token() {
-                        current.refresh_token = Some(r.secret().clone());
-                    }
-                    current.expires_at = self.expiry(t.expires_in());
+        let expired = session.expires_at.is_some_and(|e| e <= self.clock.unix());
+        if !expired && let Some(url) = &d.userinfo_url {
+            match self.userinfo(url, &session.access_token).await? {
+                // Enough to judge by, or nothing better to be had.
+                Some(info)
+                    if self.answers_for(&info, identity) || session.refresh_token.is_none() =>
+                {
+                    return Ok(self.judge(identity, &info, session.clone()));
                 }
-                Err(openidconnect::RequestTokenError::ServerResponse(_)) => return Ok(None),
-                Err(e) => return Err(unavailable("refresh", e)),
+                // Claims the ID token carried are missing (Entra's userinfo has neither `oid` nor groups): a
+                // refresh brings a new ID token.
+                Some(_) => {}
+                None if session.refresh_token.is_none() => {
+                    tracing::info!(subject = %identity.subject, "the provider no longer accepts the user's access token");
+                    return Ok(Recheck::Gone);
+                }
+                // Refused before its time (revoked, or keys rotated): the refresh token decides.
+                None => {}
             }
         }
-        let Some(url) = &d.userinfo_url else {
-            return Ok(Some(Login::upstream(identity.clone(), current)));
+        let Some(refresh) = session.refresh_token.as_deref() else {
+            return Ok(Recheck::Unverifiable(None));
         };
-        let Some(info) = self.userinfo(url, &current.access_token).await? else {
-            return Ok(None);
+        let renewed = match d
+            .client
+            .exchange_refresh_token(&RefreshToken::new(refresh.to_owned()))
+            .map_err(|e| unavailable("token endpoint", e))?
+            .request_async(&self.http)
+            .await
+        {
+            Ok(t) => t,
+            Err(openidconnect::RequestTokenError::ServerResponse(r)) => {
+                tracing::info!(subject = %identity.subject, error = %r.error(), "the provider refused the user's refresh token");
+                return Ok(Recheck::Gone);
+            }
+            Err(e) => return Err(unavailable("refresh", e)),
         };
-        let mut fresh = self.identity(&info)?;
-        if fresh.subject != identity.subject {
-            return Ok(None);
+        let current = UpstreamSession {
+            access_token: renewed.access_token().secret().clone(),
+            // A provider that does not rotate its refresh tokens sends none back: the held one stays good.
+            refresh_token: renewed
+                .refresh_token()
+                .map(|t| t.secret().clone())
+                .or_else(|| session.refresh_token.clone()),
+            expires_at: self.expiry(renewed.expires_in()),
+            ..session.clone()
+        };
+        let (mut claims, id_sub) = match renewed.id_token() {
+            Some(id_token) => self.refreshed_id_token_claims(&d, id_token),
+            None => (Map::new(), None),
+        };
+        if self.missing_claims(&claims)
+            && let Some(url) = &d.userinfo_url
+        {
+            let Some(info) = self.userinfo(url, &current.access_token).await? else {
+                tracing::info!(subject = %identity.subject, "the provider refused the access token it just issued");
+                return Ok(Recheck::Gone);
+            };
+            if let Some(sub) = &id_sub
+                && info.get("sub").and_then(Value::as_str) != Some(sub.as_str())
+            {
+                tracing::warn!(subject = %identity.subject, "userinfo `sub` differs from the refreshed ID token's");
+                return Ok(Recheck::Gone);
+            }
+            for (k, v) in info {
+                claims.entry(k).or_insert(v);
+            }
         }
-        if !info.contains_key(&self.config.claims.groups) {
-            fresh.groups = identity.groups.clone();
-        }
-        Ok(Some(Login::upstream(fresh, current)))
+        Ok(self.judge(identity, &claims, current))
     }
 }

@@ -387,8 +387,8 @@ impl IdentityProvider for Upstream {
         &self,
         _: &oauth_core::Identity,
         _: Option<&oauth_core::UpstreamSession>,
-    ) -> Result<Option<Login>, UpstreamError> {
-        Ok(None)
+    ) -> Result<oauth_core::Recheck, UpstreamError> {
+        Ok(oauth_core::Recheck::Gone)
     }
 }
 

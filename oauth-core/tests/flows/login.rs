@@ -53,8 +53,8 @@ impl IdentityProvider for Counting {
         &self,
         _: &Identity,
         _: Option<&UpstreamSession>,
-    ) -> Result<Option<Login>, UpstreamError> {
-        Ok(None)
+    ) -> Result<oauth_core::Recheck, UpstreamError> {
+        Ok(oauth_core::Recheck::Gone)
     }
 }
 

@@ -22,6 +22,7 @@ mod code_pkce;
 mod login;
 mod maintain;
 mod metadata;
+mod recheck;
 mod refresh;
 mod register;
 mod revoke_introspect;

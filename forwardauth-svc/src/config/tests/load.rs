@@ -21,6 +21,7 @@ refresh_token_ttl_secs = 86400
 code_ttl_secs = 30
 refresh_grace_secs = 0
 session_ttl_secs = 3600
+max_unverified_age_secs = 1800
 consent_ttl_secs = 7200
 signing_alg = "EdDSA"
 
@@ -100,6 +101,7 @@ scopes = "X-Auth-Scopes"
     assert_eq!(s.code_ttl, Duration::from_secs(30));
     assert_eq!(s.refresh_grace, Duration::ZERO);
     assert_eq!(s.session_ttl, Duration::from_secs(3600));
+    assert_eq!(s.max_unverified_age, Duration::from_secs(1800));
     assert_eq!(s.consent_ttl, Duration::from_secs(7200));
     assert_eq!(s.signing_alg, SigningAlg::EdDsa);
     assert_eq!(s.verify_cache_bytes, 64 * 1024 * 1024);
@@ -450,6 +452,12 @@ fn the_example_in_the_module_documentation_loads() {
     let c = f.load().unwrap();
     assert_eq!(c.server.issuer, "https://auth.example.com");
     assert_eq!(c.users.len(), 1);
+    assert_eq!(c.providers.len(), 2);
+    assert_eq!(
+        c.server.max_unverified_age,
+        Duration::from_secs(86400),
+        "the documented default"
+    );
     assert_eq!(
         c.server.resources[0].tool_scopes,
         [ToolScope::new(

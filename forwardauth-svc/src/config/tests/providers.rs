@@ -54,6 +54,14 @@ fn provider_errors_name_the_key() {
             "providers[0].client_secret_env: environment variable NOPE is not set",
         ),
         (
+            "[[providers]]\ntype = \"oidc\"\nissuer = \"https://idp.example.com\"\nclient_id = \"x\"\nrequest_refresh_token = \"yes\"\n",
+            "providers[0].request_refresh_token: `yes` is not one of \"auto\", \"offline_access\", \"access_type_offline\", \"off\"",
+        ),
+        (
+            "[[providers]]\ntype = \"github\"\nclient_id = \"x\"\nclient_secret = \"y\"\nrequest_refresh_token = \"off\"\n",
+            "providers[0].request_refresh_token: applies only to oidc providers",
+        ),
+        (
             "[policy]\nallowed_github_teams = [\"acme\"]\n",
             "policy.allowed_github_teams[0]: must be `org/team-slug`",
         ),
@@ -94,4 +102,31 @@ fn the_oidc_issuer_follows_the_engine_transport_rule() {
     Fixture::new(&format!(
         "{MINIMAL}[[providers]]\ntype = \"oidc\"\nissuer = \"http://localhost.example.com\"\nclient_id = \"x\"\n"
     )).assert_error("providers[0].issuer: must be https (http only on a loopback host)");
+}
+
+#[test]
+fn how_an_oidc_provider_asks_for_a_refresh_token_is_read_from_request_refresh_token() {
+    use oauth_core::upstream::RefreshTokenRequest as R;
+    let mode = |line: &str| {
+        let config = Fixture::new(&format!(
+            "{MINIMAL}[[providers]]\ntype = \"oidc\"\nissuer = \"https://idp.example.com\"\nclient_id = \"x\"\n{line}"
+        ))
+        .load()
+        .unwrap();
+        match &config.providers[0] {
+            ProviderConfig::Oidc(c) => c.refresh_token_request,
+            other => panic!("an oidc provider, not {other:?}"),
+        }
+    };
+    assert_eq!(mode(""), R::Auto, "the default");
+    assert_eq!(mode("request_refresh_token = \"auto\"\n"), R::Auto);
+    assert_eq!(
+        mode("request_refresh_token = \"offline_access\"\n"),
+        R::OfflineAccess
+    );
+    assert_eq!(
+        mode("request_refresh_token = \"access_type_offline\"\n"),
+        R::AccessTypeOffline
+    );
+    assert_eq!(mode("request_refresh_token = \"off\"\n"), R::Off);
 }
