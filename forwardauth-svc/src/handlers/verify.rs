@@ -1,7 +1,9 @@
 //! `/verify`: the forward-auth gate for Traefik ForwardAuth, nginx `auth_request` and Caddy `forward_auth`.
 //!
 //! It answers only 200, 401 or 403, because nginx turns any other status of an `auth_request` into a 500 for the
-//! client:
+//! client, except for a request body the proxy forwarded (Traefik's `forwardBody`, which nginx cannot do; see
+//! [`crate::extract`]): 400 when its `Mcp-Method`/`Mcp-Name` headers disagree with the JSON-RPC body, 413 when
+//! the body is longer than `[gate] max_body_kib`, both `invalid_request`, which Traefik returns as they are:
 //! * 200 with the identity headers (never the token) when the token admits the request. Every configured
 //!   identity header is present, empty when the value is unknown (a user without an e-mail address): a proxy
 //!   that copies the gate's headers onto the request then always replaces a client's own. Caddy 2.6's
@@ -25,14 +27,16 @@ use crate::extract;
 use crate::identity_headers::IdentityHeaderNames;
 use crate::state::AppState;
 
-/// `GET|POST|… /verify`: extract, ask the engine, map.
+/// `GET|POST|… /verify`: extract (the forwarded body too, when a proxy sends one), ask the engine, map.
 pub async fn verify(
     state: web::Data<AppState>,
     req: HttpRequest,
+    payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
+    let body = extract::forwarded_body(&req, payload, &state.gate).await?;
     let verdict = state
         .auth
-        .gate(&extract::gate_input(&req, &state.gate))
+        .gate(&extract::gate_input(&req, &state.gate, &body))
         .await;
     let denial = match verdict.outcome {
         GateOutcome::Admit(p) => return Ok(identity(Some(&p), &state.identity_headers)),

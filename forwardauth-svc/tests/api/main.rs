@@ -17,4 +17,5 @@ mod limits;
 mod metadata;
 mod register;
 mod token;
+mod tools;
 mod verify;
