@@ -141,13 +141,13 @@ impl Stack {
         .await
     }
 
-    /// As [`Stack::start`], with resource A also knowing the scope `mcp:admin` and having the per-tool rules
+    /// As [`Stack::start_with`], with resource A also knowing the scope `mcp:admin` and having the per-tool rules
     /// `tool_rules` (the lines of its `[resources.tool_scopes]` table, and any keys of A before it), and access
     /// tokens that outlive the test.
-    pub async fn start_with_tool_rules(kind: Proxy, tool_rules: &str) -> Stack {
+    pub async fn start_with_tool_rules(kind: Proxy, tool_rules: &str, extra: &str) -> Stack {
         Self::start_inner(
             kind,
-            "",
+            extra,
             &[],
             EntryPointB::Shipped,
             Upstream::McpServer,

@@ -3,13 +3,15 @@
 //!
 //! * **Traefik** forwards the request body to the gate (`forwardBody` in the snippet), so the call is read from
 //!   it: `get-env` is refused with 403 `insufficient_scope`, `echo` reaches the MCP server and answers, and
-//!   `Mcp-Method`/`Mcp-Name` headers that disagree with the body get the gate's 400 through Traefik. A body over
-//!   `maxBodySize` gets Traefik's own empty 401, without the gate being asked.
+//!   `Mcp-Method`/`Mcp-Name` headers that disagree with the body get the gate's 400 through Traefik. The gate
+//!   reads a chunked body as Traefik passes it on, and answers 413 beyond its `[gate] max_body_kib` (1 here); a
+//!   body over Traefik's `maxBodySize` gets Traefik's own empty 401, without the gate being asked.
 //! * **nginx** and **Caddy** cannot forward the body, so without `mcp_server_validates_headers` every `POST`
 //!   needs every tool scope: even `echo` is refused.
 
 use forwardauth_svc::snippet::Proxy;
 use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 use crate::stack::Stack;
 use crate::support::*;
@@ -64,6 +66,35 @@ async fn session(stack: &Stack, token: &str) -> String {
     session
 }
 
+/// A POST of `body` to `url` in one chunk of `Transfer-Encoding: chunked` (reqwest sends `Content-Length`): the
+/// status and the whole answer.
+async fn chunked_post(url: &str, token: &str, session: &str, body: &str) -> (u16, String) {
+    let u = url::Url::parse(url).unwrap();
+    let authority = format!("{}:{}", u.host_str().unwrap(), u.port().unwrap());
+    let mut tcp = tokio::net::TcpStream::connect(&authority).await.unwrap();
+    let request = format!(
+        "POST {} HTTP/1.1\r\nHost: {authority}\r\nAuthorization: Bearer {token}\r\nAccept: application/json, text/event-stream\r\nContent-Type: application/json\r\nMCP-Protocol-Version: 2025-06-18\r\nMcp-Session-Id: {session}\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n{:x}\r\n{body}\r\n0\r\n\r\n",
+        u.path(),
+        body.len()
+    );
+    tcp.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(
+        std::time::Duration::from_secs(20),
+        tcp.read_to_end(&mut answer),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    let answer = String::from_utf8_lossy(&answer).into_owned();
+    let status = answer
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, answer)
+}
+
 async fn token_without_the_tool_scope(stack: &Stack) -> String {
     let t = oauth_flow(&stack.issuer, &stack.a, "mcp").await;
     assert_eq!(t["scope"], "mcp");
@@ -71,7 +102,8 @@ async fn token_without_the_tool_scope(stack: &Stack) -> String {
 }
 
 pub async fn traefik_reads_the_call_from_the_body() {
-    let stack = Stack::start_with_tool_rules(Proxy::Traefik, RULES).await;
+    let stack =
+        Stack::start_with_tool_rules(Proxy::Traefik, RULES, "\n[gate]\nmax_body_kib = 1\n").await;
     let token = token_without_the_tool_scope(&stack).await;
     let session = session(&stack, &token).await;
     let prm = format!("{}/.well-known/oauth-protected-resource/mcp", stack.issuer);
@@ -137,6 +169,34 @@ pub async fn traefik_reads_the_call_from_the_body() {
         r.json::<Value>().await.unwrap()["error_description"],
         "the MCP-Protocol-Version header is not a date (YYYY-MM-DD)"
     );
+    // A chunked body is read as Traefik passes it on, up to the gate's limit (1 KiB here), and refused beyond.
+    let (status, answer) = chunked_post(
+        &stack.a,
+        &token,
+        &session,
+        &call_tool(7, "echo").to_string(),
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+    assert!(answer.contains("Echo: hello through the gate"), "{answer}");
+    let (status, answer) = chunked_post(
+        &stack.a,
+        &token,
+        &session,
+        &call_tool(8, "get-env").to_string(),
+    )
+    .await;
+    assert_eq!(status, 403, "{answer}");
+    let long = json!({"jsonrpc": "2.0", "id": 9, "method": "tools/call",
+        "params": {"name": "echo", "arguments": {"message": "x".repeat(1100)}}});
+    let (status, answer) = chunked_post(&stack.a, &token, &session, &long.to_string()).await;
+    assert_eq!(status, 413, "{answer}");
+    assert!(
+        answer.contains("larger than the 1024 bytes the gate reads"),
+        "{answer}"
+    );
+    let r = post(&stack.a, &token, Some(&session), &long, &[]).await;
+    assert_eq!(r.status(), 413, "with Content-Length");
     // Beyond maxBodySize Traefik answers by itself: an empty 401, no challenge, the gate not asked.
     let huge = "x".repeat(forwardauth_svc::config::GateConfig::DEFAULT_MAX_BODY_KIB * 1024 + 1);
     let r = reqwest::Client::new()
@@ -162,7 +222,7 @@ pub async fn traefik_reads_the_call_from_the_body() {
 /// nginx and Caddy: no body reaches the gate, so without `mcp_server_validates_headers` every POST needs every
 /// tool scope (the gate fails closed), while requests that carry no call pass.
 pub async fn without_the_body_every_post_needs_every_tool_scope(kind: Proxy) {
-    let stack = Stack::start_with_tool_rules(kind, RULES).await;
+    let stack = Stack::start_with_tool_rules(kind, RULES, "").await;
     let token = token_without_the_tool_scope(&stack).await;
     let echo = post(&stack.a, &token, None, &call_tool(2, "echo"), &[]).await;
     assert_eq!(echo.status(), 403, "{}", stack.proxy.log());
