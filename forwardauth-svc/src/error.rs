@@ -73,8 +73,9 @@ pub enum ApiError {
     /// 503 from `/ready`: the store does not answer (the cause is logged where it happened).
     #[error("not ready")]
     NotReady,
-    /// The gate's 401 or 403 for a guarded request (`/verify`, or a preflight it refuses), with CORS headers for
-    /// an allowed `Origin` so a browser client can read it.
+    /// The gate's 401 or 403 for a guarded request (`/verify`, or a preflight it refuses), or its 400/413 for a
+    /// forwarded body it cannot read as one MCP call, with CORS headers for an allowed `Origin` so a browser
+    /// client can read it.
     #[error("gate: {denial:?}")]
     Gate {
         /// Why.

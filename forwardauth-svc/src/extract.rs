@@ -361,10 +361,10 @@ pub async fn forwarded_body(
         return Ok(ForwardedBodyRead::Absent);
     }
     let limit = gate.max_body_bytes;
-    if let Some(Ok(n)) = length {
-        if n > limit as u64 {
-            return Ok(ForwardedBodyRead::TooLarge);
-        }
+    if let Some(Ok(n)) = length
+        && n > limit as u64
+    {
+        return Ok(ForwardedBodyRead::TooLarge);
     }
     let mut body = web::BytesMut::new();
     while let Some(chunk) = payload.next().await {

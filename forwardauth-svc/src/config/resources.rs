@@ -110,10 +110,10 @@ pub(super) fn resources(
             if k.is_empty() || k.contains(char::is_whitespace) {
                 return Err(ctx.invalid(tkey, "must be an MCP method (`tools/call`) or method and name (`tools/call:delete_repo`)"));
             }
-            if let Some((method, name)) = k.split_once(':') {
-                if method.is_empty() || name.is_empty() || !ToolScope::method_has_name(method) {
-                    return Err(ctx.invalid(tkey, "a rule with a name must be for tools/call or prompts/get (the name) or resources/read (the URI): no other call names one"));
-                }
+            if let Some((method, name)) = k.split_once(':')
+                && (name.is_empty() || !ToolScope::method_has_name(method))
+            {
+                return Err(ctx.invalid(tkey, "a rule with a name must be for tools/call or prompts/get (the name) or resources/read (the URI): no other call names one"));
             }
             check_scopes(ctx, &tkey, &scopes)?;
             tool_scopes.push(ToolScope::new(k, scopes));

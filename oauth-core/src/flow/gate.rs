@@ -195,7 +195,8 @@ pub enum RefusalReason {
     },
 }
 
-/// A 403 refusal, with a description for the client.
+/// A refusal of the request itself (403; 400 or 413 for a forwarded body, see [`GateRefusal::status`]), with a
+/// description for the client.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("{description}")]
 #[non_exhaustive]
