@@ -41,7 +41,9 @@ use axum::routing::{any, get, post};
 use ipnet::IpNet;
 use oauth_core::wire::{self, TokenReference, TokenRequest};
 use oauth_core::{AuthServer, ClientCredentials, ConsentPage, EmbeddedStore, ErrorCode, ErrorPage};
-use oauth_core::{FORM_LIMIT, ForwardedHeaders, GateInput, GateOutcome, GateRefusal, HeaderField};
+use oauth_core::{
+    FORM_LIMIT, ForwardedBody, ForwardedHeaders, GateInput, GateOutcome, GateRefusal, HeaderField,
+};
 use oauth_core::{
     IdentityProvider, LocalUser, LocalUsers, OAuthError, Outcome, Principal, ResourceConfig,
 };
@@ -485,6 +487,8 @@ async fn verify(
         mcp_protocol_version: field(&headers, "mcp-protocol-version"),
         mcp_method: field(&headers, "mcp-method"),
         mcp_name: field(&headers, "mcp-name"),
+        // No proxy in front of this example forwards the body: per-tool rules read headers or fail closed.
+        body: ForwardedBody::Absent,
     };
     let verdict = app.auth.gate(&input).await;
     match verdict.outcome {
@@ -592,9 +596,10 @@ impl IntoResponse for ApiError {
                 cors(res, origin.as_deref())
             }
             ApiError::Refused(r, origin) => {
-                let body = json!({ "error": "access_denied", "error_description": r.description });
+                let body = json!({ "error": r.error_code(), "error_description": r.description });
+                let status = StatusCode::from_u16(r.status()).unwrap_or(StatusCode::FORBIDDEN);
                 cors(
-                    no_store((StatusCode::FORBIDDEN, Json(body)).into_response()),
+                    no_store((status, Json(body)).into_response()),
                     origin.as_deref(),
                 )
             }

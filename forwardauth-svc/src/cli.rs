@@ -541,8 +541,56 @@ pub fn check_config(config: &Config, out: &mut dyn Write) -> Result<(), CliError
             "  resource:  {}{name}; requires scope: {required}; access: {policy}",
             r.resource
         )?;
+        tool_rules_note(r, config.gate.max_body_bytes, out)?;
     }
     writeln!(out, "  users:     {}", config.users.len())?;
+    Ok(())
+}
+
+/// For a resource with per-tool scopes: the rules, and where the gate reads the call from, which depends on
+/// the proxy (only Traefik's `forwardBody` sends the gate the body) and on `mcp_server_validates_headers`.
+fn tool_rules_note(
+    r: &oauth_core::ResourceConfig,
+    max_body_bytes: usize,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
+    if r.tool_scopes.is_empty() {
+        return Ok(());
+    }
+    let rules: Vec<String> = r
+        .tool_scopes
+        .iter()
+        .map(|t| format!("{} needs {}", t.key, t.scopes.join(" ")))
+        .collect();
+    writeln!(out, "             tool scopes: {}", rules.join("; "))?;
+    writeln!(
+        out,
+        "             read from the JSON-RPC body where the proxy forwards it (Traefik forwardBody, at most {} KiB);",
+        max_body_bytes / 1024
+    )?;
+    if r.mcp_server_validates_headers {
+        writeln!(
+            out,
+            "             without it (nginx, Caddy) from the Mcp-Method/Mcp-Name headers of MCP 2026-07-28 requests, which"
+        )?;
+        writeln!(
+            out,
+            "             the MCP server must reject when they disagree with the body (mcp_server_validates_headers), and"
+        )?;
+        writeln!(
+            out,
+            "             every POST of an older client needs every tool scope"
+        )?;
+    } else {
+        writeln!(
+            out,
+            "             without it (nginx, Caddy) every POST needs every tool scope; set mcp_server_validates_headers"
+        )?;
+        writeln!(
+            out,
+            "             = true if the MCP server rejects Mcp-Method/Mcp-Name headers that disagree with the body"
+        )?;
+    }
     Ok(())
 }
 
@@ -810,6 +858,41 @@ mod tests {
             String::from_utf8(out).unwrap(),
             "revoked 0 grant(s) of user local:alice\n"
         );
+    }
+
+    /// For a resource with tool rules, check-config says where the gate reads the call from.
+    #[test]
+    fn check_config_says_where_tool_rules_read_the_call() {
+        let mut config = Config::defaults("127.0.0.1:8080".parse().unwrap());
+        let resource = oauth_core::ResourceConfig::new(
+            "http://127.0.0.1:8080/mcp",
+            vec!["mcp".into(), "mcp:admin".into()],
+        )
+        .with_tool_scopes(vec![
+            oauth_core::ToolScope::new("tools/call", vec!["mcp".into()]),
+            oauth_core::ToolScope::new("tools/call:delete_repo", vec!["mcp:admin".into()]),
+        ]);
+        let shown = |config: &Config| {
+            let mut out = Vec::new();
+            check_config(config, &mut out).unwrap();
+            String::from_utf8(out).unwrap()
+        };
+        config.server.resources = vec![resource.clone()];
+        let text = shown(&config);
+        assert!(text.contains(concat!(
+            "  resource:  http://127.0.0.1:8080/mcp; requires scope: none; access: every user\n",
+            "             tool scopes: tools/call needs mcp; tools/call:delete_repo needs mcp:admin\n",
+            "             read from the JSON-RPC body where the proxy forwards it (Traefik forwardBody, at most 4096 KiB);\n",
+            "             without it (nginx, Caddy) every POST needs every tool scope; set mcp_server_validates_headers\n",
+            "             = true if the MCP server rejects Mcp-Method/Mcp-Name headers that disagree with the body\n",
+        )), "{text}");
+        config.server.resources = vec![resource.mcp_server_validates_headers(true)];
+        let text = shown(&config);
+        assert!(text.contains(concat!(
+            "             without it (nginx, Caddy) from the Mcp-Method/Mcp-Name headers of MCP 2026-07-28 requests, which\n",
+            "             the MCP server must reject when they disagree with the body (mcp_server_validates_headers), and\n",
+            "             every POST of an older client needs every tool scope\n",
+        )), "{text}");
     }
 
     #[test]

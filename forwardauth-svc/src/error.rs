@@ -13,6 +13,7 @@
 //! | `/ready` while the store does not answer | 503 | JSON `{"status": "unavailable"}` |
 //!
 //! | the gate refuses a guarded request | 401 or 403 | `WWW-Authenticate: Bearer …, resource_metadata="…"` for a token problem; JSON; CORS headers for an allowed `Origin` |
+//! | the gate cannot read a forwarded body as one MCP call | 400 (headers disagree with the body) or 413 (too long) | JSON `invalid_request`; only a proxy that forwards the body (Traefik) causes these, and it returns them as they are |
 //!
 //! Every JSON error carries `Cache-Control: no-store`.
 
@@ -72,8 +73,9 @@ pub enum ApiError {
     /// 503 from `/ready`: the store does not answer (the cause is logged where it happened).
     #[error("not ready")]
     NotReady,
-    /// The gate's 401 or 403 for a guarded request (`/verify`, or a preflight it refuses), with CORS headers for
-    /// an allowed `Origin` so a browser client can read it.
+    /// The gate's 401 or 403 for a guarded request (`/verify`, or a preflight it refuses), or its 400/413 for a
+    /// forwarded body it cannot read as one MCP call, with CORS headers for an allowed `Origin` so a browser
+    /// client can read it.
     #[error("gate: {denial:?}")]
     Gate {
         /// Why.
@@ -89,7 +91,8 @@ pub enum GateDenial {
     /// The token is missing, invalid, or lacks a scope: 401 or 403 with a Bearer challenge that leads an MCP
     /// client to discovery (RFC 6750 §3, RFC 9728 §5.1).
     Rejected(VerifyRejection),
-    /// The guarded request itself is refused, whatever its token: 403 `access_denied`.
+    /// The guarded request itself is refused, whatever its token: 403 `access_denied`, or 400/413
+    /// `invalid_request` for a forwarded body the gate cannot read as one MCP call ([`GateRefusal::status`]).
     Refused(GateRefusal),
 }
 
@@ -104,7 +107,7 @@ impl GateDenial {
     fn status(&self) -> StatusCode {
         match self {
             GateDenial::Rejected(r) => status(r.status()),
-            GateDenial::Refused(_) => StatusCode::FORBIDDEN,
+            GateDenial::Refused(r) => status(r.status()),
         }
     }
 
@@ -136,7 +139,7 @@ impl GateDenial {
                     tracing::debug!(reason = ?r.reason, "gate refusal");
                 }
                 res.json(Refusal {
-                    error: "access_denied",
+                    error: r.error_code(),
                     error_description: &r.description,
                 })
             }

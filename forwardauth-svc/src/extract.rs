@@ -8,6 +8,13 @@
 //!
 //! This module only collects the headers, raw, noting any that came twice; the engine reads them strictly
 //! ([`oauth_core::forwarded`]) and decides ([`oauth_core::AuthServer::gate`]).
+//!
+//! # Forwarded bodies
+//! Traefik's `forwardBody` sends the gate the guarded request's body (on a `GET` to `/verify`, with its
+//! `Content-Length` or chunked), from which per-tool rules read the JSON-RPC call. nginx's `auth_request` never
+//! does: its subrequest runs before nginx reads the body (with `proxy_pass_request_body on` the gate gets a
+//! `Content-Length` and no body, and the check times out); Caddy 2.6's `forward_auth` sends a `GET` without the
+//! body. [`forwarded_body`] reads one only from a trusted proxy and never more than `[gate] max_body_kib`.
 
 use std::net::IpAddr;
 
@@ -18,7 +25,8 @@ use futures_util::StreamExt as _;
 use futures_util::future::LocalBoxFuture;
 use oauth_core::wire;
 use oauth_core::{
-    ClientCredentials, ErrorCode, ErrorPage, ForwardedHeaders, GateInput, HeaderField, OAuthError,
+    ClientCredentials, ErrorCode, ErrorPage, ForwardedBody, ForwardedHeaders, GateInput,
+    HeaderField, OAuthError,
 };
 use serde::de::DeserializeOwned;
 
@@ -295,7 +303,11 @@ pub fn forwarded_headers(req: &HttpRequest) -> ForwardedHeaders<'_> {
 
 /// Everything the gate reads of a forward-auth call; the engine parses and judges it
 /// ([`oauth_core::AuthServer::gate`]).
-pub fn gate_input<'a>(req: &'a HttpRequest, gate: &GateConfig) -> GateInput<'a> {
+pub fn gate_input<'a>(
+    req: &'a HttpRequest,
+    gate: &GateConfig,
+    body: &'a ForwardedBodyRead,
+) -> GateInput<'a> {
     GateInput {
         forwarded: forwarded_headers(req),
         from_trusted_proxy: from_trusted_proxy(req, gate),
@@ -305,7 +317,70 @@ pub fn gate_input<'a>(req: &'a HttpRequest, gate: &GateConfig) -> GateInput<'a> 
         mcp_protocol_version: field(req, &names::MCP_PROTOCOL_VERSION),
         mcp_method: field(req, &names::MCP_METHOD),
         mcp_name: field(req, &names::MCP_NAME),
+        body: match body {
+            ForwardedBodyRead::Absent => ForwardedBody::Absent,
+            ForwardedBodyRead::Read(b) => ForwardedBody::Present(b),
+            ForwardedBodyRead::TooLarge => ForwardedBody::TooLarge {
+                limit: gate.max_body_bytes,
+            },
+        },
     }
+}
+
+/// A forward-auth call's body, as [`forwarded_body`] read it.
+#[derive(Debug)]
+pub enum ForwardedBodyRead {
+    /// None sent, an empty one, or one from an address that is not a trusted proxy (not read: the gate refuses
+    /// such a call anyway).
+    Absent,
+    /// The whole body.
+    Read(Bytes),
+    /// Longer than `[gate] max_body_kib`; the rest was left unread.
+    TooLarge,
+}
+
+/// The body a trusted proxy forwarded with a forward-auth call (Traefik's `forwardBody`), read up to
+/// `[gate] max_body_kib` and no further: a `Content-Length` above it is not read at all, a chunked body only up
+/// to it. Never on `HEAD` (nginx's way of asking, without a body).
+///
+/// # Errors
+/// `invalid_request` when the body cannot be read (the proxy's connection broke).
+pub async fn forwarded_body(
+    req: &HttpRequest,
+    mut payload: web::Payload,
+    gate: &GateConfig,
+) -> Result<ForwardedBodyRead, ApiError> {
+    let length = header(req, &header::CONTENT_LENGTH).map(str::parse::<u64>);
+    let chunked = req.headers().contains_key(header::TRANSFER_ENCODING);
+    // nginx asks with HEAD and never sends a body; were its snippet to pass the request's Content-Length on
+    // (nginx does unless told not to), waiting for that body would hang the check.
+    if req.method() == actix_web::http::Method::HEAD
+        || !from_trusted_proxy(req, gate)
+        || (!chunked && matches!(length, None | Some(Ok(0))))
+    {
+        return Ok(ForwardedBodyRead::Absent);
+    }
+    let limit = gate.max_body_bytes;
+    if let Some(Ok(n)) = length
+        && n > limit as u64
+    {
+        return Ok(ForwardedBodyRead::TooLarge);
+    }
+    let mut body = web::BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| {
+            ApiError::invalid_request(format!("could not read the request body: {e}"))
+        })?;
+        if body.len() + chunk.len() > limit {
+            return Ok(ForwardedBodyRead::TooLarge);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(if body.is_empty() {
+        ForwardedBodyRead::Absent
+    } else {
+        ForwardedBodyRead::Read(body.freeze())
+    })
 }
 
 /// A request routed to this service from an MCP host (a CORS preflight), described as the gate describes a

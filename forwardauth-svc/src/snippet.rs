@@ -44,6 +44,16 @@
 //! per host, so under concurrency some are closed and reopened; `forwardAuth` has no setting for it). Both retry
 //! a check that fails on a reused connection, as nginx does: it is idempotent.
 //!
+//! **Request bodies, for per-tool scopes.** A per-tool rule needs the JSON-RPC call, which is in the body. Only
+//! Traefik can send the gate the body (`forwardBody: true`, buffered up to `maxBodySize`, which the snippet sets
+//! to the service's default `[gate] max_body_kib`; beyond it Traefik itself answers an empty 401); its snippet
+//! does, so the gate reads the call from the body and answers 400 when `Mcp-Method`/`Mcp-Name` disagree with it.
+//! nginx's `auth_request` subrequest runs before nginx reads the body (checked with nginx 1.22: `$request_body`
+//! is empty there, and `proxy_pass_request_body on` sends a `Content-Length` without the body, so the check
+//! times out), and there is no njs in the packaged nginx to read it; Caddy 2.6's `forward_auth` asks with a `GET`
+//! without the body. Their snippets say so: behind them, a resource's tool rules need every tool scope on every
+//! `POST`, unless it sets `mcp_server_validates_headers` (see `oauth_core::ResourceConfig`).
+//!
 //! The first line of every snippet is the command that prints it; the files under `deploy/` are such output,
 //! and a test regenerates them from that line.
 
@@ -53,7 +63,7 @@ use std::net::IpAddr;
 
 use url::Url;
 
-use crate::config::IdentityHeaders;
+use crate::config::{GateConfig, IdentityHeaders};
 use crate::endpoints;
 
 /// The client's request headers the gate reads, and the only ones Traefik (`authRequestHeaders`) and nginx (the
@@ -522,7 +532,13 @@ fn nginx(
                 "        # answer and closes a connection whose body it left unread (the gate's 401 and 403 carry JSON).\n",
                 "        proxy_method HEAD;\n",
                 "        proxy_set_header Host {auth_authority};\n",
+                "        # No body: the auth subrequest runs before nginx reads it. So per-tool scopes cannot read the\n",
+                "        # JSON-RPC call: they need every tool scope on every POST, unless the resource sets\n",
+                "        # mcp_server_validates_headers (then the Mcp-Method/Mcp-Name headers of 2026-07-28 requests count).\n",
                 "        proxy_pass_request_body off;\n",
+                "        # Without this nginx still sends the request's Content-Length (the subrequest shares its headers),\n",
+                "        # announcing a body that never comes.\n",
+                "        proxy_set_header Content-Length \"\";\n",
                 "        # Only the headers the gate reads: however many the client sends, the gate answers 200, 401 or\n",
                 "        # 403 (anything else from it is a 500 here), and no client-sent X-Forwarded-* or X-Original-*.\n",
                 "        proxy_pass_request_headers off;\n",
@@ -606,6 +622,9 @@ fn caddy(
         let _ = write!(
             out,
             concat!(
+                "\t\t\t# forward_auth asks with a GET without the body, so per-tool scopes cannot read the JSON-RPC call:\n",
+                "\t\t\t# they need every tool scope on every POST, unless the resource sets mcp_server_validates_headers\n",
+                "\t\t\t# (then the Mcp-Method/Mcp-Name headers of 2026-07-28 requests count).\n",
                 "\t\t\tforward_auth {auth} {{\n",
                 "\t\t\t\turi /verify\n",
                 "\t\t\t\t# Caddy sends X-Forwarded-Method/-Uri; the other header family must not come from the client.\n",
@@ -741,6 +760,11 @@ fn traefik(out: &mut String, sites: &[Site], auth: &str, upstream: &str, headers
             "        address: {address}\n",
             "        trustForwardHeader: false\n",
             "        maxResponseBodySize: {max_body}\n",
+            "        # The request body too: per-tool scopes read the JSON-RPC call from it, and MCP headers that\n",
+            "        # disagree with it get a 400. At most forwardauth-svc's [gate] max_body_kib (default 4096): Traefik\n",
+            "        # buffers up to maxBodySize and answers a longer body with an empty 401 of its own.\n",
+            "        forwardBody: true\n",
+            "        maxBodySize: {max_request_body}\n",
             "        authRequestHeaders: [{request}]\n",
             "        authResponseHeaders: [{response}]\n",
             "    # No token passthrough, and no client-sent alias of an identity header (X_User_Id, X.User.Id, ...), which\n",
@@ -752,6 +776,7 @@ fn traefik(out: &mut String, sites: &[Site], auth: &str, upstream: &str, headers
         ),
         address = yq(&format!("{auth}/verify")),
         max_body = TRAEFIK_MAX_GATE_RESPONSE_BYTES,
+        max_request_body = GateConfig::DEFAULT_MAX_BODY_KIB * 1024,
         request = GATE_REQUEST_HEADERS.join(", "),
         response = headers.join(", "),
     );
@@ -901,6 +926,7 @@ mod tests {
             [
                 "Connection",
                 "Host",
+                "Content-Length",
                 "Authorization",
                 "Origin",
                 "MCP-Protocol-Version",
@@ -1194,6 +1220,43 @@ mod tests {
             2
         );
         assert_eq!(default.matches("      entryPoints: [web]\n").count(), 2);
+    }
+
+    /// Per-tool scopes read the JSON-RPC call from the body: Traefik forwards it, bounded by the gate's default
+    /// limit; nginx and Caddy cannot, and say what that means.
+    #[test]
+    fn traefik_forwards_the_body_and_nginx_and_caddy_say_they_cannot() {
+        let traefik = render(&snippet(Proxy::Traefik, &["https://mcp.example.com/mcp"])).unwrap();
+        crate::testing::assert_has_lines(
+            &traefik,
+            &[
+                "        forwardBody: true",
+                &format!(
+                    "        maxBodySize: {}",
+                    GateConfig::DEFAULT_MAX_BODY_KIB * 1024
+                ),
+            ],
+        );
+        assert_eq!(
+            GateConfig::default().max_body_bytes,
+            GateConfig::DEFAULT_MAX_BODY_KIB * 1024
+        );
+        let nginx = render(&snippet(Proxy::Nginx, &["https://mcp.example.com/mcp"])).unwrap();
+        let verify = crate::testing::between(
+            &nginx,
+            "    location = /_forwardauth/verify {\n",
+            "\n    }\n",
+        );
+        assert!(
+            verify.contains("        # No body: the auth subrequest runs before nginx reads it.")
+        );
+        assert!(verify.contains("        proxy_pass_request_body off;\n"));
+        // No Content-Length for the body that is not sent: nginx would pass the client's on (checked with 1.22).
+        assert!(verify.contains("        proxy_set_header Content-Length \"\";\n"));
+        assert!(verify.contains("mcp_server_validates_headers"));
+        let caddy = render(&snippet(Proxy::Caddy, &["https://mcp.example.com/mcp"])).unwrap();
+        assert!(caddy.contains("\t\t\t# forward_auth asks with a GET without the body"));
+        assert!(caddy.contains("mcp_server_validates_headers"));
     }
 
     #[test]

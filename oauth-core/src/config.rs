@@ -386,9 +386,17 @@ pub struct ResourceConfig {
     pub scope_descriptions: Vec<(String, String)>,
     /// Who may use this resource at all.
     pub policy: AccessPolicy,
-    /// Extra scopes per MCP method (`tools/call`) or method and name (`tools/call:delete_repo`), read from the
-    /// 2026-07-28 transport's `Mcp-Method`/`Mcp-Name` request headers.
+    /// Extra scopes per MCP method (`tools/call`) or method and name (`tools/call:delete_repo`). The gate reads
+    /// the call from the JSON-RPC body when the proxy forwards it; without the body, see
+    /// [`Self::mcp_server_validates_headers`].
     pub tool_scopes: Vec<ToolScope>,
+    /// Whether the MCP server rejects a request whose `Mcp-Method`/`Mcp-Name` headers disagree with its
+    /// JSON-RPC body, as the 2026-07-28 transport requires of servers. Only then does the gate, when the proxy
+    /// does not forward the body (nginx, Caddy), believe those headers for per-tool scopes, and only on requests
+    /// of protocol revision 2026-07-28 or later; every other request that may carry a call needs every tool
+    /// scope. The gate cannot check it: anyone may send the headers, and only a server that refuses to act on a
+    /// body they do not describe makes them worth believing. Default `false`.
+    pub mcp_server_validates_headers: bool,
     /// Browser origins (`https://app.example.com`) allowed besides the resource's own: a request whose `Origin`
     /// header names any other origin is refused (MCP transport, 2025-11-25: servers MUST validate `Origin`), and
     /// the gate's 401/403 answers carry CORS headers for the allowed ones.
@@ -574,6 +582,13 @@ impl ToolScope {
             scopes,
         }
     }
+
+    /// Whether calls of this MCP method name a tool, prompt or resource, so that a rule `method:name` can match
+    /// them: `tools/call` and `prompts/get` (`params.name`) and `resources/read` (`params.uri`), the calls the
+    /// 2026-07-28 transport mirrors into `Mcp-Name`.
+    pub fn method_has_name(method: &str) -> bool {
+        crate::mcp::has_name(method)
+    }
 }
 
 impl ResourceConfig {
@@ -589,6 +604,7 @@ impl ResourceConfig {
             scope_descriptions: Vec::new(),
             policy: AccessPolicy::default(),
             tool_scopes: Vec::new(),
+            mcp_server_validates_headers: false,
             allowed_origins: Vec::new(),
         }
     }
@@ -693,6 +709,13 @@ impl ResourceConfig {
     /// Sets the per-tool scopes.
     pub fn with_tool_scopes(mut self, tool_scopes: Vec<ToolScope>) -> Self {
         self.tool_scopes = tool_scopes;
+        self
+    }
+
+    /// Sets whether the MCP server validates the `Mcp-Method`/`Mcp-Name` headers against the body itself
+    /// ([`Self::mcp_server_validates_headers`]).
+    pub fn mcp_server_validates_headers(mut self, validates: bool) -> Self {
+        self.mcp_server_validates_headers = validates;
         self
     }
 

@@ -56,6 +56,7 @@ pub mod forwarded;
 pub mod jwt;
 mod keys;
 pub mod maintain;
+mod mcp;
 mod metadata;
 pub mod pkce;
 mod resource_index;
@@ -86,7 +87,9 @@ pub use flow::browser::{
 };
 pub use flow::client::{ClientCredentials, FormCredentials};
 pub use flow::collect::CollectedClients;
-pub use flow::gate::{GateInput, GateOutcome, GateRefusal, GateVerdict, Preflight, RefusalReason};
+pub use flow::gate::{
+    ForwardedBody, GateInput, GateOutcome, GateRefusal, GateVerdict, Preflight, RefusalReason,
+};
 pub use flow::login::LoginError;
 pub use flow::session::BrowserSession;
 pub use flow::upstream::UpstreamCallback;

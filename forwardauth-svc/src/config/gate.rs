@@ -1,5 +1,12 @@
 //! `[gate]`: the forward-auth gate (`/verify`): which proxies' `X-Forwarded-*` headers are believed, the identity
-//! headers set on a 200, and the verified-token cache.
+//! headers set on a 200, the verified-token cache, and how much of a forwarded request body the gate reads.
+//!
+//! **The body limit.** Traefik's `forwardBody` sends the gate the guarded request's body, from which per-tool
+//! rules read the JSON-RPC call; the gate reads at most `max_body_kib` of it and answers a longer one with 413
+//! (for a resource with tool rules), so a body never costs it more memory than that. Traefik's own
+//! `maxBodySize` (the snippet sets the same default) stops it buffering more first: beyond it Traefik answers
+//! 401 with an empty body by itself, without asking the gate. The default, 4 MiB, is the message size the
+//! MCP TypeScript SDK's server accepts.
 //!
 //! Header names are checked here (a name actix cannot send would fail every request later), and two identity
 //! headers may not share a name.
@@ -20,6 +27,15 @@ pub struct GateConfig {
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Names of the identity headers set on a 200.
     pub headers: IdentityHeaders,
+    /// The most of a forwarded request body `/verify` reads, in bytes (`max_body_kib`).
+    pub max_body_bytes: usize,
+}
+
+impl GateConfig {
+    /// The default of `[gate] max_body_kib`, which the Traefik snippet's `maxBodySize` matches.
+    pub const DEFAULT_MAX_BODY_KIB: usize = 4096;
+    /// The most `[gate] max_body_kib` accepts (64 MiB): the gate holds up to that much per request in flight.
+    pub const MAX_MAX_BODY_KIB: usize = 65_536;
 }
 
 impl Default for GateConfig {
@@ -35,6 +51,7 @@ impl Default for GateConfig {
         GateConfig {
             trusted_proxies: nets.iter().filter_map(|n| n.parse().ok()).collect(),
             headers: IdentityHeaders::default(),
+            max_body_bytes: GateConfig::DEFAULT_MAX_BODY_KIB * 1024,
         }
     }
 }
@@ -72,6 +89,7 @@ impl Default for IdentityHeaders {
 pub(super) struct RawGate {
     trusted_proxies: Option<Vec<String>>,
     pub(super) verify_cache_mib: Option<u64>,
+    max_body_kib: Option<usize>,
     #[serde(default)]
     headers: RawHeaders,
 }
@@ -132,6 +150,19 @@ pub(super) fn gate_config(ctx: &Ctx<'_>, raw: RawGate) -> Result<GateConfig, Con
     let mut gate = GateConfig::default();
     if let Some(list) = raw.trusted_proxies {
         gate.trusted_proxies = networks(ctx, "gate.trusted_proxies", &list)?;
+    }
+    if let Some(kib) = raw.max_body_kib {
+        if !(1..=GateConfig::MAX_MAX_BODY_KIB).contains(&kib) {
+            return Err(ctx.invalid(
+                "gate.max_body_kib",
+                format!(
+                    "must be between 1 and {} (KiB; the default is {}), not {kib}",
+                    GateConfig::MAX_MAX_BODY_KIB,
+                    GateConfig::DEFAULT_MAX_BODY_KIB
+                ),
+            ));
+        }
+        gate.max_body_bytes = kib * 1024;
     }
     let h = raw.headers;
     let slots = [

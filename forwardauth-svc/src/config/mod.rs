@@ -92,6 +92,9 @@
 //! allowed_github_teams = ["acme/platform"]
 //! allowed_origins = ["http://localhost:6274"] # browser origins besides the resource's own; a request with any
 //!                                     # other Origin header is refused (403), and no Origin passes
+//! mcp_server_validates_headers = false # true: the MCP server rejects Mcp-Method/Mcp-Name headers that disagree
+//!                                     # with the body, so without a forwarded body the gate may believe them
+//!                                     # (2026-07-28 requests); false (default): every tool scope instead
 //!
 //! [resources.scope_grants."mcp:admin"] # who may hold a scope (same keys as the access policy); a token gets the
 //! allowed_groups = ["local:admins"]   # scopes asked for that the user may hold; a scope with no entry here:
@@ -100,8 +103,9 @@
 //! mcp = "Use the example MCP server's tools"
 //! "mcp:admin" = "Delete repositories"
 //!
-//! [resources.tool_scopes]             # extra scopes per MCP method, or method and tool name
-//! "tools/call:delete_repo" = ["mcp:admin"]
+//! [resources.tool_scopes]             # extra scopes per MCP method, or method and name (the name of
+//! "tools/call:delete_repo" = ["mcp:admin"] # tools/call, prompts/get; the URI of resources/read), read from
+//!                                     # the JSON-RPC body when the proxy forwards it (Traefik forwardBody)
 //!
 //! [client_metadata]                  # Client ID Metadata Documents: clients whose client_id is an https URL
 //! enabled = true                      # default true; the document at the URL is the client's registration
@@ -159,6 +163,8 @@
 //!                                     # a bare IP means /32 or /128; default: loopback and private ranges
 //! verify_cache_mib = 32               # memory for verified tokens, in MiB (1 to 4096; default 32): about
 //!                                     # 6,500 typical tokens per MiB; one not held pays a signature check
+//! max_body_kib = 4096                 # the most of a forwarded request body (Traefik forwardBody) read for
+//!                                     # per-tool scopes, in KiB (1 to 65536; default 4096); longer: 413
 //! [gate.headers]                      # identity headers set on a 200 from /verify; "" = do not send
 //! user_id = "X-User-Id"
 //! user_name = "X-User-Name"

@@ -46,6 +46,8 @@ pub(super) struct RawResource {
     #[serde(default)]
     tool_scopes: BTreeMap<String, Vec<String>>,
     #[serde(default)]
+    mcp_server_validates_headers: bool,
+    #[serde(default)]
     allowed_origins: Vec<String>,
 }
 
@@ -123,6 +125,11 @@ pub(super) fn resources(
             if k.is_empty() || k.contains(char::is_whitespace) {
                 return Err(ctx.invalid(tkey, "must be an MCP method (`tools/call`) or method and name (`tools/call:delete_repo`)"));
             }
+            if let Some((method, name)) = k.split_once(':')
+                && (name.is_empty() || !ToolScope::method_has_name(method))
+            {
+                return Err(ctx.invalid(tkey, "a rule with a name must be for tools/call or prompts/get (the name) or resources/read (the URI): no other call names one"));
+            }
             check_scopes(ctx, &tkey, &scopes)?;
             tool_scopes.push(ToolScope::new(k, scopes));
         }
@@ -171,6 +178,12 @@ pub(super) fn resources(
             own_scope(&format!("scope_descriptions.{scope:?}"), &scope)?;
             descriptions.push((scope, text));
         }
+        if r.mcp_server_validates_headers && tool_scopes.is_empty() {
+            return Err(ctx.invalid(
+                key("mcp_server_validates_headers"),
+                "only matters with tool_scopes: it says whether the gate may read the call from the MCP headers",
+            ));
+        }
         let mut resource = ResourceConfig::new(r.resource, r.scopes)
             .require(r.required_scopes)
             .with_default_scopes(default_scopes)
@@ -179,6 +192,7 @@ pub(super) fn resources(
             .with_policy(policy)
             .with_tool_scopes(tool_scopes)
             .with_allowed_origins(r.allowed_origins);
+        resource = resource.mcp_server_validates_headers(r.mcp_server_validates_headers);
         if let Some(name) = r.name {
             resource = resource.named(name);
         }

@@ -1,6 +1,6 @@
 //! `/verify`: the forward-auth gate for Traefik ForwardAuth, nginx `auth_request` and Caddy `forward_auth`.
 //!
-//! It answers only 200, 401 or 403, because nginx turns any other status of an `auth_request` into a 500 for the
+//! It answers 200, 401 or 403, because nginx turns any other status of an `auth_request` into a 500 for the
 //! client:
 //! * 200 with the identity headers (never the token) when the token admits the request. Every configured
 //!   identity header is present, empty when the value is unknown (a user without an e-mail address): a proxy
@@ -9,11 +9,16 @@
 //! * 401 with `WWW-Authenticate: Bearer [error="invalid_token", …] resource_metadata="<PRM URL>"`, which the proxy
 //!   passes back so the MCP client can discover the authorization server;
 //! * 403 with `insufficient_scope` and the scope needed, or when the user is not admitted, or when the guarded
-//!   request is refused (untrusted, repeated or malformed forwarded headers, a path not in normal form, no
-//!   configured resource, an `Origin` not allowed).
+//!   request is refused (untrusted, repeated or malformed forwarded headers, a malformed `MCP-Protocol-Version`,
+//!   a path not in normal form, no configured resource, an `Origin` not allowed).
+//!
+//! Only a request body the proxy forwarded (Traefik's `forwardBody`; nginx cannot, see [`crate::extract`]) can
+//! get anything else, `invalid_request` both, which Traefik returns as they are: 400 when its
+//! `Mcp-Method`/`Mcp-Name`/`MCP-Protocol-Version` headers disagree with the JSON-RPC body, 413 when the body is
+//! longer than `[gate] max_body_kib`.
 //!
 //! The decision is the engine's ([`oauth_core::AuthServer::gate`]); this handler extracts and maps: a 200 here,
-//! a 401 or 403 as [`ApiError::Gate`], shaped in [`crate::error`]. For an allowed `Origin`, the 401/403 carries
+//! any refusal as [`ApiError::Gate`], shaped in [`crate::error`]. For an allowed `Origin`, a refusal carries
 //! CORS headers (proxies return it to the browser as it is).
 
 use actix_web::http::header::{self, HeaderValue};
@@ -25,14 +30,16 @@ use crate::extract;
 use crate::identity_headers::IdentityHeaderNames;
 use crate::state::AppState;
 
-/// `GET|POST|… /verify`: extract, ask the engine, map.
+/// `GET|POST|… /verify`: extract (the forwarded body too, when a proxy sends one), ask the engine, map.
 pub async fn verify(
     state: web::Data<AppState>,
     req: HttpRequest,
+    payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
+    let body = extract::forwarded_body(&req, payload, &state.gate).await?;
     let verdict = state
         .auth
-        .gate(&extract::gate_input(&req, &state.gate))
+        .gate(&extract::gate_input(&req, &state.gate, &body))
         .await;
     let denial = match verdict.outcome {
         GateOutcome::Admit(p) => return Ok(identity(Some(&p), &state.identity_headers)),

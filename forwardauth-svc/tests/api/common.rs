@@ -44,7 +44,10 @@ pub fn config() -> Config {
                     .with_tool_scopes(vec![ToolScope::new(
                         "tools/call:delete_all",
                         vec!["mcp:admin".into()],
-                    )]),
+                    )])
+                    // So that 2026-07-28 headers name the call without a forwarded body (tests/api/tools.rs
+                    // covers both settings).
+                    .mcp_server_validates_headers(true),
                 ResourceConfig::new(ADMIN_RESOURCE, vec!["mcp".into()]).with_policy(
                     AccessPolicy::new(vec!["local:bob".into()], vec![], vec![], vec![]),
                 ),

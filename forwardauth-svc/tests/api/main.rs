@@ -18,4 +18,5 @@ mod metadata;
 mod register;
 mod scopes;
 mod token;
+mod tools;
 mod verify;

@@ -19,12 +19,19 @@
 //! 6. **`Origin`.** When present it must be the resource's own origin or one of its `allowed_origins`, else
 //!    refused (MCP transport 2025-11-25: servers MUST validate `Origin`). Absent passes: server-side clients
 //!    send none.
-//! 7. **The token**, then the access policy, then the per-tool scopes ([`AuthServer::verify`] underneath), with
+//! 7. **The MCP call**, for a resource with per-tool rules: `MCP-Protocol-Version` must be a calendar date
+//!    (else refused, for every resource); a call is read from the JSON-RPC body when the proxy forwarded it,
+//!    the `Mcp-Method`/`Mcp-Name` headers must then agree with the body, and without a body they count only
+//!    where the MCP server validates them (see [`crate::mcp`] for why these two sources and no other).
+//! 8. **The token**, then the access policy, then the per-tool scopes ([`AuthServer::verify`] underneath), with
 //!    one key reload for a token signed by a key this instance has not loaded yet.
 //!
-//! Every answer is 200, 401 or 403 (nginx turns anything else from `auth_request` into a 500). For an allowed
-//! `Origin`, the verdict names it so the adapter can add CORS headers to the 401/403, which the proxies return
-//! to the browser as they are.
+//! Every answer is 200, 401 or 403 (nginx turns anything else from `auth_request` into a 500), with two
+//! exceptions that only a forwarded body can cause: 400 when the MCP headers disagree with the body, 413 for a
+//! body longer than the adapter reads. Only Traefik (`forwardBody`) sends the gate a body, and Traefik returns
+//! any answer to the client as it is; nginx's `auth_request` never has the body, so nginx never sees either. For
+//! an allowed `Origin`, the verdict names it so the adapter can add CORS headers to the refusal, which the
+//! proxies return to the browser as they are.
 
 use std::borrow::Cow;
 
@@ -34,6 +41,7 @@ use crate::forwarded::{
     ForwardedError, ForwardedHeaders, ForwardedRequest, HeaderField, PathProblem, SiteOrigin,
     check_path,
 };
+use crate::mcp::{self, McpHeaders, ProtocolVersion};
 use crate::resource_index::{Located, ResourceIndex};
 
 /// Everything the gate reads of a forward-auth call. `Debug` says whether `Authorization` was sent, never its
@@ -56,6 +64,35 @@ pub struct GateInput<'a> {
     pub mcp_method: HeaderField<'a>,
     /// `Mcp-Name` (2026-07-28 transport).
     pub mcp_name: HeaderField<'a>,
+    /// The guarded request's body, when the proxy forwards it (Traefik's `forwardBody`).
+    pub body: ForwardedBody<'a>,
+}
+
+/// The guarded request's body as the proxy forwarded it to the gate. Per-tool rules read the JSON-RPC call from
+/// it; `Debug` shows its length, never its content (tool arguments may be secrets).
+#[derive(Clone, Copy, Default, PartialEq, Eq)]
+pub enum ForwardedBody<'a> {
+    /// No body: the proxy does not forward bodies (nginx's `auth_request` runs before nginx reads the body,
+    /// Caddy's `forward_auth` sends a `GET` without it, Traefik without `forwardBody`), or the request had none.
+    #[default]
+    Absent,
+    /// The whole body.
+    Present(&'a [u8]),
+    /// Longer than the adapter reads; the rest was left unread.
+    TooLarge {
+        /// The most the adapter reads, in bytes.
+        limit: usize,
+    },
+}
+
+impl std::fmt::Debug for ForwardedBody<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ForwardedBody::Absent => f.write_str("Absent"),
+            ForwardedBody::Present(b) => write!(f, "Present({} bytes)", b.len()),
+            ForwardedBody::TooLarge { limit } => write!(f, "TooLarge {{ limit: {limit} }}"),
+        }
+    }
 }
 
 impl std::fmt::Debug for GateInput<'_> {
@@ -69,6 +106,7 @@ impl std::fmt::Debug for GateInput<'_> {
             mcp_protocol_version,
             mcp_method,
             mcp_name,
+            body,
         } = self;
         let authorization = match authorization {
             HeaderField::Absent => "Absent",
@@ -84,6 +122,7 @@ impl std::fmt::Debug for GateInput<'_> {
             .field("mcp_protocol_version", mcp_protocol_version)
             .field("mcp_method", mcp_method)
             .field("mcp_name", mcp_name)
+            .field("body", body)
             .finish()
     }
 }
@@ -98,7 +137,8 @@ pub enum GateOutcome {
     Pass,
     /// 401 or 403 with a Bearer challenge.
     Reject(VerifyRejection),
-    /// 403 without a challenge: the request itself is refused, whatever token it carries.
+    /// Without a challenge: the request itself is refused, whatever token it carries; 403, or the status of
+    /// [`GateRefusal::status`].
     Refuse(GateRefusal),
 }
 
@@ -141,9 +181,22 @@ pub enum RefusalReason {
     OriginNotAllowed,
     /// A preflight without `Origin` or `Access-Control-Request-Method`.
     NotAPreflight,
+    /// `MCP-Protocol-Version` is not a calendar date `YYYY-MM-DD`.
+    ProtocolVersion,
+    /// This MCP request header disagrees with the JSON-RPC body the proxy forwarded: 400, as the 2026-07-28
+    /// transport requires of every party that reads the body (only a forwarded body causes it, so only Traefik
+    /// sees it, and returns it to the client).
+    HeaderMismatch(&'static str),
+    /// The forwarded body is longer than the adapter reads, so no rule can be decided on it: 413 (only a
+    /// forwarded body causes it).
+    BodyTooLarge {
+        /// The most the adapter reads, in bytes.
+        limit: usize,
+    },
 }
 
-/// A 403 refusal, with a description for the client.
+/// A refusal of the request itself (403; 400 or 413 for a forwarded body, see [`GateRefusal::status`]), with a
+/// description for the client.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("{description}")]
 #[non_exhaustive]
@@ -175,10 +228,41 @@ impl From<RefusalReason> for GateRefusal {
             RefusalReason::NotAPreflight => {
                 "a CORS preflight needs Origin and Access-Control-Request-Method headers".into()
             }
+            RefusalReason::ProtocolVersion => {
+                "the MCP-Protocol-Version header is not a date (YYYY-MM-DD)".into()
+            }
+            RefusalReason::HeaderMismatch(name) => {
+                format!("the {name} header does not match the JSON-RPC request body").into()
+            }
+            RefusalReason::BodyTooLarge { limit } => format!(
+                "the request body is larger than the {limit} bytes the gate reads to apply per-tool scopes"
+            )
+            .into(),
         };
         GateRefusal {
             reason,
             description,
+        }
+    }
+}
+
+impl GateRefusal {
+    /// The HTTP status: 403, but 400 for MCP headers that disagree with the forwarded body and 413 for a
+    /// forwarded body too long to read.
+    pub fn status(&self) -> u16 {
+        match self.reason {
+            RefusalReason::HeaderMismatch(_) => 400,
+            RefusalReason::BodyTooLarge { .. } => 413,
+            _ => 403,
+        }
+    }
+
+    /// The `error` of the JSON body: `invalid_request` for a request the gate cannot read as one MCP call (400,
+    /// 413), `access_denied` for every other refusal.
+    pub fn error_code(&self) -> &'static str {
+        match self.status() {
+            403 => "access_denied",
+            _ => "invalid_request",
         }
     }
 }
@@ -204,52 +288,100 @@ fn single<'a>(h: HeaderField<'a>, name: &'static str) -> Result<Option<&'a str>,
     }
 }
 
-/// The MCP request headers, trusted only from protocol version 2026-07-28 on, where servers must reject a
-/// request whose headers disagree with its body (shared/mcp-auth-requirements.md RS12).
-#[derive(Clone, Copy, Debug, Default)]
-struct McpCall<'a> {
-    protocol_version: Option<&'a str>,
-    method: Option<&'a str>,
-    name: Option<&'a str>,
+/// What a request asks the MCP server to do, as far as per-tool rules are concerned.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum ToolCalls {
+    /// No call a rule applies to: the resource has no rules, or the method carries no JSON-RPC call (`GET`
+    /// opens a stream, `DELETE` ends a session).
+    None,
+    /// These calls, `(method, name)`: from the forwarded body, or from headers the MCP server validates.
+    Known(Vec<(String, Option<String>)>),
+    /// A call that cannot be known: every rule's scopes are needed (the gate fails closed).
+    Unknown,
 }
 
-impl<'a> McpCall<'a> {
-    fn trusted(&self) -> Option<(&'a str, Option<&'a str>)> {
-        let version = self.protocol_version?;
-        (version >= "2026-07-28").then_some(())?;
-        Some((self.method?, self.name))
+/// The calls a request to `resource` makes, read as [`crate::mcp`] explains: from the forwarded body (whose
+/// headers must agree with it), else from the 2026-07-28 headers where the resource says the MCP server validates
+/// them, else unknown.
+fn tool_calls(
+    resource: &ResourceConfig,
+    method: &str,
+    headers: &McpHeaders<'_>,
+    version: Option<ProtocolVersion>,
+    body: ForwardedBody<'_>,
+) -> Result<ToolCalls, RefusalReason> {
+    if resource.tool_scopes.is_empty() || matches!(method, "GET" | "HEAD" | "DELETE" | "OPTIONS") {
+        return Ok(ToolCalls::None);
     }
-}
-
-/// Scopes the resource's per-tool rules require for this request. Without trustworthy MCP headers on any
-/// method but `GET`, `HEAD`, `DELETE` and `OPTIONS` (a `POST` may be any call), every rule's scopes are
-/// required: the gate fails closed.
-fn tool_scopes_needed(resource: &ResourceConfig, method: &str, call: &McpCall<'_>) -> Vec<String> {
-    if resource.tool_scopes.is_empty() {
-        return Vec::new();
-    }
-    match call.trusted() {
-        Some((mcp_method, name)) => {
-            let exact = name.map(|n| format!("{mcp_method}:{n}"));
-            resource
-                .tool_scopes
-                .iter()
-                .find(|t| exact.as_deref() == Some(t.key.as_str()))
-                .or_else(|| resource.tool_scopes.iter().find(|t| t.key == mcp_method))
-                .map(|t| t.scopes.clone())
-                .unwrap_or_default()
+    match body {
+        ForwardedBody::TooLarge { limit } => Err(RefusalReason::BodyTooLarge { limit }),
+        ForwardedBody::Present(bytes) => match mcp::parse_body(bytes) {
+            Ok(parsed) => {
+                mcp::check_headers(headers, &parsed).map_err(RefusalReason::HeaderMismatch)?;
+                Ok(ToolCalls::Known(
+                    parsed
+                        .messages()
+                        .iter()
+                        .filter_map(|m| Some((m.method.clone()?, m.name.clone())))
+                        .collect(),
+                ))
+            }
+            Err(why) => {
+                tracing::debug!(reason = %why.0, "forwarded body is not JSON-RPC; every tool scope is needed");
+                Ok(ToolCalls::Unknown)
+            }
+        },
+        ForwardedBody::Absent => {
+            let validated = resource.mcp_server_validates_headers
+                && version.is_some_and(ProtocolVersion::servers_validate_headers);
+            match (
+                validated,
+                headers.method,
+                headers.name.map(mcp::decode_name),
+            ) {
+                (true, Some(m), None) => Ok(ToolCalls::Known(vec![(m.to_owned(), None)])),
+                (true, Some(m), Some(Some(name))) => {
+                    Ok(ToolCalls::Known(vec![(m.to_owned(), Some(name))]))
+                }
+                _ => Ok(ToolCalls::Unknown),
+            }
         }
-        None if matches!(method, "GET" | "HEAD" | "DELETE" | "OPTIONS") => Vec::new(),
-        None => {
-            let mut all: Vec<String> = Vec::new();
-            for s in resource.tool_scopes.iter().flat_map(|t| t.scopes.iter()) {
-                if !all.contains(s) {
-                    all.push(s.clone());
+    }
+}
+
+/// Scopes the resource's per-tool rules require for these calls: for each, the rule for its method and name,
+/// else the rule for its method; for an unknown call, every rule's scopes.
+fn tool_scopes_needed(resource: &ResourceConfig, calls: &ToolCalls) -> Vec<String> {
+    let mut needed: Vec<String> = Vec::new();
+    let mut add = |scopes: &[String]| {
+        for s in scopes {
+            if !needed.contains(s) {
+                needed.push(s.clone());
+            }
+        }
+    };
+    match calls {
+        ToolCalls::None => {}
+        ToolCalls::Known(calls) => {
+            for (method, name) in calls {
+                let exact = name.as_ref().map(|n| format!("{method}:{n}"));
+                let rule = resource
+                    .tool_scopes
+                    .iter()
+                    .find(|t| exact.as_deref() == Some(t.key.as_str()))
+                    .or_else(|| resource.tool_scopes.iter().find(|t| t.key == *method));
+                if let Some(rule) = rule {
+                    add(&rule.scopes);
                 }
             }
-            all
+        }
+        ToolCalls::Unknown => {
+            for rule in &resource.tool_scopes {
+                add(&rule.scopes);
+            }
         }
     }
+    needed
 }
 
 /// The discovery documents the service serves, passed by the gate at these exact paths.
@@ -321,17 +453,26 @@ impl crate::AuthServer {
             return refuse(RefusalReason::NoResource);
         };
         let headers = (|| -> Result<_, GateRefusal> {
+            let mcp = McpHeaders {
+                protocol_version: single(input.mcp_protocol_version, "MCP-Protocol-Version")?,
+                method: single(input.mcp_method, "Mcp-Method")?,
+                name: single(input.mcp_name, "Mcp-Name")?,
+            };
+            let version = match mcp.protocol_version {
+                None => None,
+                Some(v) => Some(
+                    ProtocolVersion::parse(v)
+                        .ok_or(GateRefusal::from(RefusalReason::ProtocolVersion))?,
+                ),
+            };
             Ok((
                 single(input.authorization, "Authorization")?,
                 single(input.origin, "Origin")?,
-                McpCall {
-                    protocol_version: single(input.mcp_protocol_version, "MCP-Protocol-Version")?,
-                    method: single(input.mcp_method, "Mcp-Method")?,
-                    name: single(input.mcp_name, "Mcp-Name")?,
-                },
+                mcp,
+                version,
             ))
         })();
-        let (authorization, request_origin, call) = match headers {
+        let (authorization, request_origin, mcp, version) = match headers {
             Ok(h) => h,
             Err(r) => return GateVerdict::new(GateOutcome::Refuse(r)),
         };
@@ -342,10 +483,16 @@ impl crate::AuthServer {
                 _ => return refuse(RefusalReason::OriginNotAllowed),
             },
         };
-        let outcome = match self
-            .verify_call(authorization, req.method, &call, resource)
-            .await
-        {
+        let calls = match tool_calls(resource, req.method, &mcp, version, input.body) {
+            Ok(c) => c,
+            Err(reason) => {
+                return GateVerdict {
+                    outcome: GateOutcome::Refuse(reason.into()),
+                    allow_origin,
+                };
+            }
+        };
+        let outcome = match self.verify_call(authorization, &calls, resource).await {
             Ok(p) => GateOutcome::Admit(p),
             Err(r) => GateOutcome::Reject(r),
         };
@@ -405,8 +552,7 @@ impl crate::AuthServer {
     async fn verify_call(
         &self,
         authorization: Option<&str>,
-        method: &str,
-        call: &McpCall<'_>,
+        calls: &ToolCalls,
         resource: &ResourceConfig,
     ) -> Result<Principal, VerifyRejection> {
         let principal = self.verify_with_reload(authorization, resource).await?;
@@ -433,7 +579,7 @@ impl crate::AuthServer {
                 None,
             ));
         }
-        let needed = tool_scopes_needed(resource, method, call);
+        let needed = tool_scopes_needed(resource, calls);
         if !needed.iter().all(|s| principal.scope().contains(s)) {
             let mut scope: Vec<String> = principal.scope().iter().map(str::to_owned).collect();
             for s in needed {

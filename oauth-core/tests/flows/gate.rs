@@ -3,8 +3,8 @@
 
 use oauth_core::testing::{self, OTHER_RESOURCE, RESOURCE};
 use oauth_core::{
-    AuthServer, ForwardedError, ForwardedHeaders, GateInput, GateOutcome, GateVerdict, HeaderField,
-    RefusalReason, RejectionKind, ResourceConfig,
+    AuthServer, ForwardedBody, ForwardedError, ForwardedHeaders, GateInput, GateOutcome,
+    GateVerdict, HeaderField, RefusalReason, RejectionKind, ResourceConfig,
 };
 
 use crate::common::*;
@@ -20,6 +20,7 @@ struct Call<'a> {
     authorization: Option<&'a str>,
     origin: Option<&'a str>,
     mcp: [Option<&'a str>; 3],
+    body: ForwardedBody<'a>,
     trusted: bool,
 }
 
@@ -35,6 +36,7 @@ fn call<'a>(method: &'a str, url: &'a str) -> Call<'a> {
         authorization: None,
         origin: None,
         mcp: [None; 3],
+        body: ForwardedBody::Absent,
         trusted: true,
     }
 }
@@ -50,6 +52,11 @@ impl<'a> Call<'a> {
     }
     fn mcp(mut self, version: &'a str, method: &'a str, name: Option<&'a str>) -> Self {
         self.mcp = [Some(version), Some(method), name];
+        self
+    }
+    /// The body as a proxy that forwards it (Traefik's `forwardBody`) sends it.
+    fn body(mut self, body: &'a str) -> Self {
+        self.body = ForwardedBody::Present(body.as_bytes());
         self
     }
     fn input(&self) -> GateInput<'a> {
@@ -70,6 +77,7 @@ impl<'a> Call<'a> {
             mcp_protocol_version: opt(self.mcp[0]),
             mcp_method: opt(self.mcp[1]),
             mcp_name: opt(self.mcp[2]),
+            body: self.body,
         }
     }
 }
@@ -632,17 +640,35 @@ async fn access_policy_admits_by_user_email_domain_or_group() {
     }
 }
 
-#[tokio::test]
-async fn tool_scopes_use_mcp_headers_only_from_2026_07_28_and_fail_closed_otherwise() {
-    use oauth_core::ToolScope;
-    let tools = vec![ToolScope::new(
+/// A harness whose resource has one tool rule (`delete_repo` needs `mcp:admin`), with the MCP server validating
+/// the MCP headers itself or not; and a token with scope `mcp` only.
+async fn tool_rules(validates: bool) -> (Harness, String) {
+    let tools = vec![oauth_core::ToolScope::new(
         "tools/call:delete_repo",
         vec!["mcp:admin".into()],
     )];
-    let h = harness_with(gated(oauth_core::AccessPolicy::default(), tools)).await;
-    let header = bearer(&valid_token(&h).await); // scope `mcp` only
+    let mut config = gated(oauth_core::AccessPolicy::default(), tools);
+    config.resources[0] = config.resources[0]
+        .clone()
+        .mcp_server_validates_headers(validates);
+    let h = harness_with(config).await;
+    let header = bearer(&valid_token(&h).await);
+    (h, header)
+}
+
+fn admitted(v: &GateVerdict) -> bool {
+    matches!(v.outcome, GateOutcome::Admit(_))
+}
+
+fn insufficient(v: &GateVerdict) -> bool {
+    rejection(v) == Some(RejectionKind::InsufficientScope)
+}
+
+#[tokio::test]
+async fn without_a_body_mcp_headers_count_only_where_the_mcp_server_validates_them_from_2026_07_28()
+{
+    let (h, header) = tool_rules(true).await;
     let post = || call("POST", RESOURCE).token(&header);
-    let admitted = |v: &GateVerdict| matches!(v.outcome, GateOutcome::Admit(_));
     assert!(
         admitted(&gate(&h, &post().mcp("2026-07-28", "tools/call", Some("echo"))).await),
         "other tools need nothing extra"
@@ -650,6 +676,17 @@ async fn tool_scopes_use_mcp_headers_only_from_2026_07_28_and_fail_closed_otherw
     assert!(admitted(
         &gate(&h, &post().mcp("2026-07-28", "tools/list", None)).await
     ));
+    // The Base64 sentinel is decoded before the rule is looked up.
+    let encoded = gate(
+        &h,
+        &post().mcp(
+            "2026-07-28",
+            "tools/call",
+            Some("=?base64?ZGVsZXRlX3JlcG8=?="),
+        ),
+    )
+    .await;
+    assert!(insufficient(&encoded), "{encoded:?}");
     let v = gate(
         &h,
         &post().mcp("2026-07-28", "tools/call", Some("delete_repo")),
@@ -665,21 +702,25 @@ async fn tool_scopes_use_mcp_headers_only_from_2026_07_28_and_fail_closed_otherw
             "Bearer error=\"insufficient_scope\", error_description=\"the access token lacks a scope this operation requires\", scope=\"mcp mcp:admin\", resource_metadata=\"{PRM}\""
         )
     );
-    // Older protocol versions: the headers are not validated by the server, so they are not trusted.
-    let v = gate(&h, &post().mcp("2025-11-25", "tools/list", None)).await;
-    assert_eq!(rejection(&v), Some(RejectionKind::InsufficientScope));
-    assert_eq!(
-        rejection(&gate(&h, &post()).await),
-        Some(RejectionKind::InsufficientScope),
+    // Older and unknown revisions: their servers promise no validation, so the headers are not trusted.
+    for version in ["2025-11-25", "2025-03-26", "2026-07-29", "2099-01-01"] {
+        let v = gate(&h, &post().mcp(version, "tools/list", None)).await;
+        assert!(insufficient(&v), "{version}: {v:?}");
+    }
+    // A sentinel that does not decode names no tool: unknown, so every tool scope.
+    let v = gate(
+        &h,
+        &post().mcp("2026-07-28", "tools/call", Some("=?base64?*?=")),
+    )
+    .await;
+    assert!(insufficient(&v), "{v:?}");
+    assert!(
+        insufficient(&gate(&h, &post()).await),
         "a POST without headers may be any call"
     );
     for method in ["PUT", "PATCH", "post"] {
         let v = gate(&h, &call(method, RESOURCE).token(&header)).await;
-        assert_eq!(
-            rejection(&v),
-            Some(RejectionKind::InsufficientScope),
-            "{method} may carry a call too"
-        );
+        assert!(insufficient(&v), "{method} may carry a call too");
     }
     for method in ["GET", "DELETE"] {
         assert!(
@@ -687,4 +728,192 @@ async fn tool_scopes_use_mcp_headers_only_from_2026_07_28_and_fail_closed_otherw
             "{method} calls no tool"
         );
     }
+
+    // The same headers at a resource that does not say its MCP server validates them: every tool scope.
+    let (h, header) = tool_rules(false).await;
+    let v = gate(
+        &h,
+        &call("POST", RESOURCE)
+            .token(&header)
+            .mcp("2026-07-28", "tools/call", Some("echo")),
+    )
+    .await;
+    assert!(insufficient(&v), "{v:?}");
+}
+
+/// `MCP-Protocol-Version` is a calendar date or nothing: a malformed one is refused for every resource and
+/// method, where comparing the text once made `x`, `9` or `zzzz` "newer" than 2026-07-28.
+#[tokio::test]
+async fn a_malformed_protocol_version_is_refused_outright() {
+    let (h, header) = tool_rules(true).await;
+    for version in [
+        "x",
+        "9",
+        "zzzz",
+        "2026-07-28-bogus",
+        "2026-13-01",
+        "2026-02-30",
+        "",
+    ] {
+        for method in ["POST", "GET"] {
+            let c = call(method, RESOURCE)
+                .token(&header)
+                .mcp(version, "tools/call", Some("echo"));
+            let v = gate(&h, &c).await;
+            let GateOutcome::Refuse(r) = &v.outcome else {
+                panic!("{version:?} {method}: {v:?}")
+            };
+            assert_eq!(
+                (r.reason, r.status(), r.error_code(), r.description.as_ref()),
+                (
+                    RefusalReason::ProtocolVersion,
+                    403,
+                    "access_denied",
+                    "the MCP-Protocol-Version header is not a date (YYYY-MM-DD)"
+                ),
+                "{version:?} {method}"
+            );
+        }
+    }
+    // The other resource has no tool rules; the header means the same there.
+    let other = format!("{OTHER_RESOURCE}/mcp");
+    let other = call("POST", &other).mcp("zzzz", "tools/list", None);
+    assert_eq!(
+        refusal(&gate(&h, &other).await),
+        Some(RefusalReason::ProtocolVersion)
+    );
+}
+
+const DELETE_REPO: &str = r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"delete_repo","arguments":{}}}"#;
+const ECHO: &str = r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"name":"delete_repo"}}}"#;
+
+#[tokio::test]
+async fn a_forwarded_body_decides_the_call_whatever_the_headers_would_say() {
+    for validates in [false, true] {
+        let (h, header) = tool_rules(validates).await;
+        let post = |body| call("POST", RESOURCE).token(&header).body(body);
+        // Any client, any protocol revision: the body is what the MCP server acts on.
+        assert!(admitted(&gate(&h, &post(ECHO)).await), "{validates}");
+        assert!(
+            insufficient(&gate(&h, &post(DELETE_REPO)).await),
+            "{validates}"
+        );
+        assert!(
+            admitted(
+                &gate(
+                    &h,
+                    &post(ECHO).mcp("2025-06-18", "tools/call", Some("echo"))
+                )
+                .await
+            ),
+            "{validates}: headers that agree"
+        );
+        // A batch (2025-03-26) needs what each of its calls needs.
+        let batch = format!("[{ECHO},{DELETE_REPO}]");
+        assert!(insufficient(&gate(&h, &post(&batch)).await), "{validates}");
+        let responses = r#"[{"jsonrpc":"2.0","id":"s1","result":{}},{"jsonrpc":"2.0","id":2,"method":"tools/list"}]"#;
+        assert!(admitted(&gate(&h, &post(responses)).await), "{validates}");
+        // What is not plainly JSON-RPC is no known call: every tool scope.
+        for body in [
+            "not json",
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","name":"delete_repo"}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":["delete_repo"]}"#,
+            r#"{"id":1,"method":"tools/call","params":{"name":"echo"}}"#,
+            "[]",
+        ] {
+            let v = gate(&h, &post(body)).await;
+            assert!(insufficient(&v), "{validates}: {body}: {v:?}");
+            // Even with headers that would name a harmless call.
+            let v = gate(
+                &h,
+                &post(body).mcp("2026-07-28", "tools/call", Some("echo")),
+            )
+            .await;
+            assert!(insufficient(&v), "{validates}: {body}: {v:?}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn mcp_headers_that_disagree_with_the_forwarded_body_are_a_400() {
+    let (h, header) = tool_rules(true).await;
+    let post = |body| call("POST", RESOURCE).token(&header).body(body);
+    let cases = [
+        (
+            post(DELETE_REPO).mcp("2026-07-28", "tools/call", Some("echo")),
+            "Mcp-Name",
+        ),
+        (
+            post(ECHO).mcp("2026-07-28", "tools/list", None),
+            "Mcp-Method",
+        ),
+        (
+            post(ECHO).mcp("2026-07-28", "tools/call", Some("=?base64?ZGVsZXRlX3JlcG8=?=")),
+            "Mcp-Name",
+        ),
+        (
+            post(r#"{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28"}}}"#)
+                .mcp("2025-11-25", "tools/list", None),
+            "MCP-Protocol-Version",
+        ),
+    ];
+    for (c, header_name) in cases {
+        let v = gate(&h, &c).await;
+        let GateOutcome::Refuse(r) = &v.outcome else {
+            panic!("{header_name}: {v:?}")
+        };
+        assert_eq!(r.reason, RefusalReason::HeaderMismatch(header_name));
+        assert_eq!((r.status(), r.error_code()), (400, "invalid_request"));
+        assert_eq!(
+            r.description,
+            format!("the {header_name} header does not match the JSON-RPC request body")
+        );
+    }
+    // Without a token too: the request is malformed before it is unauthorised.
+    let v = gate(
+        &h,
+        &call("POST", RESOURCE)
+            .body(ECHO)
+            .mcp("2026-07-28", "tools/list", None),
+    )
+    .await;
+    assert_eq!(
+        refusal(&v),
+        Some(RefusalReason::HeaderMismatch("Mcp-Method"))
+    );
+    // A resource without tool rules does not read the body at all.
+    let other = format!("{OTHER_RESOURCE}/mcp");
+    let v = gate(
+        &h,
+        &call("POST", &other)
+            .body(ECHO)
+            .mcp("2026-07-28", "tools/list", None),
+    )
+    .await;
+    assert_eq!(rejection(&v), Some(RejectionKind::MissingToken), "{v:?}");
+}
+
+#[tokio::test]
+async fn a_forwarded_body_too_long_to_read_is_a_413() {
+    let (h, header) = tool_rules(true).await;
+    let mut c = call("POST", RESOURCE)
+        .token(&header)
+        .mcp("2026-07-28", "tools/call", Some("echo"));
+    c.body = ForwardedBody::TooLarge { limit: 4096 };
+    let v = gate(&h, &c).await;
+    let GateOutcome::Refuse(r) = &v.outcome else {
+        panic!("{v:?}")
+    };
+    assert_eq!(
+        (r.reason, r.status(), r.error_code(), r.description.as_ref()),
+        (
+            RefusalReason::BodyTooLarge { limit: 4096 },
+            413,
+            "invalid_request",
+            "the request body is larger than the 4096 bytes the gate reads to apply per-tool scopes"
+        )
+    );
+    // A GET carries no call, and neither does a request to a resource without tool rules.
+    c.method = "GET";
+    assert!(admitted(&gate(&h, &c).await));
 }

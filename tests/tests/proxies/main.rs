@@ -17,6 +17,7 @@ mod deploy;
 mod differential;
 mod stack;
 mod support;
+mod tools;
 mod traefik;
 mod upstream;
 
@@ -50,6 +51,21 @@ async fn the_typescript_sdk_with_a_client_id_metadata_document_through_traefik()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn traefik_entry_point_options_and_the_snippet_each_remove_identity_header_aliases() {
     stack::traefik_entry_point_options().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn traefik_forwards_the_body_and_the_gate_reads_tool_calls_from_it() {
+    tools::traefik_reads_the_call_from_the_body().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behind_nginx_without_the_body_every_post_needs_every_tool_scope() {
+    tools::without_the_body_every_post_needs_every_tool_scope(Proxy::Nginx).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behind_caddy_without_the_body_every_post_needs_every_tool_scope() {
+    tools::without_the_body_every_post_needs_every_tool_scope(Proxy::Caddy).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -129,6 +129,43 @@ impl Stack {
         upstream: Upstream,
         access_token_ttl_secs: u64,
     ) -> Stack {
+        Self::start_inner(
+            kind,
+            extra,
+            files,
+            b_entry_point,
+            upstream,
+            access_token_ttl_secs,
+            None,
+        )
+        .await
+    }
+
+    /// As [`Stack::start_with`], with resource A also knowing the scope `mcp:admin` and having the per-tool rules
+    /// `tool_rules` (the lines of its `[resources.tool_scopes]` table, and any keys of A before it), and access
+    /// tokens that outlive the test.
+    pub async fn start_with_tool_rules(kind: Proxy, tool_rules: &str, extra: &str) -> Stack {
+        Self::start_inner(
+            kind,
+            extra,
+            &[],
+            EntryPointB::Shipped,
+            Upstream::McpServer,
+            600,
+            Some(tool_rules),
+        )
+        .await
+    }
+
+    async fn start_inner(
+        kind: Proxy,
+        extra: &str,
+        files: &[(&str, String)],
+        b_entry_point: EntryPointB,
+        upstream: Upstream,
+        access_token_ttl_secs: u64,
+        tool_rules: Option<&str>,
+    ) -> Stack {
         // Fail with an installer hint before starting anything.
         let proxy_bin = match kind {
             Proxy::Nginx => tool("nginx (Debian nginx-light)", &["nginx", "/usr/sbin/nginx"]),
@@ -145,6 +182,10 @@ impl Stack {
         );
 
         write_users(dir.path());
+        let (a_scopes, a_rules) = match tool_rules {
+            None => ("[\"mcp\"]", String::new()),
+            Some(rules) => ("[\"mcp\", \"mcp:admin\"]", format!("{rules}\n")),
+        };
         std::fs::write(
             dir.path().join("config.toml"),
             format!(
@@ -162,11 +203,11 @@ file = "users.toml"
 [[resources]]
 resource = "{a}"
 name = "MCP A"
-scopes = ["mcp"]
+scopes = {a_scopes}
 required_scopes = ["mcp"]
 # MCP Inspector's origin: browser clients there may call A.
 allowed_origins = ["http://localhost:6274"]
-
+{a_rules}
 [[resources]]
 resource = "{b}"
 name = "MCP B"

@@ -3,7 +3,8 @@
 //!
 //! * **The ForwardAuth contract.** The real forwardauth-svc gets exactly the request Traefik's ForwardAuth
 //!   middleware documents: `GET <address>` with the client's headers (filtered by `authRequestHeaders`) and
-//!   `X-Forwarded-Method`, `-Proto`, `-Host`, `-Uri`, `-For` set by Traefik; a 2xx lets the request through with
+//!   `X-Forwarded-Method`, `-Proto`, `-Host`, `-Uri`, `-For` set by Traefik (and, with `forwardBody`, the request
+//!   body, which the real Traefik sends in `tools.rs`); a 2xx lets the request through with
 //!   the `authResponseHeaders` replacing the client's and the headers middleware's empty `customRequestHeaders`
 //!   removed, anything else is returned to the client as is. The middleware settings are read from
 //!   `deploy/traefik/dynamic/mcp.yml`, the shipped file.
@@ -304,6 +305,19 @@ fn check_gate_middleware(what: &str, fwd: &Yaml) {
             "{what}: {h}"
         );
     }
+    // The body goes to the gate (per-tool scopes read the call from it), bounded by the gate's own limit.
+    let scalar = |v: &Yaml| match v {
+        Yaml::String(s) => s.clone(),
+        Yaml::Bool(b) => b.to_string(),
+        Yaml::Number(n) => n.to_string(),
+        other => panic!("{what}: not a scalar: {other:?}"),
+    };
+    assert_eq!(scalar(&fwd["forwardBody"]), "true", "{what}: forwardBody");
+    assert_eq!(
+        scalar(&fwd["maxBodySize"]),
+        (forwardauth_svc::config::GateConfig::DEFAULT_MAX_BODY_KIB * 1024).to_string(),
+        "{what}: maxBodySize is [gate] max_body_kib's default"
+    );
 }
 
 #[test]
@@ -454,7 +468,13 @@ fn the_docker_compose_labels_route_and_resolve() {
         )
     };
     let mut gate = serde_norway::Mapping::new();
-    for k in ["address", "authRequestHeaders", "authResponseHeaders"] {
+    for k in [
+        "address",
+        "authRequestHeaders",
+        "authResponseHeaders",
+        "forwardBody",
+        "maxBodySize",
+    ] {
         gate.insert(Yaml::from(k), fwd(&k.to_ascii_lowercase()));
     }
     check_gate_middleware("docker-compose.yml", &Yaml::Mapping(gate));

@@ -61,3 +61,24 @@ fn the_readme_verify_cache_example_loads() {
         64 * 1024 * 1024
     );
 }
+
+#[test]
+fn the_body_limit_is_in_kib_and_bounded() {
+    let gate = |value: &str| Fixture::new(&format!("{MINIMAL}\n[gate]\nmax_body_kib = {value}\n"));
+    assert_eq!(
+        Fixture::new(MINIMAL).load().unwrap().gate.max_body_bytes,
+        4 * 1024 * 1024,
+        "the default, which the Traefik snippet's maxBodySize matches"
+    );
+    for (kib, bytes) in [(1, 1024), (65_536, 64 << 20)] {
+        assert_eq!(
+            gate(&kib.to_string()).load().unwrap().gate.max_body_bytes,
+            bytes
+        );
+    }
+    for value in [0, 65_537] {
+        gate(&value.to_string()).assert_error(&format!(
+            "gate.max_body_kib: must be between 1 and 65536 (KiB; the default is 4096), not {value}"
+        ));
+    }
+}

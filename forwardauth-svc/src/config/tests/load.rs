@@ -466,39 +466,3 @@ fn the_example_in_the_module_documentation_loads() {
         )]
     );
 }
-
-/// Every ```` ```toml ```` block of the README loads as `check-config` would load it: a users file as the users
-/// file of the first configuration, a whole configuration as it is, and a fragment (a block without
-/// `[[resources]]`) with one resource added. Secrets named by `*_env` keys are supplied; files the examples name
-/// exist.
-#[test]
-fn every_toml_example_in_the_readme_loads() {
-    let readme = include_str!("../../../../README.md");
-    // Blocks indented in lists are blocks too; TOML does not care about indentation.
-    let lines: Vec<&str> = readme.lines().map(str::trim_start).collect();
-    let blocks = toml_blocks(&lines);
-    assert!(blocks.len() >= 8, "found only {} toml blocks", blocks.len());
-    let users: Vec<&String> = blocks.iter().filter(|b| b.contains("[[users]]")).collect();
-    assert_eq!(users.len(), 1, "one users file example");
-    let users = users[0].replace("$argon2id$v=19$...", hash());
-    let env = |name: &str| name.ends_with("_SECRET").then(|| "a-secret".to_owned());
-    let mut checked = 0;
-    for block in blocks.iter().filter(|b| !b.contains("[[users]]")) {
-        let text = if block.lines().any(|l| l.starts_with("[[resources]]")) {
-            block.clone()
-        } else {
-            format!("{block}\n{MINIMAL}")
-        };
-        let f = Fixture::new(&text);
-        f.write("users.toml", &users);
-        f.write(
-            "internal-ca.pem",
-            "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n",
-        );
-        if let Err(e) = load(Some(&f.path()), &env) {
-            panic!("a README example does not load: {e}\n{block}");
-        }
-        checked += 1;
-    }
-    assert!(checked >= 7, "{checked}");
-}

@@ -6,6 +6,7 @@ mod gate;
 mod limits;
 mod load;
 mod providers;
+mod readme;
 mod registration;
 mod resources;
 mod store;

@@ -89,3 +89,56 @@ fn scope_grants_defaults_and_descriptions_name_the_resources_own_scopes() {
     Fixture::new(&format!("{base}[resources.scope_grants.\"mcp:admin\"]\nallowed_groups = [\"local:admins\"]\nunknown_key = 1\n"))
         .assert_error_starts("resources[0].scope_grants.mcp:admin.unknown_key: unknown field `unknown_key`");
 }
+
+#[test]
+fn tool_rules_name_only_calls_that_have_names_and_the_header_setting_needs_rules() {
+    let resource = |extra: &str| {
+        Fixture::new(&format!(
+            "[[resources]]\nresource = \"https://mcp.example.com/mcp\"\nscopes = [\"mcp\", \"mcp:admin\"]\n{extra}"
+        ))
+    };
+    for key in [
+        "tools/call:delete_repo",
+        "prompts/get:p",
+        "resources/read:file:///etc/passwd",
+        "tools/call",
+        "tools/list",
+    ] {
+        let f = resource(&format!(
+            "[resources.tool_scopes]\n{key:?} = [\"mcp:admin\"]\n"
+        ));
+        assert_eq!(
+            f.load().unwrap().server.resources[0].tool_scopes.len(),
+            1,
+            "{key}"
+        );
+    }
+    for key in [
+        "tools/list:x",
+        "tools/call:",
+        ":x",
+        "notifications/cancelled:x",
+    ] {
+        resource(&format!("[resources.tool_scopes]\n{key:?} = [\"mcp:admin\"]\n")).assert_error(
+            &format!("resources[0].tool_scopes.{key:?}: a rule with a name must be for tools/call or prompts/get (the name) or resources/read (the URI): no other call names one"),
+        );
+    }
+    let with_rules = resource(
+        "mcp_server_validates_headers = true\n[resources.tool_scopes]\n\"tools/call:x\" = [\"mcp:admin\"]\n",
+    );
+    assert!(with_rules.load().unwrap().server.resources[0].mcp_server_validates_headers);
+    assert!(
+        !resource("[resources.tool_scopes]\n\"tools/call:x\" = [\"mcp:admin\"]\n")
+            .load()
+            .unwrap()
+            .server
+            .resources[0]
+            .mcp_server_validates_headers,
+        "off unless said"
+    );
+    resource("mcp_server_validates_headers = true\n").assert_error(
+        "resources[0].mcp_server_validates_headers: only matters with tool_scopes: it says whether the gate may read the call from the MCP headers",
+    );
+    resource("mcp_server_validates_headers = \"yes\"\n")
+        .assert_error_starts("resources[0].mcp_server_validates_headers: invalid type: string \"yes\", expected a boolean");
+}
