@@ -209,8 +209,30 @@ timeout_secs = 3
         .send()
         .await
         .unwrap();
-    assert_eq!(chosen.status(), 302, "POST /login/upstream");
-    let to_provider = location(&chosen);
+    assert_eq!(
+        chosen.status(),
+        200,
+        "POST /login/upstream: our consent page first"
+    );
+    let html = chosen.text().await.unwrap();
+    assert!(
+        html.contains("you sign in with <strong>Corp SSO</strong>"),
+        "{html}"
+    );
+    // Approved here, before the provider is ever visited.
+    let approved = http
+        .post(format!("{issuer}/consent"))
+        .form(&[
+            ("handle", field(&html, "handle")),
+            ("csrf", field(&html, "csrf")),
+            ("provider", field(&html, "provider")),
+            ("decision", "approve".into()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(approved.status(), 302, "POST /consent before sign-in");
+    let to_provider = location(&approved);
     assert!(
         to_provider.starts_with(&format!("{provider_issuer}/")),
         "{to_provider}"
@@ -223,25 +245,10 @@ timeout_secs = 3
     let back = at_provider(&http, to_provider, &callback, "alice").await;
     let q = query(&back);
     assert!(q.contains_key("code") && q.contains_key("state"), "{back}");
-    let consent = http.get(&back).send().await.unwrap();
-    assert_eq!(consent.status(), 200, "GET /callback: our consent page");
-    let html = consent.text().await.unwrap().replace("&#x2f;", "/");
-    assert!(
-        html.contains("Signed in as <strong>alice</strong>"),
-        "{html}"
-    );
-    let approved = http
-        .post(format!("{issuer}/consent"))
-        .form(&[
-            ("handle", field(&html, "handle")),
-            ("csrf", field(&html, "csrf")),
-            ("decision", "approve".into()),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(approved.status(), 302, "consent");
-    let to_client = location(&approved);
+    // Approved before, and granted all of it: the callback goes straight back to the client.
+    let returned = http.get(&back).send().await.unwrap();
+    assert_eq!(returned.status(), 302, "GET /callback");
+    let to_client = location(&returned);
     assert!(to_client.starts_with(REDIRECT), "{to_client}");
     let q = query(&to_client);
     assert_eq!(
