@@ -363,8 +363,12 @@ async fn store_transfer(
         return Err(CliError::MemoryStore("store"));
     }
     let clock: std::sync::Arc<dyn oauth_core::Clock> = std::sync::Arc::new(oauth_core::SystemClock);
-    let store = StoreTransfer::open(&crate::state::store_settings(&config.store), clock)
-        .map_err(StartupError::from)?;
+    let store = StoreTransfer::open(
+        &crate::state::store_settings(&config.store),
+        crate::state::sealer(config)?,
+        clock,
+    )
+    .map_err(StartupError::from)?;
     match command {
         StoreCommand::Export { file } => {
             let s = crate::transfer::export(&store.export().await?, file)?;

@@ -93,6 +93,7 @@ pub use flow::upstream::UpstreamCallback;
 pub use flow::verify::{Principal, RejectionKind, VerifyRejection, bearer_token};
 pub use forwarded::{ForwardedError, ForwardedHeaders, ForwardedRequest, HeaderField};
 pub use keys::{JosekitKeyManager, KeyError};
+pub use seal::{KeyEncryptionKey, KeyEncryptionKeyError, SealError, Sealable, Sealed, Sealer};
 pub use server::{AuthServer, StartError};
 pub use store::{EmbeddedStore, OpenStoreError, Store, StoreError, StoreEvent, StoreSettings};
 #[cfg(feature = "redis")]

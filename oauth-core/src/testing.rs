@@ -65,6 +65,12 @@ pub fn config() -> ServerConfig {
     c
 }
 
+/// The key-encryption key of the fixtures: the same in every test and process, so that a store one test server
+/// wrote opens in another.
+pub fn sealer() -> crate::Sealer {
+    crate::Sealer::new(crate::KeyEncryptionKey::from_bytes([0x5e; 32]))
+}
+
 /// A real `redis-server` (the Debian package) on a free loopback port, without persistence unless asked, stopped
 /// by PID when dropped. Tests isolate themselves with [`unique_prefix`].
 ///

@@ -97,10 +97,15 @@ async fn start_service(
     let clock: Arc<dyn Clock> = Arc::new(oauth_core::SystemClock);
     let store: Arc<dyn Store> = Arc::new(EmbeddedStore::in_memory(clock.clone()).unwrap());
     let providers = forwardauth_svc::state::build_providers(&config, clock.clone()).unwrap();
-    let auth = AuthServer::new(config.server.clone(), store.clone(), clock)
-        .await
-        .unwrap()
-        .with_providers(providers);
+    let auth = AuthServer::new(
+        config.server.clone(),
+        store.clone(),
+        oauth_core::testing::sealer(),
+        clock,
+    )
+    .await
+    .unwrap()
+    .with_providers(providers);
     let state = forwardauth_svc::AppState::with_auth(&config, Arc::new(auth)).unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(forwardauth_svc::serve(state, listener, async move {

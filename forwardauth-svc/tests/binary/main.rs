@@ -416,10 +416,15 @@ async fn acknowledged_writes_survive_kill_9_and_a_refresh_is_never_half_done() {
     let store: Arc<dyn oauth_core::Store> =
         Arc::new(oauth_core::EmbeddedStore::open(path, clock.clone()).unwrap());
     let providers = forwardauth_svc::state::build_providers(&config, clock.clone()).unwrap();
-    let auth = oauth_core::AuthServer::new(config.server.clone(), store.clone(), clock)
-        .await
-        .unwrap()
-        .with_providers(providers);
+    let auth = oauth_core::AuthServer::new(
+        config.server.clone(),
+        store.clone(),
+        oauth_core::testing::sealer(),
+        clock,
+    )
+    .await
+    .unwrap()
+    .with_providers(providers);
     let mut missing = Vec::new();
     for id in &registered {
         if store.client(id).await.unwrap().is_none() {

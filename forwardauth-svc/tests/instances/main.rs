@@ -552,9 +552,14 @@ async fn export_from_the_embedded_store_and_import_into_redis_round_trips_client
         Arc::new(EmbeddedStore::open(dir.path().join("oauth.redb"), clock.clone()).unwrap());
     let redis = RedisServer::start();
     let config = config(dir.path(), &redis.url(), &unique_prefix("moved"));
-    let one = AuthServer::new(config.server.clone(), embedded.clone(), clock.clone())
-        .await
-        .unwrap();
+    let one = AuthServer::new(
+        config.server.clone(),
+        embedded.clone(),
+        oauth_core::testing::sealer(),
+        clock.clone(),
+    )
+    .await
+    .unwrap();
     for name in ["first", "second"] {
         let body = json!({"redirect_uris": [REDIRECT], "client_name": name, "token_endpoint_auth_method": "none"});
         one.register(body.to_string().as_bytes(), None)
@@ -583,7 +588,8 @@ async fn export_from_the_embedded_store_and_import_into_redis_round_trips_client
 
     // The target through the service's own settings, as `store import` opens it.
     let settings = forwardauth_svc::state::store_settings(&config.store);
-    let target = StoreTransfer::open(&settings, clock.clone()).unwrap();
+    let target =
+        StoreTransfer::open(&settings, oauth_core::testing::sealer(), clock.clone()).unwrap();
     let imported = forwardauth_svc::transfer::import(&target, &file)
         .await
         .unwrap();

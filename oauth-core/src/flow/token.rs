@@ -493,19 +493,17 @@ impl AuthServer {
     /// the identity and the upstream session), and still admitted by the access policy. A user who is gone or no
     /// longer admitted loses the whole grant; an upstream that cannot answer now refuses this refresh only.
     async fn recheck(&self, mut grant: GrantRecord) -> Result<GrantRecord, Error> {
-        let provider_id = match &grant.upstream {
+        let mut session = self.open_upstream(&grant.identity.subject, grant.upstream.as_ref())?;
+        let provider_id = match &session {
             Some(u) => Some(u.provider.as_str()),
             None => grant.identity.subject.split_once(':').map(|(p, _)| p),
         };
         if let Some(provider) = provider_id.and_then(|id| self.provider(id)).cloned() {
-            match provider
-                .recheck(&grant.identity, grant.upstream.as_ref())
-                .await
-            {
+            match provider.recheck(&grant.identity, session.as_ref()).await {
                 Ok(Some(login)) => {
                     grant.identity = login.identity;
                     if login.session.is_some() {
-                        grant.upstream = login.session;
+                        session = login.session;
                     }
                 }
                 Ok(None) => {
@@ -533,6 +531,8 @@ impl AuthServer {
                 "this user may no longer use this resource; sign in again",
             ));
         }
+        // Sealed afresh at every refresh: with the current key-encryption key, to the subject as it is now.
+        grant.upstream = self.seal_upstream(&grant.identity.subject, session.as_ref())?;
         Ok(grant)
     }
 
