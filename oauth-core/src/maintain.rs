@@ -38,8 +38,9 @@ pub const COLLECT_EVERY: Duration = Duration::from_secs(3600);
 /// key is loaded everywhere before it signs.
 pub const KEY_RELOAD_EVERY: Duration = Duration::from_secs(10);
 /// How often an instance checks whether a scheduled signing-key rotation
-/// ([`ServerConfig::signing_key_rotation`](crate::ServerConfig::signing_key_rotation)) is due: the rotation
-/// happens at most this long after it falls due.
+/// ([`ServerConfig::signing_key_rotation`](crate::ServerConfig::signing_key_rotation)) is due (half the period
+/// for periods shorter than two of these, but at least once a second): the rotation happens at most this long
+/// after it falls due.
 pub const KEY_ROTATION_CHECK_EVERY: Duration = Duration::from_secs(60);
 
 impl AuthServer {
@@ -57,8 +58,12 @@ impl AuthServer {
         let mut purge = interval(PURGE_EVERY);
         let mut keys = interval(KEY_RELOAD_EVERY);
         let mut tidy = interval(TIDY_EVERY);
-        let mut rotation = interval(KEY_ROTATION_CHECK_EVERY);
-        let scheduled = self.config.signing_key_rotation.is_some();
+        let scheduled = self.config.signing_key_rotation;
+        let mut rotation = interval(scheduled.map_or(KEY_ROTATION_CHECK_EVERY, |period| {
+            KEY_ROTATION_CHECK_EVERY
+                .min(period / 2)
+                .max(Duration::from_secs(1))
+        }));
         // The first collection one period after start, not at start: it walks every registered client, which is
         // work a start (and a restart loop) should not pay.
         let mut collect = interval_at(Instant::now() + COLLECT_EVERY, COLLECT_EVERY);
@@ -80,7 +85,7 @@ impl AuthServer {
                 _ = keys.tick(), if shared => if let Err(e) = self.reload_keys().await {
                     tracing::warn!(error = %e, "key reload failed");
                 },
-                _ = rotation.tick(), if scheduled => if let Err(e) = self.rotate_keys_if_due().await {
+                _ = rotation.tick(), if scheduled.is_some() => if let Err(e) = self.rotate_keys_if_due().await {
                     tracing::warn!(error = %e, "scheduled signing-key rotation failed");
                 },
                 event = next_event(&mut events) => {

@@ -25,6 +25,7 @@ mod metadata;
 mod refresh;
 mod register;
 mod revoke_introspect;
+mod sealed;
 mod session;
 mod store_embedded;
 #[cfg(feature = "redis")]
