@@ -524,6 +524,21 @@ pub fn check_config(config: &Config, out: &mut dyn Write) -> Result<(), CliError
         ),
     };
     writeln!(out, "  store:     {store}")?;
+    let secrets = match (&config.key_encryption.current, &config.store) {
+        (Some(key), _) => format!("sealed with key-encryption key {}", key.id()),
+        (None, StoreConfig::Embedded { path, .. }) => format!(
+            "sealed with the key-encryption key in {} (generated on first start)",
+            crate::state::generated_key_path(path).display()
+        ),
+        (None, _) => "sealed with a key-encryption key for this process only".to_owned(),
+    };
+    let previous = config.key_encryption.previous.len();
+    let previous = if previous > 0 {
+        format!("; {previous} previous key(s) still open what they sealed")
+    } else {
+        String::new()
+    };
+    writeln!(out, "  secrets:   {secrets}{previous}")?;
     for r in &config.server.resources {
         let name = r
             .name
@@ -823,7 +838,7 @@ mod tests {
         check_config(&config, &mut out).unwrap();
         assert_eq!(
             String::from_utf8(out).unwrap(),
-            "configuration OK (built-in defaults)\n  issuer:    http://127.0.0.1:8080\n  listen:    127.0.0.1:8080\n  store:     embedded, data/oauth.redb, cache 16 MiB\n  resource:  http://127.0.0.1:8080/mcp; requires scope: none; access: every user\n  users:     0\n"
+            "configuration OK (built-in defaults)\n  issuer:    http://127.0.0.1:8080\n  listen:    127.0.0.1:8080\n  store:     embedded, data/oauth.redb, cache 16 MiB\n  secrets:   sealed with the key-encryption key in data/oauth.redb.kek (generated on first start)\n  resource:  http://127.0.0.1:8080/mcp; requires scope: none; access: every user\n  users:     0\n"
         );
     }
 }

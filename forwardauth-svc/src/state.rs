@@ -268,3 +268,98 @@ impl AppState {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::KeyEncryptionConfig;
+
+    fn embedded(path: &Path) -> Config {
+        let mut c = Config::defaults("127.0.0.1:8080".parse().unwrap());
+        c.store = StoreConfig::Embedded {
+            path: path.to_path_buf(),
+            cache_bytes: oauth_core::store::EMBEDDED_CACHE_BYTES,
+        };
+        c
+    }
+
+    #[test]
+    fn without_a_configured_key_the_embedded_store_gets_one_generated_beside_it_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = dir.path().join("data").join("oauth.redb");
+        let config = embedded(&store);
+        let file = generated_key_path(&store);
+        assert_eq!(file, dir.path().join("data").join("oauth.redb.kek"));
+        let first = sealer(&config).unwrap();
+        let text = std::fs::read_to_string(&file).unwrap();
+        assert_eq!(
+            KeyEncryptionKey::from_base64(&text).unwrap().id(),
+            first.current_id()
+        );
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let mode = || std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode(), 0o600);
+            std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+            assert_eq!(sealer(&config).unwrap().current_id(), first.current_id());
+            assert_eq!(mode(), 0o600, "tightened when read");
+        }
+        assert_eq!(
+            sealer(&config).unwrap().current_id(),
+            first.current_id(),
+            "read back, not generated again"
+        );
+        let leftovers: Vec<_> = std::fs::read_dir(dir.path().join("data"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(leftovers, ["oauth.redb.kek"], "no draft left behind");
+
+        // A configured key wins, and previous keys come along.
+        let mut given = config.clone();
+        let key = KeyEncryptionKey::from_bytes([3; 32]);
+        given.key_encryption = KeyEncryptionConfig::default();
+        given.key_encryption.current = Some(key.clone());
+        given.key_encryption.previous = vec![KeyEncryptionKey::from_bytes([4; 32])];
+        let s = sealer(&given).unwrap();
+        assert_eq!(s.current_id(), key.id());
+        assert_eq!(s.previous_ids().count(), 1);
+
+        std::fs::write(&file, "garbage").unwrap();
+        let err = sealer(&config).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            format!(
+                "key-encryption key {}: not base64 (expected the base64 of 32 random bytes, e.g. from `openssl rand -base64 32`)",
+                file.display()
+            )
+        );
+    }
+
+    #[test]
+    fn the_memory_store_gets_a_key_per_process_and_redis_needs_one_configured() {
+        let mut config = Config::defaults("127.0.0.1:8080".parse().unwrap());
+        config.store = StoreConfig::Memory;
+        assert_ne!(
+            sealer(&config).unwrap().current_id(),
+            sealer(&config).unwrap().current_id()
+        );
+        let redis = crate::config::load(None, &|k| match k {
+            "FORWARDAUTH_STORE_BACKEND" => Some("redis".into()),
+            "FORWARDAUTH_REDIS_URL" => Some("redis://127.0.0.1:1".into()),
+            "FORWARDAUTH_KEY_ENCRYPTION_KEY" => {
+                Some(KeyEncryptionKey::from_bytes([1; 32]).expose_base64())
+            }
+            _ => None,
+        })
+        .unwrap();
+        let mut unkeyed = redis.clone();
+        unkeyed.key_encryption = KeyEncryptionConfig::default();
+        assert_eq!(
+            sealer(&unkeyed).unwrap_err().to_string(),
+            "key-encryption key store.key_encryption_key_file: not configured; the redis store needs one that every instance shares (or FORWARDAUTH_KEY_ENCRYPTION_KEY)"
+        );
+        assert!(sealer(&redis).is_ok());
+    }
+}

@@ -147,7 +147,24 @@ impl StoreExport {
                 version: self.version,
             });
         }
-        let mut summary = ImportSummary::default();
+        // Every key opens before anything is written: an export this store cannot use adds nothing.
+        let present: HashSet<String> = store.keys().await?.into_iter().map(|k| k.kid).collect();
+        let mut keys = Vec::new();
+        for k in self.keys.iter().filter(|k| !present.contains(&k.kid)) {
+            let mut k = k.clone();
+            k.private_jwk =
+                sealer
+                    .reseal(k.private_jwk, &k.kid)
+                    .map_err(|source| ImportError::Sealed {
+                        kid: k.kid.clone(),
+                        source,
+                    })?;
+            keys.push(k);
+        }
+        let mut summary = ImportSummary {
+            keys_present: self.keys.len() - keys.len(),
+            ..ImportSummary::default()
+        };
         for c in &self.clients {
             match store.insert_client(c).await {
                 Ok(()) => summary.clients += 1,
@@ -155,22 +172,9 @@ impl StoreExport {
                 Err(e) => return Err(e.into()),
             }
         }
-        let present: HashSet<String> = store.keys().await?.into_iter().map(|k| k.kid).collect();
-        for k in &self.keys {
-            if present.contains(&k.kid) {
-                summary.keys_present += 1;
-            } else {
-                let mut k = k.clone();
-                k.private_jwk =
-                    sealer
-                        .reseal(k.private_jwk, &k.kid)
-                        .map_err(|source| ImportError::Sealed {
-                            kid: k.kid.clone(),
-                            source,
-                        })?;
-                store.put_key(&k).await?;
-                summary.keys += 1;
-            }
+        for k in &keys {
+            store.put_key(k).await?;
+            summary.keys += 1;
         }
         for r in &self.revocations {
             store.add_revocation(r).await?;
@@ -210,8 +214,8 @@ pub enum ImportError {
     /// The target store failed (what was added before the failure stays).
     #[error("store: {0}")]
     Store(#[from] StoreError),
-    /// A signing key of the export does not open with the target's key-encryption keys (what was added before
-    /// stays): the source's key-encryption key must be configured as a previous key at the target.
+    /// A signing key of the export does not open with the target's key-encryption keys (nothing was added): the
+    /// source's key-encryption key must be configured as a previous key at the target.
     #[error("signing key {kid}: {source}")]
     Sealed {
         /// The key's `kid`.
