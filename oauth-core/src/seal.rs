@@ -21,7 +21,7 @@
 //! sealing existed (plaintext, a store from an earlier version) still load as legacy values and are sealed the
 //! next time they are written.
 //!
-//! # Under the old refresh token: [`seal`] and [`open`]
+//! # Under the old refresh token (the refresh grace window)
 //! The refresh grace window must answer a retry with *the same* new pair, yet refresh tokens are stored only as
 //! hashes. So the response is encrypted (AES-256-GCM) under a key derived from the old refresh token itself,
 //! with a domain separator distinct from the storage hash: the store holds ciphertext that neither the store's
