@@ -329,7 +329,14 @@ async fn reseal(
         .filter(|r| is_live(r, now) && !sealer.is_current(&r.private_jwk))
     {
         rec.private_jwk = sealer.reseal(rec.private_jwk.clone(), &rec.kid)?;
-        store.put_key(rec).await?;
+        // Onto the record as it is now: another instance may have retired the key since it was read, and only
+        // the private half is this write's business.
+        let Some(mut latest) = store.keys().await?.into_iter().find(|r| r.kid == rec.kid) else {
+            continue;
+        };
+        latest.private_jwk = rec.private_jwk.clone();
+        store.put_key(&latest).await?;
+        *rec = latest;
         resealed += 1;
     }
     if resealed > 0 {
