@@ -15,6 +15,7 @@ use std::sync::Arc;
 use oauth_core::wire::parse_form;
 use oauth_core::{AuthServer, Clock, EmbeddedStore, IdentityProvider, LocalUser, LocalUsers};
 use oauth_core::{ForwardedHeaders, GateInput, GateOutcome, HeaderField};
+use oauth_core::{KeyEncryptionKey, Sealer};
 use oauth_core::{Outcome, ResourceConfig, ServerConfig, SessionCookie, SystemClock, pkce};
 
 const ISSUER: &str = "http://127.0.0.1:8080";
@@ -32,9 +33,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let hash = LocalUsers::hash_password("wonderland")?;
     let users: Arc<dyn IdentityProvider> =
         Arc::new(LocalUsers::new(vec![LocalUser::new("alice", hash)])?);
-    let server = AuthServer::new(ServerConfig::new(ISSUER, vec![resource]), store, clock)
-        .await?
-        .with_providers(vec![users]);
+    // The key that seals the secrets the store keeps (signing keys, upstream tokens). A real embedder keeps it
+    // apart from the store and passes the same one at every start; this store lives only as long as the example.
+    let sealer = Sealer::new(KeyEncryptionKey::generate());
+    let server = AuthServer::new(
+        ServerConfig::new(ISSUER, vec![resource]),
+        store,
+        sealer,
+        clock,
+    )
+    .await?
+    .with_providers(vec![users]);
     println!(
         "1. server started: issuer {ISSUER}, store {}",
         path.display()

@@ -75,17 +75,37 @@ pub async fn engine(dir: &Path, base: &str) -> Result<(AuthServer, Arc<dyn Store
             vec!["mcp".into()],
         )],
     );
-    let auth = AuthServer::new(config, Arc::clone(&store), clock).await?;
+    let auth = AuthServer::new(config, Arc::clone(&store), sealer(dir)?, clock).await?;
     Ok((auth, store))
 }
 
-/// Writes `dir/config.toml` for the service: listen on `base`'s port, the store `oauth.redb`, the resource of
-/// [`engine`], then `extra` (more TOML tables) verbatim.
+/// The key-encryption key file [`write_config`] names, in `dir`.
+const KEY_FILE: &str = "key-encryption.key";
+
+/// The key sealing the store's secrets, from `dir/key-encryption.key` (created on first use): the same key the
+/// service reads through [`write_config`]'s configuration.
+fn sealer(dir: &Path) -> Result<oauth_core::Sealer, Error> {
+    let path = dir.join(KEY_FILE);
+    let key = match std::fs::read_to_string(&path) {
+        Ok(text) => oauth_core::KeyEncryptionKey::from_base64(&text)?,
+        Err(_) => {
+            let key = oauth_core::KeyEncryptionKey::generate();
+            std::fs::write(&path, key.expose_base64())?;
+            key
+        }
+    };
+    Ok(oauth_core::Sealer::new(key))
+}
+
+/// Writes `dir/config.toml` for the service: listen on `base`'s port, the store `oauth.redb` with the
+/// key-encryption key [`engine`] uses (created if missing), the resource of [`engine`], then `extra` (more TOML
+/// tables) verbatim.
 pub fn write_config(dir: &Path, base: &str, extra: &str) -> Result<(), Error> {
+    sealer(dir)?;
     std::fs::write(
         dir.join("config.toml"),
         format!(
-            "listen = \"{}\"\nissuer = \"{base}\"\n[store]\npath = \"oauth.redb\"\n[[resources]]\nresource = \"{base}/mcp\"\nscopes = [\"mcp\"]\n{extra}",
+            "listen = \"{}\"\nissuer = \"{base}\"\n[store]\npath = \"oauth.redb\"\nkey_encryption_key_file = \"{KEY_FILE}\"\n[[resources]]\nresource = \"{base}/mcp\"\nscopes = [\"mcp\"]\n{extra}",
             base.trim_start_matches("http://")
         ),
     )?;
@@ -98,9 +118,13 @@ pub async fn prepare(dir: &Path, base: &str, n: usize) -> Result<Vec<String>, Er
     drop(auth);
     let clock = SystemClock;
     let resource = format!("{base}/mcp");
-    let keys =
-        JosekitKeyManager::load_or_generate(store.as_ref(), oauth_core::SigningAlg::Es256, &clock)
-            .await?;
+    let keys = JosekitKeyManager::load_or_generate(
+        store.as_ref(),
+        oauth_core::SigningAlg::Es256,
+        &sealer(dir)?,
+        &clock,
+    )
+    .await?;
     let now = clock.unix();
     let mut tokens = Vec::with_capacity(n);
     for i in 0..n {

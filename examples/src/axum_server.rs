@@ -108,7 +108,10 @@ pub async fn demo_server(
     let alice = LocalUser::new(DEMO_USER, LocalUsers::hash_password(DEMO_PASSWORD)?)
         .with_email("alice@example.com");
     let users: Arc<dyn IdentityProvider> = Arc::new(LocalUsers::new(vec![alice])?);
-    let server = AuthServer::new(config, store, clock).await?;
+    // The key sealing the store's secrets lives as long as this process, as the demo's store does; a real
+    // deployment keeps one key apart from the store and passes it at every start.
+    let sealer = oauth_core::Sealer::new(oauth_core::KeyEncryptionKey::generate());
+    let server = AuthServer::new(config, store, sealer, clock).await?;
     Ok(Arc::new(server.with_providers(vec![users])))
 }
 

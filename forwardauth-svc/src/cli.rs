@@ -363,8 +363,12 @@ async fn store_transfer(
         return Err(CliError::MemoryStore("store"));
     }
     let clock: std::sync::Arc<dyn oauth_core::Clock> = std::sync::Arc::new(oauth_core::SystemClock);
-    let store = StoreTransfer::open(&crate::state::store_settings(&config.store), clock)
-        .map_err(StartupError::from)?;
+    let store = StoreTransfer::open(
+        &crate::state::store_settings(&config.store),
+        crate::state::sealer(config)?,
+        clock,
+    )
+    .map_err(StartupError::from)?;
     match command {
         StoreCommand::Export { file } => {
             let s = crate::transfer::export(&store.export().await?, file)?;
@@ -520,6 +524,21 @@ pub fn check_config(config: &Config, out: &mut dyn Write) -> Result<(), CliError
         ),
     };
     writeln!(out, "  store:     {store}")?;
+    let secrets = match (&config.key_encryption.current, &config.store) {
+        (Some(key), _) => format!("sealed with key-encryption key {}", key.id()),
+        (None, StoreConfig::Embedded { path, .. }) => format!(
+            "sealed with the key-encryption key in {} (generated on first start)",
+            crate::state::generated_key_path(path).display()
+        ),
+        (None, _) => "sealed with a key-encryption key for this process only".to_owned(),
+    };
+    let previous = config.key_encryption.previous.len();
+    let previous = if previous > 0 {
+        format!("; {previous} previous key(s) still open what they sealed")
+    } else {
+        String::new()
+    };
+    writeln!(out, "  secrets:   {secrets}{previous}")?;
     for r in &config.server.resources {
         let name = r
             .name
@@ -902,7 +921,7 @@ mod tests {
         check_config(&config, &mut out).unwrap();
         assert_eq!(
             String::from_utf8(out).unwrap(),
-            "configuration OK (built-in defaults)\n  issuer:    http://127.0.0.1:8080\n  listen:    127.0.0.1:8080\n  store:     embedded, data/oauth.redb, cache 16 MiB\n  resource:  http://127.0.0.1:8080/mcp; requires scope: none; access: every user\n  users:     0\n"
+            "configuration OK (built-in defaults)\n  issuer:    http://127.0.0.1:8080\n  listen:    127.0.0.1:8080\n  store:     embedded, data/oauth.redb, cache 16 MiB\n  secrets:   sealed with the key-encryption key in data/oauth.redb.kek (generated on first start)\n  resource:  http://127.0.0.1:8080/mcp; requires scope: none; access: every user\n  users:     0\n"
         );
     }
 }

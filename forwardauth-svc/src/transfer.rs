@@ -3,8 +3,11 @@
 //!
 //! What travels and how it is added to the target is the engine's business ([`oauth_core::admin`]); this module
 //! only writes and reads the file. The file is one JSON document (`format`, `version`, `clients`, `keys`,
-//! `revocations`). It holds the private signing keys, so it is created with mode 0600 and never overwrites an
-//! existing file.
+//! `revocations`). It holds the private signing keys, sealed with the store's key-encryption key as the store
+//! holds them (the engine seals any it still held in plaintext); it is created with mode 0600 all the same and
+//! never overwrites an existing file. Importing into a store with another key-encryption key needs the exporting
+//! store's key configured there as a previous key: the engine opens each key with it and seals it with the
+//! target's own.
 
 use std::io::Write as _;
 use std::path::Path;
@@ -25,6 +28,17 @@ pub enum TransferError {
         path: String,
         /// Why.
         source: std::io::Error,
+    },
+    /// A signing key in the file does not open with this store's key-encryption keys: the source's key must be
+    /// configured as a previous key (`store.key_encryption_key_previous_files`) for the import.
+    #[error(
+        "{path}: {reason}; configure the exporting store's key-encryption key as a previous key to import it"
+    )]
+    Sealed {
+        /// The file.
+        path: String,
+        /// Which key, and why.
+        reason: String,
     },
     /// The file is not an export of this version.
     #[error("{path}: not a store export (version 1): {reason}")]
@@ -96,6 +110,10 @@ pub async fn import(target: &StoreTransfer, path: &Path) -> Result<Summary, Tran
     let s = target.import(&export).await.map_err(|e| match e {
         ImportError::Store(e) => TransferError::Store(e),
         ImportError::Unsupported { .. } => TransferError::Format {
+            path: name,
+            reason: e.to_string(),
+        },
+        ImportError::Sealed { .. } => TransferError::Sealed {
             path: name,
             reason: e.to_string(),
         },

@@ -34,7 +34,7 @@ fn claims(now: u64) -> serde_json::Map<String, serde_json::Value> {
 }
 
 async fn server(store: Arc<dyn Store>, clock: Arc<FixedClock>) -> AuthServer {
-    AuthServer::new(testing::config(), store, clock)
+    AuthServer::new(testing::config(), store, testing::sealer(), clock)
         .await
         .unwrap()
 }
@@ -88,6 +88,7 @@ fn benches(c: &mut Criterion) {
         .block_on(JosekitKeyManager::load_or_generate(
             store.as_ref(),
             SigningAlg::Es256,
+            &testing::sealer(),
             clock.as_ref(),
         ))
         .unwrap();

@@ -19,6 +19,12 @@
 //! additive and idempotent: a client or key already present (same id) is left as it is, and re-appending a
 //! revocation is harmless. Import goes through [`StoreTransfer`], which opens the store alone: an engine started
 //! on an empty target would first generate a signing key of its own.
+//!
+//! The private keys travel sealed, as the store holds them (see [`Sealer`]): an export is sealed with the
+//! source's current key-encryption key (a key the source still held in plaintext is sealed on the way out), so
+//! the file is no more readable than the store. The import opens each key with the target's key-encryption keys
+//! and seals it with the target's current one: a target with another key-encryption key lists the source's as a
+//! previous key for the import.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -28,6 +34,7 @@ use serde::{Deserialize, Serialize};
 use crate::clock::Clock;
 use crate::error::Error;
 use crate::keys::KeyError;
+use crate::seal::{SealError, Sealer};
 use crate::server::AuthServer;
 use crate::store::{
     ClientRecord, KeyRecord, OpenStoreError, Revocation, Store, StoreError, StoreSettings,
@@ -61,6 +68,9 @@ pub struct KeyInfo {
     pub retired_at: Option<u64>,
     /// Until when a retired key stays published.
     pub publish_until: Option<u64>,
+    /// The id of the key-encryption key its private half is sealed with; `None` if an earlier version stored it
+    /// in plaintext (it is sealed at the next start).
+    pub sealed_with: Option<String>,
 }
 
 impl From<&KeyRecord> for KeyInfo {
@@ -72,12 +82,14 @@ impl From<&KeyRecord> for KeyInfo {
             not_before: k.not_before,
             retired_at: k.retired_at,
             publish_until: k.publish_until,
+            sealed_with: k.private_jwk.key_id().map(str::to_owned),
         }
     }
 }
 
 /// The contents of a store that move to another one (see the [module documentation](self)). Serialize it to
-/// keep it; it holds private signing keys, so whoever writes it must protect the file.
+/// keep it; it holds the private signing keys, sealed with the source's key-encryption key, so whoever writes
+/// it should still protect the file (as the store itself).
 #[derive(Debug, Serialize, Deserialize)]
 pub struct StoreExport {
     format: String,
@@ -93,7 +105,7 @@ impl StoreExport {
         &self.clients
     }
 
-    /// Every signing key, private material included.
+    /// Every signing key, its private half sealed.
     pub fn keys(&self) -> &[KeyRecord] {
         &self.keys
     }
@@ -103,13 +115,17 @@ impl StoreExport {
         &self.revocations
     }
 
-    /// Reads everything that travels from `store`.
-    async fn from_store(store: &dyn Store) -> Result<Self, StoreError> {
+    /// Reads everything that travels from `store`, every private key sealed with `sealer`'s current key.
+    async fn from_store(store: &dyn Store, sealer: &Sealer) -> Result<Self, Error> {
+        let mut keys = store.keys().await?;
+        for k in &mut keys {
+            k.private_jwk = sealer.reseal(k.private_jwk.clone(), &k.kid)?;
+        }
         Ok(StoreExport {
             format: EXPORT_FORMAT.into(),
             version: EXPORT_VERSION,
             clients: store.list_clients().await?,
-            keys: store.keys().await?,
+            keys,
             revocations: store
                 .revocations_since(0)
                 .await?
@@ -119,15 +135,36 @@ impl StoreExport {
         })
     }
 
-    /// Adds the contents to `store` (additive, idempotent).
-    async fn add_to(&self, store: &dyn Store) -> Result<ImportSummary, ImportError> {
+    /// Adds the contents to `store` (additive, idempotent), every private key sealed with `sealer`'s current key.
+    async fn add_to(
+        &self,
+        store: &dyn Store,
+        sealer: &Sealer,
+    ) -> Result<ImportSummary, ImportError> {
         if self.format != EXPORT_FORMAT || self.version != EXPORT_VERSION {
             return Err(ImportError::Unsupported {
                 format: self.format.clone(),
                 version: self.version,
             });
         }
-        let mut summary = ImportSummary::default();
+        // Every key opens before anything is written: an export this store cannot use adds nothing.
+        let present: HashSet<String> = store.keys().await?.into_iter().map(|k| k.kid).collect();
+        let mut keys = Vec::new();
+        for k in self.keys.iter().filter(|k| !present.contains(&k.kid)) {
+            let mut k = k.clone();
+            k.private_jwk =
+                sealer
+                    .reseal(k.private_jwk, &k.kid)
+                    .map_err(|source| ImportError::Sealed {
+                        kid: k.kid.clone(),
+                        source,
+                    })?;
+            keys.push(k);
+        }
+        let mut summary = ImportSummary {
+            keys_present: self.keys.len() - keys.len(),
+            ..ImportSummary::default()
+        };
         for c in &self.clients {
             match store.insert_client(c).await {
                 Ok(()) => summary.clients += 1,
@@ -135,14 +172,9 @@ impl StoreExport {
                 Err(e) => return Err(e.into()),
             }
         }
-        let present: HashSet<String> = store.keys().await?.into_iter().map(|k| k.kid).collect();
-        for k in &self.keys {
-            if present.contains(&k.kid) {
-                summary.keys_present += 1;
-            } else {
-                store.put_key(k).await?;
-                summary.keys += 1;
-            }
+        for k in &keys {
+            store.put_key(k).await?;
+            summary.keys += 1;
         }
         for r in &self.revocations {
             store.add_revocation(r).await?;
@@ -182,11 +214,21 @@ pub enum ImportError {
     /// The target store failed (what was added before the failure stays).
     #[error("store: {0}")]
     Store(#[from] StoreError),
+    /// A signing key of the export does not open with the target's key-encryption keys (nothing was added): the
+    /// source's key-encryption key must be configured as a previous key at the target.
+    #[error("signing key {kid}: {source}")]
+    Sealed {
+        /// The key's `kid`.
+        kid: String,
+        /// Why it does not open.
+        source: SealError,
+    },
 }
 
 /// A store opened on its own, without an engine, to move its contents (see the [module documentation](self)).
 pub struct StoreTransfer {
     store: Arc<dyn Store>,
+    sealer: Sealer,
 }
 
 impl std::fmt::Debug for StoreTransfer {
@@ -196,27 +238,32 @@ impl std::fmt::Debug for StoreTransfer {
 }
 
 impl StoreTransfer {
-    /// Opens the built-in store `settings` describe.
+    /// Opens the built-in store `settings` describe, whose secrets `sealer` seals (as the engine on that store).
     ///
     /// # Errors
     /// [`OpenStoreError`] naming the file (or the redacted Redis URL).
-    pub fn open(settings: &StoreSettings, clock: Arc<dyn Clock>) -> Result<Self, OpenStoreError> {
+    pub fn open(
+        settings: &StoreSettings,
+        sealer: Sealer,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, OpenStoreError> {
         Ok(StoreTransfer {
             store: crate::store::open(settings, clock)?,
+            sealer,
         })
     }
 
     /// Works on a store the caller built (an embedder's own backend).
-    pub fn new(store: Arc<dyn Store>) -> Self {
-        StoreTransfer { store }
+    pub fn new(store: Arc<dyn Store>, sealer: Sealer) -> Self {
+        StoreTransfer { store, sealer }
     }
 
-    /// Everything that travels.
+    /// Everything that travels, the private keys sealed with the current key-encryption key.
     ///
     /// # Errors
-    /// Store failures.
-    pub async fn export(&self) -> Result<StoreExport, StoreError> {
-        StoreExport::from_store(self.store.as_ref()).await
+    /// Store failures; [`Error::Sealed`] if a stored key does not open.
+    pub async fn export(&self) -> Result<StoreExport, Error> {
+        StoreExport::from_store(self.store.as_ref(), &self.sealer).await
     }
 
     /// Adds `export` to the store: clients and keys not yet present, and the revocations.
@@ -224,7 +271,7 @@ impl StoreTransfer {
     /// # Errors
     /// [`ImportError`].
     pub async fn import(&self, export: &StoreExport) -> Result<ImportSummary, ImportError> {
-        export.add_to(self.store.as_ref()).await
+        export.add_to(self.store.as_ref(), &self.sealer).await
     }
 }
 
@@ -336,6 +383,6 @@ impl Admin<'_> {
     /// # Errors
     /// Store failures.
     pub async fn export(&self) -> Result<StoreExport, Error> {
-        Ok(StoreExport::from_store(self.server.store.as_ref()).await?)
+        StoreExport::from_store(self.server.store.as_ref(), &self.server.sealer).await
     }
 }

@@ -200,6 +200,10 @@ pub struct ServerConfig {
     /// that every instance sharing the store has loaded it before any token signed with it exists. Zero (the
     /// default) suits a single instance.
     pub key_activation_delay: Duration,
+    /// How long a signing key signs before the housekeeping loop ([`AuthServer::maintain`](crate::AuthServer::maintain))
+    /// rotates it, as an operator's `keys rotate` would (after `key_activation_delay`, the old key published until
+    /// its last token has expired). `None` rotates only when asked. Default: 30 days.
+    pub signing_key_rotation: Option<Duration>,
     /// Client ID Metadata Documents: clients identified by an https URL whose document the server fetches
     /// (draft-ietf-oauth-client-id-metadata-document). Disabled by default in the engine (it makes outbound
     /// requests); the service enables it by default.
@@ -241,6 +245,7 @@ impl ServerConfig {
             verify_cache_bytes: 32 * 1024 * 1024,
             revocation_max_staleness: None,
             key_activation_delay: Duration::ZERO,
+            signing_key_rotation: Some(Duration::from_secs(30 * 24 * 3600)),
             client_metadata: ClientMetadataDocuments::default(),
             regulation: Regulation::default(),
             rate_limits: crate::throttle::RateLimits::default(),
@@ -300,6 +305,12 @@ impl ServerConfig {
             if ttl.is_zero() {
                 return Err(ConfigError::new(field, ConfigProblem::Zero));
             }
+        }
+        if self.signing_key_rotation.is_some_and(|d| d.is_zero()) {
+            return Err(ConfigError::new(
+                "signing_key_rotation",
+                ConfigProblem::Zero,
+            ));
         }
         self.regulation
             .validate()

@@ -3,7 +3,7 @@
 //! * [`OAuthError`] is an error the client is allowed to see: an RFC error code ([`ErrorCode`]), a description
 //!   written for the client developer and, through [`OAuthError::status`], the HTTP status an adapter must use.
 //! * [`Error`] is everything a core operation can fail with: an [`OAuthError`], or an internal failure of a seam
-//!   (store, keys, upstream) whose cause is logged by the adapter and never sent to the client.
+//!   (store, keys, upstream, sealed secrets) whose cause is logged by the adapter and never sent to the client.
 //!
 //! # Layers
 //! Each concern's error is defined where the concern is: [`StoreError`] with the store, [`KeyError`] with the
@@ -19,6 +19,7 @@
 pub use crate::wire::error::{ErrorCode, OAuthError};
 
 use crate::keys::KeyError;
+use crate::seal::SealError;
 use crate::store::StoreError;
 use crate::upstream::UpstreamError;
 
@@ -37,6 +38,10 @@ pub enum Error {
     /// The upstream identity provider failed. Answer `temporarily_unavailable`; log the cause.
     #[error("upstream identity provider failed: {0}")]
     Upstream(#[from] UpstreamError),
+    /// A secret the store keeps sealed could not be sealed or opened (its key-encryption key is not configured,
+    /// or the record was altered). Answer `server_error`; log the cause.
+    #[error("sealed secret unusable: {0}")]
+    Sealed(#[from] SealError),
 }
 
 impl Error {
@@ -49,7 +54,7 @@ impl Error {
                 ErrorCode::TemporarilyUnavailable,
                 "the authorization server's storage is unavailable; try again shortly",
             ),
-            Error::Store(_) | Error::Keys(_) => OAuthError::new(
+            Error::Store(_) | Error::Keys(_) | Error::Sealed(_) => OAuthError::new(
                 ErrorCode::ServerError,
                 "the authorization server failed internally",
             ),
@@ -98,6 +103,12 @@ pub enum AuthorizeError {
 impl From<StoreError> for AuthorizeError {
     fn from(e: StoreError) -> Self {
         AuthorizeError::Internal(Error::Store(e))
+    }
+}
+
+impl From<SealError> for AuthorizeError {
+    fn from(e: SealError) -> Self {
+        AuthorizeError::Internal(Error::Sealed(e))
     }
 }
 

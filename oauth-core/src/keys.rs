@@ -13,6 +13,19 @@
 //! that still meets an unknown `kid` reloads the keys (rate-limited) before rejecting the token
 //! ([`crate::AuthServer::verify_request_with_reload`]).
 //!
+//! # At rest
+//! A key's private half is stored [`Sealed`](crate::Sealed) under the key-encryption key, bound to its `kid`
+//! (see [`Sealer`]): a copy of the store yields no key to sign with, and a private key moved into another record
+//! does not open. A key found in plaintext (a store from an earlier version) or sealed with a previous
+//! key-encryption key is sealed again with the current one when the keys are loaded at start.
+//!
+//! # Rotation on a schedule
+//! With [`ServerConfig::signing_key_rotation`](crate::ServerConfig::signing_key_rotation) set, the housekeeping
+//! loop rotates the signing key once the newest one has signed that long ([`JosekitKeyManager::rotation_due`]),
+//! through the same [`JosekitKeyManager::rotate`] as an operator's `keys rotate`, so the other instances learn of
+//! it the same way. Instances sharing a store all see the rotation fall due at the same moment; the store elects
+//! the one that performs it (see `AuthServer::rotate_keys_if_due`).
+//!
 //! # Security
 //! Verification never trusts the token header to choose an algorithm: the `kid` selects one of *our* keys, and
 //! the header's `alg` must be that key's algorithm, which is always asymmetric. So `alg: none`, an HMAC alg keyed
@@ -28,7 +41,8 @@ use parking_lot::RwLock;
 
 use crate::clock::Clock;
 use crate::config::SigningAlg;
-use crate::store::{KeyRecord, Store, StoreError};
+use crate::seal::{SealError, Sealer};
+use crate::store::{KeyRecord, PrivateJwk, Store, StoreError};
 
 /// A key failure.
 #[derive(Debug, thiserror::Error)]
@@ -42,6 +56,9 @@ pub enum KeyError {
     /// A token failed verification; the text says why (for logs and `error_description`).
     #[error("{0}")]
     Rejected(&'static str),
+    /// A stored private key could not be sealed or opened (e.g. its key-encryption key is not configured).
+    #[error(transparent)]
+    Sealed(#[from] SealError),
 }
 
 /// A key that may sign during `[from, until)`.
@@ -76,6 +93,7 @@ impl KeySet {
 pub struct JosekitKeyManager {
     keys: RwLock<Arc<KeySet>>,
     alg: SigningAlg,
+    sealer: Sealer,
 }
 
 impl std::fmt::Debug for JosekitKeyManager {
@@ -90,7 +108,7 @@ fn material(e: impl std::fmt::Display) -> KeyError {
     KeyError::Material(e.to_string())
 }
 
-fn generate(alg: SigningAlg, now: u64) -> Result<KeyRecord, KeyError> {
+fn generate(alg: SigningAlg, now: u64, sealer: &Sealer) -> Result<KeyRecord, KeyError> {
     let mut jwk = match alg {
         SigningAlg::Es256 => {
             use josekit::jwk::KeyPair as _;
@@ -119,9 +137,9 @@ fn generate(alg: SigningAlg, now: u64) -> Result<KeyRecord, KeyError> {
     jwk.set_algorithm(alg.name());
     jwk.set_key_use("sig");
     Ok(KeyRecord {
+        private_jwk: sealer.seal(&PrivateJwk::new(jwk.to_string()), &kid)?,
         kid,
         alg: alg.name().to_owned(),
-        private_jwk: jwk.to_string(),
         created_at: now,
         retired_at: None,
         publish_until: None,
@@ -240,24 +258,37 @@ fn public_jwk(private: &Jwk) -> serde_json::Value {
     serde_json::Value::Object(map)
 }
 
-fn build(records: &[KeyRecord], alg: SigningAlg, now: u64) -> Result<Option<KeySet>, KeyError> {
+/// Whether a stored key is still of use: published, and of an algorithm we know.
+fn is_live(rec: &KeyRecord, now: u64) -> bool {
+    rec.publish_until.is_none_or(|until| until > now) && SigningAlg::from_name(&rec.alg).is_some()
+}
+
+/// When a key starts signing.
+fn starts(rec: &KeyRecord) -> u64 {
+    rec.not_before.unwrap_or(rec.created_at)
+}
+
+fn build(
+    records: &[KeyRecord],
+    alg: SigningAlg,
+    now: u64,
+    sealer: &Sealer,
+) -> Result<Option<KeySet>, KeyError> {
     let mut signers = Vec::new();
     let mut verifiers = HashMap::new();
     let mut public = Vec::new();
-    for rec in records {
-        if rec.publish_until.is_some_and(|until| until <= now) {
-            continue;
-        }
+    for rec in records.iter().filter(|r| is_live(r, now)) {
         let Some(rec_alg) = SigningAlg::from_name(&rec.alg) else {
             continue;
         };
-        let jwk = Jwk::from_bytes(rec.private_jwk.as_bytes()).map_err(material)?;
+        let private = sealer.open(&rec.private_jwk, &rec.kid)?;
+        let jwk = Jwk::from_bytes(private.expose().as_bytes()).map_err(material)?;
         verifiers.insert(rec.kid.clone(), verifier(rec_alg, &jwk)?);
         public.push(public_jwk(&jwk));
         if rec_alg == alg {
             signers.push(SigningKey {
                 kid: rec.kid.clone(),
-                from: rec.not_before.unwrap_or(rec.created_at),
+                from: starts(rec),
                 until: rec.retired_at,
                 created_at: rec.created_at,
                 signer: signer(rec_alg, &jwk)?,
@@ -283,20 +314,60 @@ fn build(records: &[KeyRecord], alg: SigningAlg, now: u64) -> Result<Option<KeyS
     Ok(usable.then_some(set))
 }
 
+/// Seals every live key that the current key-encryption key did not seal (a plaintext key from an earlier
+/// version, or one sealed with a previous key-encryption key) with the current one, in `records` and in the
+/// store. Returns how many.
+async fn reseal(
+    store: &dyn Store,
+    records: &mut [KeyRecord],
+    sealer: &Sealer,
+    now: u64,
+) -> Result<usize, KeyError> {
+    let mut resealed = 0;
+    for rec in records
+        .iter_mut()
+        .filter(|r| is_live(r, now) && !sealer.is_current(&r.private_jwk))
+    {
+        rec.private_jwk = sealer.reseal(rec.private_jwk.clone(), &rec.kid)?;
+        // Onto the record as it is now: another instance may have retired the key since it was read, and only
+        // the private half is this write's business.
+        let Some(mut latest) = store.keys().await?.into_iter().find(|r| r.kid == rec.kid) else {
+            continue;
+        };
+        latest.private_jwk = rec.private_jwk.clone();
+        store.put_key(&latest).await?;
+        *rec = latest;
+        resealed += 1;
+    }
+    if resealed > 0 {
+        tracing::info!(
+            keys = resealed,
+            key_encryption_key = sealer.current_id(),
+            "signing keys sealed with the current key-encryption key"
+        );
+    }
+    Ok(resealed)
+}
+
 impl JosekitKeyManager {
-    /// Loads the keys from the store, generating and persisting a key for `alg` when there is none.
+    /// Loads the keys from the store, generating and persisting a key for `alg` when there is none. Private keys
+    /// are opened with `sealer`; those it did not seal with its current key are sealed again with it (and
+    /// written back).
     ///
     /// # Errors
-    /// [`KeyError`] if the store fails or stored key material is unusable.
+    /// [`KeyError`] if the store fails, stored key material is unusable, or a private key does not open
+    /// ([`KeyError::Sealed`]: e.g. its key-encryption key is not configured).
     pub async fn load_or_generate(
         store: &dyn Store,
         alg: SigningAlg,
+        sealer: &Sealer,
         clock: &dyn Clock,
     ) -> Result<Self, KeyError> {
         let now = clock.unix();
         let mut records = store.keys().await?;
-        if build(&records, alg, now)?.is_none() {
-            let fresh = generate(alg, now)?;
+        reseal(store, &mut records, sealer, now).await?;
+        if build(&records, alg, now, sealer)?.is_none() {
+            let fresh = generate(alg, now, sealer)?;
             // If another instance stored a first key meanwhile, use what is stored now.
             if records.is_empty() {
                 store.put_first_key(&fresh).await?;
@@ -305,11 +376,38 @@ impl JosekitKeyManager {
             }
             records = store.keys().await?;
         }
-        let set =
-            build(&records, alg, now)?.ok_or(KeyError::Material("no usable signing key".into()))?;
+        let set = build(&records, alg, now, sealer)?
+            .ok_or(KeyError::Material("no usable signing key".into()))?;
         Ok(JosekitKeyManager {
             keys: RwLock::new(Arc::new(set)),
             alg,
+            sealer: sealer.clone(),
+        })
+    }
+
+    /// Whether a rotation on a schedule of `every` is due at the clock's time: `Some` with the `kid` of the
+    /// newest key of this algorithm that has not been retired, if it started signing `every` ago (`Some("")`
+    /// if there is no such key), else `None`. Decided from the store, not from this instance's memory, so that
+    /// an instance does not rotate again right after another one did.
+    ///
+    /// # Errors
+    /// [`KeyError::Store`].
+    pub async fn rotation_due(
+        &self,
+        store: &dyn Store,
+        clock: &dyn Clock,
+        every: std::time::Duration,
+    ) -> Result<Option<String>, KeyError> {
+        let now = clock.unix();
+        let records = store.keys().await?;
+        let newest = records
+            .iter()
+            .filter(|r| r.alg == self.alg.name() && r.retired_at.is_none())
+            .max_by_key(|r| (starts(r), r.created_at, r.kid.as_str()));
+        Ok(match newest {
+            None => Some(String::new()),
+            Some(r) if now >= starts(r).saturating_add(every.as_secs()) => Some(r.kid.clone()),
+            Some(_) => None,
         })
     }
 
@@ -329,7 +427,7 @@ impl JosekitKeyManager {
     ) -> Result<String, KeyError> {
         let now = clock.unix();
         let activation = now.saturating_add(activate_after.as_secs());
-        let mut fresh = generate(self.alg, now)?;
+        let mut fresh = generate(self.alg, now, &self.sealer)?;
         if activation > now {
             fresh.not_before = Some(activation);
         }
@@ -356,7 +454,7 @@ impl JosekitKeyManager {
     /// [`KeyError`] if the store fails or has no usable key.
     pub async fn reload(&self, store: &dyn Store, clock: &dyn Clock) -> Result<(), KeyError> {
         let records = store.keys().await?;
-        let set = build(&records, self.alg, clock.unix())?
+        let set = build(&records, self.alg, clock.unix(), &self.sealer)?
             .ok_or(KeyError::Material("no usable signing key".into()))?;
         *self.keys.write() = Arc::new(set);
         Ok(())
@@ -460,8 +558,10 @@ mod tests {
     use super::*;
 
     fn es256_jwk() -> Jwk {
-        let rec = generate(SigningAlg::Es256, 0).unwrap();
-        Jwk::from_bytes(rec.private_jwk.as_bytes()).unwrap()
+        let sealer = crate::testing::sealer();
+        let rec = generate(SigningAlg::Es256, 0, &sealer).unwrap();
+        let private = sealer.open(&rec.private_jwk, &rec.kid).unwrap();
+        Jwk::from_bytes(private.expose().as_bytes()).unwrap()
     }
 
     #[test]

@@ -32,8 +32,10 @@
 //! * [`IdentityProvider`]: who is logging in; [`LocalUsers`] (argon2id) is built in.
 //! * [`Clock`]: time, injected; [`SystemClock`] in production, `testing::FixedClock` in tests.
 //! * [`ClientDocumentFetcher`]: fetches the metadata documents of clients identified by a URL.
-//! * Keys: [`JosekitKeyManager`] generates, persists, rotates and publishes the signing keys (ES256 by default,
-//!   RS256 and EdDSA selectable).
+//! * Keys: [`JosekitKeyManager`] generates, persists, rotates (on demand, or on a schedule from
+//!   [`AuthServer::maintain`]) and publishes the signing keys (ES256 by default, RS256 and EdDSA selectable).
+//! * [`Sealer`]: the key-encryption key the embedder supplies, which seals the few secrets the store must give
+//!   back (private signing keys, upstream tokens, the upstream PKCE verifier); see [`seal`].
 //!
 //! ## Features
 //!
@@ -60,7 +62,7 @@ mod mcp;
 mod metadata;
 pub mod pkce;
 mod resource_index;
-mod seal;
+pub mod seal;
 mod server;
 pub mod store;
 #[cfg(any(test, feature = "test-util"))]
@@ -96,6 +98,7 @@ pub use flow::upstream::UpstreamCallback;
 pub use flow::verify::{Principal, RejectionKind, VerifyRejection, bearer_token};
 pub use forwarded::{ForwardedError, ForwardedHeaders, ForwardedRequest, HeaderField};
 pub use keys::{JosekitKeyManager, KeyError};
+pub use seal::{KeyEncryptionKey, KeyEncryptionKeyError, SealError, Sealable, Sealed, Sealer};
 pub use server::{AuthServer, StartError};
 pub use store::{EmbeddedStore, OpenStoreError, Store, StoreError, StoreEvent, StoreSettings};
 #[cfg(feature = "redis")]

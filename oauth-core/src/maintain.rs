@@ -6,7 +6,8 @@
 //! one within [`REVOCATION_SYNC_EVERY`] (and with
 //! [`ServerConfig::revocation_max_staleness`](crate::ServerConfig::revocation_max_staleness) set, `/verify` fails
 //! closed when syncs stop succeeding); a key rotated in on a shared store is loaded everywhere within
-//! [`KEY_RELOAD_EVERY`], well before it starts signing; expired records, idle rate-limit entries and unused
+//! [`KEY_RELOAD_EVERY`], well before it starts signing; the signing key is rotated on its schedule (checked every
+//! [`KEY_ROTATION_CHECK_EVERY`]); expired records, idle rate-limit entries and unused
 //! clients do not accumulate. The periods are part of those guarantees, so they live next to them, and an
 //! adapter only has to run the future (`tokio::spawn(async move { auth.maintain().await })`).
 //!
@@ -36,12 +37,18 @@ pub const COLLECT_EVERY: Duration = Duration::from_secs(3600);
 /// [`ServerConfig::key_activation_delay`](crate::ServerConfig::key_activation_delay) of 30 s, so a rotated-in
 /// key is loaded everywhere before it signs.
 pub const KEY_RELOAD_EVERY: Duration = Duration::from_secs(10);
+/// How often an instance checks whether a scheduled signing-key rotation
+/// ([`ServerConfig::signing_key_rotation`](crate::ServerConfig::signing_key_rotation)) is due (half the period
+/// for periods shorter than two of these, but at least once a second): the rotation happens at most this long
+/// after it falls due.
+pub const KEY_ROTATION_CHECK_EVERY: Duration = Duration::from_secs(60);
 
 impl AuthServer {
     /// Runs the housekeeping (see the [module documentation](crate::maintain)) until the future is dropped:
     /// revocation sync every [`REVOCATION_SYNC_EVERY`], purge of expired records, rate-limit tidying, collection
-    /// of unused clients and, on a store shared by several instances, the store's announcements and a periodic
-    /// key reload. Failures are logged and retried on the next tick.
+    /// of unused clients, the scheduled signing-key rotation ([`AuthServer::rotate_keys_if_due`]) and, on a
+    /// store shared by several instances, the store's announcements and a periodic key reload. Failures are
+    /// logged and retried on the next tick.
     ///
     /// Needs a tokio runtime with the time driver enabled.
     pub async fn maintain(&self) {
@@ -51,6 +58,12 @@ impl AuthServer {
         let mut purge = interval(PURGE_EVERY);
         let mut keys = interval(KEY_RELOAD_EVERY);
         let mut tidy = interval(TIDY_EVERY);
+        let scheduled = self.config.signing_key_rotation;
+        let mut rotation = interval(scheduled.map_or(KEY_ROTATION_CHECK_EVERY, |period| {
+            KEY_ROTATION_CHECK_EVERY
+                .min(period / 2)
+                .max(Duration::from_secs(1))
+        }));
         // The first collection one period after start, not at start: it walks every registered client, which is
         // work a start (and a restart loop) should not pay.
         let mut collect = interval_at(Instant::now() + COLLECT_EVERY, COLLECT_EVERY);
@@ -71,6 +84,9 @@ impl AuthServer {
                 },
                 _ = keys.tick(), if shared => if let Err(e) = self.reload_keys().await {
                     tracing::warn!(error = %e, "key reload failed");
+                },
+                _ = rotation.tick(), if scheduled.is_some() => if let Err(e) = self.rotate_keys_if_due().await {
+                    tracing::warn!(error = %e, "scheduled signing-key rotation failed");
                 },
                 event = next_event(&mut events) => {
                     let event = match event {

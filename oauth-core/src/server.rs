@@ -11,6 +11,7 @@ use parking_lot::Mutex;
 use crate::clock::Clock;
 use crate::config::{ConfigError, ServerConfig};
 use crate::keys::{JosekitKeyManager, KeyError};
+use crate::seal::Sealer;
 use crate::store::{Store, StoreError, StoreEvent, StoreSettings};
 use crate::upstream::IdentityProvider;
 use crate::verifier::Verifier;
@@ -21,6 +22,10 @@ const UNKNOWN_KID_RELOAD_EVERY: Duration = Duration::from_secs(1);
 
 /// How many clients' last recorded use an instance remembers (about 100 bytes each).
 const NOTED_USE_CAPACITY: usize = 10_000;
+
+/// How long the instance that won the election for a scheduled key rotation has to perform it before another
+/// instance may try (if it failed, the old key simply signs a little longer).
+const ROTATION_CLAIM: Duration = Duration::from_secs(600);
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -47,6 +52,9 @@ pub struct AuthServer {
     /// revocation before deletion, announcements).
     pub(crate) store: Arc<dyn Store>,
     pub(crate) keys: JosekitKeyManager,
+    /// Seals and opens the secrets the store must give back (upstream sessions, the upstream PKCE verifier; the
+    /// key manager holds its own copy for the signing keys).
+    pub(crate) sealer: Sealer,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) verifier: Verifier,
     pub(crate) providers: Vec<Arc<dyn IdentityProvider>>,
@@ -75,21 +83,30 @@ impl std::fmt::Debug for AuthServer {
 
 impl AuthServer {
     /// Validates the configuration, loads (or on first start generates and persists) the signing keys, and loads
-    /// the revocation log into memory.
+    /// the revocation log into memory. `sealer` holds the key-encryption key(s) that seal the secrets the store
+    /// keeps (see [`Sealer`]); every instance sharing a store needs the same ones, and a persistent store needs
+    /// the same ones at every start. Signing keys it finds unsealed, or sealed with a previous key-encryption
+    /// key, are sealed again with the current one here.
     ///
     /// # Errors
-    /// [`StartError`] naming what is wrong.
+    /// [`StartError`] naming what is wrong; [`StartError::Keys`] with [`KeyError::Sealed`] if a stored signing
+    /// key is sealed with a key-encryption key `sealer` does not hold.
     pub async fn new(
         config: ServerConfig,
         store: Arc<dyn Store>,
+        sealer: Sealer,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, StartError> {
         config.validate().map_err(StartError::Config)?;
         let documents = crate::cimd::ClientDocuments::from_config(&config.client_metadata)
             .map_err(StartError::Config)?;
-        let keys =
-            JosekitKeyManager::load_or_generate(store.as_ref(), config.signing_alg, clock.as_ref())
-                .await?;
+        let keys = JosekitKeyManager::load_or_generate(
+            store.as_ref(),
+            config.signing_alg,
+            &sealer,
+            clock.as_ref(),
+        )
+        .await?;
         let resource_index = crate::resource_index::ResourceIndex::new(&config.resources);
         let throttle = crate::throttle::Throttle::new(&config.rate_limits, Arc::clone(&clock));
         let server = AuthServer {
@@ -98,6 +115,7 @@ impl AuthServer {
             config,
             store,
             keys,
+            sealer,
             clock,
             providers: Vec::new(),
             resource_index,
@@ -118,10 +136,11 @@ impl AuthServer {
     pub async fn open(
         config: ServerConfig,
         settings: &StoreSettings,
+        sealer: Sealer,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, StartError> {
         let store = crate::store::open(settings, Arc::clone(&clock))?;
-        Self::new(config, store, clock).await
+        Self::new(config, store, sealer, clock).await
     }
 
     /// Registers the identity providers users log in with (local users, GitHub, OIDC…). The engine needs them to
@@ -200,6 +219,37 @@ impl AuthServer {
                 self.config.key_activation_delay,
             )
             .await
+    }
+
+    /// Rotates the signing key if [`ServerConfig::signing_key_rotation`] is set and the newest key has signed that
+    /// long; returns the new key's `kid` if this instance rotated. [`AuthServer::maintain`] calls this every
+    /// [`KEY_ROTATION_CHECK_EVERY`](crate::maintain::KEY_ROTATION_CHECK_EVERY).
+    ///
+    /// Instances sharing a store see the rotation fall due at the same moment; the store elects one of them
+    /// (through its atomic counter with a lifetime, the one login regulation counts with), which rotates as
+    /// [`Admin::rotate_keys`](crate::Admin::rotate_keys) does, and the others load the new key as after an
+    /// operator's rotation.
+    ///
+    /// # Errors
+    /// Key or store failures.
+    pub async fn rotate_keys_if_due(&self) -> Result<Option<String>, KeyError> {
+        let Some(every) = self.config.signing_key_rotation else {
+            return Ok(None);
+        };
+        let Some(replaces) = self
+            .keys
+            .rotation_due(self.store.as_ref(), self.clock.as_ref(), every)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let claim = format!("key-rotation:{replaces}");
+        if self.store.count_failure(&claim, ROTATION_CLAIM).await? != 1 {
+            return Ok(None);
+        }
+        let kid = self.rotate_keys().await?;
+        tracing::info!(kid = %kid, "signing key rotated on schedule");
+        Ok(Some(kid))
     }
 
     /// Re-reads the signing keys from the store (after another instance rotated them).

@@ -64,6 +64,12 @@ pub fn config() -> ServerConfig {
     )
 }
 
+/// The key-encryption key of the fixtures: the same in every test and process, so that a store one test server
+/// wrote opens in another.
+pub fn sealer() -> crate::Sealer {
+    crate::Sealer::new(crate::KeyEncryptionKey::from_bytes([0x5e; 32]))
+}
+
 /// A real `redis-server` (the Debian package) on a free loopback port, without persistence unless asked, stopped
 /// by PID when dropped. Tests isolate themselves with [`unique_prefix`].
 ///
@@ -102,6 +108,36 @@ impl RedisServer {
             "--dir".into(),
             dir.display().to_string(),
         ])
+    }
+
+    /// Starts one that keeps nothing on disk until [`RedisServer::save`] asks, then writes its whole dataset
+    /// to `dir/dump.rdb` uncompressed (`--rdbcompression no`): what Redis holds, byte for byte, for tests that
+    /// look for what must not be there.
+    pub fn start_snapshotting(dir: &std::path::Path) -> Self {
+        Self::with_args(vec![
+            "--save".into(),
+            String::new(),
+            "--appendonly".into(),
+            "no".into(),
+            "--rdbcompression".into(),
+            "no".into(),
+            "--dir".into(),
+            dir.display().to_string(),
+            "--dbfilename".into(),
+            "dump.rdb".into(),
+        ])
+    }
+
+    /// Has the server write its dataset (`SAVE`, synchronous) and returns the dump's path, for a server started
+    /// with [`RedisServer::start_snapshotting`].
+    pub fn save(&self, dir: &std::path::Path) -> std::path::PathBuf {
+        use std::io::{Read as _, Write as _};
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", self.port)).expect("redis answers");
+        s.write_all(b"*1\r\n$4\r\nSAVE\r\n").expect("SAVE sent");
+        let mut buf = [0u8; 5];
+        s.read_exact(&mut buf).expect("SAVE answered");
+        assert_eq!(&buf, b"+OK\r\n", "SAVE failed");
+        dir.join("dump.rdb")
     }
 
     fn with_args(args: Vec<String>) -> Self {

@@ -3,7 +3,8 @@
 //! Secrets (client secrets, authorization codes, refresh tokens, registration access tokens, PKCE verifiers, the
 //! handles of pending authorizations) are [`Secret`]s: their `Debug` prints `[redacted]`, they are not `Clone`,
 //! and they are compared only through their [`TokenHash`] in constant time. Only the hash ever reaches a store,
-//! so a leaked database cannot be replayed against the server.
+//! so a leaked database cannot be replayed against the server. (The few secrets the server must read back are
+//! sealed instead: see `seal`.)
 
 use std::fmt;
 
@@ -289,7 +290,8 @@ pub struct Identity {
 ///
 /// # Security
 /// These are the upstream's live credentials: they never leave the server (no token passthrough), are never
-/// logged (`Debug` is redacted), and live only in the grant they belong to.
+/// logged (`Debug` is redacted), and are stored only [`Sealed`](crate::Sealed) (bound to the user's subject), in
+/// the browser session, code and grant they belong to.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UpstreamSession {
     /// The provider's id.
@@ -308,6 +310,10 @@ pub struct UpstreamSession {
     /// [`max_unverified_age`](crate::ServerConfig::max_unverified_age) after it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verified_at: Option<u64>,
+}
+
+impl crate::seal::Sealable for UpstreamSession {
+    const KIND: &'static str = "upstream-session";
 }
 
 impl fmt::Debug for UpstreamSession {

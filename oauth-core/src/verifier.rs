@@ -601,7 +601,9 @@ impl Verifier {
     fn verified_claims(at: &TokenCheck<'_>) -> Result<AccessTokenClaims, &'static str> {
         let map = at.keys.verify(at.token).map_err(|e| match e {
             KeyError::Rejected(why) => why,
-            KeyError::Material(_) | KeyError::Store(_) => "the access token could not be verified",
+            KeyError::Material(_) | KeyError::Store(_) | KeyError::Sealed(_) => {
+                "the access token could not be verified"
+            }
         })?;
         let claims = AccessTokenClaims::from_map(map)?;
         jwt::validate(&claims, at.now, at.leeway, at.issuer, None)

@@ -387,10 +387,15 @@ async fn world(
         ],
     );
     let provider = GithubProvider::new(config(&gh), clock.clone()).unwrap();
-    let server = AuthServer::new(server_config, store, clock.clone())
-        .await
-        .unwrap()
-        .with_providers(vec![Arc::new(provider)]);
+    let server = AuthServer::new(
+        server_config,
+        store,
+        oauth_core::testing::sealer(),
+        clock.clone(),
+    )
+    .await
+    .unwrap()
+    .with_providers(vec![Arc::new(provider)]);
     let registration = serde_json::json!({
         "redirect_uris": [LOOPBACK],
         "token_endpoint_auth_method": "none",

@@ -125,10 +125,15 @@ async fn start_service_with(
     let clock: Arc<dyn Clock> = Arc::new(oauth_core::SystemClock);
     let store: Arc<dyn Store> = Arc::new(EmbeddedStore::in_memory(clock.clone()).unwrap());
     let providers = forwardauth_svc::state::build_providers(&config, clock.clone()).unwrap();
-    let auth = AuthServer::new(config.server.clone(), store.clone(), clock)
-        .await
-        .unwrap()
-        .with_providers(providers);
+    let auth = AuthServer::new(
+        config.server.clone(),
+        store.clone(),
+        oauth_core::testing::sealer(),
+        clock,
+    )
+    .await
+    .unwrap()
+    .with_providers(providers);
     let state = forwardauth_svc::AppState::with_auth(&config, Arc::new(auth)).unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(forwardauth_svc::serve(state, listener, async move {
@@ -691,6 +696,14 @@ async fn grant_of(svc: &Service, tokens: &Value) -> oauth_core::store::GrantReco
     svc.store.grant(grant_id).await.unwrap().unwrap()
 }
 
+/// The upstream session the grant of `tokens` holds, opened with the service's key-encryption key.
+async fn upstream_of(svc: &Service, tokens: &Value) -> oauth_core::UpstreamSession {
+    let grant = grant_of(svc, tokens).await;
+    oauth_core::testing::sealer()
+        .open(grant.upstream.as_ref().unwrap(), &grant.identity.subject)
+        .unwrap()
+}
+
 fn refused(description: &str) -> (u16, Value) {
     (
         400,
@@ -710,7 +723,7 @@ async fn removed_from_the_group_upstream_loses_access_at_the_next_refresh_throug
     let (svc, up) = start_service_with(|i| i.to_owned(), staff_only(), setup).await;
     let (client_id, t0) = logged_in(&svc, "alice").await;
     assert_eq!(verify_status(&svc, &t0).await, 200);
-    let held = grant_of(&svc, &t0).await.upstream.unwrap();
+    let held = upstream_of(&svc, &t0).await;
     assert!(
         held.refresh_token.is_some(),
         "offline_access (with prompt=consent) brought an upstream refresh token"
@@ -723,7 +736,7 @@ async fn removed_from_the_group_upstream_loses_access_at_the_next_refresh_throug
         claims(t1["access_token"].as_str().unwrap())["groups"],
         json!(["staff"])
     );
-    let renewed = grant_of(&svc, &t1).await.upstream.unwrap();
+    let renewed = upstream_of(&svc, &t1).await;
     assert!(
         renewed.expires_at > held.expires_at,
         "a new upstream access token: {:?} after {:?}",
@@ -750,7 +763,7 @@ async fn removed_from_every_group_upstream_loses_access_at_the_next_refresh_thro
     let (client_id, t0) = logged_in(&svc, "alice").await;
     assert_eq!(verify_status(&svc, &t0).await, 200);
     assert_eq!(
-        grant_of(&svc, &t0).await.upstream.unwrap().refresh_token,
+        upstream_of(&svc, &t0).await.refresh_token,
         None,
         "no offline_access asked for, no upstream refresh token"
     );
@@ -773,12 +786,7 @@ async fn without_an_upstream_refresh_token_an_expired_upstream_session_ends_the_
     let (svc, up) = start_service_with(|i| i.to_owned(), staff_only(), setup).await;
     let (client_a, a0) = logged_in(&svc, "alice").await;
     let (client_b, b0) = logged_in(&svc, "alice").await;
-    let vouched = grant_of(&svc, &a0)
-        .await
-        .upstream
-        .unwrap()
-        .verified_at
-        .unwrap();
+    let vouched = upstream_of(&svc, &a0).await.verified_at.unwrap();
     set_groups(&up, "alice", json!(["guests"])).await;
     // The upstream access token has expired and there is no refresh token: the provider cannot be asked, so
     // alice's identity from the login stands (the change at the provider goes unseen), but only until

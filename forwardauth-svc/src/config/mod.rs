@@ -17,7 +17,7 @@
 //! |---|---|---|
 //! | this one | `listen`, `issuer`, `log_format`, `scopes`, `default_scopes`; the order of the stages | [`Config`] |
 //! | `source` | the TOML text, the environment; where each value came from | the [`ConfigError`] that names it |
-//! | `store` | `[store]` | [`StoreConfig`] |
+//! | `store` | `[store]` | [`StoreConfig`], [`KeyEncryptionConfig`] |
 //! | `tokens` | `[tokens]` | lifetimes and signing algorithm of the `ServerConfig` |
 //! | `registration` | `[registration]` | the `ServerConfig`'s registration policy |
 //! | `resources` | `[[resources]]`, `[policy]` | `ResourceConfig`s and `AccessPolicy`s |
@@ -53,6 +53,12 @@
 //! # key_prefix = "forwardauth"        # default "forwardauth"; every key starts with it
 //! # pool_size = 16                    # pooled connections per instance; default 16
 //! # timeout_ms = 2000                 # bound on every Redis operation; default 2000
+//! # The key-encryption key that seals the signing keys and upstream tokens in the store (README "Security
+//! # notes"): a file holding the base64 of 32 random bytes (`openssl rand -base64 32`), or
+//! # FORWARDAUTH_KEY_ENCRYPTION_KEY. Required with redis (every instance needs the same one). Embedded default:
+//! # generated on first start beside the store file, as `<path>.kek` (mode 0600).
+//! # key_encryption_key_file = "secrets/kek"
+//! # key_encryption_key_previous_files = ["secrets/kek.old"] # still open what they sealed (key rotation)
 //!
 //! [tokens]                            # lifetimes in seconds; the values shown are the defaults
 //! access_token_ttl_secs = 3600
@@ -65,6 +71,7 @@
 //!                                     # after the provider last vouched for them: refused with invalid_grant
 //! consent_ttl_secs = 7776000
 //! signing_alg = "ES256"               # "ES256" (default), "RS256" or "EdDSA"
+//! signing_key_rotation_secs = 2592000 # a new signing key this often, while running; 0 = only `keys rotate`
 //!
 //! [registration]                      # dynamic client registration (RFC 7591)
 //! initial_access_tokens = ["change-me-to-a-long-random-string"] # if set, POST /register needs one (only hashes are kept)
@@ -196,6 +203,8 @@
 //! | `FORWARDAUTH_STORE_BACKEND` | `store.backend` |
 //! | `FORWARDAUTH_STORE_PATH` | `store.path` |
 //! | `FORWARDAUTH_REDIS_URL` | `store.url` (keeps a password out of the file) |
+//! | `FORWARDAUTH_KEY_ENCRYPTION_KEY` | `store.key_encryption_key_file` (the key itself, base64 of 32 bytes) |
+//! | `FORWARDAUTH_KEY_ENCRYPTION_KEY_PREVIOUS` | `store.key_encryption_key_previous_files` (keys, comma-separated) |
 //! | `FORWARDAUTH_LOG_FORMAT` | `log_format` |
 //! | `FORWARDAUTH_USERS_FILE` | `users.file` |
 //! | `FORWARDAUTH_INITIAL_ACCESS_TOKEN` | `registration.initial_access_tokens` (one token) |
@@ -226,7 +235,8 @@ pub use gate::{GateConfig, IdentityHeaders};
 pub use providers::ProviderConfig;
 pub use registration::ENV_INITIAL_ACCESS_TOKEN;
 pub use store::{
-    ENV_REDIS_URL, ENV_STORE_BACKEND, ENV_STORE_PATH, REDIS_KEY_ACTIVATION_DELAY,
+    ENV_KEY_ENCRYPTION_KEY, ENV_KEY_ENCRYPTION_KEY_PREVIOUS, ENV_REDIS_URL, ENV_STORE_BACKEND,
+    ENV_STORE_PATH, KeyEncryptionConfig, REDIS_KEY_ACTIVATION_DELAY,
     REDIS_REVOCATION_MAX_STALENESS, RedisStoreConfig, RedisUrl, StoreConfig,
 };
 pub use users::ENV_USERS_FILE;
@@ -245,6 +255,8 @@ pub struct Config {
     pub server: ServerConfig,
     /// The store backend.
     pub store: StoreConfig,
+    /// The key-encryption keys that seal the store's secrets (see [`crate::state::sealer`]).
+    pub key_encryption: KeyEncryptionConfig,
     /// Local users (from the users file).
     pub users: Vec<LocalUser>,
     /// Upstream identity providers, in the order the chooser shows them.
@@ -272,6 +284,7 @@ impl Config {
                 path: PathBuf::from("data/oauth.redb"),
                 cache_bytes: oauth_core::store::EMBEDDED_CACHE_BYTES,
             },
+            key_encryption: KeyEncryptionConfig::default(),
             users: Vec::new(),
             providers: Vec::new(),
             gate: GateConfig::default(),
@@ -473,7 +486,7 @@ impl RawConfig {
         )? {
             config.log_format = f;
         }
-        config.store = store::store_config(&ctx, self.store)?;
+        (config.store, config.key_encryption) = store::store_config(&ctx, self.store)?;
         config.providers = providers::providers(&ctx, self.providers)?;
         let known = resources::Providers {
             ids: std::iter::once("local".to_owned())

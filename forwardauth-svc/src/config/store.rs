@@ -1,15 +1,25 @@
 //! `[store]`: which backend keeps the engine's state (the embedded file, memory, or a shared Redis), with the
-//! `FORWARDAUTH_STORE_*` and `FORWARDAUTH_REDIS_URL` overrides.
+//! `FORWARDAUTH_STORE_*` and `FORWARDAUTH_REDIS_URL` overrides; and the key-encryption key that seals the secrets
+//! the store must give back (signing keys, upstream tokens), with `FORWARDAUTH_KEY_ENCRYPTION_KEY` and
+//! `FORWARDAUTH_KEY_ENCRYPTION_KEY_PREVIOUS`.
 //!
 //! Keys that belong to another backend are refused rather than ignored: a `path` next to `backend = "redis"` is
 //! more likely a mistake than an intent. The Redis URL may hold a password, so no message quotes it and its
 //! `Debug` is redacted.
+//!
+//! The key-encryption key is read here, at load, so that a missing or malformed key is a configuration error
+//! naming the key and the file (or the variable); no message quotes key material, and its `Debug` shows only the
+//! key's id. Without one, the embedded store gets a key generated beside its file on first start (see
+//! [`crate::state::sealer`]) and the memory store a key of its own; Redis is shared by several instances, which
+//! must all hold the same key, so there it must be configured.
 
 use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::Deserialize;
+
+use oauth_core::KeyEncryptionKey;
 
 use super::ConfigError;
 use super::source::{AT_LEAST_ONE, Ctx, GREATER_THAN_ZERO, Origin, SecretString};
@@ -70,6 +80,23 @@ pub const ENV_STORE_BACKEND: &str = "FORWARDAUTH_STORE_BACKEND";
 /// Overrides `store.url`.
 pub const ENV_REDIS_URL: &str = "FORWARDAUTH_REDIS_URL";
 
+/// The key-encryption key itself (base64 of 32 bytes); overrides `store.key_encryption_key_file`.
+pub const ENV_KEY_ENCRYPTION_KEY: &str = "FORWARDAUTH_KEY_ENCRYPTION_KEY";
+
+/// Previous key-encryption keys (base64, comma-separated); overrides `store.key_encryption_key_previous_files`.
+pub const ENV_KEY_ENCRYPTION_KEY_PREVIOUS: &str = "FORWARDAUTH_KEY_ENCRYPTION_KEY_PREVIOUS";
+
+/// The key-encryption keys the configuration names. `Debug` shows their ids only.
+#[derive(Clone, Debug, Default)]
+#[non_exhaustive]
+pub struct KeyEncryptionConfig {
+    /// The key that seals, from `store.key_encryption_key_file` or [`ENV_KEY_ENCRYPTION_KEY`]. `None`: the
+    /// embedded store's generated key file, or (memory store) a key for this process only.
+    pub current: Option<KeyEncryptionKey>,
+    /// Keys that still open what they sealed (during a rotation of the key-encryption key).
+    pub previous: Vec<KeyEncryptionKey>,
+}
+
 /// The largest `store.cache_mib`: 64 GiB.
 const MAX_CACHE_MIB: u64 = 65_536;
 
@@ -83,9 +110,71 @@ pub(super) struct RawStore {
     pool_size: Option<usize>,
     timeout_ms: Option<u64>,
     cache_mib: Option<u64>,
+    key_encryption_key_file: Option<PathBuf>,
+    key_encryption_key_previous_files: Option<Vec<PathBuf>>,
 }
 
-pub(super) fn store_config(ctx: &Ctx<'_>, raw: RawStore) -> Result<StoreConfig, ConfigError> {
+/// The store and the key-encryption keys.
+pub(super) fn store_config(
+    ctx: &Ctx<'_>,
+    mut raw: RawStore,
+) -> Result<(StoreConfig, KeyEncryptionConfig), ConfigError> {
+    let current_file = raw.key_encryption_key_file.take();
+    let previous_files = raw.key_encryption_key_previous_files.take();
+    let store = backend_config(ctx, raw)?;
+    let keys = key_encryption(ctx, current_file, previous_files)?;
+    if matches!(store, StoreConfig::Redis(_)) && keys.current.is_none() {
+        return Err(ctx.invalid(
+            "store.key_encryption_key_file",
+            format!(
+                "backend = \"redis\" needs a key-encryption key that every instance shares (a file holding the base64 of 32 random bytes, or {ENV_KEY_ENCRYPTION_KEY})"
+            ),
+        ));
+    }
+    Ok((store, keys))
+}
+
+/// Reads the key-encryption keys from the environment, else from the files the configuration names.
+fn key_encryption(
+    ctx: &Ctx<'_>,
+    current_file: Option<PathBuf>,
+    previous_files: Option<Vec<PathBuf>>,
+) -> Result<KeyEncryptionConfig, ConfigError> {
+    let from_file = |key: &str, path: &PathBuf| -> Result<KeyEncryptionKey, ConfigError> {
+        let path = ctx.base.join(path);
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| ctx.invalid(key, format!("cannot read {}: {e}", path.display())))?;
+        KeyEncryptionKey::from_base64(&text)
+            .map_err(|e| ctx.invalid(key, format!("{}: {e}", path.display())))
+    };
+    let from_env = |var: &'static str, text: &str| {
+        KeyEncryptionKey::from_base64(text).map_err(|e| ConfigError::Env {
+            var,
+            reason: e.to_string(),
+        })
+    };
+    let current = match (ctx.var(ENV_KEY_ENCRYPTION_KEY), &current_file) {
+        (Some(v), _) => Some(from_env(ENV_KEY_ENCRYPTION_KEY, &v)?),
+        (None, Some(p)) => Some(from_file("store.key_encryption_key_file", p)?),
+        (None, None) => None,
+    };
+    let previous = match (ctx.var(ENV_KEY_ENCRYPTION_KEY_PREVIOUS), previous_files) {
+        (Some(v), _) => v
+            .split(',')
+            .filter(|k| !k.trim().is_empty())
+            .map(|k| from_env(ENV_KEY_ENCRYPTION_KEY_PREVIOUS, k))
+            .collect::<Result<Vec<_>, _>>()?,
+        (None, Some(files)) => files
+            .iter()
+            .enumerate()
+            .map(|(i, p)| from_file(&format!("store.key_encryption_key_previous_files[{i}]"), p))
+            .collect::<Result<Vec<_>, _>>()?,
+        (None, None) => Vec::new(),
+    };
+    Ok(KeyEncryptionConfig { current, previous })
+}
+
+fn backend_config(ctx: &Ctx<'_>, raw: RawStore) -> Result<StoreConfig, ConfigError> {
     let backend = ctx
         .setting(
             ENV_STORE_BACKEND,

@@ -22,6 +22,7 @@ pub(super) struct RawTokens {
     max_unverified_age_secs: Option<u64>,
     consent_ttl_secs: Option<u64>,
     signing_alg: Option<String>,
+    signing_key_rotation_secs: Option<u64>,
 }
 
 pub(super) fn apply_tokens(
@@ -63,6 +64,9 @@ pub(super) fn apply_tokens(
     )?;
     if let Some(s) = raw.refresh_grace_secs {
         server.refresh_grace = Duration::from_secs(s);
+    }
+    if let Some(s) = raw.signing_key_rotation_secs {
+        server.signing_key_rotation = (s > 0).then(|| Duration::from_secs(s));
     }
     if let Some(alg) = raw.signing_alg {
         server.signing_alg = SigningAlg::from_name(&alg).ok_or_else(|| {

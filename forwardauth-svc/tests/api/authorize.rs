@@ -295,10 +295,15 @@ async fn several_providers_show_a_chooser_with_the_password_form() {
     let clock = std::sync::Arc::new(oauth_core::SystemClock);
     let store = std::sync::Arc::new(oauth_core::EmbeddedStore::in_memory(clock.clone()).unwrap());
     let providers = forwardauth_svc::state::build_providers(&config, clock.clone()).unwrap();
-    let auth = oauth_core::AuthServer::new(config.server.clone(), store, clock)
-        .await
-        .unwrap()
-        .with_providers(providers);
+    let auth = oauth_core::AuthServer::new(
+        config.server.clone(),
+        store,
+        oauth_core::testing::sealer(),
+        clock,
+    )
+    .await
+    .unwrap()
+    .with_providers(providers);
     let state = forwardauth_svc::AppState::with_auth(&config, std::sync::Arc::new(auth)).unwrap();
     let app = app_with(state).await;
     let client = register(&app, json!({})).await;

@@ -52,11 +52,16 @@ async fn setup() -> Setup {
     let clock = Arc::new(SystemClock);
     let store = Arc::new(EmbeddedStore::in_memory(clock.clone()).unwrap());
     let providers = forwardauth_svc::state::build_providers(&config, clock.clone()).unwrap();
-    let auth = AuthServer::new(config.server.clone(), store, clock)
-        .await
-        .unwrap()
-        .with_providers(providers)
-        .with_client_document_fetcher(Arc::new(fetcher));
+    let auth = AuthServer::new(
+        config.server.clone(),
+        store,
+        oauth_core::testing::sealer(),
+        clock,
+    )
+    .await
+    .unwrap()
+    .with_providers(providers)
+    .with_client_document_fetcher(Arc::new(fetcher));
     Setup {
         state: AppState::with_auth(&config, Arc::new(auth)).unwrap(),
         docs,

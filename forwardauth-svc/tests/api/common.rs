@@ -68,10 +68,15 @@ pub async fn state_with(config: Config) -> AppState {
     let store = Arc::new(EmbeddedStore::in_memory(clock.clone()).unwrap());
     let providers = forwardauth_svc::state::build_providers(&config, clock.clone()).unwrap();
     let auth = Arc::new(
-        AuthServer::new(config.server.clone(), store, clock)
-            .await
-            .unwrap()
-            .with_providers(providers),
+        AuthServer::new(
+            config.server.clone(),
+            store,
+            oauth_core::testing::sealer(),
+            clock,
+        )
+        .await
+        .unwrap()
+        .with_providers(providers),
     );
     AppState::with_auth(&config, auth).unwrap()
 }

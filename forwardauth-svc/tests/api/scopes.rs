@@ -32,10 +32,15 @@ async fn state_on(
 ) -> forwardauth_svc::AppState {
     let clock = Arc::new(SystemClock);
     let providers = forwardauth_svc::state::build_providers(config, clock.clone()).unwrap();
-    let auth = AuthServer::new(config.server.clone(), store, clock)
-        .await
-        .unwrap()
-        .with_providers(providers);
+    let auth = AuthServer::new(
+        config.server.clone(),
+        store,
+        oauth_core::testing::sealer(),
+        clock,
+    )
+    .await
+    .unwrap()
+    .with_providers(providers);
     forwardauth_svc::AppState::with_auth(config, Arc::new(auth)).unwrap()
 }
 

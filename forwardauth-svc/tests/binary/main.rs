@@ -413,13 +413,29 @@ async fn acknowledged_writes_survive_kill_9_and_a_refresh_is_never_half_done() {
     let forwardauth_svc::config::StoreConfig::Embedded { path, .. } = &config.store else {
         panic!("the test configures the embedded store")
     };
+    // The store file and the key-encryption key the first start generated beside it: both its owner's only.
+    #[cfg(unix)]
+    for file in [
+        path.clone(),
+        forwardauth_svc::state::generated_key_path(path),
+    ] {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{}", file.display());
+    }
     let store: Arc<dyn oauth_core::Store> =
         Arc::new(oauth_core::EmbeddedStore::open(path, clock.clone()).unwrap());
     let providers = forwardauth_svc::state::build_providers(&config, clock.clone()).unwrap();
-    let auth = oauth_core::AuthServer::new(config.server.clone(), store.clone(), clock)
-        .await
-        .unwrap()
-        .with_providers(providers);
+    let auth = oauth_core::AuthServer::new(
+        config.server.clone(),
+        store.clone(),
+        // The key the binary generated beside the store on its first start.
+        forwardauth_svc::state::sealer(&config).unwrap(),
+        clock,
+    )
+    .await
+    .unwrap()
+    .with_providers(providers);
     let mut missing = Vec::new();
     for id in &registered {
         if store.client(id).await.unwrap().is_none() {

@@ -37,11 +37,23 @@ fn password_hash() -> &'static str {
     HASH.get_or_init(|| LocalUsers::hash_password("wonderland").unwrap())
 }
 
+/// The key-encryption key every instance of a deployment shares (in `dir/kek`).
+fn deployment_key() -> oauth_core::KeyEncryptionKey {
+    oauth_core::KeyEncryptionKey::from_bytes([0x42; 32])
+}
+
 /// The configuration every instance of a deployment shares, loaded as a file would be.
 fn config(dir: &Path, redis_url: &str, prefix: &str) -> Config {
+    config_with(dir, redis_url, prefix, "", "")
+}
+
+/// [`config`] with more `[store]` and `[tokens]` lines.
+fn config_with(dir: &Path, redis_url: &str, prefix: &str, store: &str, tokens: &str) -> Config {
     let path = dir.join("config.toml");
+    std::fs::write(dir.join("kek"), deployment_key().expose_base64()).unwrap();
     let text = format!(
         "issuer = \"{ISSUER}\"\n[store]\nbackend = \"redis\"\nurl = \"{redis_url}\"\nkey_prefix = \"{prefix}\"\ntimeout_ms = 500\n\
+         key_encryption_key_file = \"kek\"\n{store}\n[tokens]\n{tokens}\n\
          [[resources]]\nresource = \"{MCP}\"\nscopes = [\"mcp\"]\nrequired_scopes = [\"mcp\"]\n"
     );
     std::fs::write(&path, &text).unwrap();
@@ -551,10 +563,26 @@ async fn export_from_the_embedded_store_and_import_into_redis_round_trips_client
     let embedded: Arc<dyn Store> =
         Arc::new(EmbeddedStore::open(dir.path().join("oauth.redb"), clock.clone()).unwrap());
     let redis = RedisServer::start();
-    let config = config(dir.path(), &redis.url(), &unique_prefix("moved"));
-    let one = AuthServer::new(config.server.clone(), embedded.clone(), clock.clone())
-        .await
-        .unwrap();
+    // The machine's own key-encryption key, which the deployment on Redis lists as a previous key to import
+    // what it sealed.
+    let machine_key = oauth_core::KeyEncryptionKey::from_bytes([0x17; 32]);
+    std::fs::write(dir.path().join("machine.kek"), machine_key.expose_base64()).unwrap();
+    let prefix = unique_prefix("moved");
+    let config = config_with(
+        dir.path(),
+        &redis.url(),
+        &prefix,
+        "key_encryption_key_previous_files = [\"machine.kek\"]",
+        "",
+    );
+    let one = AuthServer::new(
+        config.server.clone(),
+        embedded.clone(),
+        oauth_core::Sealer::new(machine_key.clone()),
+        clock.clone(),
+    )
+    .await
+    .unwrap();
     for name in ["first", "second"] {
         let body = json!({"redirect_uris": [REDIRECT], "client_name": name, "token_endpoint_auth_method": "none"});
         one.register(body.to_string().as_bytes(), None)
@@ -581,9 +609,43 @@ async fn export_from_the_embedded_store_and_import_into_redis_round_trips_client
         "an existing file is never overwritten"
     );
 
+    // The export holds the private keys sealed, as the store does.
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert!(!text.contains("\\\"d\\\""), "no JWK in clear: {text}");
+    assert_eq!(
+        text.matches(&format!("sealed:v1:{}:", machine_key.id()))
+            .count(),
+        2
+    );
+
+    // Without the machine's key, the deployment cannot open them: the message says what to configure.
+    let unkeyed = self::config(dir.path(), &redis.url(), &prefix);
+    let refused = StoreTransfer::open(
+        &forwardauth_svc::state::store_settings(&unkeyed.store),
+        forwardauth_svc::state::sealer(&unkeyed).unwrap(),
+        clock.clone(),
+    )
+    .unwrap();
+    let err = forwardauth_svc::transfer::import(&refused, &file)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains(&format!("key-encryption key `{}`", machine_key.id()))
+            && err.ends_with(
+                "configure the exporting store's key-encryption key as a previous key to import it"
+            ),
+        "{err}"
+    );
+
     // The target through the service's own settings, as `store import` opens it.
     let settings = forwardauth_svc::state::store_settings(&config.store);
-    let target = StoreTransfer::open(&settings, clock.clone()).unwrap();
+    let target = StoreTransfer::open(
+        &settings,
+        forwardauth_svc::state::sealer(&config).unwrap(),
+        clock.clone(),
+    )
+    .unwrap();
     let imported = forwardauth_svc::transfer::import(&target, &file)
         .await
         .unwrap();
@@ -604,8 +666,22 @@ async fn export_from_the_embedded_store_and_import_into_redis_round_trips_client
         v.sort_by(|a, b| a.client_id.cmp(&b.client_id));
         v
     };
-    let sorted_keys = |mut v: Vec<oauth_core::store::KeyRecord>| {
-        v.sort_by(|a, b| a.kid.cmp(&b.kid));
+    // The same keys, sealed now with the deployment's key-encryption key.
+    let sorted_keys = |v: &[oauth_core::store::KeyRecord], sealed_with: &str| {
+        let mut v: Vec<_> = v
+            .iter()
+            .map(|k| {
+                assert_eq!(k.private_jwk.key_id(), Some(sealed_with));
+                (
+                    k.kid.clone(),
+                    k.alg.clone(),
+                    k.created_at,
+                    k.retired_at,
+                    k.publish_until,
+                )
+            })
+            .collect();
+        v.sort();
         v
     };
     let moved_out = target.export().await.unwrap();
@@ -614,8 +690,8 @@ async fn export_from_the_embedded_store_and_import_into_redis_round_trips_client
         sorted_clients(embedded.list_clients().await.unwrap())
     );
     assert_eq!(
-        sorted_keys(moved_out.keys().to_vec()),
-        sorted_keys(embedded.keys().await.unwrap())
+        sorted_keys(moved_out.keys(), deployment_key().id()),
+        sorted_keys(&embedded.keys().await.unwrap(), machine_key.id())
     );
     assert_eq!(moved_out.revocations()[0].id, "some-grant");
     // An instance on Redis now signs with the same key and publishes the same key set.
@@ -625,4 +701,65 @@ async fn export_from_the_embedded_store_and_import_into_redis_round_trips_client
         one.jwks(),
         "the same keys, published in the same order"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scheduled_signing_key_rotation_happens_once_and_every_instance_publishes_the_new_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let redis = RedisServer::start();
+    let config = config_with(
+        dir.path(),
+        &redis.url(),
+        &unique_prefix("rotation"),
+        "",
+        "signing_key_rotation_secs = 2",
+    );
+    let a = instance(&config).await;
+    let b = instance(&config).await;
+    let first = a.auth.admin().keys().await.unwrap();
+    assert_eq!(first.len(), 1);
+    // Due two seconds after the first key started; both instances check every second; one of them rotates.
+    let started = Instant::now();
+    let keys = loop {
+        let keys = a.auth.admin().keys().await.unwrap();
+        if keys.len() > 1 || started.elapsed() > Duration::from_secs(10) {
+            break keys;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(keys.len(), 2, "rotated on schedule: {keys:?}");
+    let fresh = keys[1].clone();
+    assert_eq!(fresh.sealed_with.as_deref(), Some(deployment_key().id()));
+    // Published everywhere before it signs: the Redis deployment's activation delay.
+    assert!(
+        fresh.not_before.is_some_and(|t| t > fresh.created_at),
+        "{fresh:?}"
+    );
+    let http = http();
+    for base in [&a.base, &b.base] {
+        let published = loop {
+            let jwks: Value = http
+                .get(format!("{base}/jwks.json"))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            let kids: Vec<String> = jwks["keys"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|k| k["kid"].as_str().unwrap().to_owned())
+                .collect();
+            if kids.contains(&fresh.kid) || started.elapsed() > Duration::from_secs(15) {
+                break kids;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        assert!(published.contains(&fresh.kid), "{base}: {published:?}");
+    }
+    // Both instances kept checking meanwhile: still one rotation (the next is due after the new key starts).
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(a.auth.admin().keys().await.unwrap().len(), 2);
 }

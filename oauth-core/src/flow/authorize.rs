@@ -471,6 +471,7 @@ impl AuthServer {
         let mut pending = pending;
         pending.scope = choice.granted;
         let code = Secret::generate();
+        let upstream = self.seal_upstream(&identity.subject, upstream.as_ref())?;
         let record = CodeRecord {
             grant_id: random_token(16),
             identity,

@@ -28,7 +28,7 @@ pub struct BrowserSession {
     pub csrf: String,
     /// Who is logged in, if anyone.
     pub identity: Option<Identity>,
-    /// The upstream session of that login, if any.
+    /// The upstream session of that login, if any (opened: the record holds it sealed).
     pub upstream: Option<UpstreamSession>,
     /// When the session ends.
     pub expires_at: u64,
@@ -63,10 +63,14 @@ impl AuthServer {
             self.config.pending_ttl.min(self.config.session_ttl)
         };
         let (identity, upstream) = login.map_or((None, None), |l| (Some(l.identity), l.session));
+        let sealed = match &identity {
+            Some(who) => self.seal_upstream(&who.subject, upstream.as_ref())?,
+            None => None,
+        };
         let record = SessionRecord {
             csrf: random_token(32),
             identity,
-            upstream,
+            upstream: sealed,
             expires_at: self.clock.unix().saturating_add(ttl.as_secs()),
         };
         self.store.put_session(&id.hash(), &record, ttl).await?;
@@ -74,7 +78,7 @@ impl AuthServer {
             id: id.into_exposed(),
             csrf: record.csrf,
             identity: record.identity,
-            upstream: record.upstream,
+            upstream,
             expires_at: record.expires_at,
             is_new: true,
         })
@@ -106,11 +110,15 @@ impl AuthServer {
         if rec.expires_at <= self.clock.unix() {
             return Ok(None);
         }
+        let upstream = match &rec.identity {
+            Some(who) => self.open_upstream(&who.subject, rec.upstream.as_ref())?,
+            None => None,
+        };
         Ok(Some(BrowserSession {
             id: id.to_owned(),
             csrf: rec.csrf,
             identity: rec.identity,
-            upstream: rec.upstream,
+            upstream,
             expires_at: rec.expires_at,
             is_new: false,
         }))

@@ -522,19 +522,17 @@ impl AuthServer {
     /// A provider that cannot be asked ([`Recheck::Unverifiable`], or no provider of that id configured any
     /// more) leaves the last identity standing until `max_unverified_age` after the provider last vouched, and
     /// that point is returned: the grant must not outlive it. Past it the grant ends, as for a user who is gone.
+    /// The upstream session is sealed afresh: with the current key-encryption key, to the subject as it is now.
     async fn recheck(&self, mut grant: GrantRecord) -> Result<(GrantRecord, Option<u64>), Error> {
         let now = self.clock.unix();
-        let provider_id = match &grant.upstream {
+        let mut session = self.open_upstream(&grant.identity.subject, grant.upstream.as_ref())?;
+        let provider_id = match &session {
             Some(u) => Some(u.provider.as_str()),
             None => grant.identity.subject.split_once(':').map(|(p, _)| p),
         };
         let provider = provider_id.and_then(|id| self.provider(id)).cloned();
         let answer = match provider {
-            Some(provider) => {
-                provider
-                    .recheck(&grant.identity, grant.upstream.as_ref())
-                    .await
-            }
+            Some(provider) => provider.recheck(&grant.identity, session.as_ref()).await,
             None => {
                 tracing::info!(subject = %grant.identity.subject, "the user's identity provider is not configured; the identity cannot be re-checked");
                 Ok(Recheck::Unverifiable(None))
@@ -544,17 +542,16 @@ impl AuthServer {
         match answer {
             Ok(Recheck::Current(login)) => {
                 grant.identity = login.identity;
-                if let Some(mut session) = login.session {
-                    session.verified_at = Some(now);
-                    grant.upstream = Some(session);
+                if let Some(mut renewed) = login.session {
+                    renewed.verified_at = Some(now);
+                    session = Some(renewed);
                 }
             }
-            Ok(Recheck::Unverifiable(session)) => {
-                if let Some(session) = session {
-                    grant.upstream = Some(session);
+            Ok(Recheck::Unverifiable(renewed)) => {
+                if let Some(renewed) = renewed {
+                    session = Some(renewed);
                 }
-                let vouched = grant
-                    .upstream
+                let vouched = session
                     .as_ref()
                     .and_then(|s| s.verified_at)
                     .unwrap_or(grant.created_at);
@@ -592,6 +589,7 @@ impl AuthServer {
                 "this user may no longer use this resource; sign in again",
             ));
         }
+        grant.upstream = self.seal_upstream(&grant.identity.subject, session.as_ref())?;
         Ok((grant, unverified_until))
     }
 

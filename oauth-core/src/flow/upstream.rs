@@ -3,7 +3,8 @@
 //!
 //! Before the user leaves for the upstream, the pending MCP authorization is moved under a fresh, single-use
 //! `state` (and the form's handle dies): the record is stored under the state's hash, with our nonce and PKCE
-//! verifier towards the upstream and the hash of the browser session that started the round trip. The callback
+//! verifier towards the upstream (sealed, see [`crate::Sealer`]) and the hash of the browser session that started
+//! the round trip. The callback
 //! must present that state exactly, once, from the same browser (login CSRF); then the upstream answer is
 //! verified by the provider, and the pending authorization is parked again under a new handle for consent.
 //!
@@ -17,9 +18,10 @@ use url::Url;
 use crate::error::{AuthorizeError, ErrorCode, OAuthError};
 use crate::flow::authorize::AuthorizationPrompt;
 use crate::flow::session::BrowserSession;
+use crate::seal::{SealError, Sealed};
 use crate::server::AuthServer;
-use crate::store::{PendingAuthorization, UpstreamBinding};
-use crate::types::{Secret, debug_redacted, random_token};
+use crate::store::{PendingAuthorization, UpstreamBinding, UpstreamVerifier};
+use crate::types::{Secret, UpstreamSession, debug_redacted, random_token};
 use crate::upstream::{Credentials, Login, LoginStart, UpstreamError, UpstreamRequest};
 
 /// The query of the upstream's redirect back to us (RFC 6749 §4.1.2 / §4.1.2.1). `Debug` hides the code and
@@ -92,11 +94,15 @@ impl AuthServer {
             }
             Err(e) => return Err(self.upstream_failed(&pending, &e)),
         };
+        let browser = Secret::new(session.id.as_str()).hash();
         pending.upstream = Some(UpstreamBinding {
             provider: provider_id.to_owned(),
             nonce: request.nonce.clone(),
-            pkce_verifier: request.pkce_verifier.clone(),
-            session: Secret::new(session.id.as_str()).hash(),
+            pkce_verifier: self.sealer.seal(
+                &UpstreamVerifier::new(request.pkce_verifier.as_str()),
+                &browser.to_hex(),
+            )?,
+            session: browser,
             callback_url: callback_url.to_owned(),
         });
         pending.consented = true;
@@ -171,10 +177,13 @@ impl AuthServer {
             .provider(&binding.provider)
             .cloned()
             .ok_or_else(bad_state)?;
+        let verifier = self
+            .sealer
+            .open(&binding.pkce_verifier, &binding.session.to_hex())?;
         let request = UpstreamRequest::new(
             state.to_owned(),
             binding.nonce,
-            binding.pkce_verifier,
+            verifier.into_exposed(),
             binding.callback_url,
         );
         let mut login = provider
@@ -197,6 +206,25 @@ impl AuthServer {
             .await?
             .ok_or_else(bad_state)?;
         Ok((prompt, login))
+    }
+
+    /// An upstream session as the records hold it: sealed with the current key-encryption key, bound to the
+    /// subject it belongs to (so it opens only in a session, code or grant of that user).
+    pub(crate) fn seal_upstream(
+        &self,
+        subject: &str,
+        session: Option<&UpstreamSession>,
+    ) -> Result<Option<Sealed<UpstreamSession>>, SealError> {
+        session.map(|s| self.sealer.seal(s, subject)).transpose()
+    }
+
+    /// The upstream session a record holds for `subject`, opened.
+    pub(crate) fn open_upstream(
+        &self,
+        subject: &str,
+        sealed: Option<&Sealed<UpstreamSession>>,
+    ) -> Result<Option<UpstreamSession>, SealError> {
+        sealed.map(|s| self.sealer.open(s, subject)).transpose()
     }
 
     fn upstream_failed(&self, pending: &PendingAuthorization, e: &UpstreamError) -> AuthorizeError {

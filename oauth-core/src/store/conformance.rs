@@ -18,7 +18,7 @@ use super::{
     PendingAuthorization, PreviousRotation, RefreshChain, Revocation, RevokedKind, SessionRecord,
     Store, StoreError,
 };
-use crate::testing::FixedClock;
+use crate::testing::{FixedClock, sealer};
 use crate::types::{Identity, ScopeSet, TokenHash, UpstreamSession};
 use crate::wire::ClientMetadata;
 
@@ -66,15 +66,36 @@ fn grant(id: &str, client_id: &str, subject: &str) -> GrantRecord {
         resource: "https://mcp.example.com/mcp".into(),
         created_at: 1,
         expires_at: u64::MAX,
-        upstream: Some(UpstreamSession {
-            provider: "github".into(),
-            access_token: "gho_x".into(),
-            refresh_token: None,
-            expires_at: Some(9),
-            verified_at: Some(8),
-        }),
+        upstream: Some(sealed_session(subject)),
         refresh: None,
     }
+}
+
+/// An upstream session sealed for `subject`, the same value at every call (a seal is randomised), so that
+/// fixtures compare equal.
+fn sealed_session(subject: &str) -> crate::Sealed<UpstreamSession> {
+    static SEALED: std::sync::OnceLock<
+        parking_lot::Mutex<std::collections::HashMap<String, crate::Sealed<UpstreamSession>>>,
+    > = std::sync::OnceLock::new();
+    SEALED
+        .get_or_init(Default::default)
+        .lock()
+        .entry(subject.to_owned())
+        .or_insert_with(|| {
+            sealer()
+                .seal(
+                    &UpstreamSession {
+                        provider: "github".into(),
+                        access_token: "gho_x".into(),
+                        refresh_token: None,
+                        expires_at: Some(9),
+                        verified_at: Some(8),
+                    },
+                    subject,
+                )
+                .unwrap()
+        })
+        .clone()
 }
 
 fn chained(id: &str, generation: u64) -> GrantRecord {
@@ -366,13 +387,20 @@ async fn codes(s: &impl Store) {
             ..Identity::default()
         },
         expires_at: u64::MAX,
-        upstream: Some(UpstreamSession {
-            provider: "github".into(),
-            access_token: "gho_y".into(),
-            refresh_token: None,
-            expires_at: None,
-            verified_at: None,
-        }),
+        upstream: Some(
+            sealer()
+                .seal(
+                    &UpstreamSession {
+                        provider: "github".into(),
+                        access_token: "gho_y".into(),
+                        refresh_token: None,
+                        expires_at: None,
+                        verified_at: None,
+                    },
+                    "local:alice",
+                )
+                .unwrap(),
+        ),
     };
     s.put_code(&k, &rec, MIN).await.unwrap();
     assert_eq!(
@@ -533,7 +561,7 @@ async fn keys(s: &impl Store) {
     let k = |kid: &str| KeyRecord {
         kid: kid.into(),
         alg: "ES256".into(),
-        private_jwk: "{}".into(),
+        private_jwk: sealer().seal(&super::PrivateJwk::new("{}"), kid).unwrap(),
         created_at: 1,
         retired_at: None,
         publish_until: None,
@@ -544,10 +572,36 @@ async fn keys(s: &impl Store) {
         !s.put_first_key(&k("k2")).await.unwrap(),
         "only the first instance's key is stored"
     );
-    s.put_key(&k("k3")).await.unwrap();
+    let k3 = k("k3");
+    s.put_key(&k3).await.unwrap();
     let mut kids: Vec<String> = s.keys().await.unwrap().into_iter().map(|k| k.kid).collect();
     kids.sort();
     assert_eq!(kids, vec!["k1", "k3"]);
+    // A sealed private key comes back exactly as it went in (a backend never re-encodes it), and so does a
+    // plaintext one an earlier version stored.
+    let stored = s.keys().await.unwrap();
+    let back = stored.iter().find(|r| r.kid == "k3").unwrap();
+    assert_eq!(back, &k3);
+    assert_eq!(
+        sealer().open(&back.private_jwk, "k3").unwrap().expose(),
+        "{}"
+    );
+    let legacy: KeyRecord = serde_json::from_value(serde_json::json!({
+        "kid": "k4", "alg": "ES256", "private_jwk": "{\"kty\":\"EC\"}", "created_at": 1,
+        "retired_at": null, "publish_until": null
+    }))
+    .unwrap();
+    s.put_key(&legacy).await.unwrap();
+    let back = s
+        .keys()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|r| r.kid == "k4")
+        .unwrap();
+    assert_eq!(back, legacy);
+    assert_eq!(back.private_jwk.key_id(), None);
+    s.delete_key("k4").await.unwrap();
     s.delete_key("k1").await.unwrap();
     assert_eq!(s.keys().await.unwrap().len(), 1);
     s.ping().await.unwrap();

@@ -29,6 +29,12 @@
 //!   the clock, in bounded batches, instead of scanning the store; so purging costs what expired, not what is
 //!   stored, and never pulls the whole file through the cache.
 //!
+//! # File permissions
+//! The file holds every client, grant and (sealed) secret, so it is created readable by its owner only (mode
+//! 0600 on Unix), and a file found with wider permissions is tightened to 0600 when opened. The secrets the
+//! engine must read back are sealed besides (see [`crate::Sealer`]); the mode keeps the rest (who is registered,
+//! who holds grants) private too.
+//!
 //! # Memory
 //! redb caches pages up to a byte budget (its own default is 1 GiB, which a store under a write load fills). The
 //! budget here is [`EMBEDDED_CACHE_BYTES`] unless [`EmbeddedStore::open_with_cache`] says otherwise; nothing else
@@ -106,7 +112,8 @@ impl EmbeddedStore {
         Self::open_with_cache(path, clock, EMBEDDED_CACHE_BYTES)
     }
 
-    /// Opens (or creates) the store file at `path` with a page cache of at most `cache_bytes`.
+    /// Opens (or creates) the store file at `path` with a page cache of at most `cache_bytes`. A new file is
+    /// created with mode 0600; an existing one is set to 0600 once it is open (Unix).
     ///
     /// # Errors
     /// As [`EmbeddedStore::open`].
@@ -115,10 +122,29 @@ impl EmbeddedStore {
         clock: Arc<dyn Clock>,
         cache_bytes: usize,
     ) -> Result<Self, StoreError> {
+        let io = |e: std::io::Error| StoreError::Backend(e.to_string());
+        let mut options = std::fs::OpenOptions::new();
+        options.read(true).write(true).create(true).truncate(false);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt as _;
+            options.mode(0o600);
+        }
+        let file = options.open(path.as_ref()).map_err(io)?;
+        let handle = file.try_clone().map_err(io)?;
         let db = Database::builder()
             .set_cache_size(cache_bytes)
-            .create(path.as_ref())
+            .create_file(file)
             .map_err(backend)?;
+        // Only now, holding redb's lock: a file another process has open is not ours to change.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            handle
+                .set_permissions(std::fs::Permissions::from_mode(0o600))
+                .map_err(io)?;
+        }
+        drop(handle);
         Self::init(db, clock)
     }
 

@@ -3,6 +3,11 @@
 //! # Contract
 //! * Keys derived from secrets are [`TokenHash`]es; a backend never sees a plaintext code, refresh token,
 //!   client secret or registration access token.
+//! * The secrets a flow must read back (private signing keys, upstream tokens, the PKCE verifier towards an
+//!   upstream) are held by the records as [`Sealed`] values, which only a [`Sealer`](crate::Sealer) makes and
+//!   opens: a backend sees ciphertext, and a record cannot be given a plaintext secret by mistake. Only those
+//!   fields are sealed, never a whole record, so ids and the refresh chain stay readable to a backend's own logic
+//!   (the Redis scripts). See [`crate::Sealer`].
 //! * Every write that carries a TTL expires the record after it: a backend must not return an expired record
 //!   (the embedded backend compares against the injected [`Clock`](crate::Clock); Redis uses its own expiry). The
 //!   flows still compare the `expires_at` inside each record with the clock, so a backend whose clock drifts
@@ -40,6 +45,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
+use crate::seal::{Sealable, Sealed};
 use crate::types::{Identity, TokenHash, UpstreamSession, debug_redacted};
 use crate::wire::ClientMetadata;
 
@@ -126,8 +132,8 @@ pub struct UpstreamBinding {
     pub provider: String,
     /// The OIDC nonce sent.
     pub nonce: String,
-    /// Our PKCE verifier towards the upstream.
-    pub pkce_verifier: String,
+    /// Our PKCE verifier towards the upstream, sealed and bound to the hex of `session`.
+    pub pkce_verifier: Sealed<UpstreamVerifier>,
     /// Hash of the browser session that started the round trip; the callback must come from the same browser.
     pub session: TokenHash,
     /// The callback URL used.
@@ -142,6 +148,34 @@ debug_redacted!(UpstreamBinding {
     callback_url,
 });
 
+/// Our PKCE verifier towards an upstream identity provider (RFC 7636), as sealed in an [`UpstreamBinding`].
+/// `Debug` hides it.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct UpstreamVerifier(String);
+
+impl UpstreamVerifier {
+    /// Wraps a verifier.
+    pub fn new(verifier: impl Into<String>) -> Self {
+        UpstreamVerifier(verifier.into())
+    }
+
+    /// The verifier, for the upstream's token request.
+    pub fn into_exposed(self) -> String {
+        self.0
+    }
+}
+
+impl std::fmt::Debug for UpstreamVerifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("UpstreamVerifier([redacted])")
+    }
+}
+
+impl Sealable for UpstreamVerifier {
+    const KIND: &'static str = "upstream-pkce-verifier";
+}
+
 /// An issued authorization code (stored under the code's hash).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CodeRecord {
@@ -153,9 +187,9 @@ pub struct CodeRecord {
     pub identity: Identity,
     /// When the code expires.
     pub expires_at: u64,
-    /// The upstream session of the login, carried into the grant.
+    /// The upstream session of the login, carried into the grant; sealed and bound to `identity.subject`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub upstream: Option<UpstreamSession>,
+    pub upstream: Option<Sealed<UpstreamSession>>,
 }
 
 /// The outcome of [`Store::redeem_code`].
@@ -189,9 +223,9 @@ pub struct GrantRecord {
     pub created_at: u64,
     /// When the grant lapses (the latest refresh token's expiry).
     pub expires_at: u64,
-    /// The upstream session, to re-check the user at each refresh.
+    /// The upstream session, to re-check the user at each refresh; sealed and bound to `identity.subject`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub upstream: Option<UpstreamSession>,
+    pub upstream: Option<Sealed<UpstreamSession>>,
     /// The refresh-token chain, for clients that may refresh.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refresh: Option<RefreshChain>,
@@ -278,8 +312,8 @@ pub struct KeyRecord {
     pub kid: String,
     /// JWS algorithm name.
     pub alg: String,
-    /// The private key as a JWK (JSON).
-    pub private_jwk: String,
+    /// The private key as a JWK, sealed and bound to `kid`.
+    pub private_jwk: Sealed<PrivateJwk>,
     /// When it was created.
     pub created_at: u64,
     /// When it stopped signing; `None` for the active key.
@@ -301,6 +335,33 @@ debug_redacted!(KeyRecord {
     not_before,
 });
 
+/// A private signing key as a JWK (RFC 7517, JSON text), as sealed in a [`KeyRecord`]. `Debug` hides it.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct PrivateJwk(String);
+
+impl PrivateJwk {
+    /// Wraps the JSON text of a private JWK.
+    pub fn new(json: impl Into<String>) -> Self {
+        PrivateJwk(json.into())
+    }
+
+    /// The JSON text.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for PrivateJwk {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PrivateJwk([redacted])")
+    }
+}
+
+impl Sealable for PrivateJwk {
+    const KIND: &'static str = "signing-key";
+}
+
 /// A browser login session at the authorization server (the service's session cookie names it by hash).
 /// `Debug` hides the CSRF token.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -309,9 +370,9 @@ pub struct SessionRecord {
     pub csrf: String,
     /// Who is logged in, once someone is.
     pub identity: Option<Identity>,
-    /// The upstream session of that login, if any.
+    /// The upstream session of that login, if any; sealed and bound to the identity's subject.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub upstream: Option<UpstreamSession>,
+    pub upstream: Option<Sealed<UpstreamSession>>,
     /// When the session ends.
     pub expires_at: u64,
 }
@@ -486,10 +547,13 @@ mod tests {
 
     #[test]
     fn records_holding_secrets_show_that_they_do_but_not_the_secrets() {
+        let sealer = crate::testing::sealer();
         let key = KeyRecord {
             kid: "kid-a".into(),
             alg: "ES256".into(),
-            private_jwk: r#"{"d":"private-value-1"}"#.into(),
+            private_jwk: sealer
+                .seal(&PrivateJwk::new(r#"{"d":"private-value-1"}"#), "kid-a")
+                .unwrap(),
             created_at: 1,
             retired_at: None,
             publish_until: None,
@@ -498,7 +562,9 @@ mod tests {
         let binding = UpstreamBinding {
             provider: "github".into(),
             nonce: "nonce-a".into(),
-            pkce_verifier: "verifier-value-2".into(),
+            pkce_verifier: sealer
+                .seal(&UpstreamVerifier::new("verifier-value-2"), "s")
+                .unwrap(),
             session: TokenHash::of(b"session"),
             callback_url: "https://as.example/callback".into(),
         };

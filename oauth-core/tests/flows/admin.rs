@@ -9,9 +9,14 @@ use crate::common::*;
 
 /// A second engine on the harness's store: it learns of the first one's revocations only by syncing.
 async fn peer(h: &Harness) -> AuthServer {
-    AuthServer::new(testing::config(), h.store.clone(), h.clock.clone())
-        .await
-        .unwrap()
+    AuthServer::new(
+        testing::config(),
+        h.store.clone(),
+        oauth_core::testing::sealer(),
+        h.clock.clone(),
+    )
+    .await
+    .unwrap()
 }
 
 fn bob() -> Identity {
@@ -221,7 +226,8 @@ async fn export_then_import_moves_clients_keys_and_revocations() {
     };
     let clock = FixedClock::new();
     {
-        let target = StoreTransfer::open(&settings, clock.clone()).unwrap();
+        let target =
+            StoreTransfer::open(&settings, oauth_core::testing::sealer(), clock.clone()).unwrap();
         let first = target.import(&export).await.unwrap();
         assert_eq!((first.clients, first.keys, first.revocations), (2, 2, 1));
         let again = target.import(&export).await.unwrap();
@@ -238,9 +244,14 @@ async fn export_then_import_moves_clients_keys_and_revocations() {
     }
 
     // An engine on the target: the same clients and keys, and the revocation travelled with the keys.
-    let moved = AuthServer::open(testing::config(), &settings, clock)
-        .await
-        .unwrap();
+    let moved = AuthServer::open(
+        testing::config(),
+        &settings,
+        oauth_core::testing::sealer(),
+        clock,
+    )
+    .await
+    .unwrap();
     let ids = |v: Vec<oauth_core::store::ClientRecord>| {
         v.into_iter().map(|c| c.client_id).collect::<Vec<_>>()
     };
@@ -274,7 +285,8 @@ async fn an_export_of_another_version_is_refused_before_anything_is_added() {
         path: dir.path().join("oauth.redb"),
         cache_bytes: oauth_core::store::EMBEDDED_CACHE_BYTES,
     };
-    let target = StoreTransfer::open(&settings, FixedClock::new()).unwrap();
+    let target =
+        StoreTransfer::open(&settings, oauth_core::testing::sealer(), FixedClock::new()).unwrap();
     let err = target.import(&export).await.unwrap_err();
     assert_eq!(
         err.to_string(),

@@ -24,9 +24,14 @@ pub async fn harness() -> Harness {
 pub async fn harness_with(config: ServerConfig) -> Harness {
     let clock = FixedClock::new();
     let store: Arc<dyn Store> = Arc::new(EmbeddedStore::in_memory(clock.clone()).unwrap());
-    let server = AuthServer::new(config, store.clone(), clock.clone())
-        .await
-        .unwrap();
+    let server = AuthServer::new(
+        config,
+        store.clone(),
+        oauth_core::testing::sealer(),
+        clock.clone(),
+    )
+    .await
+    .unwrap();
     Harness {
         server,
         clock,

@@ -617,6 +617,7 @@ async fn access_policy_admits_by_user_email_domain_or_group() {
             server: AuthServer::new(
                 gated(AccessPolicy::default(), vec![]),
                 h.store.clone(),
+                oauth_core::testing::sealer(),
                 h.clock.clone(),
             )
             .await

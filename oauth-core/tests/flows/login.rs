@@ -234,9 +234,14 @@ async fn bans_are_shared_through_the_store() {
     // Two engines on one store: a ban earned on one is enforced by the other. (The same on a real Redis is in
     // store_redis.rs.)
     let (a, _) = regulated(Regulation::default()).await;
-    let mut b = oauth_core::AuthServer::new(testing::config(), a.store.clone(), a.clock.clone())
-        .await
-        .unwrap();
+    let mut b = oauth_core::AuthServer::new(
+        testing::config(),
+        a.store.clone(),
+        oauth_core::testing::sealer(),
+        a.clock.clone(),
+    )
+    .await
+    .unwrap();
     b = b.with_providers(vec![
         Arc::new(Counting::default()) as Arc<dyn IdentityProvider>
     ]);

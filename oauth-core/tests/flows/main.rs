@@ -26,6 +26,7 @@ mod recheck;
 mod refresh;
 mod register;
 mod revoke_introspect;
+mod sealed;
 mod session;
 mod store_embedded;
 #[cfg(feature = "redis")]

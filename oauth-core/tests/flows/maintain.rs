@@ -16,9 +16,14 @@ async fn maintain_pulls_another_instances_revocation_within_a_couple_of_seconds(
     let c = public_client(&h).await;
     let t = tokens(&h, &c.client_id, &for_resource()).await;
     let peer = Arc::new(
-        AuthServer::new(testing::config(), h.store.clone(), h.clock.clone())
-            .await
-            .unwrap(),
+        AuthServer::new(
+            testing::config(),
+            h.store.clone(),
+            oauth_core::testing::sealer(),
+            h.clock.clone(),
+        )
+        .await
+        .unwrap(),
     );
     let maintenance = tokio::spawn({
         let peer = Arc::clone(&peer);

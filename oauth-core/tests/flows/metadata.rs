@@ -163,7 +163,7 @@ async fn config_validation_names_the_field() {
     );
     let clock = oauth_core::testing::FixedClock::new();
     let store = std::sync::Arc::new(oauth_core::EmbeddedStore::in_memory(clock.clone()).unwrap());
-    let err = oauth_core::AuthServer::new(c, store, clock)
+    let err = oauth_core::AuthServer::new(c, store, oauth_core::testing::sealer(), clock)
         .await
         .unwrap_err();
     assert_eq!(

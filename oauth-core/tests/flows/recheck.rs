@@ -160,7 +160,7 @@ async fn an_identity_nobody_can_recheck_stands_until_max_unverified_age_after_th
         "the grant's expiry stops where the unverified identity lapses, not 30 days on"
     );
     assert_eq!(
-        grant.upstream.unwrap().verified_at,
+        opened(&grant).verified_at,
         Some(logged_in_at),
         "nobody vouched since the login"
     );
@@ -189,7 +189,7 @@ async fn a_current_answer_renews_the_session_and_the_vouching_and_the_grant_slid
     let t1 = refresh(&h, &client_id, &t0).await;
     let now = h.clock.unix();
     let grant = h.store.grant(&grant_id(&t1)).await.unwrap().unwrap();
-    let session = grant.upstream.unwrap();
+    let session = opened(&grant);
     assert_eq!(session.access_token, "renewed-upstream-token");
     assert_eq!(
         session.verified_at,
@@ -272,4 +272,11 @@ async fn a_grant_whose_provider_is_no_longer_configured_cannot_be_rechecked() {
         created + MAX_UNVERIFIED,
         "without a provider, the grant's creation is the last time anyone vouched"
     );
+}
+
+/// The grant's upstream session, opened with the tests' key-encryption key.
+fn opened(grant: &oauth_core::store::GrantRecord) -> oauth_core::UpstreamSession {
+    oauth_core::testing::sealer()
+        .open(grant.upstream.as_ref().unwrap(), &grant.identity.subject)
+        .unwrap()
 }

@@ -395,10 +395,15 @@ async fn restarted(
     config: oauth_core::ServerConfig,
     providers: Vec<Arc<dyn oauth_core::IdentityProvider>>,
 ) -> Harness {
-    let server = oauth_core::AuthServer::new(config, h.store.clone(), h.clock.clone())
-        .await
-        .unwrap()
-        .with_providers(providers);
+    let server = oauth_core::AuthServer::new(
+        config,
+        h.store.clone(),
+        oauth_core::testing::sealer(),
+        h.clock.clone(),
+    )
+    .await
+    .unwrap()
+    .with_providers(providers);
     Harness {
         server,
         clock: h.clock.clone(),

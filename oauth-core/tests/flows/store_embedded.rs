@@ -32,9 +32,14 @@ async fn a_restart_keeps_clients_keys_refresh_tokens_and_revocations() {
     let (client_id, revoked, live, refresh, kid) = {
         let store: Arc<dyn Store> = Arc::new(EmbeddedStore::open(&path, clock.clone()).unwrap());
         let h = Harness {
-            server: AuthServer::new(testing::config(), store.clone(), clock.clone())
-                .await
-                .unwrap(),
+            server: AuthServer::new(
+                testing::config(),
+                store.clone(),
+                oauth_core::testing::sealer(),
+                clock.clone(),
+            )
+            .await
+            .unwrap(),
             clock: clock.clone(),
             store,
         };
@@ -66,9 +71,14 @@ async fn a_restart_keeps_clients_keys_refresh_tokens_and_revocations() {
     // Everything above is dropped: the file is closed. Open it again.
     let store: Arc<dyn Store> = Arc::new(EmbeddedStore::open(&path, clock.clone()).unwrap());
     let h = Harness {
-        server: AuthServer::new(testing::config(), store.clone(), clock.clone())
-            .await
-            .unwrap(),
+        server: AuthServer::new(
+            testing::config(),
+            store.clone(),
+            oauth_core::testing::sealer(),
+            clock.clone(),
+        )
+        .await
+        .unwrap(),
         clock,
         store,
     };

@@ -28,9 +28,14 @@ async fn harness_on(
 ) -> Harness {
     let store: Arc<dyn Store> = Arc::new(store(server, prefix, clock.clone()));
     Harness {
-        server: AuthServer::new(config, store.clone(), clock.clone())
-            .await
-            .unwrap(),
+        server: AuthServer::new(
+            config,
+            store.clone(),
+            oauth_core::testing::sealer(),
+            clock.clone(),
+        )
+        .await
+        .unwrap(),
         clock,
         store,
     }
@@ -240,7 +245,9 @@ async fn revocations_and_key_changes_are_announced_to_other_stores() {
     a.put_key(&oauth_core::store::KeyRecord {
         kid: "k".into(),
         alg: "ES256".into(),
-        private_jwk: "{}".into(),
+        private_jwk: oauth_core::testing::sealer()
+            .seal(&oauth_core::store::PrivateJwk::new("{}"), "k")
+            .unwrap(),
         created_at: 1,
         retired_at: None,
         publish_until: None,

@@ -210,9 +210,14 @@ async fn wrong_issuer_is_invalid_token() {
     let mut config = testing::config();
     config.issuer = "https://impostor.example.com".into();
     // Same store, so same keys: only the issuer differs.
-    let other = AuthServer::new(config, h.store.clone(), h.clock.clone())
-        .await
-        .unwrap();
+    let other = AuthServer::new(
+        config,
+        h.store.clone(),
+        oauth_core::testing::sealer(),
+        h.clock.clone(),
+    )
+    .await
+    .unwrap();
     let c = public_client(&h).await;
     let q = authorize_query(&c.client_id, LOOPBACK, &for_resource());
     let p = other.authorize(form(&q)).await.unwrap();
@@ -273,9 +278,14 @@ async fn insufficient_scope_is_403_with_the_scope_needed() {
 #[tokio::test]
 async fn revoked_tokens_fail_even_after_a_cache_hit_and_on_other_instances_after_sync() {
     let h = harness().await;
-    let peer = AuthServer::new(testing::config(), h.store.clone(), h.clock.clone())
-        .await
-        .unwrap();
+    let peer = AuthServer::new(
+        testing::config(),
+        h.store.clone(),
+        oauth_core::testing::sealer(),
+        h.clock.clone(),
+    )
+    .await
+    .unwrap();
     let c = public_client(&h).await;
     let t = tokens(&h, &c.client_id, &for_resource()).await;
     h.server
@@ -384,9 +394,14 @@ async fn verification_shares_no_state_between_servers_except_the_store() {
     let h = harness().await;
     let token = valid_token(&h).await;
     let second = Arc::new(
-        AuthServer::new(testing::config(), h.store.clone(), h.clock.clone())
-            .await
-            .unwrap(),
+        AuthServer::new(
+            testing::config(),
+            h.store.clone(),
+            oauth_core::testing::sealer(),
+            h.clock.clone(),
+        )
+        .await
+        .unwrap(),
     );
     second.verify(Some(&bearer(&token)), resource(&h)).unwrap();
 }

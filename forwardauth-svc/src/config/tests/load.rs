@@ -24,6 +24,7 @@ session_ttl_secs = 3600
 max_unverified_age_secs = 1800
 consent_ttl_secs = 7200
 signing_alg = "EdDSA"
+signing_key_rotation_secs = 604800
 
 [registration]
 initial_access_tokens = ["tok-one", "tok-two"]
@@ -104,6 +105,10 @@ scopes = "X-Auth-Scopes"
     assert_eq!(s.max_unverified_age, Duration::from_secs(1800));
     assert_eq!(s.consent_ttl, Duration::from_secs(7200));
     assert_eq!(s.signing_alg, SigningAlg::EdDsa);
+    assert_eq!(
+        s.signing_key_rotation,
+        Some(Duration::from_secs(7 * 24 * 3600))
+    );
     assert_eq!(s.verify_cache_bytes, 64 * 1024 * 1024);
 
     let r = &s.registration;
@@ -213,7 +218,7 @@ fn a_minimal_file_gets_the_defaults() {
 fn an_unknown_key_is_rejected_by_name() {
     Fixture::new(&format!(
         "{MINIMAL}\n[store]\nbackend = \"memory\"\ncolour = \"blue\"\n"
-    )).assert_error("store.colour: unknown field `colour`, expected one of `backend`, `path`, `url`, `key_prefix`, `pool_size`, `timeout_ms`, `cache_mib`");
+    )).assert_error("store.colour: unknown field `colour`, expected one of `backend`, `path`, `url`, `key_prefix`, `pool_size`, `timeout_ms`, `cache_mib`, `key_encryption_key_file`, `key_encryption_key_previous_files`");
 
     Fixture::new(&format!("lisen = \"127.0.0.1:1\"\n{MINIMAL}"))
         .assert_error_starts("lisen: unknown field `lisen`, expected one of `listen`, ");

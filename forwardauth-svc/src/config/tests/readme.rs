@@ -52,7 +52,14 @@ fn every_toml_example_in_the_readme_passes_check_config() {
             "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n",
         );
         let config = f
-            .load_with(&[("KEYCLOAK_CLIENT_SECRET", "from-the-environment")])
+            .load_with(&[
+                ("KEYCLOAK_CLIENT_SECRET", "from-the-environment"),
+                // The Redis example's key file lives in /run/secrets; the variable it names stands in for it.
+                (
+                    "FORWARDAUTH_KEY_ENCRYPTION_KEY",
+                    "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
+                ),
+            ])
             .unwrap_or_else(|e| panic!("README.md line {line}:\n{block}\n{e}"));
         let mut out = Vec::new();
         crate::cli::check_config(&config, &mut out).unwrap();
