@@ -263,6 +263,13 @@ fn is_live(rec: &KeyRecord, now: u64) -> bool {
     rec.publish_until.is_none_or(|until| until > now) && SigningAlg::from_name(&rec.alg).is_some()
 }
 
+/// Whether a plaintext private key in `records` is one to migrate: only in a store from before sealing, where no
+/// key is sealed. Once one is, a plaintext key can only have been written by someone without the key-encryption
+/// key (write access to the store is not the power to add a signing key), and it is ignored, never sealed.
+fn plaintext_is_legacy(records: &[KeyRecord]) -> bool {
+    records.iter().all(|r| r.private_jwk.key_id().is_none())
+}
+
 /// When a key starts signing.
 fn starts(rec: &KeyRecord) -> u64 {
     rec.not_before.unwrap_or(rec.created_at)
@@ -277,10 +284,15 @@ fn build(
     let mut signers = Vec::new();
     let mut verifiers = HashMap::new();
     let mut public = Vec::new();
+    let legacy_allowed = plaintext_is_legacy(records);
     for rec in records.iter().filter(|r| is_live(r, now)) {
         let Some(rec_alg) = SigningAlg::from_name(&rec.alg) else {
             continue;
         };
+        if rec.private_jwk.key_id().is_none() && !legacy_allowed {
+            tracing::warn!(kid = %rec.kid, "a plaintext signing key in a store of sealed keys: ignored (not written with the key-encryption key)");
+            continue;
+        }
         let private = sealer.open(&rec.private_jwk, &rec.kid)?;
         let jwk = Jwk::from_bytes(private.expose().as_bytes()).map_err(material)?;
         verifiers.insert(rec.kid.clone(), verifier(rec_alg, &jwk)?);
@@ -324,10 +336,12 @@ async fn reseal(
     now: u64,
 ) -> Result<usize, KeyError> {
     let mut resealed = 0;
-    for rec in records
-        .iter_mut()
-        .filter(|r| is_live(r, now) && !sealer.is_current(&r.private_jwk))
-    {
+    let legacy_allowed = plaintext_is_legacy(records);
+    for rec in records.iter_mut().filter(|r| {
+        is_live(r, now)
+            && !sealer.is_current(&r.private_jwk)
+            && (legacy_allowed || r.private_jwk.key_id().is_some())
+    }) {
         rec.private_jwk = sealer.reseal(rec.private_jwk.clone(), &rec.kid)?;
         // Onto the record as it is now: another instance may have retired the key since it was read, and only
         // the private half is this write's business.

@@ -721,3 +721,70 @@ async fn maintain_rotates_a_signing_key_that_is_due() {
         "both published"
     );
 }
+
+/// Write access to the store is not the power to add a signing key: once the store's keys are sealed, a plaintext
+/// key written beside them (by someone without the key-encryption key) is neither used, nor published, nor
+/// sealed at the next start.
+#[tokio::test]
+async fn a_plaintext_key_planted_in_a_store_of_sealed_keys_is_ignored_and_never_sealed() {
+    let clock = FixedClock::new();
+    let store: Arc<dyn Store> = Arc::new(EmbeddedStore::in_memory(clock.clone()).unwrap());
+    let corp = Arc::new(Corp::default());
+    let sealer = Sealer::new(kek(1));
+    let h = harness_on(
+        engine(&store, &clock, sealer.clone(), &corp, testing::config()).await,
+        &store,
+        &clock,
+    );
+    let real = store.keys().await.unwrap().remove(0);
+    // The attacker's key: a real key pair of their own, stored in clear under a kid of their choosing and newer
+    // than ours, so that it would sign if it were believed.
+    let mut planted = legacy_key(&real, &sealer);
+    let mut jwk = {
+        use josekit::jwk::KeyPair as _;
+        josekit::jws::ES256
+            .generate_key_pair()
+            .unwrap()
+            .to_jwk_key_pair()
+    };
+    jwk.set_key_id("planted");
+    let mut v = serde_json::to_value(&planted).unwrap();
+    v["kid"] = json!("planted");
+    v["private_jwk"] = json!(jwk.to_string());
+    v["created_at"] = json!(real.created_at + 1);
+    planted = serde_json::from_value(v).unwrap();
+    store.put_key(&planted).await.unwrap();
+
+    for server in [
+        &h.server,
+        &engine(&store, &clock, sealer.clone(), &corp, testing::config()).await,
+    ] {
+        server.reload_keys().await.unwrap();
+        let jwks = server.jwks();
+        let kids: Vec<&str> = jwks["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k["kid"].as_str().unwrap())
+            .collect();
+        assert_eq!(kids, [real.kid.as_str()], "not published");
+    }
+    let stored = store.keys().await.unwrap();
+    let planted_now = stored.iter().find(|k| k.kid == "planted").unwrap();
+    assert_eq!(
+        planted_now.private_jwk.key_id(),
+        None,
+        "never sealed by a start"
+    );
+    let c = public_client(&h).await;
+    let t = upstream_tokens(&h, &c.client_id, corp_user("alice")).await;
+    let header: Value = serde_json::from_slice(
+        &base64::Engine::decode(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+            t.access_token.split('.').next().unwrap(),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(header["kid"], real.kid.as_str(), "signed with our key");
+}
