@@ -83,6 +83,71 @@ impl Drop for Running {
     }
 }
 
+/// An HTTP client that plays a browser through the pages: it keeps cookies and does not follow redirects (the
+/// tests look at each one).
+pub fn browser() -> reqwest::Client {
+    reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// A `Location` header resolved against the URL it answered.
+pub fn absolute(current: &str, location: &str) -> String {
+    url::Url::parse(current)
+        .unwrap()
+        .join(location)
+        .unwrap()
+        .into()
+}
+
+/// A real OpenID Provider: the npm package `oidc-provider` run by `tests/oidc-provider/provider.js` on a free
+/// loopback port (installed by `.ci/run`), killed when dropped.
+#[derive(Debug)]
+pub struct OidcProvider {
+    _process: Running,
+    /// Its issuer, `http://127.0.0.1:<port>`.
+    pub issuer: String,
+}
+
+impl OidcProvider {
+    /// Starts the provider for a client whose redirect URI is `redirect_uri`; its access tokens live
+    /// `access_token_ttl` seconds if given (an hour otherwise).
+    pub async fn start(redirect_uri: &str, access_token_ttl: Option<u64>) -> OidcProvider {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/oidc-provider");
+        assert!(
+            dir.join("node_modules/oidc-provider").exists(),
+            "oidc-provider is not installed: `.ci/run` runs `npm ci --prefix tests/oidc-provider`"
+        );
+        let port = free_port();
+        let mut node = Command::new("node");
+        node.arg(dir.join("provider.js"))
+            .arg(port.to_string())
+            .arg(redirect_uri)
+            .stderr(Stdio::null());
+        if let Some(ttl) = access_token_ttl {
+            node.env("ACCESS_TOKEN_TTL", ttl.to_string());
+        }
+        OidcProvider {
+            _process: Running::start(node, "ready").await,
+            issuer: format!("http://127.0.0.1:{port}"),
+        }
+    }
+
+    /// Sets `user`'s groups at the provider (`null`: no groups claim at all), through the test-only route of
+    /// `provider.js`.
+    pub async fn set_groups(&self, user: &str, groups: Value) {
+        let res = reqwest::Client::new()
+            .put(format!("{}/test/accounts/{user}/groups", self.issuer))
+            .body(groups.to_string())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 204);
+    }
+}
+
 /// The value of the hidden form field `name` in a page: the text after `name="{name}" value="`.
 pub fn field(html: &str, name: &str) -> String {
     quoted_after(html, &format!("name=\"{name}\" value=\""))

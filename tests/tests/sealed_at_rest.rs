@@ -16,43 +16,17 @@
 )]
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
+use std::path::Path;
 use std::sync::Arc;
 
 use forwardauth_svc::config::{Config, RawConfig, StoreConfig};
 use oauth_core::testing::{RedisServer, unique_prefix};
 use oauth_core::{AuthServer, Clock, Sealer, Store};
 use serde_json::{Value, json};
-use test_support::{Running, field, free_port};
-use tokio::process::Command;
+use test_support::{OidcProvider, absolute, browser, field};
 
 const CLIENT_REDIRECT: &str = "http://127.0.0.1:53999/cb";
 const VERIFIER: &str = "dBjftJeZ4CVP-mJ0kaNYgp2zNo1rQa2eyjGa3JiObuEflVasHbR2";
-
-/// The OpenID Provider, killed when dropped.
-struct Upstream {
-    _process: Running,
-    issuer: String,
-}
-
-async fn start_upstream(redirect_uri: &str) -> Upstream {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("oidc-provider");
-    assert!(
-        dir.join("node_modules/oidc-provider").exists(),
-        "oidc-provider is not installed: `.ci/run` runs `npm ci --prefix tests/oidc-provider`"
-    );
-    let port = free_port();
-    let mut node = Command::new("node");
-    node.arg(dir.join("provider.js"))
-        .arg(port.to_string())
-        .arg(redirect_uri)
-        .stderr(Stdio::null());
-    Upstream {
-        _process: Running::start(node, "ready").await,
-        issuer: format!("http://127.0.0.1:{port}"),
-    }
-}
 
 /// The configuration file of the deployment under test, loaded as `forwardauth-svc --config` loads it.
 fn load_config(dir: &Path, base: &str, upstream: &str, store: &str) -> Config {
@@ -106,22 +80,6 @@ async fn start_service(config: &Config, listener: std::net::TcpListener) -> Serv
         stop,
         served,
     }
-}
-
-fn browser() -> reqwest::Client {
-    reqwest::Client::builder()
-        .cookie_store(true)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
-}
-
-fn absolute(current: &str, location: &str) -> String {
-    url::Url::parse(current)
-        .unwrap()
-        .join(location)
-        .unwrap()
-        .into()
 }
 
 /// From our `/authorize` through our consent page (approved before the user leaves), the upstream's login and
@@ -316,7 +274,7 @@ async fn the_embedded_store_file_holds_no_private_key_and_no_upstream_token_in_c
     let dir = tempfile::tempdir().unwrap();
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
-    let upstream = start_upstream(&format!("{base}/callback")).await;
+    let upstream = OidcProvider::start(&format!("{base}/callback"), None).await;
     // The default: no key configured; the first start generates one beside the store.
     let config = load_config(
         dir.path(),
@@ -348,7 +306,7 @@ async fn a_redis_dump_holds_no_private_key_and_no_upstream_token_in_clear() {
     let redis = RedisServer::start_snapshotting(dir.path());
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
-    let upstream = start_upstream(&format!("{base}/callback")).await;
+    let upstream = OidcProvider::start(&format!("{base}/callback"), None).await;
     std::fs::write(
         dir.path().join("kek"),
         oauth_core::KeyEncryptionKey::generate().expose_base64(),

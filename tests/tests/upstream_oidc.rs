@@ -12,8 +12,6 @@
 )]
 
 use std::collections::HashMap;
-use std::path::PathBuf;
-use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -22,39 +20,10 @@ use forwardauth_svc::config::{Config, ProviderConfig, StoreConfig};
 use oauth_core::upstream::{OidcConfig, RefreshTokenRequest};
 use oauth_core::{AccessPolicy, AuthServer, Clock, EmbeddedStore, ResourceConfig, Secret, Store};
 use serde_json::{Value, json};
-use test_support::{Running, field, free_port};
-use tokio::process::Command;
+use test_support::{OidcProvider, absolute, browser, field, free_port};
 
 const CLIENT_REDIRECT: &str = "http://127.0.0.1:53999/cb";
 const VERIFIER: &str = "dBjftJeZ4CVP-mJ0kaNYgp2zNo1rQa2eyjGa3JiObuEflVasHbR2";
-
-/// The OpenID Provider, killed when dropped.
-struct Upstream {
-    _process: Running,
-    issuer: String,
-}
-
-/// The OpenID Provider, its access tokens living `access_token_ttl` seconds if given (one hour otherwise).
-async fn start_upstream(redirect_uri: &str, access_token_ttl: Option<u64>) -> Upstream {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("oidc-provider");
-    assert!(
-        dir.join("node_modules/oidc-provider").exists(),
-        "oidc-provider is not installed: `.ci/run` runs `npm ci --prefix tests/oidc-provider`"
-    );
-    let port = free_port();
-    let mut node = Command::new("node");
-    node.arg(dir.join("provider.js"))
-        .arg(port.to_string())
-        .arg(redirect_uri)
-        .stderr(Stdio::null());
-    if let Some(ttl) = access_token_ttl {
-        node.env("ACCESS_TOKEN_TTL", ttl.to_string());
-    }
-    Upstream {
-        _process: Running::start(node, "ready").await,
-        issuer: format!("http://127.0.0.1:{port}"),
-    }
-}
 
 /// forwardauth-svc in process; stopped when dropped.
 struct Service {
@@ -69,7 +38,7 @@ const RESOURCE_PATH: &str = "/mcp";
 async fn start_service(
     issuer_of: impl FnOnce(&str) -> String,
     policy: AccessPolicy,
-) -> (Service, Upstream) {
+) -> (Service, OidcProvider) {
     start_service_with(issuer_of, policy, Setup::default()).await
 }
 
@@ -88,11 +57,11 @@ async fn start_service_with(
     issuer_of: impl FnOnce(&str) -> String,
     policy: AccessPolicy,
     setup: Setup,
-) -> (Service, Upstream) {
+) -> (Service, OidcProvider) {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let upstream =
-        start_upstream(&format!("{base}/callback"), setup.upstream_access_token_ttl).await;
+        OidcProvider::start(&format!("{base}/callback"), setup.upstream_access_token_ttl).await;
     let mut config = Config::defaults(listener.local_addr().unwrap());
     config.store = StoreConfig::Memory;
     config.server = oauth_core::ServerConfig::new(
@@ -149,14 +118,6 @@ async fn start_service_with(
     )
 }
 
-fn browser() -> reqwest::Client {
-    reqwest::Client::builder()
-        .cookie_store(true)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
-}
-
 async fn register(http: &reqwest::Client, base: &str) -> String {
     let r: Value = http
         .post(format!("{base}/register"))
@@ -197,14 +158,6 @@ enum End {
 enum AtUpstream<'a> {
     LogIn(&'a str),
     Cancel,
-}
-
-fn absolute(current: &str, location: &str) -> String {
-    url::Url::parse(current)
-        .unwrap()
-        .join(location)
-        .unwrap()
-        .into()
 }
 
 /// Follows redirects from `url`, logging in (or cancelling) at the upstream's interaction pages, until the
@@ -624,17 +577,6 @@ fn staff_only() -> AccessPolicy {
     AccessPolicy::new(vec![], vec![], vec![], vec![policy_group("staff")])
 }
 
-/// Changes `user`'s groups at the provider (`null`: no groups claim at all), through its test-only route.
-async fn set_groups(upstream: &Upstream, user: &str, groups: Value) {
-    let res = reqwest::Client::new()
-        .put(format!("{}/test/accounts/{user}/groups", upstream.issuer))
-        .body(groups.to_string())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 204);
-}
-
 /// A new client, and `user` logged in through the provider: the tokens of the code exchange.
 async fn logged_in(svc: &Service, user: &str) -> (String, Value) {
     let http = browser();
@@ -743,7 +685,7 @@ async fn removed_from_the_group_upstream_loses_access_at_the_next_refresh_throug
         renewed.expires_at,
         held.expires_at
     );
-    set_groups(&up, "alice", json!(["guests"])).await;
+    up.set_groups("alice", json!(["guests"])).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(refresh(&svc, &client_id, &t1).await, refused(NOT_ADMITTED));
     assert_eq!(
@@ -770,7 +712,7 @@ async fn removed_from_every_group_upstream_loses_access_at_the_next_refresh_thro
     let (status, t1) = refresh(&svc, &client_id, &t0).await;
     assert_eq!(status, 200, "{t1}");
     // The provider now answers without a groups claim: no groups, not the ones alice had.
-    set_groups(&up, "alice", Value::Null).await;
+    up.set_groups("alice", Value::Null).await;
     assert_eq!(refresh(&svc, &client_id, &t1).await, refused(NOT_ADMITTED));
     assert_eq!(verify_status(&svc, &t1).await, 401);
 }
@@ -787,7 +729,7 @@ async fn without_an_upstream_refresh_token_an_expired_upstream_session_ends_the_
     let (client_a, a0) = logged_in(&svc, "alice").await;
     let (client_b, b0) = logged_in(&svc, "alice").await;
     let vouched = upstream_of(&svc, &a0).await.verified_at.unwrap();
-    set_groups(&up, "alice", json!(["guests"])).await;
+    up.set_groups("alice", json!(["guests"])).await;
     // The upstream access token has expired and there is no refresh token: the provider cannot be asked, so
     // alice's identity from the login stands (the change at the provider goes unseen), but only until
     // max_unverified_age after the login, and the grant's expiry stops there.
