@@ -7,8 +7,10 @@ use bench::Error;
 use oauth_core::wire::{AuthorizationRequest, TokenRequest};
 use oauth_core::{AuthServer, Identity, Login};
 
-/// Where the prepared client's codes go (nothing listens there: codes are read from the redirect).
-pub const REDIRECT: &str = "http://127.0.0.1:9/callback";
+/// Where the prepared client's codes go (nothing listens there: codes are read from the redirect). A web
+/// application's address, not a loopback one: consent to a loopback client is never remembered, and the mixed
+/// load runs authorizations on remembered consent.
+pub const REDIRECT: &str = "https://app.example/callback";
 /// The PKCE verifier of every authorization (RFC 7636 appendix B's); each code is still single use.
 pub const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
 /// The local user every grant belongs to (the service gets a users file with it, so that a refresh re-checks
