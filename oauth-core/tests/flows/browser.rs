@@ -781,3 +781,31 @@ async fn a_user_who_may_hold_none_of_the_scopes_asked_for_gets_access_denied() {
     assert_eq!(q["error"], "access_denied", "{to}");
     assert!(!q.contains_key("code"));
 }
+
+/// Before sign-in the consent page lists what the resource offers of what was asked, and names the rest as not
+/// offered.
+#[tokio::test]
+async fn before_sign_in_a_scope_the_resource_does_not_offer_is_listed_as_left_out() {
+    let mut h = harness().await;
+    h.server = h.server.with_providers(vec![Arc::new(Upstream {
+        fails: false,
+        carol_is_admin: false,
+    }) as Arc<dyn IdentityProvider>]);
+    let client = public_client(&h).await;
+    // The second resource offers `mcp` only; `mcp:admin` is a scope of the first.
+    let extra = format!(
+        "&resource={}&scope=mcp+mcp%3Aadmin",
+        enc(testing::OTHER_RESOURCE)
+    );
+    let step = h
+        .server
+        .browser()
+        .authorize(&authorize_query(&client.client_id, LOOPBACK, &extra), None)
+        .await;
+    let Outcome::Consent(page) = &step.outcome else {
+        panic!("{step:?}");
+    };
+    let offered: Vec<&str> = page.scopes.iter().map(|l| l.scope.as_str()).collect();
+    assert_eq!(offered, ["mcp"]);
+    assert_eq!(page.withheld, ["mcp:admin"]);
+}
