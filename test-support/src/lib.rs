@@ -83,6 +83,31 @@ impl Drop for Running {
     }
 }
 
+/// An authorization request (RFC 6749 §4.1.1) to `endpoint` as an MCP client sends it: the code flow, PKCE S256
+/// with [`VERIFIER`], `state`, the RFC 8707 `resource`, and `scope` if given.
+pub fn authorize_url(
+    endpoint: &str,
+    client_id: &str,
+    redirect_uri: &str,
+    state: &str,
+    scope: Option<&str>,
+    resource: &str,
+) -> url::Url {
+    let mut u = url::Url::parse(endpoint).unwrap();
+    u.query_pairs_mut()
+        .append_pair("response_type", "code")
+        .append_pair("client_id", client_id)
+        .append_pair("redirect_uri", redirect_uri)
+        .append_pair("code_challenge", &oauth_core::pkce::s256(VERIFIER))
+        .append_pair("code_challenge_method", "S256")
+        .append_pair("state", state);
+    if let Some(scope) = scope {
+        u.query_pairs_mut().append_pair("scope", scope);
+    }
+    u.query_pairs_mut().append_pair("resource", resource);
+    u
+}
+
 /// An HTTP client that plays a browser through the pages: it keeps cookies and does not follow redirects (the
 /// tests look at each one).
 pub fn browser() -> reqwest::Client {
@@ -267,17 +292,14 @@ pub async fn walk_the_flow(base: &str, mcp_url: &str, user: &str, password: &str
         .to_owned();
 
     // 5. Authorize → login form.
-    let mut authorize = url::Url::parse(asm["authorization_endpoint"].as_str().unwrap()).unwrap();
-    authorize
-        .query_pairs_mut()
-        .append_pair("response_type", "code")
-        .append_pair("client_id", &client_id)
-        .append_pair("redirect_uri", REDIRECT)
-        .append_pair("code_challenge", &oauth_core::pkce::s256(VERIFIER))
-        .append_pair("code_challenge_method", "S256")
-        .append_pair("state", "s-123")
-        .append_pair("scope", "mcp")
-        .append_pair("resource", mcp);
+    let authorize = authorize_url(
+        asm["authorization_endpoint"].as_str().unwrap(),
+        &client_id,
+        REDIRECT,
+        "s-123",
+        Some("mcp"),
+        mcp,
+    );
     let login_page = http.get(authorize.as_str()).send().await.unwrap();
     assert_eq!(login_page.status(), 200);
     let html = login_page.text().await.unwrap();

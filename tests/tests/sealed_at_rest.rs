@@ -23,10 +23,9 @@ use forwardauth_svc::config::{Config, RawConfig, StoreConfig};
 use oauth_core::testing::{RedisServer, unique_prefix};
 use oauth_core::{AuthServer, Clock, Sealer, Store};
 use serde_json::{Value, json};
-use test_support::{OidcProvider, absolute, browser, field};
+use test_support::{OidcProvider, VERIFIER, absolute, browser, field};
 
 const CLIENT_REDIRECT: &str = "http://127.0.0.1:53999/cb";
-const VERIFIER: &str = "dBjftJeZ4CVP-mJ0kaNYgp2zNo1rQa2eyjGa3JiObuEflVasHbR2";
 
 /// The configuration file of the deployment under test, loaded as `forwardauth-svc --config` loads it.
 fn load_config(dir: &Path, base: &str, upstream: &str, store: &str) -> Config {
@@ -150,16 +149,14 @@ async fn full_flow(svc: &Service) -> String {
         .await
         .unwrap();
     let client_id = reg["client_id"].as_str().unwrap().to_owned();
-    let mut authorize = url::Url::parse(&format!("{base}/authorize")).unwrap();
-    authorize
-        .query_pairs_mut()
-        .append_pair("response_type", "code")
-        .append_pair("client_id", &client_id)
-        .append_pair("redirect_uri", CLIENT_REDIRECT)
-        .append_pair("code_challenge", &oauth_core::pkce::s256(VERIFIER))
-        .append_pair("code_challenge_method", "S256")
-        .append_pair("state", "s")
-        .append_pair("resource", &format!("{base}/mcp"));
+    let authorize = test_support::authorize_url(
+        &format!("{base}/authorize"),
+        &client_id,
+        CLIENT_REDIRECT,
+        "s",
+        None,
+        &format!("{base}/mcp"),
+    );
     let back = through_the_upstream(&http, authorize.into(), base).await;
     assert!(back.contains_key("code"), "{back:?}");
     let tokens: Value = http

@@ -20,10 +20,9 @@ use forwardauth_svc::config::{Config, ProviderConfig, StoreConfig};
 use oauth_core::upstream::{OidcConfig, RefreshTokenRequest};
 use oauth_core::{AccessPolicy, AuthServer, Clock, EmbeddedStore, ResourceConfig, Secret, Store};
 use serde_json::{Value, json};
-use test_support::{OidcProvider, absolute, browser, field, free_port};
+use test_support::{OidcProvider, VERIFIER, absolute, browser, field, free_port};
 
 const CLIENT_REDIRECT: &str = "http://127.0.0.1:53999/cb";
-const VERIFIER: &str = "dBjftJeZ4CVP-mJ0kaNYgp2zNo1rQa2eyjGa3JiObuEflVasHbR2";
 
 /// forwardauth-svc in process; stopped when dropped.
 struct Service {
@@ -132,16 +131,15 @@ async fn register(http: &reqwest::Client, base: &str) -> String {
 }
 
 fn authorize_url(base: &str, client_id: &str) -> String {
-    let mut u = url::Url::parse(&format!("{base}/authorize")).unwrap();
-    u.query_pairs_mut()
-        .append_pair("response_type", "code")
-        .append_pair("client_id", client_id)
-        .append_pair("redirect_uri", CLIENT_REDIRECT)
-        .append_pair("code_challenge", &oauth_core::pkce::s256(VERIFIER))
-        .append_pair("code_challenge_method", "S256")
-        .append_pair("state", "client-state")
-        .append_pair("resource", &format!("{base}{RESOURCE_PATH}"));
-    u.into()
+    test_support::authorize_url(
+        &format!("{base}/authorize"),
+        client_id,
+        CLIENT_REDIRECT,
+        "client-state",
+        None,
+        &format!("{base}{RESOURCE_PATH}"),
+    )
+    .into()
 }
 
 /// Where a walk through the pages ended.
