@@ -34,7 +34,9 @@
 //! # The file
 //!
 //! Every key is optional except that a file must list at least one `[[resources]]`. Relative paths
-//! (`store.path`, `users.file`) are resolved against the directory of the configuration file.
+//! (`store.path`, `users.file`) are resolved against the directory of the configuration file. The example below
+//! shows most keys; `docs/configuration.md` lists every one with its type, default and meaning (its test,
+//! `tests::reference`, walks the `Raw…` types and fails on a key the reference lacks).
 //!
 //! ```toml
 //! listen = "127.0.0.1:8080"           # socket address to bind

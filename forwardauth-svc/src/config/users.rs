@@ -23,14 +23,14 @@ pub(super) struct RawUsers {
 /// The users file as written.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawUsersFile {
+pub(super) struct RawUsersFile {
     #[serde(default)]
     users: Vec<RawUser>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawUser {
+pub(super) struct RawUser {
     username: String,
     password_hash: String,
     email: Option<String>,

@@ -440,6 +440,10 @@ fn the_quickstart_example_loads() {
         c.server.resources[0].name.as_deref(),
         Some("Demo MCP server")
     );
+    // The resource is the proxy's URL (the README guide's Caddy on port 8000), never the service's own origin,
+    // where no MCP server is served and no proxy can listen.
+    assert_eq!(c.server.resources[0].resource, "http://127.0.0.1:8000/mcp");
+    assert!(!c.server.resources[0].resource.starts_with(&c.server.issuer));
     assert_eq!(c.users.len(), 1);
     assert_eq!(c.users[0].username, "demo");
 }

@@ -7,6 +7,7 @@ mod limits;
 mod load;
 mod providers;
 mod readme;
+mod reference;
 mod registration;
 mod resources;
 mod store;
