@@ -210,3 +210,103 @@ fn the_readme_shows_the_shipped_configuration() {
         );
     }
 }
+
+/// `${NAME:-default}` and `${NAME}` in a Compose value, against the variables of `.env` (Compose's interpolation,
+/// for the forms the file uses).
+fn interpolate(value: &str, dotenv: &std::collections::HashMap<&str, String>) -> String {
+    let mut out = String::new();
+    let mut rest = value;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let end = rest[start..].find('}').expect("a closing brace") + start;
+        let inner = &rest[start + 2..end];
+        let (name, default) = inner.split_once(":-").unwrap_or((inner, ""));
+        match dotenv.get(name).filter(|v| !v.is_empty()) {
+            Some(v) => out.push_str(v),
+            None => out.push_str(default),
+        }
+        rest = &rest[end + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The compose file's service runs on the embedded store, and on Redis (the `redis` profile's service, by its
+/// name) once `.env` holds what the file's header writes into it; its configuration loads both ways.
+#[test]
+fn the_compose_redis_profile_switches_the_service_to_redis() {
+    use forwardauth_svc::config::StoreConfig;
+    let compose_text = read("deploy/traefik/docker-compose.yml");
+    let compose: Yaml = serde_norway::from_str(&compose_text).unwrap();
+    assert_eq!(
+        compose["services"]["redis"]["profiles"],
+        serde_norway::from_str::<Yaml>("[redis]").unwrap()
+    );
+    // The header's command: a .env with the backend and a fresh key.
+    let header = compose_text
+        .lines()
+        .find(|l| l.contains("> .env"))
+        .expect("the header writes .env");
+    assert!(
+        header.contains("FORWARDAUTH_STORE_BACKEND=redis")
+            && header.contains("FORWARDAUTH_KEY_ENCRYPTION_KEY=%s")
+            && header.contains("openssl rand -base64 32"),
+        "{header}"
+    );
+    let redis_env = std::collections::HashMap::from([
+        ("FORWARDAUTH_STORE_BACKEND", "redis".to_owned()),
+        (
+            "FORWARDAUTH_KEY_ENCRYPTION_KEY",
+            "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=".to_owned(),
+        ),
+    ]);
+    // The image's own environment (deploy/Dockerfile), under the service's.
+    let dockerfile = read("deploy/Dockerfile");
+    assert!(
+        dockerfile.contains("FORWARDAUTH_STORE_PATH=/data/oauth.redb"),
+        "the image keeps the embedded store in the /data volume"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["forwardauth.toml", "users.toml"] {
+        std::fs::write(
+            dir.path().join(name),
+            read(&format!("deploy/traefik/{name}")),
+        )
+        .unwrap();
+    }
+    for dotenv in [std::collections::HashMap::new(), redis_env] {
+        let mut env = std::collections::HashMap::from([(
+            "FORWARDAUTH_STORE_PATH".to_owned(),
+            "/data/oauth.redb".to_owned(),
+        )]);
+        for (k, v) in compose["services"]["forwardauth"]["environment"]
+            .as_mapping()
+            .unwrap()
+        {
+            env.insert(
+                k.as_str().unwrap().to_owned(),
+                interpolate(v.as_str().unwrap(), &dotenv),
+            );
+        }
+        let config =
+            forwardauth_svc::config::load(Some(&dir.path().join("forwardauth.toml")), &|k| {
+                env.get(k).filter(|v| !v.is_empty()).cloned()
+            })
+            .unwrap_or_else(|e| panic!("with .env {dotenv:?}: {e}"));
+        match (&config.store, dotenv.is_empty()) {
+            (StoreConfig::Embedded { path, .. }, true) => {
+                assert_eq!(path, std::path::Path::new("/data/oauth.redb"));
+            }
+            (StoreConfig::Redis(redis), false) => {
+                let url = url::Url::parse(&redis.url.0).unwrap();
+                assert!(
+                    compose["services"][url.host_str().unwrap()].is_mapping(),
+                    "FORWARDAUTH_REDIS_URL names the compose service: {}",
+                    url.host_str().unwrap()
+                );
+                assert!(config.key_encryption.current.is_some());
+            }
+            (other, _) => panic!("with .env {dotenv:?}: {other:?}"),
+        }
+    }
+}

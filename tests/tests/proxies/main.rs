@@ -1,6 +1,7 @@
 //! End-to-end: real proxies (nginx, Caddy, Traefik) with the configuration `forwardauth-svc snippet` prints, in
 //! front of an unmodified MCP server, used by the official MCP SDK clients; the Traefik ForwardAuth contract and
-//! entry point options; upstream OpenID Connect login through each proxy; the `deploy/` files.
+//! entry point options; upstream OpenID Connect login through each proxy; the `deploy/` files; the README's guide,
+//! run as written.
 //!
 //! Every process runs on a 127.0.0.1 free port and is stopped by PID when its guard drops. A missing tool fails
 //! the test with a message naming `.ci/run`, which installs it.
@@ -15,6 +16,7 @@
 
 mod deploy;
 mod differential;
+mod guide;
 mod stack;
 mod support;
 mod tools;
@@ -81,6 +83,11 @@ async fn differential_hostile_requests_and_cors_through_caddy() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn differential_hostile_requests_and_cors_through_traefik() {
     differential::run(Proxy::Traefik).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_readme_guide_runs_as_written_with_caddy_in_front_of_an_mcp_server() {
+    guide::run_the_guide().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
