@@ -310,3 +310,43 @@ fn the_compose_redis_profile_switches_the_service_to_redis() {
         }
     }
 }
+
+/// The Kubernetes manifest's configuration (its ConfigMap), with the users file of its Secret, passes
+/// `check-config`. The one change: the users file's mount path becomes the temporary directory's.
+#[test]
+fn the_kubernetes_configuration_passes_check_config() {
+    let docs: Vec<Yaml> =
+        serde_norway::Deserializer::from_str(&read("deploy/kubernetes/forwardauth.yaml"))
+            .map(|d| Yaml::deserialize(d).unwrap())
+            .collect();
+    let data = |kind: &str, field: &str, name: &str| {
+        docs.iter()
+            .find(|d| d["kind"] == kind && d[field][name].is_string())
+            .unwrap_or_else(|| panic!("no {kind} with {field}.{name}"))[field][name]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let config = data("ConfigMap", "data", "config.toml");
+    let users = data("Secret", "stringData", "users.toml");
+    let mounted = "/etc/forwardauth/users/users.toml";
+    assert!(config.contains(mounted), "{config}");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("users.toml"), users).unwrap();
+    let path = dir.path().join("config.toml");
+    std::fs::write(
+        &path,
+        config.replace(
+            mounted,
+            &dir.path().join("users.toml").display().to_string(),
+        ),
+    )
+    .unwrap();
+    let config = forwardauth_svc::config::load(Some(&path), &|_| None)
+        .unwrap_or_else(|e| panic!("deploy/kubernetes/forwardauth.yaml: {e}"));
+    let mut out = Vec::new();
+    cli::check_config(&config, &mut out).unwrap();
+    let out = String::from_utf8(out).unwrap();
+    assert!(out.starts_with("configuration OK"), "{out}");
+    assert_eq!(config.users.len(), 1, "the Secret's users file");
+}
