@@ -143,3 +143,36 @@ fn every_configuration_in_examples_and_deploy_passes_check_config() {
         );
     }
 }
+
+/// The README's "Command line" list names every command the binary has (`serve`, `clients list`, `keys rotate`,
+/// …), read from the command-line parser itself, so a new command cannot go undocumented.
+#[test]
+fn the_readme_command_line_list_names_every_command() {
+    use clap::CommandFactory;
+    let readme = include_str!("../../../../README.md");
+    let start = readme
+        .find("### Command line\n")
+        .expect("a Command line section");
+    let section = &readme[start..];
+    let section = &section[..section[1..].find("\n## ").map_or(section.len(), |e| e + 1)];
+    let mut missing = Vec::new();
+    for command in <crate::cli::Cli as CommandFactory>::command().get_subcommands() {
+        let name = command.get_name();
+        let subcommands: Vec<&str> = command.get_subcommands().map(|s| s.get_name()).collect();
+        if subcommands.is_empty() {
+            if !section.contains(&format!("`{name}")) {
+                missing.push(name.to_owned());
+            }
+        } else {
+            for sub in subcommands {
+                if !section.contains(&format!("`{name} {sub}")) {
+                    missing.push(format!("{name} {sub}"));
+                }
+            }
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "commands missing from the README's \"Command line\" list: {missing:?}"
+    );
+}
