@@ -430,18 +430,26 @@ pub async fn run_the_guide() {
 
     // Step 2: the configuration passes its own check.
     printed("configuration OK (config.toml)");
-    // Step 6: without a token, the gate's 401 through Caddy, and the discovery document it names.
+    // Step 6: without a token, the gate's 401 through Caddy, and the discovery document it names; the answer the
+    // guide shows after it is what came.
     let refused = printed("HTTP/1.1 401");
+    let challenge = "Bearer scope=\"mcp\", resource_metadata=\"http://127.0.0.1:8000/.well-known/oauth-protected-resource/mcp\"";
     assert!(
-        refused.contains(&format!(
-            "resource_metadata=\"http://127.0.0.1:{}/.well-known/oauth-protected-resource/mcp\"",
-            ports.proxy
-        )),
+        readme.contains(&format!("→ `401`, `WWW-Authenticate: {challenge}`")),
+        "the guide shows the challenge"
+    );
+    assert!(
+        refused.contains(&substitute(challenge, &ports, &server_everything)),
         "{refused}"
     );
     printed(&format!("\"authorization_servers\":[\"{issuer}\"]"));
-    // Step 10: the MCP server answered through the proxy.
-    printed("\"serverInfo\":{\"name\":\"mcp-servers/everything\"");
+    // Step 10: the MCP server answered through the proxy, as the guide shows.
+    let answer = "\"serverInfo\":{\"name\":\"mcp-servers/everything\",\"title\":\"Everything Reference Server\",";
+    assert!(
+        readme.contains(&format!("→ `{answer}…}}`")),
+        "the guide shows the answer"
+    );
+    printed(answer);
 
     // And the same MCP request without the token is refused at the proxy.
     let without = reqwest::Client::new()
