@@ -977,9 +977,7 @@ fn key_status(k: &KeyInfo, signer: Option<&str>, now: u64) -> String {
 /// `keys list`.
 async fn keys_list(auth: &AuthServer, out: &mut (dyn Write + Send)) -> Result<(), CliError> {
     let keys = auth.admin().keys().await?;
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
+    let now = oauth_core::Clock::unix(&oauth_core::SystemClock);
     let signer = keys
         .iter()
         .filter(|k| {

@@ -55,10 +55,10 @@ async fn serve(config: &Path) -> Running {
     let running = Running::start(cmd, "forwardauth-svc listening on ").await;
     let health = format!("{}/health", running.announced);
     for _ in 0..100 {
-        if let Ok(r) = reqwest::get(&health).await {
-            if r.status() == 200 {
-                return running;
-            }
+        if let Ok(r) = reqwest::get(&health).await
+            && r.status() == 200
+        {
+            return running;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
