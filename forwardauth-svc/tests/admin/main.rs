@@ -342,6 +342,18 @@ async fn while_the_service_runs_the_admin_commands_go_over_its_socket_and_take_e
         .unwrap();
     assert_eq!(read.status(), 400);
 
+    // `store import` through the socket: the file is read here and its client is back in the running service.
+    let said = ok(&config, &["store", "import", export.to_str().unwrap()]).await;
+    assert!(
+        said.starts_with(
+            "imported 1 client(s) (0 already present), 0 signing key(s) (2 already present) and "
+        ),
+        "{said}"
+    );
+    let clients = ok(&config, &["clients", "list"]).await;
+    assert_eq!(rows(&clients)[1][0], client_id, "{clients}");
+    ok(&config, &["clients", "delete", &client_id]).await;
+
     stop(svc).await;
     assert!(!socket.exists(), "the socket goes away with the service");
 
