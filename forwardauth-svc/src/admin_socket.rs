@@ -24,20 +24,28 @@
 //! A process that was killed leaves its socket file behind. At start, an existing socket that refuses
 //! connections is removed; one that answers means another process serves it, and the start fails; a path that
 //! is not a socket is never removed.
+//!
+//! Unix only: elsewhere the service serves no socket and the commands always open the store.
 
+#[cfg(unix)]
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+#[cfg(unix)]
 use std::time::Duration;
 
 use oauth_core::{AuthServer, LocalUser};
 use serde::{Deserialize, Serialize};
+#[cfg(unix)]
 use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _, AsyncWriteExt as _, BufReader};
+#[cfg(unix)]
 use tokio::net::{UnixListener, UnixStream};
 
 /// The most a request may weigh (an import carries a whole export).
+#[cfg(unix)]
 const MAX_REQUEST_BYTES: u64 = 256 * 1024 * 1024;
 
 /// How long the command line waits for the service's answer.
+#[cfg(unix)]
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// An administrative command, as the command line sends it.
@@ -158,6 +166,7 @@ pub enum AdminSocketError {
     },
 }
 
+#[cfg(unix)]
 /// The socket being served; dropping it stops serving and removes the socket file.
 #[derive(Debug)]
 pub struct AdminServer {
@@ -165,6 +174,7 @@ pub struct AdminServer {
     task: tokio::task::JoinHandle<()>,
 }
 
+#[cfg(unix)]
 impl AdminServer {
     /// Where it listens.
     pub fn path(&self) -> &Path {
@@ -172,6 +182,7 @@ impl AdminServer {
     }
 }
 
+#[cfg(unix)]
 impl Drop for AdminServer {
     fn drop(&mut self) {
         self.task.abort();
@@ -179,6 +190,7 @@ impl Drop for AdminServer {
     }
 }
 
+#[cfg(unix)]
 /// Creates the socket at `path` (mode 0600; a stale one is replaced, see the [module documentation](self)) and
 /// serves `context` on it until the returned guard drops. Needs a Tokio runtime.
 ///
@@ -211,12 +223,14 @@ pub fn serve(path: &Path, context: AdminContext) -> Result<AdminServer, AdminSoc
     })
 }
 
+#[cfg(unix)]
 /// The uid owning the socket file: the service's own.
 fn owner_uid(path: &Path) -> Option<u32> {
     use std::os::unix::fs::MetadataExt as _;
     std::fs::metadata(path).ok().map(|m| m.uid())
 }
 
+#[cfg(unix)]
 /// Binds the socket at `path`, replacing a stale one.
 fn bind(path: &Path) -> Result<UnixListener, String> {
     use std::os::unix::fs::{DirBuilderExt as _, FileTypeExt as _, PermissionsExt as _};
@@ -263,6 +277,7 @@ fn bind(path: &Path) -> Result<UnixListener, String> {
         .map_err(|e| e.to_string())
 }
 
+#[cfg(unix)]
 /// Answers one connection: one request line, one response line.
 async fn answer(stream: UnixStream, context: Arc<AdminContext>, owner: Option<u32>) {
     let peer = stream.peer_cred().ok().map(|c| c.uid());
@@ -303,6 +318,7 @@ async fn answer(stream: UnixStream, context: Arc<AdminContext>, owner: Option<u3
     }
 }
 
+#[cfg(unix)]
 /// Runs `request` as the command line does, into a response.
 async fn perform(context: &AdminContext, request: AdminRequest) -> AdminResponse {
     let mut out = Vec::new();
@@ -322,6 +338,7 @@ async fn perform(context: &AdminContext, request: AdminRequest) -> AdminResponse
     }
 }
 
+#[cfg(unix)]
 /// Sends `request` to the service listening at `path`; `None` if nobody listens there (no socket file, or a
 /// stale one).
 ///
@@ -392,6 +409,7 @@ pub async fn send(
 }
 
 #[cfg(test)]
+#[cfg(unix)]
 mod tests {
     use super::*;
 

@@ -417,7 +417,15 @@ async fn ask_service(
     let Some(path) = socket else {
         return Ok(None);
     };
-    let Some(answer) = admin_socket::send(path, request).await? else {
+    #[cfg(unix)]
+    let answer = admin_socket::send(path, request).await?;
+    // No admin socket off Unix: the commands open the store.
+    #[cfg(not(unix))]
+    let answer: Option<admin_socket::AdminResponse> = {
+        let _ = (path, request);
+        None
+    };
+    let Some(answer) = answer else {
         return Ok(None);
     };
     out.write_all(answer.output.as_bytes())?;

@@ -48,6 +48,7 @@ pub async fn run(
         .map_err(std::io::Error::other)?;
     // Bound once the store is ours (a second process on the same store fails before touching the socket), and
     // removed when serving ends.
+    #[cfg(unix)]
     let _admin = match config.admin_socket() {
         Some(path) => Some(
             admin_socket::serve(

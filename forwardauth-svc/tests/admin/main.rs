@@ -3,6 +3,8 @@
 //! a killed service's stale socket neither breaks the next start nor the commands; a locked store without a
 //! socket is reported as such. Every command here is the real binary run as a second process.
 
+// Unix sockets and modes.
+#![cfg(unix)]
 // Test code: a panic is a failed check.
 #![allow(
     clippy::unwrap_used,
