@@ -5,7 +5,9 @@
 //! `revoke`, `keys`, `users`, `store`) reach a running service over a Unix domain socket instead of opening the
 //! file. It lives beside the store by default (`<store path>.admin.sock`), in the directory the service already
 //! owns; with Redis or the memory store there is no default (the commands open Redis themselves, and the memory
-//! store has nothing to open), so the socket is only there when configured. `""` or `"off"` disables it.
+//! store has nothing to open), so the socket is only there when configured. `""` or `"off"` disables it. A
+//! configured path belongs in a directory only the service's user may write: in a shared one such as `/tmp`,
+//! another user could put a socket of theirs there first and receive the commands.
 
 use std::path::PathBuf;
 

@@ -139,7 +139,8 @@
 //! socket = "data/oauth.redb.admin.sock" # a Unix socket, mode 0600, served while the service runs; the admin
 //!                                     # commands use it when it answers and open the store otherwise. Default:
 //!                                     # `<store.path>.admin.sock` with the embedded store, none otherwise;
-//!                                     # "" or "off" disables it
+//!                                     # "" or "off" disables it. Keep it in a directory only the service's
+//!                                     # user may write (not /tmp), where nobody else can put a socket of theirs
 //!
 //! [[providers]]                       # a GitHub provider (an OAuth App or a GitHub App)
 //! type = "github"
