@@ -1,23 +1,34 @@
 //! The command line: `forwardauth-svc [--config PATH] [--log-format human|json] [COMMAND]`.
 //!
-//! `serve` (the default) runs the gate and the OAuth endpoints; the other commands are small administrative
-//! tools over the same configuration and store: `hash-password`, `check-config`, `clients list|show|delete`,
-//! `revoke --user|--client`, `keys rotate` and `store export|import`; `snippet` prints a proxy configuration and
-//! needs no configuration file. They live here rather than in `main.rs` so `main` stays a few lines of wiring and
-//! the commands can be tested with an in-memory store.
+//! `serve` (the default) runs the gate and the OAuth endpoints; the other commands are small tools over the same
+//! configuration and store: `hash-password`, `check-config`, `health`, and the administrative commands
+//! `clients list|show|delete`, `revoke --user|--client`, `keys rotate|list`, `users` and `store export|import`;
+//! `snippet` prints a proxy configuration and needs no configuration file. They live here rather than in
+//! `main.rs` so `main` stays a few lines of wiring and the commands can be tested with an in-memory store.
 //!
 //! Output meant for people or scripts (the `serve` banner, listings, hashes) goes to stdout; logs go to stderr.
-//! With the embedded store the administrative commands open the store file themselves, so run them while the
-//! server is stopped (the file is locked while it runs). With Redis they may run beside the instances, which
-//! learn of revocations and key changes through the store's announcements.
+//!
+//! # Where the administrative commands run
+//! The embedded store is locked by the process that has it open, so an administrative command first tries the
+//! running service's admin socket ([`crate::admin_socket`]): if it answers, the service runs the command (the
+//! same [`perform`] as here) and the command prints its answer. If nobody listens, the command opens the store
+//! itself, as it always could with the service stopped, or beside Redis instances (which learn of revocations and
+//! key changes through the store's announcements). A store that is locked while no socket answers is reported
+//! as such, with the way to reach the service, rather than as the store's own lock error.
 
-use std::io::{BufRead, IsTerminal as _, Write};
+use std::io::{BufRead, IsTerminal as _, Read as _, Write};
 use std::net::{IpAddr, SocketAddr, TcpListener};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use oauth_core::store::ClientRecord;
-use oauth_core::{AuthServer, KeyError, LocalUsers, StoreError, StoreTransfer};
+use oauth_core::{
+    AuthServer, KeyError, KeyInfo, LocalUser, LocalUsers, OpenStoreError, StartError, StoreError,
+    StoreExport, StoreTransfer,
+};
+
+use crate::admin_socket::{self, AdminRequest, AdminSocketError};
 
 use crate::config::{self, Config, ConfigError, LogFormat, StoreConfig};
 use crate::snippet::{self, Proxy, Snippet, SnippetError};
@@ -80,6 +91,11 @@ pub enum Command {
     HashPassword,
     /// Load and validate the configuration, then print a summary.
     CheckConfig,
+    /// Ask the running service's `/health` on the configured listen address; exit 0 if it answers 200, else 1
+    /// (for container health checks: the image needs no HTTP client).
+    Health,
+    /// The local users (from the users file): username, e-mail, groups, live grants.
+    Users,
     /// Registered OAuth clients.
     #[command(subcommand)]
     Clients(ClientsCommand),
@@ -200,6 +216,9 @@ pub struct RevokeArgs {
 pub enum KeysCommand {
     /// Make a fresh signing key active; the old one stays published until its last token has expired.
     Rotate,
+    /// The signing keys: kid, algorithm, creation time, which one signs and which only verify (never private
+    /// material).
+    List,
 }
 
 /// Why a command failed.
@@ -258,6 +277,28 @@ pub enum CliError {
     /// The snippet's URLs are unusable.
     #[error(transparent)]
     Snippet(#[from] SnippetError),
+    /// The admin socket could not be reached or answered nonsense.
+    #[error(transparent)]
+    AdminSocket(#[from] AdminSocketError),
+    /// The running service ran the command, and it failed there.
+    #[error("{0}")]
+    Remote(String),
+    /// The embedded store is locked by another process and no admin socket answers.
+    #[error("the store {path} is in use by another process (a running forwardauth-svc?); {hint}")]
+    StoreInUse {
+        /// The store file.
+        path: String,
+        /// How to reach the running service instead.
+        hint: String,
+    },
+    /// `health`: the service did not answer 200.
+    #[error("unhealthy: http://{addr}/health: {reason}")]
+    Unhealthy {
+        /// The address asked.
+        addr: SocketAddr,
+        /// What went wrong.
+        reason: String,
+    },
 }
 
 /// The error and its causes on one line, skipping causes the message already quotes.
@@ -319,46 +360,191 @@ pub async fn execute(
         Command::HashPassword => hash_password_stdin(),
         Command::Snippet(args) => print_snippet(&args, &mut out),
         Command::CheckConfig => check_config(&config, &mut out),
+        Command::Health => health(&config, &mut out),
         Command::Clients(c) => {
-            let auth = admin_auth(&config, "clients").await?;
-            match c {
-                ClientsCommand::List => clients_list(&auth, &mut out).await,
-                ClientsCommand::Show { id } => clients_show(&auth, &id, &mut out).await,
-                ClientsCommand::Delete { id } => clients_delete(&auth, &id, &mut out).await,
-            }
+            let request = match c {
+                ClientsCommand::List => AdminRequest::ClientsList,
+                ClientsCommand::Show { id } => AdminRequest::ClientsShow { id },
+                ClientsCommand::Delete { id } => AdminRequest::ClientsDelete { id },
+            };
+            administer(&config, request, &mut out).await
         }
         Command::Revoke(args) => {
-            let auth = admin_auth(&config, "revoke").await?;
-            revoke(&auth, &args, &mut out).await
+            let request = match (args.user, args.client) {
+                (Some(subject), _) => AdminRequest::RevokeUser { subject },
+                (None, Some(id)) => AdminRequest::RevokeClient { id },
+                // clap's argument group requires one of the two.
+                (None, None) => return Ok(()),
+            };
+            administer(&config, request, &mut out).await
         }
-        Command::Store(c) => store_transfer(&config, &c, &mut out).await,
         Command::Keys(KeysCommand::Rotate) => {
-            let auth = admin_auth(&config, "keys rotate").await?;
-            let kid = auth.admin().rotate_keys().await?;
-            writeln!(out, "new signing key: {kid}")?;
-            Ok(())
+            administer(&config, AdminRequest::KeysRotate, &mut out).await
         }
+        Command::Keys(KeysCommand::List) => {
+            administer(&config, AdminRequest::KeysList, &mut out).await
+        }
+        Command::Users => administer(&config, AdminRequest::Users, &mut out).await,
+        Command::Store(c) => store_transfer(&config, &c, &mut out).await,
     }
 }
 
-/// Opens the configured store and engine for an administrative command.
+/// Runs an administrative command: over the running service's admin socket if it answers, else on the store.
+async fn administer(
+    config: &Config,
+    request: AdminRequest,
+    out: &mut (dyn Write + Send),
+) -> Result<(), CliError> {
+    let socket = config.admin_socket();
+    if ask_service(socket.as_deref(), &request, out)
+        .await?
+        .is_some()
+    {
+        return Ok(());
+    }
+    let auth = admin_auth(config, request.name(), socket.as_deref()).await?;
+    perform(&auth, &config.users, request, out).await?;
+    Ok(())
+}
+
+/// Sends `request` to the service at `socket`; `None` if nobody listens there (or no socket is configured).
+/// The service's output goes to `out`; its error becomes [`CliError::Remote`].
+async fn ask_service(
+    socket: Option<&Path>,
+    request: &AdminRequest,
+    out: &mut (dyn Write + Send),
+) -> Result<Option<Option<serde_json::Value>>, CliError> {
+    let Some(path) = socket else {
+        return Ok(None);
+    };
+    #[cfg(unix)]
+    let answer = admin_socket::send(path, request).await?;
+    // No admin socket off Unix: the commands open the store.
+    #[cfg(not(unix))]
+    let answer: Option<admin_socket::AdminResponse> = {
+        let _ = (path, request);
+        None
+    };
+    let Some(answer) = answer else {
+        return Ok(None);
+    };
+    out.write_all(answer.output.as_bytes())?;
+    if let Some(e) = answer.error {
+        return Err(CliError::Remote(e));
+    }
+    Ok(Some(answer.export))
+}
+
+/// Opens the configured store and engine for an administrative command, which no socket answered.
 async fn admin_auth(
     config: &Config,
     command: &'static str,
+    socket: Option<&Path>,
 ) -> Result<std::sync::Arc<AuthServer>, CliError> {
     if config.store == StoreConfig::Memory {
         return Err(CliError::MemoryStore(command));
     }
-    Ok(crate::state::build_auth(config).await?)
+    crate::state::build_auth(config)
+        .await
+        .map_err(|e| in_use(e, socket))
 }
 
-/// `store export FILE` / `store import FILE`: on the store alone, without starting the engine (which would
-/// generate a signing key in an empty target).
+/// A locked store as [`CliError::StoreInUse`], saying how to reach the service that holds it.
+fn in_use(error: StartupError, socket: Option<&Path>) -> CliError {
+    let path = match &error {
+        StartupError::Store(OpenStoreError::Locked { path })
+        | StartupError::Engine(StartError::OpenStore(OpenStoreError::Locked { path })) => {
+            path.clone()
+        }
+        _ => return error.into(),
+    };
+    let hint = match socket {
+        Some(s) => format!(
+            "nothing answers on its admin socket {}: run this command with the configuration the service runs with \
+             (its `[admin] socket`), or stop the service to run it on the store directly",
+            s.display()
+        ),
+        None => "the admin socket is off (`[admin] socket`): enable it in the service's configuration and restart \
+                 the service, or stop the service to run this command on the store directly"
+            .to_owned(),
+    };
+    CliError::StoreInUse { path, hint }
+}
+
+/// Runs an administrative command on `auth`, printing what the command prints to `out`: the one implementation
+/// behind the command line on a store it opened and the running service's admin socket. `store export` returns
+/// the export (the caller writes the file); every other command returns `None`.
+///
+/// # Errors
+/// [`CliError`], e.g. [`CliError::UnknownClient`].
+pub async fn perform(
+    auth: &AuthServer,
+    users: &[LocalUser],
+    request: AdminRequest,
+    out: &mut (dyn Write + Send),
+) -> Result<Option<serde_json::Value>, CliError> {
+    match request {
+        AdminRequest::ClientsList => clients_list(auth, out).await?,
+        AdminRequest::ClientsShow { id } => clients_show(auth, &id, out).await?,
+        AdminRequest::ClientsDelete { id } => clients_delete(auth, &id, out).await?,
+        AdminRequest::RevokeUser { subject } => {
+            let n = auth.admin().revoke_user(&subject).await?;
+            writeln!(out, "revoked {n} grant(s) of user {subject}")?;
+        }
+        AdminRequest::RevokeClient { id } => {
+            let n = auth.admin().revoke_client(&id).await?;
+            writeln!(out, "revoked {n} grant(s) of client {id}")?;
+        }
+        AdminRequest::KeysRotate => {
+            let kid = auth.admin().rotate_keys().await?;
+            writeln!(out, "new signing key: {kid}")?;
+        }
+        AdminRequest::KeysList => keys_list(auth, out).await?,
+        AdminRequest::Users => users_list(auth, users, out).await?,
+        AdminRequest::StoreExport => {
+            return Ok(Some(serde_json::to_value(auth.admin().export().await?)?));
+        }
+        AdminRequest::StoreImport { export } => {
+            const NAME: &str = "the export";
+            let export: StoreExport = serde_json::from_value(export).map_err(|e| {
+                crate::transfer::TransferError::Format {
+                    path: NAME.into(),
+                    reason: e.to_string(),
+                }
+            })?;
+            let s = auth
+                .admin()
+                .import(&export)
+                .await
+                .map_err(|e| crate::transfer::import_error(NAME, e))?;
+            imported(&crate::transfer::Summary::from(s), out)?;
+        }
+    }
+    Ok(None)
+}
+
+/// `store export FILE` / `store import FILE`: through the running service's admin socket if it answers (the
+/// file is written and read here, with this user's permissions), else on the store alone, without starting the
+/// engine (which would generate a signing key in an empty target).
 async fn store_transfer(
     config: &Config,
     command: &StoreCommand,
-    out: &mut dyn Write,
+    out: &mut (dyn Write + Send),
 ) -> Result<(), CliError> {
+    let socket = config.admin_socket();
+    let request = match command {
+        StoreCommand::Export { .. } => AdminRequest::StoreExport,
+        StoreCommand::Import { file } => AdminRequest::StoreImport {
+            export: serde_json::to_value(crate::transfer::read(file)?)?,
+        },
+    };
+    if let Some(export) = ask_service(socket.as_deref(), &request, out).await? {
+        if let (StoreCommand::Export { file }, Some(export)) = (command, export) {
+            let export: StoreExport = serde_json::from_value(export)?;
+            exported(&crate::transfer::export(&export, file)?, file, out)?;
+        }
+        return Ok(());
+    }
     if config.store == StoreConfig::Memory {
         return Err(CliError::MemoryStore("store"));
     }
@@ -368,29 +554,95 @@ async fn store_transfer(
         crate::state::sealer(config)?,
         clock,
     )
-    .map_err(StartupError::from)?;
+    .map_err(|e| in_use(StartupError::from(e), socket.as_deref()))?;
     match command {
         StoreCommand::Export { file } => {
             let s = crate::transfer::export(&store.export().await?, file)?;
-            writeln!(
-                out,
-                "exported {} client(s), {} signing key(s) and {} revocation(s) to {} (mode 0600: it holds private keys)",
-                s.clients,
-                s.keys,
-                s.revocations,
-                file.display()
-            )?;
+            exported(&s, file, out)?;
         }
         StoreCommand::Import { file } => {
             let s = crate::transfer::import(&store, file).await?;
-            writeln!(
-                out,
-                "imported {} client(s) ({} already present), {} signing key(s) ({} already present) and {} revocation(s)",
-                s.clients, s.clients_present, s.keys, s.keys_present, s.revocations
-            )?;
+            imported(&s, out)?;
         }
     }
     Ok(())
+}
+
+fn exported(
+    s: &crate::transfer::Summary,
+    file: &Path,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
+    writeln!(
+        out,
+        "exported {} client(s), {} signing key(s) and {} revocation(s) to {} (mode 0600: it holds private keys)",
+        s.clients,
+        s.keys,
+        s.revocations,
+        file.display()
+    )?;
+    Ok(())
+}
+
+fn imported(s: &crate::transfer::Summary, out: &mut dyn Write) -> Result<(), CliError> {
+    writeln!(
+        out,
+        "imported {} client(s) ({} already present), {} signing key(s) ({} already present) and {} revocation(s)",
+        s.clients, s.clients_present, s.keys, s.keys_present, s.revocations
+    )?;
+    Ok(())
+}
+
+/// `health`: `GET /health` on the configured listen address (its loopback address when it listens on every
+/// address), with a plain HTTP/1.1 request so that a container image needs no HTTP client.
+///
+/// # Errors
+/// [`CliError::Unhealthy`] unless the answer is 200 within 5 seconds.
+pub fn health(config: &Config, out: &mut dyn Write) -> Result<(), CliError> {
+    let mut addr = config.listen;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(match addr {
+            SocketAddr::V4(_) => IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
+            SocketAddr::V6(_) => IpAddr::V6(std::net::Ipv6Addr::LOCALHOST),
+        });
+    }
+    let status = http_status(addr, "/health", Duration::from_secs(5))
+        .map_err(|reason| CliError::Unhealthy { addr, reason })?;
+    if status != 200 {
+        return Err(CliError::Unhealthy {
+            addr,
+            reason: format!("answered {status}"),
+        });
+    }
+    writeln!(out, "healthy: http://{addr}/health answered 200")?;
+    Ok(())
+}
+
+/// The status code of `GET path` at `addr`.
+fn http_status(addr: SocketAddr, path: &str, timeout: Duration) -> Result<u16, String> {
+    let mut stream =
+        std::net::TcpStream::connect_timeout(&addr, timeout).map_err(|e| e.to_string())?;
+    stream
+        .set_read_timeout(Some(timeout))
+        .and_then(|()| stream.set_write_timeout(Some(timeout)))
+        .map_err(|e| e.to_string())?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nUser-Agent: forwardauth-svc health\r\nConnection: close\r\n\r\n"
+    )
+    .map_err(|e| e.to_string())?;
+    let mut head = Vec::new();
+    stream
+        .take(1024)
+        .read_to_end(&mut head)
+        .map_err(|e| e.to_string())?;
+    let line = String::from_utf8_lossy(&head);
+    let line = line.lines().next().unwrap_or_default();
+    line.strip_prefix("HTTP/1.1 ")
+        .or_else(|| line.strip_prefix("HTTP/1.0 "))
+        .and_then(|rest| rest.get(..3))
+        .and_then(|code| code.parse().ok())
+        .ok_or_else(|| format!("not an HTTP answer: {line:?}"))
 }
 
 /// `serve`: binds, prints the banner (and, on a fresh setup, what to do next), then serves until SIGTERM/SIGINT.
@@ -614,7 +866,7 @@ fn tool_rules_note(
 }
 
 /// `clients list`.
-async fn clients_list(auth: &AuthServer, out: &mut dyn Write) -> Result<(), CliError> {
+async fn clients_list(auth: &AuthServer, out: &mut (dyn Write + Send)) -> Result<(), CliError> {
     let clients = auth.admin().clients().await?;
     if clients.is_empty() {
         writeln!(out, "no clients registered")?;
@@ -631,19 +883,143 @@ async fn clients_list(auth: &AuthServer, out: &mut dyn Write) -> Result<(), CliE
             ]
         })
         .collect();
-    let header = ["CLIENT ID", "NAME", "AUTH METHOD", "REDIRECT URIS"].map(String::from);
-    let width = |i: usize| {
-        std::iter::once(&header)
-            .chain(&rows)
-            .map(|r| r.get(i).map_or(0, |c| c.chars().count()))
-            .max()
-            .unwrap_or(0)
-    };
-    let (w0, w1, w2) = (width(0), width(1), width(2));
-    for [id, name, method, uris] in std::iter::once(&header).chain(&rows) {
-        writeln!(out, "{id:w0$}  {name:w1$}  {method:w2$}  {uris}")?;
+    table(
+        ["CLIENT ID", "NAME", "AUTH METHOD", "REDIRECT URIS"],
+        &rows,
+        out,
+    )
+}
+
+/// Rows under a header, each column as wide as its widest cell (the last one as it comes).
+fn table<const N: usize>(
+    header: [&str; N],
+    rows: &[[String; N]],
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
+    let header = header.map(String::from);
+    let lines = || std::iter::once(&header).chain(rows);
+    let widths: Vec<usize> = (0..N)
+        .map(|i| {
+            lines()
+                .map(|r| r.get(i).map_or(0, |c| c.chars().count()))
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    for row in lines() {
+        let mut line = String::new();
+        for (i, cell) in row.iter().enumerate() {
+            if i + 1 == N {
+                line.push_str(cell);
+            } else {
+                let w = widths.get(i).copied().unwrap_or(0);
+                line.push_str(&format!("{cell:w$}  "));
+            }
+        }
+        writeln!(out, "{}", line.trim_end())?;
     }
     Ok(())
+}
+
+/// `users`: the local users the configuration (or the running service) holds, with their live grants.
+async fn users_list(
+    auth: &AuthServer,
+    users: &[LocalUser],
+    out: &mut (dyn Write + Send),
+) -> Result<(), CliError> {
+    if users.is_empty() {
+        writeln!(out, "no local users (the users file is `[users] file`)")?;
+        return Ok(());
+    }
+    let mut rows = Vec::with_capacity(users.len());
+    for u in users {
+        let grants = auth
+            .admin()
+            .user_grants(&format!("local:{}", u.username))
+            .await?;
+        rows.push([
+            u.username.clone(),
+            u.email.clone().unwrap_or_else(|| "-".into()),
+            if u.groups.is_empty() {
+                "-".into()
+            } else {
+                u.groups.join(",")
+            },
+            grants.to_string(),
+        ]);
+    }
+    table(["USERNAME", "EMAIL", "GROUPS", "GRANTS"], &rows, out)
+}
+
+/// A time as `YYYY-MM-DD HH:MM:SS UTC`.
+fn utc(secs: u64) -> String {
+    i64::try_from(secs)
+        .ok()
+        .and_then(|s| chrono::DateTime::from_timestamp(s, 0))
+        .map_or_else(
+            || secs.to_string(),
+            |t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
+        )
+}
+
+/// What a key does at `now`; `signer` is the key the engine signs with (the latest started, unretired one).
+fn key_status(k: &KeyInfo, signer: Option<&str>, now: u64) -> String {
+    let starts = k.not_before.unwrap_or(k.created_at);
+    if k.publish_until.is_some_and(|u| u <= now) {
+        "expired (no longer published)".to_owned()
+    } else if signer == Some(k.kid.as_str()) {
+        match k.retired_at {
+            Some(r) => format!("signs (until {})", utc(r)),
+            None => "signs".to_owned(),
+        }
+    } else if starts > now {
+        format!("next: signs from {}", utc(starts))
+    } else {
+        match k.publish_until {
+            Some(u) => format!("verifies only (published until {})", utc(u)),
+            None => "verifies only".to_owned(),
+        }
+    }
+}
+
+/// `keys list`.
+async fn keys_list(auth: &AuthServer, out: &mut (dyn Write + Send)) -> Result<(), CliError> {
+    let keys = auth.admin().keys().await?;
+    let now = oauth_core::Clock::unix(&oauth_core::SystemClock);
+    let signer = keys
+        .iter()
+        .filter(|k| {
+            k.not_before.unwrap_or(k.created_at) <= now
+                && k.retired_at.is_none_or(|r| r > now)
+                && k.publish_until.is_none_or(|u| u > now)
+        })
+        .max_by_key(|k| {
+            (
+                k.not_before.unwrap_or(k.created_at),
+                k.created_at,
+                k.kid.clone(),
+            )
+        })
+        .map(|k| k.kid.clone());
+    let rows: Vec<[String; 4]> = keys
+        .iter()
+        .map(|k| {
+            [
+                k.kid.clone(),
+                k.alg.clone(),
+                utc(k.created_at),
+                key_status(k, signer.as_deref(), now),
+            ]
+        })
+        .collect();
+    if rows.is_empty() {
+        writeln!(
+            out,
+            "no signing keys (the service makes one at its first start)"
+        )?;
+        return Ok(());
+    }
+    table(["KID", "ALG", "CREATED", "STATUS"], &rows, out)
 }
 
 /// The JSON `clients show` prints: ids, timestamps and metadata; the stored hashes stay out.
@@ -663,7 +1039,11 @@ fn known<T>(id: &str, found: Option<T>) -> Result<T, CliError> {
 }
 
 /// `clients show ID`.
-async fn clients_show(auth: &AuthServer, id: &str, out: &mut dyn Write) -> Result<(), CliError> {
+async fn clients_show(
+    auth: &AuthServer,
+    id: &str,
+    out: &mut (dyn Write + Send),
+) -> Result<(), CliError> {
     let client = known(id, auth.admin().client(id).await?)?;
     writeln!(
         out,
@@ -674,26 +1054,13 @@ async fn clients_show(auth: &AuthServer, id: &str, out: &mut dyn Write) -> Resul
 }
 
 /// `clients delete ID`: revokes the client's grants, then deletes the registration.
-async fn clients_delete(auth: &AuthServer, id: &str, out: &mut dyn Write) -> Result<(), CliError> {
+async fn clients_delete(
+    auth: &AuthServer,
+    id: &str,
+    out: &mut (dyn Write + Send),
+) -> Result<(), CliError> {
     let grants = known(id, auth.admin().delete_client(id).await?)?;
     writeln!(out, "deleted client {id}; revoked {grants} grant(s)")?;
-    Ok(())
-}
-
-/// `revoke --user SUBJECT | --client ID`.
-async fn revoke(auth: &AuthServer, args: &RevokeArgs, out: &mut dyn Write) -> Result<(), CliError> {
-    match (&args.user, &args.client) {
-        (Some(subject), _) => {
-            let n = auth.admin().revoke_user(subject).await?;
-            writeln!(out, "revoked {n} grant(s) of user {subject}")?;
-        }
-        (None, Some(id)) => {
-            let n = auth.admin().revoke_client(id).await?;
-            writeln!(out, "revoked {n} grant(s) of client {id}")?;
-        }
-        // clap's argument group requires one of the two.
-        (None, None) => {}
-    }
     Ok(())
 }
 
@@ -868,11 +1235,10 @@ mod tests {
     async fn revoke_reports_the_number_of_grants() {
         let auth = memory_auth().await;
         let mut out = Vec::new();
-        let args = RevokeArgs {
-            user: Some("local:alice".into()),
-            client: None,
+        let request = AdminRequest::RevokeUser {
+            subject: "local:alice".into(),
         };
-        revoke(&auth, &args, &mut out).await.unwrap();
+        perform(&auth, &[], request, &mut out).await.unwrap();
         assert_eq!(
             String::from_utf8(out).unwrap(),
             "revoked 0 grant(s) of user local:alice\n"

@@ -7,6 +7,7 @@
 //! ([`error`]). [`endpoints::ENDPOINTS`] is the only route table; [`routes::configure`] registers it for `main` and every test. [`run`] serves a
 //! configuration on a listener until a shutdown future resolves, so tests can bind `127.0.0.1:0`.
 
+pub mod admin_socket;
 pub mod cli;
 pub mod config;
 pub mod endpoints;
@@ -32,7 +33,8 @@ use actix_web::{App, HttpServer, web};
 pub use config::Config;
 pub use state::AppState;
 
-/// Serves `config` on `listener` until `shutdown` resolves (or SIGTERM/SIGINT), then drains gracefully.
+/// Serves `config` on `listener` until `shutdown` resolves (or SIGTERM/SIGINT), then drains gracefully; the
+/// admin socket ([`admin_socket`], if configured) is served alongside.
 ///
 /// # Errors
 /// Startup failures (store, engine, users) as `io::Error` with the cause in the message, and server I/O errors.
@@ -44,6 +46,22 @@ pub async fn run(
     let state = AppState::build(&config)
         .await
         .map_err(std::io::Error::other)?;
+    // Bound once the store is ours (a second process on the same store fails before touching the socket), and
+    // removed when serving ends.
+    #[cfg(unix)]
+    let _admin = match config.admin_socket() {
+        Some(path) => Some(
+            admin_socket::serve(
+                &path,
+                admin_socket::AdminContext {
+                    auth: state.auth.clone(),
+                    users: config.users.clone().into(),
+                },
+            )
+            .map_err(std::io::Error::other)?,
+        ),
+        None => None,
+    };
     serve(state, listener, shutdown).await
 }
 

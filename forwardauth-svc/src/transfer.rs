@@ -12,7 +12,7 @@
 use std::io::Write as _;
 use std::path::Path;
 
-use oauth_core::{ImportError, StoreError, StoreExport, StoreTransfer};
+use oauth_core::{ImportError, ImportSummary, StoreError, StoreExport, StoreTransfer};
 
 /// Why an export or import failed.
 #[derive(Debug, thiserror::Error)]
@@ -93,36 +93,58 @@ pub fn export(export: &StoreExport, path: &Path) -> Result<Summary, TransferErro
     })
 }
 
-/// Adds the contents of the export file at `path` to the store `target` holds.
+/// Reads the export file at `path`.
 ///
 /// # Errors
-/// [`TransferError`].
-pub async fn import(target: &StoreTransfer, path: &Path) -> Result<Summary, TransferError> {
+/// [`TransferError::Io`], [`TransferError::Format`].
+pub fn read(path: &Path) -> Result<StoreExport, TransferError> {
     let name = path.display().to_string();
     let text = std::fs::read(path).map_err(|source| TransferError::Io {
         path: name.clone(),
         source,
     })?;
-    let export: StoreExport = serde_json::from_slice(&text).map_err(|e| TransferError::Format {
-        path: name.clone(),
+    serde_json::from_slice(&text).map_err(|e| TransferError::Format {
+        path: name,
         reason: e.to_string(),
-    })?;
-    let s = target.import(&export).await.map_err(|e| match e {
+    })
+}
+
+/// An import failure of the export `name` (a file, or what the admin socket received) as a [`TransferError`].
+pub fn import_error(name: &str, e: ImportError) -> TransferError {
+    match e {
         ImportError::Store(e) => TransferError::Store(e),
         ImportError::Unsupported { .. } => TransferError::Format {
-            path: name,
+            path: name.to_owned(),
             reason: e.to_string(),
         },
         ImportError::Sealed { .. } => TransferError::Sealed {
-            path: name,
+            path: name.to_owned(),
             reason: e.to_string(),
         },
-    })?;
-    Ok(Summary {
-        clients: s.clients,
-        clients_present: s.clients_present,
-        keys: s.keys,
-        keys_present: s.keys_present,
-        revocations: s.revocations,
-    })
+    }
+}
+
+impl From<ImportSummary> for Summary {
+    fn from(s: ImportSummary) -> Self {
+        Summary {
+            clients: s.clients,
+            clients_present: s.clients_present,
+            keys: s.keys,
+            keys_present: s.keys_present,
+            revocations: s.revocations,
+        }
+    }
+}
+
+/// Adds the contents of the export file at `path` to the store `target` holds.
+///
+/// # Errors
+/// [`TransferError`].
+pub async fn import(target: &StoreTransfer, path: &Path) -> Result<Summary, TransferError> {
+    let export = read(path)?;
+    let s = target
+        .import(&export)
+        .await
+        .map_err(|e| import_error(&path.display().to_string(), e))?;
+    Ok(Summary::from(s))
 }

@@ -385,4 +385,24 @@ impl Admin<'_> {
     pub async fn export(&self) -> Result<StoreExport, Error> {
         StoreExport::from_store(self.server.store.as_ref(), &self.server.sealer).await
     }
+
+    /// Adds `export` to this engine's store, as [`StoreTransfer::import`] does to a store opened alone: the way
+    /// in while the engine runs (a token signed by an imported key makes it reload its key set).
+    ///
+    /// # Errors
+    /// [`ImportError`].
+    pub async fn import(&self, export: &StoreExport) -> Result<ImportSummary, ImportError> {
+        export
+            .add_to(self.server.store.as_ref(), &self.server.sealer)
+            .await
+    }
+
+    /// How many live grants the user `subject` holds (read from the store's index of grants by subject, never a
+    /// scan).
+    ///
+    /// # Errors
+    /// Store failures.
+    pub async fn user_grants(&self, subject: &str) -> Result<usize, Error> {
+        Ok(self.server.store.grants_of_subject(subject).await?.len())
+    }
 }

@@ -26,6 +26,7 @@
 //! | `gate` | `[gate]` | [`GateConfig`] and the verified-token cache size |
 //! | `providers` | `[[providers]]` | [`ProviderConfig`]s |
 //! | `users` | `[users]` and the users file | `LocalUser`s |
+//! | `admin` | `[admin]` | the admin socket's path |
 //!
 //! A rule the engine states about its own configuration (the issuer, resource URLs, scopes, lifetimes) is
 //! checked by the engine's function, here called with the key or variable the value came from; this crate adds
@@ -136,6 +137,13 @@
 //! [users]
 //! file = "users.toml"                 # local users (provider `local`); see below
 //!
+//! [admin]                             # the command line's way into the running service (README "Command line")
+//! socket = "data/oauth.redb.admin.sock" # a Unix socket, mode 0600, served while the service runs; the admin
+//!                                     # commands use it when it answers and open the store otherwise. Default:
+//!                                     # `<store.path>.admin.sock` with the embedded store, none otherwise;
+//!                                     # "" or "off" disables it. Keep it in a directory only the service's
+//!                                     # user may write (not /tmp), where nobody else can put a socket of theirs
+//!
 //! [[providers]]                       # a GitHub provider (an OAuth App or a GitHub App)
 //! type = "github"
 //! id = "github"                       # prefixes its users' subjects (`github:583231`) and its policy names
@@ -210,12 +218,14 @@
 //! | `FORWARDAUTH_LOG_FORMAT` | `log_format` |
 //! | `FORWARDAUTH_USERS_FILE` | `users.file` |
 //! | `FORWARDAUTH_INITIAL_ACCESS_TOKEN` | `registration.initial_access_tokens` (one token) |
+//! | `FORWARDAUTH_ADMIN_SOCKET` | `admin.socket` (`off` disables it) |
 //!
 //! # Without a file
 //!
 //! [`load`] with no path gives [`Config::defaults`] (listen `127.0.0.1:8080`, embedded store in
 //! `data/oauth.redb`, one resource `<issuer>/mcp`, no users) with the environment overrides applied.
 
+mod admin;
 mod client_metadata;
 mod gate;
 mod limits;
@@ -233,6 +243,7 @@ use std::path::{Path, PathBuf};
 use oauth_core::{LocalUser, ResourceConfig, ServerConfig};
 use serde::Deserialize;
 
+pub use admin::{AdminSocket, ENV_ADMIN_SOCKET, default_socket};
 pub use gate::{GateConfig, IdentityHeaders};
 pub use providers::ProviderConfig;
 pub use registration::ENV_INITIAL_ACCESS_TOKEN;
@@ -269,6 +280,8 @@ pub struct Config {
     pub log_format: LogFormat,
     /// How many password checks run and wait at once.
     pub password_checks: oauth_core::upstream::password::PasswordCheckLimits,
+    /// The admin socket as configured; [`Config::admin_socket`] resolves it.
+    pub admin: AdminSocket,
 }
 
 impl Config {
@@ -282,6 +295,7 @@ impl Config {
             source: None,
             listen,
             server: ServerConfig::new(issuer, vec![resource]),
+            admin: AdminSocket::Default,
             store: StoreConfig::Embedded {
                 path: PathBuf::from("data/oauth.redb"),
                 cache_bytes: oauth_core::store::EMBEDDED_CACHE_BYTES,
@@ -292,6 +306,16 @@ impl Config {
             gate: GateConfig::default(),
             log_format: LogFormat::Human,
             password_checks: oauth_core::upstream::password::PasswordCheckLimits::default(),
+        }
+    }
+
+    /// The admin socket the running service serves and the admin commands try first: the configured path, or
+    /// the default of the store (`<store path>.admin.sock` for the embedded store); `None` when disabled.
+    pub fn admin_socket(&self) -> Option<PathBuf> {
+        match &self.admin {
+            AdminSocket::Default => default_socket(&self.store),
+            AdminSocket::Off => None,
+            AdminSocket::Path(p) => Some(p.clone()),
         }
     }
 }
@@ -409,6 +433,8 @@ pub struct RawConfig {
     login: limits::RawLogin,
     #[serde(default)]
     rate_limits: limits::RawRateLimits,
+    #[serde(default)]
+    admin: admin::RawAdmin,
 }
 
 /// Loads the configuration: the file at `path` (none: the built-in defaults), then the `FORWARDAUTH_*`
@@ -489,6 +515,7 @@ impl RawConfig {
             config.log_format = f;
         }
         (config.store, config.key_encryption) = store::store_config(&ctx, self.store)?;
+        config.admin = admin::admin_socket(&ctx, self.admin)?;
         config.providers = providers::providers(&ctx, self.providers)?;
         let known = resources::Providers {
             ids: std::iter::once("local".to_owned())

@@ -98,6 +98,10 @@ impl std::fmt::Debug for EmbeddedStore {
     }
 }
 
+/// What [`EmbeddedStore::open`] reports (as [`StoreError::Unavailable`]) when another process holds the file's
+/// lock; [`open`](super::open) turns it into [`OpenStoreError::Locked`](super::OpenStoreError::Locked).
+pub(crate) const LOCKED: &str = "the file is locked by another process";
+
 fn backend(e: impl Into<redb::Error>) -> StoreError {
     StoreError::Backend(e.into().to_string())
 }
@@ -135,7 +139,10 @@ impl EmbeddedStore {
         let db = Database::builder()
             .set_cache_size(cache_bytes)
             .create_file(file)
-            .map_err(backend)?;
+            .map_err(|e| match e {
+                redb::DatabaseError::DatabaseAlreadyOpen => StoreError::Unavailable(LOCKED.into()),
+                e => backend(e),
+            })?;
         // Only now, holding redb's lock: a file another process has open is not ours to change.
         #[cfg(unix)]
         {

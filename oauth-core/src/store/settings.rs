@@ -46,6 +46,12 @@ pub enum OpenStoreError {
         /// Why.
         source: StoreError,
     },
+    /// Another process holds the store file (a running server: the embedded store is one process's at a time).
+    #[error("cannot open the store at {path}: another process holds it (a running server?)")]
+    Locked {
+        /// The store file.
+        path: String,
+    },
     /// The directory of the store file could not be created.
     #[error("cannot create the data directory {path}: {source}")]
     DataDir {
@@ -74,9 +80,16 @@ pub fn open(
             }
             let store =
                 EmbeddedStore::open_with_cache(path, clock, *cache_bytes).map_err(|source| {
-                    OpenStoreError::Open {
-                        path: path.display().to_string(),
-                        source,
+                    match source {
+                        StoreError::Unavailable(m) if m == super::embedded::LOCKED => {
+                            OpenStoreError::Locked {
+                                path: path.display().to_string(),
+                            }
+                        }
+                        source => OpenStoreError::Open {
+                            path: path.display().to_string(),
+                            source,
+                        },
                     }
                 })?;
             Ok(Arc::new(store))
@@ -120,10 +133,16 @@ mod tests {
         let Err(err) = open(&settings, FixedClock::new()) else {
             panic!("opened")
         };
-        let err = err.to_string();
         assert!(
-            err.starts_with(&format!("cannot open the store at {}: ", path.display())),
-            "{err}"
+            matches!(&err, OpenStoreError::Locked { path: p } if *p == path.display().to_string()),
+            "{err:?}"
+        );
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "cannot open the store at {}: another process holds it (a running server?)",
+                path.display()
+            )
         );
         drop(store);
     }

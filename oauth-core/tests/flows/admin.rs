@@ -294,3 +294,54 @@ async fn an_export_of_another_version_is_refused_before_anything_is_added() {
     );
     assert!(target.export().await.unwrap().clients().is_empty());
 }
+
+#[tokio::test]
+async fn user_grants_counts_live_grants_and_import_adds_to_a_running_engine() {
+    let h = harness().await;
+    let a = public_client(&h).await;
+    tokens_of(&h, &a.client_id, alice()).await;
+    tokens_of(&h, &a.client_id, alice()).await;
+    tokens_of(&h, &a.client_id, bob()).await;
+    let grants = |who: &'static str| {
+        let admin = h.server.admin();
+        async move { admin.user_grants(who).await.unwrap() }
+    };
+    assert_eq!(
+        (grants("local:alice").await, grants("local:bob").await),
+        (2, 1)
+    );
+    h.server.admin().revoke_user("local:alice").await.unwrap();
+    assert_eq!(
+        grants("local:alice").await,
+        0,
+        "revoked grants are not counted"
+    );
+    assert_eq!(grants("local:nobody").await, 0);
+
+    // Another engine's contents, imported into this running one (the way in over the admin socket).
+    let other = harness().await;
+    let c = public_client(&other).await;
+    let export = other.server.admin().export().await.unwrap();
+    let added = h.server.admin().import(&export).await.unwrap();
+    assert_eq!((added.clients, added.keys, added.keys_present), (1, 1, 0));
+    assert!(
+        h.server
+            .admin()
+            .client(&c.client_id)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    let imported = &other.server.admin().keys().await.unwrap()[0].kid;
+    assert!(
+        h.server
+            .admin()
+            .keys()
+            .await
+            .unwrap()
+            .iter()
+            .any(|k| &k.kid == imported)
+    );
+    let again = h.server.admin().import(&export).await.unwrap();
+    assert_eq!((again.clients_present, again.keys_present), (1, 1));
+}

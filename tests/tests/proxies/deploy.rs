@@ -1,6 +1,6 @@
 //! The files under `deploy/` cannot rot: the proxy configurations are exactly what `forwardauth-svc snippet`
 //! prints for the command on their first line (the same generator the nginx and Caddy end-to-end tests run), and
-//! the container and Kubernetes files keep the properties the README promises.
+//! the container, systemd and Kubernetes files keep the properties the README promises.
 
 use clap::Parser as _;
 use forwardauth_svc::cli::{self, Cli, Command};
@@ -66,12 +66,140 @@ fn the_image_is_multi_stage_and_runs_as_a_non_root_user() {
         dockerfile[start..].find("USER ") < dockerfile[start..].find("ENTRYPOINT"),
         "USER before ENTRYPOINT in the final stage"
     );
+    // The image checks its own health with the binary (it has no curl), and `health` is a command.
+    let healthcheck = dockerfile
+        .split("\nHEALTHCHECK ")
+        .nth(1)
+        .expect("a HEALTHCHECK")
+        .split("\n\n")
+        .next()
+        .unwrap();
+    assert!(
+        healthcheck.contains(r#"CMD ["/usr/local/bin/forwardauth-svc", "health"]"#),
+        "{healthcheck}"
+    );
+    assert_eq!(
+        Cli::try_parse_from(["forwardauth-svc", "health"])
+            .unwrap()
+            .command(),
+        Command::Health
+    );
+    // The dependencies are built in a layer of their own, before the sources are copied: every member's
+    // manifest, and a stub for every target cargo must find to load the workspace.
+    let (deps, _) = dockerfile
+        .split_once("\nCOPY . .")
+        .expect("the sources are copied with `COPY . .`");
+    assert!(
+        deps.contains("cargo build --release --locked -p forwardauth-svc"),
+        "no dependency build before `COPY . .`"
+    );
+    assert!(deps.contains("COPY Cargo.toml Cargo.lock ./"));
+    for (member, stubs) in workspace_targets() {
+        assert!(
+            deps.contains(&format!("COPY {member}/Cargo.toml {member}/")),
+            "the dependency layer lacks {member}/Cargo.toml"
+        );
+        assert!(
+            stubs
+                .iter()
+                .any(|f| deps.contains(&format!(" {member}/{f}"))),
+            "no stub target for {member}"
+        );
+        for f in stubs.iter().filter(|f| !f.starts_with("src/lib.rs")) {
+            assert!(
+                deps.contains(&format!(" {member}/{f}")),
+                "the dependency layer lacks a stub for {member}/{f}"
+            );
+        }
+    }
     // The compose file builds this image.
     let compose: Yaml = serde_norway::from_str(&read("deploy/traefik/docker-compose.yml")).unwrap();
     assert_eq!(
         compose["services"]["forwardauth"]["build"]["dockerfile"],
         Yaml::from("deploy/Dockerfile")
     );
+}
+
+/// Per workspace member: `src/lib.rs` and every target its manifest names by path (or, for a bench without a
+/// path, `benches/<name>.rs`), which a stub must stand for in the dependency layer.
+fn workspace_targets() -> Vec<(String, Vec<String>)> {
+    let root: toml::Value = toml::from_str(&read("Cargo.toml")).unwrap();
+    let members = root["workspace"]["members"].as_array().unwrap();
+    members
+        .iter()
+        .map(|m| {
+            let member = m.as_str().unwrap().to_owned();
+            let manifest: toml::Value =
+                toml::from_str(&read(&format!("{member}/Cargo.toml"))).unwrap();
+            let mut files = vec!["src/lib.rs".to_owned()];
+            for kind in ["bin", "example", "bench", "test"] {
+                for t in manifest
+                    .get(kind)
+                    .and_then(|v| v.as_array())
+                    .into_iter()
+                    .flatten()
+                {
+                    let dir = match kind {
+                        "bin" => "src/bin",
+                        "example" => "examples",
+                        "bench" => "benches",
+                        _ => "tests",
+                    };
+                    let path = t.get("path").and_then(|p| p.as_str()).map_or_else(
+                        || format!("{dir}/{}.rs", t["name"].as_str().unwrap()),
+                        str::to_owned,
+                    );
+                    files.push(path);
+                }
+            }
+            (member, files)
+        })
+        .collect()
+}
+
+/// The systemd unit runs the service hardened: its own (dynamic) user, a state directory as the only place it
+/// writes, no capabilities, the usual system calls only, a memory bound.
+#[test]
+fn the_systemd_unit_is_hardened() {
+    let unit = read("deploy/systemd/forwardauth-svc.service");
+    let settings: Vec<(&str, &str)> = unit
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.starts_with('['))
+        .filter_map(|l| l.split_once('='))
+        .collect();
+    let values = |key: &str| -> Vec<&str> {
+        settings
+            .iter()
+            .filter(|(k, _)| *k == key)
+            .map(|(_, v)| *v)
+            .collect()
+    };
+    for (key, value) in [
+        ("DynamicUser", "yes"),
+        ("StateDirectory", "forwardauth"),
+        ("ProtectSystem", "strict"),
+        ("ProtectHome", "yes"),
+        ("NoNewPrivileges", "yes"),
+        ("PrivateTmp", "yes"),
+        ("RestrictAddressFamilies", "AF_INET AF_INET6 AF_UNIX"),
+        ("SystemCallFilter", "@system-service"),
+        ("CapabilityBoundingSet", ""),
+        ("UMask", "0077"),
+    ] {
+        assert!(
+            values(key).contains(&value),
+            "{key}={value} missing: {:?}",
+            values(key)
+        );
+    }
+    assert!(values("MemoryMax").iter().any(|v| v.ends_with('M')));
+    let exec = values("ExecStart");
+    assert_eq!(exec.len(), 1);
+    let args: Vec<&str> = exec[0].split_whitespace().collect();
+    let cli = Cli::try_parse_from(args.iter().copied()).unwrap();
+    assert!(matches!(cli.command(), Command::Serve(_)), "{exec:?}");
+    // The store lives in the state directory, where the unit's comment tells the configuration to put it.
+    assert!(unit.contains("path = \"/var/lib/forwardauth/oauth.redb\""));
 }
 
 #[test]
@@ -108,6 +236,39 @@ fn the_kubernetes_manifests_fit_together() {
         "{limit} for {checks} checks"
     );
     assert_eq!(pod["securityContext"]["runAsNonRoot"], Yaml::from(true));
+    assert_eq!(
+        pod["securityContext"]["seccompProfile"]["type"],
+        Yaml::from("RuntimeDefault")
+    );
+    let container = &pod["containers"][0];
+    assert!(
+        container["resources"]["requests"]["memory"]
+            .as_str()
+            .is_some(),
+        "a memory request"
+    );
+    let sc = &container["securityContext"];
+    assert_eq!(sc["allowPrivilegeEscalation"], Yaml::from(false));
+    assert_eq!(sc["readOnlyRootFilesystem"], Yaml::from(true));
+    assert_eq!(sc["runAsNonRoot"], Yaml::from(true));
+    assert_eq!(
+        sc["capabilities"]["drop"],
+        serde_norway::from_str::<Yaml>("[ALL]").unwrap()
+    );
+    assert_eq!(sc["seccompProfile"]["type"], Yaml::from("RuntimeDefault"));
+    // The probes ask endpoints the service serves, on the container's port.
+    let port = container["ports"][0]["name"].clone();
+    for (probe, path) in [("livenessProbe", "/health"), ("readinessProbe", "/ready")] {
+        let get = &container[probe]["httpGet"];
+        assert_eq!(get["path"], Yaml::from(path), "{probe}");
+        assert_eq!(get["port"], port, "{probe}");
+        assert!(
+            forwardauth_svc::endpoints::ENDPOINTS
+                .iter()
+                .any(|e| e.path == path),
+            "{probe}: the service serves no {path}"
+        );
+    }
     let mounts: Vec<&str> = pod["containers"][0]["volumeMounts"]
         .as_sequence()
         .unwrap()

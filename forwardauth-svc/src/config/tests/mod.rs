@@ -1,6 +1,7 @@
 //! Tests of loading and validation: every error path asserts the message a person would read. One module per
 //! subsystem, as in `config/`; the fixture and helpers are here.
 
+mod admin;
 mod client_metadata;
 mod gate;
 mod limits;
