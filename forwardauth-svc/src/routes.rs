@@ -130,7 +130,34 @@ fn throttled_error(limit: Limited, throttled: Throttled) -> ApiError {
     }
 }
 
-/// Request id and one access-log line per request (wrap the `App` with it).
+/// The request span with the OpenTelemetry attributes, filled in as the request is answered.
+macro_rules! exported_span {
+    ($level:expr, $id:expr, $req:expr) => {
+        tracing::span!(
+            $level,
+            "request",
+            id = %$id,
+            method = %$req.method(),
+            path = %$req.path(),
+            "otel.kind" = "server",
+            "otel.status_code" = tracing::field::Empty,
+            "http.request.method" = %$req.method(),
+            "url.path" = %$req.path(),
+            "http.route" = tracing::field::Empty,
+            "http.response.status_code" = tracing::field::Empty,
+            "client.address" = tracing::field::Empty,
+            "user_agent.original" = tracing::field::Empty,
+        )
+    };
+}
+
+/// Request id, the request's span and one access-log line per request (wrap the `App` with it).
+///
+/// The line carries the status, the time taken in microseconds (a number), the client's address (behind a
+/// trusted proxy, the client the proxy names: [`crate::extract::client_addr`]) and its `User-Agent`. When spans
+/// are exported ([`crate::logging`]), the span continues the W3C `traceparent` of the request and carries the
+/// OpenTelemetry HTTP attributes: method, route pattern, path (never the query, which may hold a code or a
+/// state), status, client address and user agent.
 pub fn request_log<S, B>(
     req: ServiceRequest,
     srv: &S,
@@ -159,21 +186,60 @@ where
     // The hot paths' span is debug level too: formatting its fields costs about a sixth of a `/verify`, and at
     // the default level nothing inside it logs but the rare warning (which then lacks the request id).
     let hot = req_is_hot(req.path());
-    let span = if hot {
-        tracing::debug_span!("request", id = %id, method = %req.method(), path = %req.path())
-    } else {
-        tracing::info_span!("request", id = %id, method = %req.method(), path = %req.path())
+    let exporting = crate::logging::exporting();
+    let span = match (hot, exporting) {
+        (true, false) => {
+            tracing::debug_span!("request", id = %id, method = %req.method(), path = %req.path())
+        }
+        (false, false) => {
+            tracing::info_span!("request", id = %id, method = %req.method(), path = %req.path())
+        }
+        (true, true) => exported_span!(tracing::Level::DEBUG, id, req),
+        (false, true) => exported_span!(tracing::Level::INFO, id, req),
     };
+    if exporting {
+        trace_context::continue_trace(&span, req.headers());
+    }
+    let logged = if hot {
+        tracing::enabled!(tracing::Level::DEBUG)
+    } else {
+        tracing::enabled!(tracing::Level::INFO)
+    };
+    let seen = (logged || exporting).then(|| Seen::of(&req));
     let start = Instant::now();
     let fut = srv.call(req);
     async move {
         let mut res = fut.await?;
         let status = res.status().as_u16();
-        let micros = start.elapsed().as_micros();
+        // A number in JSON: `u128` would be written as a string.
+        let micros = u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX);
+        let (client, user_agent) = seen
+            .as_ref()
+            .map_or(("-", "-"), |s| (s.client.as_str(), s.user_agent.as_str()));
+        if exporting {
+            let span = tracing::Span::current();
+            let route = res.request().match_pattern();
+            let method = res.request().method().as_str();
+            trace_context::rename(
+                &span,
+                route
+                    .as_deref()
+                    .map_or_else(|| method.to_owned(), |r| format!("{method} {r}")),
+            );
+            if let Some(r) = route.as_deref() {
+                span.record("http.route", r);
+            }
+            span.record("http.response.status_code", status);
+            if status >= 500 {
+                span.record("otel.status_code", "error");
+            }
+            span.record("client.address", client);
+            span.record("user_agent.original", user_agent);
+        }
         if hot {
-            tracing::debug!(status, micros, "request");
+            tracing::debug!(status, micros, client, user_agent, "request");
         } else {
-            tracing::info!(status, micros, "request");
+            tracing::info!(status, micros, client, user_agent, "request");
         }
         if let Ok(v) = HeaderValue::from_str(&id) {
             res.headers_mut().insert(names::X_REQUEST_ID, v);
@@ -181,6 +247,72 @@ where
         Ok(res)
     }
     .instrument(span)
+}
+
+/// Who sent a request, as the access line names it.
+struct Seen {
+    /// The client's address, `-` when unknown.
+    client: String,
+    /// The `User-Agent`, at most [`USER_AGENT_MAX`] characters, `-` when absent.
+    user_agent: String,
+}
+
+/// The most of a `User-Agent` logged.
+const USER_AGENT_MAX: usize = 256;
+
+impl Seen {
+    fn of(req: &ServiceRequest) -> Self {
+        let client = req
+            .app_data::<web::Data<AppState>>()
+            .and_then(|state| crate::extract::client_addr(req.request(), &state.gate))
+            .map_or_else(|| "-".to_owned(), |ip| ip.to_string());
+        let user_agent = req
+            .headers()
+            .get(header::USER_AGENT)
+            .map(|v| {
+                String::from_utf8_lossy(v.as_bytes())
+                    .chars()
+                    .take(USER_AGENT_MAX)
+                    .collect()
+            })
+            .unwrap_or_else(|| "-".to_owned());
+        Seen { client, user_agent }
+    }
+}
+
+/// W3C Trace Context (`traceparent`, `tracestate`) from the request headers.
+mod trace_context {
+    use actix_web::http::header::HeaderMap;
+    use opentelemetry::propagation::{Extractor, TextMapPropagator as _};
+    use opentelemetry_sdk::propagation::TraceContextPropagator;
+    use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+
+    struct Headers<'a>(&'a HeaderMap);
+
+    impl Extractor for Headers<'_> {
+        fn get(&self, key: &str) -> Option<&str> {
+            self.0.get(key).and_then(|v| v.to_str().ok())
+        }
+
+        fn keys(&self) -> Vec<&str> {
+            self.0.keys().map(|k| k.as_str()).collect()
+        }
+    }
+
+    /// Makes `span` a child of the caller's span when the request names one; a malformed or absent
+    /// `traceparent` starts a new trace.
+    pub(super) fn continue_trace(span: &tracing::Span, headers: &HeaderMap) {
+        let cx = TraceContextPropagator::new().extract(&Headers(headers));
+        // Fails only for a span the exporter does not see, which then has no parent to set.
+        let _ = span.set_parent(cx);
+    }
+
+    /// Names the exported span `GET /route` once the route is known (the span started when the request was
+    /// first polled, so `otel.name` can no longer be recorded).
+    pub(super) fn rename(span: &tracing::Span, name: String) {
+        use opentelemetry::trace::TraceContextExt as _;
+        span.context().span().update_name(name);
+    }
 }
 
 /// `/verify` runs on every proxied request, and `/health` and `/ready` on every probe; their spans and access
