@@ -130,7 +130,8 @@ fn throttled_error(limit: Limited, throttled: Throttled) -> ApiError {
     }
 }
 
-/// The request span with the OpenTelemetry attributes, filled in as the request is answered.
+/// The request span when spans are exported: a server span, whose OpenTelemetry attributes are set on the
+/// exported span only ([`trace_context::answered`]), so the log lines do not repeat them.
 macro_rules! exported_span {
     ($level:expr, $id:expr, $req:expr) => {
         tracing::span!(
@@ -140,13 +141,6 @@ macro_rules! exported_span {
             method = %$req.method(),
             path = %$req.path(),
             "otel.kind" = "server",
-            "otel.status_code" = tracing::field::Empty,
-            "http.request.method" = %$req.method(),
-            "url.path" = %$req.path(),
-            "http.route" = tracing::field::Empty,
-            "http.response.status_code" = tracing::field::Empty,
-            "client.address" = tracing::field::Empty,
-            "user_agent.original" = tracing::field::Empty,
         )
     };
 }
@@ -154,7 +148,7 @@ macro_rules! exported_span {
 /// Request id, the request's span and one access-log line per request (wrap the `App` with it).
 ///
 /// The line carries the status, the time taken in microseconds (a number), the client's address (behind a
-/// trusted proxy, the client the proxy names: [`crate::extract::client_addr`]) and its `User-Agent`. When spans
+/// trusted proxy, the client the proxy names in `X-Forwarded-For`) and its `User-Agent`. When spans
 /// are exported ([`crate::logging`]), the span continues the W3C `traceparent` of the request and carries the
 /// OpenTelemetry HTTP attributes: method, route pattern, path (never the query, which may hold a code or a
 /// state), status, client address and user agent.
@@ -217,24 +211,13 @@ where
             .as_ref()
             .map_or(("-", "-"), |s| (s.client.as_str(), s.user_agent.as_str()));
         if exporting {
-            let span = tracing::Span::current();
-            let route = res.request().match_pattern();
-            let method = res.request().method().as_str();
-            trace_context::rename(
-                &span,
-                route
-                    .as_deref()
-                    .map_or_else(|| method.to_owned(), |r| format!("{method} {r}")),
+            trace_context::answered(
+                &tracing::Span::current(),
+                res.request(),
+                status,
+                client,
+                user_agent,
             );
-            if let Some(r) = route.as_deref() {
-                span.record("http.route", r);
-            }
-            span.record("http.response.status_code", status);
-            if status >= 500 {
-                span.record("otel.status_code", "error");
-            }
-            span.record("client.address", client);
-            span.record("user_agent.original", user_agent);
         }
         if hot {
             tracing::debug!(status, micros, client, user_agent, "request");
@@ -307,11 +290,41 @@ mod trace_context {
         let _ = span.set_parent(cx);
     }
 
-    /// Names the exported span `GET /route` once the route is known (the span started when the request was
-    /// first polled, so `otel.name` can no longer be recorded).
-    pub(super) fn rename(span: &tracing::Span, name: String) {
-        use opentelemetry::trace::TraceContextExt as _;
-        span.context().span().update_name(name);
+    /// Names the exported span after its route (`GET /verify`; the span started when the request was first
+    /// polled, before routing, so this goes to the OpenTelemetry span itself) and sets the HTTP attributes of
+    /// the OpenTelemetry semantic conventions: method, route, path (the query stays out: it may hold a code or a
+    /// state), status, client address and user agent. A 5xx marks the span as failed.
+    pub(super) fn answered(
+        span: &tracing::Span,
+        req: &actix_web::HttpRequest,
+        status: u16,
+        client: &str,
+        user_agent: &str,
+    ) {
+        use opentelemetry::KeyValue;
+        use opentelemetry::trace::{Status, TraceContextExt as _};
+        let cx = span.context();
+        let otel = cx.span();
+        let method = req.method().as_str();
+        let route = req.match_pattern();
+        otel.update_name(
+            route
+                .as_deref()
+                .map_or_else(|| method.to_owned(), |r| format!("{method} {r}")),
+        );
+        otel.set_attributes([
+            KeyValue::new("http.request.method", method.to_owned()),
+            KeyValue::new("url.path", req.path().to_owned()),
+            KeyValue::new("http.response.status_code", i64::from(status)),
+            KeyValue::new("client.address", client.to_owned()),
+            KeyValue::new("user_agent.original", user_agent.to_owned()),
+        ]);
+        if let Some(r) = route {
+            otel.set_attribute(KeyValue::new("http.route", r));
+        }
+        if status >= 500 {
+            otel.set_status(Status::error(format!("HTTP {status}")));
+        }
     }
 }
 
