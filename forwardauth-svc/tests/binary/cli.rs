@@ -116,3 +116,74 @@ fn hash_password_reads_one_line_from_a_pipe() {
         "Error: empty password: type the password on stdin, then Enter\n"
     );
 }
+
+/// At a terminal (a pseudo-terminal from util-linux `script`), `hash-password` asks twice and echoes nothing;
+/// two different entries hash nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hash_password_at_a_terminal_asks_twice_without_echo() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let at_terminal = |first: &'static str, second: &'static str| async move {
+        let mut child = tokio::process::Command::new("script")
+            .arg("-qec")
+            .arg(format!(
+                "{} hash-password",
+                env!("CARGO_BIN_EXE_forwardauth-svc")
+            ))
+            .arg("/dev/null")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("util-linux `script`");
+        let mut stdin = child.stdin.take().unwrap();
+        let mut stdout = child.stdout.take().unwrap();
+        let mut seen = String::new();
+        // Answers each prompt once it is shown.
+        for (prompt, answer) in [("Password (not shown): ", first), ("Again: ", second)] {
+            let shown = tokio::time::timeout(std::time::Duration::from_secs(20), async {
+                let mut buf = [0u8; 256];
+                while !seen.contains(prompt) {
+                    let n = stdout.read(&mut buf).await.unwrap();
+                    assert!(n > 0, "ended before {prompt:?}: {seen:?}");
+                    seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+                }
+            })
+            .await;
+            assert!(shown.is_ok(), "no prompt {prompt:?}: {seen:?}");
+            // rpassword turns echo off just after writing the prompt: give it that moment.
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            stdin
+                .write_all(format!("{answer}\n").as_bytes())
+                .await
+                .unwrap();
+        }
+        let mut rest = String::new();
+        tokio::time::timeout(
+            std::time::Duration::from_secs(30),
+            stdout.read_to_string(&mut rest),
+        )
+        .await
+        .expect("hash-password ends")
+        .unwrap();
+        drop(stdin);
+        let _ = child.wait().await;
+        seen + &rest
+    };
+    let out = at_terminal("tty-secret-1", "tty-secret-1").await;
+    assert!(!out.contains("tty-secret-1"), "echoed: {out:?}");
+    let hash = out
+        .lines()
+        .find(|l| l.starts_with("$argon2id$"))
+        .unwrap_or_else(|| panic!("no hash in {out:?}"));
+    let user = oauth_core::LocalUser::new("u", hash.trim_end());
+    assert!(oauth_core::LocalUsers::new(vec![user]).is_ok());
+
+    let out = at_terminal("tty-secret-2", "tty-secret-3").await;
+    assert!(!out.contains("tty-secret"), "echoed: {out:?}");
+    assert!(!out.contains("$argon2id$"), "{out:?}");
+    assert!(
+        out.contains("Error: the two passwords differ; nothing was hashed"),
+        "{out:?}"
+    );
+}
