@@ -1,6 +1,7 @@
 //! The JSON log of the real binary at the default level: the access line carries `micros` as a number, the
 //! client's address (the one a trusted proxy names in `X-Forwarded-For`) and the user agent; every refusal at
-//! `/verify` is logged with its reason, a forged `alg: none` token included, and never with the token.
+//! `/verify` is logged with its reason, a forged `alg: none` token included, and never with the token; forwarded
+//! headers from an address that is not a trusted proxy are a warning.
 
 use std::process::Stdio;
 use std::time::Duration;
@@ -42,7 +43,12 @@ async fn lines_matching(
 async fn access_lines_and_gate_refusals_at_the_default_level() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    write_config(dir.path(), port, "");
+    // 127.0.0.1 is the proxy; 127.0.0.2 is someone else on the host.
+    write_config(
+        dir.path(),
+        port,
+        "[gate]\ntrusted_proxies = [\"127.0.0.1/32\"]\n",
+    );
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_forwardauth-svc"));
     cmd.arg("--config")
         .arg(dir.path().join("config.toml"))
@@ -93,6 +99,22 @@ async fn access_lines_and_gate_refusals_at_the_default_level() {
         .await
         .unwrap();
     assert_eq!(no_resource.status(), 403);
+    // Forwarded headers from an address that is not a trusted proxy.
+    let stranger = reqwest::Client::builder()
+        .local_address(std::net::IpAddr::from([127, 0, 0, 2]))
+        .build()
+        .unwrap();
+    let untrusted = stranger
+        .get(format!("{base}/verify"))
+        .header("X-Forwarded-Method", "POST")
+        .header("X-Forwarded-Proto", "http")
+        .header("X-Forwarded-Host", format!("127.0.0.1:{port}"))
+        .header("X-Forwarded-Uri", "/mcp")
+        .bearer_auth(forged)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(untrusted.status(), 403);
 
     let message = |v: &Value| v["fields"]["message"].as_str().unwrap_or("").to_owned();
     let access = |v: &Value| {
@@ -106,13 +128,16 @@ async fn access_lines_and_gate_refusals_at_the_default_level() {
     };
     let refused =
         |v: &Value| message(v) == "gate refused the request" && v["fields"]["status"] == 403;
+    let warned =
+        |v: &Value| message(v) == "gate refused forwarded headers from an untrusted address";
     let found = lines_matching(
         &mut log,
-        &[&access, &forged_refusal, &missing, &refused],
+        &[&access, &forged_refusal, &missing, &refused, &warned],
         &|line| assert!(!line.contains(forged), "the token reached the log: {line}"),
     )
     .await;
-    let [access, forged_refusal, missing, refused] = <[Option<Value>; 4]>::try_from(found).unwrap();
+    let [access, forged_refusal, missing, refused, warned] =
+        <[Option<Value>; 5]>::try_from(found).unwrap();
 
     let access = access.expect("an access line for the metadata request");
     assert_eq!(access["level"], "INFO");
@@ -136,4 +161,9 @@ async fn access_lines_and_gate_refusals_at_the_default_level() {
         refused["fields"]["reason"],
         "no protected resource is configured for this URL"
     );
+
+    let warned = warned.expect("forwarded headers from a stranger are a warning");
+    assert_eq!(warned["level"], "WARN");
+    assert_eq!(warned["fields"]["client"], "127.0.0.2");
+    assert_eq!(warned["fields"]["status"], 403);
 }
