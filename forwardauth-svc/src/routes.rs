@@ -5,8 +5,9 @@
 //! wrong method answers 405. An entry with a rate limit ([`Endpoint::limit`](crate::endpoints::Endpoint::limit))
 //! is counted per client address before its handler runs; over the limit it answers 429 with `Retry-After`,
 //! held for [`REFUSAL_DELAY`](crate::error::REFUSAL_DELAY). Every request gets an id (`X-Request-Id`, kept from the proxy when sane) and one log
-//! line with method, path (never the query, which may carry a code) and status: at info level, except for the
-//! hot paths (`/verify`, `/health`, `/ready`), whose span and line are debug level.
+//! line with method, path (never the query, which may carry a code), status, time taken, client address and user
+//! agent: at info level, except for the hot paths (`/verify`, `/health`, `/ready`), whose span and line are debug
+//! level. When spans are exported, the request span continues the caller's W3C `traceparent`.
 
 use std::time::Instant;
 
