@@ -1055,6 +1055,9 @@ allowed_groups = ["keycloak:admins"]
 [[resources]]
 resource = "https://other.example.com/mcp"
 scopes = ["mcp"]
+
+[tracing]
+otlp_endpoint = "http://127.0.0.1:4318"
 "#,
         )
         .unwrap();
@@ -1076,6 +1079,10 @@ scopes = ["mcp"]
             "  provider:  github (github, https://github.com): GitHub\n",
             "  users:     0\n",
         )), "{text}");
+        assert!(
+            text.contains("  tracing:   spans exported over OTLP/HTTP to http://127.0.0.1:4318/v1/traces as forwardauth-svc\n"),
+            "{text}"
+        );
         assert!(!text.contains("every user"), "{text}");
         assert!(!text.contains("not-shown"), "{text}");
     }
