@@ -572,10 +572,13 @@ impl RawConfig {
         // Every table is checked even after one failed, so that one run lists every problem; a value that
         // failed keeps its default meanwhile, and checks that depend on it are skipped rather than misled.
         let mut problems = Problems::default();
+        // Problems of settings the engine's configuration does not depend on: with only these, its own checks
+        // still run.
         let listen = problems
             .take(ctx.setting(ENV_LISTEN, "listen", self.listen.as_deref(), parse_listen))
             .flatten()
             .unwrap_or(DEFAULT_LISTEN);
+        let mut aside = problems.0.len();
         let mut config = Config::defaults(listen);
         config.source = source.map(Path::to_path_buf);
 
@@ -595,6 +598,7 @@ impl RawConfig {
                 .map_err(|problem| ctx.at(&issuer_origin, problem.to_string())),
         );
 
+        let before = problems.0.len();
         if let Some(f) = problems
             .take(ctx.setting(
                 ENV_LOG_FORMAT,
@@ -612,6 +616,7 @@ impl RawConfig {
         if let Some((s, k)) = problems.take(store::store_config(&ctx, self.store)) {
             (config.store, config.key_encryption) = (s, k);
         }
+        aside += problems.0.len() - before;
         let providers_ok = match problems.take(providers::providers(&ctx, self.providers)) {
             Some(p) => {
                 config.providers = p;
@@ -697,7 +702,7 @@ impl RawConfig {
             server.policy = p;
         }
         // The engine's checks of the whole are only meaningful on a whole that loaded.
-        if problems.is_empty() {
+        if problems.0.len() == aside {
             problems.take(server.validate().map_err(|reason| ConfigError::Server {
                 file: ctx.file.clone(),
                 reason,
@@ -735,10 +740,6 @@ impl Problems {
             ConfigError::Several(all) => self.0.extend(all),
             one => self.0.push(one),
         }
-    }
-
-    fn is_empty(&self) -> bool {
-        self.0.is_empty()
     }
 
     /// `value` when nothing was wrong; else the one error, or [`ConfigError::Several`].

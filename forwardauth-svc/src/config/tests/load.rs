@@ -536,3 +536,15 @@ fn tracing_exports_to_the_configured_collector() {
     ))
     .assert_error("tracing.service_name: must be a non-empty name without control characters");
 }
+
+#[test]
+fn the_engines_checks_run_beside_problems_it_does_not_depend_on() {
+    let f = Fixture::new(
+        "listen = \"nope\"\nscopes = [\"mcp\"]\n\n[[resources]]\nresource = \"http://127.0.0.1:8080/mcp\"\nscopes = [\"mcp\", \"mcp:admin\"]\n",
+    );
+    let err = f.load().unwrap_err();
+    let lines: Vec<String> = err.problems().iter().map(ToString::to_string).collect();
+    assert_eq!(lines.len(), 2, "{lines:#?}");
+    assert_starts_with(&lines[0], &format!("{}: listen: ", f.file()));
+    assert!(lines[1].contains("mcp:admin"), "{lines:#?}");
+}
