@@ -617,23 +617,29 @@ impl RawConfig {
             (config.store, config.key_encryption) = (s, k);
         }
         aside += problems.0.len() - before;
-        let providers_ok = match problems.take(providers::providers(&ctx, self.providers)) {
+        let (declared, declared_github) = providers::declared_ids(&self.providers);
+        let known = match problems.take(providers::providers(&ctx, self.providers)) {
             Some(p) => {
                 config.providers = p;
-                true
+                resources::Providers {
+                    ids: std::iter::once("local".to_owned())
+                        .chain(config.providers.iter().map(|p| p.id().to_owned()))
+                        .collect(),
+                    github: config
+                        .providers
+                        .iter()
+                        .filter(|p| matches!(p, ProviderConfig::Github(_)))
+                        .map(|p| p.id().to_owned())
+                        .collect(),
+                }
             }
-            None => false,
-        };
-        let known = resources::Providers {
-            ids: std::iter::once("local".to_owned())
-                .chain(config.providers.iter().map(|p| p.id().to_owned()))
-                .collect(),
-            github: config
-                .providers
-                .iter()
-                .filter(|p| matches!(p, ProviderConfig::Github(_)))
-                .map(|p| p.id().to_owned())
-                .collect(),
+            // A provider refused: the policies are still checked, against the ids the file declares.
+            None => resources::Providers {
+                ids: std::iter::once("local".to_owned())
+                    .chain(declared)
+                    .collect(),
+                github: declared_github,
+            },
         };
 
         let default_resource = || {
@@ -642,19 +648,16 @@ impl RawConfig {
                     .with_default_scopes(vec!["mcp".into()]),
             ]
         };
-        // Policies name providers: with a provider refused, every name of it would be reported again.
         let resources = if self.resources.is_empty() {
             if source.is_some() {
                 problems
                     .push(ctx.invalid("resources", "at least one [[resources]] table is required"));
             }
             default_resource()
-        } else if providers_ok {
+        } else {
             problems
                 .take(resources::resources(&ctx, self.resources, &known))
                 .unwrap_or_else(default_resource)
-        } else {
-            default_resource()
         };
         let mut server = ServerConfig::new(issuer, resources);
         if let Some(scopes) = self.scopes
@@ -691,14 +694,12 @@ impl RawConfig {
             server.revocation_max_staleness = Some(REDIS_REVOCATION_MAX_STALENESS);
             server.key_activation_delay = REDIS_KEY_ACTIVATION_DELAY;
         }
-        if providers_ok
-            && let Some(p) = problems.take(resources::access_policy(
-                &ctx,
-                "policy.",
-                self.policy,
-                &known,
-            ))
-        {
+        if let Some(p) = problems.take(resources::access_policy(
+            &ctx,
+            "policy.",
+            self.policy,
+            &known,
+        )) {
             server.policy = p;
         }
         // The engine's checks of the whole are only meaningful on a whole that loaded.

@@ -548,3 +548,22 @@ fn the_engines_checks_run_beside_problems_it_does_not_depend_on() {
     assert_starts_with(&lines[0], &format!("{}: listen: ", f.file()));
     assert!(lines[1].contains("mcp:admin"), "{lines:#?}");
 }
+
+#[test]
+fn a_refused_provider_is_reported_once_and_the_policies_naming_it_are_still_checked() {
+    let f = Fixture::new(
+        "[[providers]]\ntype = \"oidc\"\nid = \"keycloak\"\nclient_id = \"x\"\n\n[[resources]]\nresource = \"http://127.0.0.1:8080/mcp\"\nscopes = [\"mcp\"]\nallowed_groups = [\"keycloak:staff\", \"nowhere:staff\"]\n",
+    );
+    let err = f.load().unwrap_err();
+    let lines: Vec<String> = err.problems().iter().map(ToString::to_string).collect();
+    assert_eq!(lines.len(), 2, "{lines:#?}");
+    assert_eq!(
+        lines[0],
+        format!(
+            "{}: providers[0].issuer: required for an oidc provider",
+            f.file()
+        )
+    );
+    assert!(lines[1].contains("nowhere"), "{lines:#?}");
+    assert!(!lines[1].contains("keycloak:staff"), "{lines:#?}");
+}
