@@ -87,7 +87,8 @@ impl From<LogFormatArg> for LogFormat {
 pub enum Command {
     /// Serve the gate and the OAuth endpoints (the default).
     Serve(ServeArgs),
-    /// Read a password from stdin (one line) and print its argon2id hash for the users file.
+    /// Read a password (from a terminal without echo, twice; else one line of stdin) and print its argon2id hash
+    /// for the users file.
     HashPassword,
     /// Load and validate the configuration, then print a summary.
     CheckConfig,
@@ -248,6 +249,9 @@ pub enum CliError {
     /// The password read from stdin was empty.
     #[error("empty password: type the password on stdin, then Enter")]
     EmptyPassword,
+    /// The password typed twice at a terminal differed.
+    #[error("the two passwords differ; nothing was hashed")]
+    PasswordMismatch,
     /// Hashing the password failed.
     #[error(transparent)]
     Hash(#[from] oauth_core::PasswordHashError),
@@ -313,6 +317,22 @@ pub fn report(error: &(dyn std::error::Error + 'static)) -> String {
         cause = c.source();
     }
     text
+}
+
+/// The lines `main` prints for a failure, one per problem (a configuration lists every problem it has).
+pub fn report_lines(error: &CliError) -> Vec<String> {
+    match error {
+        CliError::Config(c) => c.problems().into_iter().map(|p| report(p)).collect(),
+        other => vec![report(other)],
+    }
+}
+
+/// The exit status for a failure: 2 for a configuration that cannot be used, 1 for anything else.
+pub fn exit_status(error: &CliError) -> u8 {
+    match error {
+        CliError::Config(_) => 2,
+        _ => 1,
+    }
 }
 
 /// Loads the configuration named by `--config` (or `FORWARDAUTH_CONFIG`), with `serve --listen` and
@@ -686,7 +706,7 @@ pub fn next_steps(config: &Config) -> String {
     for r in &config.server.resources {
         s.push_str(&format!("Protected resource:            {}\n", r.resource));
     }
-    if config.users.is_empty() {
+    if config.users.is_empty() && config.providers.is_empty() {
         s.push_str(concat!(
             "\nNo users yet, so nobody can log in. To add one:\n",
             "  1. forwardauth-svc hash-password          (type the password, then Enter)\n",
@@ -697,6 +717,18 @@ pub fn next_steps(config: &Config) -> String {
             "  3. point the configuration at it: [users] file = \"users.toml\"\n",
             "     (or set FORWARDAUTH_USERS_FILE=users.toml), then restart.\n",
         ));
+    } else {
+        s.push_str("\nUsers log in with:\n");
+        if !config.users.is_empty() {
+            s.push_str(&format!(
+                "  a password                    {} local user(s) from the users file\n",
+                config.users.len()
+            ));
+        }
+        for p in &config.providers {
+            let (name, kind, at) = provider_summary(p);
+            s.push_str(&format!("  {name:<29} {kind}, {at}\n"));
+        }
     }
     if config.source.is_none() {
         s.push_str("\nRunning on built-in defaults; examples/quickstart.toml is a complete starting point.\n");
@@ -719,14 +751,20 @@ pub fn print_snippet(args: &SnippetArgs, out: &mut dyn Write) -> Result<(), CliE
     Ok(())
 }
 
-/// `hash-password` on the process's stdin and stdout, with a prompt on stderr when stdin is a terminal.
+/// `hash-password` on the process's stdin and stdout. From a terminal the password is read without echo, twice
+/// (a typo would otherwise lock the user out); from a pipe, one line, so that scripts and tests can feed it.
 ///
 /// # Errors
-/// As [`hash_password`].
+/// As [`hash_password`]; [`CliError::PasswordMismatch`] when the two entries differ.
 pub fn hash_password_stdin() -> Result<(), CliError> {
     let stdin = std::io::stdin();
     if stdin.is_terminal() {
-        eprint!("Password (shown as you type): ");
+        let first = rpassword::prompt_password("Password (not shown): ")?;
+        let again = rpassword::prompt_password("Again: ")?;
+        if first != again {
+            return Err(CliError::PasswordMismatch);
+        }
+        return hash_password(&mut first.as_bytes(), &mut std::io::stdout());
     }
     hash_password(&mut stdin.lock(), &mut std::io::stdout())
 }
@@ -791,6 +829,13 @@ pub fn check_config(config: &Config, out: &mut dyn Write) -> Result<(), CliError
         String::new()
     };
     writeln!(out, "  secrets:   {secrets}{previous}")?;
+    if let Some(t) = &config.tracing {
+        writeln!(
+            out,
+            "  tracing:   spans exported over OTLP/HTTP to {} as {}",
+            t.traces_url, t.service_name
+        )?;
+    }
     for r in &config.server.resources {
         let name = r
             .name
@@ -802,20 +847,71 @@ pub fn check_config(config: &Config, out: &mut dyn Write) -> Result<(), CliError
         } else {
             r.required_scopes.join(" ")
         };
-        let policy = if r.policy.is_open() {
-            "every user"
-        } else {
-            "restricted"
+        let server_wide = &config.server.policy;
+        let access = match (r.policy.is_open(), server_wide.is_open()) {
+            (true, true) => "every user".to_owned(),
+            (true, false) => "as [policy]".to_owned(),
+            (false, true) => policy_text(&r.policy),
+            (false, false) => format!("{}, within [policy]", policy_text(&r.policy)),
         };
         writeln!(
             out,
-            "  resource:  {}{name}; requires scope: {required}; access: {policy}",
+            "  resource:  {}{name}; requires scope: {required}; access: {access}",
             r.resource
         )?;
+        for g in &r.scope_grants {
+            writeln!(
+                out,
+                "             scope {} only for {}",
+                g.scope,
+                policy_text(&g.holders)
+            )?;
+        }
         tool_rules_note(r, config.gate.max_body_bytes, out)?;
+    }
+    let policy = if config.server.policy.is_open() {
+        "none (every user who can log in)".to_owned()
+    } else {
+        policy_text(&config.server.policy)
+    };
+    writeln!(out, "  policy:    {policy}")?;
+    for p in &config.providers {
+        let (name, kind, at) = provider_summary(p);
+        writeln!(out, "  provider:  {} ({kind}, {at}): {name}", p.id())?;
     }
     writeln!(out, "  users:     {}", config.users.len())?;
     Ok(())
+}
+
+/// Who an access policy admits, list by list: `users local:alice; groups local:admins`.
+fn policy_text(p: &oauth_core::AccessPolicy) -> String {
+    if p.is_open() {
+        return "every user who can log in".to_owned();
+    }
+    [
+        ("users", &p.users),
+        ("emails", &p.emails),
+        ("email domains", &p.email_domains),
+        ("groups", &p.groups),
+    ]
+    .iter()
+    .filter(|(_, list)| !list.is_empty())
+    .map(|(what, list)| format!("{what} {}", list.join(", ")))
+    .collect::<Vec<_>>()
+    .join("; ")
+}
+
+/// A provider as the banner and `check-config` name it: display name, type, and where it is (the OpenID
+/// issuer, or GitHub's web address).
+fn provider_summary(p: &crate::config::ProviderConfig) -> (&str, &'static str, String) {
+    match p {
+        crate::config::ProviderConfig::Oidc(c) => {
+            (&c.display_name, "oidc", format!("issuer {}", c.issuer_url))
+        }
+        crate::config::ProviderConfig::Github(c) => {
+            (&c.display_name, "github", c.web_base_url.clone())
+        }
+    }
 }
 
 /// For a resource with per-tool scopes: the rules, and where the gate reads the call from, which depends on
@@ -1287,7 +1383,90 @@ mod tests {
         check_config(&config, &mut out).unwrap();
         assert_eq!(
             String::from_utf8(out).unwrap(),
-            "configuration OK (built-in defaults)\n  issuer:    http://127.0.0.1:8080\n  listen:    127.0.0.1:8080\n  store:     embedded, data/oauth.redb, cache 16 MiB\n  secrets:   sealed with the key-encryption key in data/oauth.redb.kek (generated on first start)\n  resource:  http://127.0.0.1:8080/mcp; requires scope: none; access: every user\n  users:     0\n"
+            "configuration OK (built-in defaults)\n  issuer:    http://127.0.0.1:8080\n  listen:    127.0.0.1:8080\n  store:     embedded, data/oauth.redb, cache 16 MiB\n  secrets:   sealed with the key-encryption key in data/oauth.redb.kek (generated on first start)\n  resource:  http://127.0.0.1:8080/mcp; requires scope: none; access: every user\n  policy:    none (every user who can log in)\n  users:     0\n"
+        );
+    }
+
+    /// A configuration with two providers, a server-wide policy and a restricted resource with a scope grant.
+    fn with_providers_and_policy() -> Config {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        std::fs::write(
+            &path,
+            r#"
+[policy]
+allowed_groups = ["keycloak:staff"]
+
+[[providers]]
+type = "oidc"
+id = "keycloak"
+display_name = "Company SSO"
+issuer = "https://keycloak.example.com/realms/company"
+client_id = "forwardauth"
+
+[[providers]]
+type = "github"
+client_id = "Iv1.0123456789abcdef"
+client_secret = "not-shown"
+
+[[resources]]
+resource = "https://mcp.example.com/mcp"
+scopes = ["mcp", "mcp:admin"]
+required_scopes = ["mcp"]
+allowed_users = ["github:octocat"]
+allowed_groups = ["keycloak:mcp-users"]
+[resources.scope_grants."mcp:admin"]
+allowed_groups = ["keycloak:admins"]
+
+[[resources]]
+resource = "https://other.example.com/mcp"
+scopes = ["mcp"]
+
+[tracing]
+otlp_endpoint = "http://127.0.0.1:4318"
+"#,
+        )
+        .unwrap();
+        config::load(Some(&path), &|_| None).unwrap()
+    }
+
+    #[test]
+    fn check_config_shows_providers_policy_access_and_scope_grants() {
+        let config = with_providers_and_policy();
+        let mut out = Vec::new();
+        check_config(&config, &mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.contains(concat!(
+            "  resource:  https://mcp.example.com/mcp; requires scope: mcp; access: users github:octocat; groups keycloak:mcp-users, within [policy]\n",
+            "             scope mcp:admin only for groups keycloak:admins\n",
+            "  resource:  https://other.example.com/mcp; requires scope: none; access: as [policy]\n",
+            "  policy:    groups keycloak:staff\n",
+            "  provider:  keycloak (oidc, issuer https://keycloak.example.com/realms/company): Company SSO\n",
+            "  provider:  github (github, https://github.com): GitHub\n",
+            "  users:     0\n",
+        )), "{text}");
+        assert!(
+            text.contains("  tracing:   spans exported over OTLP/HTTP to http://127.0.0.1:4318/v1/traces as forwardauth-svc\n"),
+            "{text}"
+        );
+        assert!(!text.contains("every user"), "{text}");
+        assert!(!text.contains("not-shown"), "{text}");
+    }
+
+    #[test]
+    fn the_banner_names_the_providers_when_there_are_no_local_users() {
+        let config = with_providers_and_policy();
+        let text = next_steps(&config);
+        assert!(!text.contains("nobody can log in"), "{text}");
+        assert!(text.contains(concat!(
+            "\nUsers log in with:\n",
+            "  Company SSO                   oidc, issuer https://keycloak.example.com/realms/company\n",
+            "  GitHub                        github, https://github.com\n",
+        )), "{text}");
+        let bare = next_steps(&Config::defaults("127.0.0.1:8080".parse().unwrap()));
+        assert!(
+            bare.contains("No users yet, so nobody can log in."),
+            "{bare}"
         );
     }
 }

@@ -21,8 +21,7 @@ use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
 use oauth_core::{
-    Error, ErrorCode, ErrorPage, GateRefusal, OAuthError, Preflight, RefusalReason, RejectionKind,
-    VerifyRejection,
+    Error, ErrorCode, ErrorPage, GateRefusal, OAuthError, Preflight, RejectionKind, VerifyRejection,
 };
 use serde_json::json;
 
@@ -132,17 +131,11 @@ impl GateDenial {
                     error_description: r.description,
                 })
             }
-            GateDenial::Refused(r) => {
-                if r.reason == RefusalReason::Untrusted {
-                    tracing::warn!("forwarded headers from an untrusted address");
-                } else {
-                    tracing::debug!(reason = ?r.reason, "gate refusal");
-                }
-                res.json(Refusal {
-                    error: r.error_code(),
-                    error_description: &r.description,
-                })
-            }
+            // Logged by the handler, which knows who sent the request.
+            GateDenial::Refused(r) => res.json(Refusal {
+                error: r.error_code(),
+                error_description: &r.description,
+            }),
         }
     }
 }
@@ -293,7 +286,6 @@ impl ResponseError for ApiError {
 mod tests {
     #![allow(clippy::unwrap_used)]
 
-    use std::sync::{Arc, Mutex};
     use std::time::Duration;
 
     use oauth_core::{ErrorPage, StoreError};
@@ -376,63 +368,10 @@ mod tests {
         insta::assert_snapshot!("not_ready", wire(ApiError::NotReady).await);
     }
 
-    /// Captures what is logged while `f` runs, at every level.
-    fn logged(f: impl FnOnce()) -> String {
-        let buf = Arc::new(Mutex::new(Vec::new()));
-        let writer = {
-            let buf = Arc::clone(&buf);
-            move || Capture(Arc::clone(&buf))
-        };
-        let subscriber = tracing_subscriber::fmt()
-            .with_max_level(tracing::Level::TRACE)
-            .with_ansi(false)
-            .with_writer(writer)
-            .finish();
-        tracing::subscriber::with_default(subscriber, f);
-        String::from_utf8(buf.lock().unwrap().clone()).unwrap()
-    }
-
-    struct Capture(Arc<Mutex<Vec<u8>>>);
-
-    impl std::io::Write for Capture {
-        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(b);
-            Ok(b.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-
-    fn refused(reason: RefusalReason) -> HttpResponse {
-        ApiError::Gate {
-            denial: GateDenial::Refused(GateRefusal::from(reason)),
-            allow_origin: None,
-        }
-        .error_response()
-    }
-
-    /// Forwarded headers from an untrusted address mean a misconfigured proxy or someone probing the gate: the
-    /// operator sees a warning. Every other refusal is the client's problem and stays at debug level.
-    #[test]
-    fn only_an_untrusted_sender_is_a_warning() {
-        let untrusted = logged(|| {
-            refused(RefusalReason::Untrusted);
-        });
-        assert!(untrusted.contains("WARN"), "{untrusted}");
-        let other = logged(|| {
-            refused(RefusalReason::NoResource);
-        });
-        assert!(
-            !other.contains("WARN") && other.contains("DEBUG"),
-            "{other}"
-        );
-    }
-
     #[test]
     fn an_allowed_origin_can_read_a_refusal() {
         let res = ApiError::Gate {
-            denial: GateDenial::Refused(GateRefusal::from(RefusalReason::NoResource)),
+            denial: GateDenial::Refused(GateRefusal::from(oauth_core::RefusalReason::NoResource)),
             allow_origin: Some("https://app.example".into()),
         }
         .error_response();

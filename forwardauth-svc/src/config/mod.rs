@@ -4,7 +4,8 @@
 //! (`deny_unknown_fields` on every table, strings and options), then [`Config`], where every URL, address,
 //! duration, file and backend choice has been checked. Every error names the file and the key path
 //! (`config.toml: resources[0].resource: not a URL: …`), or the environment variable
-//! (`FORWARDAUTH_LISTEN: not a socket address: …`), or the users file. The process environment is never read
+//! (`FORWARDAUTH_LISTEN: not a socket address: …`), or the users file. Every table is checked even after one
+//! failed, so one run reports every problem ([`ConfigError::Several`]). The process environment is never read
 //! here: [`load`] takes a lookup function, so tests stay hermetic and `main` passes `std::env::var`.
 //!
 //! # Layout
@@ -27,6 +28,7 @@
 //! | `providers` | `[[providers]]` | [`ProviderConfig`]s |
 //! | `users` | `[users]` and the users file | `LocalUser`s |
 //! | `admin` | `[admin]` | the admin socket's path |
+//! | `telemetry` | `[tracing]` | [`TracingConfig`] |
 //!
 //! A rule the engine states about its own configuration (the issuer, resource URLs, scopes, lifetimes) is
 //! checked by the engine's function, here called with the key or variable the value came from; this crate adds
@@ -182,6 +184,10 @@
 //!                                     # 6,500 typical tokens per MiB; one not held pays a signature check
 //! max_body_kib = 4096                 # the most of a forwarded request body (Traefik forwardBody) read for
 //!                                     # per-tool scopes, in KiB (1 to 65536; default 4096); longer: 413
+//! [tracing]                           # OpenTelemetry: spans exported over OTLP/HTTP (protobuf); off without it
+//! otlp_endpoint = "http://127.0.0.1:4318" # the collector's base URL; spans go to <endpoint>/v1/traces
+//! service_name = "forwardauth-svc"    # service.name of every span; the default shown
+//!
 //! [gate.headers]                      # identity headers set on a 200 from /verify; "" = do not send
 //! user_id = "X-User-Id"
 //! user_name = "X-User-Name"
@@ -219,6 +225,8 @@
 //! | `FORWARDAUTH_USERS_FILE` | `users.file` |
 //! | `FORWARDAUTH_INITIAL_ACCESS_TOKEN` | `registration.initial_access_tokens` (one token) |
 //! | `FORWARDAUTH_ADMIN_SOCKET` | `admin.socket` (`off` disables it) |
+//! | `OTEL_EXPORTER_OTLP_ENDPOINT` | `tracing.otlp_endpoint` (the OpenTelemetry standard variable) |
+//! | `OTEL_SERVICE_NAME` | `tracing.service_name` |
 //!
 //! # Without a file
 //!
@@ -234,6 +242,7 @@ mod registration;
 mod resources;
 mod source;
 mod store;
+mod telemetry;
 mod tokens;
 mod users;
 
@@ -252,6 +261,7 @@ pub use store::{
     ENV_STORE_PATH, KeyEncryptionConfig, REDIS_KEY_ACTIVATION_DELAY,
     REDIS_REVOCATION_MAX_STALENESS, RedisStoreConfig, RedisUrl, StoreConfig,
 };
+pub use telemetry::{DEFAULT_SERVICE_NAME, ENV_OTLP_ENDPOINT, ENV_SERVICE_NAME, TracingConfig};
 pub use users::ENV_USERS_FILE;
 
 use source::{Ctx, Origin};
@@ -282,6 +292,8 @@ pub struct Config {
     pub password_checks: oauth_core::upstream::password::PasswordCheckLimits,
     /// The admin socket as configured; [`Config::admin_socket`] resolves it.
     pub admin: AdminSocket,
+    /// OpenTelemetry trace export; `None`: nothing is exported.
+    pub tracing: Option<TracingConfig>,
 }
 
 impl Config {
@@ -306,6 +318,7 @@ impl Config {
             gate: GateConfig::default(),
             log_format: LogFormat::Human,
             password_checks: oauth_core::upstream::password::PasswordCheckLimits::default(),
+            tracing: None,
         }
     }
 
@@ -392,6 +405,10 @@ pub enum ConfigError {
         /// What is wrong; names the user.
         reason: String,
     },
+    /// Several problems, each naming its file and key or variable, one per line in the order found: every table
+    /// is checked, so one run lists them all.
+    #[error("{}", several(.0))]
+    Several(Vec<ConfigError>),
     /// The engine refused the assembled configuration (`ServerConfig::validate`); its path is the key (the
     /// engine's field paths are the file's key paths: `resources[0].resource`).
     #[error("{file}: {reason}")]
@@ -401,6 +418,31 @@ pub enum ConfigError {
         /// The key and what is wrong.
         reason: oauth_core::ConfigError,
     },
+}
+
+fn several(all: &[ConfigError]) -> String {
+    all.iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+impl ConfigError {
+    /// Each problem on its own: the several of [`ConfigError::Several`], or this one.
+    pub fn problems(&self) -> Vec<&ConfigError> {
+        match self {
+            ConfigError::Several(all) => all.iter().collect(),
+            one => vec![one],
+        }
+    }
+
+    /// [`Self::problems`], by value.
+    pub fn into_problems(self) -> Vec<ConfigError> {
+        match self {
+            ConfigError::Several(all) => all,
+            one => vec![one],
+        }
+    }
 }
 
 /// The configuration file as written: the first stage, before any value is checked.
@@ -435,6 +477,7 @@ pub struct RawConfig {
     rate_limits: limits::RawRateLimits,
     #[serde(default)]
     admin: admin::RawAdmin,
+    tracing: telemetry::RawTracing,
 }
 
 /// Loads the configuration: the file at `path` (none: the built-in defaults), then the `FORWARDAUTH_*`
@@ -446,17 +489,84 @@ pub fn load(
     path: Option<&Path>,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Config, ConfigError> {
-    let raw = match path {
-        Some(p) => {
-            let text = std::fs::read_to_string(p).map_err(|e| ConfigError::Read {
-                file: p.display().to_string(),
-                reason: e.to_string(),
-            })?;
-            RawConfig::from_toml(&text, p)?
-        }
-        None => RawConfig::default(),
+    let Some(p) = path else {
+        return RawConfig::default().into_config(path, env);
     };
-    raw.into_config(path, env)
+    let text = std::fs::read_to_string(p).map_err(|e| ConfigError::Read {
+        file: p.display().to_string(),
+        reason: e.to_string(),
+    })?;
+    let (raw, mut problems, dropped) = parse_every_table(&text, p);
+    let Some(raw) = raw else {
+        return problems.finish(Config::defaults(DEFAULT_LISTEN));
+    };
+    match raw.into_config(path, env) {
+        Ok(config) => problems.finish(config),
+        Err(e) => {
+            // A table left out for its own error is not reported again (as missing, or for its default).
+            let about_dropped = |e: &ConfigError| match e {
+                ConfigError::Invalid { key, .. } | ConfigError::Parse { key, .. } => {
+                    dropped.iter().any(|d| top_key(key) == d)
+                }
+                ConfigError::Server { .. } => !dropped.is_empty(),
+                _ => false,
+            };
+            for one in e.into_problems() {
+                if !about_dropped(&one) {
+                    problems.push(one);
+                }
+            }
+            problems.finish(Config::defaults(DEFAULT_LISTEN))
+        }
+    }
+}
+
+/// The first stage over every table: each top-level key whose table does not fit the schema is reported and
+/// left out, and the rest parsed again, so that one run names the mistakes of every table. Stops at a syntax
+/// error (the text cannot be read further) and returns the keys it left out.
+fn parse_every_table(text: &str, file: &Path) -> (Option<RawConfig>, Problems, Vec<String>) {
+    let mut problems = Problems::default();
+    let mut dropped = Vec::new();
+    let mut current = std::borrow::Cow::Borrowed(text);
+    loop {
+        let err = match RawConfig::from_toml(&current, file) {
+            Ok(raw) => return (Some(raw), problems, dropped),
+            Err(e) => e,
+        };
+        let culprit = match &err {
+            ConfigError::Parse { key, reason, .. }
+                if key.starts_with("line ") || key == "(top level)" =>
+            {
+                // An unknown top-level key is reported at the top level, by name.
+                reason
+                    .strip_prefix("unknown field `")
+                    .and_then(|r| r.split('`').next())
+                    .map(str::to_owned)
+            }
+            ConfigError::Parse { key, .. } => Some(top_key(key).to_owned()),
+            _ => None,
+        };
+        problems.push(err);
+        let Some(culprit) = culprit else {
+            return (None, problems, dropped);
+        };
+        let Ok(mut table) = current.parse::<toml::Table>() else {
+            return (None, problems, dropped);
+        };
+        if table.remove(&culprit).is_none() {
+            return (None, problems, dropped);
+        }
+        let Ok(rest) = toml::to_string(&table) else {
+            return (None, problems, dropped);
+        };
+        dropped.push(culprit);
+        current = std::borrow::Cow::Owned(rest);
+    }
+}
+
+/// The top-level key of a key path: `resources` of `resources[0].resource`.
+fn top_key(path: &str) -> &str {
+    path.split(['.', '[']).next().unwrap_or(path)
 }
 
 impl RawConfig {
@@ -486,9 +596,16 @@ impl RawConfig {
                 .unwrap_or_default(),
             env,
         };
-        let listen = ctx
-            .setting(ENV_LISTEN, "listen", self.listen.as_deref(), parse_listen)?
+        // Every table is checked even after one failed, so that one run lists every problem; a value that
+        // failed keeps its default meanwhile, and checks that depend on it are skipped rather than misled.
+        let mut problems = Problems::default();
+        // Problems of settings the engine's configuration does not depend on: with only these, its own checks
+        // still run.
+        let listen = problems
+            .take(ctx.setting(ENV_LISTEN, "listen", self.listen.as_deref(), parse_listen))
+            .flatten()
             .unwrap_or(DEFAULT_LISTEN);
+        let mut aside = problems.0.len();
         let mut config = Config::defaults(listen);
         config.source = source.map(Path::to_path_buf);
 
@@ -503,73 +620,166 @@ impl RawConfig {
             })?
             .unwrap_or_else(|| config.server.issuer.clone());
         // The engine's issuer rule, checked here so that the message names the key or the variable.
-        ServerConfig::check_issuer(&issuer)
-            .map_err(|problem| ctx.at(&issuer_origin, problem.to_string()))?;
+        problems.take(
+            ServerConfig::check_issuer(&issuer)
+                .map_err(|problem| ctx.at(&issuer_origin, problem.to_string())),
+        );
 
-        if let Some(f) = ctx.setting(
-            ENV_LOG_FORMAT,
-            "log_format",
-            self.log_format.as_deref(),
-            parse_log_format,
-        )? {
+        let before = problems.0.len();
+        if let Some(f) = problems
+            .take(ctx.setting(
+                ENV_LOG_FORMAT,
+                "log_format",
+                self.log_format.as_deref(),
+                parse_log_format,
+            ))
+            .flatten()
+        {
             config.log_format = f;
         }
-        (config.store, config.key_encryption) = store::store_config(&ctx, self.store)?;
-        config.admin = admin::admin_socket(&ctx, self.admin)?;
-        config.providers = providers::providers(&ctx, self.providers)?;
-        let known = resources::Providers {
-            ids: std::iter::once("local".to_owned())
-                .chain(config.providers.iter().map(|p| p.id().to_owned()))
-                .collect(),
-            github: config
-                .providers
-                .iter()
-                .filter(|p| matches!(p, ProviderConfig::Github(_)))
-                .map(|p| p.id().to_owned())
-                .collect(),
+        if let Some(t) = problems.take(telemetry::tracing_config(&ctx, self.tracing)) {
+            config.tracing = t;
+        }
+        if let Some((s, k)) = problems.take(store::store_config(&ctx, self.store)) {
+            (config.store, config.key_encryption) = (s, k);
+        }
+        if let Some(a) = problems.take(admin::admin_socket(&ctx, self.admin)) {
+            config.admin = a;
+        }
+        aside += problems.0.len() - before;
+        let (declared, declared_github) = providers::declared_ids(&self.providers);
+        let known = match problems.take(providers::providers(&ctx, self.providers)) {
+            Some(p) => {
+                config.providers = p;
+                resources::Providers {
+                    ids: std::iter::once("local".to_owned())
+                        .chain(config.providers.iter().map(|p| p.id().to_owned()))
+                        .collect(),
+                    github: config
+                        .providers
+                        .iter()
+                        .filter(|p| matches!(p, ProviderConfig::Github(_)))
+                        .map(|p| p.id().to_owned())
+                        .collect(),
+                }
+            }
+            // A provider refused: the policies are still checked, against the ids the file declares.
+            None => resources::Providers {
+                ids: std::iter::once("local".to_owned())
+                    .chain(declared)
+                    .collect(),
+                github: declared_github,
+            },
         };
 
-        let resources = if self.resources.is_empty() {
-            if source.is_some() {
-                return Err(
-                    ctx.invalid("resources", "at least one [[resources]] table is required")
-                );
-            }
+        let default_resource = || {
             vec![
                 ResourceConfig::new(format!("{issuer}/mcp"), vec!["mcp".into()])
                     .with_default_scopes(vec!["mcp".into()]),
             ]
+        };
+        let resources = if self.resources.is_empty() {
+            if source.is_some() {
+                problems
+                    .push(ctx.invalid("resources", "at least one [[resources]] table is required"));
+            }
+            default_resource()
         } else {
-            resources::resources(&ctx, self.resources, &known)?
+            problems
+                .take(resources::resources(&ctx, self.resources, &known))
+                .unwrap_or_else(default_resource)
         };
         let mut server = ServerConfig::new(issuer, resources);
-        if let Some(scopes) = self.scopes {
-            resources::check_scopes(&ctx, "scopes", &scopes)?;
+        if let Some(scopes) = self.scopes
+            && problems
+                .take(resources::check_scopes(&ctx, "scopes", &scopes))
+                .is_some()
+        {
             server.scopes_supported = scopes;
         }
-        tokens::apply_tokens(&ctx, self.tokens, &mut server)?;
-        registration::apply_registration(&ctx, self.registration, &mut server)?;
-        server.client_metadata = client_metadata::client_metadata(&ctx, self.client_metadata)?;
-        let (password_checks, regulation) = limits::login(&ctx, self.login)?;
-        config.password_checks = password_checks;
-        server.regulation = regulation;
-        server.rate_limits = limits::rate_limits(&ctx, self.rate_limits)?;
-        if let Some(mib) = self.gate.verify_cache_mib {
-            server.verify_cache_bytes = gate::verify_cache_bytes(&ctx, mib)?;
+        problems.take(tokens::apply_tokens(&ctx, self.tokens, &mut server));
+        problems.take(registration::apply_registration(
+            &ctx,
+            self.registration,
+            &mut server,
+        ));
+        if let Some(c) = problems.take(client_metadata::client_metadata(&ctx, self.client_metadata))
+        {
+            server.client_metadata = c;
+        }
+        if let Some((password_checks, regulation)) = problems.take(limits::login(&ctx, self.login))
+        {
+            config.password_checks = password_checks;
+            server.regulation = regulation;
+        }
+        if let Some(r) = problems.take(limits::rate_limits(&ctx, self.rate_limits)) {
+            server.rate_limits = r;
+        }
+        if let Some(mib) = self.gate.verify_cache_mib
+            && let Some(bytes) = problems.take(gate::verify_cache_bytes(&ctx, mib))
+        {
+            server.verify_cache_bytes = bytes;
         }
         if matches!(config.store, StoreConfig::Redis(_)) {
             server.revocation_max_staleness = Some(REDIS_REVOCATION_MAX_STALENESS);
             server.key_activation_delay = REDIS_KEY_ACTIVATION_DELAY;
         }
-        server.policy = resources::access_policy(&ctx, "policy.", self.policy, &known)?;
-        server.validate().map_err(|reason| ConfigError::Server {
-            file: ctx.file.clone(),
-            reason,
-        })?;
+        if let Some(p) = problems.take(resources::access_policy(
+            &ctx,
+            "policy.",
+            self.policy,
+            &known,
+        )) {
+            server.policy = p;
+        }
+        // The engine's checks of the whole are only meaningful on a whole that loaded.
+        if problems.0.len() == aside {
+            problems.take(server.validate().map_err(|reason| ConfigError::Server {
+                file: ctx.file.clone(),
+                reason,
+            }));
+        }
         config.server = server;
-        config.users = users::users(&ctx, self.users)?;
-        config.gate = gate::gate_config(&ctx, self.gate)?;
-        Ok(config)
+        if let Some(u) = problems.take(users::users(&ctx, self.users)) {
+            config.users = u;
+        }
+        if let Some(g) = problems.take(gate::gate_config(&ctx, self.gate)) {
+            config.gate = g;
+        }
+        problems.finish(config)
+    }
+}
+
+/// The problems found so far while loading.
+#[derive(Default)]
+struct Problems(Vec<ConfigError>);
+
+impl Problems {
+    /// The value, or `None` with its error kept.
+    fn take<T>(&mut self, result: Result<T, ConfigError>) -> Option<T> {
+        match result {
+            Ok(v) => Some(v),
+            Err(e) => {
+                self.push(e);
+                None
+            }
+        }
+    }
+
+    fn push(&mut self, error: ConfigError) {
+        match error {
+            ConfigError::Several(all) => self.0.extend(all),
+            one => self.0.push(one),
+        }
+    }
+
+    /// `value` when nothing was wrong; else the one error, or [`ConfigError::Several`].
+    fn finish<T>(mut self, value: T) -> Result<T, ConfigError> {
+        match self.0.len() {
+            0 => Ok(value),
+            1 => Err(self.0.remove(0)),
+            _ => Err(ConfigError::Several(self.0)),
+        }
     }
 }
 

@@ -74,6 +74,17 @@ fn is_provider_id(id: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
 }
 
+/// The ids the file declares, and those of them that are GitHub providers, whether or not each provider is
+/// valid: the policies that name a provider are checked against these when a provider is refused, so that its
+/// names are not reported as unknown too.
+pub(super) fn declared_ids(raw: &[RawProvider]) -> (Vec<String>, Vec<String>) {
+    let id = |p: &RawProvider| p.id.clone().unwrap_or_else(|| p.kind.clone());
+    (
+        raw.iter().map(id).collect(),
+        raw.iter().filter(|p| p.kind == "github").map(id).collect(),
+    )
+}
+
 /// The upstream identity providers.
 pub(super) fn providers(
     ctx: &Ctx<'_>,

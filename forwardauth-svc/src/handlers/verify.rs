@@ -47,10 +47,50 @@ pub async fn verify(
         GateOutcome::Reject(r) => GateDenial::Rejected(r),
         GateOutcome::Refuse(r) => GateDenial::Refused(r),
     };
+    log_denial(&denial, &req, &state);
     Err(ApiError::Gate {
         denial,
         allow_origin: verdict.allow_origin,
     })
+}
+
+/// One line per refusal, at the default level, with the reason and the client's address (never the token):
+/// a warning for forwarded headers from an untrusted address (a misconfigured proxy, or someone probing the
+/// gate), info for the rest, which are the client's business (a missing, expired or forged token, too little
+/// scope, a user the policy does not admit).
+fn log_denial(denial: &GateDenial, req: &HttpRequest, state: &AppState) {
+    let client =
+        extract::client_addr(req, &state.gate).map_or_else(|| "-".to_owned(), |ip| ip.to_string());
+    match denial {
+        GateDenial::Rejected(r) => tracing::info!(
+            status = r.status(),
+            error = match r.kind {
+                oauth_core::RejectionKind::MissingToken => "unauthorized",
+                oauth_core::RejectionKind::InvalidToken => "invalid_token",
+                oauth_core::RejectionKind::InsufficientScope => "insufficient_scope",
+                oauth_core::RejectionKind::AccessDenied => "access_denied",
+            },
+            reason = r.description,
+            client,
+            "gate refused the request"
+        ),
+        GateDenial::Refused(r) if r.reason == oauth_core::RefusalReason::Untrusted => {
+            tracing::warn!(
+                status = r.status(),
+                error = r.error_code(),
+                reason = %r.description,
+                client,
+                "gate refused forwarded headers from an untrusted address"
+            );
+        }
+        GateDenial::Refused(r) => tracing::info!(
+            status = r.status(),
+            error = r.error_code(),
+            reason = %r.description,
+            client,
+            "gate refused the request"
+        ),
+    }
 }
 
 /// `OPTIONS` on any path the service does not serve itself: a CORS preflight for a protected resource, routed
@@ -67,10 +107,14 @@ pub async fn preflight(
         .and_then(|r| state.auth.preflight(&r, origin, method));
     match answer {
         Ok(p) => Ok(preflight_allowed(&p)),
-        Err(r) => Err(ApiError::Gate {
-            denial: GateDenial::Refused(r),
-            allow_origin: None,
-        }),
+        Err(r) => {
+            let denial = GateDenial::Refused(r);
+            log_denial(&denial, &req, &state);
+            Err(ApiError::Gate {
+                denial,
+                allow_origin: None,
+            })
+        }
     }
 }
 

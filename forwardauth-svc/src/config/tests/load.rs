@@ -475,3 +475,99 @@ fn the_example_in_the_module_documentation_loads() {
         )]
     );
 }
+
+#[test]
+fn every_table_is_checked_and_every_problem_reported_at_once() {
+    let f = Fixture::new(&format!(
+        "listen = \"nope\"\nnot_a_key = 1\n\n[store]\nbackend = \"floppy\"\n\n[tokens]\naccess_token_ttl_secs = \"1h\"\n\n[gate]\ntrusted_proxies = [\"not-a-network\"]\n\n{MINIMAL}"
+    ));
+    let err = f.load().unwrap_err();
+    let file = f.file();
+    let lines: Vec<String> = err.problems().iter().map(ToString::to_string).collect();
+    let expect = [
+        format!("{file}: not_a_key: unknown field `not_a_key`"),
+        format!("{file}: tokens.access_token_ttl_secs: invalid type: string \"1h\", expected u64"),
+        format!("{file}: listen: not a socket address"),
+        format!("{file}: store.backend: "),
+        format!("{file}: gate.trusted_proxies"),
+    ];
+    assert_eq!(lines.len(), expect.len(), "{lines:#?}");
+    for (line, start) in lines.iter().zip(&expect) {
+        assert_starts_with(line, start);
+    }
+    // The whole message has one line per problem.
+    assert_eq!(err.to_string(), lines.join("\n"));
+    // One problem alone is not wrapped.
+    let one = Fixture::new(&format!("listen = \"nope\"\n{MINIMAL}"));
+    assert!(matches!(
+        one.load().unwrap_err(),
+        ConfigError::Invalid { .. }
+    ));
+}
+
+#[test]
+fn tracing_exports_to_the_configured_collector() {
+    let f = Fixture::new(&format!(
+        "{MINIMAL}\n[tracing]\notlp_endpoint = \"http://127.0.0.1:4318\"\n"
+    ));
+    let t = f.load().unwrap().tracing.unwrap();
+    assert_eq!(t.traces_url.as_str(), "http://127.0.0.1:4318/v1/traces");
+    assert_eq!(t.service_name, DEFAULT_SERVICE_NAME);
+    // The standard OpenTelemetry variables win.
+    let t = f
+        .load_with(&[
+            (ENV_OTLP_ENDPOINT, "https://otel.example.com/otlp"),
+            (ENV_SERVICE_NAME, "gate-eu"),
+        ])
+        .unwrap()
+        .tracing
+        .unwrap();
+    assert_eq!(
+        t.traces_url.as_str(),
+        "https://otel.example.com/otlp/v1/traces"
+    );
+    assert_eq!(t.service_name, "gate-eu");
+    assert_eq!(
+        f.load_with(&[(ENV_OTLP_ENDPOINT, "localhost:4318")])
+            .unwrap_err()
+            .to_string(),
+        "OTEL_EXPORTER_OTLP_ENDPOINT: must be an http or https URL (OTLP/HTTP), not localhost"
+    );
+    // No endpoint, nothing exported.
+    assert!(Fixture::new(MINIMAL).load().unwrap().tracing.is_none());
+    Fixture::new(&format!(
+        "{MINIMAL}\n[tracing]\nservice_name = \"\"\notlp_endpoint = \"http://127.0.0.1:4318\"\n"
+    ))
+    .assert_error("tracing.service_name: must be a non-empty name without control characters");
+}
+
+#[test]
+fn the_engines_checks_run_beside_problems_it_does_not_depend_on() {
+    let f = Fixture::new(
+        "listen = \"nope\"\nscopes = [\"mcp\"]\n\n[[resources]]\nresource = \"http://127.0.0.1:8080/mcp\"\nscopes = [\"mcp\", \"mcp:admin\"]\n",
+    );
+    let err = f.load().unwrap_err();
+    let lines: Vec<String> = err.problems().iter().map(ToString::to_string).collect();
+    assert_eq!(lines.len(), 2, "{lines:#?}");
+    assert_starts_with(&lines[0], &format!("{}: listen: ", f.file()));
+    assert!(lines[1].contains("mcp:admin"), "{lines:#?}");
+}
+
+#[test]
+fn a_refused_provider_is_reported_once_and_the_policies_naming_it_are_still_checked() {
+    let f = Fixture::new(
+        "[[providers]]\ntype = \"oidc\"\nid = \"keycloak\"\nclient_id = \"x\"\n\n[[resources]]\nresource = \"http://127.0.0.1:8080/mcp\"\nscopes = [\"mcp\"]\nallowed_groups = [\"keycloak:staff\", \"nowhere:staff\"]\n",
+    );
+    let err = f.load().unwrap_err();
+    let lines: Vec<String> = err.problems().iter().map(ToString::to_string).collect();
+    assert_eq!(lines.len(), 2, "{lines:#?}");
+    assert_eq!(
+        lines[0],
+        format!(
+            "{}: providers[0].issuer: required for an oidc provider",
+            f.file()
+        )
+    );
+    assert!(lines[1].contains("nowhere"), "{lines:#?}");
+    assert!(!lines[1].contains("keycloak:staff"), "{lines:#?}");
+}

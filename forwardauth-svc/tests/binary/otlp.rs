@@ -1,0 +1,262 @@
+//! OpenTelemetry export: the real binary posts its spans to an OTLP/HTTP receiver running in the test, which
+//! decodes them with the `opentelemetry-proto` types. The request span continues the caller's `traceparent`
+//! (the proxy's, on `/verify`), carries the route, method and status, and no attribute anywhere holds a token,
+//! a code or a state. The spans are posted when the service stops (SIGTERM): shutdown flushes the batch.
+
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
+use opentelemetry_proto::tonic::trace::v1::Span;
+use prost::Message as _;
+use tokio::process::Command;
+
+use super::{VERIFIER, free_port, grants_in_process, serve, write_config};
+
+/// The batches received, decoded.
+type Received = Arc<Mutex<Vec<ExportTraceServiceRequest>>>;
+
+/// An OTLP/HTTP receiver on a free loopback port: `POST /v1/traces` with a protobuf body. Returns its base URL.
+async fn receiver(received: Received) -> String {
+    use axum::body::Bytes;
+    let app = axum::Router::new().route(
+        "/v1/traces",
+        axum::routing::post(move |headers: axum::http::HeaderMap, body: Bytes| {
+            let received = received.clone();
+            async move {
+                assert_eq!(
+                    headers.get("content-type").unwrap(),
+                    "application/x-protobuf"
+                );
+                let batch = ExportTraceServiceRequest::decode(body).unwrap();
+                received.lock().unwrap().push(batch);
+                (
+                    [("content-type", "application/x-protobuf")],
+                    Vec::<u8>::new(),
+                )
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    format!("http://{addr}")
+}
+
+fn text(v: &Option<AnyValue>) -> String {
+    match v.as_ref().and_then(|v| v.value.as_ref()) {
+        Some(any_value::Value::StringValue(s)) => s.clone(),
+        Some(any_value::Value::IntValue(i)) => i.to_string(),
+        Some(any_value::Value::BoolValue(b)) => b.to_string(),
+        Some(any_value::Value::DoubleValue(d)) => d.to_string(),
+        other => format!("{other:?}"),
+    }
+}
+
+fn attr(span: &Span, key: &str) -> Option<String> {
+    span.attributes
+        .iter()
+        .find(|kv| kv.key == key)
+        .map(|kv| text(&kv.value))
+}
+
+/// Every attribute anywhere in the export, as `key=value`: resources, spans and their events.
+fn every_attribute(batches: &[ExportTraceServiceRequest]) -> Vec<String> {
+    let show = |kv: &KeyValue| format!("{}={}", kv.key, text(&kv.value));
+    let mut all = Vec::new();
+    for rs in batches.iter().flat_map(|b| &b.resource_spans) {
+        if let Some(r) = &rs.resource {
+            all.extend(r.attributes.iter().map(show));
+        }
+        for span in rs.scope_spans.iter().flat_map(|s| &s.spans) {
+            all.push(format!("name={}", span.name));
+            all.extend(span.attributes.iter().map(show));
+            for e in &span.events {
+                all.push(format!("event={}", e.name));
+                all.extend(e.attributes.iter().map(show));
+            }
+        }
+    }
+    all
+}
+
+fn spans(batches: &[ExportTraceServiceRequest]) -> Vec<Span> {
+    batches
+        .iter()
+        .flat_map(|b| &b.resource_spans)
+        .flat_map(|rs| &rs.scope_spans)
+        .flat_map(|s| &s.spans)
+        .cloned()
+        .collect()
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spans_continue_the_proxys_traceparent_and_carry_no_secret() {
+    let received: Received = Arc::default();
+    let collector = receiver(received.clone()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    write_config(
+        dir.path(),
+        port,
+        &format!(
+            "[tracing]\notlp_endpoint = \"{collector}\"\nservice_name = \"gate-under-test\"\n"
+        ),
+    );
+    let path = dir.path().join("config.toml");
+    let config = forwardauth_svc::config::load(Some(&path), &|_| None).unwrap();
+    let (client_id, refresh) = grants_in_process(&config, 1).await.pop().unwrap();
+    let mut svc = serve(&path, Stdio::inherit()).await;
+    let base = svc.announced.clone();
+    let http = reqwest::Client::new();
+
+    // A refresh: the client's new tokens go through the token endpoint and the store.
+    let tokens: serde_json::Value = http
+        .post(format!("{base}/token"))
+        .form(&[
+            ("grant_type", "refresh_token"),
+            ("client_id", client_id.as_str()),
+            ("refresh_token", refresh.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let access = tokens["access_token"].as_str().unwrap().to_owned();
+    let new_refresh = tokens["refresh_token"].as_str().unwrap().to_owned();
+
+    // The proxy's /verify for an MCP request, in the proxy's trace.
+    let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let proxy_span = "00f067aa0ba902b7";
+    let verify = |token: String, parent: &'static str| {
+        let http = http.clone();
+        let base = base.clone();
+        async move {
+            http.get(format!("{base}/verify"))
+                .header("traceparent", format!("00-{trace_id}-{parent}-01"))
+                .header("X-Forwarded-Method", "POST")
+                .header("X-Forwarded-Proto", "http")
+                .header("X-Forwarded-Host", format!("127.0.0.1:{port}"))
+                .header("X-Forwarded-Uri", "/mcp")
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    assert_eq!(verify(access.clone(), proxy_span).await, 200);
+    // A forged token (`alg: none`) is refused; its text must not be exported either.
+    let forged = "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.eyJzdWIiOiJsb2NhbDptYWxsb3J5In0.";
+    assert_eq!(verify(forged.to_owned(), "00f067aa0ba902b8").await, 401);
+
+    // A callback whose query holds a code and a state.
+    let callback = http
+        .get(format!(
+            "{base}/callback?code=CODE-NEVER-EXPORTED&state=STATE-NEVER-EXPORTED"
+        ))
+        .header(
+            "traceparent",
+            "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert!(callback.status().is_client_error(), "{}", callback.status());
+
+    // Stop: the spans still queued are posted on the way out.
+    let pid = svc.child.id().unwrap();
+    assert!(
+        Command::new("kill")
+            .arg("-TERM")
+            .arg(pid.to_string())
+            .status()
+            .await
+            .unwrap()
+            .success()
+    );
+    let exit = tokio::time::timeout(Duration::from_secs(20), svc.child.wait())
+        .await
+        .expect("stops within 20 s")
+        .unwrap();
+    assert!(exit.success(), "{exit:?}");
+
+    let batches = received.lock().unwrap().clone();
+    let spans = spans(&batches);
+    let resource = batches[0].resource_spans[0].resource.as_ref().unwrap();
+    assert!(
+        resource
+            .attributes
+            .iter()
+            .any(|kv| kv.key == "service.name" && text(&kv.value) == "gate-under-test"),
+        "{:?}",
+        resource.attributes
+    );
+
+    // The request span of the admitted /verify: in the proxy's trace, a child of the proxy's span.
+    let in_trace: Vec<&Span> = spans
+        .iter()
+        .filter(|s| hex(&s.trace_id) == trace_id)
+        .collect();
+    let request = in_trace
+        .iter()
+        .find(|s| hex(&s.parent_span_id) == proxy_span)
+        .unwrap_or_else(|| panic!("no span with the proxy's parent: {in_trace:#?}"));
+    assert_eq!(request.name, "GET /verify");
+    assert_eq!(request.kind, 2, "SPAN_KIND_SERVER");
+    assert_eq!(attr(request, "http.route").as_deref(), Some("/verify"));
+    assert_eq!(attr(request, "http.request.method").as_deref(), Some("GET"));
+    assert_eq!(
+        attr(request, "http.response.status_code").as_deref(),
+        Some("200")
+    );
+    // The refused one too, with its status.
+    let refused = in_trace
+        .iter()
+        .find(|s| hex(&s.parent_span_id) == "00f067aa0ba902b8")
+        .unwrap();
+    assert_eq!(
+        attr(refused, "http.response.status_code").as_deref(),
+        Some("401")
+    );
+    // The callback's span has the route and the path, not the query.
+    let cb = spans
+        .iter()
+        .find(|s| hex(&s.parent_span_id) == "b7ad6b7169203331")
+        .unwrap();
+    assert_eq!(hex(&cb.trace_id), "0af7651916cd43dd8448eb211c80319c");
+    assert_eq!(cb.name, "GET /callback");
+    assert_eq!(attr(cb, "url.path").as_deref(), Some("/callback"));
+    // The token request's span has children from inside the service (handler and engine spans).
+    let token_span = spans.iter().find(|s| s.name == "POST /token").unwrap();
+    assert!(
+        spans
+            .iter()
+            .any(|s| s.parent_span_id == token_span.span_id && s.trace_id == token_span.trace_id),
+        "no child span of POST /token: {spans:#?}"
+    );
+
+    let all = every_attribute(&batches);
+    for secret in [
+        access.as_str(),
+        new_refresh.as_str(),
+        refresh.as_str(),
+        forged,
+        "CODE-NEVER-EXPORTED",
+        "STATE-NEVER-EXPORTED",
+        VERIFIER,
+    ] {
+        assert!(
+            !all.iter().any(|a| a.contains(secret)),
+            "{secret} was exported: {all:#?}"
+        );
+    }
+}
