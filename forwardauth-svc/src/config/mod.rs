@@ -26,6 +26,7 @@
 //! | `gate` | `[gate]` | [`GateConfig`] and the verified-token cache size |
 //! | `providers` | `[[providers]]` | [`ProviderConfig`]s |
 //! | `users` | `[users]` and the users file | `LocalUser`s |
+//! | `observe` | `[audit]`, `[metrics]` | [`AuditTarget`], the metrics listen address |
 //!
 //! A rule the engine states about its own configuration (the issuer, resource URLs, scopes, lifetimes) is
 //! checked by the engine's function, here called with the key or variable the value came from; this crate adds
@@ -34,7 +35,7 @@
 //! # The file
 //!
 //! Every key is optional except that a file must list at least one `[[resources]]`. Relative paths
-//! (`store.path`, `users.file`) are resolved against the directory of the configuration file.
+//! (`store.path`, `users.file`, `audit.file`) are resolved against the directory of the configuration file.
 //!
 //! ```toml
 //! listen = "127.0.0.1:8080"           # socket address to bind
@@ -178,6 +179,13 @@
 //! user_email = "X-User-Email"
 //! client_id = "X-Client-Id"
 //! scopes = "X-Scopes"
+//!
+//! [audit]                             # security events, one JSON object per line (README "Metrics and audit")
+//! target = "file"                     # "off" (default), "stderr" or "file"
+//! file = "audit.jsonl"                # target = "file" only; default "audit.jsonl"; appended, mode 0600
+//!
+//! [metrics]                           # Prometheus text format at GET /metrics; off unless `listen` is set
+//! listen = "127.0.0.1:9090"           # an address of its own, never the public `listen`
 //! ```
 //!
 //! The users file holds `[[users]]` tables; make a hash with `forwardauth-svc hash-password`:
@@ -217,6 +225,7 @@
 mod client_metadata;
 mod gate;
 mod limits;
+mod observe;
 mod providers;
 mod registration;
 mod resources;
@@ -232,6 +241,7 @@ use oauth_core::{LocalUser, ResourceConfig, ServerConfig};
 use serde::Deserialize;
 
 pub use gate::{GateConfig, IdentityHeaders};
+pub use observe::{AuditTarget, DEFAULT_AUDIT_FILE};
 pub use providers::ProviderConfig;
 pub use registration::ENV_INITIAL_ACCESS_TOKEN;
 pub use store::{
@@ -267,6 +277,10 @@ pub struct Config {
     pub log_format: LogFormat,
     /// How many password checks run and wait at once.
     pub password_checks: oauth_core::upstream::password::PasswordCheckLimits,
+    /// Where the audit trail goes (`[audit]`).
+    pub audit: AuditTarget,
+    /// Where Prometheus metrics are served (`[metrics] listen`); `None`: not at all.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 impl Config {
@@ -290,6 +304,8 @@ impl Config {
             gate: GateConfig::default(),
             log_format: LogFormat::Human,
             password_checks: oauth_core::upstream::password::PasswordCheckLimits::default(),
+            audit: AuditTarget::Off,
+            metrics_listen: None,
         }
     }
 }
@@ -407,6 +423,10 @@ pub struct RawConfig {
     login: limits::RawLogin,
     #[serde(default)]
     rate_limits: limits::RawRateLimits,
+    #[serde(default)]
+    audit: observe::RawAudit,
+    #[serde(default)]
+    metrics: observe::RawMetrics,
 }
 
 /// Loads the configuration: the file at `path` (none: the built-in defaults), then the `FORWARDAUTH_*`
@@ -540,6 +560,8 @@ impl RawConfig {
         config.server = server;
         config.users = users::users(&ctx, self.users)?;
         config.gate = gate::gate_config(&ctx, self.gate)?;
+        config.audit = observe::audit(&ctx, self.audit)?;
+        config.metrics_listen = observe::metrics(&ctx, self.metrics, config.listen)?;
         Ok(config)
     }
 }

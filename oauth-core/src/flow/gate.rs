@@ -418,9 +418,80 @@ impl Preflight {
     pub const MAX_AGE: &'static str = "86400";
 }
 
+/// What the gate learnt of a request on the way to its decision, for the decision's event.
+#[derive(Default)]
+struct Seen {
+    /// The position of the resource it falls under.
+    resource: Option<usize>,
+    /// The calls it makes.
+    calls: Option<ToolCalls>,
+}
+
+impl RefusalReason {
+    /// The reason's name in events and metrics.
+    pub fn name(&self) -> &'static str {
+        match self {
+            RefusalReason::Untrusted => "untrusted",
+            RefusalReason::Forwarded(_) => "forwarded",
+            RefusalReason::AmbiguousHeader(_) => "ambiguous_header",
+            RefusalReason::Path(_) => "path",
+            RefusalReason::AmbiguousPath => "ambiguous_path",
+            RefusalReason::NoResource => "no_resource",
+            RefusalReason::OriginNotAllowed => "origin_not_allowed",
+            RefusalReason::NotAPreflight => "not_a_preflight",
+            RefusalReason::ProtocolVersion => "protocol_version",
+            RefusalReason::HeaderMismatch(_) => "header_mismatch",
+            RefusalReason::BodyTooLarge { .. } => "body_too_large",
+        }
+    }
+}
+
+impl RejectionKind {
+    /// The kind's name in events and metrics.
+    pub fn name(self) -> &'static str {
+        match self {
+            RejectionKind::MissingToken => "missing_token",
+            RejectionKind::InvalidToken => "invalid_token",
+            RejectionKind::InsufficientScope => "insufficient_scope",
+            RejectionKind::AccessDenied => "access_denied",
+        }
+    }
+}
+
 impl crate::AuthServer {
-    /// Decides a forward-auth request (see the module docs for the order of the checks).
+    /// Decides a forward-auth request (see the module docs for the order of the checks), and emits the
+    /// decision as an [`Event::Gate`](crate::Event::Gate).
     pub async fn gate(&self, input: &GateInput<'_>) -> GateVerdict {
+        let mut seen = Seen::default();
+        let verdict = self.decide(input, &mut seen).await;
+        let (decision, reason, status, principal) = match &verdict.outcome {
+            GateOutcome::Admit(p) => ("allow", "ok", 200, Some(p)),
+            GateOutcome::Pass => ("pass", "ok", 200, None),
+            GateOutcome::Reject(r) => ("deny", r.kind.name(), r.status(), None),
+            GateOutcome::Refuse(r) => ("deny", r.reason.name(), r.status(), None),
+        };
+        let tool = match &seen.calls {
+            Some(ToolCalls::Known(calls)) => calls
+                .first()
+                .map(|(method, name)| name.as_deref().unwrap_or(method)),
+            _ => None,
+        };
+        self.emit(crate::events::Event::Gate(crate::events::GateDecision {
+            resource: seen
+                .resource
+                .and_then(|i| self.config.resources.get(i))
+                .map(|r| r.resource.as_str()),
+            decision,
+            reason,
+            status,
+            subject: principal.map(Principal::subject),
+            client_id: principal.map(Principal::client_id),
+            tool,
+        }));
+        verdict
+    }
+
+    async fn decide(&self, input: &GateInput<'_>, seen: &mut Seen) -> GateVerdict {
         if !input.from_trusted_proxy {
             return if input.forwarded.any() {
                 refuse(RefusalReason::Untrusted)
@@ -446,6 +517,7 @@ impl crate::AuthServer {
             Ok(i) => i,
             Err(reason) => return refuse(reason),
         };
+        seen.resource = Some(at);
         let (Some(resource), Some(location)) = (
             self.config.resources.get(at),
             self.resource_index.locations.get(at),
@@ -496,6 +568,7 @@ impl crate::AuthServer {
             Ok(p) => GateOutcome::Admit(p),
             Err(r) => GateOutcome::Reject(r),
         };
+        seen.calls = Some(calls);
         GateVerdict {
             outcome,
             allow_origin,
