@@ -56,10 +56,7 @@ pub(super) fn audit(ctx: &Ctx<'_>, raw: RawAudit) -> Result<AuditTarget, ConfigE
         }
     };
     if raw.file.is_some() && !matches!(target, AuditTarget::File(_)) {
-        return Err(ctx.invalid(
-            "audit.file",
-            "is used only with target = \"file\"",
-        ));
+        return Err(ctx.invalid("audit.file", "is used only with target = \"file\""));
     }
     Ok(target)
 }

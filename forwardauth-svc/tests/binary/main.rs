@@ -20,6 +20,8 @@ use test_support::{Running, field, free_port, walk_the_flow};
 use tokio::io::{AsyncBufReadExt as _, BufReader};
 use tokio::process::Command;
 
+mod observe;
+
 const VERIFIER: &str = "dBjftJeZ4CVP-mJ0kaNYgp2zNo1rQa2eyjGa3JiObuEflVasHbR2";
 const REDIRECT: &str = "http://127.0.0.1:53682/callback";
 
