@@ -8,7 +8,7 @@
 //!
 //! # Where the HTTP context comes from
 //! The engine knows nothing of HTTP, so [`super::request`] puts the client's address (the real client behind
-//! a trusted proxy, as [`crate::extract::client_addr`] finds it) and user agent in a task-local around each
+//! a trusted proxy, as `extract::client_addr` finds it) and user agent in a task-local around each
 //! request, and [`AuditSink::record`] reads it: an event emitted while a request is served carries that
 //! request's context, one emitted elsewhere (the command line's `revoke`, the housekeeping loop) carries none.
 //!

@@ -21,7 +21,8 @@ use super::{
 use crate::events::{Event, EventSink, micros};
 use crate::types::TokenHash;
 
-/// A store whose every operation is traced and timed (see the [module documentation](self)).
+/// A store whose every operation is traced (a span `store` with the field `op`) and timed for an
+/// [`EventSink`] ([`Event::StoreCall`]). The engine wraps every store in one; an embedder may wrap its own.
 pub struct Instrumented {
     inner: Arc<dyn Store>,
     sink: Arc<dyn EventSink>,
