@@ -120,6 +120,7 @@ impl AuditSink {
         let time = chrono::DateTime::from_timestamp_millis(millis)
             .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
         line.insert("time".into(), time.into());
+        line.insert("event".into(), event.name().into());
         line.insert("outcome".into(), event.outcome().into());
         line.insert("subject".into(), event.subject().into());
         line.insert("client_id".into(), event.client_id().into());
