@@ -11,6 +11,10 @@
 //! (secrets stored as hashes, tokens revoked before their client disappears, revocations announced to the other
 //! instances) cannot be bypassed.
 //!
+//! Every operation that changes something, and the export, emits an [`Event::Admin`] (see
+//! [`crate::events`]): an operator's action is audited wherever it runs, the command line or an embedder's
+//! operator interface.
+//!
 //! # Moving a store
 //! [`StoreExport`] is what travels from one store to another (e.g. from the embedded store of one machine to the
 //! Redis of several instances): every client, every signing key with its private material, and the live

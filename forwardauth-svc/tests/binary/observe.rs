@@ -257,6 +257,11 @@ async fn a_flow_is_counted_on_the_metrics_listener_and_written_to_the_audit_trai
 
     // The audit trail of the flow.
     let audit = dir.path().join("logs/audit.jsonl");
+    let first = std::fs::read_to_string(&audit).unwrap();
+    assert!(
+        first.starts_with("{\"time\":\"") && first.contains("\",\"event\":\"client_registered\",\"outcome\":\"success\",\"subject\":null,\"client_id\":\""),
+        "a line starts with time, event, outcome, subject, client: {first}"
+    );
     let lines = audit_lines(&audit);
     for l in &lines {
         let time = l["time"].as_str().unwrap();
