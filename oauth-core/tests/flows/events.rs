@@ -311,3 +311,100 @@ async fn another_instances_revocation_arrives_with_its_lag() {
     b.sync().await.unwrap();
     assert_eq!(rec.named("revocation_applied").len(), 1);
 }
+
+fn consent_form(page: &oauth_core::ConsentPage, decision: &str) -> Vec<u8> {
+    format!(
+        "handle={}&csrf={}&decision={decision}",
+        enc(&page.prompt.handle),
+        enc(&page.csrf)
+    )
+    .into_bytes()
+}
+
+#[tokio::test]
+async fn consent_given_and_refused_on_the_pages_are_reported_with_the_user() {
+    use oauth_core::{LocalUser, LocalUsers, Outcome, SessionCookie};
+    let mut h = harness().await;
+    let hash = LocalUsers::hash_password("correct horse").unwrap();
+    h.server = h.server.with_providers(vec![Arc::new(
+        LocalUsers::new(vec![LocalUser::new("alice", hash)]).unwrap(),
+    ) as Arc<dyn IdentityProvider>]);
+    let (h, rec) = listening(h);
+    let c = public_client(&h).await;
+    let query = authorize_query(&c.client_id, LOOPBACK, &for_resource());
+    let opened = h.server.browser().authorize(&query, None).await;
+    let (Outcome::SignIn(page), SessionCookie::Set { value, .. }) =
+        (&opened.outcome, &opened.cookie)
+    else {
+        panic!("{opened:?}");
+    };
+    let form = format!(
+        "handle={}&csrf={}&username=alice&password={}",
+        enc(&page.prompt.handle),
+        enc(&page.csrf),
+        enc("correct horse")
+    );
+    let signed = h
+        .server
+        .browser()
+        .sign_in(form.as_bytes(), Some(value), None)
+        .await;
+    let (Outcome::Consent(consent), SessionCookie::Set { value: session, .. }) =
+        (&signed.outcome, &signed.cookie)
+    else {
+        panic!("{signed:?}");
+    };
+    let denied = h
+        .server
+        .browser()
+        .consent(&consent_form(consent, "deny"), Some(session))
+        .await;
+    assert!(matches!(denied.outcome, Outcome::Redirect(_)), "{denied:?}");
+    // Asked again (a loopback client's consent is never remembered), and approved.
+    let again = h.server.browser().authorize(&query, Some(session)).await;
+    let Outcome::Consent(consent) = &again.outcome else {
+        panic!("{again:?}");
+    };
+    let approved = h
+        .server
+        .browser()
+        .consent(&consent_form(consent, "approve"), Some(session))
+        .await;
+    assert!(
+        matches!(approved.outcome, Outcome::Redirect(_)),
+        "{approved:?}"
+    );
+
+    let refused = rec.named("consent_refused");
+    assert_eq!(refused.len(), 1, "{}", rec.text());
+    assert_eq!(refused[0]["subject"], "local:alice");
+    assert_eq!(refused[0]["client_id"], c.client_id.as_str());
+    assert_eq!(refused[0]["outcome"], "failure");
+    let given = rec.named("consent_given");
+    assert_eq!(given.len(), 1);
+    assert_eq!(given[0]["subject"], "local:alice");
+    assert_eq!(given[0]["scope"], "mcp");
+    assert_eq!(given[0]["remembered"], false);
+    assert_eq!(rec.named("code_issued").len(), 1);
+    assert_eq!(rec.named("login_succeeded").len(), 1);
+    assert!(!rec.text().contains("correct horse"));
+}
+
+#[tokio::test]
+async fn a_throttled_request_is_reported_with_its_endpoint() {
+    use oauth_core::{Limited, RateLimits};
+    let mut config = oauth_core::testing::config();
+    config.rate_limits = RateLimits::default();
+    config.rate_limits.set_per_minute(Limited::Register, 1);
+    let (h, rec) = listening(harness_with(config).await);
+    let client = "192.0.2.1".parse().unwrap();
+    let refused = (0..100)
+        .map(|_| h.server.throttle(Limited::Register, client))
+        .filter(Result::is_err)
+        .count();
+    assert!(refused > 0);
+    let throttled = rec.named("throttled");
+    assert_eq!(throttled.len(), refused);
+    assert_eq!(throttled[0]["endpoint"], "register");
+    assert_eq!(throttled[0]["outcome"], "failure");
+}
