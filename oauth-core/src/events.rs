@@ -248,11 +248,14 @@ pub struct GateDecision<'a> {
     pub reason: &'static str,
     /// The HTTP status answered.
     pub status: u16,
-    /// The token's subject, once a token was verified.
+    /// The token's subject, once a token was verified (also when it was then refused for a scope or by the
+    /// access policy).
     pub subject: Option<&'a str>,
     /// The token's client, once a token was verified.
     pub client_id: Option<&'a str>,
-    /// The MCP tool (or prompt, resource) the request calls, when the gate read one.
+    /// The MCP tool (or prompt, resource) the request calls, when the gate read one (from the body, or from
+    /// headers the MCP server validates): of several calls, the first a per-tool rule applies to, else the first;
+    /// the method (`tools/list`) for a call without a name.
     pub tool: Option<&'a str>,
 }
 

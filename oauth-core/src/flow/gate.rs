@@ -425,6 +425,8 @@ struct Seen {
     resource: Option<usize>,
     /// The calls it makes.
     calls: Option<ToolCalls>,
+    /// Whose valid token was refused (by the access policy or for a scope).
+    refused: Option<Principal>,
 }
 
 impl RefusalReason {
@@ -467,20 +469,32 @@ impl crate::AuthServer {
         let (decision, reason, status, principal) = match &verdict.outcome {
             GateOutcome::Admit(p) => ("allow", "ok", 200, Some(p)),
             GateOutcome::Pass => ("pass", "ok", 200, None),
-            GateOutcome::Reject(r) => ("deny", r.kind.name(), r.status(), None),
+            GateOutcome::Reject(r) => ("deny", r.kind.name(), r.status(), seen.refused.as_ref()),
             GateOutcome::Refuse(r) => ("deny", r.reason.name(), r.status(), None),
         };
-        let tool = match &seen.calls {
-            Some(ToolCalls::Known(calls)) => calls
-                .first()
-                .map(|(method, name)| name.as_deref().unwrap_or(method)),
+        let resource = seen.resource.and_then(|i| self.config.resources.get(i));
+        let tool = match (&seen.calls, resource) {
+            (Some(ToolCalls::Known(calls)), Some(resource)) => {
+                // The call a rule applies to (the one that decided), else the first.
+                let ruled = |(method, name): &&(String, Option<String>)| {
+                    resource.tool_scopes.iter().any(|t| {
+                        t.key == *method
+                            || t.key
+                                .strip_prefix(method.as_str())
+                                .and_then(|rest| rest.strip_prefix(':'))
+                                .is_some_and(|n| Some(n) == name.as_deref())
+                    })
+                };
+                calls
+                    .iter()
+                    .find(ruled)
+                    .or(calls.first())
+                    .map(|(method, name)| name.as_deref().unwrap_or(method))
+            }
             _ => None,
         };
         self.emit(crate::events::Event::Gate(crate::events::GateDecision {
-            resource: seen
-                .resource
-                .and_then(|i| self.config.resources.get(i))
-                .map(|r| r.resource.as_str()),
+            resource: resource.map(|r| r.resource.as_str()),
             decision,
             reason,
             status,
@@ -566,7 +580,10 @@ impl crate::AuthServer {
         };
         let outcome = match self.verify_call(authorization, &calls, resource).await {
             Ok(p) => GateOutcome::Admit(p),
-            Err(r) => GateOutcome::Reject(r),
+            Err((r, who)) => {
+                seen.refused = who;
+                GateOutcome::Reject(r)
+            }
         };
         seen.calls = Some(calls);
         GateVerdict {
@@ -621,14 +638,18 @@ impl crate::AuthServer {
         self.config.resources.get(at)
     }
 
-    /// The token, the access policy and the per-tool scopes for a request to `resource`.
+    /// The token, the access policy and the per-tool scopes for a request to `resource`; a refusal of a valid
+    /// token names whose it is.
     async fn verify_call(
         &self,
         authorization: Option<&str>,
         calls: &ToolCalls,
         resource: &ResourceConfig,
-    ) -> Result<Principal, VerifyRejection> {
-        let principal = self.verify_with_reload(authorization, resource).await?;
+    ) -> Result<Principal, (VerifyRejection, Option<Principal>)> {
+        let principal = self
+            .verify_with_reload(authorization, resource)
+            .await
+            .map_err(|r| (r, None))?;
         let reject = |kind, description, scope| VerifyRejection {
             kind,
             description,
@@ -646,10 +667,13 @@ impl crate::AuthServer {
         // The server-wide policy too: after an edit and a restart, a token issued before it ends here, not an hour
         // later.
         if !(admitted(&self.config.policy) && admitted(&resource.policy)) {
-            return Err(reject(
-                RejectionKind::AccessDenied,
-                "this user may not access this resource",
-                None,
+            return Err((
+                reject(
+                    RejectionKind::AccessDenied,
+                    "this user may not access this resource",
+                    None,
+                ),
+                Some(principal),
             ));
         }
         let needed = tool_scopes_needed(resource, calls);
@@ -660,10 +684,13 @@ impl crate::AuthServer {
                     scope.push(s);
                 }
             }
-            return Err(reject(
-                RejectionKind::InsufficientScope,
-                "the access token lacks a scope this operation requires",
-                Some(scope.join(" ")),
+            return Err((
+                reject(
+                    RejectionKind::InsufficientScope,
+                    "the access token lacks a scope this operation requires",
+                    Some(scope.join(" ")),
+                ),
+                Some(principal),
             ));
         }
         Ok(principal)

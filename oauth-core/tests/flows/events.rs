@@ -17,7 +17,7 @@ use crate::common::*;
 
 /// Keeps every event as the audit trail would serialize it.
 #[derive(Default)]
-struct Recording(Mutex<Vec<Value>>);
+pub struct Recording(Mutex<Vec<Value>>);
 
 impl EventSink for Recording {
     fn record(&self, event: &Event<'_>) {
@@ -31,7 +31,7 @@ impl EventSink for Recording {
 }
 
 impl Recording {
-    fn named(&self, name: &str) -> Vec<Value> {
+    pub fn named(&self, name: &str) -> Vec<Value> {
         self.0
             .lock()
             .iter()
@@ -45,7 +45,7 @@ impl Recording {
     }
 }
 
-fn listening(mut h: Harness) -> (Harness, Arc<Recording>) {
+pub fn listening(mut h: Harness) -> (Harness, Arc<Recording>) {
     let rec = Arc::new(Recording::default());
     h.server = h.server.with_event_sink(rec.clone());
     (h, rec)
