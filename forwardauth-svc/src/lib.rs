@@ -16,6 +16,7 @@ mod extract;
 mod handlers;
 mod identity_headers;
 pub mod logging;
+pub mod observe;
 mod pages;
 pub mod routes;
 pub mod snippet;
@@ -27,6 +28,7 @@ mod testing;
 
 use std::future::Future;
 use std::net::TcpListener;
+use std::sync::Arc;
 
 use actix_web::{App, HttpServer, web};
 
@@ -76,12 +78,26 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     // The engine's housekeeping (revocation sync, purge, key reload…) for as long as the server runs.
     let auth = state.auth.clone();
+    // Prometheus metrics on their own listener, never the public one.
+    let metrics = match &state.metrics {
+        Some((metrics, addr)) => {
+            let listener = TcpListener::bind(addr).map_err(|e| {
+                std::io::Error::new(e.kind(), format!("metrics.listen {addr}: {e}"))
+            })?;
+            let server = observe::metrics::serve(listener, Arc::clone(metrics), Arc::clone(&auth))?;
+            let handle = server.handle();
+            tokio::spawn(server);
+            Some(handle)
+        }
+        None => None,
+    };
     let maintenance = tokio::spawn(async move { auth.maintain().await });
     let data = web::Data::new(state);
     let server = HttpServer::new(move || {
         App::new()
             .app_data(data.clone())
             .wrap_fn(routes::request_log)
+            .wrap_fn(observe::request)
             .configure(routes::configure)
     })
     .listen(listener)?
@@ -94,5 +110,8 @@ pub async fn serve(
     });
     let result = server.await;
     maintenance.abort();
+    if let Some(metrics) = metrics {
+        metrics.stop(true).await;
+    }
     result
 }

@@ -39,6 +39,9 @@ pub enum StartupError {
     /// The users could not be loaded.
     #[error("users: {0}")]
     Users(LocalUsersError),
+    /// The audit file could not be opened.
+    #[error(transparent)]
+    Audit(#[from] crate::observe::AuditOpenError),
     /// An upstream identity provider could not be set up.
     #[error("provider {id}: {reason}")]
     Provider {
@@ -168,18 +171,32 @@ pub fn store_settings(store: &StoreConfig) -> StoreSettings {
 /// [`StartupError`]; a store that cannot be opened is reported (as [`StartError::OpenStore`]) with its file or
 /// redacted Redis URL.
 pub async fn build_auth(config: &Config) -> Result<Arc<AuthServer>, StartupError> {
+    build_auth_with(config, None).await
+}
+
+/// [`build_auth`], the engine's events going to the configured audit trail and to `metrics`.
+///
+/// # Errors
+/// As [`build_auth`]; [`StartupError::Audit`] if the audit file cannot be opened.
+pub async fn build_auth_with(
+    config: &Config,
+    metrics: Option<Arc<crate::observe::Metrics>>,
+) -> Result<Arc<AuthServer>, StartupError> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let providers = build_providers(config, Arc::clone(&clock))?;
-    Ok(Arc::new(
-        AuthServer::open(
-            config.server.clone(),
-            &store_settings(&config.store),
-            sealer(config)?,
-            clock,
-        )
-        .await?
-        .with_providers(providers),
-    ))
+    let audit = crate::observe::AuditSink::open(&config.audit, Arc::clone(&clock))?.map(Arc::new);
+    let mut auth = AuthServer::open(
+        config.server.clone(),
+        &store_settings(&config.store),
+        sealer(config)?,
+        clock,
+    )
+    .await?
+    .with_providers(providers);
+    if let Some(sink) = crate::observe::sink(audit, metrics) {
+        auth = auth.with_event_sink(sink);
+    }
+    Ok(Arc::new(auth))
 }
 
 /// A provider as the engine holds it.
@@ -232,6 +249,10 @@ pub struct AppState {
     pub secure_cookies: bool,
     /// The gate's identity header names, parsed once.
     pub identity_headers: Arc<crate::identity_headers::IdentityHeaderNames>,
+    /// Whether the audit trail is on (then each request's client and user agent are kept for it).
+    pub audit: bool,
+    /// The metrics and where to serve them, when `[metrics] listen` is set.
+    pub metrics: Option<(Arc<crate::observe::Metrics>, std::net::SocketAddr)>,
 }
 
 impl AppState {
@@ -240,8 +261,15 @@ impl AppState {
     /// # Errors
     /// [`StartupError`].
     pub async fn build(config: &Config) -> Result<Self, StartupError> {
-        let auth = build_auth(config).await?;
-        Self::with_auth(config, auth)
+        let metrics = config.metrics_listen.map(|_| {
+            Arc::new(crate::observe::Metrics::new(
+                config.server.resources.iter().map(|r| r.resource.as_str()),
+            ))
+        });
+        let auth = build_auth_with(config, metrics.clone()).await?;
+        let mut state = Self::with_auth(config, auth)?;
+        state.metrics = metrics.zip(config.metrics_listen);
+        Ok(state)
     }
 
     /// Builds the state around an existing engine (tests share one engine between several apps).
@@ -256,6 +284,8 @@ impl AppState {
             identity_headers: Arc::new(crate::identity_headers::IdentityHeaderNames::new(
                 &config.gate.headers,
             )),
+            audit: config.audit != crate::config::AuditTarget::Off,
+            metrics: None,
         })
     }
 

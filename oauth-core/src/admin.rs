@@ -11,6 +11,10 @@
 //! (secrets stored as hashes, tokens revoked before their client disappears, revocations announced to the other
 //! instances) cannot be bypassed.
 //!
+//! Every operation that changes something, and the export, emits an [`Event::Admin`] (see
+//! [`crate::events`]): an operator's action is audited wherever it runs, the command line or an embedder's
+//! operator interface.
+//!
 //! # Moving a store
 //! [`StoreExport`] is what travels from one store to another (e.g. from the embedded store of one machine to the
 //! Redis of several instances): every client, every signing key with its private material, and the live
@@ -33,6 +37,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::clock::Clock;
 use crate::error::Error;
+use crate::events::Event;
 use crate::keys::KeyError;
 use crate::seal::{SealError, Sealer};
 use crate::server::AuthServer;
@@ -326,6 +331,18 @@ impl Admin<'_> {
     /// Store failures.
     #[tracing::instrument(skip_all, fields(client_id = %client_id))]
     pub async fn delete_client(&self, client_id: &str) -> Result<Option<usize>, Error> {
+        let result = self.delete_client_inner(client_id).await;
+        self.record("delete_client", Some(client_id), &result, |g| *g);
+        if let Ok(Some(_)) = result {
+            self.server.emit(Event::ClientDeleted {
+                client_id,
+                by: "operator",
+            });
+        }
+        result
+    }
+
+    async fn delete_client_inner(&self, client_id: &str) -> Result<Option<usize>, Error> {
         if self.server.store.client(client_id).await?.is_none() {
             return Ok(None);
         }
@@ -334,13 +351,40 @@ impl Admin<'_> {
         Ok(Some(removed.grants))
     }
 
+    /// Emits the [`Event::Admin`] of an operation: `ok` with the grants `grants` finds in its result,
+    /// `not_found` for an `Ok` without them where a count was expected, `error` for a failure.
+    fn record<T, E>(
+        &self,
+        action: &'static str,
+        target: Option<&str>,
+        result: &Result<T, E>,
+        grants: impl Fn(&T) -> Option<usize>,
+    ) {
+        let (status, grants) = match result {
+            Ok(v) => match grants(v) {
+                Some(n) => ("ok", Some(n)),
+                None if action == "delete_client" => ("not_found", None),
+                None => ("ok", None),
+            },
+            Err(_) => ("error", None),
+        };
+        self.server.emit(Event::Admin {
+            action,
+            target,
+            grants,
+            result: status,
+        });
+    }
+
     /// Revokes every grant (access and refresh tokens) of the user `subject` (e.g. `local:alice`); returns how
     /// many.
     ///
     /// # Errors
     /// Store failures.
     pub async fn revoke_user(&self, subject: &str) -> Result<usize, Error> {
-        self.server.revoke_subject_tokens(subject).await
+        let result = self.server.revoke_subject_tokens(subject).await;
+        self.record("revoke_user", Some(subject), &result, |n| Some(*n));
+        result
     }
 
     /// Revokes every grant of the client `client_id`, which stays registered; returns how many.
@@ -348,7 +392,9 @@ impl Admin<'_> {
     /// # Errors
     /// Store failures.
     pub async fn revoke_client(&self, client_id: &str) -> Result<usize, Error> {
-        self.server.revoke_client_tokens(client_id).await
+        let result = self.server.revoke_client_tokens(client_id).await;
+        self.record("revoke_client", Some(client_id), &result, |n| Some(*n));
+        result
     }
 
     /// Makes a fresh signing key active (after
@@ -358,7 +404,9 @@ impl Admin<'_> {
     /// # Errors
     /// Key or store failures.
     pub async fn rotate_keys(&self) -> Result<String, KeyError> {
-        self.server.rotate_keys().await
+        let result = self.server.rotate_keys().await;
+        self.record("rotate_keys", None, &result, |_| None);
+        result
     }
 
     /// The signing keys in the store, oldest first, without private material.
@@ -383,7 +431,9 @@ impl Admin<'_> {
     /// # Errors
     /// Store failures.
     pub async fn export(&self) -> Result<StoreExport, Error> {
-        StoreExport::from_store(self.server.store.as_ref(), &self.server.sealer).await
+        let result = StoreExport::from_store(self.server.store.as_ref(), &self.server.sealer).await;
+        self.record("export", None, &result, |_| None);
+        result
     }
 
     /// Adds `export` to this engine's store, as [`StoreTransfer::import`] does to a store opened alone: the way

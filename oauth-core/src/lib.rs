@@ -30,6 +30,8 @@
 //! * [`Store`]: persistence with atomic single-use operations; [`EmbeddedStore`] (one redb file, or in memory)
 //!   is the default. Every backend passes the same conformance suite (`store::conformance`, feature `test-util`).
 //! * [`IdentityProvider`]: who is logging in; [`LocalUsers`] (argon2id) is built in.
+//! * [`EventSink`]: what happened (logins, tokens, gate decisions, operators' actions), for metrics and an
+//!   audit trail; see [`events`].
 //! * [`Clock`]: time, injected; [`SystemClock`] in production, `testing::FixedClock` in tests.
 //! * [`ClientDocumentFetcher`]: fetches the metadata documents of clients identified by a URL.
 //! * Keys: [`JosekitKeyManager`] generates, persists, rotates (on demand, or on a schedule from
@@ -53,6 +55,7 @@ pub mod cimd;
 mod clock;
 mod config;
 mod error;
+pub mod events;
 mod flow;
 pub mod forwarded;
 pub mod jwt;
@@ -82,6 +85,7 @@ pub use config::{
     SigningAlg, ToolScope, secure_url,
 };
 pub use error::{AuthorizeError, Error, ErrorCode, OAuthError, Result};
+pub use events::{Event, EventSink, Fanout, GateDecision, NoEvents};
 pub use flow::authorize::{AuthorizationPrompt, ScopeChoice};
 pub use flow::browser::{
     Browser, ConsentPage, ErrorPage, FORM_LIMIT, Outcome, ProviderChoice, ScopeLine, SessionCookie,
@@ -109,3 +113,4 @@ pub use upstream::{
     Credentials, IdentityProvider, LocalUser, LocalUsers, LocalUsersError, Login, LoginStart,
     PasswordHashError, Recheck, SignIn, UpstreamError,
 };
+pub use verifier::VerifyCacheStats;

@@ -51,6 +51,11 @@ pub struct AuthServer {
     /// [`AuthServer::admin`] or [`AuthServer::maintain`], so no caller can bypass the engine's rules (hashing,
     /// revocation before deletion, announcements).
     pub(crate) store: Arc<dyn Store>,
+    /// The store as given, which `store` wraps ([`crate::store::Instrumented`]): kept to wrap it again when a
+    /// sink is installed.
+    pub(crate) raw_store: Arc<dyn Store>,
+    /// Where the engine's [`Event`](crate::events::Event)s go ([`AuthServer::with_event_sink`]).
+    pub(crate) events: Arc<dyn crate::events::EventSink>,
     pub(crate) keys: JosekitKeyManager,
     /// Seals and opens the secrets the store must give back (upstream sessions, the upstream PKCE verifier; the
     /// key manager holds its own copy for the signing keys).
@@ -109,7 +114,15 @@ impl AuthServer {
         .await?;
         let resource_index = crate::resource_index::ResourceIndex::new(&config.resources);
         let throttle = crate::throttle::Throttle::new(&config.rate_limits, Arc::clone(&clock));
+        let events: Arc<dyn crate::events::EventSink> = Arc::new(crate::events::NoEvents);
+        let raw_store = store;
+        let store: Arc<dyn Store> = Arc::new(crate::store::Instrumented::new(
+            Arc::clone(&raw_store),
+            Arc::clone(&events),
+        ));
         let server = AuthServer {
+            raw_store,
+            events,
             throttle,
             verifier: Verifier::new(config.verify_cache_bytes),
             config,
@@ -183,9 +196,19 @@ impl AuthServer {
     /// Store failures.
     pub async fn sync(&self) -> Result<(), StoreError> {
         let entries = self.store.revocations_since(self.verifier.cursor()).await?;
-        self.verifier.apply(&entries, self.clock.unix());
-        self.verifier.mark_synced(self.clock.unix_millis());
+        let now_ms = self.clock.unix_millis();
+        for recorded_at in self.verifier.apply(&entries, self.clock.unix()) {
+            self.emit(crate::events::Event::RevocationApplied {
+                lag_ms: now_ms.saturating_sub(recorded_at),
+            });
+        }
+        self.verifier.mark_synced(now_ms);
         Ok(())
+    }
+
+    /// The verified-token cache's hit and miss counts since the start, and its size now.
+    pub fn verify_cache_stats(&self) -> crate::verifier::VerifyCacheStats {
+        self.verifier.cache_stats()
     }
 
     /// Reacts to a change another instance announced through the store ([`Store::events`]): pulls revocations,

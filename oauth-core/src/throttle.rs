@@ -56,6 +56,17 @@ impl Limited {
         Limited::Register,
     ];
 
+    /// The endpoint's name in events and metrics: `authorize`, `login`, `callback`, `token`, `register`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Limited::Authorize => "authorize",
+            Limited::Login => "login",
+            Limited::Callback => "callback",
+            Limited::Token => "token",
+            Limited::Register => "register",
+        }
+    }
+
     fn index(self) -> usize {
         match self {
             Limited::Authorize => 0,

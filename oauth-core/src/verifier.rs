@@ -400,14 +400,17 @@ impl RevocationSet {
         std::hash::BuildHasher::hash_one(&self.key, id)
     }
 
-    fn insert(&mut self, r: &Revocation) {
+    /// Adds `r`; `true` if it was not in the set yet.
+    fn insert(&mut self, r: &Revocation) -> bool {
         let id = self.id(&r.id);
         let map = match r.kind {
             RevokedKind::Token => &mut self.tokens,
             RevokedKind::Grant => &mut self.grants,
         };
+        let new = !map.contains_key(&id);
         let until = map.entry(id).or_insert(r.expires_at);
         *until = (*until).max(r.expires_at);
+        new
     }
 }
 
@@ -452,6 +455,20 @@ impl quick_cache::Weighter<TokenKey, Principal> for EntryWeight {
     fn weight(&self, _: &TokenKey, p: &Principal) -> u64 {
         ENTRY_BYTES.saturating_add(p.heap_bytes())
     }
+}
+
+/// The verified-token cache's counters since the start, and what it holds now ([`crate::AuthServer::verify_cache_stats`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct VerifyCacheStats {
+    /// Tokens found in the cache (no signature check).
+    pub hits: u64,
+    /// Tokens not found (a signature check, then cached if valid).
+    pub misses: u64,
+    /// Tokens held now.
+    pub entries: u64,
+    /// Their weight, in bytes (bounded by `verify_cache_bytes`).
+    pub bytes: u64,
 }
 
 /// The verification state of one server instance.
@@ -530,14 +547,32 @@ impl Verifier {
         u128::from(age) > max.as_millis()
     }
 
-    pub(crate) fn apply(&self, entries: &[(u64, Revocation)], now: u64) {
+    /// Applies log entries; returns when each entry this instance did not hold yet was recorded (for those that
+    /// say), so that the caller can tell how long revocations take to arrive.
+    pub(crate) fn apply(&self, entries: &[(u64, Revocation)], now: u64) -> Vec<u64> {
+        let mut arrived = Vec::new();
         let mut set = self.revoked.write();
         for (seq, r) in entries {
-            set.insert(r);
+            if set.insert(r)
+                && let Some(at) = r.recorded_at_ms
+            {
+                arrived.push(at);
+            }
             set.cursor = set.cursor.max(*seq);
         }
         set.tokens.retain(|_, exp| *exp > now);
         set.grants.retain(|_, exp| *exp > now);
+        arrived
+    }
+
+    /// The verified-token cache's counters and size.
+    pub(crate) fn cache_stats(&self) -> VerifyCacheStats {
+        VerifyCacheStats {
+            hits: self.cache.hits(),
+            misses: self.cache.misses(),
+            entries: self.cache.len() as u64,
+            bytes: self.cache.weight(),
+        }
     }
 
     /// Revocations applied locally before the store assigned them a sequence number.
@@ -698,6 +733,7 @@ mod tests {
                     kind: RevokedKind::Token,
                     id: format!("{i:0>22}"),
                     expires_at: 2_000_000_000,
+                    recorded_at_ms: None,
                 };
                 (i + 1, r)
             })
@@ -972,6 +1008,7 @@ mod tests {
             kind,
             id: id.to_owned(),
             expires_at,
+            recorded_at_ms: None,
         };
         v.apply(
             &[

@@ -29,6 +29,7 @@
 //! | `users` | `[users]` and the users file | `LocalUser`s |
 //! | `admin` | `[admin]` | the admin socket's path |
 //! | `telemetry` | `[tracing]` | [`TracingConfig`] |
+//! | `observe` | `[audit]`, `[metrics]` | [`AuditTarget`], the metrics listen address |
 //!
 //! A rule the engine states about its own configuration (the issuer, resource URLs, scopes, lifetimes) is
 //! checked by the engine's function, here called with the key or variable the value came from; this crate adds
@@ -37,7 +38,7 @@
 //! # The file
 //!
 //! Every key is optional except that a file must list at least one `[[resources]]`. Relative paths
-//! (`store.path`, `users.file`) are resolved against the directory of the configuration file. The example below
+//! (`store.path`, `users.file`, `audit.file`) are resolved against the directory of the configuration file. The example below
 //! shows most keys; `docs/configuration.md` lists every one with its type, default and meaning (its test,
 //! `tests::reference`, walks the `Raw…` types and fails on a key the reference lacks).
 //!
@@ -194,6 +195,13 @@
 //! user_email = "X-User-Email"
 //! client_id = "X-Client-Id"
 //! scopes = "X-Scopes"
+//!
+//! [audit]                             # security events, one JSON object per line (README "Metrics and audit")
+//! target = "file"                     # "off" (default), "stderr" or "file"
+//! file = "audit.jsonl"                # target = "file" only; default "audit.jsonl"; appended, mode 0600
+//!
+//! [metrics]                           # Prometheus text format at GET /metrics; off unless `listen` is set
+//! listen = "127.0.0.1:9090"           # an address of its own, never the public `listen`
 //! ```
 //!
 //! The users file holds `[[users]]` tables; make a hash with `forwardauth-svc hash-password`:
@@ -237,6 +245,7 @@ mod admin;
 mod client_metadata;
 mod gate;
 mod limits;
+mod observe;
 mod providers;
 mod registration;
 mod resources;
@@ -254,6 +263,7 @@ use serde::Deserialize;
 
 pub use admin::{AdminSocket, ENV_ADMIN_SOCKET, default_socket};
 pub use gate::{GateConfig, IdentityHeaders};
+pub use observe::{AuditTarget, DEFAULT_AUDIT_FILE};
 pub use providers::ProviderConfig;
 pub use registration::ENV_INITIAL_ACCESS_TOKEN;
 pub use store::{
@@ -294,6 +304,10 @@ pub struct Config {
     pub admin: AdminSocket,
     /// OpenTelemetry trace export; `None`: nothing is exported.
     pub tracing: Option<TracingConfig>,
+    /// Where the audit trail goes (`[audit]`).
+    pub audit: AuditTarget,
+    /// Where Prometheus metrics are served (`[metrics] listen`); `None`: not at all.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 impl Config {
@@ -319,6 +333,8 @@ impl Config {
             log_format: LogFormat::Human,
             password_checks: oauth_core::upstream::password::PasswordCheckLimits::default(),
             tracing: None,
+            audit: AuditTarget::Off,
+            metrics_listen: None,
         }
     }
 
@@ -477,7 +493,12 @@ pub struct RawConfig {
     rate_limits: limits::RawRateLimits,
     #[serde(default)]
     admin: admin::RawAdmin,
+    #[serde(default)]
     tracing: telemetry::RawTracing,
+    #[serde(default)]
+    audit: observe::RawAudit,
+    #[serde(default)]
+    metrics: observe::RawMetrics,
 }
 
 /// Loads the configuration: the file at `path` (none: the built-in defaults), then the `FORWARDAUTH_*`
@@ -745,6 +766,12 @@ impl RawConfig {
         }
         if let Some(g) = problems.take(gate::gate_config(&ctx, self.gate)) {
             config.gate = g;
+        }
+        if let Some(a) = problems.take(observe::audit(&ctx, self.audit)) {
+            config.audit = a;
+        }
+        if let Some(m) = problems.take(observe::metrics(&ctx, self.metrics, config.listen)) {
+            config.metrics_listen = m;
         }
         problems.finish(config)
     }

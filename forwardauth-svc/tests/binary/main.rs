@@ -22,6 +22,7 @@ use tokio::process::Command;
 
 mod cli;
 mod json_log;
+mod observe;
 mod otlp;
 
 const VERIFIER: &str = "dBjftJeZ4CVP-mJ0kaNYgp2zNo1rQa2eyjGa3JiObuEflVasHbR2";

@@ -447,6 +447,11 @@ impl AuthServer {
         let pending = self.take_pending(handle).await?;
         if !self.admits(&identity, &pending.resource) {
             tracing::info!(subject = %identity.subject, "access policy refused the user; no code issued");
+            self.emit(crate::events::Event::AuthorizationRefused {
+                subject: &identity.subject,
+                client_id: &pending.client_id,
+                reason: "access_policy",
+            });
             return Err(AuthorizeError::Forbidden(OAuthError::new(
                 ErrorCode::AccessDenied,
                 format!(
@@ -459,6 +464,11 @@ impl AuthServer {
         let choice = self.scope_for(Some(&identity), &pending.scope, &pending.resource);
         if choice.granted.is_empty() && !pending.scope.is_empty() {
             tracing::info!(subject = %identity.subject, "the user may hold none of the scopes asked for; no code issued");
+            self.emit(crate::events::Event::AuthorizationRefused {
+                subject: &identity.subject,
+                client_id: &pending.client_id,
+                reason: "no_scope",
+            });
             return Err(self.redirect_error(
                 &pending.redirect_uri,
                 OAuthError::new(
@@ -486,6 +496,11 @@ impl AuthServer {
             .put_code(&code.hash(), &record, self.config.code_ttl)
             .await?;
         tracing::info!(client_id = %record.pending.client_id, "authorization code issued");
+        self.emit(crate::events::Event::CodeIssued {
+            subject: &record.identity.subject,
+            client_id: &record.pending.client_id,
+            resource: &record.pending.resource,
+        });
         self.redirect(
             &record.pending.redirect_uri,
             &[("code", code.expose())],

@@ -497,15 +497,30 @@ impl Browser<'_> {
                             .await
                             .map_err(exit)?;
                         // Remembered only once approved, so the access policy is judged in one place.
-                        if form.remember.as_deref() == Some("on") && rememberable(&prompt) {
+                        let remembered =
+                            form.remember.as_deref() == Some("on") && rememberable(&prompt);
+                        if remembered {
                             self.server
                                 .remember_consent(&subject, &prompt, &granted)
                                 .await
                                 .map_err(internal)?;
                         }
+                        self.server.emit(crate::events::Event::ConsentGiven {
+                            subject: &subject,
+                            client_id: &prompt.client_id,
+                            scope: &granted.to_string(),
+                            remembered,
+                        });
                         to
                     }
-                    (Some("deny"), _) => self.server.deny(&prompt.handle).await.map_err(exit)?,
+                    (Some("deny"), identity) => {
+                        let to = self.server.deny(&prompt.handle).await.map_err(exit)?;
+                        self.server.emit(crate::events::Event::ConsentRefused {
+                            subject: identity.as_ref().map(|i| i.subject.as_str()),
+                            client_id: &prompt.client_id,
+                        });
+                        to
+                    }
                     _ => {
                         return Err(
                             ErrorPage::new(400, "Invalid form", "Choose Approve or Deny.").into(),

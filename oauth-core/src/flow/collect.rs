@@ -114,6 +114,10 @@ impl AuthServer {
                 collected.idle += 1;
             }
             tracing::info!(client_id = %id, never_used = stale, "unused client deleted");
+            self.emit(crate::events::Event::ClientDeleted {
+                client_id: id,
+                by: "collection",
+            });
         }
         Ok(())
     }

@@ -418,9 +418,94 @@ impl Preflight {
     pub const MAX_AGE: &'static str = "86400";
 }
 
+/// What the gate learnt of a request on the way to its decision, for the decision's event.
+#[derive(Default)]
+struct Seen {
+    /// The position of the resource it falls under.
+    resource: Option<usize>,
+    /// The calls it makes.
+    calls: Option<ToolCalls>,
+    /// Whose valid token was refused (by the access policy or for a scope).
+    refused: Option<Principal>,
+}
+
+impl RefusalReason {
+    /// The reason's name in events and metrics.
+    pub fn name(&self) -> &'static str {
+        match self {
+            RefusalReason::Untrusted => "untrusted",
+            RefusalReason::Forwarded(_) => "forwarded",
+            RefusalReason::AmbiguousHeader(_) => "ambiguous_header",
+            RefusalReason::Path(_) => "path",
+            RefusalReason::AmbiguousPath => "ambiguous_path",
+            RefusalReason::NoResource => "no_resource",
+            RefusalReason::OriginNotAllowed => "origin_not_allowed",
+            RefusalReason::NotAPreflight => "not_a_preflight",
+            RefusalReason::ProtocolVersion => "protocol_version",
+            RefusalReason::HeaderMismatch(_) => "header_mismatch",
+            RefusalReason::BodyTooLarge { .. } => "body_too_large",
+        }
+    }
+}
+
+impl RejectionKind {
+    /// The kind's name in events and metrics.
+    pub fn name(self) -> &'static str {
+        match self {
+            RejectionKind::MissingToken => "missing_token",
+            RejectionKind::InvalidToken => "invalid_token",
+            RejectionKind::InsufficientScope => "insufficient_scope",
+            RejectionKind::AccessDenied => "access_denied",
+        }
+    }
+}
+
 impl crate::AuthServer {
-    /// Decides a forward-auth request (see the module docs for the order of the checks).
+    /// Decides a forward-auth request (see the module docs for the order of the checks), and emits the
+    /// decision as an [`Event::Gate`](crate::Event::Gate).
     pub async fn gate(&self, input: &GateInput<'_>) -> GateVerdict {
+        let mut seen = Seen::default();
+        let verdict = self.decide(input, &mut seen).await;
+        let (decision, reason, status, principal) = match &verdict.outcome {
+            GateOutcome::Admit(p) => ("allow", "ok", 200, Some(p)),
+            GateOutcome::Pass => ("pass", "ok", 200, None),
+            GateOutcome::Reject(r) => ("deny", r.kind.name(), r.status(), seen.refused.as_ref()),
+            GateOutcome::Refuse(r) => ("deny", r.reason.name(), r.status(), None),
+        };
+        let resource = seen.resource.and_then(|i| self.config.resources.get(i));
+        let tool = match (&seen.calls, resource) {
+            (Some(ToolCalls::Known(calls)), Some(resource)) => {
+                // The call a rule applies to (the one that decided), else the first.
+                let ruled = |(method, name): &&(String, Option<String>)| {
+                    resource.tool_scopes.iter().any(|t| {
+                        t.key == *method
+                            || t.key
+                                .strip_prefix(method.as_str())
+                                .and_then(|rest| rest.strip_prefix(':'))
+                                .is_some_and(|n| Some(n) == name.as_deref())
+                    })
+                };
+                calls
+                    .iter()
+                    .find(ruled)
+                    .or(calls.first())
+                    .map(|(method, name)| name.as_deref().unwrap_or(method))
+            }
+            _ => None,
+        };
+        self.emit(crate::events::Event::Gate(crate::events::GateDecision {
+            resource: resource.map(|r| r.resource.as_str()),
+            decision,
+            reason,
+            status,
+            subject: principal.map(Principal::subject),
+            client_id: principal.map(Principal::client_id),
+            tool,
+        }));
+        verdict
+    }
+
+    async fn decide(&self, input: &GateInput<'_>, seen: &mut Seen) -> GateVerdict {
         if !input.from_trusted_proxy {
             return if input.forwarded.any() {
                 refuse(RefusalReason::Untrusted)
@@ -446,6 +531,7 @@ impl crate::AuthServer {
             Ok(i) => i,
             Err(reason) => return refuse(reason),
         };
+        seen.resource = Some(at);
         let (Some(resource), Some(location)) = (
             self.config.resources.get(at),
             self.resource_index.locations.get(at),
@@ -494,8 +580,12 @@ impl crate::AuthServer {
         };
         let outcome = match self.verify_call(authorization, &calls, resource).await {
             Ok(p) => GateOutcome::Admit(p),
-            Err(r) => GateOutcome::Reject(r),
+            Err((r, who)) => {
+                seen.refused = who;
+                GateOutcome::Reject(r)
+            }
         };
+        seen.calls = Some(calls);
         GateVerdict {
             outcome,
             allow_origin,
@@ -548,14 +638,18 @@ impl crate::AuthServer {
         self.config.resources.get(at)
     }
 
-    /// The token, the access policy and the per-tool scopes for a request to `resource`.
+    /// The token, the access policy and the per-tool scopes for a request to `resource`; a refusal of a valid
+    /// token names whose it is.
     async fn verify_call(
         &self,
         authorization: Option<&str>,
         calls: &ToolCalls,
         resource: &ResourceConfig,
-    ) -> Result<Principal, VerifyRejection> {
-        let principal = self.verify_with_reload(authorization, resource).await?;
+    ) -> Result<Principal, (VerifyRejection, Option<Principal>)> {
+        let principal = self
+            .verify_with_reload(authorization, resource)
+            .await
+            .map_err(|r| (r, None))?;
         let reject = |kind, description, scope| VerifyRejection {
             kind,
             description,
@@ -573,10 +667,13 @@ impl crate::AuthServer {
         // The server-wide policy too: after an edit and a restart, a token issued before it ends here, not an hour
         // later.
         if !(admitted(&self.config.policy) && admitted(&resource.policy)) {
-            return Err(reject(
-                RejectionKind::AccessDenied,
-                "this user may not access this resource",
-                None,
+            return Err((
+                reject(
+                    RejectionKind::AccessDenied,
+                    "this user may not access this resource",
+                    None,
+                ),
+                Some(principal),
             ));
         }
         let needed = tool_scopes_needed(resource, calls);
@@ -587,10 +684,13 @@ impl crate::AuthServer {
                     scope.push(s);
                 }
             }
-            return Err(reject(
-                RejectionKind::InsufficientScope,
-                "the access token lacks a scope this operation requires",
-                Some(scope.join(" ")),
+            return Err((
+                reject(
+                    RejectionKind::InsufficientScope,
+                    "the access token lacks a scope this operation requires",
+                    Some(scope.join(" ")),
+                ),
+                Some(principal),
             ));
         }
         Ok(principal)

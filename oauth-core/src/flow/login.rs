@@ -16,6 +16,7 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use crate::Error;
+use crate::events::Event;
 use crate::server::AuthServer;
 use crate::store::StoreError;
 use crate::throttle::{ClientKey, Limited, Throttled};
@@ -98,6 +99,11 @@ impl AuthServer {
             && let Some(retry_after) = self.banned(&keys).await?
         {
             tracing::warn!(username = %user, client = ?address, "login refused: banned after too many failures");
+            self.emit(Event::LoginFailed {
+                provider: "local",
+                username: Some(&user),
+                reason: "banned",
+            });
             return Err(LoginError::Banned { retry_after });
         }
         let credentials = Credentials::Password { username, password };
@@ -106,10 +112,20 @@ impl AuthServer {
                 if let (true, Some(account)) = (rules.enabled, &keys[0]) {
                     self.store.clear_failures(account).await?;
                 }
+                self.emit(Event::LoginSucceeded {
+                    provider: "local",
+                    subject: &login.identity.subject,
+                    username: login.identity.username.as_deref(),
+                });
                 Ok(login)
             }
             Err(UpstreamError::LoginFailed) => {
                 tracing::warn!(username = %user, client = ?address, "login failed: wrong username or password");
+                self.emit(Event::LoginFailed {
+                    provider: "local",
+                    username: Some(&user),
+                    reason: "wrong_credentials",
+                });
                 if rules.enabled {
                     self.count_failure(&keys, &user, address).await?;
                 }
@@ -117,6 +133,11 @@ impl AuthServer {
             }
             Err(UpstreamError::Busy { retry_after }) => {
                 tracing::warn!(username = %user, client = ?address, "login refused: too many password checks at once");
+                self.emit(Event::LoginFailed {
+                    provider: "local",
+                    username: Some(&user),
+                    reason: "busy",
+                });
                 Err(LoginError::Busy { retry_after })
             }
             Err(e) => Err(LoginError::Internal(Error::Upstream(e))),
@@ -160,6 +181,12 @@ impl AuthServer {
                     "address"
                 };
                 tracing::warn!(username = %user, client = ?address, failures, banned = what, ban_secs = rules.ban.as_secs(), "login banned after too many failures");
+                self.emit(Event::LoginBanned {
+                    username: user,
+                    banned: what,
+                    failures,
+                    ban_secs: rules.ban.as_secs(),
+                });
             }
         }
         Ok(())
@@ -173,6 +200,9 @@ impl AuthServer {
         let verdict = self.throttle.check(what, client);
         if verdict.is_err() {
             tracing::info!(client = %ClientKey::of(client), endpoint = ?what, "rate limited");
+            self.emit(Event::Throttled {
+                endpoint: what.name(),
+            });
         }
         verdict
     }

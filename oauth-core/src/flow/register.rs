@@ -357,6 +357,10 @@ impl AuthServer {
         };
         self.store.insert_client(&record).await?;
         tracing::info!(client_id = %record.client_id, method = %record.metadata.token_endpoint_auth_method, "client registered");
+        self.emit(crate::events::Event::ClientRegistered {
+            client_id: &record.client_id,
+            auth_method: &record.metadata.token_endpoint_auth_method,
+        });
         Ok(self.registration_response(&record, secret, Some(registration_token)))
     }
 
@@ -488,6 +492,7 @@ impl AuthServer {
                 OAuthError::new(ErrorCode::InvalidToken, "the client no longer exists").into(),
             );
         }
+        self.emit(crate::events::Event::ClientUpdated { client_id });
         Ok(self.registration_response(&record, new_secret, Some(registration_token)))
     }
 
@@ -500,6 +505,10 @@ impl AuthServer {
         self.managed_client(client_id, token).await?;
         self.remove_client(client_id).await?;
         tracing::info!("client deleted");
+        self.emit(crate::events::Event::ClientDeleted {
+            client_id,
+            by: "client",
+        });
         Ok(())
     }
 }

@@ -7,6 +7,7 @@
 
 use crate::Error;
 use crate::error::{ErrorCode, OAuthError};
+use crate::events::Event;
 use crate::flow::client::ClientCredentials;
 use crate::flow::token::{RefreshToken, Standing};
 use crate::jwt::{self, AccessTokenClaims};
@@ -50,6 +51,11 @@ impl AuthServer {
             {
                 self.revoke_grant(&grant.grant_id).await?;
                 tracing::info!(client_id = %client.client_id, "refresh token revoked with its grant");
+                self.emit(Event::TokenRevoked {
+                    subject: Some(&grant.identity.subject),
+                    client_id: &client.client_id,
+                    token_type: "refresh_token",
+                });
             }
             return Ok(());
         }
@@ -58,11 +64,17 @@ impl AuthServer {
         {
             self.add_revocation(Revocation {
                 kind: RevokedKind::Token,
-                id: claims.jti,
+                id: claims.jti.clone(),
                 expires_at: claims.exp.saturating_add(self.config.leeway.as_secs()),
+                recorded_at_ms: None,
             })
             .await?;
             tracing::info!(client_id = %client.client_id, "access token revoked");
+            self.emit(Event::TokenRevoked {
+                subject: Some(&claims.sub),
+                client_id: &client.client_id,
+                token_type: "access_token",
+            });
         }
         Ok(())
     }
@@ -81,7 +93,8 @@ impl AuthServer {
         Some(claims)
     }
 
-    async fn add_revocation(&self, r: Revocation) -> Result<(), Error> {
+    async fn add_revocation(&self, mut r: Revocation) -> Result<(), Error> {
+        r.recorded_at_ms = Some(self.clock.unix_millis());
         self.verifier.apply_local(&r);
         self.store.add_revocation(&r).await?;
         Ok(())
@@ -105,6 +118,7 @@ impl AuthServer {
             kind: RevokedKind::Grant,
             id: grant_id.to_owned(),
             expires_at,
+            recorded_at_ms: None,
         })
         .await?;
         self.store.delete_grant(grant_id).await?;

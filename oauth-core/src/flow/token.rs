@@ -252,6 +252,9 @@ impl AuthServer {
             CodeRedemption::Fresh(r) => *r,
             CodeRedemption::Replayed { grant_id } => {
                 tracing::warn!(client_id = %client.client_id, "authorization code replayed; revoking its grant");
+                self.emit(crate::events::Event::CodeReplayed {
+                    client_id: &client.client_id,
+                });
                 self.revoke_grant(&grant_id).await?;
                 return Err(invalid_grant(
                     "the authorization code was already used; tokens issued from it are revoked",
@@ -329,6 +332,12 @@ impl AuthServer {
         let access_token = self.sign_access_token(&grant, &grant.scope)?;
         let refresh_token = refresh.map(|(token, _)| token.into_exposed());
         tracing::info!(client_id = %client.client_id, "tokens issued for an authorization code");
+        self.emit(crate::events::Event::TokenIssued {
+            subject: &grant.identity.subject,
+            client_id: &client.client_id,
+            grant_type: "authorization_code",
+            scope: &grant.scope.to_string(),
+        });
         Ok(self.token_response(access_token, refresh_token, &grant.scope))
     }
 
@@ -512,6 +521,11 @@ impl AuthServer {
             return Err(invalid_grant(INVALID_REFRESH));
         }
         tracing::info!(client_id = %client.client_id, "refresh token rotated");
+        self.emit(crate::events::Event::TokenRefreshed {
+            subject: &grant.identity.subject,
+            client_id: &client.client_id,
+            retry: false,
+        });
         Ok(Some(response))
     }
 
@@ -612,9 +626,18 @@ impl AuthServer {
             let scope = ScopeSet::parse(&retry.scope).unwrap_or_default();
             let access_token = self.sign_access_token(grant, &scope)?;
             tracing::info!(client_id = %client.client_id, "refresh retried within the grace window");
+            self.emit(crate::events::Event::TokenRefreshed {
+                subject: &grant.identity.subject,
+                client_id: &client.client_id,
+                retry: true,
+            });
             return Ok(self.token_response(access_token, Some(retry.refresh_token), &scope));
         }
         tracing::warn!(client_id = %client.client_id, "rotated refresh token reused; revoking its grant");
+        self.emit(crate::events::Event::RefreshTokenReused {
+            subject: &grant.identity.subject,
+            client_id: &client.client_id,
+        });
         self.revoke_grant(&grant.grant_id).await?;
         Err(invalid_grant(
             "the refresh token was already used; every token of this grant is revoked",

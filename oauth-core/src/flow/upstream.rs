@@ -154,6 +154,11 @@ impl AuthServer {
         }
         if let Some(error) = callback.error.as_deref() {
             tracing::info!(upstream_error = %error, "the upstream did not log the user in");
+            self.emit(crate::events::Event::LoginFailed {
+                provider: &binding.provider,
+                username: None,
+                reason: "upstream",
+            });
             let code = if matches!(error, "temporarily_unavailable" | "server_error") {
                 ErrorCode::TemporarilyUnavailable
             } else {
@@ -192,7 +197,19 @@ impl AuthServer {
                 request: &request,
             })
             .await
-            .map_err(|e| self.upstream_failed(&pending, &e))?;
+            .map_err(|e| {
+                self.emit(crate::events::Event::LoginFailed {
+                    provider: &binding.provider,
+                    username: None,
+                    reason: "upstream",
+                });
+                self.upstream_failed(&pending, &e)
+            })?;
+        self.emit(crate::events::Event::LoginSucceeded {
+            provider: &binding.provider,
+            subject: &login.identity.subject,
+            username: login.identity.username.as_deref(),
+        });
         // The provider vouched for the user just now: a grant that cannot re-check them later counts from here.
         if let Some(session) = login.session.as_mut() {
             session.verified_at = Some(self.clock.unix());

@@ -547,6 +547,7 @@ async fn revocation_log(s: &impl Store) {
         kind: RevokedKind::Grant,
         id: id.into(),
         expires_at: u64::MAX,
+        recorded_at_ms: None,
     };
     let a = s.add_revocation(&r("a")).await.unwrap();
     let b = s.add_revocation(&r("b")).await.unwrap();

@@ -1221,6 +1221,7 @@ mod tests {
                     kind: crate::store::RevokedKind::Token,
                     id: "j".into(),
                     expires_at: 1_000_050,
+                    recorded_at_ms: None,
                 };
                 r.insert(7, encode(&rev, rev.expires_at).unwrap().as_slice())
                     .unwrap();
@@ -1236,6 +1237,7 @@ mod tests {
                 kind: crate::store::RevokedKind::Token,
                 id: "k".into(),
                 expires_at: 1_000_200,
+                recorded_at_ms: None,
             })
             .await
             .unwrap();

@@ -31,11 +31,13 @@
 #[cfg(any(test, feature = "test-util"))]
 pub mod conformance;
 mod embedded;
+mod instrumented;
 #[cfg(feature = "redis")]
 mod redis;
 mod settings;
 
 pub use embedded::{EMBEDDED_CACHE_BYTES, EmbeddedStore};
+pub use instrumented::Instrumented;
 #[cfg(feature = "redis")]
 pub use redis::{RedisConfig, RedisStore, redact_url};
 pub use settings::{OpenStoreError, StoreSettings, open};
@@ -303,6 +305,10 @@ pub struct Revocation {
     pub id: String,
     /// After this time no token it applies to can still be valid, and the entry may be dropped.
     pub expires_at: u64,
+    /// When it was recorded, in milliseconds since the epoch (absent from entries written before this field
+    /// existed): how long it took to reach each instance is measured from it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recorded_at_ms: Option<u64>,
 }
 
 /// A signing key as persisted. `Debug` hides the private key.

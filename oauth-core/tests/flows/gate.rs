@@ -918,3 +918,43 @@ async fn a_forwarded_body_too_long_to_read_is_a_413() {
     c.method = "GET";
     assert!(admitted(&gate(&h, &c).await));
 }
+
+/// Each decision is an event with its resource, decision, reason and the tool that decided (of a batch, the
+/// call a rule applies to); a request refused before any resource is located names none.
+#[tokio::test]
+async fn each_decision_is_an_event_naming_the_resource_and_the_tool() {
+    let (h, header) = tool_rules(false).await;
+    let (h, rec) = crate::events::listening(h);
+    let post = |body| call("POST", RESOURCE).token(&header).body(body);
+    assert!(admitted(&gate(&h, &post(ECHO)).await));
+    let batch = format!("[{ECHO},{DELETE_REPO}]");
+    assert!(insufficient(&gate(&h, &post(&batch)).await));
+    gate(&h, &call("POST", "https://elsewhere.example/mcp")).await;
+    let gate = rec.named("gate");
+    let seen: Vec<(&str, &str, &str, &str, u64)> = gate
+        .iter()
+        .map(|e| {
+            (
+                e["resource"].as_str().unwrap_or("-"),
+                e["decision"].as_str().unwrap(),
+                e["reason"].as_str().unwrap(),
+                e["tool"].as_str().unwrap_or("-"),
+                e["status"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (RESOURCE, "allow", "ok", "echo", 200),
+            (RESOURCE, "deny", "insufficient_scope", "delete_repo", 403),
+            ("-", "deny", "no_resource", "-", 403),
+        ]
+    );
+    assert_eq!(gate[0]["subject"], "local:alice");
+    assert_eq!(
+        gate[1]["subject"], "local:alice",
+        "whose token lacked the scope"
+    );
+    assert_eq!(gate[2]["subject"], serde_json::Value::Null);
+}

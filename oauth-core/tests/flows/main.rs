@@ -11,6 +11,7 @@
 
 mod common;
 
+mod events;
 mod gate;
 
 mod admin;

@@ -704,9 +704,10 @@ async fn maintain_rotates_a_signing_key_that_is_due() {
         async move { server.maintain().await }
     });
     let mut keys = before.clone();
+    // The rotation writes the store, then loads the key: wait for both (the test once read in between).
     for _ in 0..100 {
         keys = server.admin().keys().await.unwrap();
-        if keys.len() > 1 {
+        if keys.len() > 1 && server.jwks()["keys"].as_array().unwrap().len() > 1 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;

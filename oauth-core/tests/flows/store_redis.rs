@@ -228,6 +228,7 @@ async fn revocations_and_key_changes_are_announced_to_other_stores() {
             kind: oauth_core::store::RevokedKind::Grant,
             id: "g1".into(),
             expires_at: u64::MAX,
+            recorded_at_ms: None,
         })
         .await
         .unwrap();
@@ -239,6 +240,7 @@ async fn revocations_and_key_changes_are_announced_to_other_stores() {
             kind: oauth_core::store::RevokedKind::Token,
             id: "j".into(),
             expires_at: u64::MAX,
+            recorded_at_ms: None,
         })
         .await
         .unwrap();

@@ -6,6 +6,7 @@ mod client_metadata;
 mod gate;
 mod limits;
 mod load;
+mod observe;
 mod providers;
 mod readme;
 mod reference;
