@@ -13,7 +13,7 @@
 //! * `POST /register` (RFC 7591); `POST /token`, `/revoke`, `/introspect` (form bodies, client authentication
 //!   by Basic header or form fields; the engine reconciles the two).
 //! * The browser steps ([`oauth_core::Browser`]): `GET /authorize`, `POST /login`, `POST /login/upstream`,
-//!   `GET /callback`, `POST /consent`, `POST /logout`. The engine decides which page comes next; this file renders
+//!   `GET /callback`, `POST /consent`, `GET` and `POST /logout`. The engine decides which page comes next; this file renders
 //!   it as plain HTML, every value escaped, and sets the session cookie (`HttpOnly`, `SameSite=Lax`, `Path=/`,
 //!   `Secure` with the `__Host-` prefix when the issuer is https).
 //! * `/verify`: the gate ([`AuthServer::gate`]) for Traefik-style `X-Forwarded-*` headers (nginx's
@@ -159,7 +159,7 @@ pub fn router(auth: Arc<AuthServer>, settings: Settings) -> Router {
         .route("/login/upstream", post(login_upstream))
         .route("/callback", get(callback))
         .route("/consent", post(consent))
-        .route("/logout", post(logout))
+        .route("/logout", get(confirm_logout).post(logout))
         .route(&paths.token, post(token))
         .route(&paths.revoke, post(revoke))
         .route(&paths.introspect, post(introspect))
@@ -378,6 +378,18 @@ async fn consent(
     respond(&app, step).await
 }
 
+/// `GET /logout`: asks before signing out (a GET never does).
+async fn confirm_logout(
+    State(app): State<App>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError> {
+    let query = query.unwrap_or_default();
+    let cookie = session(&app, &headers);
+    let step = app.auth.browser().confirm_sign_out(&query, cookie).await;
+    respond(&app, step).await
+}
+
 /// `POST /logout`.
 async fn logout(
     State(app): State<App>,
@@ -438,6 +450,7 @@ async fn respond(app: &App, step: Step) -> Result<Response, ApiError> {
             StatusCode::OK,
             page("Signed out", "<p>You are signed out.</p>"),
         ),
+        Outcome::ConfirmSignOut(p) => html(StatusCode::OK, sign_out_page(&p)),
         Outcome::Redirect(to) => {
             no_store((StatusCode::FOUND, [(header::LOCATION, to.to_string())]).into_response())
         }
@@ -783,6 +796,27 @@ fn consent_page(p: &ConsentPage) -> String {
         hidden(&prompt.handle, &p.csrf)
     ));
     page("Authorize access", &body)
+}
+
+fn sign_out_page(p: &oauth_core::SignOutPage) -> String {
+    let Some(who) = &p.signed_in else {
+        return page("Sign out", "<p>You are not signed in.</p>");
+    };
+    let handle = p.handle.as_deref().map_or_else(String::new, |h| {
+        format!(
+            "<input type=\"hidden\" name=\"handle\" value=\"{}\">",
+            escape(h)
+        )
+    });
+    page(
+        "Sign out",
+        &format!(
+            "<p>Signed in as {}.</p><form method=\"post\" action=\"/logout\">\
+             <input type=\"hidden\" name=\"csrf\" value=\"{}\">{handle}<button>Sign out</button></form>",
+            escape(&who.user),
+            escape(&who.csrf)
+        ),
+    )
 }
 
 fn error_page(p: &ErrorPage) -> String {

@@ -15,7 +15,7 @@ mod extract;
 mod handlers;
 mod identity_headers;
 pub mod logging;
-mod pages;
+pub mod pages;
 pub mod routes;
 pub mod snippet;
 pub mod state;

@@ -85,7 +85,7 @@ pub use error::{AuthorizeError, Error, ErrorCode, OAuthError, Result};
 pub use flow::authorize::{AuthorizationPrompt, ScopeChoice};
 pub use flow::browser::{
     Browser, ConsentPage, ErrorPage, FORM_LIMIT, Outcome, ProviderChoice, ScopeLine, SessionCookie,
-    SignInPage, Step,
+    SignInPage, SignOutPage, SignedIn, Step,
 };
 pub use flow::client::{ClientCredentials, FormCredentials};
 pub use flow::collect::CollectedClients;

@@ -26,6 +26,7 @@
 //! | `gate` | `[gate]` | [`GateConfig`] and the verified-token cache size |
 //! | `providers` | `[[providers]]` | [`ProviderConfig`]s |
 //! | `users` | `[users]` and the users file | `LocalUser`s |
+//! | `pages` | `[pages]` and the templates folder | [`PagesConfig`] |
 //!
 //! A rule the engine states about its own configuration (the issuer, resource URLs, scopes, lifetimes) is
 //! checked by the engine's function, here called with the key or variable the value came from; this crate adds
@@ -134,6 +135,14 @@
 //! [users]
 //! file = "users.toml"                 # local users (provider `local`); see below
 //!
+//! [pages]                             # the brand on the sign-in, consent, sign-out and error pages
+//! service_name = "Acme MCP"           # "Sign in to Acme MCP"; every page also shows the issuer's host
+//! logo_url = "https://cdn.acme.example/logo.svg" # an https URL, or an absolute path on the issuer's origin
+//! accent_color = "#0969da"            # #rrggbb, of the primary buttons and links; default #0969da
+//! # templates_dir = "templates"       # files here replace the built-in templates of the same name (base.html,
+//!                                     # login.html, consent.html, error.html, signed_out.html, sign_out.html);
+//!                                     # any other name is an error; each is rendered with a sample at startup
+//!
 //! [[providers]]                       # a GitHub provider (an OAuth App or a GitHub App)
 //! type = "github"
 //! id = "github"                       # prefixes its users' subjects (`github:583231`) and its policy names
@@ -217,6 +226,7 @@
 mod client_metadata;
 mod gate;
 mod limits;
+mod pages;
 mod providers;
 mod registration;
 mod resources;
@@ -240,6 +250,8 @@ pub use store::{
     REDIS_REVOCATION_MAX_STALENESS, RedisStoreConfig, RedisUrl, StoreConfig,
 };
 pub use users::ENV_USERS_FILE;
+
+pub use crate::pages::PagesConfig;
 
 use source::{Ctx, Origin};
 
@@ -267,6 +279,8 @@ pub struct Config {
     pub log_format: LogFormat,
     /// How many password checks run and wait at once.
     pub password_checks: oauth_core::upstream::password::PasswordCheckLimits,
+    /// The pages' brand and template overrides.
+    pub pages: PagesConfig,
 }
 
 impl Config {
@@ -290,6 +304,7 @@ impl Config {
             gate: GateConfig::default(),
             log_format: LogFormat::Human,
             password_checks: oauth_core::upstream::password::PasswordCheckLimits::default(),
+            pages: PagesConfig::default(),
         }
     }
 }
@@ -407,6 +422,8 @@ pub struct RawConfig {
     login: limits::RawLogin,
     #[serde(default)]
     rate_limits: limits::RawRateLimits,
+    #[serde(default)]
+    pages: pages::RawPages,
 }
 
 /// Loads the configuration: the file at `path` (none: the built-in defaults), then the `FORWARDAUTH_*`
@@ -540,6 +557,7 @@ impl RawConfig {
         config.server = server;
         config.users = users::users(&ctx, self.users)?;
         config.gate = gate::gate_config(&ctx, self.gate)?;
+        config.pages = pages::pages(&ctx, self.pages)?;
         Ok(config)
     }
 }

@@ -5,6 +5,7 @@ mod client_metadata;
 mod gate;
 mod limits;
 mod load;
+mod pages;
 mod providers;
 mod readme;
 mod registration;
