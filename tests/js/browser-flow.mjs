@@ -152,6 +152,8 @@ async function walk(page, result) {
   const refused = await page.goto(plan.admin);
   if (refused.status() !== 403) fail(`the policy's refusal answered ${refused.status()}`);
   await expectHeading(page, "Access denied", "the policy's refusal");
+  const why = await page.locator("p.error").innerText();
+  if (!why.includes("alice may not use Admin MCP server")) fail(`the refusal does not name the resource: ${why}`);
   await shoot(page, result, "error");
   await Promise.all([page.waitForLoadState("load"), page.click("text=Not you? Sign out")]);
   await expectHeading(page, "Signed out", "Not you? on the error page");

@@ -447,12 +447,22 @@ impl AuthServer {
         let pending = self.take_pending(handle).await?;
         if !self.admits(&identity, &pending.resource) {
             tracing::info!(subject = %identity.subject, "access policy refused the user; no code issued");
+            // The resource by its configured name where it has one, as the consent page names it.
+            let named = self
+                .config
+                .resources
+                .iter()
+                .find(|r| r.resource == pending.resource)
+                .and_then(|r| r.name.as_deref());
+            let resource = match named {
+                Some(name) => format!("{name} ({})", pending.resource),
+                None => pending.resource.clone(),
+            };
             return Err(AuthorizeError::Forbidden(OAuthError::new(
                 ErrorCode::AccessDenied,
                 format!(
-                    "{} may not use {}",
+                    "{} may not use {resource}",
                     identity.username.as_deref().unwrap_or(&identity.subject),
-                    pending.resource
                 ),
             )));
         }
