@@ -13,9 +13,9 @@
 //! * `POST /register` (RFC 7591); `POST /token`, `/revoke`, `/introspect` (form bodies, client authentication
 //!   by Basic header or form fields; the engine reconciles the two).
 //! * The browser steps ([`oauth_core::Browser`]): `GET /authorize`, `POST /login`, `POST /login/upstream`,
-//!   `GET /callback`, `POST /consent`, `POST /logout`. The engine decides which page comes next; this file renders
-//!   it as plain HTML, every value escaped, and sets the session cookie (`HttpOnly`, `SameSite=Lax`, `Path=/`,
-//!   `Secure` with the `__Host-` prefix when the issuer is https).
+//!   `GET /callback`, `POST /consent`, `GET` and `POST /logout`. The engine decides which page comes next; this
+//!   file renders it as plain HTML, every value escaped, and sets the session cookie (`HttpOnly`, `SameSite=Lax`,
+//!   `Path=/`, `Secure` with the `__Host-` prefix when the issuer is https).
 //! * `/verify`: the gate ([`AuthServer::gate`]) for Traefik-style `X-Forwarded-*` headers (nginx's
 //!   `X-Original-*` work too), answering 200 with the identity headers `forwardauth-svc` sends by default
 //!   ([`IDENTITY_HEADERS`]), or the engine's 401/403.
@@ -159,7 +159,7 @@ pub fn router(auth: Arc<AuthServer>, settings: Settings) -> Router {
         .route("/login/upstream", post(login_upstream))
         .route("/callback", get(callback))
         .route("/consent", post(consent))
-        .route("/logout", post(logout))
+        .route("/logout", get(confirm_logout).post(logout))
         .route(&paths.token, post(token))
         .route(&paths.revoke, post(revoke))
         .route(&paths.introspect, post(introspect))
@@ -378,6 +378,18 @@ async fn consent(
     respond(&app, step).await
 }
 
+/// `GET /logout`: asks before signing out (a GET never does).
+async fn confirm_logout(
+    State(app): State<App>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError> {
+    let query = query.unwrap_or_default();
+    let cookie = session(&app, &headers);
+    let step = app.auth.browser().confirm_sign_out(&query, cookie).await;
+    respond(&app, step).await
+}
+
 /// `POST /logout`.
 async fn logout(
     State(app): State<App>,
@@ -438,6 +450,7 @@ async fn respond(app: &App, step: Step) -> Result<Response, ApiError> {
             StatusCode::OK,
             page("Signed out", "<p>You are signed out.</p>"),
         ),
+        Outcome::ConfirmSignOut(p) => html(StatusCode::OK, sign_out_page(&p)),
         Outcome::Redirect(to) => {
             no_store((StatusCode::FOUND, [(header::LOCATION, to.to_string())]).into_response())
         }
@@ -701,7 +714,10 @@ fn client_name(prompt: &oauth_core::AuthorizationPrompt) -> String {
 
 fn sign_in_page(p: &SignInPage) -> String {
     let form = hidden(&p.prompt.handle, &p.csrf);
-    let mut body = format!("<h1>Sign in to continue to {}</h1>", client_name(&p.prompt));
+    let mut body = format!(
+        "<h1>Sign in</h1><p>to continue to an application calling itself “{}” (not verified)</p>",
+        client_name(&p.prompt)
+    );
     if let Some(error) = p.error {
         body.push_str(&format!("<p role=\"alert\">{}</p>", escape(error)));
     }
@@ -729,8 +745,22 @@ fn consent_page(p: &ConsentPage) -> String {
     let name = client_name(prompt);
     let resource = escape(p.resource_name.as_deref().unwrap_or(&prompt.resource));
     let to = escape(&prompt.redirect_host);
+    // Any client can register under any name: the name is shown as a claim, never as the heading, and a
+    // metadata-document client is named by the host that serves its document.
+    let client = match &prompt.client_host {
+        Some(host) => format!(
+            "<strong>{}</strong> (calling itself “{name}”)",
+            escape(host)
+        ),
+        None => format!("An application calling itself <strong>“{name}”</strong> (not verified)"),
+    };
     let who = match (&p.user, &p.provider) {
-        (Some(user), _) => format!("Signed in as <strong>{}</strong>.", escape(user)),
+        (Some(user), _) => format!(
+            "<form method=\"post\" action=\"/logout\">Signed in as <strong>{}</strong>. {}\
+             <button>Not you? Sign out</button></form>",
+            escape(user),
+            hidden(&prompt.handle, &p.csrf)
+        ),
         (None, Some(provider)) => format!(
             "After you approve, you sign in with <strong>{}</strong>.",
             escape(&provider.name)
@@ -746,20 +776,14 @@ fn consent_page(p: &ConsentPage) -> String {
         })
         .collect();
     let mut body = format!(
-        "<h1>Authorize {name}?</h1><p>{who} <strong>{name}</strong> wants to access <strong>{resource}</strong>; \
-         you will be sent back to <strong>{to}</strong>.</p><ul>{}</ul>",
+        "<h1>Allow access to {resource}?</h1><p>{client} wants to access <strong>{resource}</strong>; \
+         you will be sent back to <strong>{to}</strong>.</p>{who}<ul>{}</ul>",
         scopes.concat()
     );
     if !p.withheld.is_empty() {
         body.push_str(&format!(
             "<p>Not granted: <code>{}</code></p>",
             escape(&p.withheld.join(" "))
-        ));
-    }
-    if let Some(host) = &prompt.client_host {
-        body.push_str(&format!(
-            "<p>The client is published by <strong>{}</strong>.</p>",
-            escape(host)
         ));
     }
     if prompt.redirect_is_loopback {
@@ -783,6 +807,27 @@ fn consent_page(p: &ConsentPage) -> String {
         hidden(&prompt.handle, &p.csrf)
     ));
     page("Authorize access", &body)
+}
+
+fn sign_out_page(p: &oauth_core::SignOutPage) -> String {
+    let Some(who) = &p.signed_in else {
+        return page("Sign out", "<p>You are not signed in.</p>");
+    };
+    let handle = p.handle.as_deref().map_or_else(String::new, |h| {
+        format!(
+            "<input type=\"hidden\" name=\"handle\" value=\"{}\">",
+            escape(h)
+        )
+    });
+    page(
+        "Sign out",
+        &format!(
+            "<p>Signed in as {}.</p><form method=\"post\" action=\"/logout\">\
+             <input type=\"hidden\" name=\"csrf\" value=\"{}\">{handle}<button>Sign out</button></form>",
+            escape(&who.user),
+            escape(&who.csrf)
+        ),
+    )
 }
 
 fn error_page(p: &ErrorPage) -> String {

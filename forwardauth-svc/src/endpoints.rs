@@ -196,11 +196,14 @@ pub const ENDPOINTS: &[Endpoint] = &[
     Endpoint {
         path: "/logout",
         pattern: "/logout",
-        methods: Methods::Only(&[(Method::POST, || web::route().to(authorize::logout))]),
+        methods: Methods::Only(&[
+            (Method::GET, || web::route().to(authorize::confirm_logout)),
+            (Method::POST, || web::route().to(authorize::logout)),
+        ]),
         cors: false,
         on_mcp_host: true,
         limit: Some(Limited::Login),
-        what: "ends the browser's sign-in session (the form carries its CSRF token)",
+        what: "sign-out: GET asks, POST (with the CSRF token) ends the browser's session and, with a pending authorization's `handle`, shows its sign-in page again",
     },
     Endpoint {
         path: "/token",

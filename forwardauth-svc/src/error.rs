@@ -53,9 +53,9 @@ pub enum ApiError {
         /// The challenge for a 401.
         challenge: Challenge,
     },
-    /// An error page of the authorization UI, decided by the engine.
-    #[error("page {}: {}", .0.status, .0.title)]
-    Page(ErrorPage),
+    /// An error page of the authorization UI, decided by the engine, and the service's pages to render it with.
+    #[error("page {}: {}", .0.0.status, .0.0.title)]
+    Page(Box<(ErrorPage, crate::pages::Pages)>),
     /// 429 at an OAuth endpoint: this client address is over the endpoint's rate; `temporarily_unavailable`
     /// with `Retry-After`.
     #[error("rate limited; retry after {retry_after_secs} s")]
@@ -154,6 +154,11 @@ pub fn allow_origin(res: &mut HttpResponse, origin: &str) {
 }
 
 impl ApiError {
+    /// An error page, rendered with `pages`.
+    pub fn page(page: ErrorPage, pages: &crate::pages::Pages) -> Self {
+        ApiError::Page(Box::new((page, pages.clone())))
+    }
+
     /// An `invalid_request` with a description.
     pub fn invalid_request(description: impl Into<std::borrow::Cow<'static, str>>) -> Self {
         OAuthError::invalid_request(description).into()
@@ -201,7 +206,7 @@ impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
             ApiError::OAuth { error, .. } => status(error.to_oauth().status()),
-            ApiError::Page(page) => status(page.status),
+            ApiError::Page(page) => status(page.0.status),
             ApiError::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
@@ -233,14 +238,8 @@ impl ResponseError for ApiError {
                 res.json(visible.to_response())
             }
             ApiError::Page(page) => {
-                let mut res = crate::pages::html(status(page.status), crate::pages::error(page));
-                if let Some(wait) = page.retry_after {
-                    res.headers_mut().insert(
-                        header::RETRY_AFTER,
-                        HeaderValue::from(oauth_core::throttle::whole_seconds(wait)),
-                    );
-                }
-                res
+                let (page, pages) = page.as_ref();
+                pages.error_response(page)
             }
             ApiError::Throttled { retry_after_secs } => HttpResponse::build(
                 StatusCode::TOO_MANY_REQUESTS,
@@ -345,10 +344,21 @@ mod tests {
 
     #[actix_web::test]
     async fn pages() {
+        let pages = crate::pages::Pages::build(
+            &crate::pages::PagesConfig::default(),
+            "https://auth.example.com",
+        )
+        .unwrap();
         let page = ErrorPage::form_too_large();
-        insta::assert_snapshot!("page_invalid_form", wire(ApiError::Page(page)).await);
+        insta::assert_snapshot!(
+            "page_invalid_form",
+            wire(ApiError::page(page, &pages)).await
+        );
         let throttled = ErrorPage::throttled(Duration::from_millis(2500));
-        insta::assert_snapshot!("page_throttled", wire(ApiError::Page(throttled)).await);
+        insta::assert_snapshot!(
+            "page_throttled",
+            wire(ApiError::page(throttled, &pages)).await
+        );
     }
 
     #[actix_web::test]

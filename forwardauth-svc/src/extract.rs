@@ -32,6 +32,7 @@ use serde::de::DeserializeOwned;
 
 use crate::config::GateConfig;
 use crate::error::{ApiError, Challenge};
+use crate::pages::Pages;
 use crate::state::AppState;
 
 /// A header as `&str`, if present and visible ASCII. Take the name from [`names`] (or `actix_web::http::header`):
@@ -139,13 +140,14 @@ impl FromRequest for FormBody {
     type Error = ApiError;
     type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
 
-    fn from_request(_: &HttpRequest, payload: &mut dev::Payload) -> Self::Future {
+    fn from_request(req: &HttpRequest, payload: &mut dev::Payload) -> Self::Future {
         let payload = payload.take();
+        let pages = app_state(req).map_or_else(|_| Pages::default(), |s| s.pages.clone());
         Box::pin(async move {
             read_body(payload, oauth_core::FORM_LIMIT)
                 .await
                 .map(FormBody)
-                .map_err(|_| ApiError::Page(ErrorPage::form_too_large()))
+                .map_err(|_| ApiError::page(ErrorPage::form_too_large(), &pages))
         })
     }
 }

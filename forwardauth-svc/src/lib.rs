@@ -17,7 +17,7 @@ mod handlers;
 mod identity_headers;
 pub mod logging;
 pub mod observe;
-mod pages;
+pub mod pages;
 pub mod routes;
 pub mod snippet;
 pub mod state;

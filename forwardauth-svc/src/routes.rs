@@ -108,7 +108,7 @@ async fn rate_limited(
         return next.call(req).await;
     };
     if let Err(throttled) = state.auth.throttle(limit, client) {
-        let error = throttled_error(limit, throttled);
+        let error = throttled_error(limit, throttled, &state.pages);
         actix_web::rt::time::sleep(crate::error::REFUSAL_DELAY).await;
         return Ok(req.error_response(error));
     }
@@ -120,11 +120,12 @@ async fn rate_limited(
 }
 
 /// A 429 in the endpoint's format: a page in the authorization UI, OAuth JSON elsewhere.
-fn throttled_error(limit: Limited, throttled: Throttled) -> ApiError {
+fn throttled_error(limit: Limited, throttled: Throttled, pages: &crate::pages::Pages) -> ApiError {
     match limit {
-        Limited::Authorize | Limited::Login | Limited::Callback => {
-            ApiError::Page(oauth_core::ErrorPage::throttled(throttled.retry_after))
-        }
+        Limited::Authorize | Limited::Login | Limited::Callback => ApiError::page(
+            oauth_core::ErrorPage::throttled(throttled.retry_after),
+            pages,
+        ),
         Limited::Register | Limited::Token => ApiError::Throttled {
             retry_after_secs: throttled.retry_after_secs(),
         },

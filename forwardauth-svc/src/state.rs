@@ -50,6 +50,9 @@ pub enum StartupError {
         /// The setting and what is wrong with it.
         reason: ConfigError,
     },
+    /// A template of `[pages] templates_dir` does not render.
+    #[error("pages.templates_dir: {0}")]
+    Pages(crate::pages::TemplateError),
     /// The key-encryption key could not be read, generated, or is missing.
     #[error("key-encryption key {path}: {reason}")]
     KeyEncryptionKey {
@@ -253,6 +256,8 @@ pub struct AppState {
     pub audit: bool,
     /// The metrics and where to serve them, when `[metrics] listen` is set.
     pub metrics: Option<(Arc<crate::observe::Metrics>, std::net::SocketAddr)>,
+    /// The sign-in, consent, sign-out and error pages, with the brand of `[pages]`.
+    pub pages: crate::pages::Pages,
 }
 
 impl AppState {
@@ -275,9 +280,13 @@ impl AppState {
     /// Builds the state around an existing engine (tests share one engine between several apps).
     ///
     /// # Errors
-    /// None today; kept for the callers' sake.
+    /// [`StartupError::Pages`] for a template that does not render (the configuration was checked when loaded,
+    /// so only a configuration built in code gets here).
     pub fn with_auth(config: &Config, auth: Arc<AuthServer>) -> Result<Self, StartupError> {
+        let pages = crate::pages::Pages::build(&config.pages, &config.server.issuer)
+            .map_err(StartupError::Pages)?;
         Ok(AppState {
+            pages,
             secure_cookies: config.server.issuer.starts_with("https://"),
             auth,
             gate: Arc::new(config.gate.clone()),

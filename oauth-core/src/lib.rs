@@ -89,7 +89,7 @@ pub use events::{Event, EventSink, Fanout, GateDecision, NoEvents};
 pub use flow::authorize::{AuthorizationPrompt, ScopeChoice};
 pub use flow::browser::{
     Browser, ConsentPage, ErrorPage, FORM_LIMIT, Outcome, ProviderChoice, ScopeLine, SessionCookie,
-    SignInPage, Step,
+    SignInPage, SignOutPage, SignedIn, Step,
 };
 pub use flow::client::{ClientCredentials, FormCredentials};
 pub use flow::collect::CollectedClients;

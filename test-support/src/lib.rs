@@ -30,7 +30,8 @@ use tokio::process::{Child, Command};
 pub const VERIFIER: &str = "dBjftJeZ4CVP-mJ0kaNYgp2zNo1rQa2eyjGa3JiObuEflVasHbR2";
 /// The loopback redirect URI of the client [`walk_the_flow`] registers.
 pub const REDIRECT: &str = "http://127.0.0.1:53682/callback";
-/// The `client_name` of the client [`walk_the_flow`] registers (the consent page asks `Authorize flow test?`).
+/// The `client_name` of the client [`walk_the_flow`] registers (the consent page names it as what the client
+/// calls itself, `“flow test”`).
 pub const CLIENT_NAME: &str = "flow test";
 
 /// A loopback port that was free a moment ago (the process that gets it binds it right away).
@@ -232,7 +233,7 @@ fn metadata_url(resource: &str) -> String {
 /// 3. authorization-server metadata (RFC 8414): issuer, S256;
 /// 4. dynamic registration (RFC 7591) of a public client named [`CLIENT_NAME`];
 /// 5. `/authorize` with PKCE → the sign-in page with `handle` and `csrf`;
-/// 6. `POST /login` → the consent page `Authorize flow test?`;
+/// 6. `POST /login` → the consent page, naming the client `“flow test”` (not verified);
 /// 7. `POST /consent` approve → 302 to the client with `code`, `state`, `iss`;
 /// 8. `POST /token` code + verifier → a Bearer token;
 /// 9. `/verify` with it: 200 with `x-user-id`, `x-user-email`, `x-client-id`;
@@ -320,7 +321,7 @@ pub async fn walk_the_flow(base: &str, mcp_url: &str, user: &str, password: &str
     assert_eq!(consent_page.status(), 200);
     let html = consent_page.text().await.unwrap();
     assert!(
-        html.contains(&format!("Authorize {CLIENT_NAME}?")),
+        html.contains(&format!("calling itself <strong>“{CLIENT_NAME}”</strong>")),
         "not the consent page: {html}"
     );
     let csrf = field(&html, "csrf");

@@ -283,7 +283,10 @@ async fn login_through_the_upstream_puts_its_claims_in_our_token() {
     let http = browser();
     let client_id = register(&http, &svc.base).await;
     let (consent, upstream) = to_upstream(&http, &svc.base, &client_id).await;
-    assert!(consent.contains("Authorize e2e client?"), "{consent}");
+    assert!(
+        consent.contains("calling itself <strong>“e2e client”</strong>"),
+        "{consent}"
+    );
     assert!(
         consent.contains("you sign in with <strong>Corp SSO</strong>"),
         "{consent}"

@@ -30,6 +30,7 @@
 //! | `admin` | `[admin]` | the admin socket's path |
 //! | `telemetry` | `[tracing]` | [`TracingConfig`] |
 //! | `observe` | `[audit]`, `[metrics]` | [`AuditTarget`], the metrics listen address |
+//! | `pages` | `[pages]` and the templates folder | [`PagesConfig`] |
 //!
 //! A rule the engine states about its own configuration (the issuer, resource URLs, scopes, lifetimes) is
 //! checked by the engine's function, here called with the key or variable the value came from; this crate adds
@@ -147,6 +148,14 @@
 //!                                     # "" or "off" disables it. Keep it in a directory only the service's
 //!                                     # user may write (not /tmp), where nobody else can put a socket of theirs
 //!
+//! [pages]                             # the brand on the sign-in, consent, sign-out and error pages
+//! service_name = "Acme MCP"           # "Sign in to Acme MCP"; every page also shows the issuer's host
+//! logo_url = "https://cdn.acme.example/logo.svg" # an https URL, or an absolute path on the issuer's origin
+//! accent_color = "#0969da"            # #rrggbb, of the primary buttons and links; default #0969da
+//! # templates_dir = "templates"       # files here replace the built-in templates of the same name (base.html,
+//!                                     # login.html, consent.html, error.html, signed_out.html, sign_out.html);
+//!                                     # any other name is an error; each is rendered with a sample at startup
+//!
 //! [[providers]]                       # a GitHub provider (an OAuth App or a GitHub App)
 //! type = "github"
 //! id = "github"                       # prefixes its users' subjects (`github:583231`) and its policy names
@@ -246,6 +255,7 @@ mod client_metadata;
 mod gate;
 mod limits;
 mod observe;
+mod pages;
 mod providers;
 mod registration;
 mod resources;
@@ -273,6 +283,8 @@ pub use store::{
 };
 pub use telemetry::{DEFAULT_SERVICE_NAME, ENV_OTLP_ENDPOINT, ENV_SERVICE_NAME, TracingConfig};
 pub use users::ENV_USERS_FILE;
+
+pub use crate::pages::PagesConfig;
 
 use source::{Ctx, Origin};
 
@@ -308,6 +320,8 @@ pub struct Config {
     pub audit: AuditTarget,
     /// Where Prometheus metrics are served (`[metrics] listen`); `None`: not at all.
     pub metrics_listen: Option<SocketAddr>,
+    /// The pages' brand and template overrides.
+    pub pages: PagesConfig,
 }
 
 impl Config {
@@ -335,6 +349,7 @@ impl Config {
             tracing: None,
             audit: AuditTarget::Off,
             metrics_listen: None,
+            pages: PagesConfig::default(),
         }
     }
 
@@ -499,6 +514,8 @@ pub struct RawConfig {
     audit: observe::RawAudit,
     #[serde(default)]
     metrics: observe::RawMetrics,
+    #[serde(default)]
+    pages: pages::RawPages,
 }
 
 /// Loads the configuration: the file at `path` (none: the built-in defaults), then the `FORWARDAUTH_*`
@@ -772,6 +789,9 @@ impl RawConfig {
         }
         if let Some(m) = problems.take(observe::metrics(&ctx, self.metrics, config.listen)) {
             config.metrics_listen = m;
+        }
+        if let Some(p) = problems.take(pages::pages(&ctx, self.pages)) {
+            config.pages = p;
         }
         problems.finish(config)
     }

@@ -1,5 +1,5 @@
 //! The authorization UI: `GET /authorize`, `POST /login`, `POST /login/upstream`, `GET /callback`,
-//! `POST /consent` and `POST /logout`.
+//! `POST /consent`, and `GET` (asks) and `POST` (signs out) `/logout`.
 //!
 //! Which page comes next is the engine's decision ([`oauth_core::Browser`]): each handler takes the session
 //! cookie ([`Visit`]) and the query or form ([`FormBody`]), makes one call, and renders the [`Step`] it gets back. The session cookie is
@@ -14,7 +14,6 @@ use oauth_core::{Browser, Outcome, SessionCookie, Step};
 
 use crate::error::{ApiError, REFUSAL_DELAY, status};
 use crate::extract::{FormBody, app_state, client_addr};
-use crate::pages::{self, html};
 use crate::state::AppState;
 
 /// `GET /authorize` (RFC 6749 §4.1.1).
@@ -59,7 +58,17 @@ pub async fn consent(visit: Visit, form: FormBody) -> Result<HttpResponse, ApiEr
     visit.respond(step).await
 }
 
-/// `POST /logout`.
+/// `GET /logout`: asks before signing out; a GET never signs anyone out.
+#[tracing::instrument(skip_all)]
+pub async fn confirm_logout(visit: Visit, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    let step = visit
+        .browser()
+        .confirm_sign_out(req.query_string(), visit.cookie())
+        .await;
+    visit.respond(step).await
+}
+
+/// `POST /logout`: ends the session; with a pending authorization's `handle`, back to its sign-in page.
 #[tracing::instrument(skip_all)]
 pub async fn logout(visit: Visit, form: FormBody) -> Result<HttpResponse, ApiError> {
     let step = visit.browser().sign_out(&form, visit.cookie()).await;
@@ -106,10 +115,12 @@ impl Visit {
 /// Renders a step: the page or redirect, with the cookie change. An error page that says when to retry is held
 /// for [`REFUSAL_DELAY`] first.
 async fn respond(state: &AppState, step: Step) -> Result<HttpResponse, ApiError> {
+    let pages = &state.pages;
     let mut res = match step.outcome {
-        Outcome::SignIn(page) => html(status(page.status()), pages::sign_in(&page)),
-        Outcome::Consent(page) => html(status(200), pages::consent(&page)),
-        Outcome::SignedOut => html(status(200), pages::signed_out()),
+        Outcome::SignIn(page) => pages.html(status(page.status()), pages.sign_in(&page)),
+        Outcome::Consent(page) => pages.html(status(200), pages.consent(&page)),
+        Outcome::SignedOut => pages.html(status(200), pages.signed_out()),
+        Outcome::ConfirmSignOut(page) => pages.html(status(200), pages.sign_out(&page)),
         Outcome::Redirect(to) => HttpResponse::Found()
             .insert_header((header::LOCATION, to.as_str()))
             .insert_header((header::CACHE_CONTROL, "no-store"))
@@ -118,7 +129,7 @@ async fn respond(state: &AppState, step: Step) -> Result<HttpResponse, ApiError>
             if page.retry_after.is_some() {
                 actix_web::rt::time::sleep(REFUSAL_DELAY).await;
             }
-            return Err(ApiError::Page(page));
+            return Err(ApiError::page(page, pages));
         }
     };
     let cookie = match step.cookie {

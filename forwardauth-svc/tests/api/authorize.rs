@@ -170,7 +170,13 @@ async fn consent_deny_returns_access_denied_and_remember_skips_the_page_except_f
     let client_id = client["client_id"].as_str().unwrap();
     let (login, handle) = log_in(&app, &authorize_uri(client_id, ""), "alice").await;
     let consent_page = login.page();
-    assert!(consent_page.contains("Authorize API test client?"));
+    assert!(consent_page.contains("<h1>Allow access to Demo?</h1>"));
+    assert!(
+        consent_page.contains(
+            "An application calling itself <strong>“API test client”</strong> <span class=\"unverified\">(not verified)</span>"
+        ),
+        "a registered name is only a claim: {consent_page}"
+    );
     assert!(
         consent_page.contains("127.0.0.1"),
         "the redirect host is shown"
@@ -207,7 +213,7 @@ async fn consent_deny_returns_access_denied_and_remember_skips_the_page_except_f
     )
     .await;
     assert!(
-        page.text().contains("Authorize API test client?"),
+        page.text().contains("<h1>Allow access to Demo?</h1>"),
         "logged in: consent, not login"
     );
     let handle = field(&page.text(), "handle");

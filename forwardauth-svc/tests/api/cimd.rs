@@ -127,13 +127,17 @@ async fn the_consent_page_names_the_client_host_and_warns_about_localhost() {
     let (login, handle) = log_in(&app, &authorize(&client_id, LOCAL_REDIRECT), "alice").await;
     assert_eq!(login.status, 200);
     let html = login.page();
-    assert!(html.contains("Authorize Claude &lt;Code&gt;?"), "{html}");
+    assert!(
+        html.contains("<strong>client.test</strong> (calling itself “Claude &lt;Code&gt;”)"),
+        "the verified host names the client, the name is only a claim: {html}"
+    );
+    assert!(!html.contains("(not verified)"), "{html}");
     assert!(
         !html.contains("Claude <Code>"),
         "the document's name is escaped"
     );
     assert!(
-        html.contains("<dt>Client published by</dt><dd><strong>client.test</strong></dd>"),
+        html.contains("<dt>Client published by</dt><dd><strong>client.test</strong> (verified: the client's ID is a document on this host)</dd>"),
         "{html}"
     );
     assert!(

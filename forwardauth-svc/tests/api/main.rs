@@ -15,6 +15,7 @@ mod authorize;
 mod cimd;
 mod limits;
 mod metadata;
+mod pages;
 mod register;
 mod scopes;
 mod token;

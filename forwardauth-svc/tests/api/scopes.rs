@@ -161,7 +161,8 @@ async fn a_user_outside_the_group_gets_a_token_without_the_scope_and_after_joini
     let cookie = session_cookie(&page);
     let html = page.page();
     assert!(
-        html.contains("<code>mcp:admin</code>: Delete everything") && !html.contains("Not granted"),
+        html.contains("Delete everything <span class=\"muted\">(<code>mcp:admin</code>)</span>")
+            && !html.contains("Not granted"),
         "{html}"
     );
     let token = approve_and_redeem(&app, &page, &cookie, client_id).await;

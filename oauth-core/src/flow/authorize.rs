@@ -452,12 +452,22 @@ impl AuthServer {
                 client_id: &pending.client_id,
                 reason: "access_policy",
             });
+            // The resource by its configured name where it has one, as the consent page names it.
+            let named = self
+                .config
+                .resources
+                .iter()
+                .find(|r| r.resource == pending.resource)
+                .and_then(|r| r.name.as_deref());
+            let resource = match named {
+                Some(name) => format!("{name} ({})", pending.resource),
+                None => pending.resource.clone(),
+            };
             return Err(AuthorizeError::Forbidden(OAuthError::new(
                 ErrorCode::AccessDenied,
                 format!(
-                    "{} may not use {}",
+                    "{} may not use {resource}",
                     identity.username.as_deref().unwrap_or(&identity.subject),
-                    pending.resource
                 ),
             )));
         }

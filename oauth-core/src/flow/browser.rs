@@ -29,6 +29,15 @@
 //! Every form carries the pending authorization's single-use handle and the session's CSRF token, compared in
 //! constant time. POST steps never create a session: a form must follow a page that set the cookie. A sign-in
 //! replaces the session (new id, new CSRF token), so a session id fixed before the sign-in is worthless after.
+//!
+//! # Signing out
+//! Signing out is a step like the others, and only ever a POST with the session's CSRF token: a GET of
+//! `/logout` shows a page that asks ([`Outcome::ConfirmSignOut`]), so that no link or image on another site
+//! can end a session. The session ends in the store, not only in the browser. A page shown to a signed-in user
+//! (consent, or an error such as the access policy's 403) offers "Not you?": the same form, and on the consent
+//! page it carries the pending authorization's handle, so that after signing out the browser gets that
+//! authorization's sign-in page in a new session and someone else can sign in. Without a handle (or once the
+//! authorization is gone) the step ends on the signed-out page.
 
 // A step that ends early returns its answer as `Err(Step)`: a whole page or redirect, built once per request. Boxing
 // it would only add an allocation to that path.
@@ -74,6 +83,8 @@ pub enum Outcome {
     Redirect(Url),
     /// The session ended; say so (200).
     SignedOut,
+    /// `GET /logout`: the page that asks before signing out (200). A GET never signs anyone out.
+    ConfirmSignOut(SignOutPage),
     /// An error page with its status.
     Error(ErrorPage),
 }
@@ -164,6 +175,42 @@ pub struct ConsentPage {
     pub rememberable: bool,
 }
 
+/// Who is signed in, on a page that offers to sign out ("Not you?"): the name to show and the CSRF token for
+/// the sign-out form.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SignedIn {
+    /// The user, as a name to show (username, or subject without one).
+    pub user: String,
+    /// The session's CSRF token, for the sign-out form.
+    pub csrf: String,
+}
+
+impl std::fmt::Debug for SignedIn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SignedIn")
+            .field("user", &self.user)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SignedIn {
+    fn of(session: &BrowserSession) -> Option<Self> {
+        session.identity.as_ref().map(|who| SignedIn {
+            user: shown_name(who),
+            csrf: session.csrf.clone(),
+        })
+    }
+}
+
+/// The page `GET /logout` shows: the sign-out form, or, with nobody signed in, that there is nothing to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignOutPage {
+    /// Who is signed in; `None` when nobody is (the page then has no form).
+    pub signed_in: Option<SignedIn>,
+    /// The pending authorization to return to once signed out (its sign-in page), from the query's `handle`.
+    pub handle: Option<String>,
+}
+
 /// One scope on the consent page.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ScopeLine {
@@ -185,6 +232,8 @@ pub struct ErrorPage {
     /// For 429 and 503: when to try again (`Retry-After`). An adapter should hold such an answer briefly before
     /// sending it, so that a client retrying at once costs a timer rather than CPU.
     pub retry_after: Option<Duration>,
+    /// Who is signed in, when the browser holds a signed-in session: the page offers to sign out ("Not you?").
+    pub signed_in: Option<SignedIn>,
 }
 
 impl ErrorPage {
@@ -194,6 +243,7 @@ impl ErrorPage {
             title: Cow::Borrowed(title),
             message: message.into(),
             retry_after: None,
+            signed_in: None,
         }
     }
 
@@ -348,10 +398,17 @@ struct ConsentForm {
     provider: Option<String>,
 }
 
-/// The sign-out form.
+/// The sign-out form: the session's CSRF token, and the pending authorization to return to, if any.
 #[derive(Deserialize)]
 struct SignOutForm {
     csrf: Option<String>,
+    handle: Option<String>,
+}
+
+/// The query of `GET /logout`.
+#[derive(Deserialize)]
+struct SignOutQuery {
+    handle: Option<String>,
 }
 
 /// The browser steps of an authorization (sign-in, provider choice, callback, consent, sign-out), one call per
@@ -493,9 +550,9 @@ impl Browser<'_> {
                             .granted;
                         let to = self
                             .server
-                            .approve_with(&prompt.handle, identity, session.upstream)
+                            .approve_with(&prompt.handle, identity, session.upstream.clone())
                             .await
-                            .map_err(exit)?;
+                            .map_err(|e| signed_in(exit(e), &session))?;
                         // Remembered only once approved, so the access policy is judged in one place.
                         let remembered =
                             form.remember.as_deref() == Some("on") && rememberable(&prompt);
@@ -533,32 +590,70 @@ impl Browser<'_> {
         )
     }
 
-    /// `POST /logout`: ends the session (the form carries its CSRF token) and clears the cookie. Without a
-    /// session there is nothing to end, and the answer is the same.
+    /// `GET /logout?handle=…`: the page that asks before signing out. Nothing changes: no session is created or
+    /// ended, and the cookie is kept.
+    #[tracing::instrument(skip_all)]
+    pub async fn confirm_sign_out(&self, query: &str, cookie: Option<&str>) -> Step {
+        settle(
+            async {
+                let query: SignOutQuery = parse(query.as_bytes(), "Invalid request")?;
+                let session = self
+                    .server
+                    .existing_session(cookie)
+                    .await
+                    .map_err(internal)?;
+                Ok(Outcome::ConfirmSignOut(SignOutPage {
+                    signed_in: session.as_ref().and_then(SignedIn::of),
+                    handle: query.handle,
+                })
+                .into())
+            }
+            .await,
+        )
+    }
+
+    /// `POST /logout`: ends the session in the store (the form carries its CSRF token) and clears the cookie.
+    /// With the `handle` of a pending authorization, the browser gets that authorization's sign-in page in a new
+    /// session ("Not you?"); without one, or once it has expired, the signed-out page. Without a session there
+    /// is nothing to end, and the answer is the signed-out page.
     #[tracing::instrument(skip_all)]
     pub async fn sign_out(&self, form: &[u8], cookie: Option<&str>) -> Step {
         settle(
             async {
                 let form: SignOutForm = parse(form, "Invalid form")?;
-                if let Some(session) = self
+                let signed_out = Step {
+                    outcome: Outcome::SignedOut,
+                    cookie: SessionCookie::Clear,
+                };
+                let Some(session) = self
                     .server
                     .existing_session(cookie)
                     .await
                     .map_err(internal)?
+                else {
+                    return Ok(signed_out);
+                };
+                if !form
+                    .csrf
+                    .as_deref()
+                    .is_some_and(|c| session.csrf_matches(c))
                 {
-                    if !form
-                        .csrf
-                        .as_deref()
-                        .is_some_and(|c| session.csrf_matches(c))
-                    {
-                        return Err(forged_form().into());
-                    }
-                    self.server.log_out(&session).await.map_err(internal)?;
+                    return Err(forged_form().into());
                 }
-                Ok(Step {
-                    outcome: Outcome::SignedOut,
-                    cookie: SessionCookie::Clear,
-                })
+                self.server.log_out(&session).await.map_err(internal)?;
+                let Some(handle) = form.handle else {
+                    return Ok(signed_out);
+                };
+                let Some(prompt) = self
+                    .server
+                    .pending_authorization(&handle)
+                    .await
+                    .map_err(internal)?
+                else {
+                    return Ok(signed_out);
+                };
+                let fresh = self.server.browser_session(None).await.map_err(internal)?;
+                Ok(self.next(fresh, prompt, None).await)
             }
             .await,
         )
@@ -624,7 +719,12 @@ impl Browser<'_> {
         prompt: AuthorizationPrompt,
         failed: Option<String>,
     ) -> Step {
-        let outcome = self.next_outcome(&session, prompt, failed).await;
+        let mut outcome = self.next_outcome(&session, prompt, failed).await;
+        // A signed-in user refused here may sign out, if the browser holds the session (a new one's cookie is
+        // not set with an error page).
+        if let (Outcome::Error(page), false) = (&mut outcome, session.is_new) {
+            page.signed_in = SignedIn::of(&session);
+        }
         let cookie = match (&outcome, session.is_new) {
             (Outcome::Error(_), _) | (_, false) => SessionCookie::Keep,
             (_, true) => SessionCookie::Set {
@@ -701,7 +801,7 @@ impl Browser<'_> {
         identity: Option<&crate::Identity>,
         provider: Option<ProviderChoice>,
     ) -> ConsentPage {
-        let user = identity.map(|i| i.username.clone().unwrap_or_else(|| i.subject.clone()));
+        let user = identity.map(shown_name);
         let choice = self
             .server
             .scope_for(identity, &prompt.scope, &prompt.resource);
@@ -779,6 +879,22 @@ fn settle(step: Result<Step, Step>) -> Step {
 /// A query or form, or the 400 page titled `title` naming what is wrong with it.
 fn parse<T: serde::de::DeserializeOwned>(input: &[u8], title: &'static str) -> Result<T, Step> {
     wire::parse_form(input).map_err(|e| ErrorPage::new(400, title, e.description).into())
+}
+
+/// A user's name on a page: the username, or the subject without one.
+fn shown_name(identity: &crate::Identity) -> String {
+    identity
+        .username
+        .clone()
+        .unwrap_or_else(|| identity.subject.clone())
+}
+
+/// `step` with the sign-out offer for `session`'s user, if it is an error page.
+fn signed_in(mut step: Step, session: &BrowserSession) -> Step {
+    if let Outcome::Error(page) = &mut step.outcome {
+        page.signed_in = SignedIn::of(session);
+    }
+    step
 }
 
 /// An internal failure's page (the cause is logged).

@@ -140,7 +140,7 @@ impl AuthServer {
         self.new_session(Some(login)).await
     }
 
-    /// Ends a session.
+    /// Ends a session: deleted from the store, so the cookie is worthless wherever a copy of it is.
     ///
     /// # Errors
     /// Store failures.
@@ -148,6 +148,9 @@ impl AuthServer {
         self.store
             .delete_session(&Secret::new(session.id.as_str()).hash())
             .await?;
+        if let Some(who) = &session.identity {
+            tracing::info!(subject = %who.subject, "user logged out");
+        }
         Ok(())
     }
 

@@ -809,3 +809,186 @@ async fn before_sign_in_a_scope_the_resource_does_not_offer_is_listed_as_left_ou
     assert_eq!(offered, ["mcp"]);
     assert_eq!(page.withheld, ["mcp:admin"]);
 }
+
+/// "Not you?" on the consent page: signing out with the pending authorization's handle ends the session in the
+/// store and shows that same authorization's sign-in page in a new session, where someone else signs in.
+#[tokio::test]
+async fn not_you_signs_out_and_returns_to_the_same_authorizations_sign_in_page() {
+    let h = with_users(testing::config()).await;
+    let web = web_client(&h).await;
+    let (consent, session) = consent_page_for(&h, &web, WEB, &for_resource()).await;
+    let handle = consent.prompt.handle.clone();
+    let form = format!("csrf={}&handle={}", enc(&consent.csrf), enc(&handle));
+
+    let forged = h
+        .server
+        .browser()
+        .sign_out(
+            format!("csrf=forged&handle={}", enc(&handle)).as_bytes(),
+            Some(&session),
+        )
+        .await;
+    assert_eq!(error_of(&forged).status, 403, "{forged:?}");
+
+    let out = h
+        .server
+        .browser()
+        .sign_out(form.as_bytes(), Some(&session))
+        .await;
+    let Outcome::SignIn(page) = &out.outcome else {
+        panic!("expected the sign-in page, got {out:?}");
+    };
+    assert_eq!(page.prompt.handle, handle, "the same authorization");
+    assert_eq!((page.status(), page.username.as_str()), (200, ""));
+    let fresh = cookie_of(&out);
+    assert_ne!(fresh, session, "a new session");
+    assert!(
+        h.server
+            .existing_session(Some(&session))
+            .await
+            .unwrap()
+            .is_none(),
+        "the old session ended in the store"
+    );
+    let anonymous = h
+        .server
+        .existing_session(Some(&fresh))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(anonymous.identity.is_none() && anonymous.csrf == page.csrf);
+
+    // Someone signs in on it and gets the consent page of the same authorization.
+    let signed = h
+        .server
+        .browser()
+        .sign_in(
+            &sign_in_form(&handle, &page.csrf, "correct horse"),
+            Some(&fresh),
+            None,
+        )
+        .await;
+    let Outcome::Consent(again) = &signed.outcome else {
+        panic!("{signed:?}");
+    };
+    assert_eq!(again.prompt.handle, handle);
+
+    // Signing out of a session that is gone, or with a spent handle, ends on the signed-out page.
+    let stale = h
+        .server
+        .browser()
+        .sign_out(form.as_bytes(), Some(&session))
+        .await;
+    assert_eq!(
+        (stale.outcome, stale.cookie),
+        (Outcome::SignedOut, SessionCookie::Clear)
+    );
+    let signed_in = cookie_of(&signed);
+    let spent = format!("csrf={}&handle=no-such-handle", enc(&again.csrf));
+    let out = h
+        .server
+        .browser()
+        .sign_out(spent.as_bytes(), Some(&signed_in))
+        .await;
+    assert_eq!(
+        (out.outcome, out.cookie),
+        (Outcome::SignedOut, SessionCookie::Clear)
+    );
+}
+
+/// `GET /logout` asks: it shows who is signed in and the form's CSRF token, and changes nothing.
+#[tokio::test]
+async fn a_get_of_logout_asks_and_signs_nobody_out() {
+    let h = with_users(testing::config()).await;
+    let web = web_client(&h).await;
+    let (consent, session) = consent_page_for(&h, &web, WEB, &for_resource()).await;
+    let asked = h
+        .server
+        .browser()
+        .confirm_sign_out("handle=h-1", Some(&session))
+        .await;
+    let Outcome::ConfirmSignOut(page) = &asked.outcome else {
+        panic!("{asked:?}");
+    };
+    let who = page.signed_in.as_ref().unwrap();
+    assert_eq!(
+        (who.user.as_str(), who.csrf.as_str()),
+        ("alice", consent.csrf.as_str())
+    );
+    assert_eq!(page.handle.as_deref(), Some("h-1"));
+    assert_eq!(asked.cookie, SessionCookie::Keep);
+    assert!(
+        format!("{who:?}").find(&who.csrf).is_none(),
+        "the CSRF token stays out of logs"
+    );
+    let still = h.server.existing_session(Some(&session)).await.unwrap();
+    assert!(still.unwrap().identity.is_some(), "still signed in");
+
+    for cookie in [None, Some("no-such-session")] {
+        let nobody = h.server.browser().confirm_sign_out("", cookie).await;
+        assert_eq!(
+            nobody,
+            Step::from(Outcome::ConfirmSignOut(oauth_core::SignOutPage {
+                signed_in: None,
+                handle: None
+            }))
+        );
+    }
+    let bad = h
+        .server
+        .browser()
+        .confirm_sign_out("handle=a&handle=b", None)
+        .await;
+    assert_eq!(error_of(&bad).status, 400);
+}
+
+/// A signed-in user the access policy refuses may sign out from the 403 page ("Not you?"); right after a
+/// sign-in, whose cookie the error page does not set, the page offers nothing.
+#[tokio::test]
+async fn the_403_page_offers_a_signed_in_user_to_sign_out() {
+    let mut config = testing::config();
+    config.resources[1] = config.resources[1].clone().with_policy(AccessPolicy::new(
+        vec!["local:bob".into()],
+        vec![],
+        vec![],
+        vec![],
+    ));
+    let h = with_users(config).await;
+    let web = web_client(&h).await;
+    let (consent, session) = consent_page_for(&h, &web, WEB, &for_resource()).await;
+    let other = format!("&resource={}", enc(testing::OTHER_RESOURCE));
+    let refused = h
+        .server
+        .browser()
+        .authorize(&authorize_query(&web, WEB, &other), Some(&session))
+        .await;
+    let page = error_of(&refused);
+    assert_eq!(page.status, 403, "{page:?}");
+    let who = page.signed_in.as_ref().unwrap();
+    assert_eq!(
+        (who.user.as_str(), who.csrf.as_str()),
+        ("alice", consent.csrf.as_str())
+    );
+    let out = h
+        .server
+        .browser()
+        .sign_out(
+            format!("csrf={}", enc(&who.csrf)).as_bytes(),
+            Some(&session),
+        )
+        .await;
+    assert_eq!(out.outcome, Outcome::SignedOut);
+
+    let (handle, csrf, step) = opened_for(&h, None, &web, WEB, &other).await;
+    let fresh = h
+        .server
+        .browser()
+        .sign_in(
+            &sign_in_form(&handle, &csrf, "correct horse"),
+            Some(&cookie_of(&step)),
+            None,
+        )
+        .await;
+    let page = error_of(&fresh);
+    assert_eq!((page.status, &page.signed_in), (403, &None));
+}

@@ -7,6 +7,7 @@ mod gate;
 mod limits;
 mod load;
 mod observe;
+mod pages;
 mod providers;
 mod readme;
 mod reference;
