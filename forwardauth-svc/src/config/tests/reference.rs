@@ -297,7 +297,7 @@ fn documented() -> (BTreeSet<String>, BTreeSet<String>, BTreeSet<String>) {
         else {
             continue;
         };
-        if cell.starts_with("FORWARDAUTH_") {
+        if cell.starts_with("FORWARDAUTH_") || cell.starts_with("OTEL_") {
             vars.insert(cell.to_owned());
         } else if in_users_file {
             users.insert(normalized(cell));
@@ -319,13 +319,16 @@ fn variables_in_source() -> BTreeSet<String> {
                 dirs.push(path);
             } else if path.extension().is_some_and(|e| e == "rs") {
                 let text = std::fs::read_to_string(&path).unwrap();
-                for (i, _) in text.match_indices("\"FORWARDAUTH_") {
+                let quoted = text
+                    .match_indices("\"FORWARDAUTH_")
+                    .chain(text.match_indices("\"OTEL_"));
+                for (i, _) in quoted {
                     let name: String = text[i + 1..]
                         .chars()
                         .take_while(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || *c == '_')
                         .collect();
-                    // The bare prefix (this very search, for one) is no variable.
-                    if name.len() > "FORWARDAUTH_".len() {
+                    // The bare prefixes (this very search, for one) are no variables.
+                    if name != "FORWARDAUTH_" && name != "OTEL_" {
                         vars.insert(name);
                     }
                 }
