@@ -1,4 +1,4 @@
-//! The routes of [`ENDPOINTS`](crate::endpoints::ENDPOINTS), shared by `main` and every test.
+//! The routes of [`ENDPOINTS`], shared by `main` and every test.
 //!
 //! Browser-facing discovery, registration and token endpoints get CORS (MCP Inspector and web clients call them
 //! with `fetch`), exposing `WWW-Authenticate`; the login and consent pages and `/verify` do not. A path with the
