@@ -187,7 +187,8 @@ pub async fn build_auth_with(
 ) -> Result<Arc<AuthServer>, StartupError> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let providers = build_providers(config, Arc::clone(&clock))?;
-    let audit = crate::observe::AuditSink::open(&config.audit, Arc::clone(&clock))?.map(Arc::new);
+    let audit = crate::observe::AuditSink::open(&config.audit, Arc::clone(&clock))?
+        .map(|sink| Arc::new(sink.with_gate_budget(config.gate.refusals_logged_per_sec)));
     let mut auth = AuthServer::open(
         config.server.clone(),
         &store_settings(&config.store),
@@ -258,6 +259,8 @@ pub struct AppState {
     pub metrics: Option<(Arc<crate::observe::Metrics>, std::net::SocketAddr)>,
     /// The sign-in, consent, sign-out and error pages, with the brand of `[pages]`.
     pub pages: crate::pages::Pages,
+    /// How many `/verify` refusals a second are logged (`[gate] refusals_logged_per_sec`).
+    pub refusal_log: Arc<crate::observe::LineBudget>,
 }
 
 impl AppState {
@@ -295,6 +298,9 @@ impl AppState {
             )),
             audit: config.audit != crate::config::AuditTarget::Off,
             metrics: None,
+            refusal_log: Arc::new(crate::observe::LineBudget::new(
+                config.gate.refusals_logged_per_sec,
+            )),
         })
     }
 

@@ -29,6 +29,9 @@ pub struct GateConfig {
     pub headers: IdentityHeaders,
     /// The most of a forwarded request body `/verify` reads, in bytes (`max_body_kib`).
     pub max_body_bytes: usize,
+    /// The most `/verify` refusals written to the log, and to the audit trail, in one second; the rest are
+    /// counted and reported (`refusals_logged_per_sec`; 0: no limit).
+    pub refusals_logged_per_sec: u32,
 }
 
 impl GateConfig {
@@ -36,6 +39,8 @@ impl GateConfig {
     pub const DEFAULT_MAX_BODY_KIB: usize = 4096;
     /// The most `[gate] max_body_kib` accepts (64 MiB): the gate holds up to that much per request in flight.
     pub const MAX_MAX_BODY_KIB: usize = 65_536;
+    /// The default of `[gate] refusals_logged_per_sec`.
+    pub const DEFAULT_REFUSALS_LOGGED_PER_SEC: u32 = 100;
 }
 
 impl Default for GateConfig {
@@ -52,6 +57,7 @@ impl Default for GateConfig {
             trusted_proxies: nets.iter().filter_map(|n| n.parse().ok()).collect(),
             headers: IdentityHeaders::default(),
             max_body_bytes: GateConfig::DEFAULT_MAX_BODY_KIB * 1024,
+            refusals_logged_per_sec: GateConfig::DEFAULT_REFUSALS_LOGGED_PER_SEC,
         }
     }
 }
@@ -90,6 +96,7 @@ pub(super) struct RawGate {
     trusted_proxies: Option<Vec<String>>,
     pub(super) verify_cache_mib: Option<u64>,
     max_body_kib: Option<usize>,
+    refusals_logged_per_sec: Option<u32>,
     #[serde(default)]
     headers: RawHeaders,
 }
@@ -163,6 +170,9 @@ pub(super) fn gate_config(ctx: &Ctx<'_>, raw: RawGate) -> Result<GateConfig, Con
             ));
         }
         gate.max_body_bytes = kib * 1024;
+    }
+    if let Some(n) = raw.refusals_logged_per_sec {
+        gate.refusals_logged_per_sec = n;
     }
     let h = raw.headers;
     let slots = [

@@ -194,6 +194,8 @@
 //!                                     # 6,500 typical tokens per MiB; one not held pays a signature check
 //! max_body_kib = 4096                 # the most of a forwarded request body (Traefik forwardBody) read for
 //!                                     # per-tool scopes, in KiB (1 to 65536; default 4096); longer: 413
+//! refusals_logged_per_sec = 100       # /verify refusals logged (and audited) a second; the rest are counted and
+//!                                     # reported by the next line written; 0 = no limit
 //! [tracing]                           # OpenTelemetry: spans exported over OTLP/HTTP (protobuf); off without it
 //! otlp_endpoint = "http://127.0.0.1:4318" # the collector's base URL; spans go to <endpoint>/v1/traces
 //! service_name = "forwardauth-svc"    # service.name of every span; the default shown

@@ -57,8 +57,21 @@ pub async fn verify(
 /// One line per refusal, at the default level, with the reason and the client's address (never the token):
 /// a warning for forwarded headers from an untrusted address (a misconfigured proxy, or someone probing the
 /// gate), info for the rest, which are the client's business (a missing, expired or forged token, too little
-/// scope, a user the policy does not admit).
+/// scope, a user the policy does not admit). At most `[gate] refusals_logged_per_sec` a second: a refusal
+/// costs an anonymous caller nothing, so the lines it can make us write are bounded; those left out are counted
+/// and reported by the next line written (see [`crate::observe::budget`]).
 fn log_denial(denial: &GateDenial, req: &HttpRequest, state: &AppState) {
+    match state
+        .refusal_log
+        .admit(state.auth.clock().unix_millis() / 1000)
+    {
+        crate::observe::budget::Admit::Skip => return,
+        crate::observe::budget::Admit::Write { left_out: 0 } => {}
+        crate::observe::budget::Admit::Write { left_out } => tracing::info!(
+            left_out,
+            "gate refusals not logged, over [gate] refusals_logged_per_sec"
+        ),
+    }
     let client =
         extract::client_addr(req, &state.gate).map_or_else(|| "-".to_owned(), |ip| ip.to_string());
     match denial {

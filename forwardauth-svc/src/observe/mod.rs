@@ -7,6 +7,7 @@
 //! the no-op one.
 
 pub mod audit;
+pub mod budget;
 pub mod metrics;
 
 use std::sync::Arc;
@@ -18,6 +19,7 @@ use oauth_core::{EventSink, Fanout};
 use crate::state::AppState;
 
 pub use audit::{AuditOpenError, AuditSink, RequestContext};
+pub use budget::LineBudget;
 pub use metrics::Metrics;
 
 /// The sinks a configuration asks for, as one (`None` if it asks for none).

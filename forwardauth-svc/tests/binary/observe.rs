@@ -383,3 +383,74 @@ async fn a_flow_is_counted_on_the_metrics_listener_and_written_to_the_audit_trai
         assert_eq!(mode, 0o600);
     }
 }
+
+/// Anyone can make the gate refuse, as fast as they can send: at most `[gate] refusals_logged_per_sec` refusals a
+/// second reach the log and the audit trail, and the rest are counted, reported by the next line written in a
+/// later second, so that written + reported = sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_refusals_writes_at_most_the_budget_a_second_and_counts_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    write_config(
+        dir.path(),
+        port,
+        "[gate]\nrefusals_logged_per_sec = 3\n\n[audit]\ntarget = \"file\"\nfile = \"audit.jsonl\"\n",
+    );
+    let log_path = dir.path().join("log.jsonl");
+    let log = std::fs::File::create(&log_path).unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_forwardauth-svc"));
+    cmd.arg("--config")
+        .arg(dir.path().join("config.toml"))
+        .arg("--log-format")
+        .arg("json")
+        .arg("serve")
+        .env_remove("RUST_LOG")
+        .stderr(Stdio::from(log));
+    let mut svc = test_support::Running::start(cmd, "forwardauth-svc listening on ").await;
+    let base = svc.announced.clone();
+    let mcp = format!("{base}/mcp");
+    let http = reqwest::Client::new();
+    const BURST: u64 = 40;
+    for _ in 0..BURST {
+        assert_eq!(verify(&http, &base, &mcp, None).await.status(), 401);
+    }
+    // A later second: this one is written, after the count of those left out.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(verify(&http, &base, &mcp, None).await.status(), 401);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    svc.child.kill().await.unwrap();
+
+    let audit = audit_lines(&dir.path().join("audit.jsonl"));
+    let written = named(&audit, "gate").len() as u64;
+    let reported: u64 = named(&audit, "gate_refusals_left_out")
+        .iter()
+        .map(|l| l["count"].as_u64().unwrap())
+        .sum();
+    assert_eq!(written + reported, BURST + 1, "{audit:#?}");
+    // The burst spans at most a few seconds on a slow machine; every second writes at most 3.
+    assert!(written < BURST / 2, "{written} refusals written of {BURST}");
+    assert!(reported > 0);
+
+    let log: Vec<Value> = std::fs::read_to_string(&log_path)
+        .unwrap()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let message = |l: &Value| {
+        l["fields"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let logged = log
+        .iter()
+        .filter(|l| message(l) == "gate refused the request")
+        .count() as u64;
+    let left_out: u64 = log
+        .iter()
+        .filter(|l| message(l).starts_with("gate refusals not logged"))
+        .map(|l| l["fields"]["left_out"].as_u64().unwrap())
+        .sum();
+    assert_eq!(logged + left_out, BURST + 1);
+    assert!(logged < BURST / 2, "{logged} refusals logged of {BURST}");
+}
