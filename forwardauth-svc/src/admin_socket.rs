@@ -146,6 +146,17 @@ pub enum AdminSocketError {
         /// Why.
         reason: String,
     },
+    /// The process answering on the socket runs as neither this user nor root.
+    #[error(
+        "admin socket {path}: answered by a process of uid {uid:?}, neither this user nor root; nothing was sent \
+         (someone else may hold the socket's path: keep it in a directory only the service's user may write)"
+    )]
+    Stranger {
+        /// The socket.
+        path: String,
+        /// The answering process's uid, if the kernel said.
+        uid: Option<u32>,
+    },
     /// The socket exists but cannot be used by this user.
     #[error(
         "admin socket {path}: {reason}; run the command as the service's user (the socket is mode 0600)"
@@ -373,6 +384,15 @@ pub async fn send(
             });
         }
     };
+    // The answer may carry private keys (`store export`) and the request may too (`store import`): only a server
+    // running as this user or as root is told anything. Another user who bound the path first gets nothing.
+    let server = stream.peer_cred().ok().map(|c| c.uid());
+    if !trusted_server(server, rustix::process::geteuid().as_raw()) {
+        return Err(AdminSocketError::Stranger {
+            path: name(),
+            uid: server,
+        });
+    }
     let exchange = async {
         let mut stream = stream;
         let mut bytes = serde_json::to_vec(request).map_err(std::io::Error::other)?;
@@ -408,6 +428,12 @@ pub async fn send(
         })
 }
 
+#[cfg(unix)]
+/// Whether a server of uid `server` may hear the commands of a caller of uid `me`: the same user, or root.
+fn trusted_server(server: Option<u32>, me: u32) -> bool {
+    server.is_some_and(|uid| uid == me || uid == 0)
+}
+
 #[cfg(test)]
 #[cfg(unix)]
 mod tests {
@@ -420,6 +446,29 @@ mod tests {
             auth: crate::state::build_auth(&config).await.unwrap(),
             users: Arc::from(Vec::new()),
         }
+    }
+
+    #[tokio::test]
+    async fn the_longest_path_the_configuration_accepts_binds() {
+        let dir = tempfile::tempdir().unwrap();
+        let base = dir.path().as_os_str().len() + 1;
+        let path = dir
+            .path()
+            .join("s".repeat(crate::config::MAX_SOCKET_PATH - base));
+        assert_eq!(path.as_os_str().len(), crate::config::MAX_SOCKET_PATH);
+        let _server = serve(&path, context().await).unwrap();
+        let answer = send(&path, &AdminRequest::ClientsList).await.unwrap();
+        assert!(answer.is_some());
+    }
+
+    #[test]
+    fn only_this_user_or_root_is_trusted_to_answer() {
+        assert!(trusted_server(Some(1000), 1000));
+        assert!(trusted_server(Some(0), 1000));
+        assert!(trusted_server(Some(0), 0));
+        assert!(!trusted_server(Some(1001), 1000));
+        assert!(!trusted_server(Some(1000), 0));
+        assert!(!trusted_server(None, 1000));
     }
 
     #[tokio::test]

@@ -7,7 +7,8 @@
 //! held for [`REFUSAL_DELAY`](crate::error::REFUSAL_DELAY). Every request gets an id (`X-Request-Id`, kept from the proxy when sane) and one log
 //! line with method, path (never the query, which may carry a code), status, time taken, client address and user
 //! agent: at info level, except for the hot paths (`/verify`, `/health`, `/ready`), whose span and line are debug
-//! level. When spans are exported, the request span continues the caller's W3C `traceparent`.
+//! level. When spans are exported, the request span continues the W3C `traceparent` of a trusted proxy (from
+//! anyone else it starts a trace of its own).
 
 use std::time::Instant;
 
@@ -193,7 +194,13 @@ where
         (true, true) => exported_span!(tracing::Level::DEBUG, id, req),
         (false, true) => exported_span!(tracing::Level::INFO, id, req),
     };
-    if exporting {
+    // Only a trusted proxy's `traceparent` is continued: anyone else could pick the trace id, or mark the trace
+    // as not sampled and so keep their requests out of the export.
+    if exporting
+        && req
+            .app_data::<web::Data<AppState>>()
+            .is_some_and(|state| crate::extract::from_trusted_proxy(req.request(), &state.gate))
+    {
         trace_context::continue_trace(&span, req.headers());
     }
     let logged = if hot {

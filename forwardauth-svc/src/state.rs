@@ -188,7 +188,7 @@ pub async fn build_auth_with(
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let providers = build_providers(config, Arc::clone(&clock))?;
     let audit = crate::observe::AuditSink::open(&config.audit, Arc::clone(&clock))?
-        .map(|sink| Arc::new(sink.with_gate_budget(config.gate.refusals_logged_per_sec)));
+        .map(|sink| Arc::new(sink.with_refusal_budget(config.gate.refusals_logged_per_sec)));
     let mut auth = AuthServer::open(
         config.server.clone(),
         &store_settings(&config.store),

@@ -442,9 +442,11 @@ impl Admin<'_> {
     /// # Errors
     /// [`ImportError`].
     pub async fn import(&self, export: &StoreExport) -> Result<ImportSummary, ImportError> {
-        export
+        let result = export
             .add_to(self.server.store.as_ref(), &self.server.sealer)
-            .await
+            .await;
+        self.record("import", None, &result, |_| None);
+        result
     }
 
     /// How many live grants the user `subject` holds (read from the store's index of grants by subject, never a

@@ -207,7 +207,7 @@ pub enum Event<'a> {
     Gate(GateDecision<'a>),
     /// An operator acted through [`crate::Admin`].
     Admin {
-        /// `revoke_user`, `revoke_client`, `delete_client`, `rotate_keys`, `export`.
+        /// `revoke_user`, `revoke_client`, `delete_client`, `rotate_keys`, `export`, `import`.
         action: &'static str,
         /// The user or client acted on.
         target: Option<&'a str>,

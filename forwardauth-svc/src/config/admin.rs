@@ -16,6 +16,10 @@ use serde::Deserialize;
 use super::source::{Ctx, Origin};
 use super::{ConfigError, StoreConfig};
 
+/// The longest admin socket path: a Unix socket path holds 107 bytes on Linux (104 on the BSDs), and the
+/// service first binds a temporary name up to 12 bytes longer (`.<pid>.tmp`) before renaming it into place.
+pub const MAX_SOCKET_PATH: usize = 92;
+
 /// Environment variable overriding `admin.socket` (`off` disables the socket).
 pub const ENV_ADMIN_SOCKET: &str = "FORWARDAUTH_ADMIN_SOCKET";
 
@@ -25,13 +29,17 @@ pub(super) struct RawAdmin {
     socket: Option<String>,
 }
 
-/// The default socket of a store: `<store file>.admin.sock` beside the embedded store, none otherwise.
+/// The default socket of a store: `<store file>.admin.sock` beside the embedded store, none otherwise, and none
+/// when that path is longer than [`MAX_SOCKET_PATH`] (a store deep in the file system must not stop the service
+/// from starting: the commands then open the store while the service is stopped, or `[admin] socket` names a
+/// shorter path).
 pub fn default_socket(store: &StoreConfig) -> Option<PathBuf> {
     match store {
         StoreConfig::Embedded { path, .. } => {
             let mut name = path.file_name().unwrap_or_default().to_os_string();
             name.push(".admin.sock");
-            Some(path.with_file_name(name))
+            let socket = path.with_file_name(name);
+            (socket.as_os_str().len() <= MAX_SOCKET_PATH).then_some(socket)
         }
         StoreConfig::Memory | StoreConfig::Redis(_) => None,
     }
@@ -60,12 +68,12 @@ pub(super) fn admin_socket(ctx: &Ctx<'_>, raw: RawAdmin) -> Result<AdminSocket, 
         return Ok(AdminSocket::Off);
     }
     let path = base.join(&value);
-    // sun_path holds 108 bytes with its terminating NUL on Linux (104 on the BSDs).
-    if path.as_os_str().len() > 100 {
+    if path.as_os_str().len() > MAX_SOCKET_PATH {
         return Err(ctx.at(
             &origin,
             format!(
-                "{}: longer than the 100 bytes a Unix socket path may have; choose a shorter path",
+                "{}: longer than the {MAX_SOCKET_PATH} bytes an admin socket path may have (a Unix socket path \
+                 holds 107, and the socket is first bound under a name 12 bytes longer); choose a shorter path",
                 path.display()
             ),
         ));

@@ -273,7 +273,7 @@ use std::path::{Path, PathBuf};
 use oauth_core::{LocalUser, ResourceConfig, ServerConfig};
 use serde::Deserialize;
 
-pub use admin::{AdminSocket, ENV_ADMIN_SOCKET, default_socket};
+pub use admin::{AdminSocket, ENV_ADMIN_SOCKET, MAX_SOCKET_PATH, default_socket};
 pub use gate::{GateConfig, IdentityHeaders};
 pub use observe::{AuditTarget, DEFAULT_AUDIT_FILE};
 pub use providers::ProviderConfig;

@@ -61,6 +61,9 @@ pub async fn verify(
 /// costs an anonymous caller nothing, so the lines it can make us write are bounded; those left out are counted
 /// and reported by the next line written (see [`crate::observe::budget`]).
 fn log_denial(denial: &GateDenial, req: &HttpRequest, state: &AppState) {
+    if !tracing::enabled!(tracing::Level::INFO) {
+        return;
+    }
     match state
         .refusal_log
         .admit(state.auth.clock().unix_millis() / 1000)

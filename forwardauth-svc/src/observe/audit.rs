@@ -14,9 +14,10 @@
 //!
 //! # Which gate decisions
 //! Only refusals: every allowed request through the proxy is not a security event, and would make the trail
-//! an access log. And at most `[gate] refusals_logged_per_sec` of them a second: anyone can make the gate
-//! refuse, as often as they can send, so without a bound the trail is theirs to fill. Refusals left out are
-//! counted, and the next one written is preceded by a `gate_refusals_left_out` line with their `count`.
+//! an access log. And at most `[gate] refusals_logged_per_sec` refusals a second, gate refusals and requests
+//! refused by a rate limit (`throttled`) together: anyone can cause those, as often as they can send, so without
+//! a bound the trail is theirs to fill. Refusals left out are counted, and the next one written is preceded by a
+//! `refusals_left_out` line with their `count`.
 
 use std::io::Write;
 use std::net::IpAddr;
@@ -63,8 +64,9 @@ tokio::task_local! {
 pub struct AuditSink {
     out: Mutex<Box<dyn Write + Send>>,
     clock: Arc<dyn Clock>,
-    /// Bounds the gate refusals written a second (see the [module documentation](self)).
-    gate_refusals: super::LineBudget,
+    /// Bounds the refusals anyone can cause (gate refusals, throttled requests) written a second (see the
+    /// [module documentation](self)).
+    refusals: super::LineBudget,
 }
 
 impl std::fmt::Debug for AuditSink {
@@ -111,25 +113,26 @@ impl AuditSink {
         AuditSink {
             out: Mutex::new(out),
             clock,
-            gate_refusals: super::LineBudget::new(0),
+            refusals: super::LineBudget::new(0),
         }
     }
 
-    /// At most `per_second` gate refusals written a second (0: every one); the default is every one.
+    /// At most `per_second` refusals anyone can cause (gate refusals, throttled requests) written a second (0:
+    /// every one); the default is every one.
     #[must_use]
-    pub fn with_gate_budget(mut self, per_second: u32) -> Self {
-        self.gate_refusals = super::LineBudget::new(per_second);
+    pub fn with_refusal_budget(mut self, per_second: u32) -> Self {
+        self.refusals = super::LineBudget::new(per_second);
         self
     }
 
-    /// The line saying how many gate refusals were left out.
+    /// The line saying how many refusals were left out.
     fn left_out_line(&self, count: u64) -> Option<String> {
         let millis = i64::try_from(self.clock.unix_millis()).unwrap_or(i64::MAX);
         let time = chrono::DateTime::from_timestamp_millis(millis)
             .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
         let line = serde_json::json!({
             "time": time,
-            "event": "gate_refusals_left_out",
+            "event": "refusals_left_out",
             "outcome": "failure",
             "count": count,
         });
@@ -170,12 +173,14 @@ impl EventSink for AuditSink {
         if !event.is_security() {
             return;
         }
+        if let Event::Gate(d) = event
+            && d.decision != "deny"
+        {
+            return;
+        }
         let mut left_out = 0;
-        if let Event::Gate(d) = event {
-            if d.decision != "deny" {
-                return;
-            }
-            match self.gate_refusals.admit(self.clock.unix_millis() / 1000) {
+        if matches!(event, Event::Gate(_) | Event::Throttled { .. }) {
+            match self.refusals.admit(self.clock.unix_millis() / 1000) {
                 super::budget::Admit::Skip => return,
                 super::budget::Admit::Write { left_out: n } => left_out = n,
             }

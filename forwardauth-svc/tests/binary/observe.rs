@@ -422,7 +422,7 @@ async fn a_flood_of_refusals_writes_at_most_the_budget_a_second_and_counts_the_r
 
     let audit = audit_lines(&dir.path().join("audit.jsonl"));
     let written = named(&audit, "gate").len() as u64;
-    let reported: u64 = named(&audit, "gate_refusals_left_out")
+    let reported: u64 = named(&audit, "refusals_left_out")
         .iter()
         .map(|l| l["count"].as_u64().unwrap())
         .sum();

@@ -106,7 +106,7 @@ async fn spans_continue_the_proxys_traceparent_and_carry_no_secret() {
         dir.path(),
         port,
         &format!(
-            "[tracing]\notlp_endpoint = \"{collector}\"\nservice_name = \"gate-under-test\"\n"
+            "[tracing]\notlp_endpoint = \"{collector}\"\nservice_name = \"gate-under-test\"\n\n[gate]\ntrusted_proxies = [\"127.0.0.1/32\"]\n"
         ),
     );
     let path = dir.path().join("config.toml");
@@ -172,6 +172,24 @@ async fn spans_continue_the_proxys_traceparent_and_carry_no_secret() {
         .unwrap();
     assert!(callback.status().is_client_error(), "{}", callback.status());
 
+    // Someone who is not a trusted proxy (127.0.0.2) cannot pick the trace: their request starts a trace of its
+    // own, whatever `traceparent` they send.
+    let stranger = reqwest::Client::builder()
+        .local_address(std::net::IpAddr::from([127, 0, 0, 2]))
+        .build()
+        .unwrap();
+    let strangers_trace = "11111111111111111111111111111111";
+    let health = stranger
+        .get(format!("{base}/.well-known/oauth-authorization-server"))
+        .header(
+            "traceparent",
+            format!("00-{strangers_trace}-2222222222222222-01"),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
+
     // Stop: the spans still queued are posted on the way out.
     let pid = svc.child.id().unwrap();
     assert!(
@@ -200,6 +218,14 @@ async fn spans_continue_the_proxys_traceparent_and_carry_no_secret() {
         "{:?}",
         resource.attributes
     );
+
+    let metadata = spans
+        .iter()
+        .find(|s| s.name == "GET /.well-known/oauth-authorization-server")
+        .unwrap_or_else(|| panic!("no metadata span: {spans:#?}"));
+    assert_ne!(hex(&metadata.trace_id), strangers_trace);
+    assert!(metadata.parent_span_id.is_empty(), "{metadata:#?}");
+    assert!(spans.iter().all(|s| hex(&s.trace_id) != strangers_trace));
 
     // The request span of the admitted /verify: in the proxy's trace, a child of the proxy's span.
     let in_trace: Vec<&Span> = spans

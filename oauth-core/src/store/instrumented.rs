@@ -40,7 +40,7 @@ impl Instrumented {
         call: impl Future<Output = Result<T, StoreError>>,
     ) -> Result<T, StoreError> {
         let start = Instant::now();
-        let result = call.instrument(tracing::info_span!("store", op)).await;
+        let result = call.instrument(tracing::debug_span!("store", op)).await;
         self.sink.record(&Event::StoreCall {
             op,
             micros: micros(start.elapsed()),

@@ -279,6 +279,21 @@ async fn an_operators_revocation_is_reported_with_its_target_and_count() {
     assert_eq!(admin[1]["action"], "delete_client");
     assert_eq!(admin[1]["result"], "not_found");
     assert!(rec.named("client_deleted").is_empty());
+
+    // An import adds clients and signing keys: an operator's action too, and so is the export it came from.
+    let export = h.server.admin().export().await.unwrap();
+    h.server.admin().import(&export).await.unwrap();
+    let admin = rec.named("admin");
+    let actions: Vec<&str> = admin
+        .iter()
+        .map(|a| a["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        actions,
+        ["revoke_user", "delete_client", "export", "import"],
+        "{admin:?}"
+    );
+    assert_eq!(admin[3]["result"], "ok");
 }
 
 #[tokio::test]

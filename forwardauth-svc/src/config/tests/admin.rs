@@ -48,8 +48,33 @@ fn an_admin_socket_path_too_long_for_a_unix_socket_is_refused() {
     let long = "s".repeat(120);
     let f = Fixture::new(&format!("{MINIMAL}\n[admin]\nsocket = \"/{long}\"\n"));
     f.assert_error(&format!(
-        "admin.socket: /{long}: longer than the 100 bytes a Unix socket path may have; choose a shorter path"
+        "admin.socket: /{long}: longer than the 92 bytes an admin socket path may have (a Unix socket path \
+         holds 107, and the socket is first bound under a name 12 bytes longer); choose a shorter path"
     ));
+    // The longest path that binds: its temporary name fits too.
+    let fits = format!("/tmp/{}", "s".repeat(92 - 5));
+    let f = Fixture::new(&format!("{MINIMAL}\n[admin]\nsocket = \"{fits}\"\n"));
+    assert_eq!(
+        f.load().unwrap().admin_socket(),
+        Some(std::path::PathBuf::from(&fits))
+    );
     let f = Fixture::new(&format!("{MINIMAL}\n[admin]\nsocket = 1\n"));
     f.assert_error_starts("admin.socket: invalid type");
+}
+
+#[test]
+fn a_store_too_deep_for_a_socket_path_gets_no_default_socket() {
+    // The service must start wherever the store is; the socket is left out instead.
+    let deep = format!("/{}/oauth.redb", "d".repeat(80));
+    let f = Fixture::new(&format!("{MINIMAL}\n[store]\npath = \"{deep}\"\n"));
+    assert_eq!(f.load().unwrap().admin_socket(), None);
+    let f = Fixture::new(&format!(
+        "{MINIMAL}\n[store]\npath = \"/var/lib/fa/oauth.redb\"\n"
+    ));
+    assert_eq!(
+        f.load().unwrap().admin_socket(),
+        Some(std::path::PathBuf::from(
+            "/var/lib/fa/oauth.redb.admin.sock"
+        ))
+    );
 }
