@@ -1082,21 +1082,7 @@ fn key_status(k: &KeyInfo, signer: Option<&str>, now: u64) -> String {
 async fn keys_list(auth: &AuthServer, out: &mut (dyn Write + Send)) -> Result<(), CliError> {
     let keys = auth.admin().keys().await?;
     let now = oauth_core::Clock::unix(&oauth_core::SystemClock);
-    let signer = keys
-        .iter()
-        .filter(|k| {
-            k.not_before.unwrap_or(k.created_at) <= now
-                && k.retired_at.is_none_or(|r| r > now)
-                && k.publish_until.is_none_or(|u| u > now)
-        })
-        .max_by_key(|k| {
-            (
-                k.not_before.unwrap_or(k.created_at),
-                k.created_at,
-                k.kid.clone(),
-            )
-        })
-        .map(|k| k.kid.clone());
+    let signer = auth.admin().signing_kid();
     let rows: Vec<[String; 4]> = keys
         .iter()
         .map(|k| {

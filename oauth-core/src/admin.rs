@@ -409,6 +409,13 @@ impl Admin<'_> {
         result
     }
 
+    /// The `kid` of the key this engine signs with now (the one the key manager picks; `None` before any key).
+    pub fn signing_kid(&self) -> Option<String> {
+        self.server
+            .keys
+            .active_kid(crate::clock::Clock::unix(self.server.clock.as_ref()))
+    }
+
     /// The signing keys in the store, oldest first, without private material.
     ///
     /// # Errors
