@@ -1,0 +1,107 @@
+//! The command line: `mcp-bridge [OPTIONS] --listen ADDR -- CMD [ARGS…]` runs the bridge in front of a stdio MCP
+//! server; `mcp-bridge echo --listen ADDR` runs the diagnostic MCP server.
+//!
+//! Every limit has a default an operator can override, so that no client can make the bridge hold an unbounded
+//! number of processes, sessions, bytes or waiting requests.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use ipnet::IpNet;
+
+/// Streamable HTTP in front of a stdio MCP server, one process per user (or per session).
+#[derive(Debug, Parser)]
+#[command(name = "mcp-bridge", version, args_conflicts_with_subcommands = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub bridge: BridgeArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// The diagnostic MCP server (Streamable HTTP): echo, printHeader, authContext, requestTiming, healthProbe.
+    Echo(EchoArgs),
+}
+
+/// Who shares a child process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ProcessPer {
+    /// One process per user (the gate's user id header): a user's sessions share it; users never share one.
+    User,
+    /// One process per MCP session (the predecessor's model).
+    Session,
+}
+
+#[derive(Debug, Args)]
+pub struct BridgeArgs {
+    /// Address to listen on (HTTP; put the proxy and the gate in front).
+    #[arg(long, default_value = "127.0.0.1:8931")]
+    pub listen: SocketAddr,
+    /// Path of the MCP endpoint.
+    #[arg(long, default_value = "/mcp")]
+    pub path: String,
+    /// Who shares a child process.
+    #[arg(long, value_enum, default_value_t = ProcessPer::User)]
+    pub process_per: ProcessPer,
+    /// Addresses (CIDR) whose identity headers are trusted: the proxy's. Identity headers from any other address
+    /// are refused.
+    #[arg(long = "trusted-proxy", default_values = ["127.0.0.1/32", "::1/128"])]
+    pub trusted_proxies: Vec<IpNet>,
+    /// Header carrying the user id (set by the gate).
+    #[arg(long, default_value = "X-User-Id")]
+    pub user_id_header: String,
+    /// Header carrying the user's display name (set by the gate).
+    #[arg(long, default_value = "X-User-Name")]
+    pub user_name_header: String,
+    /// Header carrying the user's email (set by the gate).
+    #[arg(long, default_value = "X-User-Email")]
+    pub user_email_header: String,
+    /// Most child processes running at once.
+    #[arg(long, default_value_t = 64)]
+    pub max_processes: usize,
+    /// Most MCP sessions open at once.
+    #[arg(long, default_value_t = 1024)]
+    pub max_sessions: usize,
+    /// A process (and a session) with no request for this long is stopped (closed).
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "10m")]
+    pub idle_timeout: Duration,
+    /// Time a new child has to answer `initialize`.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "30s")]
+    pub start_timeout: Duration,
+    /// Time a child has to answer one request.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "2m")]
+    pub request_timeout: Duration,
+    /// Time a child has to exit after its stdin is closed, and again after SIGTERM, before SIGKILL.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "5s")]
+    pub shutdown_grace: Duration,
+    /// Largest JSON-RPC message, in bytes, from a client (HTTP body) or from a child (one line of stdout).
+    #[arg(long, default_value_t = 4 * 1024 * 1024)]
+    pub max_message_bytes: usize,
+    /// Environment variable passed from the bridge's environment to children (repeatable). Always passed:
+    /// PATH, HOME, LANG, LC_ALL, TZ, TMPDIR.
+    #[arg(long = "pass-env", value_name = "NAME")]
+    pub pass_env: Vec<String>,
+    /// Environment variable set for children (repeatable): `NAME=VALUE`; `{owner}` in VALUE becomes the process
+    /// owner (the user id, or the session id) encoded as a safe file name.
+    #[arg(long = "env", value_name = "NAME=VALUE")]
+    pub env: Vec<String>,
+    /// Origin allowed to call the bridge (repeatable); requests with any other `Origin` header are refused.
+    #[arg(long = "allow-origin", value_name = "ORIGIN")]
+    pub allow_origins: Vec<String>,
+    /// The stdio MCP server: a program and its arguments, exec'd directly (no shell).
+    #[arg(last = true, value_name = "CMD")]
+    pub command: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct EchoArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8932")]
+    pub listen: SocketAddr,
+    /// Path of the MCP endpoint.
+    #[arg(long, default_value = "/mcp")]
+    pub path: String,
+}
