@@ -19,6 +19,12 @@
 //! 4. **No token passthrough**: `Authorization` is removed after the gate and before the MCP server (MCP
 //!    security best practices, "Token Passthrough").
 //!
+//! **Stdio MCP servers.** The MCP server need not speak HTTP itself: `mcp-bridge` (crate `mcp-bridge/`) serves a
+//! stdio MCP server over Streamable HTTP, one process per user, and learns the user from the identity headers
+//! that points 3 and 4 leave as the gate's alone; it believes them only from the proxy's address (its
+//! `--trusted-proxy`). Point `--upstream` at the bridge; nothing else in the snippet changes (README, "A stdio MCP
+//! server behind the gate").
+//!
 //! Proxy specifics: nginx copies `WWW-Authenticate` from an `auth_request` only on 401, and none of the gate's
 //! CORS headers, so both refusals go through an `error_page` that restores them; nginx and Caddy get SSE-friendly proxying for streamable HTTP. The gate is
 //! told the original request through headers that the proxy sets itself, never ones a client could add:

@@ -52,22 +52,54 @@ fn the_image_is_multi_stage_and_runs_as_a_non_root_user() {
         .collect();
     assert!(stages.len() >= 2, "multi-stage: {stages:?}");
     assert!(stages[0].contains(" AS build"), "{stages:?}");
-    assert!(dockerfile.contains("cargo build --release --locked -p forwardauth-svc"));
-    assert!(dockerfile.contains("COPY --from=build "));
-    let user = dockerfile
-        .lines()
-        .rev()
-        .find_map(|l| l.strip_prefix("USER "))
-        .expect("a USER line");
-    let uid = user.split(':').next().unwrap();
-    assert!(uid != "root" && uid != "0", "runs as {user}");
-    let start = dockerfile.find(stages[1]).unwrap();
+    // One build makes both binaries; every runtime stage gets what it runs from it, and runs as a non-root user
+    // set before its entry point.
+    assert!(dockerfile.contains("cargo build --release --locked -p forwardauth-svc -p mcp-bridge"));
+    let runtime = runtime_stages(&dockerfile);
+    assert_eq!(runtime.len(), stages.len() - 1);
+    for stage in &runtime {
+        let user = stage
+            .lines()
+            .find_map(|l| l.strip_prefix("USER "))
+            .unwrap_or_else(|| panic!("no USER in {stage}"));
+        let uid = user.split(':').next().unwrap();
+        assert!(uid != "root" && uid != "0", "runs as {user}");
+        assert!(
+            stage.find("USER ") < stage.find("ENTRYPOINT"),
+            "USER before ENTRYPOINT in {stage}"
+        );
+    }
+    // The default target (the last stage) is the service, with the bridge beside it; the `mcp-bridge` target is
+    // the bridge on Node.js (for `npx` servers).
+    let last = runtime.last().unwrap();
     assert!(
-        dockerfile[start..].find("USER ") < dockerfile[start..].find("ENTRYPOINT"),
-        "USER before ENTRYPOINT in the final stage"
+        last.contains(r#"ENTRYPOINT ["/usr/local/bin/forwardauth-svc"]"#),
+        "{last}"
+    );
+    for bin in ["forwardauth-svc", "mcp-bridge"] {
+        assert!(
+            last.contains(&format!(
+                "COPY --from=build /src/target/release/{bin} /usr/local/bin/{bin}"
+            )),
+            "the default image lacks {bin}"
+        );
+    }
+    let bridge = runtime
+        .iter()
+        .find(|s| {
+            s.starts_with("FROM node:") && s.lines().next().unwrap().ends_with(" AS mcp-bridge")
+        })
+        .expect("a stage `FROM node:… AS mcp-bridge`");
+    assert!(
+        bridge
+            .contains("COPY --from=build /src/target/release/mcp-bridge /usr/local/bin/mcp-bridge")
+    );
+    assert!(
+        bridge.contains(r#"ENTRYPOINT ["/usr/local/bin/mcp-bridge"]"#),
+        "{bridge}"
     );
     // The image checks its own health with the binary (it has no curl), and `health` is a command.
-    let healthcheck = dockerfile
+    let healthcheck = last
         .split("\nHEALTHCHECK ")
         .nth(1)
         .expect("a HEALTHCHECK")
@@ -90,8 +122,8 @@ fn the_image_is_multi_stage_and_runs_as_a_non_root_user() {
         .split_once("\nCOPY . .")
         .expect("the sources are copied with `COPY . .`");
     assert!(
-        deps.contains("cargo build --release --locked -p forwardauth-svc"),
-        "no dependency build before `COPY . .`"
+        deps.contains("cargo build --release --locked -p forwardauth-svc -p mcp-bridge"),
+        "no dependency build of both binaries before `COPY . .`"
     );
     assert!(deps.contains("COPY Cargo.toml Cargo.lock ./"));
     for (member, stubs) in workspace_targets() {
@@ -118,6 +150,20 @@ fn the_image_is_multi_stage_and_runs_as_a_non_root_user() {
         compose["services"]["forwardauth"]["build"]["dockerfile"],
         Yaml::from("deploy/Dockerfile")
     );
+}
+
+/// The Dockerfile's stages after the first (the build), each from its `FROM` line to the next.
+fn runtime_stages(dockerfile: &str) -> Vec<&str> {
+    let starts: Vec<usize> = dockerfile
+        .match_indices("\nFROM ")
+        .map(|(i, _)| i + 1)
+        .collect();
+    starts
+        .iter()
+        .enumerate()
+        .skip(1)
+        .map(|(n, &start)| &dockerfile[start..starts.get(n + 1).map_or(dockerfile.len(), |e| *e)])
+        .collect()
 }
 
 /// Per workspace member: `src/lib.rs` and every target its manifest names by path (or, for a bench without a
@@ -370,6 +416,340 @@ fn the_readme_shows_the_shipped_configuration() {
             "README Caddy line not in deploy/caddy/Caddyfile: {line:?}"
         );
     }
+}
+
+/// The compose file's labels of `service`, as name → value.
+fn labels(compose: &Yaml, service: &str) -> std::collections::BTreeMap<String, String> {
+    compose["services"][service]["labels"]
+        .as_sequence()
+        .unwrap_or_else(|| panic!("{service} has no labels"))
+        .iter()
+        .map(|l| {
+            let (k, v) = l.as_str().unwrap().split_once('=').unwrap();
+            (k.to_owned(), v.to_owned())
+        })
+        .collect()
+}
+
+/// The compose file's stdio server behind mcp-bridge: the bridge image's target, a command the bridge parses
+/// (server-memory at the tests' version, a file per user in the volume), identity headers believed only from
+/// Traefik's fixed address, no published port, and a router with the MCP server's middlewares in the same order
+/// (the gate, then the removal of `Authorization`) on a path the gate knows as a resource.
+#[test]
+fn the_compose_stdio_server_is_behind_the_gate_and_the_bridge_trusts_only_traefik() {
+    use mcp_bridge::cli::{Cli as Bridge, ProcessPer};
+    let compose: Yaml = serde_norway::from_str(&read("deploy/traefik/docker-compose.yml")).unwrap();
+    let memory = &compose["services"]["memory"];
+    assert_eq!(
+        memory["build"]["dockerfile"],
+        Yaml::from("deploy/Dockerfile")
+    );
+    assert_eq!(memory["build"]["target"], Yaml::from("mcp-bridge"));
+    assert!(
+        read("deploy/Dockerfile").contains(" AS mcp-bridge\n"),
+        "the Dockerfile has no mcp-bridge stage"
+    );
+    assert!(memory.get("ports").is_none(), "the bridge publishes a port");
+
+    let args: Vec<&str> = std::iter::once("mcp-bridge")
+        .chain(
+            memory["command"]
+                .as_sequence()
+                .unwrap()
+                .iter()
+                .map(|a| a.as_str().unwrap()),
+        )
+        .collect();
+    let cli = Bridge::try_parse_from(&args).unwrap_or_else(|e| panic!("{args:?}: {e}"));
+    assert!(cli.command.is_none(), "the bridge, not a subcommand");
+    let bridge = cli.bridge;
+    assert_eq!(bridge.process_per, ProcessPer::User);
+    // The stdio server: server-memory at the version the end-to-end tests run, a memory file per user in the
+    // service's volume.
+    let package: serde_json::Value = serde_json::from_str(&read("tests/js/package.json")).unwrap();
+    let version = package["dependencies"]["@modelcontextprotocol/server-memory"]
+        .as_str()
+        .unwrap();
+    assert_eq!(
+        bridge.command,
+        [
+            "npx".to_owned(),
+            "-y".to_owned(),
+            format!("@modelcontextprotocol/server-memory@{version}")
+        ]
+    );
+    assert_eq!(bridge.env, ["MEMORY_FILE_PATH=/data/{owner}.json"]);
+    assert!(
+        memory["volumes"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .any(|v| v.as_str().unwrap().ends_with(":/data")),
+        "no volume at /data"
+    );
+    // Identity headers only from Traefik, whose address on the project's network is fixed.
+    let traefik_ip: std::net::IpAddr =
+        compose["services"]["traefik"]["networks"]["default"]["ipv4_address"]
+            .as_str()
+            .expect("Traefik has a fixed address")
+            .parse()
+            .unwrap();
+    let subnet: ipnet::IpNet = compose["networks"]["default"]["ipam"]["config"][0]["subnet"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        subnet.contains(&traefik_ip),
+        "{traefik_ip} is outside {subnet}"
+    );
+    assert_eq!(
+        bridge.trusted_proxies,
+        [ipnet::IpNet::from(traefik_ip)],
+        "the bridge must trust Traefik's address alone"
+    );
+    // The bridge image's health check asks the bridge's default port, the one it listens on here.
+    let default_port = Bridge::try_parse_from(["mcp-bridge"])
+        .unwrap()
+        .bridge
+        .listen
+        .port();
+    assert_eq!(bridge.listen.port(), default_port);
+    assert!(
+        read("deploy/Dockerfile").contains(&format!("'http://127.0.0.1:{default_port}/health'")),
+        "the mcp-bridge stage's HEALTHCHECK asks another port"
+    );
+
+    // Routed behind the gate, the client's token removed, like the MCP server.
+    let gate = labels(&compose, "forwardauth");
+    let mine = labels(&compose, "memory");
+    let server = labels(&compose, "mcp-server");
+    let router = mine
+        .keys()
+        .find_map(|k| {
+            k.strip_prefix("traefik.http.routers.")?
+                .strip_suffix(".rule")
+        })
+        .expect("a router for the bridge");
+    let label = |key: &str| {
+        mine.get(&format!("traefik.http.routers.{router}.{key}"))
+            .cloned()
+    };
+    assert_eq!(
+        label("middlewares").as_deref(),
+        Some("forwardauth@docker,forwardauth-strip-authorization@docker"),
+        "the gate first (it reads the token), then the token removed"
+    );
+    assert_eq!(
+        label("middlewares"),
+        server.get("traefik.http.routers.mcp.middlewares").cloned()
+    );
+    assert_eq!(
+        gate.get("traefik.http.middlewares.forwardauth-strip-authorization.headers.customrequestheaders.Authorization")
+            .map(String::as_str),
+        Some(""),
+        "the strip middleware removes Authorization"
+    );
+    let copied = &gate["traefik.http.middlewares.forwardauth.forwardauth.authResponseHeaders"];
+    for header in [
+        &bridge.user_id_header,
+        &bridge.user_name_header,
+        &bridge.user_email_header,
+    ] {
+        assert!(
+            copied.split(',').any(|h| h == header),
+            "the gate's {header} does not reach the bridge"
+        );
+    }
+    let service = label("service").unwrap();
+    assert_eq!(
+        mine.get(&format!(
+            "traefik.http.services.{service}.loadbalancer.server.port"
+        )),
+        Some(&bridge.listen.port().to_string())
+    );
+    // Its path, under the MCP server's host, above the MCP server's catch-all and below the OAuth routes.
+    let rule = label("rule").unwrap();
+    let prefix = rule
+        .split("PathPrefix(`")
+        .nth(1)
+        .and_then(|r| r.split('`').next())
+        .expect("a PathPrefix");
+    assert!(
+        bridge.path.starts_with(prefix),
+        "{} is not under {prefix}",
+        bridge.path
+    );
+    let host = rule
+        .split("Host(`")
+        .nth(1)
+        .and_then(|r| r.split('`').next())
+        .unwrap();
+    assert!(server["traefik.http.routers.mcp.rule"].contains(&format!("Host(`{host}`)")));
+    let priority = |labels: &std::collections::BTreeMap<String, String>, router: &str| -> u32 {
+        labels[&format!("traefik.http.routers.{router}.priority")]
+            .parse()
+            .unwrap()
+    };
+    assert!(priority(&mine, router) > priority(&server, "mcp"));
+    assert!(priority(&mine, router) < priority(&gate, "forwardauth-mcp"));
+    for key in ["entrypoints", "tls.certresolver"] {
+        assert_eq!(
+            label(key),
+            server
+                .get(&format!("traefik.http.routers.mcp.{key}"))
+                .cloned(),
+            "{key}"
+        );
+    }
+    // The gate knows the bridge's URL as a resource.
+    let config: toml::Value = toml::from_str(&read("deploy/traefik/forwardauth.toml")).unwrap();
+    let url = format!("https://{host}{}", bridge.path);
+    assert!(
+        config["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["resource"].as_str() == Some(url.as_str())),
+        "{url} is no [[resources]] resource in deploy/traefik/forwardauth.toml"
+    );
+}
+
+/// The words of one shell command line as bash splits them (single and double quotes; no expansions), up to a
+/// comment or an output redirection.
+fn shell_words(line: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut word: Option<String> = None;
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\'' => word
+                .get_or_insert_with(String::new)
+                .extend(chars.by_ref().take_while(|&c| c != '\'')),
+            '"' => word
+                .get_or_insert_with(String::new)
+                .extend(chars.by_ref().take_while(|&c| c != '"')),
+            '#' | '>' if word.is_none() => break,
+            c if c.is_whitespace() => words.extend(word.take()),
+            c => word.get_or_insert_with(String::new).push(c),
+        }
+    }
+    words.extend(word);
+    words
+}
+
+/// The value after `flag` among `words`.
+fn flag_value<'a>(words: &'a [String], flag: &str) -> &'a str {
+    words
+        .iter()
+        .position(|w| w == flag)
+        .and_then(|i| words.get(i + 1))
+        .unwrap_or_else(|| panic!("no {flag} in {words:?}"))
+}
+
+/// Parses an `mcp-bridge` command line with the bridge's own parser, and the child command too when it is the
+/// bridge's diagnostic server; returns how many it parsed.
+fn parse_bridge_command(words: &[String]) -> usize {
+    use mcp_bridge::cli::Cli as Bridge;
+    let cli = Bridge::try_parse_from(words).unwrap_or_else(|e| panic!("{words:?}: {e}"));
+    if cli.command.is_none() {
+        assert!(!cli.bridge.command.is_empty(), "no stdio server: {words:?}");
+        if cli.bridge.command[0] == "mcp-bridge" {
+            return 1 + parse_bridge_command(&cli.bridge.command);
+        }
+    }
+    1
+}
+
+/// The README's "A stdio MCP server behind the gate" shows what the commands it gives make: every line of its
+/// nginx and Caddy blocks is a line of what the `forwardauth-svc snippet` command before it prints, every
+/// `mcp-bridge` command parses (the diagnostic server's among them), its `[[resources]]` are the snippets' MCP
+/// URLs, and its compose fragment is lines of `deploy/traefik/docker-compose.yml`.
+#[test]
+fn the_readme_stdio_server_section_shows_what_its_commands_make() {
+    let readme = read("README.md");
+    let start = readme
+        .find("\n## A stdio MCP server behind the gate\n")
+        .expect("the README's section \"A stdio MCP server behind the gate\"")
+        + 1;
+    let section = &readme[start..];
+    let section = &section[..section[1..].find("\n## ").map_or(section.len(), |e| e + 1)];
+    let compose = read("deploy/traefik/docker-compose.yml");
+    let (mut printed, mut mcp_urls) = (
+        std::collections::HashMap::new(),
+        std::collections::BTreeSet::new(),
+    );
+    let (mut bridges, mut quoted, mut resources, mut compose_lines) = (0, 0, 0, 0);
+    let mut blocks = section.split("\n```");
+    blocks.next();
+    while let (Some(block), Some(_prose)) = (blocks.next(), blocks.next()) {
+        let (lang, code) = block.split_once('\n').unwrap();
+        match lang {
+            "sh" => {
+                for line in code.replace("\\\n", " ").lines() {
+                    let words = shell_words(line);
+                    match words.first().map(String::as_str) {
+                        Some("forwardauth-svc") => {
+                            let cli = Cli::try_parse_from(&words)
+                                .unwrap_or_else(|e| panic!("{line}: {e}"));
+                            let Command::Snippet(args) = cli.command() else {
+                                panic!("not a snippet command: {line}");
+                            };
+                            let mut out = Vec::new();
+                            cli::print_snippet(&args, &mut out).unwrap();
+                            printed.insert(
+                                flag_value(&words, "--proxy").to_owned(),
+                                String::from_utf8(out).unwrap(),
+                            );
+                            mcp_urls.insert(flag_value(&words, "--mcp-url").to_owned());
+                        }
+                        Some("mcp-bridge") => bridges += parse_bridge_command(&words),
+                        None => {}
+                        Some(other) => panic!("README: an unexpected command {other}: {line}"),
+                    }
+                }
+            }
+            "nginx" | "caddyfile" => {
+                let proxy = if lang == "nginx" { "nginx" } else { "caddy" };
+                let out = printed.get(proxy).unwrap_or_else(|| {
+                    panic!("a {lang} block before any `snippet --proxy {proxy}`")
+                });
+                for line in code.lines().filter(|l| !l.trim().is_empty()) {
+                    assert!(
+                        out.lines().any(|o| o.trim() == line.trim()),
+                        "README {lang} line not printed by its snippet command: {line:?}"
+                    );
+                }
+                quoted += 1;
+            }
+            "toml" => {
+                for url in code
+                    .lines()
+                    .filter_map(|l| l.strip_prefix("resource = \"")?.strip_suffix('"'))
+                {
+                    assert!(mcp_urls.contains(url), "{url} is no snippet's --mcp-url");
+                    resources += 1;
+                }
+            }
+            "yaml" => {
+                for line in code.lines().filter(|l| !l.trim().is_empty()) {
+                    assert!(
+                        compose.lines().any(|c| c.trim() == line.trim()),
+                        "README compose line not in docker-compose.yml: {line:?}"
+                    );
+                    compose_lines += 1;
+                }
+            }
+            other => panic!("README: a ```{other} block in the stdio server section"),
+        }
+    }
+    assert_eq!(quoted, 2, "the nginx and Caddy blocks");
+    assert!(
+        bridges >= 3,
+        "the bridge, the echo server, the echo server as a child: {bridges}"
+    );
+    assert!(resources >= 1);
+    assert!(compose_lines >= 10);
 }
 
 /// `${NAME:-default}` and `${NAME}` in a Compose value, against the variables of `.env` (Compose's interpolation,
