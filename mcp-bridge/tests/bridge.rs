@@ -488,3 +488,254 @@ async fn per_session_mode_gives_each_session_a_process() {
         StatusCode::OK
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn identity_comes_only_from_trusted_proxies_and_only_it_reaches_the_child() {
+    let bridge = Bridge::start_with(
+        &[
+            "--trusted-proxy",
+            "127.0.0.1/32",
+            "--pass-env",
+            "PASSED_ON",
+            "--allow-origin",
+            "https://app.example",
+        ],
+        &[("BRIDGE_ONLY_SECRET", "s3cret"), ("PASSED_ON", "yes")],
+    )
+    .await;
+    let elsewhere = reqwest::Client::builder()
+        .local_address(std::net::IpAddr::from([127, 0, 0, 2]))
+        .build()
+        .expect("client bound to 127.0.0.2");
+
+    let mut mallory = McpClient::new(&bridge.url(), Some("alice"), elsewhere.clone());
+    let refused = mallory.initialize().await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    let message = refused.last()["error"]["message"]
+        .as_str()
+        .expect("JSON-RPC error message")
+        .to_owned();
+    assert!(message.contains("untrusted address"), "{message}");
+
+    let mut anonymous = McpClient::new(&bridge.url(), None, elsewhere);
+    let refused = anonymous.initialize().await;
+    assert_eq!(refused.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        refused.last()["error"]["message"],
+        "no user identity: put mcp-bridge behind the gate"
+    );
+    let refused = bridge.client(None).initialize().await;
+    assert_eq!(refused.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(bridge.health().await["sessions"], 0);
+
+    let mut alice = bridge.client(Some("alice"));
+    assert_eq!(alice.initialize().await.status, StatusCode::OK);
+    let mut bob = bridge.client(Some("bob"));
+    bob.session = alice.session.clone();
+    let stolen = bob.request("tools/list", json!({})).await;
+    assert_eq!(stolen.status, StatusCode::NOT_FOUND);
+    bob.session = Some("0".repeat(32));
+    let unknown = bob.request("tools/list", json!({})).await;
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        stolen.messages, unknown.messages,
+        "another user's session looks exactly like an unknown one"
+    );
+
+    let list = json!({"jsonrpc": "2.0", "id": 7, "method": "tools/list"})
+        .to_string()
+        .into_bytes();
+    let evil = alice
+        .post_raw(list.clone(), &[("Origin", "https://evil.example")])
+        .await;
+    assert_eq!(evil.status, StatusCode::FORBIDDEN);
+    assert!(
+        evil.last()["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("origin not allowed")
+    );
+    let allowed = alice
+        .post_raw(list, &[("Origin", "https://app.example")])
+        .await;
+    assert_eq!(allowed.status, StatusCode::OK);
+    assert_eq!(allowed.last()["id"], 7);
+
+    let children = bridge.children();
+    assert_eq!(children.len(), 1);
+    let env = environ(children[0]);
+    assert!(
+        env.contains(&"MCP_BRIDGE_USER_ID=alice".to_owned()),
+        "{env:?}"
+    );
+    assert!(env.contains(&"PASSED_ON=yes".to_owned()), "{env:?}");
+    assert!(env.iter().any(|v| v.starts_with("PATH=")), "{env:?}");
+    let memory = format!("MEMORY_FILE_PATH={}", bridge.memory_file("alice").display());
+    assert!(env.contains(&memory), "{env:?}");
+    assert!(
+        !env.iter()
+            .any(|v| v.starts_with("BRIDGE_ONLY_SECRET=") || v.starts_with("RUST_LOG=")),
+        "{env:?}"
+    );
+    let allowed_names = [
+        "PATH",
+        "HOME",
+        "LANG",
+        "LC_ALL",
+        "TZ",
+        "TMPDIR",
+        "PASSED_ON",
+        "MEMORY_FILE_PATH",
+        "MCP_BRIDGE_USER_ID",
+    ];
+    for variable in &env {
+        let name = variable.split('=').next().unwrap_or("");
+        assert!(allowed_names.contains(&name), "{name} reached the child");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn process_limit_and_idle_timeout() {
+    let bridge = Bridge::start(&["--max-processes", "1", "--idle-timeout", "1s"]).await;
+    let mut alice = bridge.client(Some("alice"));
+    assert_eq!(alice.initialize().await.status, StatusCode::OK);
+    assert_eq!(
+        alice.create_entity("alice_note").await.status,
+        StatusCode::OK
+    );
+    let first_pid = bridge.children()[0];
+
+    let mut bob = bridge.client(Some("bob"));
+    let refused = bob.initialize().await;
+    assert_eq!(refused.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(refused.last()["error"]["code"], -32002);
+    let message = refused.last()["error"]["message"]
+        .as_str()
+        .expect("message")
+        .to_owned();
+    assert!(message.contains("--max-processes"), "{message}");
+
+    bridge.wait_processes(0, Duration::from_secs(15)).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while running(first_pid) {
+        assert!(Instant::now() < deadline, "the idle process still runs");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        bob.initialize().await.status,
+        StatusCode::OK,
+        "a slot is free once alice's process idled out"
+    );
+    assert!(!bob.read_graph().await.contains("alice_note"));
+
+    bridge.wait_processes(0, Duration::from_secs(15)).await;
+    assert!(
+        alice.read_graph().await.contains("alice_note"),
+        "the session survives its process: restarted"
+    );
+    assert_eq!(bridge.processes().await, 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn message_size_limits() {
+    let bridge = Bridge::start(&["--max-message-bytes", "4096"]).await;
+    let mut alice = bridge.client(Some("alice"));
+    assert_eq!(alice.initialize().await.status, StatusCode::OK);
+
+    let big = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+        "params": {"name": "search_nodes", "arguments": {"query": "x".repeat(5000)}}});
+    let refused = alice.post_raw(big.to_string().into_bytes(), &[]).await;
+    assert_eq!(refused.status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert!(
+        refused.last()["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("--max-message-bytes")
+    );
+
+    for n in 0..5 {
+        let entity = json!({"entities": [{"name": format!("e{n}"), "entityType": "t", "observations": ["y".repeat(1000)]}]});
+        assert_eq!(
+            alice.call("create_entities", entity).await.last()["result"]["isError"],
+            Value::Null
+        );
+    }
+    let pid = bridge.children()[0];
+    let too_long = alice.call("read_graph", json!({})).await;
+    assert_eq!(too_long.status, StatusCode::OK);
+    assert_eq!(
+        too_long.last()["error"]["code"],
+        -32000,
+        "{}",
+        too_long.last()
+    );
+    let message = too_long.last()["error"]["message"]
+        .as_str()
+        .expect("message")
+        .to_owned();
+    assert!(
+        message.contains("--max-message-bytes") && message.contains("restarted"),
+        "{message}"
+    );
+    bridge.wait_processes(0, Duration::from_secs(15)).await;
+    assert!(!running(pid));
+
+    let small = alice.call("search_nodes", json!({"query": "e1"})).await;
+    assert_eq!(small.status, StatusCode::OK);
+    assert!(
+        small.last()["result"]["content"][0]["text"]
+            .as_str()
+            .unwrap_or("")
+            .contains("e1"),
+        "{}",
+        small.last()
+    );
+    assert_ne!(bridge.children(), vec![pid], "a new process answered");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_killed_child_is_restarted_and_sigterm_stops_every_child() {
+    let mut bridge = Bridge::start(&[]).await;
+    let mut alice = bridge.client(Some("alice"));
+    assert_eq!(alice.initialize().await.status, StatusCode::OK);
+    assert_eq!(
+        alice.create_entity("alice_note").await.status,
+        StatusCode::OK
+    );
+    let killed = bridge.children();
+    assert_eq!(killed.len(), 1);
+    signal(killed[0], rustix::process::Signal::KILL);
+    bridge.wait_processes(0, Duration::from_secs(10)).await;
+
+    assert!(
+        alice.read_graph().await.contains("alice_note"),
+        "the same session works with a new process"
+    );
+    let restarted = bridge.children();
+    assert_eq!(restarted.len(), 1);
+    assert_ne!(restarted, killed);
+
+    let log = bridge.log_text();
+    let stderr_line = log
+        .lines()
+        .find(|line| line.contains("Knowledge Graph MCP Server running on stdio"))
+        .expect("child stderr in the log");
+    assert!(
+        stderr_line.contains("mcp_bridge::child")
+            && stderr_line.contains("user=alice")
+            && stderr_line.contains("pid="),
+        "{stderr_line}"
+    );
+    assert!(
+        log.contains("was killed by signal 9; it will be restarted on the next request"),
+        "{log}"
+    );
+    assert!(
+        !log.contains("alice_note"),
+        "request bodies stay out of the log"
+    );
+
+    let status = bridge.terminate().await;
+    assert!(status.success(), "{status:?}");
+    assert!(!running(restarted[0]), "the child outlived the bridge");
+}
