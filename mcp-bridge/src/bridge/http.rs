@@ -1,7 +1,7 @@
 //! The HTTP side: the MCP Streamable HTTP endpoint (`POST`, `GET` stream, `DELETE` at `--path`, sessions by
 //! `Mcp-Session-Id`) and `GET /health`.
 //!
-//! Every request to the endpoint passes [`admit`] first, which does what the MCP SDKs cannot know to do behind
+//! Every request to the endpoint passes `admit` first, which does what the MCP SDKs cannot know to do behind
 //! a gate: the `Origin` check (`--allow-origin`), identity headers believed only from `--trusted-proxy` (403
 //! otherwise) and, per user, a request without a user id refused (401). Then the body is read up to
 //! `--max-message-bytes` (413 beyond). Refusals carry a JSON-RPC error body so that SDK clients show the
