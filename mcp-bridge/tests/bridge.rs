@@ -19,6 +19,9 @@ use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
 use tokio::process::{Child, Command};
 
+/// The SDK's "everything" server: a long-running tool with progress notifications.
+const EVERYTHING_SERVER: &str =
+    "tests/js/node_modules/@modelcontextprotocol/server-everything/dist/index.js";
 const MEMORY_SERVER: &str =
     "tests/js/node_modules/@modelcontextprotocol/server-memory/dist/index.js";
 
@@ -47,6 +50,10 @@ impl Bridge {
     }
 
     async fn start_with(options: &[&str], env: &[(&str, &str)]) -> Bridge {
+        Bridge::start_command(options, env, &["node", MEMORY_SERVER]).await
+    }
+
+    async fn start_command(options: &[&str], env: &[(&str, &str)], server: &[&str]) -> Bridge {
         let port = free_port();
         let memory_dir = tempfile::tempdir().expect("temp dir");
         let log = memory_dir.path().join("bridge.log");
@@ -59,7 +66,8 @@ impl Bridge {
         command
             .args(["--listen", &listen, "--env", &memory_env])
             .args(options)
-            .args(["--", "node", MEMORY_SERVER])
+            .arg("--")
+            .args(server)
             .current_dir(repo_root())
             .envs(env.iter().copied())
             .env("RUST_LOG", "info")
@@ -746,4 +754,88 @@ async fn a_killed_child_is_restarted_and_sigterm_stops_every_child() {
     let status = bridge.terminate().await;
     assert!(status.success(), "{status:?}");
     assert!(!running(restarted[0]), "the child outlived the bridge");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn progress_request_timeout_and_a_death_in_flight() {
+    let bridge = Bridge::start_command(
+        &["--request-timeout", "3s"],
+        &[],
+        &["node", EVERYTHING_SERVER, "stdio"],
+    )
+    .await;
+    let mut alice = bridge.client(Some("alice"));
+    assert_eq!(alice.initialize().await.status, StatusCode::OK);
+    let long = |id: Value, duration: u64, steps: u64| {
+        json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {
+            "name": "trigger-long-running-operation", "arguments": {"duration": duration, "steps": steps},
+            "_meta": {"progressToken": "my-token"}}})
+    };
+
+    let answer = alice.post(long(json!("op-1"), 1, 2)).await;
+    assert_eq!(answer.status, StatusCode::OK);
+    let progress: Vec<&Value> = answer
+        .messages
+        .iter()
+        .filter(|m| m["method"] == "notifications/progress")
+        .collect();
+    assert_eq!(progress.len(), 2, "{:?}", answer.messages);
+    assert!(
+        progress
+            .iter()
+            .all(|m| m["params"]["progressToken"] == "my-token"),
+        "the client's own token: {progress:?}"
+    );
+    assert_eq!(answer.last()["id"], "op-1");
+    assert!(
+        answer.last()["result"]["content"][0]["text"]
+            .as_str()
+            .unwrap_or("")
+            .contains("completed")
+    );
+
+    let slow = alice.post(long(json!(2), 20, 1)).await;
+    assert_eq!(slow.last()["id"], 2);
+    assert_eq!(slow.last()["error"]["code"], -32003, "{}", slow.last());
+    assert!(
+        slow.last()["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("--request-timeout (3s)")
+    );
+
+    let pid = bridge.children()[0];
+    let in_flight = tokio::spawn({
+        let http = reqwest::Client::new();
+        let mut client = McpClient::new(&bridge.url(), Some("alice"), http);
+        client.session = alice.session.clone();
+        async move { client.post(long(json!(3), 20, 1)).await }
+    });
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    signal(pid, rustix::process::Signal::KILL);
+    let died = tokio::time::timeout(Duration::from_secs(10), in_flight)
+        .await
+        .expect("answered")
+        .expect("task");
+    assert_eq!(died.last()["id"], 3);
+    assert_eq!(died.last()["error"]["code"], -32000, "{}", died.last());
+    let message = died.last()["error"]["message"]
+        .as_str()
+        .unwrap_or("")
+        .to_owned();
+    assert!(
+        message.contains("killed by signal 9") && message.contains("restarted on the next request"),
+        "{message}"
+    );
+
+    let tools = alice.request("tools/list", json!({})).await;
+    assert_eq!(tools.status, StatusCode::OK);
+    assert!(
+        tools.last()["result"]["tools"]
+            .as_array()
+            .is_some_and(|t| !t.is_empty()),
+        "{}",
+        tools.last()
+    );
+    assert_ne!(bridge.children(), vec![pid]);
 }
