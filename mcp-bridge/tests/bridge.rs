@@ -839,3 +839,49 @@ async fn progress_request_timeout_and_a_death_in_flight() {
     );
     assert_ne!(bridge.children(), vec![pid]);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_server_that_does_not_start_is_reported_and_stopped() {
+    let silent = Bridge::start_command(
+        &["--start-timeout", "1s", "--shutdown-grace", "300ms"],
+        &[],
+        &["sleep", "60"],
+    )
+    .await;
+    let mut alice = silent.client(Some("alice"));
+    let refused = alice.initialize().await;
+    assert_eq!(refused.status, StatusCode::BAD_GATEWAY);
+    let message = refused.last()["error"]["message"]
+        .as_str()
+        .unwrap_or("")
+        .to_owned();
+    assert!(
+        message.contains("did not answer initialize within --start-timeout (1s)"),
+        "{message}"
+    );
+    assert_eq!(
+        silent.health().await["sessions"],
+        0,
+        "no session for a failed start"
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !silent.children().is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "the silent server was not stopped"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let missing = Bridge::start_command(&[], &[], &["/nonexistent/mcp-server"]).await;
+    let refused = missing.client(Some("alice")).initialize().await;
+    assert_eq!(refused.status, StatusCode::BAD_GATEWAY);
+    let message = refused.last()["error"]["message"]
+        .as_str()
+        .unwrap_or("")
+        .to_owned();
+    assert!(
+        message.contains("could not start /nonexistent/mcp-server"),
+        "{message}"
+    );
+}
