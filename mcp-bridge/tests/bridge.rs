@@ -608,6 +608,39 @@ async fn identity_comes_only_from_trusted_proxies_and_only_it_reaches_the_child(
         let name = variable.split('=').next().unwrap_or("");
         assert!(allowed_names.contains(&name), "{name} reached the child");
     }
+
+    let carol = bridge.client(Some("carol"));
+    let init = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}});
+    let opened = carol
+        .post_raw(
+            init.to_string().into_bytes(),
+            &[
+                ("X-User-Name", "Carol Example"),
+                ("X-User-Email", "carol@example.com"),
+                ("X-Client-Id", "c1"),
+            ],
+        )
+        .await;
+    assert_eq!(opened.status, StatusCode::OK);
+    let carol_env = bridge
+        .children()
+        .into_iter()
+        .map(environ)
+        .find(|env| env.contains(&"MCP_BRIDGE_USER_ID=carol".to_owned()))
+        .expect("carol's process");
+    assert!(
+        carol_env.contains(&"MCP_BRIDGE_USER_NAME=Carol Example".to_owned()),
+        "{carol_env:?}"
+    );
+    assert!(
+        carol_env.contains(&"MCP_BRIDGE_USER_EMAIL=carol@example.com".to_owned()),
+        "{carol_env:?}"
+    );
+    assert!(
+        !carol_env.iter().any(|v| v.ends_with("=c1")),
+        "other request headers stay out: {carol_env:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
