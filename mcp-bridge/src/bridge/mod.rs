@@ -82,6 +82,14 @@ async fn serve(config: Config) -> ExitCode {
     let reaper = tokio::spawn(reap(Arc::clone(&pool), reap_interval(&config)));
     tracing::info!(listen = %config.listen, path = %config.path, process_per = ?config.process_per,
         command = %config.program.to_string_lossy(), "mcp-bridge listening");
+    // No Nagle delay: an SSE answer is written as several small chunks (the event, then the stream's end), and
+    // with Nagle on the last one waits for the peer's delayed ACK, 40 ms on Linux, on every call (bench-bridge
+    // measured it).
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        if let Err(error) = tcp.set_nodelay(true) {
+            tracing::debug!("cannot set TCP_NODELAY: {error}");
+        }
+    });
     let app = http::router(Arc::clone(&state)).into_make_service_with_connect_info::<SocketAddr>();
     tokio::select! {
         served = axum::serve(listener, app) => {
