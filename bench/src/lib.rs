@@ -147,18 +147,24 @@ pub fn binary(profile: &str) -> Result<PathBuf, Error> {
     if let Some(bin) = std::env::var_os("BENCH_SERVICE_BINARY") {
         return Ok(PathBuf::from(bin));
     }
+    workspace_binary("forwardauth-svc", profile)
+}
+
+/// The binary of the workspace package `package` (named as the package) of `profile`, built (or brought up to
+/// date) first.
+pub fn workspace_binary(package: &str, profile: &str) -> Result<PathBuf, Error> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let target =
         std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
     let mut cargo = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
-    cargo.args(["build", "--quiet", "-p", "forwardauth-svc"]);
+    cargo.args(["build", "--quiet", "-p", package]);
     if profile == "release" {
         cargo.arg("--release");
     }
     if !cargo.current_dir(&root).status()?.success() {
-        return Err("building forwardauth-svc failed".into());
+        return Err(format!("building {package} failed").into());
     }
-    Ok(target.join(profile).join("forwardauth-svc"))
+    Ok(target.join(profile).join(package))
 }
 
 pub fn rss_kib(pid: u32, field: &str) -> u64 {
@@ -373,7 +379,8 @@ impl Reply {
 }
 
 /// A keep-alive HTTP/1.1 connection to the service on loopback, reopened when the server closes it. Enough for
-/// the service's answers (a `Content-Length` on every one); not a general client.
+/// the service's and the bridge's answers (a `Content-Length`, or a chunked body read to its end); not a general
+/// client.
 pub struct Conn {
     port: u16,
     stream: Option<BufReader<TcpStream>>,
@@ -432,12 +439,20 @@ impl Conn {
             head,
             body: String::new(),
         };
-        let length: usize = reply
-            .header("content-length")
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0);
-        let mut body = vec![0; length];
-        stream.read_exact(&mut body)?;
+        let body = if reply
+            .header("transfer-encoding")
+            .is_some_and(|v| v.eq_ignore_ascii_case("chunked"))
+        {
+            read_chunked(stream)?
+        } else {
+            let length: usize = reply
+                .header("content-length")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0);
+            let mut body = vec![0; length];
+            stream.read_exact(&mut body)?;
+            body
+        };
         reply.body = String::from_utf8_lossy(&body).into_owned();
         if reply
             .header("connection")
@@ -446,6 +461,31 @@ impl Conn {
             self.stream = None;
         }
         Ok(reply)
+    }
+}
+
+/// A chunked body (RFC 9112 §7.1), to its last chunk; trailers are skipped.
+fn read_chunked(stream: &mut BufReader<TcpStream>) -> Result<Vec<u8>, Error> {
+    let mut body = Vec::new();
+    loop {
+        let mut size = String::new();
+        stream.read_line(&mut size)?;
+        let size = size.split(';').next().unwrap_or("").trim();
+        let size =
+            usize::from_str_radix(size, 16).map_err(|_| format!("bad chunk size {size:?}"))?;
+        if size == 0 {
+            // Trailers, if any, then the empty line.
+            loop {
+                let mut line = String::new();
+                if stream.read_line(&mut line)? == 0 || line == "\r\n" {
+                    return Ok(body);
+                }
+            }
+        }
+        let start = body.len();
+        body.resize(start + size + 2, 0);
+        stream.read_exact(body.get_mut(start..).ok_or("chunk")?)?;
+        body.truncate(start + size);
     }
 }
 
