@@ -2,12 +2,13 @@
 //!
 //! ```text
 //! cargo run -p bench --release --bin bench-bridge -- [--calls 5000] [--warmup 200] [--users 50] [--entities 20]
-//!                                                    [--tool read_graph|search_nodes] [--profile release|debug]
+//!                                                    [--rounds 5] [--tool read_graph|search_nodes] [--profile release|debug]
 //! ```
 //!
 //! The stdio server is the end-to-end tests' `@modelcontextprotocol/server-memory` (`npm ci --prefix tests/js`),
 //! run by `node`, its graph seeded with `--entities` entities. The same `--calls` calls (`tools/call` of `--tool`,
-//! one at a time, after `--warmup` untimed ones) are made three ways:
+//! one at a time, after `--warmup` untimed ones) are made three ways, which take turns in `--rounds` blocks (so
+//! that other work on the machine, and the server's JIT warming up, fall on all three alike):
 //!
 //! 1. **direct**: newline-delimited JSON-RPC to the server's stdin and from its stdout, over pipes, as the bridge
 //!    itself talks to it: the floor;
@@ -42,6 +43,7 @@ struct Options {
     warmup: usize,
     users: usize,
     entities: usize,
+    rounds: usize,
     tool: String,
     profile: String,
 }
@@ -52,6 +54,7 @@ fn options() -> Result<Options, Error> {
         warmup: 200,
         users: 50,
         entities: 20,
+        rounds: 5,
         tool: "read_graph".into(),
         profile: "release".into(),
     };
@@ -63,13 +66,14 @@ fn options() -> Result<Options, Error> {
             "--warmup" => o.warmup = value.parse()?,
             "--users" => o.users = value.parse()?,
             "--entities" => o.entities = value.parse()?,
+            "--rounds" => o.rounds = value.parse()?,
             "--tool" if value == "read_graph" || value == "search_nodes" => o.tool = value,
             "--profile" if value == "release" || value == "debug" => o.profile = value,
             other => return Err(format!("unknown option {other} {value}").into()),
         }
     }
-    if o.calls == 0 || o.users == 0 {
-        return Err("--calls and --users must be at least 1".into());
+    if o.calls == 0 || o.users == 0 || o.rounds == 0 {
+        return Err("--calls, --users and --rounds must be at least 1".into());
     }
     Ok(o)
 }
@@ -283,50 +287,48 @@ fn summary(mut ms: Vec<f64>) -> (f64, f64, f64) {
     (at(0.50), at(0.99), mean)
 }
 
-/// One way of calling: latency and the CPU ticks of the processes involved over the timed calls.
+/// One way of calling: each timed call's latency, and the CPU ticks of the processes involved over them.
 struct Measured {
     name: &'static str,
-    p50: f64,
-    p99: f64,
-    mean: f64,
+    ms: Vec<f64>,
     /// The server process's CPU ticks over the timed calls.
     server_ticks: u64,
     /// The bridge's, when there is one.
     bridge_ticks: Option<u64>,
 }
 
-/// `warmup` untimed calls, then `calls` timed ones, each one at a time; the CPU ticks of `server` and `bridge`
-/// over the timed ones.
-fn measure(
-    name: &'static str,
-    o: &Options,
-    server: u32,
-    bridge: Option<u32>,
-    mut call: impl FnMut() -> Result<Value, Error>,
-) -> Result<Measured, Error> {
-    for _ in 0..o.warmup {
-        call()?;
+impl Measured {
+    fn new(name: &'static str, bridge: bool) -> Self {
+        Measured {
+            name,
+            ms: Vec::new(),
+            server_ticks: 0,
+            bridge_ticks: bridge.then_some(0),
+        }
     }
-    let (server0, bridge0) = (cpu_ticks(server), bridge.map(cpu_ticks));
-    let mut ms = Vec::with_capacity(o.calls);
-    for _ in 0..o.calls {
-        let started = Instant::now();
-        call()?;
-        ms.push(started.elapsed().as_secs_f64() * 1000.0);
+
+    /// `calls` timed calls, one at a time; adds the CPU ticks of `server` and `bridge` over them.
+    fn block(
+        &mut self,
+        calls: usize,
+        server: u32,
+        bridge: Option<u32>,
+        mut call: impl FnMut() -> Result<Value, Error>,
+    ) -> Result<(), Error> {
+        let (server0, bridge0) = (cpu_ticks(server), bridge.map(cpu_ticks));
+        for _ in 0..calls {
+            let started = Instant::now();
+            call()?;
+            self.ms.push(started.elapsed().as_secs_f64() * 1000.0);
+        }
+        self.server_ticks += cpu_ticks(server).saturating_sub(server0);
+        if let (Some(total), Some(pid), Some(before)) =
+            (self.bridge_ticks.as_mut(), bridge, bridge0)
+        {
+            *total += cpu_ticks(pid).saturating_sub(before);
+        }
+        Ok(())
     }
-    let server_ticks = cpu_ticks(server).saturating_sub(server0);
-    let bridge_ticks = bridge
-        .zip(bridge0)
-        .map(|(pid, before)| cpu_ticks(pid).saturating_sub(before));
-    let (p50, p99, mean) = summary(ms);
-    Ok(Measured {
-        name,
-        p50,
-        p99,
-        mean,
-        server_ticks,
-        bridge_ticks,
-    })
 }
 
 /// The bridge's child processes (the stdio servers), from every thread's `children` list: a child is listed
@@ -448,18 +450,12 @@ fn run(o: &Options, dir: &Path) -> Result<(), Error> {
     );
     let call = call_params(o);
 
-    // 1. Direct, over pipes.
+    // The direct server, and the bridge with one user's process behind it: both seeded, both warmed up.
     let mut direct = Direct::start(&node, &server, &dir.join("direct.json"))?;
     direct.request("initialize", initialize_params())?;
     direct.notify("notifications/initialized")?;
     direct.request("tools/call", seed_params(o.entities))?;
     let direct_pid = direct.child.id();
-    let floor = measure("direct (stdio pipes)", o, direct_pid, None, || {
-        direct.request("tools/call", call.clone())
-    })?;
-    direct.stop()?;
-
-    // 2 and 3. Through the bridge: one user, one process, a session for each way of answering.
     let port = free_port()?;
     let log = dir.join("mcp-bridge.log");
     let bridge = start_bridge(&bin, port, o, &node, &server, dir, &log)?;
@@ -467,25 +463,34 @@ fn run(o: &Options, dir: &Path) -> Result<(), Error> {
     let idle = memory(bridge_pid);
     let mut json_session = Session::open(port, "bench-user-0", ACCEPT_JSON)?;
     json_session.request("tools/call", seed_params(o.entities))?;
+    let mut sse_session = Session::open(port, "bench-user-0", ACCEPT_SSE)?;
     let server_pid = match children(bridge_pid).as_slice() {
         [pid] => *pid,
         other => return Err(format!("expected one server process, found {other:?}").into()),
     };
-    let json_run = measure(
-        "mcp-bridge, JSON answers",
-        o,
-        server_pid,
-        Some(bridge_pid),
-        || json_session.request("tools/call", call.clone()),
-    )?;
-    let mut sse_session = Session::open(port, "bench-user-0", ACCEPT_SSE)?;
-    let sse_run = measure(
-        "mcp-bridge, SSE answers",
-        o,
-        server_pid,
-        Some(bridge_pid),
-        || sse_session.request("tools/call", call.clone()),
-    )?;
+    for _ in 0..o.warmup {
+        direct.request("tools/call", call.clone())?;
+        json_session.request("tools/call", call.clone())?;
+        sse_session.request("tools/call", call.clone())?;
+    }
+    // The three ways take turns for `--rounds` rounds, so that the machine's other work and the servers'
+    // warming up (V8 compiles hot code late) fall on all of them alike.
+    let mut floor = Measured::new("direct (stdio pipes)", false);
+    let mut json_run = Measured::new("mcp-bridge, JSON answers", true);
+    let mut sse_run = Measured::new("mcp-bridge, SSE answers", true);
+    for round in 0..o.rounds {
+        let calls = o.calls / o.rounds + usize::from(round < o.calls % o.rounds);
+        floor.block(calls, direct_pid, None, || {
+            direct.request("tools/call", call.clone())
+        })?;
+        json_run.block(calls, server_pid, Some(bridge_pid), || {
+            json_session.request("tools/call", call.clone())
+        })?;
+        sse_run.block(calls, server_pid, Some(bridge_pid), || {
+            sse_session.request("tools/call", call.clone())
+        })?;
+    }
+    direct.stop()?;
     let one = memory(bridge_pid);
 
     // Memory with `--users` users, each with a session (its process started by `initialize`) and one call.
@@ -515,32 +520,35 @@ fn run(o: &Options, dir: &Path) -> Result<(), Error> {
         o.calls
     );
     println!("|---|---:|---:|---:|---:|---:|---:|---:|");
+    let (f50, f99, _) = summary(floor.ms.clone());
+    let mut p = Vec::new();
     for m in [&floor, &json_run, &sse_run] {
+        let (p50, p99, mean) = summary(m.ms.clone());
+        p.push((p50, p99));
         let (added50, added99, bridge_cpu) = match m.bridge_ticks {
             Some(ticks) => (
-                format!("{:+.3} ms", m.p50 - floor.p50),
-                format!("{:+.3} ms", m.p99 - floor.p99),
+                format!("{:+.3} ms", p50 - f50),
+                format!("{:+.3} ms", p99 - f99),
                 format!("{:.3} ms ({ticks} ticks)", ms_per_call(ticks)),
             ),
             None => ("".into(), "".into(), "".into()),
         };
         println!(
-            "| {} | {:.3} ms | {:.3} ms | {:.3} ms | {added50} | {added99} | {bridge_cpu} | {:.3} ms ({} ticks) |",
+            "| {} | {p50:.3} ms | {p99:.3} ms | {mean:.3} ms | {added50} | {added99} | {bridge_cpu} | {:.3} ms ({} ticks) |",
             m.name,
-            m.p50,
-            m.p99,
-            m.mean,
             ms_per_call(m.server_ticks),
             m.server_ticks
         );
     }
-    println!(
-        "\nRatios: p50 through the bridge / direct: JSON {:.2}×, SSE {:.2}×; p99: JSON {:.2}×, SSE {:.2}×.",
-        json_run.p50 / floor.p50,
-        sse_run.p50 / floor.p50,
-        json_run.p99 / floor.p99,
-        sse_run.p99 / floor.p99
-    );
+    if let [_, (j50, j99), (s50, s99)] = p.as_slice() {
+        println!(
+            "\nRatios: p50 through the bridge / direct: JSON {:.2}×, SSE {:.2}×; p99: JSON {:.2}×, SSE {:.2}×.",
+            j50 / f50,
+            s50 / f50,
+            j99 / f99,
+            s99 / f99
+        );
+    }
     let (start50, start99, _) = summary(starts);
     if o.users > 1 {
         println!(
