@@ -585,13 +585,13 @@ fn main() -> Result<(), Error> {
     let dir = std::env::temp_dir().join(format!("bench-bridge-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let result = run(&o, &dir);
-    if result.is_err() {
-        if let Ok(log) = std::fs::read_to_string(dir.join("mcp-bridge.log")) {
-            let tail: Vec<&str> = log.lines().rev().take(20).collect();
-            eprintln!("mcp-bridge's last log lines:");
-            for line in tail.iter().rev() {
-                eprintln!("  {line}");
-            }
+    if result.is_err()
+        && let Ok(log) = std::fs::read_to_string(dir.join("mcp-bridge.log"))
+    {
+        let tail: Vec<&str> = log.lines().rev().take(20).collect();
+        eprintln!("mcp-bridge's last log lines:");
+        for line in tail.iter().rev() {
+            eprintln!("  {line}");
         }
     }
     let _ = std::fs::remove_dir_all(&dir);
