@@ -2,3 +2,4 @@
 //! diagnostic MCP server (`mcp-bridge echo`) that shows what reaches a server behind the gate.
 
 pub mod cli;
+pub mod echo;
