@@ -108,4 +108,12 @@ pub struct EchoArgs {
     /// Path of the MCP endpoint.
     #[arg(long, default_value = "/mcp")]
     pub path: String,
+    /// Serve MCP on stdin/stdout instead of HTTP (to run as a child of the bridge); `--listen` and `--path` are
+    /// then not used.
+    #[arg(long)]
+    pub stdio: bool,
+    /// `Host` header value (a name, or `name:port`) accepted over HTTP (repeatable), against DNS rebinding; `*`
+    /// accepts any. Behind a proxy that passes the client's `Host` on, list the public host name.
+    #[arg(long = "allow-host", value_name = "HOST", default_values = ["localhost", "127.0.0.1", "::1"])]
+    pub allow_hosts: Vec<String>,
 }

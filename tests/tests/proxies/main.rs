@@ -1,7 +1,7 @@
 //! End-to-end: real proxies (nginx, Caddy, Traefik) with the configuration `forwardauth-svc snippet` prints, in
 //! front of an unmodified MCP server, used by the official MCP SDK clients; the Traefik ForwardAuth contract and
 //! entry point options; upstream OpenID Connect login through each proxy; the `deploy/` files; the README's guide,
-//! run as written.
+//! run as written; the diagnostic server (`mcp-bridge echo`) behind the gate, reporting what reaches it.
 //!
 //! Every process runs on a 127.0.0.1 free port and is stopped by PID when its guard drops. A missing tool fails
 //! the test with a message naming `.ci/run`, which installs it.
@@ -16,6 +16,7 @@
 
 mod deploy;
 mod differential;
+mod echo;
 mod guide;
 mod stack;
 mod support;
@@ -103,4 +104,9 @@ async fn upstream_oidc_login_through_caddy() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn upstream_oidc_login_through_traefik() {
     upstream::upstream_oidc_login(Proxy::Traefik).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn echo_behind_nginx_and_the_gate_sees_the_gates_identity_and_no_authorization() {
+    echo::identity_behind_the_gate(Proxy::Nginx).await;
 }
