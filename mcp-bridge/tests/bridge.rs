@@ -1569,3 +1569,57 @@ async fn not_json_rpc_2_or_an_unknown_protocol_version_is_refused() {
     assert_eq!(known.status, StatusCode::OK);
     assert_eq!(known.last()["id"], 2);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_servers_request_with_no_stream_to_reach_is_refused_to_the_server_at_once() {
+    let bridge = Bridge::start_command(
+        &["--request-timeout", "30s"],
+        &[],
+        &["node", EVERYTHING_SERVER, "stdio"],
+    )
+    .await;
+    let mut alice = bridge.client(Some("alice"));
+    assert_eq!(
+        alice.initialize_with(json!({"sampling": {}})).await.status,
+        StatusCode::OK
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !alice
+        .request("tools/list", json!({}))
+        .await
+        .last()
+        .to_string()
+        .contains("trigger-sampling-request")
+    {
+        assert!(Instant::now() < deadline, "no sampling tool");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // A JSON-only call: the server's sampling request has no stream to go to (no SSE answer, no GET stream).
+    let call = json!({"jsonrpc": "2.0", "id": "call-1", "method": "tools/call",
+        "params": {"name": "trigger-sampling-request", "arguments": {"prompt": "hi"}}});
+    let started = Instant::now();
+    let answer: Value = alice
+        .http
+        .post(alice.url.clone())
+        .header("content-type", "application/json")
+        .header("accept", "application/json")
+        .header("X-User-Id", "alice")
+        .header("Mcp-Session-Id", alice.session.clone().expect("session"))
+        .body(call.to_string())
+        .send()
+        .await
+        .expect("POST")
+        .json()
+        .await
+        .expect("JSON answer");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "the server was left waiting for an answer that could not come"
+    );
+    assert_eq!(answer["id"], "call-1");
+    assert_ne!(answer["error"]["code"], -32003, "{answer}");
+    assert!(
+        answer.to_string().contains("no open stream"),
+        "the server got the bridge's refusal: {answer}"
+    );
+}
