@@ -65,9 +65,13 @@ pub struct BridgeArgs {
     /// Most MCP sessions open at once.
     #[arg(long, default_value_t = 1024)]
     pub max_sessions: usize,
-    /// A process (and a session) with no request for this long is stopped (closed).
+    /// A process with no request in flight for this long is stopped (the next request starts a new one).
     #[arg(long, value_parser = humantime::parse_duration, default_value = "10m")]
     pub idle_timeout: Duration,
+    /// A session with no request for this long is closed (its id then gets 404). Longer than `--idle-timeout`,
+    /// so that a session outlives its idle process and simply restarts it.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "1h")]
+    pub session_idle_timeout: Duration,
     /// Time a new child has to answer `initialize`.
     #[arg(long, value_parser = humantime::parse_duration, default_value = "30s")]
     pub start_timeout: Duration,

@@ -8,9 +8,6 @@ fn main() -> std::process::ExitCode {
             eprintln!("mcp-bridge echo: not built yet");
             std::process::ExitCode::from(2)
         }
-        None => {
-            eprintln!("mcp-bridge: not built yet");
-            std::process::ExitCode::from(2)
-        }
+        None => mcp_bridge::bridge::run(cli.bridge),
     }
 }

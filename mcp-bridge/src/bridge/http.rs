@@ -1,0 +1,568 @@
+//! The HTTP side: the MCP Streamable HTTP endpoint (`POST`, `GET` stream, `DELETE` at `--path`, sessions by
+//! `Mcp-Session-Id`) and `GET /health`.
+//!
+//! Every request to the endpoint passes `admit` first, which does what the MCP SDKs cannot know to do behind
+//! a gate: the `Origin` check (`--allow-origin`), identity headers believed only from `--trusted-proxy` (403
+//! otherwise) and, per user, a request without a user id refused (401). Then the body is read up to
+//! `--max-message-bytes` (413 beyond). Refusals carry a JSON-RPC error body so that SDK clients show the
+//! reason. A request's answer comes as an SSE stream when the client accepts one (so progress and the server's
+//! own requests can come first), else as JSON.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Json;
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{ConnectInfo, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use futures_util::StreamExt;
+use serde_json::{Value, json};
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use crate::cli::ProcessPer;
+
+use super::child::Reply;
+use super::config::{Config, owner_file_name};
+use super::identity::{Identity, identify};
+use super::jsonrpc::{self, Kind, http_error};
+use super::pool::{AcquireError, Lease, Pool};
+use super::session::{Session, Sessions};
+
+const SESSION_HEADER: &str = "mcp-session-id";
+
+/// What every handler shares.
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub pool: Arc<Pool>,
+    pub sessions: Arc<Sessions>,
+    /// Cancelled at shutdown: ends the open `GET` streams.
+    pub shutdown: CancellationToken,
+}
+
+/// The route table.
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route(
+            &state.config.path,
+            post(post_mcp).get(get_mcp).delete(delete_mcp),
+        )
+        .route("/health", get(health))
+        .with_state(state)
+}
+
+async fn health(State(state): State<Arc<AppState>>) -> Response {
+    Json(json!({"status": "ok", "processes": state.pool.processes(), "sessions": state.sessions.len()}))
+        .into_response()
+}
+
+/// Origin, trusted identity, and (per user) a user id.
+#[allow(clippy::result_large_err)]
+fn admit(config: &Config, peer: SocketAddr, headers: &HeaderMap) -> Result<Identity, Response> {
+    if let Some(origin) = headers.get(header::ORIGIN) {
+        let origin = origin.to_str().unwrap_or_default().trim_end_matches('/');
+        if !config
+            .allow_origins
+            .iter()
+            .any(|allowed| allowed.trim_end_matches('/').eq_ignore_ascii_case(origin))
+        {
+            tracing::warn!(peer = %peer.ip(), "request with an Origin not in --allow-origin: refused");
+            return Err(http_error(
+                StatusCode::FORBIDDEN,
+                Value::Null,
+                jsonrpc::INVALID_REQUEST,
+                "origin not allowed: add it with --allow-origin",
+            ));
+        }
+    }
+    let identity = identify(config, peer.ip(), headers).map_err(|_| {
+        tracing::warn!(peer = %peer.ip(), "identity headers from an address outside --trusted-proxy: refused");
+        http_error(
+            StatusCode::FORBIDDEN,
+            Value::Null,
+            jsonrpc::INVALID_REQUEST,
+            "identity headers from an untrusted address: only the proxies in --trusted-proxy may send them",
+        )
+    })?;
+    if config.process_per == ProcessPer::User && identity.user_id.is_none() {
+        return Err(http_error(
+            StatusCode::UNAUTHORIZED,
+            Value::Null,
+            jsonrpc::INVALID_REQUEST,
+            "no user identity: put mcp-bridge behind the gate",
+        ));
+    }
+    Ok(identity)
+}
+
+fn accepts_sse(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .any(|value| value.contains("text/event-stream"))
+}
+
+fn accepts_json(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .any(|value| value.contains("application/json") || value.contains("*/*"))
+}
+
+/// The session the request names, if it is the caller's.
+#[allow(clippy::result_large_err)]
+fn session_of(
+    state: &AppState,
+    headers: &HeaderMap,
+    identity: &Identity,
+) -> Result<Option<Arc<Session>>, Response> {
+    let Some(id) = headers.get(SESSION_HEADER) else {
+        return Ok(None);
+    };
+    match id
+        .to_str()
+        .ok()
+        .and_then(|id| state.sessions.get(id, identity))
+    {
+        Some(session) => {
+            session.touch();
+            Ok(Some(session))
+        }
+        None => Err(http_error(
+            StatusCode::NOT_FOUND,
+            Value::Null,
+            jsonrpc::UNKNOWN_SESSION,
+            "unknown session (it may have expired): initialize a new one",
+        )),
+    }
+}
+
+async fn post_mcp(
+    State(state): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let identity = match admit(&state.config, peer, &headers) {
+        Ok(identity) => identity,
+        Err(refusal) => return refusal,
+    };
+    let max = state.config.max_message_bytes;
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok()?.parse::<u64>().ok());
+    let too_large = || {
+        http_error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            Value::Null,
+            jsonrpc::INVALID_REQUEST,
+            &format!("message over --max-message-bytes ({max} bytes)"),
+        )
+    };
+    if declared.is_some_and(|length| length > max as u64) {
+        return too_large();
+    }
+    let Ok(bytes) = axum::body::to_bytes(body, max).await else {
+        return too_large();
+    };
+    let Ok(message) = serde_json::from_slice::<Value>(&bytes) else {
+        return http_error(
+            StatusCode::BAD_REQUEST,
+            Value::Null,
+            jsonrpc::PARSE_ERROR,
+            "parse error: the body is not JSON",
+        );
+    };
+    if message.is_array() {
+        return http_error(
+            StatusCode::BAD_REQUEST,
+            Value::Null,
+            jsonrpc::INVALID_REQUEST,
+            "JSON-RPC batches are not supported",
+        );
+    }
+    let session = match session_of(&state, &headers, &identity) {
+        Ok(session) => session,
+        Err(refusal) => return refusal,
+    };
+    let sse = accepts_sse(&headers);
+    match (session, jsonrpc::classify(&message)) {
+        (None, Kind::Request { id, method }) if method == "initialize" => {
+            initialize(&state, identity, id, &message, !accepts_json(&headers)).await
+        }
+        (None, Kind::Request { id, .. }) => http_error(
+            StatusCode::BAD_REQUEST,
+            id,
+            jsonrpc::INVALID_REQUEST,
+            "no Mcp-Session-Id: send initialize first",
+        ),
+        (None, _) => http_error(
+            StatusCode::BAD_REQUEST,
+            Value::Null,
+            jsonrpc::INVALID_REQUEST,
+            "no Mcp-Session-Id: send initialize first",
+        ),
+        (Some(_), Kind::Request { id, method }) if method == "initialize" => http_error(
+            StatusCode::BAD_REQUEST,
+            id,
+            jsonrpc::INVALID_REQUEST,
+            "this session is already initialized",
+        ),
+        (Some(session), Kind::Request { id, method }) => {
+            request(&state, session, id, &method, message, sse).await
+        }
+        (Some(session), Kind::Notification { method }) => {
+            notification(&state, &session, &method, message).await;
+            StatusCode::ACCEPTED.into_response()
+        }
+        (Some(session), Kind::Response { .. }) => {
+            if let Some(child) = state.pool.live(&session.owner) {
+                let _ = child.respond(&session.id, message).await;
+            }
+            StatusCode::ACCEPTED.into_response()
+        }
+        (Some(_), Kind::Invalid) => http_error(
+            StatusCode::BAD_REQUEST,
+            Value::Null,
+            jsonrpc::INVALID_REQUEST,
+            "not a JSON-RPC 2.0 message",
+        ),
+    }
+}
+
+fn acquire_error(id: Value, error: AcquireError) -> Response {
+    match error {
+        AcquireError::AtCapacity(max) => http_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            id,
+            jsonrpc::LIMIT,
+            &format!(
+                "all {max} MCP server processes (--max-processes) are in use; try again later"
+            ),
+        ),
+        AcquireError::Start(problem) => {
+            http_error(StatusCode::BAD_GATEWAY, id, jsonrpc::SERVER_ERROR, &problem)
+        }
+    }
+}
+
+/// Opens a session and answers with the child's own `InitializeResult` (starting the child if the owner has
+/// none).
+async fn initialize(
+    state: &AppState,
+    identity: Identity,
+    id: Value,
+    message: &Value,
+    sse: bool,
+) -> Response {
+    let owner = match state.config.process_per {
+        ProcessPer::User => identity
+            .user_id
+            .as_ref()
+            .map(|user| owner_file_name(user.as_bytes())),
+        ProcessPer::Session => None,
+    };
+    let params = message.get("params").cloned().unwrap_or_else(|| json!({}));
+    let Ok(session) = state.sessions.open(identity, owner, params) else {
+        return http_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            id,
+            jsonrpc::LIMIT,
+            &format!(
+                "too many sessions (--max-sessions {}); try again later",
+                state.config.max_sessions
+            ),
+        );
+    };
+    let lease = match state.pool.acquire(&session).await {
+        Ok(lease) => lease,
+        Err(error) => {
+            state.sessions.remove(&session.id);
+            return acquire_error(id, error);
+        }
+    };
+    let Some(result) = lease.child.init_result().cloned() else {
+        state.sessions.remove(&session.id);
+        return http_error(
+            StatusCode::BAD_GATEWAY,
+            id,
+            jsonrpc::SERVER_ERROR,
+            "the MCP server is not initialized",
+        );
+    };
+    drop(lease);
+    tracing::info!(session = %session.id, user = %session.identity.user_for_log(), "session opened");
+    let answer = json!({"jsonrpc": "2.0", "id": id, "result": result});
+    let mut response = if sse {
+        sse_response(single(answer))
+    } else {
+        Json(answer).into_response()
+    };
+    if let Ok(value) = HeaderValue::from_str(&session.id) {
+        response.headers_mut().insert(SESSION_HEADER, value);
+    }
+    response
+}
+
+fn single(message: Value) -> mpsc::Receiver<Value> {
+    let (sender, receiver) = mpsc::channel(1);
+    let _ = sender.try_send(message);
+    receiver
+}
+
+/// Forwards a request to the owner's child and streams what comes back.
+async fn request(
+    state: &AppState,
+    session: Arc<Session>,
+    id: Value,
+    method: &str,
+    message: Value,
+    sse: bool,
+) -> Response {
+    let lease = match state.pool.acquire(&session).await {
+        Ok(lease) => lease,
+        Err(error) => return acquire_error(id, error),
+    };
+    let (related, related_rx) = if sse {
+        let (sender, receiver) = mpsc::channel(64);
+        (Some(sender), Some(receiver))
+    } else {
+        (None, None)
+    };
+    let Ok((child_id, reply)) = lease.child.request(&session.id, message, related).await else {
+        return http_error(
+            StatusCode::BAD_GATEWAY,
+            id,
+            jsonrpc::SERVER_ERROR,
+            "the MCP server process went away; it will be restarted on the next request",
+        );
+    };
+    tracing::debug!(session = %session.id, pid = lease.child.pid, method, "request forwarded");
+    session.request_started(&id, child_id);
+    let (out, out_rx) = mpsc::channel(64);
+    let wait = Wait {
+        lease,
+        session,
+        client_id: id.clone(),
+        child_id,
+        reply,
+        related: related_rx,
+        out,
+    };
+    tokio::spawn(wait.run(state.config.request_timeout));
+    if sse {
+        return sse_response(out_rx);
+    }
+    let mut out_rx = out_rx;
+    match out_rx.recv().await {
+        Some(answer) => Json(answer).into_response(),
+        None => http_error(
+            StatusCode::BAD_GATEWAY,
+            id,
+            jsonrpc::SERVER_ERROR,
+            "no answer from the MCP server",
+        ),
+    }
+}
+
+/// Waits for a request's answer (and passes on what the child sends about it meanwhile), or its timeout, or the
+/// client going away; the lease (and so the in-flight count) ends with it.
+struct Wait {
+    lease: Lease,
+    session: Arc<Session>,
+    client_id: Value,
+    child_id: u64,
+    reply: oneshot::Receiver<Reply>,
+    related: Option<mpsc::Receiver<Value>>,
+    out: mpsc::Sender<Value>,
+}
+
+impl Wait {
+    async fn run(mut self, timeout: std::time::Duration) {
+        let deadline = tokio::time::sleep(timeout);
+        tokio::pin!(deadline);
+        let child = Arc::clone(&self.lease.child);
+        let answer = loop {
+            tokio::select! {
+                reply = &mut self.reply => break Some(self.answer(reply)),
+                extra = recv(&mut self.related) => match extra {
+                    Some(extra) => if self.out.send(extra).await.is_err() {
+                        child.cancel(self.child_id, "the client went away");
+                        break None;
+                    },
+                    None => self.related = None,
+                },
+                () = &mut deadline => {
+                    child.cancel(self.child_id, "request timed out");
+                    break Some(jsonrpc::error(self.client_id.clone(), jsonrpc::TIMEOUT, &format!(
+                        "the MCP server did not answer within --request-timeout ({})",
+                        humantime::format_duration(timeout))));
+                }
+                () = self.out.closed() => {
+                    child.cancel(self.child_id, "the client went away");
+                    break None;
+                }
+            }
+        };
+        self.session.request_ended(&self.client_id);
+        if let Some(answer) = answer {
+            if let Some(related) = self.related.as_mut() {
+                while let Ok(extra) = related.try_recv() {
+                    let _ = self.out.send(extra).await;
+                }
+            }
+            let _ = self.out.send(answer).await;
+        }
+    }
+
+    fn answer(&self, reply: Result<Reply, oneshot::error::RecvError>) -> Value {
+        match reply {
+            Ok(Reply::Message(mut message)) => {
+                if let Some(object) = message.as_object_mut() {
+                    object.insert("id".to_owned(), self.client_id.clone());
+                }
+                message
+            }
+            Ok(Reply::Failed { code, message }) => {
+                jsonrpc::error(self.client_id.clone(), code, &message)
+            }
+            Err(_) => jsonrpc::error(
+                self.client_id.clone(),
+                jsonrpc::SERVER_ERROR,
+                "the MCP server process went away; it will be restarted on the next request",
+            ),
+        }
+    }
+}
+
+async fn recv(receiver: &mut Option<mpsc::Receiver<Value>>) -> Option<Value> {
+    match receiver {
+        Some(receiver) => receiver.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn notification(state: &AppState, session: &Session, method: &str, message: Value) {
+    match method {
+        // The child was initialized by the bridge (once, for all the owner's sessions).
+        "notifications/initialized" => {}
+        "notifications/cancelled" => {
+            let child_id = message
+                .pointer("/params/requestId")
+                .and_then(|id| session.child_id_of(id));
+            if let (Some(child_id), Some(child)) = (child_id, state.pool.live(&session.owner)) {
+                let reason = message
+                    .pointer("/params/reason")
+                    .and_then(Value::as_str)
+                    .unwrap_or("cancelled");
+                child.cancel(child_id, reason);
+            }
+        }
+        _ => {
+            if let Some(child) = state.pool.live(&session.owner) {
+                let _ = child.send(message).await;
+            }
+        }
+    }
+}
+
+fn sse_response(messages: mpsc::Receiver<Value>) -> Response {
+    let stream = futures_util::stream::unfold(messages, |mut messages| async move {
+        let message = messages.recv().await?;
+        Some((
+            Ok::<_, Infallible>(format!("event: message\ndata: {message}\n\n")),
+            messages,
+        ))
+    });
+    sse_body(Body::from_stream(stream))
+}
+
+fn sse_body(body: Body) -> Response {
+    let mut response = body.into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    response
+}
+
+/// The session's stream of server-initiated messages not tied to a request.
+async fn get_mcp(
+    State(state): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> Response {
+    let identity = match admit(&state.config, peer, &headers) {
+        Ok(identity) => identity,
+        Err(refusal) => return refusal,
+    };
+    let session = match session_of(&state, &headers, &identity) {
+        Ok(Some(session)) => session,
+        Ok(None) => {
+            return http_error(
+                StatusCode::BAD_REQUEST,
+                Value::Null,
+                jsonrpc::INVALID_REQUEST,
+                "no Mcp-Session-Id",
+            );
+        }
+        Err(refusal) => return refusal,
+    };
+    if !accepts_sse(&headers) {
+        return http_error(
+            StatusCode::NOT_ACCEPTABLE,
+            Value::Null,
+            jsonrpc::INVALID_REQUEST,
+            "the GET stream is text/event-stream",
+        );
+    }
+    let (sender, receiver) = mpsc::channel(64);
+    session.set_stream(sender);
+    let shutdown = state.shutdown.clone().cancelled_owned();
+    let stream = futures_util::stream::unfold(receiver, |mut messages| async move {
+        let message = messages.recv().await?;
+        Some((
+            Ok::<_, Infallible>(format!("event: message\ndata: {message}\n\n")),
+            messages,
+        ))
+    })
+    .take_until(shutdown);
+    sse_body(Body::from_stream(stream))
+}
+
+/// Ends a session; per session, its process too.
+async fn delete_mcp(
+    State(state): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> Response {
+    let identity = match admit(&state.config, peer, &headers) {
+        Ok(identity) => identity,
+        Err(refusal) => return refusal,
+    };
+    match session_of(&state, &headers, &identity) {
+        Ok(Some(session)) => {
+            state.sessions.remove(&session.id);
+            if state.config.process_per == ProcessPer::Session {
+                state.pool.stop_owner(&session.owner);
+            }
+            tracing::info!(session = %session.id, "session deleted");
+            StatusCode::OK.into_response()
+        }
+        Ok(None) => http_error(
+            StatusCode::BAD_REQUEST,
+            Value::Null,
+            jsonrpc::INVALID_REQUEST,
+            "no Mcp-Session-Id",
+        ),
+        Err(refusal) => refusal,
+    }
+}

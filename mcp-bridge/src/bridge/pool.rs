@@ -1,0 +1,220 @@
+//! The process registry: at most one child per owner (a user, or a session), at most `--max-processes` in all.
+//!
+//! A request leases its owner's child ([`Pool::acquire`]) for as long as it is in flight; the lease is what
+//! keeps the idle reaper away, so a long tool call is never cut by `--idle-timeout`. Starting a child (spawn and
+//! `initialize`, bounded by `--start-timeout`) happens under a per-owner lock, so two requests of one user start
+//! one process, and a start slot is reserved before spawning so the limit holds while children start.
+//! A dead child is simply replaced by the next request that needs it, re-initialized with the requesting
+//! session's stored client info; sessions never notice beyond the error their in-flight requests got.
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use crate::cli::ProcessPer;
+
+use super::child::Child;
+use super::config::Config;
+use super::session::{Session, Sessions};
+
+/// Why no child could serve a request.
+#[derive(Debug)]
+pub enum AcquireError {
+    /// `--max-processes` children run (or start).
+    AtCapacity(usize),
+    /// The child could not be started or initialized.
+    Start(String),
+}
+
+/// A child held for one request.
+#[derive(Debug)]
+pub struct Lease {
+    pub child: Arc<Child>,
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        self.child.touch();
+        self.child.in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+#[derive(Default)]
+struct Inner {
+    children: HashMap<String, Arc<Child>>,
+    starting: usize,
+}
+
+/// Every child, by owner.
+pub struct Pool {
+    config: Arc<Config>,
+    sessions: Arc<Sessions>,
+    inner: Mutex<Inner>,
+    start_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+impl Pool {
+    pub fn new(config: Arc<Config>, sessions: Arc<Sessions>) -> Self {
+        Pool {
+            config,
+            sessions,
+            inner: Mutex::new(Inner::default()),
+            start_locks: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn inner(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn lease_live(&self, owner: &str) -> Option<Lease> {
+        let inner = self.inner();
+        let child = inner.children.get(owner).filter(|child| child.is_alive())?;
+        child.in_flight.fetch_add(1, Ordering::SeqCst);
+        Some(Lease {
+            child: Arc::clone(child),
+        })
+    }
+
+    /// The owner's running child, if any (for messages that must not start one).
+    pub fn live(&self, owner: &str) -> Option<Arc<Child>> {
+        self.inner()
+            .children
+            .get(owner)
+            .filter(|child| child.is_alive())
+            .cloned()
+    }
+
+    /// The session owner's child, started (and initialized with the session's client info) when there is none.
+    ///
+    /// # Errors
+    /// [`AcquireError`] at the process limit or when the child does not start.
+    pub async fn acquire(&self, session: &Session) -> Result<Lease, AcquireError> {
+        if let Some(lease) = self.lease_live(&session.owner) {
+            return Ok(lease);
+        }
+        let lock = Arc::clone(
+            self.start_locks
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .entry(session.owner.clone())
+                .or_default(),
+        );
+        let _starting = lock.lock().await;
+        if let Some(lease) = self.lease_live(&session.owner) {
+            return Ok(lease);
+        }
+        {
+            let mut inner = self.inner();
+            inner.children.retain(|_, child| child.is_alive());
+            if inner.children.len() + inner.starting >= self.config.max_processes {
+                return Err(AcquireError::AtCapacity(self.config.max_processes));
+            }
+            inner.starting += 1;
+        }
+        let started = self.start(session).await;
+        let mut inner = self.inner();
+        inner.starting -= 1;
+        let child = started.map_err(AcquireError::Start)?;
+        child.in_flight.fetch_add(1, Ordering::SeqCst);
+        inner
+            .children
+            .insert(session.owner.clone(), Arc::clone(&child));
+        Ok(Lease { child })
+    }
+
+    async fn start(&self, session: &Session) -> Result<Arc<Child>, String> {
+        let per_session =
+            (self.config.process_per == ProcessPer::Session).then_some(session.id.as_str());
+        let child = Child::spawn(
+            &self.config,
+            &session.owner,
+            &session.identity,
+            per_session,
+            Arc::clone(&self.sessions),
+        )
+        .map_err(|error| {
+            format!(
+                "could not start {}: {error}",
+                self.config.program.to_string_lossy()
+            )
+        })?;
+        match child
+            .initialize(&session.init_params, self.config.start_timeout)
+            .await
+        {
+            Ok(_) => Ok(child),
+            Err(problem) => {
+                tracing::warn!(pid = child.pid, "MCP server not usable: {problem}");
+                tokio::spawn(async move { child.stop().await });
+                Err(format!("the MCP server did not start: {problem}"))
+            }
+        }
+    }
+
+    /// Running children.
+    pub fn processes(&self) -> usize {
+        self.inner()
+            .children
+            .values()
+            .filter(|child| child.is_alive())
+            .count()
+    }
+
+    /// Stops the owner's child now (its session was deleted, in per-session mode).
+    pub fn stop_owner(&self, owner: &str) {
+        if let Some(child) = self.inner().children.remove(owner) {
+            tokio::spawn(async move { child.stop().await });
+        }
+    }
+
+    /// Stops children idle for `--idle-timeout`, forgets dead ones, closes sessions idle for
+    /// `--session-idle-timeout` (and, per session, their processes).
+    pub fn reap(&self) {
+        let idle = {
+            let mut inner = self.inner();
+            let mut idle = Vec::new();
+            inner.children.retain(|_, child| {
+                if !child.is_alive() {
+                    return false;
+                }
+                if child.in_flight.load(Ordering::SeqCst) == 0
+                    && child.idle_for() >= self.config.idle_timeout
+                {
+                    idle.push(Arc::clone(child));
+                    return false;
+                }
+                true
+            });
+            idle
+        };
+        for child in idle {
+            tracing::info!(
+                pid = child.pid,
+                "MCP server process idle for --idle-timeout: stopping it"
+            );
+            tokio::spawn(async move { child.stop().await });
+        }
+        for session in self.sessions.expire(self.config.session_idle_timeout) {
+            tracing::info!(session = %session.id, "session idle for --session-idle-timeout: closed");
+            if self.config.process_per == ProcessPer::Session {
+                self.stop_owner(&session.owner);
+            }
+        }
+        self.start_locks
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .retain(|_, lock| Arc::strong_count(lock) > 1 || lock.try_lock().is_err());
+    }
+
+    /// Stops every child (the bridge is shutting down), all at once.
+    pub async fn stop_all(&self) {
+        let children: Vec<Arc<Child>> = self
+            .inner()
+            .children
+            .drain()
+            .map(|(_, child)| child)
+            .collect();
+        futures_util::future::join_all(children.iter().map(|child| child.stop())).await;
+    }
+}
