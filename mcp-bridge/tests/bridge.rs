@@ -286,10 +286,14 @@ impl McpClient {
     }
 
     async fn initialize(&mut self) -> Answer {
+        self.initialize_with(json!({})).await
+    }
+
+    async fn initialize_with(&mut self, capabilities: Value) -> Answer {
         let answer = self
             .post(
                 json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
-                "protocolVersion": "2025-06-18", "capabilities": {},
+                "protocolVersion": "2025-06-18", "capabilities": capabilities,
                 "clientInfo": {"name": "bridge-test", "version": "1"}}}),
             )
             .await;
@@ -608,6 +612,39 @@ async fn identity_comes_only_from_trusted_proxies_and_only_it_reaches_the_child(
         let name = variable.split('=').next().unwrap_or("");
         assert!(allowed_names.contains(&name), "{name} reached the child");
     }
+
+    let carol = bridge.client(Some("carol"));
+    let init = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}});
+    let opened = carol
+        .post_raw(
+            init.to_string().into_bytes(),
+            &[
+                ("X-User-Name", "Carol Example"),
+                ("X-User-Email", "carol@example.com"),
+                ("X-Client-Id", "c1"),
+            ],
+        )
+        .await;
+    assert_eq!(opened.status, StatusCode::OK);
+    let carol_env = bridge
+        .children()
+        .into_iter()
+        .map(environ)
+        .find(|env| env.contains(&"MCP_BRIDGE_USER_ID=carol".to_owned()))
+        .expect("carol's process");
+    assert!(
+        carol_env.contains(&"MCP_BRIDGE_USER_NAME=Carol Example".to_owned()),
+        "{carol_env:?}"
+    );
+    assert!(
+        carol_env.contains(&"MCP_BRIDGE_USER_EMAIL=carol@example.com".to_owned()),
+        "{carol_env:?}"
+    );
+    assert!(
+        !carol_env.iter().any(|v| v.ends_with("=c1")),
+        "other request headers stay out: {carol_env:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -884,4 +921,80 @@ async fn a_server_that_does_not_start_is_reported_and_stopped() {
         message.contains("could not start /nonexistent/mcp-server"),
         "{message}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_servers_request_reaches_the_client_and_its_answer_returns() {
+    let bridge = Bridge::start_command(&[], &[], &["node", EVERYTHING_SERVER, "stdio"]).await;
+    let mut alice = bridge.client(Some("alice"));
+    assert_eq!(
+        alice.initialize_with(json!({"sampling": {}})).await.status,
+        StatusCode::OK
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let tools = alice.request("tools/list", json!({})).await;
+        if tools
+            .last()
+            .to_string()
+            .contains("trigger-sampling-request")
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no sampling tool: {}",
+            tools.last()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let call = json!({"jsonrpc": "2.0", "id": "call-1", "method": "tools/call",
+        "params": {"name": "trigger-sampling-request", "arguments": {"prompt": "hi"}}});
+    let mut response = alice
+        .http
+        .post(alice.url.clone())
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .header("X-User-Id", "alice")
+        .header("Mcp-Session-Id", alice.session.clone().expect("session"))
+        .body(call.to_string())
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(response.status(), StatusCode::OK);
+    let mut text = String::new();
+    let request = loop {
+        let chunk = tokio::time::timeout(Duration::from_secs(10), response.chunk())
+            .await
+            .expect("the server's request in time")
+            .expect("chunk")
+            .expect("stream still open");
+        text.push_str(&String::from_utf8_lossy(&chunk));
+        // Only whole events: a chunk may end inside one.
+        let complete = &text[..text.rfind("\n\n").map_or(0, |end| end + 2)];
+        if let Some(request) = parse_sse(complete)
+            .into_iter()
+            .find(|m| m["method"] == "sampling/createMessage")
+        {
+            break request;
+        }
+    };
+    let ours = request["id"]
+        .as_str()
+        .expect("the bridge's string id")
+        .to_owned();
+    assert!(ours.starts_with("bridge-"), "{request}");
+    let sampled = json!({"jsonrpc": "2.0", "id": ours, "result": {"role": "assistant",
+        "content": {"type": "text", "text": "sampled by the client"}, "model": "test", "stopReason": "endTurn"}});
+    assert_eq!(alice.post(sampled).await.status, StatusCode::ACCEPTED);
+    let rest = tokio::time::timeout(Duration::from_secs(10), response.text())
+        .await
+        .expect("answer")
+        .expect("body");
+    text.push_str(&rest);
+    let messages = parse_sse(&text);
+    let last = messages.last().expect("final answer");
+    assert_eq!(last["id"], "call-1");
+    assert!(last.to_string().contains("sampled by the client"), "{last}");
 }

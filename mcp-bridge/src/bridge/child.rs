@@ -697,3 +697,55 @@ async fn read_line<R: AsyncBufRead + Unpin>(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{Line, read_line};
+
+    async fn lines(input: &[u8], max: usize, skip_rest: bool) -> Vec<(String, &'static str)> {
+        let mut reader = tokio::io::BufReader::with_capacity(4, input);
+        let mut out = Vec::new();
+        loop {
+            let mut line = Vec::new();
+            let kind = match read_line(&mut reader, &mut line, max, skip_rest)
+                .await
+                .unwrap()
+            {
+                Line::Complete => "line",
+                Line::TooLong => "too long",
+                Line::End => break,
+            };
+            out.push((String::from_utf8(line).unwrap(), kind));
+            if kind == "too long" && !skip_rest {
+                break;
+            }
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn lines_are_bounded() {
+        assert_eq!(
+            lines(b"ab\ncdef\ng", 4, false).await,
+            [
+                ("ab".into(), "line"),
+                ("cdef".into(), "line"),
+                ("g".into(), "line")
+            ]
+        );
+        // Without skipping, reading stops at the first line over the limit (what was read of it is moot).
+        let stopped = lines(b"ab\ncdefgh\nij\n", 4, false).await;
+        assert_eq!(
+            stopped.iter().map(|(_, kind)| *kind).collect::<Vec<_>>(),
+            ["line", "too long"]
+        );
+        assert_eq!(
+            lines(b"ab\ncdefgh\nij\n", 4, true).await,
+            [
+                ("ab".into(), "line"),
+                ("cdef".into(), "too long"),
+                ("ij".into(), "line")
+            ]
+        );
+    }
+}

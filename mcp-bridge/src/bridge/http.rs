@@ -34,6 +34,8 @@ use super::pool::{AcquireError, Lease, Pool};
 use super::session::{Session, Sessions};
 
 const SESSION_HEADER: &str = "mcp-session-id";
+/// How often an SSE stream with nothing to say sends a comment line.
+const KEEP_ALIVE: std::time::Duration = std::time::Duration::from_secs(15);
 
 /// What every handler shares.
 pub struct AppState {
@@ -473,14 +475,22 @@ async fn notification(state: &AppState, session: &Session, method: &str, message
 }
 
 fn sse_response(messages: mpsc::Receiver<Value>) -> Response {
-    let stream = futures_util::stream::unfold(messages, |mut messages| async move {
-        let message = messages.recv().await?;
-        Some((
-            Ok::<_, Infallible>(format!("event: message\ndata: {message}\n\n")),
-            messages,
-        ))
-    });
-    sse_body(Body::from_stream(stream))
+    sse_body(Body::from_stream(sse_stream(messages)))
+}
+
+/// The messages as SSE events, with a comment line every [`KEEP_ALIVE`] so that proxies (nginx's
+/// `proxy_read_timeout` is 60 s by default) do not cut a long tool call or an idle `GET` stream.
+fn sse_stream(
+    messages: mpsc::Receiver<Value>,
+) -> impl futures_util::Stream<Item = Result<String, Infallible>> {
+    let ticks = tokio::time::interval_at(tokio::time::Instant::now() + KEEP_ALIVE, KEEP_ALIVE);
+    futures_util::stream::unfold((messages, ticks), |(mut messages, mut ticks)| async move {
+        let chunk = tokio::select! {
+            message = messages.recv() => format!("event: message\ndata: {}\n\n", message?),
+            _ = ticks.tick() => ": keep-alive\n\n".to_owned(),
+        };
+        Some((Ok(chunk), (messages, ticks)))
+    })
 }
 
 fn sse_body(body: Body) -> Response {
@@ -527,14 +537,7 @@ async fn get_mcp(
     let (sender, receiver) = mpsc::channel(64);
     session.set_stream(sender);
     let shutdown = state.shutdown.clone().cancelled_owned();
-    let stream = futures_util::stream::unfold(receiver, |mut messages| async move {
-        let message = messages.recv().await?;
-        Some((
-            Ok::<_, Infallible>(format!("event: message\ndata: {message}\n\n")),
-            messages,
-        ))
-    })
-    .take_until(shutdown);
+    let stream = sse_stream(receiver).take_until(shutdown);
     sse_body(Body::from_stream(stream))
 }
 

@@ -43,6 +43,8 @@ impl Drop for Lease {
 struct Inner {
     children: HashMap<String, Arc<Child>>,
     starting: usize,
+    /// Set by [`Pool::stop_all`]: no child starts any more.
+    closed: bool,
 }
 
 /// Every child, by owner.
@@ -106,6 +108,11 @@ impl Pool {
         }
         {
             let mut inner = self.inner();
+            if inner.closed {
+                return Err(AcquireError::Start(
+                    "the bridge is shutting down".to_owned(),
+                ));
+            }
             inner.children.retain(|_, child| child.is_alive());
             if inner.children.len() + inner.starting >= self.config.max_processes {
                 return Err(AcquireError::AtCapacity(self.config.max_processes));
@@ -116,6 +123,12 @@ impl Pool {
         let mut inner = self.inner();
         inner.starting -= 1;
         let child = started.map_err(AcquireError::Start)?;
+        if inner.closed {
+            tokio::spawn(async move { child.stop().await });
+            return Err(AcquireError::Start(
+                "the bridge is shutting down".to_owned(),
+            ));
+        }
         child.in_flight.fetch_add(1, Ordering::SeqCst);
         inner
             .children
@@ -209,12 +222,11 @@ impl Pool {
 
     /// Stops every child (the bridge is shutting down), all at once.
     pub async fn stop_all(&self) {
-        let children: Vec<Arc<Child>> = self
-            .inner()
-            .children
-            .drain()
-            .map(|(_, child)| child)
-            .collect();
+        let children: Vec<Arc<Child>> = {
+            let mut inner = self.inner();
+            inner.closed = true;
+            inner.children.drain().map(|(_, child)| child).collect()
+        };
         futures_util::future::join_all(children.iter().map(|child| child.stop())).await;
     }
 }
