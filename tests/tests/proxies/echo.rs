@@ -7,9 +7,7 @@
 //!                                                               └──► tap ──► mcp-bridge echo (Streamable HTTP)
 //! ```
 
-use std::path::PathBuf;
 use std::process::Command;
-use std::sync::OnceLock;
 
 use forwardauth_svc::snippet::Proxy;
 use serde_json::{Value, json};
@@ -17,39 +15,9 @@ use serde_json::{Value, json};
 use crate::stack::{EntryPointB, Stack, Upstream};
 use crate::support::*;
 
-/// The workspace's `mcp-bridge` binary, built (or brought up to date) once per test run.
-///
-/// `env!("CARGO_BIN_EXE_…")` names only the binaries of the test's own package, so this builds it with the
-/// cargo running the tests, as `guide.rs` does for `forwardauth-svc`.
-pub fn mcp_bridge_bin() -> PathBuf {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let root = repo_root();
-        let status = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
-            .args([
-                "build",
-                "--quiet",
-                "-p",
-                "mcp-bridge",
-                "--bin",
-                "mcp-bridge",
-            ])
-            .current_dir(&root)
-            .status()
-            .unwrap();
-        assert!(status.success(), "building mcp-bridge failed");
-        let target =
-            std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
-        let bin = target.join("debug/mcp-bridge");
-        assert!(bin.is_file(), "{}", bin.display());
-        bin
-    })
-    .clone()
-}
-
 /// `mcp-bridge echo` over Streamable HTTP on a free 127.0.0.1 port, logging to `<dir>/mcp-bridge-echo.log`.
 pub async fn start_echo(dir: &std::path::Path) -> (Process, u16) {
-    let bin = mcp_bridge_bin();
+    let bin = workspace_binary("mcp-bridge", "mcp-bridge");
     let port = free_port();
     let mut p = Process::spawn(
         "mcp-bridge-echo",
