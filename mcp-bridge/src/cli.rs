@@ -30,6 +30,8 @@ pub enum Command {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ProcessPer {
     /// One process per user (the gate's user id header): a user's sessions share it; users never share one.
+    /// The process is initialized once, by the user's first session: later sessions get its negotiated
+    /// protocol version, whichever they asked for (clients that do not speak it disconnect).
     User,
     /// One process per MCP session (the predecessor's model).
     Session,
@@ -50,6 +52,11 @@ pub struct BridgeArgs {
     /// are refused.
     #[arg(long = "trusted-proxy", default_values = ["127.0.0.1/32", "::1/128"])]
     pub trusted_proxies: Vec<IpNet>,
+    /// Serve requests without a user id (only with `--process-per session`): each session is then its own
+    /// anonymous owner. Without it, every request needs a user id from a `--trusted-proxy` (401 otherwise), in
+    /// both modes, so a bridge reachable without the gate serves nobody by accident.
+    #[arg(long)]
+    pub allow_anonymous: bool,
     /// Header carrying the user id (set by the gate).
     #[arg(long, default_value = "X-User-Id")]
     pub user_id_header: String,
@@ -65,6 +72,16 @@ pub struct BridgeArgs {
     /// Most MCP sessions open at once.
     #[arg(long, default_value_t = 1024)]
     pub max_sessions: usize,
+    /// Most MCP sessions one user may have open at once (more are refused: 503), so that one user cannot take
+    /// every session.
+    #[arg(long, default_value_t = 16)]
+    pub max_sessions_per_user: usize,
+    /// Most requests in flight at once over all users (more are refused: 503, JSON-RPC error -32002).
+    #[arg(long, default_value_t = 256)]
+    pub max_requests_in_flight: usize,
+    /// Most requests in flight at once for one process owner (a user, or a session per session).
+    #[arg(long, default_value_t = 32)]
+    pub max_requests_per_owner: usize,
     /// A process with no request in flight for this long is stopped (the next request starts a new one).
     #[arg(long, value_parser = humantime::parse_duration, default_value = "10m")]
     pub idle_timeout: Duration,
@@ -108,4 +125,12 @@ pub struct EchoArgs {
     /// Path of the MCP endpoint.
     #[arg(long, default_value = "/mcp")]
     pub path: String,
+    /// Serve MCP on stdin/stdout instead of HTTP (to run as a child of the bridge); `--listen` and `--path` are
+    /// then not used.
+    #[arg(long)]
+    pub stdio: bool,
+    /// `Host` header value (a name, or `name:port`) accepted over HTTP (repeatable), against DNS rebinding; `*`
+    /// accepts any. Behind a proxy that passes the client's `Host` on, list the public host name.
+    #[arg(long = "allow-host", value_name = "HOST", default_values = ["localhost", "127.0.0.1", "::1"])]
+    pub allow_hosts: Vec<String>,
 }

@@ -54,6 +54,15 @@ impl Bridge {
     }
 
     async fn start_command(options: &[&str], env: &[(&str, &str)], server: &[&str]) -> Bridge {
+        Bridge::start_logging(options, env, server, "info").await
+    }
+
+    async fn start_logging(
+        options: &[&str],
+        env: &[(&str, &str)],
+        server: &[&str],
+        log_level: &str,
+    ) -> Bridge {
         let port = free_port();
         let memory_dir = tempfile::tempdir().expect("temp dir");
         let log = memory_dir.path().join("bridge.log");
@@ -70,7 +79,7 @@ impl Bridge {
             .args(server)
             .current_dir(repo_root())
             .envs(env.iter().copied())
-            .env("RUST_LOG", "info")
+            .env("RUST_LOG", log_level)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).expect("log file"));
@@ -142,6 +151,19 @@ impl Bridge {
         children_of(self.pid)
     }
 
+    /// Waits until the bridge has no child process left (by /proc, not by its own count).
+    async fn wait_no_children(&self, within: Duration) {
+        let deadline = Instant::now() + within;
+        while !self.children().is_empty() {
+            assert!(
+                Instant::now() < deadline,
+                "children still running: {:?}",
+                self.children()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
@@ -210,6 +232,17 @@ fn environ(pid: u32) -> Vec<String> {
         .collect()
 }
 
+fn initialize_message() -> Value {
+    json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}})
+}
+
+/// server-everything's long-running tool: `duration` seconds in `steps` progress steps.
+fn long_call(id: Value, duration: u64, steps: u64) -> Value {
+    json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {
+        "name": "trigger-long-running-operation", "arguments": {"duration": duration, "steps": steps}}})
+}
+
 struct Answer {
     status: StatusCode,
     headers: HeaderMap,
@@ -234,6 +267,13 @@ struct McpClient {
 }
 
 impl McpClient {
+    /// Another connection to the same session.
+    fn twin(&self) -> McpClient {
+        let mut twin = McpClient::new(&self.url, self.user.as_deref(), reqwest::Client::new());
+        twin.session = self.session.clone();
+        twin
+    }
+
     fn new(url: &str, user: Option<&str>, http: reqwest::Client) -> McpClient {
         McpClient {
             http,
@@ -748,7 +788,9 @@ async fn message_size_limits() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_killed_child_is_restarted_and_sigterm_stops_every_child() {
-    let mut bridge = Bridge::start(&[]).await;
+    // At debug, so that the check that request bodies stay out of the log has debug lines to fail on.
+    let mut bridge =
+        Bridge::start_logging(&[], &[], &["node", MEMORY_SERVER], "mcp_bridge=debug").await;
     let mut alice = bridge.client(Some("alice"));
     assert_eq!(alice.initialize().await.status, StatusCode::OK);
     assert_eq!(
@@ -784,8 +826,12 @@ async fn a_killed_child_is_restarted_and_sigterm_stops_every_child() {
         "{log}"
     );
     assert!(
+        log.contains("request forwarded"),
+        "the debug lines about requests are in the log"
+    );
+    assert!(
         !log.contains("alice_note"),
-        "request bodies stay out of the log"
+        "request bodies stay out of the log, at debug too"
     );
 
     let status = bridge.terminate().await;
@@ -918,8 +964,17 @@ async fn a_server_that_does_not_start_is_reported_and_stopped() {
         .unwrap_or("")
         .to_owned();
     assert!(
-        message.contains("could not start /nonexistent/mcp-server"),
+        message.contains("could not start the MCP server"),
         "{message}"
+    );
+    assert!(
+        !message.contains("nonexistent") && !message.contains("No such file"),
+        "the program and the OS error stay with the operator: {message}"
+    );
+    let log = missing.log_text();
+    assert!(
+        log.contains("/nonexistent/mcp-server") && log.contains("could not start"),
+        "{log}"
     );
 }
 
@@ -997,4 +1052,574 @@ async fn a_servers_request_reaches_the_client_and_its_answer_returns() {
     let last = messages.last().expect("final answer");
     assert_eq!(last["id"], "call-1");
     assert!(last.to_string().contains("sampled by the client"), "{last}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_client_that_gives_up_during_a_start_leaks_no_slot_and_no_process() {
+    // A real server that takes 2 s to start (the shell execs it after a pause).
+    let slow = format!("sleep 2; exec node {MEMORY_SERVER}");
+    let bridge = Bridge::start_command(
+        &[
+            "--max-processes",
+            "1",
+            "--idle-timeout",
+            "3s",
+            "--start-timeout",
+            "20s",
+        ],
+        &[],
+        &["sh", "-c", &slow],
+    )
+    .await;
+    let impatient = reqwest::Client::builder()
+        .timeout(Duration::from_millis(500))
+        .build()
+        .expect("client");
+    let gave_up = impatient
+        .post(bridge.url())
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .header("X-User-Id", "alice")
+        .body(initialize_message().to_string())
+        .send()
+        .await;
+    assert!(
+        gave_up.is_err(),
+        "the client gives up before the start ends"
+    );
+
+    // The start goes on without the client: its child is counted, the tentative session is closed.
+    bridge.wait_processes(1, Duration::from_secs(10)).await;
+    assert_eq!(
+        bridge.children().len(),
+        1,
+        "one child, and the pool knows it"
+    );
+    assert_eq!(bridge.health().await["sessions"], 0);
+
+    // Unused, it idles out, and the only process slot is free again.
+    bridge.wait_processes(0, Duration::from_secs(15)).await;
+    bridge.wait_no_children(Duration::from_secs(10)).await;
+    let mut bob = bridge.client(Some("bob"));
+    let opened = bob.initialize().await;
+    assert_eq!(opened.status, StatusCode::OK, "{:?}", opened.messages);
+    assert_eq!(bridge.children().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn requests_in_flight_are_bounded_per_owner_and_in_all() {
+    let bridge = Bridge::start_command(
+        &[
+            "--max-requests-in-flight",
+            "2",
+            "--max-requests-per-owner",
+            "1",
+        ],
+        &[],
+        &["node", EVERYTHING_SERVER, "stdio"],
+    )
+    .await;
+    let mut alice = bridge.client(Some("alice"));
+    let mut bob = bridge.client(Some("bob"));
+    let mut carol = bridge.client(Some("carol"));
+    for client in [&mut alice, &mut bob, &mut carol] {
+        assert_eq!(client.initialize().await.status, StatusCode::OK);
+    }
+    let alice_long = tokio::spawn({
+        let twin = alice.twin();
+        async move { twin.post(long_call(json!(1), 3, 1)).await }
+    });
+    let bob_long = tokio::spawn({
+        let twin = bob.twin();
+        async move { twin.post(long_call(json!(1), 3, 1)).await }
+    });
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+
+    let refused = alice.post(long_call(json!(2), 1, 1)).await;
+    assert_eq!(refused.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(refused.last()["error"]["code"], -32002);
+    assert_eq!(refused.last()["id"], 2);
+    let message = refused.last()["error"]["message"].as_str().unwrap_or("");
+    assert!(message.contains("--max-requests-per-owner"), "{message}");
+
+    let refused = carol.request("tools/list", json!({})).await;
+    assert_eq!(refused.status, StatusCode::SERVICE_UNAVAILABLE);
+    let message = refused.last()["error"]["message"].as_str().unwrap_or("");
+    assert!(message.contains("--max-requests-in-flight"), "{message}");
+
+    for long in [alice_long, bob_long] {
+        let done = long.await.expect("task");
+        assert!(
+            done.last()["result"]["content"][0]["text"]
+                .as_str()
+                .unwrap_or("")
+                .contains("completed"),
+            "{}",
+            done.last()
+        );
+    }
+    assert_eq!(
+        alice.request("tools/list", json!({})).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        carol.request("tools/list", json!({})).await.status,
+        StatusCode::OK
+    );
+}
+
+/// Stand-in for a hung server (no real server stops reading on purpose): answers `initialize`, then never reads
+/// its stdin again and never exits.
+const DEAF_SERVER: &str = r#"
+const rl = require('readline').createInterface({input: process.stdin});
+rl.on('line', (line) => {
+  const m = JSON.parse(line);
+  if (m.method !== 'initialize') return;
+  process.stdout.write(JSON.stringify({jsonrpc: '2.0', id: m.id, result: {protocolVersion: '2025-06-18',
+    capabilities: {tools: {}}, serverInfo: {name: 'deaf', version: '1'}}}) + '\n');
+  rl.close();
+  process.stdin.pause();
+});
+setInterval(() => {}, 1000);
+"#;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_server_that_stops_reading_its_stdin_holds_nobody() {
+    let bridge = Bridge::start_command(
+        &["--request-timeout", "2s", "--shutdown-grace", "300ms"],
+        &[],
+        &["node", "-e", DEAF_SERVER],
+    )
+    .await;
+    let mut alice = bridge.client(Some("alice"));
+    assert_eq!(alice.initialize().await.status, StatusCode::OK);
+    let pid = bridge.children()[0];
+    // 20 messages of 200 kB: far more than the pipe and the bridge's queue hold.
+    let padding = "x".repeat(200_000);
+    let calls: Vec<_> = (1..=20)
+        .map(|n| {
+            let twin = alice.twin();
+            let message = json!({"jsonrpc": "2.0", "id": n, "method": "tools/call",
+                "params": {"name": "anything", "arguments": {"padding": padding}}});
+            tokio::spawn(async move { twin.post(message).await })
+        })
+        .collect();
+    let mut stopped = 0;
+    for call in calls {
+        let answer = tokio::time::timeout(Duration::from_secs(20), call)
+            .await
+            .expect("every request is answered although the server reads nothing")
+            .expect("task");
+        let error = &answer.last()["error"];
+        assert!(error.is_object(), "{}", answer.last());
+        if error["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("did not read its input within --request-timeout")
+        {
+            stopped += 1;
+        }
+    }
+    assert!(stopped >= 1, "at least one request found the queue full");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while running(pid) {
+        assert!(Instant::now() < deadline, "the hung server still runs");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Requests that came after the stop started a new (equally deaf) process; never more than one.
+    assert!(bridge.processes().await <= 1);
+    assert!(bridge.children().len() <= 1, "{:?}", bridge.children());
+}
+
+/// Runs the bridge with a command line it must refuse; returns its stderr.
+fn refused_command_line(options: &[&str]) -> String {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_mcp-bridge"))
+        .args(["--listen", &format!("127.0.0.1:{}", free_port())])
+        .args(options)
+        .args(["--", "true"])
+        .output()
+        .expect("run mcp-bridge");
+    assert_eq!(output.status.code(), Some(2), "{output:?}");
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn per_session_mode_needs_a_user_unless_allow_anonymous() {
+    let strict = Bridge::start(&["--process-per", "session"]).await;
+    let refused = strict.client(None).initialize().await;
+    assert_eq!(refused.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        refused.last()["error"]["message"],
+        "no user identity: put mcp-bridge behind the gate"
+    );
+    assert!(strict.children().is_empty());
+
+    let open = Bridge::start(&["--process-per", "session", "--allow-anonymous"]).await;
+    let mut anonymous = open.client(None);
+    assert_eq!(anonymous.initialize().await.status, StatusCode::OK);
+    assert_eq!(
+        anonymous.request("tools/list", json!({})).await.status,
+        StatusCode::OK
+    );
+
+    let error = refused_command_line(&["--allow-anonymous"]);
+    assert!(
+        error.contains("--allow-anonymous needs --process-per session"),
+        "{error}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sessions_per_user_are_bounded_and_a_malformed_initialize_starts_nothing() {
+    let bridge = Bridge::start(&["--max-sessions-per-user", "2"]).await;
+    for _ in 0..2 {
+        assert_eq!(
+            bridge.client(Some("alice")).initialize().await.status,
+            StatusCode::OK
+        );
+    }
+    let refused = bridge.client(Some("alice")).initialize().await;
+    assert_eq!(refused.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(refused.last()["error"]["code"], -32002);
+    let message = refused.last()["error"]["message"].as_str().unwrap_or("");
+    assert!(message.contains("--max-sessions-per-user"), "{message}");
+    assert_eq!(
+        bridge.client(Some("bob")).initialize().await.status,
+        StatusCode::OK,
+        "other users are not affected"
+    );
+    assert_eq!(bridge.health().await["sessions"], 3);
+
+    let carol = bridge.client(Some("carol"));
+    for params in [
+        json!(null),
+        json!({"protocolVersion": 5, "capabilities": {}}),
+        json!({"protocolVersion": "2025-06-18", "capabilities": []}),
+        json!({"protocolVersion": "2025-06-18", "clientInfo": "me"}),
+    ] {
+        let message = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": params});
+        let refused = carol.post(message).await;
+        assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{params}");
+        assert_eq!(refused.last()["error"]["code"], -32602, "{params}");
+    }
+    assert_eq!(bridge.children().len(), 2, "no process for carol");
+    assert_eq!(bridge.health().await["sessions"], 3);
+}
+
+/// Stand-in for a server slow to exit (real servers exit when stdin closes): answers `initialize`, then ignores
+/// the end of its stdin and SIGTERM; only SIGKILL ends it.
+const STUBBORN_SERVER: &str = r#"
+process.on('SIGTERM', () => {});
+const rl = require('readline').createInterface({input: process.stdin});
+rl.on('line', (line) => {
+  const m = JSON.parse(line);
+  if (m.method === 'initialize') process.stdout.write(JSON.stringify({jsonrpc: '2.0', id: m.id,
+    result: {protocolVersion: '2025-06-18', capabilities: {}, serverInfo: {name: 'stubborn', version: '1'}}}) + '\n');
+});
+setInterval(() => {}, 1000);
+"#;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stopping_child_counts_until_it_has_exited() {
+    let bridge = Bridge::start_command(
+        &[
+            "--process-per",
+            "session",
+            "--max-processes",
+            "1",
+            "--shutdown-grace",
+            "1500ms",
+        ],
+        &[],
+        &["node", "-e", STUBBORN_SERVER],
+    )
+    .await;
+    let mut first = bridge.client(Some("alice"));
+    assert_eq!(first.initialize().await.status, StatusCode::OK);
+    let pid = bridge.children()[0];
+    assert_eq!(first.delete().await, StatusCode::OK);
+    // Still running (stdin closed, SIGTERM ignored): its slot is not free yet.
+    assert!(running(pid));
+    assert_eq!(bridge.processes().await, 1);
+    let refused = bridge.client(Some("alice")).initialize().await;
+    assert_eq!(refused.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(running(pid), "the refusal came while the old child ran");
+
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while running(pid) {
+        assert!(Instant::now() < deadline, "SIGKILL did not come");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    bridge.wait_processes(0, Duration::from_secs(5)).await;
+    assert_eq!(
+        bridge.client(Some("alice")).initialize().await.status,
+        StatusCode::OK
+    );
+    assert_eq!(bridge.children().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn shutdown_waits_for_stops_already_under_way() {
+    let mut bridge = Bridge::start_command(
+        &["--process-per", "session", "--shutdown-grace", "1s"],
+        &[],
+        &["node", "-e", STUBBORN_SERVER],
+    )
+    .await;
+    let mut first = bridge.client(Some("alice"));
+    assert_eq!(first.initialize().await.status, StatusCode::OK);
+    let deleted = bridge.children()[0];
+    let mut second = bridge.client(Some("alice"));
+    assert_eq!(second.initialize().await.status, StatusCode::OK);
+    let kept = *bridge
+        .children()
+        .iter()
+        .find(|pid| **pid != deleted)
+        .expect("the second session's child");
+    // The first child's stop is under way (it ignores stdin's end and SIGTERM) when the bridge is told to go.
+    assert_eq!(first.delete().await, StatusCode::OK);
+    let status = bridge.terminate().await;
+    assert!(status.success(), "{status:?}");
+    assert!(
+        !running(deleted),
+        "the child being stopped outlived the bridge"
+    );
+    assert!(!running(kept), "the running child outlived the bridge");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn repeated_or_untrusted_gate_headers_are_refused() {
+    let bridge = Bridge::start(&[]).await;
+    let init = initialize_message().to_string().into_bytes();
+    let alice = bridge.client(Some("alice"));
+    let twice = alice.post_raw(init.clone(), &[("X-User-Id", "bob")]).await;
+    assert_eq!(twice.status, StatusCode::BAD_REQUEST);
+    let message = twice.last()["error"]["message"].as_str().unwrap_or("");
+    assert!(
+        message.contains("x-user-id sent more than once"),
+        "{message}"
+    );
+    let twice = alice
+        .post_raw(init.clone(), &[("X-Scopes", "a"), ("X-Scopes", "b")])
+        .await;
+    assert_eq!(twice.status, StatusCode::BAD_REQUEST);
+    assert!(
+        twice.last()["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("x-scopes"),
+        "{}",
+        twice.last()
+    );
+    assert_eq!(bridge.health().await["sessions"], 0);
+    assert!(bridge.children().is_empty());
+
+    let elsewhere = reqwest::Client::builder()
+        .local_address(std::net::IpAddr::from([127, 0, 0, 2]))
+        .build()
+        .expect("client bound to 127.0.0.2");
+    let stranger = McpClient::new(&bridge.url(), None, elsewhere);
+    for header in ["X-Client-Id", "X-Scopes"] {
+        let refused = stranger.post_raw(init.clone(), &[(header, "x")]).await;
+        assert_eq!(refused.status, StatusCode::FORBIDDEN, "{header}");
+        assert!(
+            refused.last()["error"]["message"]
+                .as_str()
+                .unwrap_or("")
+                .contains("untrusted address"),
+            "{header}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_long_call_outlives_the_idle_timeout_and_request_ids_in_flight_are_unique() {
+    let bridge = Bridge::start_command(
+        &["--idle-timeout", "1s"],
+        &[],
+        &["node", EVERYTHING_SERVER, "stdio"],
+    )
+    .await;
+    let mut alice = bridge.client(Some("alice"));
+    assert_eq!(alice.initialize().await.status, StatusCode::OK);
+    let pid = bridge.children()[0];
+    let long = tokio::spawn({
+        let twin = alice.twin();
+        async move { twin.post(long_call(json!("same"), 4, 2)).await }
+    });
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let duplicate = alice.post(long_call(json!("same"), 1, 1)).await;
+    assert_eq!(duplicate.status, StatusCode::BAD_REQUEST);
+    assert!(
+        duplicate.last()["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("already in flight"),
+        "{}",
+        duplicate.last()
+    );
+
+    // 4 s of work with --idle-timeout 1s: the reaper leaves a process with a request in flight alone.
+    let done = long.await.expect("task");
+    assert_eq!(done.last()["id"], "same");
+    assert!(
+        done.last()["result"]["content"][0]["text"]
+            .as_str()
+            .unwrap_or("")
+            .contains("completed"),
+        "{}",
+        done.last()
+    );
+    assert!(running(pid), "the busy process was stopped");
+    assert!(
+        !bridge
+            .log_text()
+            .lines()
+            .any(|line| line.contains("idle for --idle-timeout")
+                && line.contains(&format!("pid={pid}"))),
+        "stopped as idle while busy"
+    );
+    let again = alice.post(long_call(json!("same"), 1, 1)).await;
+    assert!(
+        again.last()["result"].is_object(),
+        "the id is free once answered: {}",
+        again.last()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_simultaneous_initializes_of_one_user_start_one_process() {
+    let bridge = Bridge::start(&[]).await;
+    let opening: Vec<_> = (0..2)
+        .map(|_| {
+            let mut client = bridge.client(Some("alice"));
+            tokio::spawn(async move { client.initialize().await.status })
+        })
+        .collect();
+    for open in opening {
+        assert_eq!(open.await.expect("task"), StatusCode::OK);
+    }
+    assert_eq!(bridge.children().len(), 1);
+    assert_eq!(
+        bridge.health().await,
+        json!({"status": "ok", "processes": 1, "sessions": 2})
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_broken_body_is_a_bad_request_not_too_large() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let bridge = Bridge::start(&[]).await;
+    let address = bridge.base.trim_start_matches("http://").to_owned();
+    let mut stream = tokio::net::TcpStream::connect(&address)
+        .await
+        .expect("connect");
+    // A chunked body whose chunk size is not hex.
+    let request = format!(
+        "POST /mcp HTTP/1.1\r\nHost: {address}\r\nX-User-Id: alice\r\nContent-Type: application/json\r\n\
+         Accept: application/json\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n{{}}\r\n0\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).await.expect("write");
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut answer)).await;
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert!(answer.contains("could not be read"), "{answer}");
+    assert!(bridge.children().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn not_json_rpc_2_or_an_unknown_protocol_version_is_refused() {
+    let bridge = Bridge::start(&[]).await;
+    let mut alice = bridge.client(Some("alice"));
+    assert_eq!(alice.initialize().await.status, StatusCode::OK);
+    for message in [
+        json!({"id": 1, "method": "tools/list"}),
+        json!({"jsonrpc": "1.0", "id": 1, "method": "tools/list"}),
+    ] {
+        let refused = alice.post(message.clone()).await;
+        assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{message}");
+        assert!(
+            refused.last()["error"]["message"]
+                .as_str()
+                .unwrap_or("")
+                .contains("JSON-RPC 2.0"),
+            "{}",
+            refused.last()
+        );
+    }
+    let list = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"})
+        .to_string()
+        .into_bytes();
+    let refused = alice
+        .post_raw(list.clone(), &[("MCP-Protocol-Version", "1999-01-01")])
+        .await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST);
+    assert!(
+        refused.last()["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("unsupported MCP-Protocol-Version"),
+        "{}",
+        refused.last()
+    );
+    let known = alice
+        .post_raw(list, &[("MCP-Protocol-Version", "2025-06-18")])
+        .await;
+    assert_eq!(known.status, StatusCode::OK);
+    assert_eq!(known.last()["id"], 2);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_servers_request_with_no_stream_to_reach_is_refused_to_the_server_at_once() {
+    let bridge = Bridge::start_command(
+        &["--request-timeout", "30s"],
+        &[],
+        &["node", EVERYTHING_SERVER, "stdio"],
+    )
+    .await;
+    let mut alice = bridge.client(Some("alice"));
+    assert_eq!(
+        alice.initialize_with(json!({"sampling": {}})).await.status,
+        StatusCode::OK
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !alice
+        .request("tools/list", json!({}))
+        .await
+        .last()
+        .to_string()
+        .contains("trigger-sampling-request")
+    {
+        assert!(Instant::now() < deadline, "no sampling tool");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // A JSON-only call: the server's sampling request has no stream to go to (no SSE answer, no GET stream).
+    let call = json!({"jsonrpc": "2.0", "id": "call-1", "method": "tools/call",
+        "params": {"name": "trigger-sampling-request", "arguments": {"prompt": "hi"}}});
+    let started = Instant::now();
+    let answer: Value = alice
+        .http
+        .post(alice.url.clone())
+        .header("content-type", "application/json")
+        .header("accept", "application/json")
+        .header("X-User-Id", "alice")
+        .header("Mcp-Session-Id", alice.session.clone().expect("session"))
+        .body(call.to_string())
+        .send()
+        .await
+        .expect("POST")
+        .json()
+        .await
+        .expect("JSON answer");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "the server was left waiting for an answer that could not come"
+    );
+    assert_eq!(answer["id"], "call-1");
+    assert_ne!(answer["error"]["code"], -32003, "{answer}");
+    assert!(
+        answer.to_string().contains("no open stream"),
+        "the server got the bridge's refusal: {answer}"
+    );
 }

@@ -16,104 +16,20 @@ import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { UnauthorizedError } from "@modelcontextprotocol/sdk/client/auth.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 
-import { authorizeHeadlessly } from "./headless-browser.mjs";
+import { HeadlessProvider, log, recordingFetch } from "./headless-provider.mjs";
 
 const opts = JSON.parse(process.argv[2]);
 const mcpUrl = new URL(opts.mcpUrl);
-// Never listened on: the headless browser reads the code from the redirect's Location header.
-const redirectUrl = "http://127.0.0.1:53682/callback";
 
-const log = (event) => console.error(JSON.stringify(event));
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Every HTTP exchange the SDK makes, as "METHOD path status". */
-const exchanges = [];
-const recordingFetch = async (input, init) => {
-  const response = await fetch(input, init);
-  const url = new URL(input instanceof Request ? input.url : String(input));
-  const method = (init?.method ?? (input instanceof Request ? input.method : "GET")).toUpperCase();
-  let grant = "";
-  if (url.pathname === "/token" && init?.body) {
-    grant = ` ${new URLSearchParams(String(init.body)).get("grant_type")}`;
-  }
-  exchanges.push(`${method} ${url.pathname}${grant} ${response.status}`);
-  return response;
-};
+const { fetch: fetchAndRecord, exchanges } = recordingFetch();
 
-/** An in-memory OAuthClientProvider whose "browser" is authorizeHeadlessly. */
-class HeadlessProvider {
-  constructor() {
-    this.redirects = 0;
-    this.savedTokens = [];
-    this.pendingCode = undefined;
-    this._client = undefined;
-    this._tokens = undefined;
-    this._verifier = undefined;
-    this._discovery = undefined;
-  }
-  get redirectUrl() {
-    return redirectUrl;
-  }
-  get clientMetadataUrl() {
-    return opts.clientMetadataUrl ?? undefined;
-  }
-  get clientMetadata() {
-    return {
-      client_name: "e2e TypeScript SDK client",
-      redirect_uris: [redirectUrl],
-      grant_types: ["authorization_code", "refresh_token"],
-      response_types: ["code"],
-      token_endpoint_auth_method: "none",
-    };
-  }
-  clientInformation() {
-    return this._client;
-  }
-  saveClientInformation(info) {
-    this._client = info;
-  }
-  tokens() {
-    return this._tokens;
-  }
-  saveTokens(tokens) {
-    this._tokens = tokens;
-    this.savedTokens.push(tokens);
-  }
-  saveCodeVerifier(v) {
-    this._verifier = v;
-  }
-  codeVerifier() {
-    return this._verifier;
-  }
-  saveDiscoveryState(state) {
-    this._discovery = state;
-  }
-  discoveryState() {
-    return this._discovery;
-  }
-  invalidateCredentials(scope) {
-    log({ invalidateCredentials: scope });
-    if (scope === "all" || scope === "client") this._client = undefined;
-    if (scope === "all" || scope === "tokens") this._tokens = undefined;
-    if (scope === "all" || scope === "verifier") this._verifier = undefined;
-    if (scope === "all" || scope === "discovery") this._discovery = undefined;
-  }
-  async redirectToAuthorization(authorizationUrl) {
-    this.redirects += 1;
-    log({ redirectToAuthorization: authorizationUrl.origin + authorizationUrl.pathname });
-    assert.equal(authorizationUrl.searchParams.get("resource"), mcpUrl.href, "RFC 8707 resource");
-    assert.equal(authorizationUrl.searchParams.get("code_challenge_method"), "S256");
-    const result = await authorizeHeadlessly(authorizationUrl, opts);
-    assert.ok(result.code, `no code in the redirect: ${JSON.stringify(result)}`);
-    this.pendingCode = result.code;
-    this.lastIss = result.iss;
-  }
-}
-
-const provider = new HeadlessProvider();
+const provider = new HeadlessProvider(opts);
 const transportOptions = {
   authProvider: provider,
-  fetch: recordingFetch,
+  fetch: fetchAndRecord,
   // Sent on every request: identity headers a client must not be able to forge.
   requestInit: { headers: opts.forgedHeaders ?? {} },
 };

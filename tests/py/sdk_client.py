@@ -12,102 +12,20 @@ stdout line is a JSON report that the Rust test checks again.
 """
 
 import json
-import re
 import sys
 from urllib.parse import parse_qs, urljoin, urlparse
 
 import anyio
 import httpx2
 from mcp import Client
-from mcp.client.auth import AuthorizationCodeResult, OAuthClientProvider
+from mcp.client.auth import OAuthClientProvider
 from mcp.client.streamable_http import streamable_http_client
-from mcp.shared.auth import OAuthClientInformationFull, OAuthClientMetadata, OAuthToken
+from mcp.shared.auth import OAuthClientMetadata
+
+from headless import REDIRECT_URI, Browser, MemoryStorage, log
 
 OPTS = json.loads(sys.argv[1])
 MCP_URL = OPTS["mcpUrl"]
-# Never listened on: the headless browser reads the code from the redirect's Location header.
-REDIRECT_URI = "http://127.0.0.1:53682/callback"
-
-
-def log(event: dict) -> None:
-    print(json.dumps(event), file=sys.stderr, flush=True)
-
-
-def hidden(html: str, name: str) -> str:
-    m = re.search(f'name="{name}" value="([^"]*)"', html)
-    assert m, f"no hidden input {name} in page:\n{html}"
-    return m.group(1)
-
-
-async def authorize_headlessly(authorization_url: str) -> dict[str, str]:
-    """authorize -> login form -> consent form -> the redirect's query parameters (code, state, iss)."""
-    async with httpx2.AsyncClient(follow_redirects=False) as browser:
-        page = await browser.get(authorization_url)
-        assert page.status_code == 200, f"authorize answered {page.status_code}: {page.text}"
-        consent = await browser.post(
-            urljoin(authorization_url, "/login"),
-            data={
-                "handle": hidden(page.text, "handle"),
-                "csrf": hidden(page.text, "csrf"),
-                "username": OPTS["username"],
-                "password": OPTS["password"],
-            },
-        )
-        assert consent.status_code == 200, f"login answered {consent.status_code}: {consent.text}"
-        approved = await browser.post(
-            urljoin(authorization_url, "/consent"),
-            data={
-                "handle": hidden(consent.text, "handle"),
-                "csrf": hidden(consent.text, "csrf"),
-                "decision": "approve",
-            },
-        )
-        assert approved.status_code == 302, f"consent answered {approved.status_code}: {approved.text}"
-        query = parse_qs(urlparse(approved.headers["location"]).query)
-        return {k: v[0] for k, v in query.items()}
-
-
-class MemoryStorage:
-    """TokenStorage kept in memory, remembering every token set it was given."""
-
-    def __init__(self) -> None:
-        self.tokens: OAuthToken | None = None
-        self.client: OAuthClientInformationFull | None = None
-        self.saved: list[OAuthToken] = []
-
-    async def get_tokens(self) -> OAuthToken | None:
-        return self.tokens
-
-    async def set_tokens(self, tokens: OAuthToken) -> None:
-        self.tokens = tokens
-        self.saved.append(tokens)
-
-    async def get_client_info(self) -> OAuthClientInformationFull | None:
-        return self.client
-
-    async def set_client_info(self, client_info: OAuthClientInformationFull) -> None:
-        self.client = client_info
-
-
-class Browser:
-    """The redirect and callback handlers: the SDK hands over the authorization URL and waits for the code."""
-
-    def __init__(self) -> None:
-        self.redirects = 0
-        self.result: dict[str, str] = {}
-
-    async def redirect(self, authorization_url: str) -> None:
-        self.redirects += 1
-        params = parse_qs(urlparse(authorization_url).query)
-        log({"redirect": authorization_url.split("?")[0]})
-        assert params["resource"] == [MCP_URL], params
-        assert params["code_challenge_method"] == ["S256"], params
-        self.result = await authorize_headlessly(authorization_url)
-
-    async def callback(self) -> AuthorizationCodeResult:
-        return AuthorizationCodeResult(
-            code=self.result["code"], state=self.result.get("state"), iss=self.result.get("iss")
-        )
 
 
 EXCHANGES: list[str] = []
@@ -129,7 +47,7 @@ async def echo(client: Client, message: str) -> None:
 
 async def main() -> None:
     storage = MemoryStorage()
-    browser = Browser()
+    browser = Browser(MCP_URL, OPTS["username"], OPTS["password"])
     provider = OAuthClientProvider(
         server_url=MCP_URL,
         client_metadata=OAuthClientMetadata(

@@ -37,7 +37,12 @@ use super::jsonrpc::{self, Kind};
 use super::session::Sessions;
 
 /// Longest stderr line logged whole; the rest of a longer line is dropped.
-const MAX_STDERR_LINE: usize = 16 * 1024;
+const MAX_STDERR_LINE: usize = 4 * 1024;
+/// Stderr lines logged per child per second; the rest are counted and reported as left out.
+const STDERR_LINES_PER_SECOND: u32 = 100;
+
+/// Messages waiting for the child's stdin.
+const STDIN_QUEUE: usize = 8;
 
 /// The answer to a request forwarded to the child.
 #[derive(Debug)]
@@ -48,9 +53,14 @@ pub enum Reply {
     Failed { code: i64, message: String },
 }
 
-/// The child cannot take messages any more.
-#[derive(Debug)]
-pub struct Gone;
+/// Why a message did not reach the child.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Gone {
+    /// It exited (or is being stopped).
+    Exited,
+    /// It did not read its stdin for `--request-timeout` with the queue full: it was stopped as hung.
+    NotReading,
+}
 
 struct Pending {
     session: String,
@@ -62,9 +72,12 @@ struct Pending {
 }
 
 /// A request of the child to a client, by the id the bridge gave it.
+#[derive(Debug)]
 struct Outgoing {
     child_id: Value,
     session: String,
+    /// When it was sent: unanswered after `--request-timeout`, it is refused to the child and forgotten.
+    sent: Instant,
 }
 
 #[derive(Default)]
@@ -74,6 +87,33 @@ struct Routing {
     /// The bridge's progress token → the request it belongs to.
     progress: HashMap<String, u64>,
     outgoing: HashMap<String, Outgoing>,
+}
+
+impl Routing {
+    /// Removes the child's request `child_id` (the child's own id for it); returns it with the bridge's id.
+    fn take_outgoing(&mut self, child_id: &Value) -> Option<(String, Outgoing)> {
+        let ours = self
+            .outgoing
+            .iter()
+            .find(|(_, out)| &out.child_id == child_id)
+            .map(|(ours, _)| ours.clone())?;
+        self.outgoing.remove(&ours).map(|out| (ours, out))
+    }
+
+    /// Removes the child's requests sent `timeout` ago or more; returns the child's ids of them.
+    fn expire_outgoing(&mut self, timeout: Duration) -> Vec<Value> {
+        let expired: Vec<String> = self
+            .outgoing
+            .iter()
+            .filter(|(_, out)| out.sent.elapsed() >= timeout)
+            .map(|(ours, _)| ours.clone())
+            .collect();
+        expired
+            .iter()
+            .filter_map(|ours| self.outgoing.remove(ours))
+            .map(|out| out.child_id)
+            .collect()
+    }
 }
 
 /// A running stdio MCP server.
@@ -94,6 +134,7 @@ pub struct Child {
     last_active: Mutex<Instant>,
     sessions: Arc<Sessions>,
     grace: Duration,
+    request_timeout: Duration,
 }
 
 impl std::fmt::Debug for Child {
@@ -130,7 +171,9 @@ impl Child {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .process_group(0)
-            .kill_on_drop(false);
+            // A backstop only (the process is dropped when the runtime drops the task waiting for it, e.g. at a
+            // shutdown cut short): stops go through `Child::stop`.
+            .kill_on_drop(true);
         let mut process = command.spawn()?;
         let pid = process.id().unwrap_or(0);
         let (Some(stdin), Some(stdout), Some(stderr)) = (
@@ -140,7 +183,9 @@ impl Child {
         ) else {
             return Err(std::io::Error::other("the child's pipes were not set up"));
         };
-        let (stdin_tx, stdin_rx) = mpsc::channel(256);
+        // Small: the bound that matters is the requests in flight; a child that stops reading fills this fast
+        // and its requests then time out rather than piling up messages here.
+        let (stdin_tx, stdin_rx) = mpsc::channel(STDIN_QUEUE);
         let (exit_tx, exit_rx) = watch::channel(None);
         let child = Arc::new(Child {
             pid,
@@ -157,6 +202,7 @@ impl Child {
             last_active: Mutex::new(Instant::now()),
             sessions,
             grace: config.shutdown_grace,
+            request_timeout: config.request_timeout,
         });
         tracing::info!(user = %child.user, session = child.session.as_deref(), pid, "MCP server process started");
         tokio::spawn(write_stdin(stdin, stdin_rx));
@@ -174,6 +220,11 @@ impl Child {
     /// Whether the child still runs and speaks.
     pub fn is_alive(&self) -> bool {
         !self.dead.load(Ordering::SeqCst) && self.exit.borrow().is_none()
+    }
+
+    /// Whether the process has exited (and been reaped).
+    pub fn has_exited(&self) -> bool {
+        self.exit.borrow().is_some()
     }
 
     /// The child's `InitializeResult`, once [`Child::initialize`] succeeded.
@@ -198,7 +249,7 @@ impl Child {
         let (_, reply) = self
             .request("", request, None)
             .await
-            .map_err(|Gone| "it closed its stdin".to_owned())?;
+            .map_err(|_| "it does not read its stdin".to_owned())?;
         let answer = match tokio::time::timeout(timeout, reply).await {
             Err(_) => {
                 return Err(format!(
@@ -220,7 +271,7 @@ impl Child {
         let _ = self.init_result.set(result.clone());
         self.send(json!({"jsonrpc": "2.0", "method": "notifications/initialized"}))
             .await
-            .map_err(|Gone| "it closed its stdin after initialize".to_owned())?;
+            .map_err(|_| "it does not read its stdin after initialize".to_owned())?;
         Ok(result)
     }
 
@@ -263,9 +314,9 @@ impl Child {
             );
             id
         };
-        if self.send(message).await.is_err() {
+        if let Err(gone) = self.send(message).await {
             self.forget(id);
-            return Err(Gone);
+            return Err(gone);
         }
         Ok((id, receiver))
     }
@@ -298,9 +349,25 @@ impl Child {
     ///
     /// # Errors
     /// [`Gone`] when the child no longer reads.
+    /// Waits at most `--request-timeout` for room in the stdin queue: a child that stopped reading is hung, and
+    /// is stopped rather than left holding its callers.
     pub async fn send(&self, message: Value) -> Result<(), Gone> {
-        let stdin = lock(&self.stdin).clone().ok_or(Gone)?;
-        stdin.send(line(&message)).await.map_err(|_| Gone)
+        let stdin = lock(&self.stdin).clone().ok_or(Gone::Exited)?;
+        match stdin
+            .send_timeout(line(&message), self.request_timeout)
+            .await
+        {
+            Ok(()) => Ok(()),
+            Err(mpsc::error::SendTimeoutError::Closed(_)) => Err(Gone::Exited),
+            Err(mpsc::error::SendTimeoutError::Timeout(_)) => {
+                tracing::warn!(user = %self.user, session = self.session.as_deref(), pid = self.pid,
+                    "MCP server did not read its stdin within --request-timeout: stopping it");
+                self.dead.store(true, Ordering::SeqCst);
+                drop(lock(&self.stdin).take());
+                self.signal(Signal::KILL);
+                Err(Gone::NotReading)
+            }
+        }
     }
 
     /// Forwards a client's response to one of the child's requests, if that request went to `session`.
@@ -488,16 +555,11 @@ impl Child {
             return;
         }
         if method == "notifications/cancelled" {
-            let ours = message
+            // The child cancels one of its own requests to a client, by the id it gave it; the client knows
+            // that request by the bridge's id.
+            let outgoing = message
                 .pointer("/params/requestId")
-                .and_then(Value::as_str)
-                .map(str::to_owned);
-            let outgoing = ours.and_then(|ours| {
-                lock(&self.routing)
-                    .outgoing
-                    .remove(&ours)
-                    .map(|out| (ours, out))
-            });
+                .and_then(|child_id| lock(&self.routing).take_outgoing(child_id));
             if let Some((ours, outgoing)) = outgoing {
                 if let Some(id) = message.pointer_mut("/params/requestId") {
                     *id = Value::String(ours);
@@ -512,10 +574,13 @@ impl Child {
     }
 
     /// A request of the child to a client (sampling, roots, elicitation, ping): to the session with the latest
-    /// request in flight (on that request's stream), else to a session with an open `GET` stream.
+    /// request in flight (on that request's stream), else to a session with an open `GET` stream. A request
+    /// that reaches no client, or that no client answers within `--request-timeout`, is answered to the child
+    /// with an error, so neither the child nor the bridge waits for it forever.
     fn child_request(&self, child_id: Value, method: &str, message: &mut Value) {
-        let (target, ours) = {
+        let (target, ours, expired) = {
             let mut routing = lock(&self.routing);
+            let expired = routing.expire_outgoing(self.request_timeout);
             let latest = routing
                 .pending
                 .iter()
@@ -537,38 +602,57 @@ impl Child {
                     Outgoing {
                         child_id: child_id.clone(),
                         session: session.clone(),
+                        sent: Instant::now(),
                     },
                 );
             }
-            (target, ours)
+            (target, ours, expired)
         };
+        for child_id in expired {
+            self.refuse(
+                child_id,
+                "no client answered this request within --request-timeout",
+            );
+        }
         let Some((session, related)) = target else {
             tracing::debug!(
                 pid = self.pid,
                 method,
                 "MCP server request with no client to ask: refused"
             );
-            let refusal = jsonrpc::error(
-                child_id,
-                -32603,
-                "no client connected to answer this request",
-            );
-            if let Some(stdin) = lock(&self.stdin).as_ref() {
-                let _ = stdin.try_send(line(&refusal));
-            }
+            self.refuse(child_id, "no client connected to answer this request");
             return;
         };
         if let Some(object) = message.as_object_mut() {
-            object.insert("id".to_owned(), Value::String(ours));
+            object.insert("id".to_owned(), Value::String(ours.clone()));
         }
-        self.deliver(&session, related.as_ref(), message.take());
+        if !self.deliver(&session, related.as_ref(), message.take()) {
+            lock(&self.routing).outgoing.remove(&ours);
+            self.refuse(
+                child_id,
+                "the client has no open stream to receive this request",
+            );
+        }
     }
 
-    /// To a request's own stream if it is open, else to the session's `GET` stream.
-    fn deliver(&self, session: &str, related: Option<&mpsc::Sender<Value>>, message: Value) {
+    /// Answers a request of the child with an error (without waiting: a child that does not read loses it).
+    fn refuse(&self, child_id: Value, reason: &str) {
+        let refusal = jsonrpc::error(child_id, -32603, reason);
+        if let Some(stdin) = lock(&self.stdin).as_ref() {
+            let _ = stdin.try_send(line(&refusal));
+        }
+    }
+
+    /// To a request's own stream if it is open, else to the session's `GET` stream; false when neither took it.
+    fn deliver(
+        &self,
+        session: &str,
+        related: Option<&mpsc::Sender<Value>>,
+        message: Value,
+    ) -> bool {
         let message = match related {
             Some(related) => match related.try_send(message) {
-                Ok(()) => return,
+                Ok(()) => return true,
                 Err(
                     mpsc::error::TrySendError::Full(message)
                     | mpsc::error::TrySendError::Closed(message),
@@ -576,14 +660,17 @@ impl Child {
             },
             None => message,
         };
-        if let Some(session) = self.sessions.by_id(session)
-            && !session.push(message)
-        {
+        let delivered = self
+            .sessions
+            .by_id(session)
+            .is_some_and(|session| session.push(message));
+        if !delivered {
             tracing::debug!(
                 pid = self.pid,
                 "message of the MCP server with no open stream: dropped"
             );
         }
+        delivered
     }
 }
 
@@ -608,9 +695,12 @@ async fn write_stdin(mut stdin: ChildStdin, mut lines: mpsc::Receiver<Vec<u8>>) 
     // Dropping stdin closes the pipe: the stdio convention for "exit now".
 }
 
+/// The child's stderr to the log, line by line: control characters escaped (a child must not be able to forge
+/// log lines or drive a terminal), lines cut at [`MAX_STDERR_LINE`], at most [`STDERR_LINES_PER_SECOND`] a second.
 async fn log_stderr(stderr: ChildStderr, user: String, session: Option<String>, pid: u32) {
     let mut reader = BufReader::new(stderr);
     let mut buffer = Vec::new();
+    let mut budget = StderrBudget::new(Instant::now());
     loop {
         buffer.clear();
         let truncated = match read_line(&mut reader, &mut buffer, MAX_STDERR_LINE, true).await {
@@ -618,9 +708,70 @@ async fn log_stderr(stderr: ChildStderr, user: String, session: Option<String>, 
             Ok(Line::TooLong) => true,
             Ok(Line::End) | Err(_) => break,
         };
-        let text = String::from_utf8_lossy(buffer.strip_suffix(b"\r").unwrap_or(&buffer));
-        tracing::info!(target: "mcp_bridge::child", user = %user, session = session.as_deref(), pid, truncated,
-            "{text}");
+        let (log, left_out) = budget.admit(Instant::now());
+        if left_out > 0 {
+            tracing::warn!(target: "mcp_bridge::child", user = %user, session = session.as_deref(), pid,
+                "{left_out} lines of stderr left out (over {STDERR_LINES_PER_SECOND} a second)");
+        }
+        if log {
+            let text = escape_controls(&String::from_utf8_lossy(
+                buffer.strip_suffix(b"\r").unwrap_or(&buffer),
+            ));
+            tracing::info!(target: "mcp_bridge::child", user = %user, session = session.as_deref(), pid, truncated,
+                "{text}");
+        }
+    }
+    let left_out = budget.left_out;
+    if left_out > 0 {
+        tracing::warn!(target: "mcp_bridge::child", user = %user, session = session.as_deref(), pid,
+            "{left_out} lines of stderr left out (over {STDERR_LINES_PER_SECOND} a second)");
+    }
+}
+
+/// Control characters as escapes (`\u{1b}`), the rest as it is.
+fn escape_controls(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for character in text.chars() {
+        if character.is_control() {
+            escaped.extend(character.escape_default());
+        } else {
+            escaped.push(character);
+        }
+    }
+    escaped
+}
+
+/// A one-second window of stderr lines.
+struct StderrBudget {
+    window: Instant,
+    logged: u32,
+    left_out: u64,
+}
+
+impl StderrBudget {
+    fn new(now: Instant) -> Self {
+        StderrBudget {
+            window: now,
+            logged: 0,
+            left_out: 0,
+        }
+    }
+
+    /// Whether to log a line read at `now`, and (when a new window began) how many the last one left out.
+    fn admit(&mut self, now: Instant) -> (bool, u64) {
+        let mut reported = 0;
+        if now.duration_since(self.window) >= Duration::from_secs(1) {
+            reported = std::mem::take(&mut self.left_out);
+            self.window = now;
+            self.logged = 0;
+        }
+        if self.logged < STDERR_LINES_PER_SECOND {
+            self.logged += 1;
+            (true, reported)
+        } else {
+            self.left_out += 1;
+            (false, reported)
+        }
     }
 }
 
@@ -700,7 +851,81 @@ async fn read_line<R: AsyncBufRead + Unpin>(
 
 #[cfg(test)]
 mod tests {
-    use super::{Line, read_line};
+    use std::time::{Duration, Instant};
+
+    use serde_json::json;
+
+    use super::{
+        Line, Outgoing, Routing, STDERR_LINES_PER_SECOND, StderrBudget, escape_controls, read_line,
+    };
+
+    #[test]
+    fn stderr_control_characters_are_escaped() {
+        assert_eq!(
+            escape_controls("ok \u{1b}[31mred\rINFO forged\u{7}"),
+            r"ok \u{1b}[31mred\rINFO forged\u{7}"
+        );
+        assert_eq!(escape_controls("plain ü text"), "plain ü text");
+    }
+
+    #[test]
+    fn stderr_lines_are_rate_limited_and_the_rest_counted() {
+        let start = Instant::now();
+        let mut budget = StderrBudget::new(start);
+        let logged = (0..STDERR_LINES_PER_SECOND + 25)
+            .filter(|_| budget.admit(start).0)
+            .count();
+        assert_eq!(logged, STDERR_LINES_PER_SECOND as usize);
+        let next_second = start + Duration::from_millis(1001);
+        assert_eq!(budget.admit(next_second), (true, 25));
+        assert_eq!(budget.admit(next_second), (true, 0));
+    }
+
+    fn outgoing(child_id: serde_json::Value, sent: Instant) -> Outgoing {
+        Outgoing {
+            child_id,
+            session: "s1".to_owned(),
+            sent,
+        }
+    }
+
+    /// A child cancels its own request by the id it gave it (here `7`); the client knows it as `bridge-3`.
+    #[test]
+    fn a_childs_cancellation_finds_its_request_by_the_childs_id() {
+        let mut routing = Routing::default();
+        routing
+            .outgoing
+            .insert("bridge-3".to_owned(), outgoing(json!(7), Instant::now()));
+        routing
+            .outgoing
+            .insert("bridge-4".to_owned(), outgoing(json!("7"), Instant::now()));
+        let (ours, found) = routing.take_outgoing(&json!(7)).expect("found");
+        assert_eq!(ours, "bridge-3");
+        assert_eq!(found.session, "s1");
+        assert!(routing.take_outgoing(&json!(7)).is_none(), "removed");
+        assert!(
+            routing.take_outgoing(&json!("bridge-4")).is_none(),
+            "not by our id"
+        );
+        assert_eq!(routing.outgoing.len(), 1);
+    }
+
+    #[test]
+    fn unanswered_child_requests_expire() {
+        let mut routing = Routing::default();
+        let long_ago = Instant::now()
+            .checked_sub(Duration::from_secs(10))
+            .expect("an instant 10 s ago");
+        routing
+            .outgoing
+            .insert("bridge-1".to_owned(), outgoing(json!(1), long_ago));
+        routing
+            .outgoing
+            .insert("bridge-2".to_owned(), outgoing(json!(2), Instant::now()));
+        assert_eq!(routing.expire_outgoing(Duration::from_secs(5)), [json!(1)]);
+        assert_eq!(routing.outgoing.len(), 1);
+        assert!(routing.outgoing.contains_key("bridge-2"));
+    }
 
     async fn lines(input: &[u8], max: usize, skip_rest: bool) -> Vec<(String, &'static str)> {
         let mut reader = tokio::io::BufReader::with_capacity(4, input);

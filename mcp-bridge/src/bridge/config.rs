@@ -28,7 +28,9 @@ pub enum ConfigError {
         "no command: give the stdio MCP server after `--`, e.g. `mcp-bridge --listen 127.0.0.1:8931 -- npx server`"
     )]
     NoCommand,
-    #[error("--path {0:?}: must start with `/` and not be `/health`")]
+    #[error(
+        "--path {0:?}: must start with `/`, hold only letters, digits and `._~/-` (no route patterns such as `:id`, `*` or `{{id}}`), and not be `/health`"
+    )]
     Path(String),
     #[error("--env {0:?}: expected NAME=VALUE with a non-empty NAME without `=` or NUL")]
     Env(String),
@@ -36,6 +38,10 @@ pub enum ConfigError {
     PassEnv(String),
     #[error("--{0} {1:?}: not a valid HTTP header name")]
     Header(&'static str, String),
+    #[error(
+        "--allow-anonymous needs --process-per session: per user, a process belongs to a user id"
+    )]
+    AnonymousPerUser,
     #[error("--{0}: must be at least 1")]
     Zero(&'static str),
 }
@@ -46,12 +52,17 @@ pub struct Config {
     pub listen: SocketAddr,
     pub path: String,
     pub process_per: ProcessPer,
+    /// Requests without a user id are served (per session only).
+    pub allow_anonymous: bool,
     pub trusted_proxies: Vec<IpNet>,
     pub user_id_header: HeaderName,
     pub user_name_header: HeaderName,
     pub user_email_header: HeaderName,
     pub max_processes: usize,
     pub max_sessions: usize,
+    pub max_sessions_per_user: usize,
+    pub max_requests_in_flight: usize,
+    pub max_requests_per_owner: usize,
     pub idle_timeout: Duration,
     pub session_idle_timeout: Duration,
     pub start_timeout: Duration,
@@ -75,8 +86,17 @@ impl Config {
     pub fn from_args(args: BridgeArgs) -> Result<Self, ConfigError> {
         let mut command = args.command.into_iter();
         let program = command.next().ok_or(ConfigError::NoCommand)?;
-        if !args.path.starts_with('/') || args.path == "/health" {
+        let path_ok = args.path.starts_with('/')
+            && args
+                .path
+                .bytes()
+                .all(|byte| byte.is_ascii_alphanumeric() || b"._~/-".contains(&byte))
+            && args.path != "/health";
+        if !path_ok {
             return Err(ConfigError::Path(args.path));
+        }
+        if args.allow_anonymous && args.process_per == ProcessPer::User {
+            return Err(ConfigError::AnonymousPerUser);
         }
         let header = |option: &'static str, name: String| {
             HeaderName::try_from(name.as_str()).map_err(|_| ConfigError::Header(option, name))
@@ -112,6 +132,9 @@ impl Config {
             ("max-processes", args.max_processes),
             ("max-sessions", args.max_sessions),
             ("max-message-bytes", args.max_message_bytes),
+            ("max-sessions-per-user", args.max_sessions_per_user),
+            ("max-requests-in-flight", args.max_requests_in_flight),
+            ("max-requests-per-owner", args.max_requests_per_owner),
         ] {
             if value == 0 {
                 return Err(ConfigError::Zero(option));
@@ -121,12 +144,16 @@ impl Config {
             listen: args.listen,
             path: args.path,
             process_per: args.process_per,
+            allow_anonymous: args.allow_anonymous,
             trusted_proxies: args.trusted_proxies,
             user_id_header: header("user-id-header", args.user_id_header)?,
             user_name_header: header("user-name-header", args.user_name_header)?,
             user_email_header: header("user-email-header", args.user_email_header)?,
             max_processes: args.max_processes,
             max_sessions: args.max_sessions,
+            max_sessions_per_user: args.max_sessions_per_user,
+            max_requests_in_flight: args.max_requests_in_flight,
+            max_requests_per_owner: args.max_requests_per_owner,
             idle_timeout: args.idle_timeout,
             session_idle_timeout: args.session_idle_timeout,
             start_timeout: args.start_timeout,
@@ -197,7 +224,41 @@ pub fn owner_file_name(owner: &[u8]) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::owner_file_name;
+    use clap::Parser;
+
+    use super::{Config, ConfigError, owner_file_name};
+    use crate::cli::Cli;
+
+    fn config(options: &[&str]) -> Result<Config, ConfigError> {
+        let cli = Cli::try_parse_from(
+            ["mcp-bridge"]
+                .iter()
+                .chain(options)
+                .chain(&["--", "server"]),
+        )
+        .expect("the command line parses");
+        Config::from_args(cli.bridge)
+    }
+
+    /// axum's router panics on route patterns; the bridge refuses them before it listens.
+    #[test]
+    fn path_is_a_plain_path() {
+        for ok in ["/mcp", "/a/b-c_d.e~f", "/"] {
+            assert!(config(&["--path", ok]).is_ok(), "{ok}");
+        }
+        for bad in [
+            "mcp",
+            "/mcp/:id",
+            "/mcp/*rest",
+            "/mcp/{id}",
+            "/health",
+            "/m cp",
+            "/mcp?x",
+        ] {
+            let error = config(&["--path", bad]).expect_err(bad).to_string();
+            assert!(error.starts_with("--path"), "{error}");
+        }
+    }
 
     #[test]
     fn owner_names_are_safe_file_names() {

@@ -3,14 +3,23 @@
 //!
 //! Every request to the endpoint passes `admit` first, which does what the MCP SDKs cannot know to do behind
 //! a gate: the `Origin` check (`--allow-origin`), identity headers believed only from `--trusted-proxy` (403
-//! otherwise) and, per user, a request without a user id refused (401). Then the body is read up to
-//! `--max-message-bytes` (413 beyond). Refusals carry a JSON-RPC error body so that SDK clients show the
+//! otherwise) and a request without a user id refused (401) unless `--allow-anonymous` (per session only).
+//! Then the body is read up to `--max-message-bytes` (413 beyond). Refusals carry a JSON-RPC error body so that SDK clients show the
 //! reason. A request's answer comes as an SSE stream when the client accepts one (so progress and the server's
 //! own requests can come first), else as JSON.
+//!
+//! # The protocol version of a user's later sessions
+//! Per user, one process serves all of a user's sessions, and it was initialized once, by the session that
+//! started it; every later `initialize` is answered with that child's own `InitializeResult`, so with the
+//! `protocolVersion` the child negotiated then, whatever version the new client asked for. MCP's negotiation
+//! allows exactly this (a server answers with a version it supports; a client that does not support it
+//! disconnects), so a client that asked for an older version may disconnect. Where clients of different
+//! protocol versions must work for one user, run `--process-per session`.
 
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use axum::Json;
 use axum::Router;
@@ -26,14 +35,25 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cli::ProcessPer;
 
-use super::child::Reply;
+use super::child::{Gone, Reply};
 use super::config::{Config, owner_file_name};
-use super::identity::{Identity, identify};
+use super::identity::{Identity, Refused, identify};
 use super::jsonrpc::{self, Kind, http_error};
 use super::pool::{AcquireError, Lease, Pool};
-use super::session::{Session, Sessions};
+use super::session::{RequestInFlight, Session, Sessions, TooManySessions};
 
 const SESSION_HEADER: &str = "mcp-session-id";
+/// Sent by clients after `initialize` (MCP 2025-06-18 and later); an unknown value is refused (400), as the
+/// specification asks of servers.
+const PROTOCOL_VERSION_HEADER: &str = "mcp-protocol-version";
+/// The MCP protocol versions that exist.
+const KNOWN_PROTOCOL_VERSIONS: [&str; 5] = [
+    "2024-11-05",
+    "2025-03-26",
+    "2025-06-18",
+    "2025-11-25",
+    "2026-07-28",
+];
 /// How often an SSE stream with nothing to say sends a comment line.
 const KEEP_ALIVE: std::time::Duration = std::time::Duration::from_secs(15);
 
@@ -42,8 +62,80 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub pool: Arc<Pool>,
     pub sessions: Arc<Sessions>,
+    /// Requests in flight (`--max-requests-in-flight`, `--max-requests-per-owner`).
+    pub in_flight: Arc<InFlight>,
     /// Cancelled at shutdown: ends the open `GET` streams.
     pub shutdown: CancellationToken,
+}
+
+/// Requests in flight, in all and per process owner.
+#[derive(Debug, Default)]
+pub struct InFlight {
+    counts: Mutex<(usize, HashMap<String, usize>)>,
+}
+
+/// One request in flight, counted until dropped.
+#[derive(Debug)]
+pub struct InFlightSlot {
+    in_flight: Arc<InFlight>,
+    owner: String,
+}
+
+impl InFlight {
+    /// Counts a request of `owner`, or says which limit refuses it.
+    #[allow(clippy::result_large_err)]
+    fn enter(
+        self: &Arc<Self>,
+        config: &Config,
+        owner: &str,
+        id: &Value,
+    ) -> Result<InFlightSlot, Response> {
+        let mut counts = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
+        let (total, per_owner) = &mut *counts;
+        let mine = per_owner.get(owner).copied().unwrap_or(0);
+        let refusal = if mine >= config.max_requests_per_owner {
+            format!(
+                "{} of your requests are in flight (--max-requests-per-owner); try again later",
+                config.max_requests_per_owner
+            )
+        } else if *total >= config.max_requests_in_flight {
+            format!(
+                "{} requests are in flight (--max-requests-in-flight); try again later",
+                config.max_requests_in_flight
+            )
+        } else {
+            *total += 1;
+            per_owner.insert(owner.to_owned(), mine + 1);
+            return Ok(InFlightSlot {
+                in_flight: Arc::clone(self),
+                owner: owner.to_owned(),
+            });
+        };
+        Err(http_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            id.clone(),
+            jsonrpc::LIMIT,
+            &refusal,
+        ))
+    }
+}
+
+impl Drop for InFlightSlot {
+    fn drop(&mut self) {
+        let mut counts = self
+            .in_flight
+            .counts
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let (total, per_owner) = &mut *counts;
+        *total = total.saturating_sub(1);
+        if let Some(mine) = per_owner.get_mut(&self.owner) {
+            *mine = mine.saturating_sub(1);
+            if *mine == 0 {
+                per_owner.remove(&self.owner);
+            }
+        }
+    }
 }
 
 /// The route table.
@@ -81,16 +173,42 @@ fn admit(config: &Config, peer: SocketAddr, headers: &HeaderMap) -> Result<Ident
             ));
         }
     }
-    let identity = identify(config, peer.ip(), headers).map_err(|_| {
-        tracing::warn!(peer = %peer.ip(), "identity headers from an address outside --trusted-proxy: refused");
-        http_error(
-            StatusCode::FORBIDDEN,
+    if let Some(version) = headers.get(PROTOCOL_VERSION_HEADER)
+        && !KNOWN_PROTOCOL_VERSIONS
+            .iter()
+            .any(|known| version.as_bytes() == known.as_bytes())
+    {
+        return Err(http_error(
+            StatusCode::BAD_REQUEST,
             Value::Null,
             jsonrpc::INVALID_REQUEST,
-            "identity headers from an untrusted address: only the proxies in --trusted-proxy may send them",
-        )
+            &format!(
+                "unsupported MCP-Protocol-Version: known versions are {}",
+                KNOWN_PROTOCOL_VERSIONS.join(", ")
+            ),
+        ));
+    }
+    let identity = identify(config, peer.ip(), headers).map_err(|refused| match refused {
+        Refused::UntrustedPeer => {
+            tracing::warn!(peer = %peer.ip(), "identity headers from an address outside --trusted-proxy: refused");
+            http_error(
+                StatusCode::FORBIDDEN,
+                Value::Null,
+                jsonrpc::INVALID_REQUEST,
+                "identity headers from an untrusted address: only the proxies in --trusted-proxy may send them",
+            )
+        }
+        Refused::Repeated(name) => {
+            tracing::warn!(peer = %peer.ip(), header = %name, "identity header sent more than once: refused");
+            http_error(
+                StatusCode::BAD_REQUEST,
+                Value::Null,
+                jsonrpc::INVALID_REQUEST,
+                &format!("identity header {name} sent more than once: the gate sets exactly one"),
+            )
+        }
     })?;
-    if config.process_per == ProcessPer::User && identity.user_id.is_none() {
+    if identity.user_id.is_none() && !config.allow_anonymous {
         return Err(http_error(
             StatusCode::UNAUTHORIZED,
             Value::Null,
@@ -170,8 +288,18 @@ async fn post_mcp(
     if declared.is_some_and(|length| length > max as u64) {
         return too_large();
     }
-    let Ok(bytes) = axum::body::to_bytes(body, max).await else {
-        return too_large();
+    let bytes = match read_body(body, max).await {
+        Ok(bytes) => bytes,
+        Err(BodyError::TooLarge) => return too_large(),
+        Err(BodyError::Read(error)) => {
+            tracing::debug!(peer = %peer.ip(), "request body could not be read: {error}");
+            return http_error(
+                StatusCode::BAD_REQUEST,
+                Value::Null,
+                jsonrpc::INVALID_REQUEST,
+                "the request body could not be read",
+            );
+        }
     };
     let Ok(message) = serde_json::from_slice::<Value>(&bytes) else {
         return http_error(
@@ -187,6 +315,14 @@ async fn post_mcp(
             Value::Null,
             jsonrpc::INVALID_REQUEST,
             "JSON-RPC batches are not supported",
+        );
+    }
+    if message.get("jsonrpc").and_then(Value::as_str) != Some("2.0") {
+        return http_error(
+            StatusCode::BAD_REQUEST,
+            Value::Null,
+            jsonrpc::INVALID_REQUEST,
+            "not a JSON-RPC 2.0 message: \"jsonrpc\": \"2.0\" is missing",
         );
     }
     let session = match session_of(&state, &headers, &identity) {
@@ -238,6 +374,27 @@ async fn post_mcp(
     }
 }
 
+enum BodyError {
+    /// Over `--max-message-bytes`: 413.
+    TooLarge,
+    /// The body itself was broken (bad chunked encoding, connection cut): 400.
+    Read(axum::Error),
+}
+
+/// The body, at most `max` bytes.
+async fn read_body(body: Body, max: usize) -> Result<Vec<u8>, BodyError> {
+    let mut stream = body.into_data_stream();
+    let mut bytes = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(BodyError::Read)?;
+        if bytes.len() + chunk.len() > max {
+            return Err(BodyError::TooLarge);
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    Ok(bytes)
+}
+
 fn acquire_error(id: Value, error: AcquireError) -> Response {
     match error {
         AcquireError::AtCapacity(max) => http_error(
@@ -270,27 +427,49 @@ async fn initialize(
             .map(|user| owner_file_name(user.as_bytes())),
         ProcessPer::Session => None,
     };
-    let params = message.get("params").cloned().unwrap_or_else(|| json!({}));
-    let Ok(session) = state.sessions.open(identity, owner, params) else {
-        return http_error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            id,
-            jsonrpc::LIMIT,
-            &format!(
-                "too many sessions (--max-sessions {}); try again later",
-                state.config.max_sessions
-            ),
-        );
+    let params = match init_params(message) {
+        Ok(params) => params,
+        Err(problem) => {
+            return http_error(
+                StatusCode::BAD_REQUEST,
+                id,
+                jsonrpc::INVALID_PARAMS,
+                &problem,
+            );
+        }
+    };
+    let session = match state.sessions.open(identity, owner, params) {
+        Ok(session) => session,
+        Err(too_many) => {
+            let problem = match too_many {
+                TooManySessions::InAll => format!(
+                    "too many sessions (--max-sessions {}); try again later",
+                    state.config.max_sessions
+                ),
+                TooManySessions::ForUser => format!(
+                    "you have {} sessions open (--max-sessions-per-user): close one (DELETE) or try again later",
+                    state.config.max_sessions_per_user
+                ),
+            };
+            return http_error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                id,
+                jsonrpc::LIMIT,
+                &problem,
+            );
+        }
+    };
+    // Until the answer is ready, the session is only tentative: a failed start, or the client going away
+    // mid-start (this future dropped), closes it again.
+    let opening = Opening {
+        sessions: &state.sessions,
+        id: Some(session.id.clone()),
     };
     let lease = match state.pool.acquire(&session).await {
         Ok(lease) => lease,
-        Err(error) => {
-            state.sessions.remove(&session.id);
-            return acquire_error(id, error);
-        }
+        Err(error) => return acquire_error(id, error),
     };
     let Some(result) = lease.child.init_result().cloned() else {
-        state.sessions.remove(&session.id);
         return http_error(
             StatusCode::BAD_GATEWAY,
             id,
@@ -299,6 +478,7 @@ async fn initialize(
         );
     };
     drop(lease);
+    opening.keep();
     tracing::info!(session = %session.id, user = %session.identity.user_for_log(), "session opened");
     let answer = json!({"jsonrpc": "2.0", "id": id, "result": result});
     let mut response = if sse {
@@ -310,6 +490,64 @@ async fn initialize(
         response.headers_mut().insert(SESSION_HEADER, value);
     }
     response
+}
+
+/// Largest `initialize` params the bridge keeps for a session (it replays them when the process restarts).
+const MAX_INIT_PARAMS: usize = 64 * 1024;
+
+/// The part of `initialize`'s params a session keeps: `protocolVersion`, `capabilities` and `clientInfo`,
+/// checked for shape (before any process starts) and bounded in size.
+fn init_params(message: &Value) -> Result<Value, String> {
+    let Some(params) = message.get("params").and_then(Value::as_object) else {
+        return Err(
+            "initialize needs params (protocolVersion, capabilities, clientInfo)".to_owned(),
+        );
+    };
+    if !params.get("protocolVersion").is_some_and(Value::is_string) {
+        return Err("initialize params: protocolVersion must be a string".to_owned());
+    }
+    for name in ["capabilities", "clientInfo"] {
+        if params.get(name).is_some_and(|value| !value.is_object()) {
+            return Err(format!("initialize params: {name} must be an object"));
+        }
+    }
+    let kept: serde_json::Map<String, Value> = params
+        .iter()
+        .filter(|(name, _)| {
+            matches!(
+                name.as_str(),
+                "protocolVersion" | "capabilities" | "clientInfo"
+            )
+        })
+        .map(|(name, value)| (name.clone(), value.clone()))
+        .collect();
+    let kept = Value::Object(kept);
+    if kept.to_string().len() > MAX_INIT_PARAMS {
+        return Err(format!(
+            "initialize params over {MAX_INIT_PARAMS} bytes: too large to keep for the session"
+        ));
+    }
+    Ok(kept)
+}
+
+/// A session being opened: removed again when dropped before [`Opening::keep`].
+struct Opening<'a> {
+    sessions: &'a Sessions,
+    id: Option<String>,
+}
+
+impl Opening<'_> {
+    fn keep(mut self) {
+        self.id = None;
+    }
+}
+
+impl Drop for Opening<'_> {
+    fn drop(&mut self) {
+        if let Some(id) = self.id.take() {
+            self.sessions.remove(&id);
+        }
+    }
 }
 
 fn single(message: Value) -> mpsc::Receiver<Value> {
@@ -327,6 +565,18 @@ async fn request(
     message: Value,
     sse: bool,
 ) -> Response {
+    let Some(request_id) = session.begin(&id) else {
+        return http_error(
+            StatusCode::BAD_REQUEST,
+            id,
+            jsonrpc::INVALID_REQUEST,
+            "a request with this id is already in flight in this session",
+        );
+    };
+    let slot = match state.in_flight.enter(&state.config, &session.owner, &id) {
+        Ok(slot) => slot,
+        Err(refusal) => return refusal,
+    };
     let lease = match state.pool.acquire(&session).await {
         Ok(lease) => lease,
         Err(error) => return acquire_error(id, error),
@@ -337,18 +587,26 @@ async fn request(
     } else {
         (None, None)
     };
-    let Ok((child_id, reply)) = lease.child.request(&session.id, message, related).await else {
-        return http_error(
-            StatusCode::BAD_GATEWAY,
-            id,
-            jsonrpc::SERVER_ERROR,
-            "the MCP server process went away; it will be restarted on the next request",
-        );
+    let (child_id, reply) = match lease.child.request(&session.id, message, related).await {
+        Ok(forwarded) => forwarded,
+        Err(gone) => {
+            let problem = match gone {
+                Gone::Exited => {
+                    "the MCP server process went away; it will be restarted on the next request"
+                }
+                Gone::NotReading => {
+                    "the MCP server did not read its input within --request-timeout and was stopped; it will be restarted on the next request"
+                }
+            };
+            return http_error(StatusCode::BAD_GATEWAY, id, jsonrpc::SERVER_ERROR, problem);
+        }
     };
     tracing::debug!(session = %session.id, pid = lease.child.pid, method, "request forwarded");
-    session.request_started(&id, child_id);
+    request_id.forwarded(child_id);
     let (out, out_rx) = mpsc::channel(64);
     let wait = Wait {
+        request_id: Some(request_id),
+        _slot: slot,
         lease,
         session,
         client_id: id.clone(),
@@ -376,6 +634,9 @@ async fn request(
 /// Waits for a request's answer (and passes on what the child sends about it meanwhile), or its timeout, or the
 /// client going away; the lease (and so the in-flight count) ends with it.
 struct Wait {
+    /// Ends (frees the client's id for reuse) before the answer is sent.
+    request_id: Option<RequestInFlight>,
+    _slot: InFlightSlot,
     lease: Lease,
     session: Arc<Session>,
     client_id: Value,
@@ -393,10 +654,17 @@ impl Wait {
         let answer = loop {
             tokio::select! {
                 reply = &mut self.reply => break Some(self.answer(reply)),
+                // Never an `.await` on the client here: a client that does not read its stream must not hold
+                // the request past its deadline. What does not fit is dropped (progress is advisory).
                 extra = recv(&mut self.related) => match extra {
-                    Some(extra) => if self.out.send(extra).await.is_err() {
-                        child.cancel(self.child_id, "the client went away");
-                        break None;
+                    Some(extra) => match self.out.try_send(extra) {
+                        Ok(()) => {}
+                        Err(mpsc::error::TrySendError::Full(_)) => tracing::debug!(
+                            session = %self.session.id, "the client does not read its stream: message dropped"),
+                        Err(mpsc::error::TrySendError::Closed(_)) => {
+                            child.cancel(self.child_id, "the client went away");
+                            break None;
+                        }
                     },
                     None => self.related = None,
                 },
@@ -412,14 +680,15 @@ impl Wait {
                 }
             }
         };
-        self.session.request_ended(&self.client_id);
+        drop(self.request_id.take());
         if let Some(answer) = answer {
             if let Some(related) = self.related.as_mut() {
                 while let Ok(extra) = related.try_recv() {
-                    let _ = self.out.send(extra).await;
+                    let _ = self.out.try_send(extra);
                 }
             }
-            let _ = self.out.send(answer).await;
+            // The answer itself is worth a wait, but a bounded one.
+            let _ = self.out.send_timeout(answer, timeout).await;
         }
     }
 

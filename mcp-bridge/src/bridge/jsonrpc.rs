@@ -20,6 +20,7 @@ pub const LIMIT: i64 = -32002;
 pub const TIMEOUT: i64 = -32003;
 pub const PARSE_ERROR: i64 = -32700;
 pub const INVALID_REQUEST: i64 = -32600;
+pub const INVALID_PARAMS: i64 = -32602;
 
 /// A JSON-RPC error response.
 pub fn error(id: Value, code: i64, message: &str) -> Value {

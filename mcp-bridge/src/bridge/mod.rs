@@ -71,12 +71,16 @@ async fn serve(config: Config) -> ExitCode {
         }
     };
     let config = Arc::new(config);
-    let sessions = Arc::new(session::Sessions::new(config.max_sessions));
+    let sessions = Arc::new(session::Sessions::new(
+        config.max_sessions,
+        config.max_sessions_per_user,
+    ));
     let pool = Arc::new(pool::Pool::new(Arc::clone(&config), Arc::clone(&sessions)));
     let state = Arc::new(http::AppState {
         config: Arc::clone(&config),
         pool: Arc::clone(&pool),
         sessions,
+        in_flight: Arc::default(),
         shutdown: CancellationToken::new(),
     });
     let reaper = tokio::spawn(reap(Arc::clone(&pool), reap_interval(&config)));

@@ -4,12 +4,16 @@
 //! keeps the idle reaper away, so a long tool call is never cut by `--idle-timeout`. Starting a child (spawn and
 //! `initialize`, bounded by `--start-timeout`) happens under a per-owner lock, so two requests of one user start
 //! one process, and a start slot is reserved before spawning so the limit holds while children start.
+//! A child counts against `--max-processes` until it has exited, not merely until it was asked to stop, and
+//! every start and stop runs in a tracked task that shutdown waits for.
 //! A dead child is simply replaced by the next request that needs it, re-initialized with the requesting
 //! session's stored client info; sessions never notice beyond the error their in-flight requests got.
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use tokio_util::task::TaskTracker;
 
 use crate::cli::ProcessPer;
 
@@ -39,16 +43,62 @@ impl Drop for Lease {
     }
 }
 
+/// A reserved start slot: given back when dropped, however the start ends (even if its task is aborted).
+struct StartSlot<'a> {
+    pool: &'a Pool,
+}
+
+impl Drop for StartSlot<'_> {
+    fn drop(&mut self) {
+        let mut inner = self.pool.inner();
+        inner.starting = inner.starting.saturating_sub(1);
+    }
+}
+
+/// Gives the slot back under a lock the caller already holds (the pool's mutex is not re-entrant).
+fn slot_in(inner: &mut Inner, slot: StartSlot<'_>) {
+    std::mem::forget(slot);
+    inner.starting = inner.starting.saturating_sub(1);
+}
+
 #[derive(Default)]
 struct Inner {
     children: HashMap<String, Arc<Child>>,
     starting: usize,
+    /// Children out of `children` (stopped, idle, dead) that have not exited yet: they still count against
+    /// `--max-processes`, since they still run.
+    leaving: Vec<Arc<Child>>,
     /// Set by [`Pool::stop_all`]: no child starts any more.
     closed: bool,
 }
 
+impl Inner {
+    /// Moves dead children out of `children` and forgets those that have exited.
+    fn forget_dead(&mut self) {
+        let dead: Vec<String> = self
+            .children
+            .iter()
+            .filter(|(_, child)| !child.is_alive())
+            .map(|(owner, _)| owner.clone())
+            .collect();
+        for owner in dead {
+            if let Some(child) = self.children.remove(&owner) {
+                self.leaving.push(child);
+            }
+        }
+        self.leaving.retain(|child| !child.has_exited());
+    }
+
+    /// Processes that still run: the live children and those on their way out.
+    fn running(&self) -> usize {
+        self.children.len() + self.leaving.len()
+    }
+}
+
 /// Every child, by owner.
 pub struct Pool {
+    /// Every start and stop task, so that shutdown waits for them all.
+    tasks: TaskTracker,
     config: Arc<Config>,
     sessions: Arc<Sessions>,
     inner: Mutex<Inner>,
@@ -58,6 +108,7 @@ pub struct Pool {
 impl Pool {
     pub fn new(config: Arc<Config>, sessions: Arc<Sessions>) -> Self {
         Pool {
+            tasks: TaskTracker::new(),
             config,
             sessions,
             inner: Mutex::new(Inner::default()),
@@ -89,12 +140,27 @@ impl Pool {
 
     /// The session owner's child, started (and initialized with the session's client info) when there is none.
     ///
+    /// The start runs in a task of its own that the request only awaits: a client that goes away mid-start
+    /// (its request future dropped) cannot leave a process slot reserved or a child the pool does not know.
+    /// The child it started is kept (and idles out like any other).
+    ///
     /// # Errors
     /// [`AcquireError`] at the process limit or when the child does not start.
-    pub async fn acquire(&self, session: &Session) -> Result<Lease, AcquireError> {
+    pub async fn acquire(self: &Arc<Self>, session: &Arc<Session>) -> Result<Lease, AcquireError> {
         if let Some(lease) = self.lease_live(&session.owner) {
             return Ok(lease);
         }
+        let pool = Arc::clone(self);
+        let session = Arc::clone(session);
+        self.tasks
+            .spawn(async move { pool.start_for(&session).await })
+            .await
+            .unwrap_or_else(|_| Err(AcquireError::Start("the start was interrupted".to_owned())))
+    }
+
+    /// Starts the owner's child unless another request did meanwhile; inserts it before returning, so it is
+    /// counted whether or not anyone still waits for it.
+    async fn start_for(&self, session: &Session) -> Result<Lease, AcquireError> {
         let lock = Arc::clone(
             self.start_locks
                 .lock()
@@ -106,25 +172,27 @@ impl Pool {
         if let Some(lease) = self.lease_live(&session.owner) {
             return Ok(lease);
         }
-        {
+        let slot = {
             let mut inner = self.inner();
             if inner.closed {
                 return Err(AcquireError::Start(
                     "the bridge is shutting down".to_owned(),
                 ));
             }
-            inner.children.retain(|_, child| child.is_alive());
-            if inner.children.len() + inner.starting >= self.config.max_processes {
+            inner.forget_dead();
+            if inner.running() + inner.starting >= self.config.max_processes {
                 return Err(AcquireError::AtCapacity(self.config.max_processes));
             }
             inner.starting += 1;
-        }
+            StartSlot { pool: self }
+        };
         let started = self.start(session).await;
         let mut inner = self.inner();
-        inner.starting -= 1;
+        slot_in(&mut inner, slot);
         let child = started.map_err(AcquireError::Start)?;
         if inner.closed {
-            tokio::spawn(async move { child.stop().await });
+            inner.leaving.push(Arc::clone(&child));
+            self.tasks.spawn(async move { child.stop().await });
             return Err(AcquireError::Start(
                 "the bridge is shutting down".to_owned(),
             ));
@@ -147,10 +215,10 @@ impl Pool {
             Arc::clone(&self.sessions),
         )
         .map_err(|error| {
-            format!(
-                "could not start {}: {error}",
-                self.config.program.to_string_lossy()
-            )
+            // The program's path and the OS error are for the operator, not for the client.
+            tracing::error!(program = %self.config.program.to_string_lossy(),
+                "could not start the MCP server: {error}");
+            "could not start the MCP server (the bridge's log says why)".to_owned()
         })?;
         match child
             .initialize(&session.init_params, self.config.start_timeout)
@@ -159,25 +227,26 @@ impl Pool {
             Ok(_) => Ok(child),
             Err(problem) => {
                 tracing::warn!(pid = child.pid, "MCP server not usable: {problem}");
-                tokio::spawn(async move { child.stop().await });
+                self.inner().leaving.push(Arc::clone(&child));
+                self.tasks.spawn(async move { child.stop().await });
                 Err(format!("the MCP server did not start: {problem}"))
             }
         }
     }
 
-    /// Running children.
+    /// Running children, those being stopped included (until they have exited).
     pub fn processes(&self) -> usize {
-        self.inner()
-            .children
-            .values()
-            .filter(|child| child.is_alive())
-            .count()
+        let mut inner = self.inner();
+        inner.forget_dead();
+        inner.running()
     }
 
     /// Stops the owner's child now (its session was deleted, in per-session mode).
     pub fn stop_owner(&self, owner: &str) {
-        if let Some(child) = self.inner().children.remove(owner) {
-            tokio::spawn(async move { child.stop().await });
+        let mut inner = self.inner();
+        if let Some(child) = inner.children.remove(owner) {
+            inner.leaving.push(Arc::clone(&child));
+            self.tasks.spawn(async move { child.stop().await });
         }
     }
 
@@ -186,11 +255,9 @@ impl Pool {
     pub fn reap(&self) {
         let idle = {
             let mut inner = self.inner();
+            inner.forget_dead();
             let mut idle = Vec::new();
             inner.children.retain(|_, child| {
-                if !child.is_alive() {
-                    return false;
-                }
                 if child.in_flight.load(Ordering::SeqCst) == 0
                     && child.idle_for() >= self.config.idle_timeout
                 {
@@ -199,6 +266,7 @@ impl Pool {
                 }
                 true
             });
+            inner.leaving.extend(idle.iter().cloned());
             idle
         };
         for child in idle {
@@ -206,7 +274,7 @@ impl Pool {
                 pid = child.pid,
                 "MCP server process idle for --idle-timeout: stopping it"
             );
-            tokio::spawn(async move { child.stop().await });
+            self.tasks.spawn(async move { child.stop().await });
         }
         for session in self.sessions.expire(self.config.session_idle_timeout) {
             tracing::info!(session = %session.id, "session idle for --session-idle-timeout: closed");
@@ -220,7 +288,8 @@ impl Pool {
             .retain(|_, lock| Arc::strong_count(lock) > 1 || lock.try_lock().is_err());
     }
 
-    /// Stops every child (the bridge is shutting down), all at once.
+    /// Stops every child (the bridge is shutting down), all at once, and waits for the starts and stops already
+    /// under way, so that no child outlives the bridge.
     pub async fn stop_all(&self) {
         let children: Vec<Arc<Child>> = {
             let mut inner = self.inner();
@@ -228,5 +297,7 @@ impl Pool {
             inner.children.drain().map(|(_, child)| child).collect()
         };
         futures_util::future::join_all(children.iter().map(|child| child.stop())).await;
+        self.tasks.close();
+        self.tasks.wait().await;
     }
 }

@@ -23,7 +23,8 @@ pub struct Session {
     pub identity: Identity,
     /// The key of the process serving it: the encoded user id, or the session id.
     pub owner: String,
-    /// The client's `initialize` params, replayed when its process is restarted.
+    /// The client's `initialize` params (only `protocolVersion`, `capabilities`, `clientInfo`), replayed when its
+    /// process is restarted.
     pub init_params: Value,
     state: Mutex<SessionState>,
 }
@@ -33,8 +34,8 @@ struct SessionState {
     last_used: Instant,
     /// The open `GET` stream, if any: server-initiated messages not tied to a request.
     stream: Option<mpsc::Sender<Value>>,
-    /// The client's ids of its requests in flight (JSON text) → the id they have at the child.
-    in_flight: HashMap<String, u64>,
+    /// The client's ids of its requests in flight (JSON text) → the id they have at the child, once forwarded.
+    in_flight: HashMap<String, Option<u64>>,
 }
 
 impl Session {
@@ -67,19 +68,29 @@ impl Session {
             .is_some_and(|stream| !stream.is_closed())
     }
 
-    pub fn request_started(&self, client_id: &Value, child_id: u64) {
-        self.state()
-            .in_flight
-            .insert(client_id.to_string(), child_id);
-    }
-
-    pub fn request_ended(&self, client_id: &Value) {
-        self.state().in_flight.remove(&client_id.to_string());
+    /// Reserves the client's request id `client_id` for a request about to be forwarded; `None` when a request
+    /// with that id is already in flight in this session (ids must be unique among a client's open requests,
+    /// and a second one would make its answer and its cancellation ambiguous).
+    pub fn begin(self: &Arc<Self>, client_id: &Value) -> Option<RequestInFlight> {
+        let key = client_id.to_string();
+        let mut state = self.state();
+        if state.in_flight.contains_key(&key) {
+            return None;
+        }
+        state.in_flight.insert(key.clone(), None);
+        Some(RequestInFlight {
+            session: Arc::clone(self),
+            key,
+        })
     }
 
     /// The child's id of the client's request `client_id`, if it is in flight.
     pub fn child_id_of(&self, client_id: &Value) -> Option<u64> {
-        self.state().in_flight.get(&client_id.to_string()).copied()
+        self.state()
+            .in_flight
+            .get(&client_id.to_string())
+            .copied()
+            .flatten()
     }
 
     fn idle_for(&self) -> Duration {
@@ -87,21 +98,50 @@ impl Session {
     }
 }
 
+/// A client's request id reserved in its session until dropped.
+#[derive(Debug)]
+pub struct RequestInFlight {
+    session: Arc<Session>,
+    key: String,
+}
+
+impl RequestInFlight {
+    /// Records the id the request got at the child (for the client's `notifications/cancelled`).
+    pub fn forwarded(&self, child_id: u64) {
+        if let Some(entry) = self.session.state().in_flight.get_mut(&self.key) {
+            *entry = Some(child_id);
+        }
+    }
+}
+
+impl Drop for RequestInFlight {
+    fn drop(&mut self) {
+        self.session.state().in_flight.remove(&self.key);
+    }
+}
+
 /// Every open session.
 #[derive(Debug)]
 pub struct Sessions {
     max: usize,
+    max_per_user: usize,
     map: Mutex<HashMap<String, Arc<Session>>>,
 }
 
-/// `--max-sessions` sessions are open.
-#[derive(Debug)]
-pub struct TooManySessions;
+/// A session limit refused a new session.
+#[derive(Debug, PartialEq, Eq)]
+pub enum TooManySessions {
+    /// `--max-sessions` sessions are open.
+    InAll,
+    /// The user has `--max-sessions-per-user` sessions open.
+    ForUser,
+}
 
 impl Sessions {
-    pub fn new(max: usize) -> Self {
+    pub fn new(max: usize, max_per_user: usize) -> Self {
         Sessions {
             max,
+            max_per_user,
             map: Mutex::new(HashMap::new()),
         }
     }
@@ -113,7 +153,7 @@ impl Sessions {
     /// Opens a session; `owner` of `None` makes the session its own owner (process per session).
     ///
     /// # Errors
-    /// [`TooManySessions`] at `--max-sessions`.
+    /// [`TooManySessions`] at `--max-sessions`, or at `--max-sessions-per-user` for a user with an id.
     pub fn open(
         &self,
         identity: Identity,
@@ -122,7 +162,16 @@ impl Sessions {
     ) -> Result<Arc<Session>, TooManySessions> {
         let mut map = self.map();
         if map.len() >= self.max {
-            return Err(TooManySessions);
+            return Err(TooManySessions::InAll);
+        }
+        if identity.user_id.is_some()
+            && map
+                .values()
+                .filter(|session| session.identity.user_id == identity.user_id)
+                .count()
+                >= self.max_per_user
+        {
+            return Err(TooManySessions::ForUser);
         }
         let id = new_session_id();
         let session = Arc::new(Session {

@@ -142,25 +142,10 @@ fn server_everything_version() -> String {
 
 /// The workspace's `forwardauth-svc` binary, built (or brought up to date) first; its directory goes on the PATH.
 fn forwardauth_svc_dir() -> PathBuf {
-    let root = repo_root();
-    let status = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
-        .args([
-            "build",
-            "--quiet",
-            "-p",
-            "forwardauth-svc",
-            "--bin",
-            "forwardauth-svc",
-        ])
-        .current_dir(&root)
-        .status()
-        .unwrap();
-    assert!(status.success(), "building forwardauth-svc failed");
-    let target =
-        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
-    let dir = target.join("debug");
-    assert!(dir.join("forwardauth-svc").is_file(), "{}", dir.display());
-    dir
+    workspace_binary("forwardauth-svc", "forwardauth-svc")
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 /// The guide's terminal: one bash reading the commands from a FIFO, with the typed password on its stdin.

@@ -1,7 +1,8 @@
 //! End-to-end: real proxies (nginx, Caddy, Traefik) with the configuration `forwardauth-svc snippet` prints, in
 //! front of an unmodified MCP server, used by the official MCP SDK clients; the Traefik ForwardAuth contract and
 //! entry point options; upstream OpenID Connect login through each proxy; the `deploy/` files; the README's guide,
-//! run as written.
+//! run as written; the diagnostic server (`mcp-bridge echo`) behind the gate, reporting what reaches it; a stdio
+//! MCP server behind `mcp-bridge`, one process per user.
 //!
 //! Every process runs on a 127.0.0.1 free port and is stopped by PID when its guard drops. A missing tool fails
 //! the test with a message naming `.ci/run`, which installs it.
@@ -14,8 +15,10 @@
     clippy::indexing_slicing
 )]
 
+mod bridge;
 mod deploy;
 mod differential;
+mod echo;
 mod guide;
 mod stack;
 mod support;
@@ -103,4 +106,15 @@ async fn upstream_oidc_login_through_caddy() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn upstream_oidc_login_through_traefik() {
     upstream::upstream_oidc_login(Proxy::Traefik).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn echo_behind_nginx_and_the_gate_sees_the_gates_identity_and_no_authorization() {
+    echo::identity_behind_the_gate(Proxy::Nginx).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nginx_gate_and_mcp_bridge_keep_each_users_stdio_memory_server_apart_and_restart_it_when_killed()
+ {
+    bridge::memory_server_per_user_through_nginx().await;
 }

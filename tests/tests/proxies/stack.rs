@@ -391,14 +391,28 @@ required_scopes = ["mcp:admin"]
         .to_string()
     }
 
-    /// Runs an SDK client script; it must exit 0, and its last stdout line is its JSON report.
+    /// Runs an SDK client script with the stack's options; it must exit 0, and its last stdout line is its JSON
+    /// report.
     async fn run_client(&self, name: &str, program: std::path::PathBuf, script: &str) -> Value {
+        self.run_script(name, program, script, &self.options())
+            .await
+    }
+
+    /// Runs a client script (`program script options`) in the stack's directory; it must exit 0 within 120 s, and
+    /// its last stdout line is its JSON report.
+    pub async fn run_script(
+        &self,
+        name: &str,
+        program: std::path::PathBuf,
+        script: &str,
+        options: &str,
+    ) -> Value {
         let started = Instant::now();
         let out = tokio::time::timeout(
             Duration::from_secs(120),
             tokio::process::Command::new(program)
                 .arg(script)
-                .arg(self.options())
+                .arg(options)
                 .current_dir(self.dir.path())
                 .kill_on_drop(true)
                 .output(),

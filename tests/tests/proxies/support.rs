@@ -51,6 +51,7 @@ pub fn node_modules() -> PathBuf {
     for pkg in [
         "@modelcontextprotocol/sdk/package.json",
         "@modelcontextprotocol/server-everything/dist/index.js",
+        "@modelcontextprotocol/server-memory/dist/index.js",
     ] {
         assert!(
             dir.join(pkg).is_file(),
@@ -84,6 +85,31 @@ pub fn traefik() -> PathBuf {
     traefik
 }
 
+/// A binary of the workspace, built (or brought up to date) first with `cargo build -p PACKAGE --bin BIN`: the
+/// e2e crate cannot name another package's binary (`CARGO_BIN_EXE_*` covers only its own), so the test builds it
+/// the way a person would and runs the result from the target directory.
+pub fn workspace_binary(package: &str, bin: &str) -> PathBuf {
+    let root = repo_root();
+    let status = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+        .args(["build", "--quiet", "-p", package, "--bin", bin])
+        .current_dir(&root)
+        .status()
+        .unwrap();
+    assert!(
+        status.success(),
+        "building {bin} (package {package}) failed"
+    );
+    let target =
+        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
+    let path = target.join("debug").join(bin);
+    assert!(
+        path.is_file(),
+        "{} is not there after the build",
+        path.display()
+    );
+    path
+}
+
 /// A child process, stopped by PID (SIGTERM, then SIGKILL after 5 s) when dropped. Its stdout and stderr go
 /// to `<dir>/<name>.log`, shown when something about it fails.
 pub struct Process {
@@ -107,6 +133,11 @@ impl Process {
             child,
             log,
         }
+    }
+
+    /// The process id.
+    pub fn id(&self) -> u32 {
+        self.child.id()
     }
 
     pub fn log(&self) -> String {
