@@ -752,6 +752,47 @@ fn the_readme_stdio_server_section_shows_what_its_commands_make() {
     assert!(compose_lines >= 10);
 }
 
+/// The README's table of the bridge's options names every option of its parser (and the diagnostic server's
+/// `--stdio` and `--allow-host` are described), so a new option cannot go undocumented.
+#[test]
+fn the_readme_lists_every_option_of_the_bridge() {
+    use clap::CommandFactory as _;
+    let readme = read("README.md");
+    let section = readme
+        .split("\n### The bridge's options\n")
+        .nth(1)
+        .and_then(|rest| rest.split("\n## ").next())
+        .expect("a section \"The bridge's options\"");
+    let command = mcp_bridge::cli::Cli::command();
+    let echo = command
+        .find_subcommand("echo")
+        .expect("the echo subcommand")
+        .clone();
+    let mut missing = Vec::new();
+    for arg in command.get_arguments().chain(echo.get_arguments()) {
+        let Some(long) = arg.get_long() else { continue };
+        if ["help", "version"].contains(&long) {
+            continue;
+        }
+        if !readme.contains(&format!("`--{long}")) {
+            missing.push(long.to_owned());
+        }
+    }
+    for arg in command.get_arguments() {
+        if let Some(long) = arg.get_long().filter(|l| !["help", "version"].contains(l)) {
+            assert!(
+                section.contains(&format!("| `--{long}"))
+                    || section.contains(&format!(", `--{long}")),
+                "--{long} has no row in the options table"
+            );
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "options missing from the README: {missing:?}"
+    );
+}
+
 /// `${NAME:-default}` and `${NAME}` in a Compose value, against the variables of `.env` (Compose's interpolation,
 /// for the forms the file uses).
 fn interpolate(value: &str, dotenv: &std::collections::HashMap<&str, String>) -> String {
