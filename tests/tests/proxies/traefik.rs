@@ -451,7 +451,7 @@ fn the_docker_compose_labels_route_and_resolve() {
             name,
         })
         .collect();
-    check_routing(&Declared {
+    let declared = Declared {
         what: "deploy/traefik/docker-compose.yml",
         routers,
         middlewares: names("middlewares"),
@@ -461,7 +461,31 @@ fn the_docker_compose_labels_route_and_resolve() {
         gate: "forwardauth",
         strip: "forwardauth-strip-authorization",
         auth_service: "forwardauth",
-    });
+    };
+    check_routing(&declared);
+    // The stdio server behind mcp-bridge: its path through the gate to the bridge, without Authorization; its
+    // protected-resource metadata from forwardauth-svc.
+    for path in ["/memory/mcp", "/memory/"] {
+        let r = route(&declared.routers, "mcp.example.com", path);
+        assert_eq!(r.service, "memory", "{path}: router {}", r.name);
+        assert_eq!(
+            r.middlewares,
+            [
+                "forwardauth@docker",
+                "forwardauth-strip-authorization@docker"
+            ],
+            "{path}"
+        );
+    }
+    let r = route(
+        &declared.routers,
+        "mcp.example.com",
+        "/.well-known/oauth-protected-resource/memory/mcp",
+    );
+    assert_eq!(
+        (r.service.as_str(), r.middlewares.len()),
+        ("forwardauth", 0)
+    );
     let fwd = |k: &str| {
         Yaml::from(
             labels[&format!("traefik.http.middlewares.forwardauth.forwardauth.{k}")].as_str(),
