@@ -33,7 +33,7 @@ pub enum ProcessPer {
     /// The process is initialized once, by the user's first session: later sessions get its negotiated
     /// protocol version, whichever they asked for (clients that do not speak it disconnect).
     User,
-    /// One process per MCP session (the predecessor's model).
+    /// One process per MCP session (as other bridges do).
     Session,
 }
 
@@ -109,7 +109,8 @@ pub struct BridgeArgs {
     /// owner (the user id, or the session id) encoded as a safe file name.
     #[arg(long = "env", value_name = "NAME=VALUE")]
     pub env: Vec<String>,
-    /// Origin allowed to call the bridge (repeatable); requests with any other `Origin` header are refused.
+    /// Origin allowed to call the bridge (repeatable); requests with any other `Origin` header are refused. The
+    /// bridge sends no CORS headers: for browser clients the proxy adds them.
     #[arg(long = "allow-origin", value_name = "ORIGIN")]
     pub allow_origins: Vec<String>,
     /// The stdio MCP server: a program and its arguments, exec'd directly (no shell).
@@ -133,4 +134,13 @@ pub struct EchoArgs {
     /// accepts any. Behind a proxy that passes the client's `Host` on, list the public host name.
     #[arg(long = "allow-host", value_name = "HOST", default_values = ["localhost", "127.0.0.1", "::1"])]
     pub allow_hosts: Vec<String>,
+}
+
+/// Whether `path` is a plain URL path (`/` then `[A-Za-z0-9._~/-]`) that axum routes as written: a route pattern
+/// (`/:id`, `/*rest`, `/{id}`) would make its router panic, or match more than the operator meant.
+pub fn is_plain_path(path: &str) -> bool {
+    path.starts_with('/')
+        && path
+            .bytes()
+            .all(|byte| byte.is_ascii_alphanumeric() || b"._~/-".contains(&byte))
 }

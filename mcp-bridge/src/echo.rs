@@ -376,8 +376,12 @@ async fn serve_stdio() -> Result<(), Cow<'static, str>> {
 
 /// Streamable HTTP at `--path` on `--listen`, until SIGINT or SIGTERM.
 async fn serve_http(args: &EchoArgs) -> Result<(), Cow<'static, str>> {
-    if !args.path.starts_with('/') {
-        return Err(format!("--path {:?} must start with '/'", args.path).into());
+    if !crate::cli::is_plain_path(&args.path) {
+        return Err(format!(
+            "--path {:?} must be a plain path: '/' then letters, digits and . _ ~ / - only",
+            args.path
+        )
+        .into());
     }
     let cancel = CancellationToken::new();
     let mut config = StreamableHttpServerConfig::default()

@@ -392,6 +392,67 @@ impl McpClient {
     }
 }
 
+/// A call whose SSE answer is being read: started by [`McpClient::in_flight`], which returns once the server's
+/// first progress notification came back through the bridge — proof that the request reached the child, with no
+/// guess of how long that takes on a loaded machine.
+struct InFlight {
+    response: reqwest::Response,
+    text: String,
+}
+
+impl InFlight {
+    /// The rest of the answer.
+    async fn finish(mut self) -> Answer {
+        while let Some(chunk) = self.response.chunk().await.expect("SSE chunk") {
+            self.text.push_str(&String::from_utf8_lossy(&chunk));
+        }
+        Answer {
+            status: self.response.status(),
+            headers: self.response.headers().clone(),
+            messages: parse_sse(&self.text),
+        }
+    }
+}
+
+impl McpClient {
+    /// Sends `message` (a long call with a progress token) and reads its SSE answer until the first
+    /// `notifications/progress` event.
+    async fn in_flight(&self, message: Value) -> InFlight {
+        let mut request = self
+            .http
+            .post(&self.url)
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .body(message.to_string());
+        if let Some(user) = &self.user {
+            request = request.header("X-User-Id", user);
+        }
+        if let Some(session) = &self.session {
+            request = request.header("Mcp-Session-Id", session);
+        }
+        let mut response = request.send().await.expect("POST");
+        assert_eq!(response.status(), StatusCode::OK);
+        let mut text = String::new();
+        while !text.contains("notifications/progress") {
+            let chunk = tokio::time::timeout(Duration::from_secs(30), response.chunk())
+                .await
+                .expect("a progress notification within 30 s")
+                .expect("SSE chunk")
+                .unwrap_or_else(|| panic!("the answer ended before any progress: {text}"));
+            text.push_str(&String::from_utf8_lossy(&chunk));
+        }
+        InFlight { response, text }
+    }
+}
+
+/// server-everything's long-running tool with a progress token: `duration` seconds, a progress notification each
+/// second.
+fn long_call_with_progress(id: Value, duration: u64) -> Value {
+    json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {
+        "name": "trigger-long-running-operation", "arguments": {"duration": duration, "steps": duration},
+        "_meta": {"progressToken": "in-flight"}}})
+}
+
 fn parse_sse(text: &str) -> Vec<Value> {
     let mut messages = Vec::new();
     for event in text.split("\n\n") {
@@ -888,18 +949,14 @@ async fn progress_request_timeout_and_a_death_in_flight() {
     );
 
     let pid = bridge.children()[0];
-    let in_flight = tokio::spawn({
-        let http = reqwest::Client::new();
-        let mut client = McpClient::new(&bridge.url(), Some("alice"), http);
-        client.session = alice.session.clone();
-        async move { client.post(long(json!(3), 20, 1)).await }
-    });
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    let in_flight = alice
+        .twin()
+        .in_flight(long_call_with_progress(json!(3), 20))
+        .await;
     signal(pid, rustix::process::Signal::KILL);
-    let died = tokio::time::timeout(Duration::from_secs(10), in_flight)
+    let died = tokio::time::timeout(Duration::from_secs(10), in_flight.finish())
         .await
-        .expect("answered")
-        .expect("task");
+        .expect("answered");
     assert_eq!(died.last()["id"], 3);
     assert_eq!(died.last()["error"]["code"], -32000, "{}", died.last());
     let message = died.last()["error"]["message"]
@@ -1125,15 +1182,13 @@ async fn requests_in_flight_are_bounded_per_owner_and_in_all() {
     for client in [&mut alice, &mut bob, &mut carol] {
         assert_eq!(client.initialize().await.status, StatusCode::OK);
     }
-    let alice_long = tokio::spawn({
-        let twin = alice.twin();
-        async move { twin.post(long_call(json!(1), 3, 1)).await }
-    });
-    let bob_long = tokio::spawn({
-        let twin = bob.twin();
-        async move { twin.post(long_call(json!(1), 3, 1)).await }
-    });
-    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let (alice_twin, bob_twin) = (alice.twin(), bob.twin());
+    let (alice_long, bob_long) = tokio::join!(
+        alice_twin.in_flight(long_call_with_progress(json!(1), 5)),
+        bob_twin.in_flight(long_call_with_progress(json!(1), 5)),
+    );
+    let alice_long = tokio::spawn(alice_long.finish());
+    let bob_long = tokio::spawn(bob_long.finish());
 
     let refused = alice.post(long_call(json!(2), 1, 1)).await;
     assert_eq!(refused.status, StatusCode::SERVICE_UNAVAILABLE);
@@ -1435,7 +1490,7 @@ async fn repeated_or_untrusted_gate_headers_are_refused() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_long_call_outlives_the_idle_timeout_and_request_ids_in_flight_are_unique() {
     let bridge = Bridge::start_command(
-        &["--idle-timeout", "1s"],
+        &["--idle-timeout", "3s"],
         &[],
         &["node", EVERYTHING_SERVER, "stdio"],
     )
@@ -1443,11 +1498,11 @@ async fn a_long_call_outlives_the_idle_timeout_and_request_ids_in_flight_are_uni
     let mut alice = bridge.client(Some("alice"));
     assert_eq!(alice.initialize().await.status, StatusCode::OK);
     let pid = bridge.children()[0];
-    let long = tokio::spawn({
-        let twin = alice.twin();
-        async move { twin.post(long_call(json!("same"), 4, 2)).await }
-    });
-    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let long = alice
+        .twin()
+        .in_flight(long_call_with_progress(json!("same"), 7))
+        .await;
+    let long = tokio::spawn(long.finish());
     let duplicate = alice.post(long_call(json!("same"), 1, 1)).await;
     assert_eq!(duplicate.status, StatusCode::BAD_REQUEST);
     assert!(
@@ -1459,7 +1514,7 @@ async fn a_long_call_outlives_the_idle_timeout_and_request_ids_in_flight_are_uni
         duplicate.last()
     );
 
-    // 4 s of work with --idle-timeout 1s: the reaper leaves a process with a request in flight alone.
+    // 7 s of work with --idle-timeout 3s: the reaper leaves a process with a request in flight alone.
     let done = long.await.expect("task");
     assert_eq!(done.last()["id"], "same");
     assert!(

@@ -448,3 +448,20 @@ fn over_stdio_the_identity_comes_from_the_bridge_variables() {
     assert!(status.success(), "{status}:\n{}", read(&log));
     assert_eq!(stdout.count(), 0, "stdout after the last answer");
 }
+
+/// A route pattern as `--path` would make axum's router panic: it is refused at startup, naming the option.
+#[test]
+fn a_path_that_is_a_route_pattern_is_refused_at_startup() {
+    for bad in ["/mcp/:id", "/mcp/*rest", "/mcp/{id}", "mcp"] {
+        let out = std::process::Command::new(BIN)
+            .args(["echo", "--listen", "127.0.0.1:0", "--path", bad])
+            .env("RUST_BACKTRACE", "0")
+            .output()
+            .expect("run mcp-bridge echo");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{bad} accepted");
+        assert_eq!(out.status.code(), Some(1), "{bad}: {stderr}");
+        assert!(stderr.contains("--path"), "{bad}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{bad}: {stderr}");
+    }
+}

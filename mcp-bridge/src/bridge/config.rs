@@ -86,12 +86,7 @@ impl Config {
     pub fn from_args(args: BridgeArgs) -> Result<Self, ConfigError> {
         let mut command = args.command.into_iter();
         let program = command.next().ok_or(ConfigError::NoCommand)?;
-        let path_ok = args.path.starts_with('/')
-            && args
-                .path
-                .bytes()
-                .all(|byte| byte.is_ascii_alphanumeric() || b"._~/-".contains(&byte))
-            && args.path != "/health";
+        let path_ok = crate::cli::is_plain_path(&args.path) && args.path != "/health";
         if !path_ok {
             return Err(ConfigError::Path(args.path));
         }

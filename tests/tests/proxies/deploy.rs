@@ -503,6 +503,16 @@ fn the_compose_stdio_server_is_behind_the_gate_and_the_bridge_trusts_only_traefi
         subnet.contains(&traefik_ip),
         "{traefik_ip} is outside {subnet}"
     );
+    // Other containers get their addresses from ip_range only: none can start first and take Traefik's.
+    let ip_range: ipnet::IpNet = compose["networks"]["default"]["ipam"]["config"][0]["ip_range"]
+        .as_str()
+        .expect("an ip_range for the other containers")
+        .parse()
+        .unwrap();
+    assert!(
+        subnet.contains(&ip_range.network()) && !ip_range.contains(&traefik_ip),
+        "Traefik's {traefik_ip} must be in {subnet} and outside the dynamic {ip_range}"
+    );
     assert_eq!(
         bridge.trusted_proxies,
         [ipnet::IpNet::from(traefik_ip)],
