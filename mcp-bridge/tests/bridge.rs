@@ -255,6 +255,11 @@ impl Answer {
     fn last(&self) -> &Value {
         self.messages.last().expect("a message in the answer")
     }
+
+    /// The response's error message ("" when it is not an error).
+    fn error_message(&self) -> &str {
+        self.last()["error"]["message"].as_str().unwrap_or("")
+    }
 }
 
 /// Raw JSON-RPC over Streamable HTTP.
@@ -284,7 +289,8 @@ impl McpClient {
         }
     }
 
-    async fn post_raw(&self, body: Vec<u8>, extra: &[(&str, &str)]) -> Answer {
+    /// A POST of `body` with the client's user and session headers.
+    fn http_post(&self, body: impl Into<reqwest::Body>) -> reqwest::RequestBuilder {
         let mut request = self
             .http
             .post(&self.url)
@@ -297,6 +303,11 @@ impl McpClient {
         if let Some(session) = &self.session {
             request = request.header("Mcp-Session-Id", session);
         }
+        request
+    }
+
+    async fn post_raw(&self, body: Vec<u8>, extra: &[(&str, &str)]) -> Answer {
+        let mut request = self.http_post(body);
         for (name, value) in extra {
             request = request.header(*name, *value);
         }
@@ -418,19 +429,11 @@ impl McpClient {
     /// Sends `message` (a long call with a progress token) and reads its SSE answer until the first
     /// `notifications/progress` event.
     async fn in_flight(&self, message: Value) -> InFlight {
-        let mut request = self
-            .http
-            .post(&self.url)
-            .header("content-type", "application/json")
-            .header("accept", "application/json, text/event-stream")
-            .body(message.to_string());
-        if let Some(user) = &self.user {
-            request = request.header("X-User-Id", user);
-        }
-        if let Some(session) = &self.session {
-            request = request.header("Mcp-Session-Id", session);
-        }
-        let mut response = request.send().await.expect("POST");
+        let mut response = self
+            .http_post(message.to_string())
+            .send()
+            .await
+            .expect("POST");
         assert_eq!(response.status(), StatusCode::OK);
         let mut text = String::new();
         while !text.contains("notifications/progress") {
@@ -670,12 +673,7 @@ async fn identity_comes_only_from_trusted_proxies_and_only_it_reaches_the_child(
         .post_raw(list.clone(), &[("Origin", "https://evil.example")])
         .await;
     assert_eq!(evil.status, StatusCode::FORBIDDEN);
-    assert!(
-        evil.last()["error"]["message"]
-            .as_str()
-            .unwrap_or("")
-            .contains("origin not allowed")
-    );
+    assert!(evil.error_message().contains("origin not allowed"));
     let allowed = alice
         .post_raw(list, &[("Origin", "https://app.example")])
         .await;
@@ -800,12 +798,7 @@ async fn message_size_limits() {
         "params": {"name": "search_nodes", "arguments": {"query": "x".repeat(5000)}}});
     let refused = alice.post_raw(big.to_string().into_bytes(), &[]).await;
     assert_eq!(refused.status, StatusCode::PAYLOAD_TOO_LARGE);
-    assert!(
-        refused.last()["error"]["message"]
-            .as_str()
-            .unwrap_or("")
-            .contains("--max-message-bytes")
-    );
+    assert!(refused.error_message().contains("--max-message-bytes"));
 
     for n in 0..5 {
         let entity = json!({"entities": [{"name": format!("e{n}"), "entityType": "t", "observations": ["y".repeat(1000)]}]});
@@ -941,12 +934,7 @@ async fn progress_request_timeout_and_a_death_in_flight() {
     let slow = alice.post(long(json!(2), 20, 1)).await;
     assert_eq!(slow.last()["id"], 2);
     assert_eq!(slow.last()["error"]["code"], -32003, "{}", slow.last());
-    assert!(
-        slow.last()["error"]["message"]
-            .as_str()
-            .unwrap_or("")
-            .contains("--request-timeout (3s)")
-    );
+    assert!(slow.error_message().contains("--request-timeout (3s)"));
 
     let pid = bridge.children()[0];
     let in_flight = alice
@@ -959,10 +947,7 @@ async fn progress_request_timeout_and_a_death_in_flight() {
         .expect("answered");
     assert_eq!(died.last()["id"], 3);
     assert_eq!(died.last()["error"]["code"], -32000, "{}", died.last());
-    let message = died.last()["error"]["message"]
-        .as_str()
-        .unwrap_or("")
-        .to_owned();
+    let message = died.error_message().to_owned();
     assert!(
         message.contains("killed by signal 9") && message.contains("restarted on the next request"),
         "{message}"
@@ -991,10 +976,7 @@ async fn a_server_that_does_not_start_is_reported_and_stopped() {
     let mut alice = silent.client(Some("alice"));
     let refused = alice.initialize().await;
     assert_eq!(refused.status, StatusCode::BAD_GATEWAY);
-    let message = refused.last()["error"]["message"]
-        .as_str()
-        .unwrap_or("")
-        .to_owned();
+    let message = refused.error_message().to_owned();
     assert!(
         message.contains("did not answer initialize within --start-timeout (1s)"),
         "{message}"
@@ -1016,10 +998,7 @@ async fn a_server_that_does_not_start_is_reported_and_stopped() {
     let missing = Bridge::start_command(&[], &[], &["/nonexistent/mcp-server"]).await;
     let refused = missing.client(Some("alice")).initialize().await;
     assert_eq!(refused.status, StatusCode::BAD_GATEWAY);
-    let message = refused.last()["error"]["message"]
-        .as_str()
-        .unwrap_or("")
-        .to_owned();
+    let message = refused.error_message().to_owned();
     assert!(
         message.contains("could not start the MCP server"),
         "{message}"
@@ -1194,12 +1173,12 @@ async fn requests_in_flight_are_bounded_per_owner_and_in_all() {
     assert_eq!(refused.status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(refused.last()["error"]["code"], -32002);
     assert_eq!(refused.last()["id"], 2);
-    let message = refused.last()["error"]["message"].as_str().unwrap_or("");
+    let message = refused.error_message();
     assert!(message.contains("--max-requests-per-owner"), "{message}");
 
     let refused = carol.request("tools/list", json!({})).await;
     assert_eq!(refused.status, StatusCode::SERVICE_UNAVAILABLE);
-    let message = refused.last()["error"]["message"].as_str().unwrap_or("");
+    let message = refused.error_message();
     assert!(message.contains("--max-requests-in-flight"), "{message}");
 
     for long in [alice_long, bob_long] {
@@ -1336,7 +1315,7 @@ async fn sessions_per_user_are_bounded_and_a_malformed_initialize_starts_nothing
     let refused = bridge.client(Some("alice")).initialize().await;
     assert_eq!(refused.status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(refused.last()["error"]["code"], -32002);
-    let message = refused.last()["error"]["message"].as_str().unwrap_or("");
+    let message = refused.error_message();
     assert!(message.contains("--max-sessions-per-user"), "{message}");
     assert_eq!(
         bridge.client(Some("bob")).initialize().await.status,
@@ -1449,7 +1428,7 @@ async fn repeated_or_untrusted_gate_headers_are_refused() {
     let alice = bridge.client(Some("alice"));
     let twice = alice.post_raw(init.clone(), &[("X-User-Id", "bob")]).await;
     assert_eq!(twice.status, StatusCode::BAD_REQUEST);
-    let message = twice.last()["error"]["message"].as_str().unwrap_or("");
+    let message = twice.error_message();
     assert!(
         message.contains("x-user-id sent more than once"),
         "{message}"
@@ -1459,10 +1438,7 @@ async fn repeated_or_untrusted_gate_headers_are_refused() {
         .await;
     assert_eq!(twice.status, StatusCode::BAD_REQUEST);
     assert!(
-        twice.last()["error"]["message"]
-            .as_str()
-            .unwrap_or("")
-            .contains("x-scopes"),
+        twice.error_message().contains("x-scopes"),
         "{}",
         twice.last()
     );
@@ -1478,10 +1454,7 @@ async fn repeated_or_untrusted_gate_headers_are_refused() {
         let refused = stranger.post_raw(init.clone(), &[(header, "x")]).await;
         assert_eq!(refused.status, StatusCode::FORBIDDEN, "{header}");
         assert!(
-            refused.last()["error"]["message"]
-                .as_str()
-                .unwrap_or("")
-                .contains("untrusted address"),
+            refused.error_message().contains("untrusted address"),
             "{header}"
         );
     }
@@ -1506,10 +1479,7 @@ async fn a_long_call_outlives_the_idle_timeout_and_request_ids_in_flight_are_uni
     let duplicate = alice.post(long_call(json!("same"), 1, 1)).await;
     assert_eq!(duplicate.status, StatusCode::BAD_REQUEST);
     assert!(
-        duplicate.last()["error"]["message"]
-            .as_str()
-            .unwrap_or("")
-            .contains("already in flight"),
+        duplicate.error_message().contains("already in flight"),
         "{}",
         duplicate.last()
     );
@@ -1595,10 +1565,7 @@ async fn not_json_rpc_2_or_an_unknown_protocol_version_is_refused() {
         let refused = alice.post(message.clone()).await;
         assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{message}");
         assert!(
-            refused.last()["error"]["message"]
-                .as_str()
-                .unwrap_or("")
-                .contains("JSON-RPC 2.0"),
+            refused.error_message().contains("JSON-RPC 2.0"),
             "{}",
             refused.last()
         );
@@ -1611,9 +1578,8 @@ async fn not_json_rpc_2_or_an_unknown_protocol_version_is_refused() {
         .await;
     assert_eq!(refused.status, StatusCode::BAD_REQUEST);
     assert!(
-        refused.last()["error"]["message"]
-            .as_str()
-            .unwrap_or("")
+        refused
+            .error_message()
             .contains("unsupported MCP-Protocol-Version"),
         "{}",
         refused.last()
