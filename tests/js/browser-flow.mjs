@@ -145,6 +145,7 @@ async function walk(page, result) {
   await page.goto(plan.authorize[1]);
   await expectHeading(page, "Sign in", "an authorization after signing out");
   result.askedAgain = true;
+  await shoot(page, result, "login-again");
 
   // 7. Signed in as alice, a resource the policy keeps from her: the 403 page offers "Not you?".
   await signIn(page, "alice", plan.users.alice);

@@ -287,6 +287,7 @@ async fn a_browser_signs_in_consents_reaches_the_client_signs_out_and_is_asked_a
         "client-redirect",
         "sign-out",
         "signed-out",
+        "login-again",
         "error",
         "chooser",
     ] {
