@@ -92,6 +92,10 @@ pub async fn serve(
         None => None,
     };
     let maintenance = tokio::spawn(async move { auth.maintain().await });
+    // Idle connections outlast the proxies' own idle timeouts, and their number is bounded (see `config::http`).
+    let http = state.http;
+    let workers = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    let connections = state.metrics.as_ref().map(|(m, _)| Arc::clone(m));
     let data = web::Data::new(state);
     let server = HttpServer::new(move || {
         App::new()
@@ -99,6 +103,14 @@ pub async fn serve(
             .wrap_fn(routes::request_log)
             .wrap_fn(observe::request)
             .configure(routes::configure)
+    })
+    .workers(workers)
+    .keep_alive(http.keep_alive)
+    .max_connections(http.max_connections_per_worker(workers))
+    .on_connect(move |_, _| {
+        if let Some(m) = &connections {
+            m.connection();
+        }
     })
     .listen(listener)?
     .shutdown_timeout(10)

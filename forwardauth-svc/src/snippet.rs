@@ -47,8 +47,11 @@
 //! connection the server closed meanwhile. Caddy and Traefik need nothing: Caddy's `forward_auth` is a `reverse_proxy` whose HTTP transport keeps connections alive by
 //! default (up to 32 idle per upstream host, for 2 minutes), and Traefik's `forwardAuth` calls the gate through
 //! a Go `http.Client` on Go's default transport, which keeps connections alive too (though it keeps only 2 idle
-//! per host, so under concurrency some are closed and reopened; `forwardAuth` has no setting for it). Both retry
-//! a check that fails on a reused connection, as nginx does: it is idempotent.
+//! per host, so under concurrency some are closed and reopened; `forwardAuth` has no setting for it). A check
+//! sent on a connection the gate closes at that moment is lost; nginx and Caddy retry it (it is idempotent), Go
+//! retries only a request it can replay, which a `forwardBody` check is not. So the gate keeps idle connections
+//! longer than any of them does (`[http] keep_alive_secs`, 300 s; Traefik's 90 s, Caddy's 2 minutes, the nginx
+//! snippet's 60 s): the proxy, not the gate, closes an idle connection.
 //!
 //! **Request bodies, for per-tool scopes.** A per-tool rule needs the JSON-RPC call, which is in the body. Only
 //! Traefik can send the gate the body (`forwardBody: true`, buffered up to `maxBodySize`, which the snippet sets
@@ -367,13 +370,13 @@ fn nginx(
         concat!(
             "\n# The gate, over connections kept open. Every request to an MCP server costs a call to /verify, and\n",
             "# without `keepalive` nginx opens (and closes) a TCP connection for each, which costs more than the check\n",
-            "# itself. keepalive_timeout stays below forwardauth-svc's own 5 s idle timeout, so that nginx does not pick\n",
-            "# a connection the service is closing (should a reused connection fail, nginx retries the check, which is\n",
-            "# idempotent).\n",
+            "# itself. keepalive_timeout stays below forwardauth-svc's own idle timeout ([http] keep_alive_secs, 300 s by\n",
+            "# default), so that nginx does not pick a connection the service is closing (should a reused connection\n",
+            "# fail, nginx retries the check, which is idempotent).\n",
             "upstream {gate} {{\n",
             "    server {server};\n",
             "    keepalive 32;\n",
-            "    keepalive_timeout 4s;\n",
+            "    keepalive_timeout 60s;\n",
             "}}\n",
         ),
         gate = gate,
@@ -994,7 +997,7 @@ mod tests {
             "upstream forwardauth-gate-mcp-example-com-other-example-com-8443 {\n",
             "    server forwardauth:8080;\n",
             "    keepalive 32;\n",
-            "    keepalive_timeout 4s;\n",
+            "    keepalive_timeout 60s;\n",
             "}\n",
         );
         assert_eq!(text.matches(upstream).count(), 1, "{text}");

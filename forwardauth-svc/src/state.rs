@@ -261,6 +261,8 @@ pub struct AppState {
     pub pages: crate::pages::Pages,
     /// How many `/verify` refusals a second are logged (`[gate] refusals_logged_per_sec`).
     pub refusal_log: Arc<crate::observe::LineBudget>,
+    /// The public listener's idle timeout and connection bound (`[http]`).
+    pub http: crate::config::HttpConfig,
 }
 
 impl AppState {
@@ -301,6 +303,7 @@ impl AppState {
             refusal_log: Arc::new(crate::observe::LineBudget::new(
                 config.gate.refusals_logged_per_sec,
             )),
+            http: config.http,
         })
     }
 

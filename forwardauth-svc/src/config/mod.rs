@@ -25,6 +25,7 @@
 //! | `client_metadata` | `[client_metadata]` | `ClientMetadataDocuments` |
 //! | `limits` | `[login]`, `[rate_limits]` | password-check bounds, login regulation, rate limits |
 //! | `gate` | `[gate]` | [`GateConfig`] and the verified-token cache size |
+//! | `http` | `[http]` | [`HttpConfig`]: the listener's idle timeout and connection bound |
 //! | `providers` | `[[providers]]` | [`ProviderConfig`]s |
 //! | `users` | `[users]` and the users file | `LocalUser`s |
 //! | `admin` | `[admin]` | the admin socket's path |
@@ -196,6 +197,13 @@
 //!                                     # per-tool scopes, in KiB (1 to 65536; default 4096); longer: 413
 //! refusals_logged_per_sec = 100       # /verify refusals logged (and audited) a second; the rest are counted and
 //!                                     # reported by the next line written; 0 = no limit
+//! [http]                              # the public listener's connections
+//! keep_alive_secs = 300               # idle connections stay open this long (1 to 3600; default 300): keep it
+//!                                     # above every proxy's idle timeout for its connections to the gate
+//!                                     # (Traefik 90 s, Caddy 120 s), or a proxy may send a request on a
+//!                                     # connection just as the gate closes it (Traefik then answers 500)
+//! max_connections = 10000             # connections open at once (default 10000); past it, new ones wait
+//!
 //! [tracing]                           # OpenTelemetry: spans exported over OTLP/HTTP (protobuf); off without it
 //! otlp_endpoint = "http://127.0.0.1:4318" # the collector's base URL; spans go to <endpoint>/v1/traces
 //! service_name = "forwardauth-svc"    # service.name of every span; the default shown
@@ -255,6 +263,7 @@
 mod admin;
 mod client_metadata;
 mod gate;
+mod http;
 mod limits;
 mod observe;
 mod pages;
@@ -275,6 +284,7 @@ use serde::Deserialize;
 
 pub use admin::{AdminSocket, ENV_ADMIN_SOCKET, MAX_SOCKET_PATH, default_socket};
 pub use gate::{GateConfig, IdentityHeaders};
+pub use http::HttpConfig;
 pub use observe::{AuditTarget, DEFAULT_AUDIT_FILE};
 pub use providers::ProviderConfig;
 pub use registration::ENV_INITIAL_ACCESS_TOKEN;
@@ -310,6 +320,8 @@ pub struct Config {
     pub providers: Vec<ProviderConfig>,
     /// The forward-auth gate.
     pub gate: GateConfig,
+    /// The public listener's idle timeout and connection bound.
+    pub http: HttpConfig,
     /// Log output format.
     pub log_format: LogFormat,
     /// How many password checks run and wait at once.
@@ -346,6 +358,7 @@ impl Config {
             users: Vec::new(),
             providers: Vec::new(),
             gate: GateConfig::default(),
+            http: HttpConfig::default(),
             log_format: LogFormat::Human,
             password_checks: oauth_core::upstream::password::PasswordCheckLimits::default(),
             tracing: None,
@@ -498,6 +511,8 @@ pub struct RawConfig {
     users: users::RawUsers,
     #[serde(default)]
     gate: gate::RawGate,
+    #[serde(default)]
+    http: http::RawHttp,
     #[serde(default)]
     policy: resources::RawPolicy,
     #[serde(default)]
@@ -785,6 +800,9 @@ impl RawConfig {
         }
         if let Some(g) = problems.take(gate::gate_config(&ctx, self.gate)) {
             config.gate = g;
+        }
+        if let Some(h) = problems.take(http::http_config(&ctx, self.http)) {
+            config.http = h;
         }
         if let Some(a) = problems.take(observe::audit(&ctx, self.audit)) {
             config.audit = a;

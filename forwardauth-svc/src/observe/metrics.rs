@@ -76,6 +76,7 @@ fn latency() -> Histogram {
 pub struct Metrics {
     registry: Registry,
     requests: Family<RequestLabels, Counter>,
+    connections: Counter,
     gate: Family<GateLabels, Counter>,
     codes_issued: Counter,
     tokens_issued: Family<OneLabel, Counter>,
@@ -112,6 +113,7 @@ impl Metrics {
         let mut registry = Registry::with_prefix("forwardauth");
         let m = Metrics {
             requests: Family::default(),
+            connections: Counter::default(),
             gate: Family::default(),
             codes_issued: Counter::default(),
             tokens_issued: Family::default(),
@@ -142,6 +144,12 @@ impl Metrics {
             "http_requests",
             "HTTP requests answered, by route pattern and status",
             m.requests.clone(),
+        );
+        r.register(
+            "http_connections",
+            "Connections accepted on the public listener: a rate rising faster than the requests' means proxies \
+             reconnect (see [http] keep_alive_secs)",
+            m.connections.clone(),
         );
         r.register(
             "gate_decisions",
@@ -254,6 +262,11 @@ impl Metrics {
         self.requests
             .get_or_create(&RequestLabels { route, status })
             .inc();
+    }
+
+    /// Counts a connection accepted on the public listener.
+    pub fn connection(&self) {
+        self.connections.inc();
     }
 
     /// The text exposition, with the engine's cache figures read now.

@@ -21,6 +21,7 @@ use tokio::io::{AsyncBufReadExt as _, BufReader};
 use tokio::process::Command;
 
 mod cli;
+mod connections;
 mod json_log;
 mod observe;
 mod otlp;

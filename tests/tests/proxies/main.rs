@@ -20,6 +20,7 @@ mod deploy;
 mod differential;
 mod echo;
 mod guide;
+mod idle;
 mod stack;
 mod support;
 mod tools;
@@ -71,6 +72,21 @@ async fn behind_nginx_without_the_body_every_post_needs_every_tool_scope() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn behind_caddy_without_the_body_every_post_needs_every_tool_scope() {
     tools::without_the_body_every_post_needs_every_tool_scope(Proxy::Caddy).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nginx_reuses_its_connection_to_the_gate_after_an_idle_period() {
+    idle::the_proxy_reuses_its_connection_to_the_gate_after_an_idle_period(Proxy::Nginx).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn caddy_reuses_its_connection_to_the_gate_after_an_idle_period() {
+    idle::the_proxy_reuses_its_connection_to_the_gate_after_an_idle_period(Proxy::Caddy).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn traefik_with_the_body_forwarded_reuses_its_connection_to_the_gate_after_an_idle_period() {
+    idle::the_proxy_reuses_its_connection_to_the_gate_after_an_idle_period(Proxy::Traefik).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -4,6 +4,7 @@
 mod admin;
 mod client_metadata;
 mod gate;
+mod http;
 mod limits;
 mod load;
 mod observe;
