@@ -50,6 +50,12 @@ struct OneLabel {
     kind: &'static str,
 }
 
+/// A rate-limited endpoint (`authorize`, `login`, `callback`, `token`, `register`).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct EndpointLabel {
+    endpoint: &'static str,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct LoginLabels {
     outcome: &'static str,
@@ -85,7 +91,7 @@ pub struct Metrics {
     reuse: Family<OneLabel, Counter>,
     logins: Family<LoginLabels, Counter>,
     bans: Family<OneLabel, Counter>,
-    throttled: Family<OneLabel, Counter>,
+    throttled: Family<EndpointLabel, Counter>,
     consents: Family<OneLabel, Counter>,
     clients: Family<OneLabel, Counter>,
     admin: Family<AdminLabels, Counter>,
@@ -360,7 +366,9 @@ impl EventSink for Metrics {
                 self.bans.get_or_create(&one(banned)).inc();
             }
             Event::Throttled { endpoint } => {
-                self.throttled.get_or_create(&one(endpoint)).inc();
+                self.throttled
+                    .get_or_create(&EndpointLabel { endpoint })
+                    .inc();
             }
             Event::ConsentGiven { .. } => {
                 self.consents.get_or_create(&one("given")).inc();

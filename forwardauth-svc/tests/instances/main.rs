@@ -263,7 +263,11 @@ async fn a_code_from_a_redeems_at_b_tokens_verify_everywhere_and_revocation_at_a
     let redis = RedisServer::start();
     let dir = tempfile::tempdir().unwrap();
     let config = config(dir.path(), &redis.url(), &unique_prefix("shared"));
-    let (a, b) = (instance(&config).await, instance(&config).await);
+    // B serves its metrics: the revocations it applies from the store are measured there.
+    let metrics_port = test_support::free_port();
+    let mut config_b = config.clone();
+    config_b.metrics_listen = Some(([127, 0, 0, 1], metrics_port).into());
+    let (a, b) = (instance(&config).await, instance(&config_b).await);
     assert_eq!(
         a.auth.jwks(),
         b.auth.jwks(),
@@ -336,6 +340,39 @@ async fn a_code_from_a_redeems_at_b_tokens_verify_everywhere_and_revocation_at_a
         samples[samples.len() - 1]
     );
     assert!(samples.iter().all(|d| *d < Duration::from_secs(1)));
+
+    // B measured each revocation A made (the replay's grant, then the 20 tokens) as it applied it from the store,
+    // each within the second the polling above allowed (plus the scrape's own delay: none is counted twice).
+    let m = http
+        .get(format!("http://127.0.0.1:{metrics_port}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let at = |series: &str| {
+        m.lines()
+            .find_map(|l| {
+                let (name, value) = l.rsplit_once(' ')?;
+                (name == series).then(|| value.parse::<f64>().unwrap())
+            })
+            .unwrap_or_else(|| panic!("no {series} in\n{m}"))
+    };
+    let count = at("forwardauth_revocation_propagation_seconds_count");
+    let sum = at("forwardauth_revocation_propagation_seconds_sum");
+    assert!(
+        count >= 21.0,
+        "{count} revocations measured at B, of 21 made at A"
+    );
+    assert!(
+        sum < count,
+        "{sum} s over {count} revocations: under a second each"
+    );
+    eprintln!(
+        "revocation propagation as B measured it: {count} revocations, mean {:.1} ms",
+        sum / count * 1000.0
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
