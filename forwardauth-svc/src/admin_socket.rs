@@ -14,6 +14,30 @@
 //! own user (and root) are served. That is the same boundary as the store file, which whoever can read can
 //! administer anyway.
 //!
+//! # Whom the command line talks to
+//! The command line checks the other way too, before it sends anything (an import carries private keys, an
+//! export's answer does): the process answering on the socket (its peer credentials) must be trusted.
+//! - A caller that is not root trusts a server of its own uid or of root, nobody else: another user who got to
+//!   the path first hears nothing.
+//! - Root trusts a root server, and a server of another uid only when that uid is the one that put the socket
+//!   there and the only one (besides root) who could have: the socket file itself (`lstat`, so a symlink is
+//!   refused) is owned by the server's uid, and its directory (as the path names it) is owned by that uid or
+//!   root and is writable by neither group nor others (`mode & 0o022 == 0`). That is how root administers a
+//!   service running as its own user (a systemd `DynamicUser`, whose state directory is its own, mode 0700).
+//!
+//! Why root may trust that uid: the socket's path comes from the configuration root passed, so it is root's own
+//! statement of where the service lives; the uid that alone controls that directory is the service's user by
+//! that statement (by default the directory also holds the store, which that uid may replace at will, so it is
+//! already trusted with everything the commands touch). A directory others may write (a `/tmp`) proves nothing:
+//! anyone could have bound the path, so the command is refused, saying why, and nothing is sent.
+//!
+//! The facts are read after connecting, through the same path: the peer's uid is fixed when it listened, and
+//! once the directory is shown to be writable only by that uid (or root), nobody else could have swapped the
+//! entry between the connection and the check, so the socket that was inspected is the one that answered, or
+//! one that same uid put in its place. The directories above are not checked: whoever controls them controls
+//! where the configured path leads, which the configuration chose (a state directory under root's `/var/lib`).
+//! The rule itself (`trust`) is a function of those facts alone.
+//!
 //! # Protocol
 //! One request per connection: a JSON [`AdminRequest`] on one line, answered with one JSON [`AdminResponse`]
 //! line. The service runs the command as the command line would (the same code renders the output), so a command
@@ -146,16 +170,19 @@ pub enum AdminSocketError {
         /// Why.
         reason: String,
     },
-    /// The process answering on the socket runs as neither this user nor root.
+    /// The process answering on the socket is not one this user may trust (see the
+    /// [module documentation](self)).
     #[error(
-        "admin socket {path}: answered by a process of uid {uid:?}, neither this user nor root; nothing was sent \
-         (someone else may hold the socket's path: keep it in a directory only the service's user may write)"
+        "admin socket {path}: {reason}; nothing was sent (someone else may hold the socket's path: keep it in a \
+         directory only the service's user may write)"
     )]
     Stranger {
         /// The socket.
         path: String,
         /// The answering process's uid, if the kernel said.
         uid: Option<u32>,
+        /// Why it is not trusted.
+        reason: String,
     },
     /// The socket exists but cannot be used by this user.
     #[error(
@@ -385,12 +412,16 @@ pub async fn send(
         }
     };
     // The answer may carry private keys (`store export`) and the request may too (`store import`): only a server
-    // running as this user or as root is told anything. Another user who bound the path first gets nothing.
+    // this user may trust is told anything (see the module documentation). Another user who bound the path first
+    // gets nothing.
     let server = stream.peer_cred().ok().map(|c| c.uid());
-    if !trusted_server(server, rustix::process::geteuid().as_raw()) {
+    if let Err(reason) = trust(server, rustix::process::geteuid().as_raw(), || {
+        placement(path)
+    }) {
         return Err(AdminSocketError::Stranger {
             path: name(),
             uid: server,
+            reason,
         });
     }
     let exchange = async {
@@ -429,9 +460,111 @@ pub async fn send(
 }
 
 #[cfg(unix)]
-/// Whether a server of uid `server` may hear the commands of a caller of uid `me`: the same user, or root.
-fn trusted_server(server: Option<u32>, me: u32) -> bool {
-    server.is_some_and(|uid| uid == me || uid == 0)
+/// What the socket's path shows about who put the socket there: the facts root's trust in a server of another
+/// uid rests on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Placement {
+    /// What the path is when not a socket (`"a symbolic link"`, …); `None` for a socket.
+    not_a_socket: Option<&'static str>,
+    /// The owner of what the path names (not followed).
+    socket_owner: u32,
+    /// The directory holding it, as the path names it.
+    dir: PathBuf,
+    /// The directory's owner.
+    dir_owner: u32,
+    /// The directory's mode bits.
+    dir_mode: u32,
+}
+
+#[cfg(unix)]
+/// The [`Placement`] of the socket at `path`: the path itself not followed (`lstat`), its directory as named.
+///
+/// # Errors
+/// Why either cannot be read.
+fn placement(path: &Path) -> Result<Placement, String> {
+    use std::os::unix::fs::{FileTypeExt as _, MetadataExt as _};
+    let socket = std::fs::symlink_metadata(path)
+        .map_err(|e| format!("cannot inspect {}: {e}", path.display()))?;
+    let kind = socket.file_type();
+    let not_a_socket = if kind.is_socket() {
+        None
+    } else if kind.is_symlink() {
+        Some("a symbolic link")
+    } else {
+        Some("not a socket")
+    };
+    let dir = directory_of(path);
+    let meta =
+        std::fs::metadata(&dir).map_err(|e| format!("cannot inspect {}: {e}", dir.display()))?;
+    Ok(Placement {
+        not_a_socket,
+        socket_owner: socket.uid(),
+        dir_owner: meta.uid(),
+        dir_mode: meta.mode() & 0o7777,
+        dir,
+    })
+}
+
+#[cfg(unix)]
+/// The directory holding `path`, as the path names it (`.` for a bare name).
+fn directory_of(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+#[cfg(unix)]
+/// Whether a server of uid `server` may hear the commands of a caller of uid `me` (the rule of the
+/// [module documentation](self)): the same user or root always; for a root caller, another uid too when the
+/// socket's `placement` (read only then) shows that uid alone could have put the socket there.
+///
+/// # Errors
+/// Why not, for the command's error message.
+fn trust(
+    server: Option<u32>,
+    me: u32,
+    placement: impl FnOnce() -> Result<Placement, String>,
+) -> Result<(), String> {
+    let Some(uid) = server else {
+        return Err("the kernel did not say which user answers on it".into());
+    };
+    if uid == me || uid == 0 {
+        return Ok(());
+    }
+    if me != 0 {
+        return Err(format!(
+            "answered by a process of uid {uid}, neither this user nor root"
+        ));
+    }
+    let place = placement().map_err(|e| format!("answered by uid {uid}, but {e}"))?;
+    if let Some(what) = place.not_a_socket {
+        return Err(format!(
+            "answered by uid {uid}, but the path is {what}, not the socket itself"
+        ));
+    }
+    if place.socket_owner != uid {
+        return Err(format!(
+            "answered by uid {uid}, which does not own the socket (uid {} does)",
+            place.socket_owner
+        ));
+    }
+    if place.dir_owner != uid && place.dir_owner != 0 {
+        return Err(format!(
+            "answered by uid {uid}, which does not own {} (uid {} does)",
+            place.dir.display(),
+            place.dir_owner
+        ));
+    }
+    if place.dir_mode & 0o022 != 0 {
+        return Err(format!(
+            "answered by uid {uid}, but {} is writable by its group or others (mode {:04o}), so anyone could \
+             have put the socket there",
+            place.dir.display(),
+            place.dir_mode
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -461,14 +594,168 @@ mod tests {
         assert!(answer.is_some());
     }
 
+    /// The facts of a socket of uid 1000 in its own directory, mode 0700: what root trusts.
+    fn own_place() -> Placement {
+        Placement {
+            not_a_socket: None,
+            socket_owner: 1000,
+            dir: PathBuf::from("/var/lib/forwardauth"),
+            dir_owner: 1000,
+            dir_mode: 0o700,
+        }
+    }
+
+    /// A placement that must not be read: the decision needs no facts.
+    fn unread() -> Result<Placement, String> {
+        panic!("the placement was read, but the uids alone decide")
+    }
+
     #[test]
-    fn only_this_user_or_root_is_trusted_to_answer() {
-        assert!(trusted_server(Some(1000), 1000));
-        assert!(trusted_server(Some(0), 1000));
-        assert!(trusted_server(Some(0), 0));
-        assert!(!trusted_server(Some(1001), 1000));
-        assert!(!trusted_server(Some(1000), 0));
-        assert!(!trusted_server(None, 1000));
+    fn a_user_trusts_itself_and_root_and_nobody_else_whatever_the_socket_looks_like() {
+        assert_eq!(trust(Some(1000), 1000, unread), Ok(()));
+        assert_eq!(trust(Some(0), 1000, unread), Ok(()));
+        assert_eq!(trust(Some(0), 0, unread), Ok(()));
+        assert_eq!(
+            trust(Some(1001), 1000, unread),
+            Err("answered by a process of uid 1001, neither this user nor root".into())
+        );
+        // Even a socket that uid alone could have placed: a user other than root trusts no other user.
+        assert!(trust(Some(1001), 1000, || Ok(own_place())).is_err());
+        assert_eq!(
+            trust(None, 1000, unread),
+            Err("the kernel did not say which user answers on it".into())
+        );
+        assert_eq!(
+            trust(None, 0, unread),
+            Err("the kernel did not say which user answers on it".into())
+        );
+    }
+
+    #[test]
+    fn root_trusts_another_uid_only_where_that_uid_alone_could_have_put_the_socket() {
+        // Its own directory (a DynamicUser's state directory), or a root directory nobody else may write.
+        assert_eq!(trust(Some(1000), 0, || Ok(own_place())), Ok(()));
+        for (owner, mode) in [(0, 0o755), (1000, 0o750), (1000, 0o755), (0, 0o700)] {
+            let place = Placement {
+                dir_owner: owner,
+                dir_mode: mode,
+                ..own_place()
+            };
+            assert_eq!(
+                trust(Some(1000), 0, || Ok(place)),
+                Ok(()),
+                "{owner} {mode:o}"
+            );
+        }
+
+        // A directory its group or others may write: anyone could have bound the path.
+        for mode in [0o1777, 0o777, 0o770, 0o702, 0o720] {
+            for owner in [0, 1000] {
+                let place = Placement {
+                    dir_owner: owner,
+                    dir_mode: mode,
+                    ..own_place()
+                };
+                assert_eq!(
+                    trust(Some(1000), 0, || Ok(place)),
+                    Err(format!(
+                        "answered by uid 1000, but /var/lib/forwardauth is writable by its group or others \
+                         (mode {mode:04o}), so anyone could have put the socket there"
+                    ))
+                );
+            }
+        }
+
+        // Another user's directory.
+        let place = Placement {
+            dir_owner: 1001,
+            ..own_place()
+        };
+        assert_eq!(
+            trust(Some(1000), 0, || Ok(place)),
+            Err(
+                "answered by uid 1000, which does not own /var/lib/forwardauth (uid 1001 does)"
+                    .into()
+            )
+        );
+
+        // A socket file of someone else: not the one that uid bound.
+        for owner in [0, 1001] {
+            let place = Placement {
+                socket_owner: owner,
+                ..own_place()
+            };
+            assert_eq!(
+                trust(Some(1000), 0, || Ok(place)),
+                Err(format!(
+                    "answered by uid 1000, which does not own the socket (uid {owner} does)"
+                ))
+            );
+        }
+
+        // A symbolic link where the socket should be: whatever it points to, it proves nothing.
+        let place = Placement {
+            not_a_socket: Some("a symbolic link"),
+            ..own_place()
+        };
+        assert_eq!(
+            trust(Some(1000), 0, || Ok(place)),
+            Err(
+                "answered by uid 1000, but the path is a symbolic link, not the socket itself"
+                    .into()
+            )
+        );
+
+        // Facts that cannot be read: refused.
+        assert_eq!(
+            trust(Some(1000), 0, || Err("cannot inspect /x: gone".into())),
+            Err("answered by uid 1000, but cannot inspect /x: gone".into())
+        );
+    }
+
+    #[test]
+    fn the_placement_is_read_from_the_socket_not_followed_and_its_directory() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let me = rustix::process::geteuid().as_raw();
+        let dir = tempfile::tempdir().unwrap();
+        let socket_dir = dir.path().join("run");
+        std::fs::create_dir(&socket_dir).unwrap();
+        let path = socket_dir.join("admin.sock");
+        let _listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+
+        for mode in [0o700, 0o755, 0o777, 0o1777, 0o770] {
+            std::fs::set_permissions(&socket_dir, std::fs::Permissions::from_mode(mode)).unwrap();
+            assert_eq!(
+                placement(&path),
+                Ok(Placement {
+                    not_a_socket: None,
+                    socket_owner: me,
+                    dir: socket_dir.clone(),
+                    dir_owner: me,
+                    dir_mode: mode,
+                })
+            );
+        }
+
+        // A symbolic link to the socket is seen as such, and its own directory is the one that counts.
+        let link = dir.path().join("link.sock");
+        std::os::unix::fs::symlink(&path, &link).unwrap();
+        let place = placement(&link).unwrap();
+        assert_eq!(place.not_a_socket, Some("a symbolic link"));
+        assert_eq!(place.dir, dir.path());
+
+        let file = socket_dir.join("file");
+        std::fs::write(&file, "").unwrap();
+        assert_eq!(placement(&file).unwrap().not_a_socket, Some("not a socket"));
+
+        let gone = socket_dir.join("gone.sock");
+        assert!(
+            placement(&gone)
+                .unwrap_err()
+                .starts_with(&format!("cannot inspect {}: ", gone.display()))
+        );
+        assert_eq!(directory_of(Path::new("admin.sock")), Path::new("."));
+        assert_eq!(directory_of(Path::new("/admin.sock")), Path::new("/"));
     }
 
     #[tokio::test]

@@ -709,7 +709,7 @@ pub fn next_steps(config: &Config) -> String {
     if config.users.is_empty() && config.providers.is_empty() {
         s.push_str(concat!(
             "\nNo users yet, so nobody can log in. To add one:\n",
-            "  1. forwardauth-svc hash-password          (type the password, then Enter)\n",
+            "  1. forwardauth-svc hash-password          (type the password twice; or pipe it in, one line)\n",
             "  2. put the hash in a users file, e.g. users.toml:\n",
             "       [[users]]\n",
             "       username = \"alice\"\n",
@@ -1452,6 +1452,13 @@ otlp_endpoint = "http://127.0.0.1:4318"
         let bare = next_steps(&Config::defaults("127.0.0.1:8080".parse().unwrap()));
         assert!(
             bare.contains("No users yet, so nobody can log in."),
+            "{bare}"
+        );
+        // At a terminal `hash-password` asks twice (`hash_password_stdin`); from a pipe it reads one line.
+        assert!(
+            bare.contains(
+                "  1. forwardauth-svc hash-password          (type the password twice; or pipe it in, one line)\n"
+            ),
             "{bare}"
         );
     }

@@ -49,11 +49,19 @@ fn write_config(dir: &Path, port: u16, extra: &str) -> PathBuf {
 
 /// The service on `config`, ready: `/health` answers (the admin socket is bound before the HTTP server runs).
 async fn serve(config: &Path) -> Running {
+    serve_as(config, None).await
+}
+
+/// [`serve`], run as `user` (uid, gid) when given (the test then runs as root).
+async fn serve_as(config: &Path, user: Option<(u32, u32)>) -> Running {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_forwardauth-svc"));
     cmd.arg("--config")
         .arg(config)
         .arg("serve")
         .stderr(Stdio::null());
+    if let Some((uid, gid)) = user {
+        cmd.uid(uid).gid(gid);
+    }
     let running = Running::start(cmd, "forwardauth-svc listening on ").await;
     let health = format!("{}/health", running.announced);
     for _ in 0..100 {
@@ -435,6 +443,142 @@ async fn a_locked_store_without_a_socket_is_reported_with_the_way_out() {
         assert!(!stderr.contains("Database already open"));
     }
     stop(svc).await;
+}
+
+/// The uid and gid of `nobody`, when the test runs as root (it can then start the service as another user);
+/// `None`, with the reason printed, otherwise.
+fn another_user(test: &str) -> Option<(u32, u32)> {
+    if rustix::process::geteuid().as_raw() != 0 {
+        println!(
+            "{test}: skipped, not root: only root can start the service as another user (nobody)"
+        );
+        return None;
+    }
+    let id = |flag: &str| -> u32 {
+        let out = std::process::Command::new("id")
+            .args([flag, "nobody"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "no user `nobody`: {out:?}");
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    Some((id("-u"), id("-g")))
+}
+
+/// A configuration in a fresh directory that `user` may read, its store directory `data/` (mode 0700) owned by
+/// `user`, `extra` appended: `(directory, config)`.
+fn config_for(user: (u32, u32), extra: &str) -> (tempfile::TempDir, PathBuf) {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let config = write_config(dir.path(), free_port(), extra);
+    for file in [&config, &dir.path().join("users.toml")] {
+        std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o700)).unwrap();
+    std::os::unix::fs::chown(&data, Some(user.0), Some(user.1)).unwrap();
+    (dir, config)
+}
+
+/// Root administers a service running as another user (a systemd `DynamicUser`) over its socket, when the socket
+/// and its directory are that user's alone: the store is locked by the service, so only it can have answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn root_administers_a_service_of_another_user_over_the_socket_in_that_users_directory() {
+    use std::os::unix::fs::MetadataExt as _;
+    let Some(nobody) = another_user("root_administers_a_service_of_another_user") else {
+        return;
+    };
+    let (dir, config) = config_for(nobody, "");
+    let svc = serve_as(&config, Some(nobody)).await;
+    let socket = dir.path().join("data/oauth.redb.admin.sock");
+    assert_eq!(std::fs::metadata(&socket).unwrap().uid(), nobody.0);
+
+    // A client registered over HTTP a moment ago, listed by root through the service.
+    let reg: Value = reqwest::Client::new()
+        .post(format!("{}/register", svc.announced))
+        .json(&json!({"redirect_uris": [REDIRECT], "token_endpoint_auth_method": "none", "client_name": "root test"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let client_id = reg["client_id"].as_str().unwrap();
+    let clients = ok(&config, &["clients", "list"]).await;
+    assert_eq!(rows(&clients)[1][..2], [client_id, "root"], "{clients}");
+    let users = ok(&config, &["users"]).await;
+    assert_eq!(
+        rows(&users)[1],
+        ["alice", "alice@example.com", "admins,dev", "0"]
+    );
+    // `store export`: the private keys travel to root, and root writes the file.
+    let export = dir.path().join("export.json");
+    let said = ok(&config, &["store", "export", export.to_str().unwrap()]).await;
+    assert!(
+        said.starts_with("exported 1 client(s), 1 signing key(s) and "),
+        "{said}"
+    );
+    assert_eq!(std::fs::metadata(&export).unwrap().uid(), 0);
+    stop(svc).await;
+}
+
+/// Root refuses to talk to a service of another user whose socket is in a directory others may write (a
+/// `/tmp`-like one, root's, mode 1777): anyone could have bound that path. Nothing is sent, and the error says why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn root_refuses_a_service_of_another_user_whose_socket_directory_others_may_write() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let Some(nobody) = another_user("root_refuses_a_service_of_another_user") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let shared = dir.path().join("shared");
+    let socket = shared.join("admin.sock");
+    let (store_dir, config) = config_for(
+        nobody,
+        &format!("\n[admin]\nsocket = \"{}\"\n", socket.display()),
+    );
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::create_dir(&shared).unwrap();
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    let svc = serve_as(&config, Some(nobody)).await;
+    {
+        use std::os::unix::fs::MetadataExt as _;
+        assert_eq!(std::fs::metadata(&socket).unwrap().uid(), nobody.0);
+    }
+
+    for args in [&["clients", "list"][..], &["keys", "rotate"][..]] {
+        let out = cli(&config, args).await;
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stderr),
+            format!(
+                "Error: admin socket {}: answered by uid {}, but {} is writable by its group or others (mode 1777), \
+                 so anyone could have put the socket there; nothing was sent (someone else may hold the socket's \
+                 path: keep it in a directory only the service's user may write)\n",
+                socket.display(),
+                nobody.0,
+                shared.display()
+            ),
+            "{args:?}"
+        );
+        assert!(out.stdout.is_empty());
+    }
+    // Nothing reached the service: still its one signing key.
+    let jwks: Value = reqwest::get(format!("{}/jwks.json", svc.announced))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(jwks["keys"].as_array().unwrap().len(), 1, "{jwks}");
+    stop(svc).await;
+    drop(store_dir);
 }
 
 /// `health` asks the configured listen address: 0 while the service answers, 1 with the reason once it is gone.
