@@ -63,6 +63,12 @@
 //! without the body. Their snippets say so: behind them, a resource's tool rules need every tool scope on every
 //! `POST`, unless it sets `mcp_server_validates_headers` (see `oauth_core::ResourceConfig`).
 //!
+//! **Trace context.** With `[tracing]` configured the gate's `/verify` span continues the W3C `traceparent` of
+//! the check, so each proxy must pass one: nginx's auth subrequest and Traefik's `authRequestHeaders` name
+//! `traceparent` and `tracestate` ([`TRACE_CONTEXT_HEADERS`]) beside the headers the gate reads, and Caddy's
+//! `forward_auth` sends every header of the request. Each then passes on what the client sent, or, when the
+//! proxy traces itself (Caddy's `tracing`, Traefik's `tracing`), its own context.
+//!
 //! The first line of every snippet is the command that prints it; the files under `deploy/` are such output,
 //! and a test regenerates them from that line.
 
@@ -75,8 +81,8 @@ use url::Url;
 use crate::config::{GateConfig, IdentityHeaders};
 use crate::endpoints;
 
-/// The client's request headers the gate reads, and the only ones Traefik (`authRequestHeaders`) and nginx (the
-/// auth subrequest) forward to it: the credentials, the CORS origin and the 2026-07-28 MCP request headers that
+/// The client's request headers the gate reads, and with [`TRACE_CONTEXT_HEADERS`] the only ones Traefik
+/// (`authRequestHeaders`) and nginx (the auth subrequest) forward to it: the credentials, the CORS origin and the 2026-07-28 MCP request headers that
 /// per-tool scopes read. Any other header would only add to what the service has to parse: more than 96 header
 /// lines or 128 KiB and its HTTP layer answers 431 or closes, which nginx turns into a 500.
 pub const GATE_REQUEST_HEADERS: &[&str] = &[
@@ -86,6 +92,12 @@ pub const GATE_REQUEST_HEADERS: &[&str] = &[
     "Mcp-Method",
     "Mcp-Name",
 ];
+
+/// The W3C Trace Context headers, which nginx and Traefik forward to the gate beside [`GATE_REQUEST_HEADERS`]
+/// (Caddy's `forward_auth` sends every request header): with `[tracing]` configured, the gate's span of
+/// `/verify` continues the trace they name, which is the client's (or a proxy's in front) unless the proxy
+/// traces itself and writes its own.
+pub const TRACE_CONTEXT_HEADERS: &[&str] = &["traceparent", "tracestate"];
 
 /// The proxy to print a configuration for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -560,6 +572,11 @@ fn nginx(
                 "        proxy_set_header X-Forwarded-Host $http_host;\n",
                 "        proxy_set_header X-Forwarded-Uri $request_uri;\n",
                 "        proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;\n",
+                "        # W3C Trace Context, so that the gate's span joins the request's trace: passed on as it came. With\n",
+                "        # nginx's OpenTelemetry module (otel_trace on; otel_trace_context propagate), make nginx's span of\n",
+                "        # the request the parent instead (in this subrequest, $otel_parent_id is that span):\n",
+                "        #   proxy_set_header traceparent 00-$otel_trace_id-$otel_parent_id-0$otel_parent_sampled;\n",
+                "{trace_headers}",
                 "    }}\n",
                 "\n",
                 "    location @forwardauth_preflight {{\n",
@@ -577,6 +594,10 @@ fn nginx(
             gate = gate,
             auth_authority = auth_authority,
             gate_headers = GATE_REQUEST_HEADERS
+                .iter()
+                .map(|h| format!("        proxy_set_header {h} $http_{};\n", nginx_var(h)))
+                .collect::<String>(),
+            trace_headers = TRACE_CONTEXT_HEADERS
                 .iter()
                 .map(|h| format!("        proxy_set_header {h} $http_{};\n", nginx_var(h)))
                 .collect::<String>(),
@@ -762,8 +783,9 @@ fn traefik(out: &mut String, sites: &[Site], auth: &str, upstream: &str, headers
             "  middlewares:\n",
             "    # The gate. It answers 200 (access, identity headers copied below), or a 401/403 that Traefik\n",
             "    # returns to the client as is, WWW-Authenticate included. Only the headers the gate reads are\n",
-            "    # forwarded to it; Traefik adds X-Forwarded-Method/-Proto/-Host/-Uri/-For itself and, with\n",
-            "    # trustForwardHeader false, drops every X-Forwarded-* the client sent. The gate's answers are small.\n",
+            "    # forwarded to it, and the W3C trace context (Traefik writes its own there when its tracing is on);\n",
+            "    # Traefik adds X-Forwarded-Method/-Proto/-Host/-Uri/-For itself and, with trustForwardHeader false,\n",
+            "    # drops every X-Forwarded-* the client sent. The gate's answers are small.\n",
             "    forwardauth:\n",
             "      forwardAuth:\n",
             "        address: {address}\n",
@@ -786,7 +808,12 @@ fn traefik(out: &mut String, sites: &[Site], auth: &str, upstream: &str, headers
         address = yq(&format!("{auth}/verify")),
         max_body = TRAEFIK_MAX_GATE_RESPONSE_BYTES,
         max_request_body = GateConfig::DEFAULT_MAX_BODY_KIB * 1024,
-        request = GATE_REQUEST_HEADERS.join(", "),
+        request = GATE_REQUEST_HEADERS
+            .iter()
+            .chain(TRACE_CONTEXT_HEADERS)
+            .copied()
+            .collect::<Vec<_>>()
+            .join(", "),
         response = headers.join(", "),
     );
     for h in headers {
@@ -948,9 +975,20 @@ mod tests {
                 "X-Forwarded-Host",
                 "X-Forwarded-Uri",
                 "X-Forwarded-For",
+                "traceparent",
+                "tracestate",
             ]
         );
         assert!(verify.contains("        proxy_set_header Mcp-Method $http_mcp_method;\n"));
+        // The request's trace context as it came, which the gate's span continues (nginx drops a header whose
+        // value is empty, so a request without one sends none).
+        crate::testing::assert_has_lines(
+            verify,
+            &[
+                "        proxy_set_header traceparent $http_traceparent;",
+                "        proxy_set_header tracestate $http_tracestate;",
+            ],
+        );
         // The MCP server gets the value the gate judged, not a client's second line.
         let upstream = crate::testing::between(&text, "    location / {\n", "\n    }\n");
         crate::testing::assert_has_lines(
@@ -1276,6 +1314,10 @@ mod tests {
             "        trustForwardHeader: false\n",
             "        maxResponseBodySize: 65536\n",
         )));
+        // The headers the gate reads, and the trace context its span continues.
+        assert!(text.contains(
+            "        authRequestHeaders: [Authorization, Origin, MCP-Protocol-Version, Mcp-Method, Mcp-Name, traceparent, tracestate]\n"
+        ), "{text}");
         let strip =
             crate::testing::between(&text, "        customRequestHeaders:\n", "  services:\n");
         let removed: Vec<&str> = strip

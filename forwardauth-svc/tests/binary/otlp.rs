@@ -1,7 +1,8 @@
 //! OpenTelemetry export: the real binary posts its spans to an OTLP/HTTP receiver running in the test, which
 //! decodes them with the `opentelemetry-proto` types. The request span continues the caller's `traceparent`
-//! (the proxy's, on `/verify`), carries the route, method and status, and no attribute anywhere holds a token,
-//! a code or a state. The spans are posted when the service stops (SIGTERM): shutdown flushes the batch.
+//! (the proxy's, on `/verify`), carries the route, method and status; the store calls are `store` spans below
+//! the request that made them, each naming its method (`op`); and no attribute anywhere holds a token, a code or
+//! a state. The spans are posted when the service stops (SIGTERM): shutdown flushes the batch.
 
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
@@ -89,6 +90,32 @@ fn spans(batches: &[ExportTraceServiceRequest]) -> Vec<Span> {
         .flat_map(|rs| &rs.scope_spans)
         .flat_map(|s| &s.spans)
         .cloned()
+        .collect()
+}
+
+/// The `op` of every `store` span in `root`'s trace whose chain of parents reaches `root`, in export order.
+fn store_ops_under<'a>(spans: &'a [Span], root: &Span) -> Vec<String> {
+    let by_id: std::collections::HashMap<&'a [u8], &'a Span> = spans
+        .iter()
+        .filter(|s| s.trace_id == root.trace_id)
+        .map(|s| (s.span_id.as_slice(), s))
+        .collect();
+    let below_root = |span: &'a Span| {
+        let mut span = span;
+        loop {
+            if span.parent_span_id == root.span_id {
+                return true;
+            }
+            match by_id.get(span.parent_span_id.as_slice()) {
+                Some(parent) => span = parent,
+                None => return false,
+            }
+        }
+    };
+    spans
+        .iter()
+        .filter(|s| s.name == "store" && s.trace_id == root.trace_id && below_root(s))
+        .map(|s| attr(s, "op").unwrap_or_else(|| panic!("a store span without its op: {s:#?}")))
         .collect()
 }
 
@@ -261,13 +288,36 @@ async fn spans_continue_the_proxys_traceparent_and_carry_no_secret() {
     assert_eq!(hex(&cb.trace_id), "0af7651916cd43dd8448eb211c80319c");
     assert_eq!(cb.name, "GET /callback");
     assert_eq!(attr(cb, "url.path").as_deref(), Some("/callback"));
-    // The token request's span has children from inside the service (handler and engine spans).
+    // The token request's store calls: `store` spans (oauth-core's `Instrumented`, debug level, exported) in its
+    // trace, below it, each naming the store method in `op` and nothing else of the call.
     let token_span = spans.iter().find(|s| s.name == "POST /token").unwrap();
-    assert!(
-        spans
+    let token_ops = store_ops_under(&spans, token_span);
+    for op in ["client", "grant", "rotate_grant"] {
+        assert!(
+            token_ops.iter().any(|o| o == op),
+            "no store span with op={op} under POST /token (found {token_ops:?}): {spans:#?}"
+        );
+    }
+    // Beside what tracing-opentelemetry adds to every span (source location, thread, target, timings), a store
+    // span's only attribute is its op.
+    for store in spans.iter().filter(|s| s.name == "store") {
+        let own: Vec<&str> = store
+            .attributes
             .iter()
-            .any(|s| s.parent_span_id == token_span.span_id && s.trace_id == token_span.trace_id),
-        "no child span of POST /token: {spans:#?}"
+            .map(|kv| kv.key.as_str())
+            .filter(|k| {
+                !k.starts_with("code.")
+                    && !k.starts_with("thread.")
+                    && !["target", "busy_ns", "idle_ns"].contains(k)
+            })
+            .collect();
+        assert_eq!(own, ["op"], "{store:#?}");
+    }
+    // The gate decides from the token and the keys in memory: an admitted /verify reads nothing from the store.
+    let verify_ops = store_ops_under(&spans, request);
+    assert!(
+        verify_ops.is_empty(),
+        "store calls under GET /verify: {verify_ops:?}"
     );
 
     let all = every_attribute(&batches);

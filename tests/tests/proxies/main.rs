@@ -2,7 +2,8 @@
 //! front of an unmodified MCP server, used by the official MCP SDK clients; the Traefik ForwardAuth contract and
 //! entry point options; upstream OpenID Connect login through each proxy; the `deploy/` files; the README's guide,
 //! run as written; the diagnostic server (`mcp-bridge echo`) behind the gate, reporting what reaches it; a stdio
-//! MCP server behind `mcp-bridge`, one process per user.
+//! MCP server behind `mcp-bridge`, one process per user; a client's W3C trace context through each proxy to the
+//! gate's exported span.
 //!
 //! Every process runs on a 127.0.0.1 free port and is stopped by PID when its guard drops. A missing tool fails
 //! the test with a message naming `.ci/run`, which installs it.
@@ -24,6 +25,7 @@ mod idle;
 mod stack;
 mod support;
 mod tools;
+mod trace;
 mod traefik;
 mod upstream;
 
@@ -133,4 +135,19 @@ async fn echo_behind_nginx_and_the_gate_sees_the_gates_identity_and_no_authoriza
 async fn nginx_gate_and_mcp_bridge_keep_each_users_stdio_memory_server_apart_and_restart_it_when_killed()
  {
     bridge::memory_server_per_user_through_nginx().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn through_nginx_the_gates_verify_span_continues_the_clients_traceparent() {
+    trace::the_gate_continues_the_clients_trace(Proxy::Nginx).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn through_caddy_the_gates_verify_span_continues_the_clients_traceparent() {
+    trace::the_gate_continues_the_clients_trace(Proxy::Caddy).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn through_traefik_the_gates_verify_span_continues_the_clients_traceparent() {
+    trace::the_gate_continues_the_clients_trace(Proxy::Traefik).await;
 }

@@ -11,6 +11,7 @@
 //! `http://127.0.0.1:<a>/admin/mcp` that requires the scope `mcp:admin`. The issuer is the proxy's host A, so
 //! discovery, registration, the login pages and the token endpoint are all reached through the proxy too.
 
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -73,6 +74,124 @@ pub enum Upstream {
     /// An HTTP server the test runs on this 127.0.0.1 port, behind the tap; the service then sits behind a tap
     /// too ([`Stack::gate_tap`]), so the test sees every answer of the gate.
     Port(u16),
+}
+
+/// The proxy binary for `kind`, or a failure naming the installer (before anything is started).
+pub fn proxy_binary(kind: Proxy) -> PathBuf {
+    match kind {
+        Proxy::Nginx => tool("nginx (Debian nginx-light)", &["nginx", "/usr/sbin/nginx"]),
+        Proxy::Caddy => tool("Caddy (Debian caddy)", &["caddy"]),
+        Proxy::Traefik => traefik(),
+    }
+}
+
+/// Starts the proxy `bin` (of [`proxy_binary`]) in `dir` with the snippet output `site` as its configuration,
+/// serving the 127.0.0.1 `ports` the snippet names. For Traefik each port is an entry point `web-<port>`, with
+/// the `http` options of the shipped `deploy/traefik/traefik.yml` when its flag says so. Does not wait for it.
+pub fn spawn_proxy(
+    kind: Proxy,
+    bin: &Path,
+    dir: &Path,
+    site: &str,
+    ports: &[(u16, bool)],
+) -> Process {
+    let d = dir.display();
+    match kind {
+        Proxy::Nginx => {
+            // A private prefix, one process (no master/workers to leave behind), logs in the temp dir.
+            std::fs::write(
+                dir.join("nginx.conf"),
+                format!(
+                    "master_process off;\ndaemon off;\npid {d}/nginx.pid;\nerror_log {d}/nginx-error.log info;\nevents {{ worker_connections 256; }}\nhttp {{\n    access_log {d}/nginx-access.log;\n    client_body_temp_path {d}/nginx-body;\n    proxy_temp_path {d}/nginx-proxy;\n{site}}}\n"
+                ),
+            )
+            .unwrap();
+            Process::spawn(
+                "nginx",
+                Command::new(bin)
+                    .arg("-p")
+                    .arg(dir)
+                    .arg("-c")
+                    .arg(dir.join("nginx.conf"))
+                    .arg("-e")
+                    .arg(dir.join("nginx-error.log")),
+                dir,
+            )
+        }
+        Proxy::Caddy => {
+            std::fs::write(
+                dir.join("Caddyfile"),
+                format!("{{\n\tadmin off\n\tauto_https off\n}}\n\n{site}"),
+            )
+            .unwrap();
+            Process::spawn(
+                "caddy",
+                Command::new(bin)
+                    .arg("run")
+                    .arg("--config")
+                    .arg(dir.join("Caddyfile"))
+                    .arg("--adapter")
+                    .arg("caddyfile")
+                    .env("HOME", dir)
+                    .env("XDG_CONFIG_HOME", dir)
+                    .env("XDG_DATA_HOME", dir),
+                dir,
+            )
+        }
+        Proxy::Traefik => {
+            // The snippet as printed is the dynamic configuration; the static one defines the entry points
+            // it names, one per port (Host() ignores the port), with the options of the shipped
+            // deploy/traefik/traefik.yml.
+            for &(port, _) in ports {
+                assert!(
+                    site.contains(&format!("      entryPoints: [web-{port}]\n")),
+                    "the snippet binds port {port} to the entry point web-{port}:\n{site}"
+                );
+            }
+            std::fs::write(dir.join("traefik-dynamic.yml"), site).unwrap();
+            let shipped: serde_norway::Value = serde_norway::from_str(
+                &std::fs::read_to_string(repo_root().join("deploy/traefik/traefik.yml")).unwrap(),
+            )
+            .unwrap();
+            let http = serde_json::to_value(&shipped["entryPoints"]["websecure"]["http"]).unwrap();
+            assert!(
+                http.is_object(),
+                "deploy/traefik/traefik.yml: entryPoints.websecure.http"
+            );
+            let mut entry_points = serde_json::Map::new();
+            for &(port, shipped_options) in ports {
+                let mut entry_point = serde_json::json!({"address": format!("127.0.0.1:{port}")});
+                if shipped_options {
+                    entry_point["http"] = http.clone();
+                }
+                entry_points.insert(format!("web-{port}"), entry_point);
+            }
+            let config = serde_json::json!({
+                "global": {"checkNewVersion": false, "sendAnonymousUsage": false},
+                "entryPoints": entry_points,
+                "providers": {"file": {
+                    "filename": dir.join("traefik-dynamic.yml"),
+                    "watch": false,
+                }},
+                "log": {"level": "INFO", "noColor": true},
+            });
+            std::fs::write(
+                dir.join("traefik.yml"),
+                serde_norway::to_string(&config).unwrap(),
+            )
+            .unwrap();
+            Process::spawn(
+                "traefik",
+                Command::new(bin)
+                    .arg(format!(
+                        "--configFile={}",
+                        dir.join("traefik.yml").display()
+                    ))
+                    .env("HOME", dir),
+                dir,
+            )
+        }
+    }
 }
 
 pub struct Stack {
@@ -167,11 +286,7 @@ impl Stack {
         tool_rules: Option<&str>,
     ) -> Stack {
         // Fail with an installer hint before starting anything.
-        let proxy_bin = match kind {
-            Proxy::Nginx => tool("nginx (Debian nginx-light)", &["nginx", "/usr/sbin/nginx"]),
-            Proxy::Caddy => tool("Caddy (Debian caddy)", &["caddy"]),
-            Proxy::Traefik => traefik(),
-        };
+        let proxy_bin = proxy_binary(kind);
         let dir = tempfile::tempdir().unwrap();
         let (pa, pb) = (free_port(), free_port());
         let issuer = format!("http://127.0.0.1:{pa}");
@@ -246,108 +361,13 @@ required_scopes = ["mcp:admin"]
             bind: Some("127.0.0.1".parse().unwrap()),
         })
         .unwrap();
-        let d = dir.path().display();
-        let mut proxy = match kind {
-            Proxy::Nginx => {
-                // A private prefix, one process (no master/workers to leave behind), logs in the temp dir.
-                std::fs::write(
-                    dir.path().join("nginx.conf"),
-                    format!(
-                        "master_process off;\ndaemon off;\npid {d}/nginx.pid;\nerror_log {d}/nginx-error.log info;\nevents {{ worker_connections 256; }}\nhttp {{\n    access_log {d}/nginx-access.log;\n    client_body_temp_path {d}/nginx-body;\n    proxy_temp_path {d}/nginx-proxy;\n{site}}}\n"
-                    ),
-                )
-                .unwrap();
-                Process::spawn(
-                    "nginx",
-                    Command::new(&proxy_bin)
-                        .arg("-p")
-                        .arg(dir.path())
-                        .arg("-c")
-                        .arg(dir.path().join("nginx.conf"))
-                        .arg("-e")
-                        .arg(dir.path().join("nginx-error.log")),
-                    dir.path(),
-                )
-            }
-            Proxy::Caddy => {
-                std::fs::write(
-                    dir.path().join("Caddyfile"),
-                    format!("{{\n\tadmin off\n\tauto_https off\n}}\n\n{site}"),
-                )
-                .unwrap();
-                Process::spawn(
-                    "caddy",
-                    Command::new(&proxy_bin)
-                        .arg("run")
-                        .arg("--config")
-                        .arg(dir.path().join("Caddyfile"))
-                        .arg("--adapter")
-                        .arg("caddyfile")
-                        .env("HOME", dir.path())
-                        .env("XDG_CONFIG_HOME", dir.path())
-                        .env("XDG_DATA_HOME", dir.path()),
-                    dir.path(),
-                )
-            }
-            Proxy::Traefik => {
-                // The snippet as printed is the dynamic configuration; the static one defines the entry points
-                // it names, one per port (Host() ignores the port), with the options of the shipped
-                // deploy/traefik/traefik.yml.
-                for port in [pa, pb] {
-                    assert!(
-                        site.contains(&format!("      entryPoints: [web-{port}]\n")),
-                        "the snippet binds port {port} to the entry point web-{port}:\n{site}"
-                    );
-                }
-                std::fs::write(dir.path().join("traefik-dynamic.yml"), &site).unwrap();
-                let shipped: serde_norway::Value = serde_norway::from_str(
-                    &std::fs::read_to_string(repo_root().join("deploy/traefik/traefik.yml"))
-                        .unwrap(),
-                )
-                .unwrap();
-                let http =
-                    serde_json::to_value(&shipped["entryPoints"]["websecure"]["http"]).unwrap();
-                assert!(
-                    http.is_object(),
-                    "deploy/traefik/traefik.yml: entryPoints.websecure.http"
-                );
-                let mut entry_points = serde_json::Map::new();
-                for (port, shipped_options) in
-                    [(pa, true), (pb, b_entry_point == EntryPointB::Shipped)]
-                {
-                    let mut entry_point =
-                        serde_json::json!({"address": format!("127.0.0.1:{port}")});
-                    if shipped_options {
-                        entry_point["http"] = http.clone();
-                    }
-                    entry_points.insert(format!("web-{port}"), entry_point);
-                }
-                let config = serde_json::json!({
-                    "global": {"checkNewVersion": false, "sendAnonymousUsage": false},
-                    "entryPoints": entry_points,
-                    "providers": {"file": {
-                        "filename": dir.path().join("traefik-dynamic.yml"),
-                        "watch": false,
-                    }},
-                    "log": {"level": "INFO", "noColor": true},
-                });
-                std::fs::write(
-                    dir.path().join("traefik.yml"),
-                    serde_norway::to_string(&config).unwrap(),
-                )
-                .unwrap();
-                Process::spawn(
-                    "traefik",
-                    Command::new(&proxy_bin)
-                        .arg(format!(
-                            "--configFile={}",
-                            dir.path().join("traefik.yml").display()
-                        ))
-                        .env("HOME", dir.path()),
-                    dir.path(),
-                )
-            }
-        };
+        let mut proxy = spawn_proxy(
+            kind,
+            &proxy_bin,
+            dir.path(),
+            &site,
+            &[(pa, true), (pb, b_entry_point == EntryPointB::Shipped)],
+        );
         proxy.wait_for_port(pa).await;
         proxy.wait_for_port(pb).await;
         if kind == Proxy::Traefik {

@@ -288,11 +288,14 @@ fn check_gate_middleware(what: &str, fwd: &Yaml) {
         "{what}: authResponseHeaders"
     );
     let request = strings(&fwd["authRequestHeaders"]);
+    // The headers the gate reads, and the W3C trace context its span continues.
     for h in [
         "Authorization",
         "MCP-Protocol-Version",
         "Mcp-Method",
         "Mcp-Name",
+        "traceparent",
+        "tracestate",
     ] {
         assert!(
             request.iter().any(|x| x.eq_ignore_ascii_case(h)),
