@@ -15,7 +15,7 @@
 //!
 //! A long idle timeout lets anyone who can reach the listener hold connections open for that long with one request
 //! each. `max_connections` bounds them: past it the listener stops accepting until a connection closes, so memory
-//! (a few KiB per idle connection, BENCHMARKS.md "Idle connections") and file descriptors stay bounded whatever the
+//! (about 9 KiB per idle connection, BENCHMARKS.md "Idle connections") and file descriptors stay bounded whatever the
 //! timeout. The limit is split evenly over the worker threads (actix-web counts per worker).
 
 use std::time::Duration;
