@@ -22,7 +22,9 @@
 //! - Root trusts a root server, and a server of another uid only when that uid is the one that put the socket
 //!   there and the only one (besides root) who could have: the socket file itself (`lstat`, so a symlink is
 //!   refused) is owned by the server's uid, and its directory (as the path names it) is owned by that uid or
-//!   root and is writable by neither group nor others (`mode & 0o022 == 0`). That is how root administers a
+//!   root and is writable by neither group nor others (`mode & 0o022 == 0`), and so is every directory above it
+//!   (symbolic links resolved), except that a directory owned by root may be writable by all if it is sticky
+//!   (`/tmp`: others cannot rename or remove what they do not own in it). That is how root administers a
 //!   service running as its own user (a systemd `DynamicUser`, whose state directory is its own, mode 0700).
 //!
 //! Why root may trust that uid: the socket's path comes from the configuration root passed, so it is root's own
@@ -34,9 +36,10 @@
 //! The facts are read after connecting, through the same path: the peer's uid is fixed when it listened, and
 //! once the directory is shown to be writable only by that uid (or root), nobody else could have swapped the
 //! entry between the connection and the check, so the socket that was inspected is the one that answered, or
-//! one that same uid put in its place. The directories above are not checked: whoever controls them controls
-//! where the configured path leads, which the configuration chose (a state directory under root's `/var/lib`).
-//! The rule itself (`trust`) is a function of those facts alone.
+//! one that same uid put in its place. The directories above are checked as OpenSSH checks the path of an
+//! `authorized_keys` file: a configured `/tmp/fa/admin.sock` whose `/tmp/fa` did not exist yet could otherwise
+//! be created (or pointed elsewhere) by anyone, who would then own the directory the socket is in. The rule
+//! itself (`trust`) is a function of those facts alone.
 //!
 //! # Protocol
 //! One request per connection: a JSON [`AdminRequest`] on one line, answered with one JSON [`AdminResponse`]
@@ -474,6 +477,8 @@ struct Placement {
     dir_owner: u32,
     /// The directory's mode bits.
     dir_mode: u32,
+    /// Every directory above it, symbolic links resolved, from the nearest to `/`: path, owner, mode bits.
+    above: Vec<(PathBuf, u32, u32)>,
 }
 
 #[cfg(unix)]
@@ -496,12 +501,21 @@ fn placement(path: &Path) -> Result<Placement, String> {
     let dir = directory_of(path);
     let meta =
         std::fs::metadata(&dir).map_err(|e| format!("cannot inspect {}: {e}", dir.display()))?;
+    let real = std::fs::canonicalize(&dir)
+        .map_err(|e| format!("cannot resolve {}: {e}", dir.display()))?;
+    let mut above = Vec::new();
+    for up in real.ancestors().skip(1) {
+        let m =
+            std::fs::metadata(up).map_err(|e| format!("cannot inspect {}: {e}", up.display()))?;
+        above.push((up.to_path_buf(), m.uid(), m.mode() & 0o7777));
+    }
     Ok(Placement {
         not_a_socket,
         socket_owner: socket.uid(),
         dir_owner: meta.uid(),
         dir_mode: meta.mode() & 0o7777,
         dir,
+        above,
     })
 }
 
@@ -564,6 +578,23 @@ fn trust(
             place.dir_mode
         ));
     }
+    for (up, owner, mode) in &place.above {
+        if *owner != uid && *owner != 0 {
+            return Err(format!(
+                "answered by uid {uid}, but {} above the socket is owned by uid {owner}, who could have put \
+                 the socket's directory there",
+                up.display()
+            ));
+        }
+        let sticky_root = *owner == 0 && mode & 0o1000 != 0;
+        if mode & 0o022 != 0 && !sticky_root {
+            return Err(format!(
+                "answered by uid {uid}, but {} above the socket is writable by its group or others (mode \
+                 {mode:04o}), so anyone could have put the socket's directory there",
+                up.display()
+            ));
+        }
+    }
     Ok(())
 }
 
@@ -602,6 +633,11 @@ mod tests {
             dir: PathBuf::from("/var/lib/forwardauth"),
             dir_owner: 1000,
             dir_mode: 0o700,
+            above: vec![
+                (PathBuf::from("/var/lib"), 0, 0o755),
+                (PathBuf::from("/var"), 0, 0o755),
+                (PathBuf::from("/"), 0, 0o755),
+            ],
         }
     }
 
@@ -706,6 +742,47 @@ mod tests {
             )
         );
 
+        // Above the directory: root's, or that uid's, and written by nobody else; a sticky directory of root's
+        // (a /tmp) is fine above it, as its entries cannot be moved by others.
+        let above = |dirs: &[(&str, u32, u32)]| Placement {
+            dir: PathBuf::from("/tmp/fa"),
+            above: dirs
+                .iter()
+                .map(|(p, o, m)| (PathBuf::from(p), *o, *m))
+                .collect(),
+            ..own_place()
+        };
+        for ok in [
+            above(&[("/tmp", 0, 0o1777), ("/", 0, 0o755)]),
+            above(&[("/home/svc", 1000, 0o755), ("/home", 0, 0o755), ("/", 0, 0o755)]),
+        ] {
+            assert_eq!(trust(Some(1000), 0, || Ok(ok.clone())), Ok(()), "{ok:?}");
+        }
+        // `/tmp/fa` created by another user who now owns the directory above: the directory the socket is in
+        // could have been theirs (or a link of theirs) when the command connected.
+        assert_eq!(
+            trust(Some(1000), 0, || Ok(above(&[
+                ("/tmp/x", 1001, 0o700),
+                ("/tmp", 0, 0o1777),
+                ("/", 0, 0o755)
+            ]))),
+            Err(
+                "answered by uid 1000, but /tmp/x above the socket is owned by uid 1001, who could have put the \
+                 socket's directory there"
+                    .into()
+            )
+        );
+        for (owner, mode) in [(0, 0o777), (1000, 0o1777), (0, 0o775)] {
+            assert_eq!(
+                trust(Some(1000), 0, || Ok(above(&[("/srv", owner, mode), ("/", 0, 0o755)]))),
+                Err(format!(
+                    "answered by uid 1000, but /srv above the socket is writable by its group or others (mode \
+                     {mode:04o}), so anyone could have put the socket's directory there"
+                )),
+                "{owner} {mode:o}"
+            );
+        }
+
         // Facts that cannot be read: refused.
         assert_eq!(
             trust(Some(1000), 0, || Err("cannot inspect /x: gone".into())),
@@ -723,18 +800,26 @@ mod tests {
         let path = socket_dir.join("admin.sock");
         let _listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
 
+        // The directories above, symbolic links resolved: the temporary directory (ours), …, `/`.
+        let real_tmp = std::fs::canonicalize(dir.path()).unwrap();
+        std::fs::set_permissions(&real_tmp, std::fs::Permissions::from_mode(0o711)).unwrap();
         for mode in [0o700, 0o755, 0o777, 0o1777, 0o770] {
             std::fs::set_permissions(&socket_dir, std::fs::Permissions::from_mode(mode)).unwrap();
+            let place = placement(&path).unwrap();
             assert_eq!(
-                placement(&path),
-                Ok(Placement {
+                place,
+                Placement {
                     not_a_socket: None,
                     socket_owner: me,
                     dir: socket_dir.clone(),
                     dir_owner: me,
                     dir_mode: mode,
-                })
+                    above: place.above.clone(),
+                }
             );
+            assert_eq!(place.above.first(), Some(&(real_tmp.clone(), me, 0o711)));
+            assert_eq!(place.above.last().map(|a| a.0.as_path()), Some(Path::new("/")));
+            assert_eq!(place.above.len(), real_tmp.ancestors().count());
         }
 
         // A symbolic link to the socket is seen as such, and its own directory is the one that counts.
