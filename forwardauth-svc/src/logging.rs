@@ -138,7 +138,11 @@ fn provider(t: &TracingConfig) -> Result<SdkTracerProvider, TelemetryError> {
             env!("CARGO_PKG_VERSION"),
         ))
         .build();
+    // Every span is exported, whatever the sampled flag of the `traceparent` it continues: behind a proxy that
+    // does not trace, that header is the client's, and the default sampler (follow the parent) would let any
+    // client keep its requests, `/verify` probes included, out of the export with a flag of `00`.
     Ok(SdkTracerProvider::builder()
+        .with_sampler(opentelemetry_sdk::trace::Sampler::AlwaysOn)
         .with_batch_exporter(exporter)
         .with_resource(resource)
         .build())

@@ -184,6 +184,21 @@ async fn spans_continue_the_proxys_traceparent_and_carry_no_secret() {
     // A forged token (`alg: none`) is refused; its text must not be exported either.
     let forged = "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.eyJzdWIiOiJsb2NhbDptYWxsb3J5In0.";
     assert_eq!(verify(forged.to_owned(), "00f067aa0ba902b8").await, 401);
+    // A `traceparent` marked not sampled (flags `00`: behind a proxy that does not trace, a client's choice): the
+    // refusal is exported all the same, in that trace.
+    let unsampled = "5bf92f3577b34da6a3ce929d0e0e4737";
+    let refused = http
+        .get(format!("{base}/verify"))
+        .header("traceparent", format!("00-{unsampled}-00f067aa0ba902b9-00"))
+        .header("X-Forwarded-Method", "POST")
+        .header("X-Forwarded-Proto", "http")
+        .header("X-Forwarded-Host", format!("127.0.0.1:{port}"))
+        .header("X-Forwarded-Uri", "/mcp")
+        .bearer_auth(forged)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 401);
 
     // A callback whose query holds a code and a state.
     let callback = http
@@ -253,6 +268,13 @@ async fn spans_continue_the_proxys_traceparent_and_carry_no_secret() {
     assert_ne!(hex(&metadata.trace_id), strangers_trace);
     assert!(metadata.parent_span_id.is_empty(), "{metadata:#?}");
     assert!(spans.iter().all(|s| hex(&s.trace_id) != strangers_trace));
+
+    assert!(
+        spans
+            .iter()
+            .any(|s| hex(&s.trace_id) == unsampled && s.name == "GET /verify"),
+        "the /verify under a not-sampled traceparent was not exported"
+    );
 
     // The request span of the admitted /verify: in the proxy's trace, a child of the proxy's span.
     let in_trace: Vec<&Span> = spans
