@@ -754,7 +754,11 @@ mod tests {
         };
         for ok in [
             above(&[("/tmp", 0, 0o1777), ("/", 0, 0o755)]),
-            above(&[("/home/svc", 1000, 0o755), ("/home", 0, 0o755), ("/", 0, 0o755)]),
+            above(&[
+                ("/home/svc", 1000, 0o755),
+                ("/home", 0, 0o755),
+                ("/", 0, 0o755),
+            ]),
         ] {
             assert_eq!(trust(Some(1000), 0, || Ok(ok.clone())), Ok(()), "{ok:?}");
         }
@@ -774,7 +778,10 @@ mod tests {
         );
         for (owner, mode) in [(0, 0o777), (1000, 0o1777), (0, 0o775)] {
             assert_eq!(
-                trust(Some(1000), 0, || Ok(above(&[("/srv", owner, mode), ("/", 0, 0o755)]))),
+                trust(Some(1000), 0, || Ok(above(&[
+                    ("/srv", owner, mode),
+                    ("/", 0, 0o755)
+                ]))),
                 Err(format!(
                     "answered by uid 1000, but /srv above the socket is writable by its group or others (mode \
                      {mode:04o}), so anyone could have put the socket's directory there"
@@ -818,7 +825,10 @@ mod tests {
                 }
             );
             assert_eq!(place.above.first(), Some(&(real_tmp.clone(), me, 0o711)));
-            assert_eq!(place.above.last().map(|a| a.0.as_path()), Some(Path::new("/")));
+            assert_eq!(
+                place.above.last().map(|a| a.0.as_path()),
+                Some(Path::new("/"))
+            );
             assert_eq!(place.above.len(), real_tmp.ancestors().count());
         }
 

@@ -67,6 +67,13 @@ pub async fn run(
     serve(state, listener, shutdown).await
 }
 
+/// The worker threads of the public listener: one per available core, at most the 512 actix-web accepts.
+pub fn workers() -> usize {
+    std::thread::available_parallelism()
+        .map_or(1, std::num::NonZero::get)
+        .min(512)
+}
+
 /// Serves a prepared state (see [`run`]).
 ///
 /// # Errors
@@ -94,7 +101,15 @@ pub async fn serve(
     let maintenance = tokio::spawn(async move { auth.maintain().await });
     // Idle connections outlast the proxies' own idle timeouts, and their number is bounded (see `config::http`).
     let http = state.http;
-    let workers = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    let workers = workers();
+    if http.keep_alive <= config::HttpConfig::PROXY_IDLE_TIMEOUT {
+        tracing::warn!(
+            keep_alive_secs = http.keep_alive.as_secs(),
+            "[http] keep_alive_secs is not above Caddy's ({} s) and Traefik's (90 s) idle timeouts: such a proxy \
+             may send a check on a connection the gate is closing (Traefik then answers 500)",
+            config::HttpConfig::PROXY_IDLE_TIMEOUT.as_secs()
+        );
+    }
     let connections = state.metrics.as_ref().map(|(m, _)| Arc::clone(m));
     let data = web::Data::new(state);
     let server = HttpServer::new(move || {
@@ -106,15 +121,13 @@ pub async fn serve(
     })
     .workers(workers)
     .keep_alive(http.keep_alive)
-    .max_connections(http.max_connections_per_worker(workers))
-    .on_connect(move |_, _| {
-        if let Some(m) = &connections {
-            m.connection();
-        }
-    })
-    .listen(listener)?
-    .shutdown_timeout(10)
-    .run();
+    .max_connections(http.max_connections_per_worker(workers));
+    // Connections are counted only for the metrics: without them no per-connection hook is installed.
+    let server = match connections {
+        Some(m) => server.on_connect(move |_, _| m.connection()),
+        None => server,
+    };
+    let server = server.listen(listener)?.shutdown_timeout(10).run();
     let handle = server.handle();
     tokio::spawn(async move {
         shutdown.await;

@@ -45,6 +45,9 @@ pub struct HttpConfig {
 impl HttpConfig {
     /// The default idle timeout: above Traefik's (90 s), Caddy's (120 s) and the nginx snippet's (60 s).
     pub const DEFAULT_KEEP_ALIVE_SECS: u64 = 300;
+    /// The longest idle timeout of the proxies' clients for the gate (Caddy's `forward_auth`: 2 minutes); a
+    /// `keep_alive_secs` not above it is warned about at startup.
+    pub const PROXY_IDLE_TIMEOUT: Duration = Duration::from_secs(120);
     /// The longest idle timeout accepted.
     pub const MAX_KEEP_ALIVE_SECS: u64 = 3600;
     /// The default bound on open connections.

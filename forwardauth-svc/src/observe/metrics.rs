@@ -436,3 +436,36 @@ pub fn serve(
     .run();
     Ok(server)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The README's list of metrics names every family registered: a new one cannot go undocumented.
+    #[tokio::test]
+    async fn the_readme_lists_every_family() {
+        let mut config = crate::Config::defaults("127.0.0.1:8080".parse().unwrap());
+        config.store = crate::config::StoreConfig::Memory;
+        let auth = crate::state::build_auth(&config).await.unwrap();
+        let text = Metrics::new(["http://127.0.0.1:8080/mcp"]).render(&auth);
+        let readme = include_str!("../../../README.md");
+        let list = readme
+            .split("- **Metrics** (all prefixed `forwardauth_`):")
+            .nth(1)
+            .and_then(|rest| rest.split("\n- **").next())
+            .expect("README: the **Metrics** list");
+        let families: Vec<&str> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("# TYPE forwardauth_"))
+            .filter_map(|l| l.split(' ').next())
+            .collect();
+        assert!(families.len() > 15, "{text}");
+        for family in families {
+            // As a query names it: counters end in `_total`, the info metric in `_info`.
+            assert!(
+                list.contains(&format!("`{family}")),
+                "README's metrics list lacks `{family}`"
+            );
+        }
+    }
+}
