@@ -722,6 +722,14 @@ pub fn next_steps(config: &Config) -> String {
     for r in &config.server.resources {
         s.push_str(&format!("Protected resource:            {}\n", r.resource));
     }
+    if config.source.is_none() {
+        // The built-in resource is this service's own address, where nothing is served: say so, and what to do.
+        s.push_str(concat!(
+            "  (a placeholder of the built-in defaults: no MCP server is served there. Write a configuration\n",
+            "   whose [[resources]] resource is the URL your proxy serves the MCP server at, starting from\n",
+            "   examples/quickstart.toml; README.md \"From zero to a protected MCP server\" walks through it.)\n",
+        ));
+    }
     if config.users.is_empty() && config.providers.is_empty() {
         s.push_str(concat!(
             "\nNo users yet, so nobody can log in. To add one:\n",
@@ -746,11 +754,8 @@ pub fn next_steps(config: &Config) -> String {
             s.push_str(&format!("  {name:<29} {kind}, {at}\n"));
         }
     }
-    if config.source.is_none() {
-        s.push_str("\nRunning on built-in defaults; examples/quickstart.toml is a complete starting point.\n");
-    }
     s.push_str(concat!(
-        "Put Traefik, nginx or Caddy in front of your MCP server with the configuration\n",
+        "\nPut Traefik, nginx or Caddy in front of your MCP server with the configuration\n",
         "  forwardauth-svc snippet --proxy traefik|nginx|caddy --mcp-url <MCP URL> prints (see README.md).\n",
     ));
     s
@@ -1464,9 +1469,24 @@ otlp_endpoint = "http://127.0.0.1:4318"
             "  Company SSO                   oidc, issuer https://keycloak.example.com/realms/company\n",
             "  GitHub                        github, https://github.com\n",
         )), "{text}");
+        assert!(
+            !text.contains("placeholder"),
+            "a configured resource: {text}"
+        );
         let bare = next_steps(&Config::defaults("127.0.0.1:8080".parse().unwrap()));
         assert!(
             bare.contains("No users yet, so nobody can log in."),
+            "{bare}"
+        );
+        // Without a configuration file the protected resource is the service's own address: said to be a
+        // placeholder, with what to write instead.
+        assert!(
+            bare.contains(concat!(
+                "Protected resource:            http://127.0.0.1:8080/mcp\n",
+                "  (a placeholder of the built-in defaults: no MCP server is served there. Write a configuration\n",
+                "   whose [[resources]] resource is the URL your proxy serves the MCP server at, starting from\n",
+                "   examples/quickstart.toml; README.md \"From zero to a protected MCP server\" walks through it.)\n",
+            )),
             "{bare}"
         );
         // At a terminal `hash-password` asks twice (`hash_password_stdin`); from a pipe it reads one line.
