@@ -315,6 +315,59 @@ async fn an_operators_revocation_is_reported_with_its_target_and_count() {
     assert_eq!(admin[3]["actor"], "embedder:ops");
 }
 
+/// A logged-in user refused a code is reported with the reason: the access policy, or no scope they may hold.
+#[tokio::test]
+async fn a_refused_authorization_says_whether_the_policy_or_the_scopes_refused() {
+    // `mcp:admin` only for a group alice is not in.
+    let mut config = oauth_core::testing::config();
+    let r = config.resources[0].clone();
+    config.resources[0] = r.with_scope_grants(vec![oauth_core::ScopeGrant::new(
+        "mcp:admin",
+        oauth_core::AccessPolicy::new(vec![], vec![], vec![], vec!["local:admins".into()]),
+    )]);
+    let (h, rec) = listening(harness_with(config).await);
+    let c = public_client(&h).await;
+    let only_admin = format!("{}&scope=mcp%3Aadmin", for_resource());
+    let prompt = h
+        .server
+        .authorize(form(&authorize_query(&c.client_id, LOOPBACK, &only_admin)))
+        .await
+        .unwrap();
+    let refused = redirected(h.server.approve(&prompt.handle, alice()).await.unwrap_err());
+    assert_eq!(refused["error"], "access_denied", "{refused:?}");
+    let events = rec.named("authorization_refused");
+    assert_eq!(events.len(), 1, "{}", rec.text());
+    assert_eq!(events[0]["reason"], "no_scope");
+    assert_eq!(events[0]["subject"], "local:alice");
+    assert_eq!(events[0]["client_id"], c.client_id.as_str());
+    assert_eq!(events[0]["outcome"], "failure");
+    assert!(rec.named("code_issued").is_empty(), "{}", rec.text());
+
+    // The access policy admits bob only: alice is refused before any scope is chosen.
+    let mut config = oauth_core::testing::config();
+    config.policy = oauth_core::AccessPolicy::new(vec!["local:bob".into()], vec![], vec![], vec![]);
+    let (h, rec) = listening(harness_with(config).await);
+    let c = public_client(&h).await;
+    let prompt = h
+        .server
+        .authorize(form(&authorize_query(
+            &c.client_id,
+            LOOPBACK,
+            &for_resource(),
+        )))
+        .await
+        .unwrap();
+    assert!(matches!(
+        h.server.approve(&prompt.handle, alice()).await,
+        Err(oauth_core::AuthorizeError::Forbidden(_))
+    ));
+    let events = rec.named("authorization_refused");
+    assert_eq!(events.len(), 1, "{}", rec.text());
+    assert_eq!(events[0]["reason"], "access_policy");
+    assert_eq!(events[0]["subject_of"], "local:alice");
+    assert_eq!(events[0]["outcome"], "failure");
+}
+
 #[tokio::test]
 async fn another_instances_revocation_arrives_with_its_lag() {
     let a = harness().await;
