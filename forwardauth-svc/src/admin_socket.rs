@@ -12,7 +12,8 @@
 //! temporary name, restricted, then renamed into place, so it is never reachable with wider permissions) in the
 //! directory the service owns, and every connection's peer credentials are checked as well: only the service's
 //! own user (and root) are served. That is the same boundary as the store file, which whoever can read can
-//! administer anyway.
+//! administer anyway. The peer's uid is also who the audit trail says acted: each command runs as
+//! `auth.admin().by("unix:uid=<uid>")` ([`actor`]), as the command line names its own user on a store it opens.
 //!
 //! # Whom the command line talks to
 //! The command line checks the other way too, before it sends anything (an import carries private keys, an
@@ -148,6 +149,13 @@ pub struct AdminResponse {
     /// `store export`: the export.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub export: Option<serde_json::Value>,
+}
+
+/// Who acts, as the audit trail names an operator of this service ([`oauth_core::Admin::by`]): the user id
+/// (`unix:uid=1000`), the peer's on the socket, the command line's own on a store it opened. Only the number:
+/// resolving a name would mean a user-database (NSS) lookup in the service, for each command.
+pub fn actor(uid: u32) -> String {
+    format!("unix:uid={uid}")
 }
 
 /// What the service needs to answer.
@@ -322,13 +330,14 @@ fn bind(path: &Path) -> Result<UnixListener, String> {
 /// Answers one connection: one request line, one response line.
 async fn answer(stream: UnixStream, context: Arc<AdminContext>, owner: Option<u32>) {
     let peer = stream.peer_cred().ok().map(|c| c.uid());
-    if peer.is_none() || (peer != owner && peer != Some(0)) {
+    let Some(uid) = peer.filter(|&p| Some(p) == owner || p == 0) else {
         tracing::warn!(
             peer_uid = ?peer,
             "admin socket: refused a connection from another user"
         );
         return;
-    }
+    };
+    let actor = actor(uid);
     let (read, mut write) = stream.into_split();
     let mut line = Vec::new();
     let read = BufReader::new(read.take(MAX_REQUEST_BYTES))
@@ -341,8 +350,8 @@ async fn answer(stream: UnixStream, context: Arc<AdminContext>, owner: Option<u3
         }
         Ok(_) => match serde_json::from_slice::<AdminRequest>(&line) {
             Ok(request) => {
-                tracing::info!(command = request.name(), "admin command over the socket");
-                perform(&context, request).await
+                tracing::info!(command = request.name(), %actor, "admin command over the socket");
+                perform(&context, &actor, request).await
             }
             Err(e) => AdminResponse {
                 error: Some(format!("not an admin request: {e}")),
@@ -360,10 +369,11 @@ async fn answer(stream: UnixStream, context: Arc<AdminContext>, owner: Option<u3
 }
 
 #[cfg(unix)]
-/// Runs `request` as the command line does, into a response.
-async fn perform(context: &AdminContext, request: AdminRequest) -> AdminResponse {
+/// Runs `request` as the command line does, on behalf of `actor` (the peer), into a response.
+async fn perform(context: &AdminContext, actor: &str, request: AdminRequest) -> AdminResponse {
     let mut out = Vec::new();
-    let result = crate::cli::perform(&context.auth, &context.users, request, &mut out).await;
+    let admin = context.auth.admin().by(actor);
+    let result = crate::cli::perform(admin, &context.users, request, &mut out).await;
     let output = String::from_utf8_lossy(&out).into_owned();
     match result {
         Ok(export) => AdminResponse {

@@ -24,8 +24,8 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use oauth_core::store::ClientRecord;
 use oauth_core::{
-    AuthServer, KeyError, KeyInfo, LocalUser, LocalUsers, OpenStoreError, StartError, StoreError,
-    StoreExport, StoreTransfer,
+    Admin, AuthServer, KeyError, KeyInfo, LocalUser, LocalUsers, OpenStoreError, StartError,
+    StoreError, StoreExport, StoreTransfer,
 };
 
 use crate::admin_socket::{self, AdminRequest, AdminSocketError};
@@ -423,8 +423,24 @@ async fn administer(
         return Ok(());
     }
     let auth = admin_auth(config, request.name(), socket.as_deref()).await?;
-    perform(&auth, &config.users, request, out).await?;
+    let actor = own_actor();
+    let admin = auth.admin();
+    let admin = actor.as_deref().map_or(admin, |a| admin.by(a));
+    perform(admin, &config.users, request, out).await?;
     Ok(())
+}
+
+/// Who runs an administrative command on a store this process opened, as the audit trail names them: this
+/// process's effective uid, as the admin socket names its peer ([`admin_socket::actor`]); no name lookup.
+#[cfg(unix)]
+fn own_actor() -> Option<String> {
+    Some(admin_socket::actor(rustix::process::geteuid().as_raw()))
+}
+
+/// Off Unix there is no uid to name: the audit trail shows no actor.
+#[cfg(not(unix))]
+fn own_actor() -> Option<String> {
+    None
 }
 
 /// Sends `request` to the service at `socket`; `None` if nobody listens there (or no socket is configured).
@@ -491,38 +507,39 @@ fn in_use(error: StartupError, socket: Option<&Path>) -> CliError {
     CliError::StoreInUse { path, hint }
 }
 
-/// Runs an administrative command on `auth`, printing what the command prints to `out`: the one implementation
-/// behind the command line on a store it opened and the running service's admin socket. `store export` returns
-/// the export (the caller writes the file); every other command returns `None`.
+/// Runs an administrative command through `admin` (an engine's [`Admin`] facet, naming who acts), printing what
+/// the command prints to `out`: the one implementation behind the command line on a store it opened and the
+/// running service's admin socket. `store export` returns the export (the caller writes the file); every other
+/// command returns `None`.
 ///
 /// # Errors
 /// [`CliError`], e.g. [`CliError::UnknownClient`].
 pub async fn perform(
-    auth: &AuthServer,
+    admin: Admin<'_>,
     users: &[LocalUser],
     request: AdminRequest,
     out: &mut (dyn Write + Send),
 ) -> Result<Option<serde_json::Value>, CliError> {
     match request {
-        AdminRequest::ClientsList => clients_list(auth, out).await?,
-        AdminRequest::ClientsShow { id } => clients_show(auth, &id, out).await?,
-        AdminRequest::ClientsDelete { id } => clients_delete(auth, &id, out).await?,
+        AdminRequest::ClientsList => clients_list(admin, out).await?,
+        AdminRequest::ClientsShow { id } => clients_show(admin, &id, out).await?,
+        AdminRequest::ClientsDelete { id } => clients_delete(admin, &id, out).await?,
         AdminRequest::RevokeUser { subject } => {
-            let n = auth.admin().revoke_user(&subject).await?;
+            let n = admin.revoke_user(&subject).await?;
             writeln!(out, "revoked {n} grant(s) of user {subject}")?;
         }
         AdminRequest::RevokeClient { id } => {
-            let n = auth.admin().revoke_client(&id).await?;
+            let n = admin.revoke_client(&id).await?;
             writeln!(out, "revoked {n} grant(s) of client {id}")?;
         }
         AdminRequest::KeysRotate => {
-            let kid = auth.admin().rotate_keys().await?;
+            let kid = admin.rotate_keys().await?;
             writeln!(out, "new signing key: {kid}")?;
         }
-        AdminRequest::KeysList => keys_list(auth, out).await?,
-        AdminRequest::Users => users_list(auth, users, out).await?,
+        AdminRequest::KeysList => keys_list(admin, out).await?,
+        AdminRequest::Users => users_list(admin, users, out).await?,
         AdminRequest::StoreExport => {
-            return Ok(Some(serde_json::to_value(auth.admin().export().await?)?));
+            return Ok(Some(serde_json::to_value(admin.export().await?)?));
         }
         AdminRequest::StoreImport { export } => {
             const NAME: &str = "the export";
@@ -532,8 +549,7 @@ pub async fn perform(
                     reason: e.to_string(),
                 }
             })?;
-            let s = auth
-                .admin()
+            let s = admin
                 .import(&export)
                 .await
                 .map_err(|e| crate::transfer::import_error(NAME, e))?;
@@ -706,6 +722,14 @@ pub fn next_steps(config: &Config) -> String {
     for r in &config.server.resources {
         s.push_str(&format!("Protected resource:            {}\n", r.resource));
     }
+    if config.source.is_none() {
+        // The built-in resource is this service's own address, where nothing is served: say so, and what to do.
+        s.push_str(concat!(
+            "  (a placeholder of the built-in defaults: no MCP server is served there. Write a configuration\n",
+            "   whose [[resources]] resource is the URL your proxy serves the MCP server at, starting from\n",
+            "   examples/quickstart.toml; README.md \"From zero to a protected MCP server\" walks through it.)\n",
+        ));
+    }
     if config.users.is_empty() && config.providers.is_empty() {
         s.push_str(concat!(
             "\nNo users yet, so nobody can log in. To add one:\n",
@@ -730,11 +754,8 @@ pub fn next_steps(config: &Config) -> String {
             s.push_str(&format!("  {name:<29} {kind}, {at}\n"));
         }
     }
-    if config.source.is_none() {
-        s.push_str("\nRunning on built-in defaults; examples/quickstart.toml is a complete starting point.\n");
-    }
     s.push_str(concat!(
-        "Put Traefik, nginx or Caddy in front of your MCP server with the configuration\n",
+        "\nPut Traefik, nginx or Caddy in front of your MCP server with the configuration\n",
         "  forwardauth-svc snippet --proxy traefik|nginx|caddy --mcp-url <MCP URL> prints (see README.md).\n",
     ));
     s
@@ -962,8 +983,8 @@ fn tool_rules_note(
 }
 
 /// `clients list`.
-async fn clients_list(auth: &AuthServer, out: &mut (dyn Write + Send)) -> Result<(), CliError> {
-    let clients = auth.admin().clients().await?;
+async fn clients_list(admin: Admin<'_>, out: &mut (dyn Write + Send)) -> Result<(), CliError> {
+    let clients = admin.clients().await?;
     if clients.is_empty() {
         writeln!(out, "no clients registered")?;
         return Ok(());
@@ -1019,7 +1040,7 @@ fn table<const N: usize>(
 
 /// `users`: the local users the configuration (or the running service) holds, with their live grants.
 async fn users_list(
-    auth: &AuthServer,
+    admin: Admin<'_>,
     users: &[LocalUser],
     out: &mut (dyn Write + Send),
 ) -> Result<(), CliError> {
@@ -1029,10 +1050,7 @@ async fn users_list(
     }
     let mut rows = Vec::with_capacity(users.len());
     for u in users {
-        let grants = auth
-            .admin()
-            .user_grants(&format!("local:{}", u.username))
-            .await?;
+        let grants = admin.user_grants(&format!("local:{}", u.username)).await?;
         rows.push([
             u.username.clone(),
             u.email.clone().unwrap_or_else(|| "-".into()),
@@ -1079,10 +1097,10 @@ fn key_status(k: &KeyInfo, signer: Option<&str>, now: u64) -> String {
 }
 
 /// `keys list`.
-async fn keys_list(auth: &AuthServer, out: &mut (dyn Write + Send)) -> Result<(), CliError> {
-    let keys = auth.admin().keys().await?;
+async fn keys_list(admin: Admin<'_>, out: &mut (dyn Write + Send)) -> Result<(), CliError> {
+    let keys = admin.keys().await?;
     let now = oauth_core::Clock::unix(&oauth_core::SystemClock);
-    let signer = auth.admin().signing_kid();
+    let signer = admin.signing_kid();
     let rows: Vec<[String; 4]> = keys
         .iter()
         .map(|k| {
@@ -1122,11 +1140,11 @@ fn known<T>(id: &str, found: Option<T>) -> Result<T, CliError> {
 
 /// `clients show ID`.
 async fn clients_show(
-    auth: &AuthServer,
+    admin: Admin<'_>,
     id: &str,
     out: &mut (dyn Write + Send),
 ) -> Result<(), CliError> {
-    let client = known(id, auth.admin().client(id).await?)?;
+    let client = known(id, admin.client(id).await?)?;
     writeln!(
         out,
         "{}",
@@ -1137,11 +1155,11 @@ async fn clients_show(
 
 /// `clients delete ID`: revokes the client's grants, then deletes the registration.
 async fn clients_delete(
-    auth: &AuthServer,
+    admin: Admin<'_>,
     id: &str,
     out: &mut (dyn Write + Send),
 ) -> Result<(), CliError> {
-    let grants = known(id, auth.admin().delete_client(id).await?)?;
+    let grants = known(id, admin.delete_client(id).await?)?;
     writeln!(out, "deleted client {id}; revoked {grants} grant(s)")?;
     Ok(())
 }
@@ -1263,7 +1281,7 @@ mod tests {
     async fn clients_list_show_and_delete() {
         let auth = memory_auth().await;
         let mut out = Vec::new();
-        clients_list(&auth, &mut out).await.unwrap();
+        clients_list(auth.admin(), &mut out).await.unwrap();
         assert_eq!(String::from_utf8(out).unwrap(), "no clients registered\n");
 
         let body = br#"{"client_name":"Demo","redirect_uris":["http://127.0.0.1:3000/cb"],"token_endpoint_auth_method":"client_secret_basic"}"#;
@@ -1271,7 +1289,7 @@ mod tests {
         let id = reg.client_id.clone();
 
         let mut out = Vec::new();
-        clients_list(&auth, &mut out).await.unwrap();
+        clients_list(auth.admin(), &mut out).await.unwrap();
         let text = String::from_utf8(out).unwrap();
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 2);
@@ -1288,7 +1306,7 @@ mod tests {
         );
 
         let mut out = Vec::new();
-        clients_show(&auth, &id, &mut out).await.unwrap();
+        clients_show(auth.admin(), &id, &mut out).await.unwrap();
         let shown: serde_json::Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(shown["client_id"], id.as_str());
         assert_eq!(shown["has_client_secret"], true);
@@ -1303,13 +1321,15 @@ mod tests {
         assert!(!text.contains("hash"), "{text}");
 
         let mut out = Vec::new();
-        clients_delete(&auth, &id, &mut out).await.unwrap();
+        clients_delete(auth.admin(), &id, &mut out).await.unwrap();
         assert_eq!(
             String::from_utf8(out).unwrap(),
             format!("deleted client {id}; revoked 0 grant(s)\n")
         );
         assert!(auth.admin().client(&id).await.unwrap().is_none());
-        let err = clients_show(&auth, &id, &mut Vec::new()).await.unwrap_err();
+        let err = clients_show(auth.admin(), &id, &mut Vec::new())
+            .await
+            .unwrap_err();
         assert_eq!(err.to_string(), format!("no client `{id}`"));
     }
 
@@ -1320,7 +1340,7 @@ mod tests {
         let request = AdminRequest::RevokeUser {
             subject: "local:alice".into(),
         };
-        perform(&auth, &[], request, &mut out).await.unwrap();
+        perform(auth.admin(), &[], request, &mut out).await.unwrap();
         assert_eq!(
             String::from_utf8(out).unwrap(),
             "revoked 0 grant(s) of user local:alice\n"
@@ -1449,9 +1469,24 @@ otlp_endpoint = "http://127.0.0.1:4318"
             "  Company SSO                   oidc, issuer https://keycloak.example.com/realms/company\n",
             "  GitHub                        github, https://github.com\n",
         )), "{text}");
+        assert!(
+            !text.contains("placeholder"),
+            "a configured resource: {text}"
+        );
         let bare = next_steps(&Config::defaults("127.0.0.1:8080".parse().unwrap()));
         assert!(
             bare.contains("No users yet, so nobody can log in."),
+            "{bare}"
+        );
+        // Without a configuration file the protected resource is the service's own address: said to be a
+        // placeholder, with what to write instead.
+        assert!(
+            bare.contains(concat!(
+                "Protected resource:            http://127.0.0.1:8080/mcp\n",
+                "  (a placeholder of the built-in defaults: no MCP server is served there. Write a configuration\n",
+                "   whose [[resources]] resource is the URL your proxy serves the MCP server at, starting from\n",
+                "   examples/quickstart.toml; README.md \"From zero to a protected MCP server\" walks through it.)\n",
+            )),
             "{bare}"
         );
         // At a terminal `hash-password` asks twice (`hash_password_stdin`); from a pipe it reads one line.

@@ -15,6 +15,13 @@
 //! [`crate::events`]): an operator's action is audited wherever it runs, the command line or an embedder's
 //! operator interface.
 //!
+//! # Who acts
+//! Since nothing here authenticates, the engine cannot know who the operator is: the caller, which did
+//! authenticate them its own way, says so with [`Admin::by`] (`auth.admin().by("unix:uid=1000")`), and every
+//! event of the operations that follow carries it as `actor`. The value is the caller's to choose (the service
+//! writes `unix:uid=<uid>`, the peer's credentials on its admin socket or the command line's own user); an
+//! operation run without it records no actor, which an audit trail shows as unknown rather than guessed.
+//!
 //! # Moving a store
 //! [`StoreExport`] is what travels from one store to another (e.g. from the embedded store of one machine to the
 //! Redis of several instances): every client, every signing key with its private material, and the live
@@ -51,10 +58,13 @@ pub const EXPORT_FORMAT: &str = "forwardauth-store-export";
 pub const EXPORT_VERSION: u32 = 1;
 
 /// Administrative operations on an engine; see the [module documentation](self) for why they are apart from the
-/// protocol endpoints. Obtained from [`AuthServer::admin`]; cheap, borrow-only.
+/// protocol endpoints. Obtained from [`AuthServer::admin`], naming who acts with [`Admin::by`]; cheap,
+/// borrow-only.
 #[derive(Clone, Copy, Debug)]
 pub struct Admin<'a> {
     server: &'a AuthServer,
+    /// Who acts, as the caller authenticated them; `None` when the caller did not say.
+    actor: Option<&'a str>,
 }
 
 /// A signing key as an operator sees it: never its private material.
@@ -283,7 +293,10 @@ impl StoreTransfer {
 impl AuthServer {
     /// The operator's facet: clients, revocation by user or client, signing keys, export.
     pub fn admin(&self) -> Admin<'_> {
-        Admin { server: self }
+        Admin {
+            server: self,
+            actor: None,
+        }
     }
 
     /// Revokes every grant of `client_id`, then deletes its registration: the one way a client goes away (RFC 7592
@@ -304,7 +317,23 @@ pub(crate) struct RemovedClient {
     pub(crate) deleted: bool,
 }
 
-impl Admin<'_> {
+impl<'a> Admin<'a> {
+    /// The same operations on behalf of `actor`: who acts, as the caller authenticated them (e.g.
+    /// `unix:uid=1000`), carried by every [`Event::Admin`] they emit (see the [module documentation](self)). It
+    /// is an identifier, never a credential: sinks write it as it is.
+    #[must_use]
+    pub fn by(self, actor: &'a str) -> Self {
+        Admin {
+            actor: Some(actor),
+            ..self
+        }
+    }
+
+    /// Who acts, if the caller said ([`Admin::by`]).
+    pub fn actor(&self) -> Option<&'a str> {
+        self.actor
+    }
+
     /// Every registered client, oldest registration first. Clients known by a metadata document URL are not
     /// registered and not listed.
     ///
@@ -370,6 +399,7 @@ impl Admin<'_> {
         };
         self.server.emit(Event::Admin {
             action,
+            actor: self.actor,
             target,
             grants,
             result: status,

@@ -9,9 +9,9 @@
 //! they are recorded wherever they run: the command line or an embedder's operator interface.
 //!
 //! # What an event may carry
-//! Identifiers (subject, client id, resource, provider, the username as typed) and outcomes; never a secret: no
-//! token, code, password, client secret or registration access token is ever a field, so a sink can write
-//! every field it gets. The HTTP context (client address, user agent) is not the engine's to know; an adapter
+//! Identifiers (subject, client id, resource, provider, the username as typed, the operator who acted) and
+//! outcomes; never a secret: no token, code, password, client secret or registration access token is ever a
+//! field, so a sink can write every field it gets. The HTTP context (client address, user agent) is not the engine's to know; an adapter
 //! adds it from the request it is serving.
 //!
 //! # Cost
@@ -209,6 +209,9 @@ pub enum Event<'a> {
     Admin {
         /// `revoke_user`, `revoke_client`, `delete_client`, `rotate_keys`, `export`, `import`.
         action: &'static str,
+        /// Who acted, as the caller named them ([`crate::Admin::by`], e.g. `unix:uid=1000`); `None` when it
+        /// did not.
+        actor: Option<&'a str>,
         /// The user or client acted on.
         target: Option<&'a str>,
         /// How many grants were revoked, where that applies.

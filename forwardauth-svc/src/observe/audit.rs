@@ -6,6 +6,11 @@
 //! None of them is ever a secret: the engine's events carry none (see [`oauth_core::events`]), and the HTTP
 //! context is the client's address and user agent only.
 //!
+//! An operator's action (`admin`) has no request behind it: its `actor` says who acted, `unix:uid=<uid>` (the
+//! admin socket's peer, or the command line's own user on a store it opened; see [`crate::admin_socket::actor`]),
+//! while `subject` and `client_id` stay what they are on every line, the user or client concerned (the target
+//! of a `revoke_user`, a `delete_client`).
+//!
 //! # Where the HTTP context comes from
 //! The engine knows nothing of HTTP, so [`super::request`] puts the client's address (the real client behind
 //! a trusted proxy, as `extract::client_addr` finds it) and user agent in a task-local around each

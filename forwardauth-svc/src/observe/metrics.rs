@@ -67,6 +67,8 @@ struct OpLabels {
     op: &'static str,
 }
 
+/// An operator's action by what it did, never by who did it (the actor is the audit trail's: a label per
+/// operator would be a series per uid).
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct AdminLabels {
     action: &'static str,

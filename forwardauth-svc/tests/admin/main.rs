@@ -487,14 +487,18 @@ fn config_for(user: (u32, u32), extra: &str) -> (tempfile::TempDir, PathBuf) {
 }
 
 /// Root administers a service running as another user (a systemd `DynamicUser`) over its socket, when the socket
-/// and its directory are that user's alone: the store is locked by the service, so only it can have answered.
+/// and its directory are that user's alone: the store is locked by the service, so only it can have answered. The
+/// service's audit trail names root, the socket's peer, as the actor.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn root_administers_a_service_of_another_user_over_the_socket_in_that_users_directory() {
     use std::os::unix::fs::MetadataExt as _;
     let Some(nobody) = another_user("root_administers_a_service_of_another_user") else {
         return;
     };
-    let (dir, config) = config_for(nobody, "");
+    let (dir, config) = config_for(
+        nobody,
+        "\n[audit]\ntarget = \"file\"\nfile = \"data/audit.jsonl\"\n",
+    );
     let svc = serve_as(&config, Some(nobody)).await;
     let socket = dir.path().join("data/oauth.redb.admin.sock");
     assert_eq!(std::fs::metadata(&socket).unwrap().uid(), nobody.0);
@@ -525,6 +529,16 @@ async fn root_administers_a_service_of_another_user_over_the_socket_in_that_user
         "{said}"
     );
     assert_eq!(std::fs::metadata(&export).unwrap().uid(), 0);
+    // The service (another user) audits the export as root's: the actor is the socket's peer, not the service.
+    let audit = std::fs::read_to_string(dir.path().join("data/audit.jsonl")).unwrap();
+    let exports: Vec<Value> = audit
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|l| l["event"] == "admin" && l["action"] == "export")
+        .collect();
+    assert_eq!(exports.len(), 1, "{audit}");
+    assert_eq!(exports[0]["actor"], "unix:uid=0", "{audit}");
+    assert_ne!(nobody.0, 0);
     stop(svc).await;
 }
 

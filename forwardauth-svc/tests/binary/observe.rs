@@ -40,6 +40,19 @@ fn named<'a>(lines: &'a [Value], event: &str) -> Vec<&'a Value> {
     lines.iter().filter(|l| l["event"] == event).collect()
 }
 
+/// Who the audit trail says ran this test's admin commands: the user of this process, which the commands it
+/// starts inherit (the admin socket reads it from their credentials; offline, the command line names itself).
+#[cfg(unix)]
+fn this_operator() -> Value {
+    json!(format!("unix:uid={}", rustix::process::geteuid().as_raw()))
+}
+
+/// Off Unix no uid is named.
+#[cfg(not(unix))]
+fn this_operator() -> Value {
+    Value::Null
+}
+
 /// The CLI on `config`, as an operator runs it: through the running service's admin socket when it serves one,
 /// else on the store directly.
 async fn admin_command(config: &std::path::Path, args: &[&str]) -> std::process::Output {
@@ -394,6 +407,10 @@ async fn a_flow_is_counted_on_the_metrics_listener_and_written_to_the_audit_trai
         at(r#"forwardauth_admin_actions_total{action="revoke_user",result="ok"}"#),
         1.0
     );
+    assert!(
+        !m.contains("unix:uid=") && !m.contains("actor="),
+        "who acted is the audit trail's, never a label"
+    );
     let gate = |decision: &str, reason: &str| {
         at(&format!(
             r#"forwardauth_gate_decisions_total{{resource="{mcp}",decision="{decision}",reason="{reason}"}}"#
@@ -596,6 +613,7 @@ async fn a_flow_is_counted_on_the_metrics_listener_and_written_to_the_audit_trai
             assert_eq!(l["client_addr"], Value::Null, "no request behind it: {l}");
             assert_eq!(l["user_agent"], Value::Null, "{l}");
             assert_eq!(l["outcome"], "success", "{l}");
+            assert_eq!(l["actor"], this_operator(), "the socket's peer ran it: {l}");
             (
                 l["action"].as_str().unwrap(),
                 l["target"].as_str().unwrap(),
@@ -638,6 +656,11 @@ async fn a_flow_is_counted_on_the_metrics_listener_and_written_to_the_audit_trai
     assert_eq!(admin[2]["outcome"], "success");
     assert_eq!(admin[2]["grants"], 0, "the running service revoked them");
     assert_eq!(admin[2]["client_addr"], Value::Null, "no request behind it");
+    assert_eq!(
+        admin[2]["actor"],
+        this_operator(),
+        "the command line names its own user on the store it opened"
+    );
 
     let text = std::fs::read_to_string(&audit).unwrap();
     for secret in [

@@ -260,10 +260,10 @@ async fn an_operators_revocation_is_reported_with_its_target_and_count() {
     let c = public_client(&h).await;
     tokens(&h, &c.client_id, &for_resource()).await;
     tokens(&h, &c.client_id, &for_resource()).await;
-    assert_eq!(
-        h.server.admin().revoke_user("local:alice").await.unwrap(),
-        2
-    );
+    let operator = h.server.admin().by("unix:uid=1000");
+    assert_eq!(operator.actor(), Some("unix:uid=1000"));
+    assert_eq!(h.server.admin().actor(), None);
+    assert_eq!(operator.revoke_user("local:alice").await.unwrap(), 2);
     assert_eq!(
         h.server.admin().delete_client("nobody").await.unwrap(),
         None
@@ -272,17 +272,34 @@ async fn an_operators_revocation_is_reported_with_its_target_and_count() {
     assert_eq!(admin.len(), 2, "{admin:?}");
     assert_eq!(admin[0]["action"], "revoke_user");
     assert_eq!(admin[0]["target"], "local:alice");
-    assert_eq!(admin[0]["subject_of"], "local:alice");
+    assert_eq!(
+        admin[0]["actor"], "unix:uid=1000",
+        "who acted, as the caller named them"
+    );
+    assert_eq!(
+        admin[0]["subject_of"], "local:alice",
+        "the subject stays the user acted on"
+    );
     assert_eq!(admin[0]["grants"], 2);
     assert_eq!(admin[0]["result"], "ok");
     assert_eq!(admin[0]["outcome"], "success");
     assert_eq!(admin[1]["action"], "delete_client");
     assert_eq!(admin[1]["result"], "not_found");
+    assert_eq!(
+        admin[1]["actor"],
+        Value::Null,
+        "nobody named: no actor guessed"
+    );
     assert!(rec.named("client_deleted").is_empty());
 
     // An import adds clients and signing keys: an operator's action too, and so is the export it came from.
-    let export = h.server.admin().export().await.unwrap();
-    h.server.admin().import(&export).await.unwrap();
+    let export = operator.export().await.unwrap();
+    h.server
+        .admin()
+        .by("embedder:ops")
+        .import(&export)
+        .await
+        .unwrap();
     let admin = rec.named("admin");
     let actions: Vec<&str> = admin
         .iter()
@@ -294,6 +311,61 @@ async fn an_operators_revocation_is_reported_with_its_target_and_count() {
         "{admin:?}"
     );
     assert_eq!(admin[3]["result"], "ok");
+    assert_eq!(admin[2]["actor"], "unix:uid=1000");
+    assert_eq!(admin[3]["actor"], "embedder:ops");
+}
+
+/// A logged-in user refused a code is reported with the reason: the access policy, or no scope they may hold.
+#[tokio::test]
+async fn a_refused_authorization_says_whether_the_policy_or_the_scopes_refused() {
+    // `mcp:admin` only for a group alice is not in.
+    let mut config = oauth_core::testing::config();
+    let r = config.resources[0].clone();
+    config.resources[0] = r.with_scope_grants(vec![oauth_core::ScopeGrant::new(
+        "mcp:admin",
+        oauth_core::AccessPolicy::new(vec![], vec![], vec![], vec!["local:admins".into()]),
+    )]);
+    let (h, rec) = listening(harness_with(config).await);
+    let c = public_client(&h).await;
+    let only_admin = format!("{}&scope=mcp%3Aadmin", for_resource());
+    let prompt = h
+        .server
+        .authorize(form(&authorize_query(&c.client_id, LOOPBACK, &only_admin)))
+        .await
+        .unwrap();
+    let refused = redirected(h.server.approve(&prompt.handle, alice()).await.unwrap_err());
+    assert_eq!(refused["error"], "access_denied", "{refused:?}");
+    let events = rec.named("authorization_refused");
+    assert_eq!(events.len(), 1, "{}", rec.text());
+    assert_eq!(events[0]["reason"], "no_scope");
+    assert_eq!(events[0]["subject"], "local:alice");
+    assert_eq!(events[0]["client_id"], c.client_id.as_str());
+    assert_eq!(events[0]["outcome"], "failure");
+    assert!(rec.named("code_issued").is_empty(), "{}", rec.text());
+
+    // The access policy admits bob only: alice is refused before any scope is chosen.
+    let mut config = oauth_core::testing::config();
+    config.policy = oauth_core::AccessPolicy::new(vec!["local:bob".into()], vec![], vec![], vec![]);
+    let (h, rec) = listening(harness_with(config).await);
+    let c = public_client(&h).await;
+    let prompt = h
+        .server
+        .authorize(form(&authorize_query(
+            &c.client_id,
+            LOOPBACK,
+            &for_resource(),
+        )))
+        .await
+        .unwrap();
+    assert!(matches!(
+        h.server.approve(&prompt.handle, alice()).await,
+        Err(oauth_core::AuthorizeError::Forbidden(_))
+    ));
+    let events = rec.named("authorization_refused");
+    assert_eq!(events.len(), 1, "{}", rec.text());
+    assert_eq!(events[0]["reason"], "access_policy");
+    assert_eq!(events[0]["subject_of"], "local:alice");
+    assert_eq!(events[0]["outcome"], "failure");
 }
 
 #[tokio::test]
