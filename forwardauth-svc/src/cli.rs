@@ -1014,7 +1014,10 @@ fn table<const N: usize>(
     out: &mut dyn Write,
 ) -> Result<(), CliError> {
     let header = header.map(String::from);
-    let lines = || std::iter::once(&header).chain(rows);
+    // Cells come from anyone who registered a client: no control character reaches the operator's terminal
+    // (an escape sequence, or a line break that fakes a row).
+    let rows: Vec<[String; N]> = rows.iter().map(|r| r.clone().map(printable)).collect();
+    let lines = || std::iter::once(&header).chain(&rows);
     let widths: Vec<usize> = (0..N)
         .map(|i| {
             lines()
@@ -1036,6 +1039,22 @@ fn table<const N: usize>(
         writeln!(out, "{}", line.trim_end())?;
     }
     Ok(())
+}
+
+/// `cell` with every control character written as `\u{…}`.
+fn printable(cell: String) -> String {
+    if !cell.chars().any(char::is_control) {
+        return cell;
+    }
+    cell.chars()
+        .map(|c| {
+            if c.is_control() {
+                format!("\\u{{{:x}}}", u32::from(c))
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }
 
 /// `users`: the local users the configuration (or the running service) holds, with their live grants.
@@ -1304,6 +1323,23 @@ mod tests {
                 "http://127.0.0.1:3000/cb"
             ]
         );
+
+        // A name with an escape sequence and a line break is shown escaped, on its own row.
+        let body = br#"{"client_name":"Evil\u001b[2J\nfake-row","redirect_uris":["http://127.0.0.1:3000/cb"],"token_endpoint_auth_method":"none"}"#;
+        let evil = auth.register(body, None).await.unwrap().client_id;
+        let mut out = Vec::new();
+        clients_list(auth.admin(), &mut out).await.unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert_eq!(text.lines().count(), 3, "{text}");
+        assert!(!text.contains('\u{1b}'), "{text:?}");
+        assert!(
+            text.lines().any(|l| l.starts_with(evil.as_str())
+                && l.contains("Evil\\u{1b}[2J\\u{a}fake-row")),
+            "{text}"
+        );
+        clients_delete(auth.admin(), &evil, &mut Vec::new())
+            .await
+            .unwrap();
 
         let mut out = Vec::new();
         clients_show(auth.admin(), &id, &mut out).await.unwrap();
