@@ -5,63 +5,15 @@
 //! a state. The spans are posted when the service stops (SIGTERM): shutdown flushes the batch.
 
 use std::process::Stdio;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
+use opentelemetry_proto::tonic::common::v1::KeyValue;
 use opentelemetry_proto::tonic::trace::v1::Span;
-use prost::Message as _;
+use test_support::otlp::{Received, attr, hex, receiver, spans, text};
 use tokio::process::Command;
 
 use super::{VERIFIER, free_port, grants_in_process, serve, write_config};
-
-/// The batches received, decoded.
-type Received = Arc<Mutex<Vec<ExportTraceServiceRequest>>>;
-
-/// An OTLP/HTTP receiver on a free loopback port: `POST /v1/traces` with a protobuf body. Returns its base URL.
-async fn receiver(received: Received) -> String {
-    use axum::body::Bytes;
-    let app = axum::Router::new().route(
-        "/v1/traces",
-        axum::routing::post(move |headers: axum::http::HeaderMap, body: Bytes| {
-            let received = received.clone();
-            async move {
-                assert_eq!(
-                    headers.get("content-type").unwrap(),
-                    "application/x-protobuf"
-                );
-                let batch = ExportTraceServiceRequest::decode(body).unwrap();
-                received.lock().unwrap().push(batch);
-                (
-                    [("content-type", "application/x-protobuf")],
-                    Vec::<u8>::new(),
-                )
-            }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    format!("http://{addr}")
-}
-
-fn text(v: &Option<AnyValue>) -> String {
-    match v.as_ref().and_then(|v| v.value.as_ref()) {
-        Some(any_value::Value::StringValue(s)) => s.clone(),
-        Some(any_value::Value::IntValue(i)) => i.to_string(),
-        Some(any_value::Value::BoolValue(b)) => b.to_string(),
-        Some(any_value::Value::DoubleValue(d)) => d.to_string(),
-        other => format!("{other:?}"),
-    }
-}
-
-fn attr(span: &Span, key: &str) -> Option<String> {
-    span.attributes
-        .iter()
-        .find(|kv| kv.key == key)
-        .map(|kv| text(&kv.value))
-}
 
 /// Every attribute anywhere in the export, as `key=value`: resources, spans and their events.
 fn every_attribute(batches: &[ExportTraceServiceRequest]) -> Vec<String> {
@@ -81,16 +33,6 @@ fn every_attribute(batches: &[ExportTraceServiceRequest]) -> Vec<String> {
         }
     }
     all
-}
-
-fn spans(batches: &[ExportTraceServiceRequest]) -> Vec<Span> {
-    batches
-        .iter()
-        .flat_map(|b| &b.resource_spans)
-        .flat_map(|rs| &rs.scope_spans)
-        .flat_map(|s| &s.spans)
-        .cloned()
-        .collect()
 }
 
 /// The `op` of every `store` span in `root`'s trace whose chain of parents reaches `root`, in export order.
@@ -119,13 +61,9 @@ fn store_ops_under<'a>(spans: &'a [Span], root: &Span) -> Vec<String> {
         .collect()
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn spans_continue_the_proxys_traceparent_and_carry_no_secret() {
-    let received: Received = Arc::default();
+    let received = Received::default();
     let collector = receiver(received.clone()).await;
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();

@@ -11,69 +11,22 @@
 //! each passes on what the client sent (README, "Logs and tracing", says what each needs for its own spans).
 
 use std::process::Command;
-use std::sync::{Arc, Mutex};
 
 use forwardauth_svc::snippet::{self, Proxy, Snippet};
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use opentelemetry_proto::tonic::common::v1::any_value;
-use opentelemetry_proto::tonic::trace::v1::Span;
-use prost::Message as _;
+use test_support::otlp::{Received, attr, hex, receiver, spans};
 
 use crate::stack::{proxy_binary, spawn_proxy};
 use crate::support::*;
 
-/// The batches received, decoded.
-type Received = Arc<Mutex<Vec<ExportTraceServiceRequest>>>;
-
-/// An OTLP/HTTP receiver on a free loopback port (`POST /v1/traces`, protobuf), and beside it on another port
-/// the upstream the proxy forwards admitted requests to (200 `upstream`). Returns both base URLs.
+/// The collector (an OTLP/HTTP receiver, `test_support::otlp`) and beside it on another port the upstream the
+/// proxy forwards admitted requests to (200 `upstream`). Returns both base URLs.
 async fn receiver_and_upstream(received: Received) -> (String, String) {
-    use axum::body::Bytes;
-    let collector = axum::Router::new().route(
-        "/v1/traces",
-        axum::routing::post(move |headers: axum::http::HeaderMap, body: Bytes| {
-            let received = received.clone();
-            async move {
-                assert_eq!(
-                    headers.get("content-type").unwrap(),
-                    "application/x-protobuf"
-                );
-                let batch = ExportTraceServiceRequest::decode(body).unwrap();
-                received.lock().unwrap().push(batch);
-                (
-                    [("content-type", "application/x-protobuf")],
-                    Vec::<u8>::new(),
-                )
-            }
-        }),
-    );
+    let collector = receiver(received).await;
     let upstream = axum::Router::new().fallback(|| async { "upstream" });
-    let mut urls = Vec::new();
-    for app in [collector, upstream] {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        urls.push(format!("http://{}", listener.local_addr().unwrap()));
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    }
-    let upstream = urls.pop().unwrap();
-    (urls.pop().unwrap(), upstream)
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn attr(span: &Span, key: &str) -> Option<String> {
-    let value = span
-        .attributes
-        .iter()
-        .find(|kv| kv.key == key)?
-        .value
-        .as_ref()?;
-    match value.value.as_ref()? {
-        any_value::Value::StringValue(s) => Some(s.clone()),
-        any_value::Value::IntValue(i) => Some(i.to_string()),
-        other => Some(format!("{other:?}")),
-    }
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, upstream).await.unwrap() });
+    (collector, url)
 }
 
 /// Through `kind`, with the configuration `forwardauth-svc snippet` prints, a request's `traceparent` becomes
@@ -81,7 +34,7 @@ fn attr(span: &Span, key: &str) -> Option<String> {
 pub async fn the_gate_continues_the_clients_trace(kind: Proxy) {
     let proxy_bin = proxy_binary(kind);
     let gate_bin = workspace_binary("forwardauth-svc", "forwardauth-svc");
-    let received: Received = Arc::default();
+    let received = Received::default();
     let (collector, upstream) = receiver_and_upstream(received.clone()).await;
     let dir = tempfile::tempdir().unwrap();
     let (port, gate_port) = (free_port(), free_port());
@@ -176,13 +129,7 @@ required_scopes = ["mcp"]
     drop(proxy);
     drop(gate);
     let batches = received.lock().unwrap().clone();
-    let spans: Vec<Span> = batches
-        .iter()
-        .flat_map(|b| &b.resource_spans)
-        .flat_map(|rs| &rs.scope_spans)
-        .flat_map(|s| &s.spans)
-        .cloned()
-        .collect();
+    let spans = spans(&batches);
     assert!(
         !spans.is_empty(),
         "no spans exported; the gate's log:\n{gate_log}"
