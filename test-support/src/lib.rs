@@ -36,13 +36,26 @@ pub const REDIRECT: &str = "http://127.0.0.1:53682/callback";
 /// calls itself, `“flow test”`).
 pub const CLIENT_NAME: &str = "flow test";
 
-/// A loopback port that was free a moment ago (the process that gets it binds it right away).
+/// A loopback port that was free a moment ago (the process that gets it binds it right away), and never one
+/// this test process handed out before. The kernel may give a port it just released to the next `bind(0)`: two
+/// tests running side by side in one binary could both be given it, and whichever binds second then talks to the
+/// other's server (a proxy stack that once got another test's gate answered its requests with that gate's 404).
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut given = GIVEN
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    loop {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
 }
 
 /// A child process, killed by PID (SIGKILL) if the guard drops while it runs, also when a test fails.
