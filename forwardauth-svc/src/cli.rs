@@ -1290,6 +1290,21 @@ mod tests {
         assert_eq!(report(&err), "cannot listen on 127.0.0.1:1: in use");
     }
 
+    /// A cell with an escape sequence and a line break (a store written before registration refused them) is
+    /// shown escaped, on its own row.
+    #[test]
+    fn a_table_escapes_control_characters() {
+        let mut out = Vec::new();
+        table(
+            ["ID", "NAME"],
+            &[["c1".into(), "Evil\u{1b}[2J\nfake-row".into()]],
+            &mut out,
+        )
+        .unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert_eq!(text, "ID  NAME\nc1  Evil\\u{1b}[2J\\u{a}fake-row\n");
+    }
+
     async fn memory_auth() -> std::sync::Arc<AuthServer> {
         let mut config = Config::defaults("127.0.0.1:8080".parse().unwrap());
         config.store = StoreConfig::Memory;
@@ -1323,23 +1338,6 @@ mod tests {
                 "http://127.0.0.1:3000/cb"
             ]
         );
-
-        // A name with an escape sequence and a line break is shown escaped, on its own row.
-        let body = br#"{"client_name":"Evil\u001b[2J\nfake-row","redirect_uris":["http://127.0.0.1:3000/cb"],"token_endpoint_auth_method":"none"}"#;
-        let evil = auth.register(body, None).await.unwrap().client_id;
-        let mut out = Vec::new();
-        clients_list(auth.admin(), &mut out).await.unwrap();
-        let text = String::from_utf8(out).unwrap();
-        assert_eq!(text.lines().count(), 3, "{text}");
-        assert!(!text.contains('\u{1b}'), "{text:?}");
-        assert!(
-            text.lines().any(|l| l.starts_with(evil.as_str())
-                && l.contains("Evil\\u{1b}[2J\\u{a}fake-row")),
-            "{text}"
-        );
-        clients_delete(auth.admin(), &evil, &mut Vec::new())
-            .await
-            .unwrap();
 
         let mut out = Vec::new();
         clients_show(auth.admin(), &id, &mut out).await.unwrap();

@@ -113,10 +113,15 @@ fn check_redirect_uri(
     }
 }
 
+/// A human-readable field: bounded, and without control characters (operators read these on consent pages, in
+/// logs and on terminals, where an escape sequence or a line break would forge what they see).
 fn check_text(field: &str, value: &Option<String>) -> Result<(), OAuthError> {
     match value {
         Some(v) if v.len() > MAX_TEXT => Err(metadata_error(format!(
             "{field}: longer than {MAX_TEXT} bytes"
+        ))),
+        Some(v) if v.chars().any(char::is_control) => Err(metadata_error(format!(
+            "{field}: contains a control character"
         ))),
         _ => Ok(()),
     }

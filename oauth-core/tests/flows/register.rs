@@ -296,6 +296,24 @@ async fn malformed_bodies_name_the_field() {
             )
         )
     );
+    // A name with an escape sequence or a line break would forge what an operator reads on a terminal or a page.
+    for name in ["Evil\u{1b}[2J", "two\nlines", "tab\there"] {
+        assert_eq!(
+            register_err(
+                &h,
+                json!({"redirect_uris": [LOOPBACK], "client_name": name})
+            )
+            .await,
+            (
+                400,
+                body(
+                    "invalid_client_metadata",
+                    "client_name: contains a control character"
+                )
+            ),
+            "{name:?}"
+        );
+    }
 }
 
 #[tokio::test]
