@@ -1,6 +1,7 @@
 //! What the workspace's HTTP-level tests share: a free loopback port, a child process that is killed when its
 //! guard drops, scraping a hidden form field or a challenge parameter, `/verify` as Traefik calls it, and the
-//! whole OAuth flow walked against a running server ([`walk_the_flow`]), and an OTLP/HTTP collector ([`otlp`]).
+//! whole OAuth flow walked against a running server ([`walk_the_flow`]), a metrics scrape ([`metrics`]) and an OTLP/HTTP collector
+//! ([`otlp`]).
 //!
 //! # Why a crate
 //! The same flow must pass against every adapter of the engine: the actix service (`forwardauth-svc`, its real
@@ -18,6 +19,7 @@
     clippy::indexing_slicing
 )]
 
+pub mod metrics;
 pub mod otlp;
 
 use std::collections::HashMap;

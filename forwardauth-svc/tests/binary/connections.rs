@@ -6,6 +6,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use test_support::free_port;
+use test_support::metrics::{scrape, value};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 
@@ -49,22 +50,8 @@ async fn closed(conn: &mut TcpStream) -> Result<(), Vec<u8>> {
     }
 }
 
-async fn scrape(metrics_port: u16) -> String {
-    reqwest::get(format!("http://127.0.0.1:{metrics_port}/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
-}
-
-fn connections_total(metrics: &str) -> u64 {
-    metrics
-        .lines()
-        .find_map(|l| l.strip_prefix("forwardauth_http_connections_total "))
-        .unwrap_or_else(|| panic!("no forwardauth_http_connections_total in:\n{metrics}"))
-        .parse()
-        .unwrap()
+fn connections_total(metrics: &str) -> f64 {
+    value(metrics, "forwardauth_http_connections_total")
 }
 
 /// A proxy's pooled connection survives idle periods shorter than `keep_alive_secs` (so the proxy, with its
@@ -95,7 +82,7 @@ async fn an_idle_connection_stays_open_for_keep_alive_secs_and_is_counted_once()
     let idle = Instant::now();
     assert_eq!(
         connections_total(&scrape(metrics_port).await) - before,
-        1,
+        1.0,
         "three requests on one connection are one connection"
     );
     // Then idle: the service closes it after about keep_alive_secs, not before. actix-web reads the time for its
@@ -115,7 +102,7 @@ async fn an_idle_connection_stays_open_for_keep_alive_secs_and_is_counted_once()
     // A new connection is counted as one more.
     let mut second = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
     assert_eq!(health(&mut second, port).await, "HTTP/1.1 200 OK");
-    assert_eq!(connections_total(&scrape(metrics_port).await) - before, 2);
+    assert_eq!(connections_total(&scrape(metrics_port).await) - before, 2.0);
 }
 
 /// `max_connections` is counted per worker thread (rounded up): with 1, each worker holds one connection, so with

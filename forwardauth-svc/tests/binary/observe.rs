@@ -9,6 +9,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use serde_json::{Value, json};
+use test_support::metrics::{scrape, value};
 use test_support::{authorize_url, field, free_port, verify};
 use tokio::process::Command;
 
@@ -19,14 +20,6 @@ const UA: &str = "observe-test/1.0";
 const CLIENT: &str = "198.51.100.7";
 /// Another client's address, that registers clients in a burst.
 const REGISTRAR: &str = "203.0.113.9";
-
-/// The value of the sample `name{labels}` (labels as written, in the order the encoder writes them).
-fn sample(metrics: &str, series: &str) -> Option<f64> {
-    metrics.lines().find_map(|l| {
-        let (name, value) = l.rsplit_once(' ')?;
-        (name == series).then(|| value.parse().unwrap())
-    })
-}
 
 fn audit_lines(path: &std::path::Path) -> Vec<Value> {
     std::fs::read_to_string(path)
@@ -345,14 +338,8 @@ async fn a_flow_is_counted_on_the_metrics_listener_and_written_to_the_audit_trai
             .status(),
         404
     );
-    let scraped = http
-        .get(format!("http://127.0.0.1:{metrics_port}/metrics"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(scraped.status(), 200);
-    let m = scraped.text().await.unwrap();
-    let at = |series: &str| sample(&m, series).unwrap_or_else(|| panic!("no {series} in\n{m}"));
+    let m = scrape(metrics_port).await;
+    let at = |series: &str| value(&m, series);
     assert_eq!(at("forwardauth_codes_issued_total"), 2.0);
     assert_eq!(
         at(r#"forwardauth_tokens_issued_total{kind="authorization_code"}"#),

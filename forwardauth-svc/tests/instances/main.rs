@@ -343,22 +343,8 @@ async fn a_code_from_a_redeems_at_b_tokens_verify_everywhere_and_revocation_at_a
 
     // B measured each revocation A made (the replay's grant, then the 20 tokens) as it applied it from the store,
     // each within the second the polling above allowed (plus the scrape's own delay: none is counted twice).
-    let m = http
-        .get(format!("http://127.0.0.1:{metrics_port}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let at = |series: &str| {
-        m.lines()
-            .find_map(|l| {
-                let (name, value) = l.rsplit_once(' ')?;
-                (name == series).then(|| value.parse::<f64>().unwrap())
-            })
-            .unwrap_or_else(|| panic!("no {series} in\n{m}"))
-    };
+    let m = test_support::metrics::scrape(metrics_port).await;
+    let at = |series: &str| test_support::metrics::value(&m, series);
     let count = at("forwardauth_revocation_propagation_seconds_count");
     let sum = at("forwardauth_revocation_propagation_seconds_sum");
     assert!(

@@ -9,22 +9,16 @@
 use std::time::Duration;
 
 use forwardauth_svc::snippet::Proxy;
+use test_support::metrics::{scrape, value};
 
 use crate::stack::{EntryPointB, Stack, Upstream, post_mcp};
 use crate::support::*;
 
-async fn connections(metrics_port: u16) -> u64 {
-    let text = reqwest::get(format!("http://127.0.0.1:{metrics_port}/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix("forwardauth_http_connections_total "))
-        .unwrap_or_else(|| panic!("no forwardauth_http_connections_total in:\n{text}"))
-        .parse()
-        .unwrap()
+async fn connections(metrics_port: u16) -> f64 {
+    value(
+        &scrape(metrics_port).await,
+        "forwardauth_http_connections_total",
+    )
 }
 
 pub async fn the_proxy_reuses_its_connection_to_the_gate_after_an_idle_period(kind: Proxy) {
